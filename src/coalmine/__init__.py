@@ -1,0 +1,3 @@
+"""coalmine: progressive delivery for anything behind a Kubernetes Service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Flagger-compatible API types (`flagger.app`), their defaults, validation and names."""

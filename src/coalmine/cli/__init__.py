@@ -1,0 +1,45 @@
+"""The `coalmine` command.
+
+Every subcommand lives in its own module under `coalmine.cli` and is listed once in
+`SUBCOMMANDS`. A module exposes `register(subparsers)`, which adds its parser and sets
+`handler` to a function taking the parsed arguments and returning the exit code. Modules
+import their heavy dependencies inside the handler so `coalmine --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from coalmine import __version__
+
+Handler = Callable[[argparse.Namespace], int]
+
+SUBCOMMANDS: tuple[str, ...] = ("coalmine.cli.demo",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="coalmine",
+        description=(
+            "Progressive delivery for Kubernetes: canary, A/B and blue/green releases of "
+            "anything behind a Service, compatible with Flagger's API."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"coalmine {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for module_name in SUBCOMMANDS:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return handler(args)

@@ -1,0 +1,1 @@
+"""The runtime: watches, per-canary jobs, leader election, and the HTTP endpoints."""

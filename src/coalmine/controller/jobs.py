@@ -1,0 +1,107 @@
+"""One async job per Canary, running its cycle at the canary's analysis interval.
+
+Each canary's cycles run in their own task and never overlap; a slow or hanging cycle of one
+canary delays nobody else. `trigger()` runs the next cycle now (a new revision of the target
+must start within a second, not at the next tick), and a changed interval takes effect at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+Cycle = Callable[[], Awaitable[None]]
+
+
+class CanaryJob:
+    def __init__(self, key: str, cycle: Cycle, interval: float) -> None:
+        self.key = key
+        self.interval = interval
+        self._cycle = cycle
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.cycles = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"canary {self.key}")
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def trigger(self) -> None:
+        """Run the next cycle as soon as the current one (if any) ends."""
+        self._wake.set()
+
+    def set_interval(self, interval: float) -> None:
+        if interval != self.interval:
+            self.interval = interval
+            self._wake.set()
+
+    async def stop(self) -> None:
+        """Cancel the job; a cycle in flight is cancelled at its next await."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self._cycle()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("cycle of canary %s failed", self.key)
+            self.cycles += 1
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()
+
+
+class JobManager:
+    """The set of running jobs, reconciled with the set of canaries."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, CanaryJob] = {}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._jobs
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def get(self, key: str) -> CanaryJob | None:
+        return self._jobs.get(key)
+
+    def ensure(self, key: str, interval: float, cycle: Cycle) -> CanaryJob:
+        """Start a job for `key` if none runs; apply a new interval to a running one."""
+        job = self._jobs.get(key)
+        if job is None:
+            job = CanaryJob(key, cycle, interval)
+            self._jobs[key] = job
+            job.start()
+        else:
+            job.set_interval(interval)
+        return job
+
+    def trigger(self, key: str) -> None:
+        job = self._jobs.get(key)
+        if job is not None:
+            job.trigger()
+
+    async def remove(self, key: str) -> None:
+        job = self._jobs.pop(key, None)
+        if job is not None:
+            await job.stop()
+
+    async def stop_all(self) -> None:
+        jobs, self._jobs = list(self._jobs.values()), {}
+        await asyncio.gather(*(job.stop() for job in jobs))

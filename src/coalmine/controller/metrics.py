@@ -1,0 +1,117 @@
+"""The controller's Prometheus metrics, with Flagger's names and labels.
+
+Dashboards and alerts written for Flagger (`flagger_canary_status`, `flagger_canary_weight`, …)
+work unchanged. Each controller owns its registry so that tests and several controllers in one
+process never share series. All `name` labels are the target's name, as in Flagger.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from coalmine import __version__
+from coalmine.api import naming
+
+STATUS_PROGRESSING = 0
+STATUS_OK = 1
+STATUS_FAILED = 2
+
+
+def status_value(phase: str) -> int:
+    """0 while analysing, 2 after a rollback, 1 otherwise: Flagger's `flagger_canary_status`."""
+    if phase == "Progressing":
+        return STATUS_PROGRESSING
+    if phase == "Failed":
+        return STATUS_FAILED
+    return STATUS_OK
+
+
+class ControllerMetrics:
+    def __init__(self, mesh_provider: str, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        info = Gauge(
+            "flagger_info",
+            "Flagger version and mesh provider information",
+            ["version", "mesh_provider"],
+            registry=self.registry,
+        )
+        info.labels(version=__version__, mesh_provider=mesh_provider).set(1)
+        self.canary_total = Gauge(
+            "flagger_canary_total",
+            "Total number of canary object",
+            ["namespace"],
+            registry=self.registry,
+        )
+        self.status = Gauge(
+            "flagger_canary_status",
+            "Last canary analysis result",
+            ["name", "namespace"],
+            registry=self.registry,
+        )
+        self.weight = Gauge(
+            "flagger_canary_weight",
+            "The virtual service destination weight current value",
+            ["workload", "namespace"],
+            registry=self.registry,
+        )
+        self.metric_analysis = Gauge(
+            "flagger_canary_metric_analysis",
+            "Last canary analysis result per metric",
+            ["name", "namespace", "metric"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "flagger_canary_duration_seconds",
+            "Seconds spent performing canary analysis.",
+            ["name", "namespace"],
+            registry=self.registry,
+        )
+        self.successes = Counter(
+            "flagger_canary_successes",
+            "Total number of canary successes",
+            ["name", "namespace", "deployment_strategy", "analysis_status"],
+            registry=self.registry,
+        )
+        self.failures = Counter(
+            "flagger_canary_failures",
+            "Total number of canary failures",
+            ["name", "namespace", "deployment_strategy", "analysis_status"],
+            registry=self.registry,
+        )
+
+    def set_status(self, target: str, namespace: str, phase: str) -> None:
+        self.status.labels(name=target, namespace=namespace).set(status_value(phase))
+
+    def set_weights(self, target: str, namespace: str, primary: int, canary: int) -> None:
+        self.weight.labels(workload=naming.primary_name(target), namespace=namespace).set(primary)
+        self.weight.labels(workload=target, namespace=namespace).set(canary)
+
+    def set_metric_value(self, target: str, namespace: str, metric: str, value: float) -> None:
+        self.metric_analysis.labels(name=target, namespace=namespace, metric=metric).set(value)
+
+    def observe_duration(self, target: str, namespace: str, seconds: float) -> None:
+        self.duration.labels(name=target, namespace=namespace).observe(seconds)
+
+    def count_success(self, target: str, namespace: str, strategy: str, skipped: bool) -> None:
+        self.successes.labels(
+            name=target,
+            namespace=namespace,
+            deployment_strategy=strategy,
+            analysis_status="skipped" if skipped else "completed",
+        ).inc()
+
+    def count_failure(self, target: str, namespace: str, strategy: str) -> None:
+        self.failures.labels(
+            name=target,
+            namespace=namespace,
+            deployment_strategy=strategy,
+            analysis_status="completed",
+        ).inc()
+
+    def set_canary_totals(self, per_namespace: dict[str, int]) -> None:
+        """Flagger never resets a namespace's total to 0; neither do we."""
+        for namespace, count in per_namespace.items():
+            self.canary_total.labels(namespace=namespace).set(count)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,230 @@
+"""The controller's settings: Flagger's flags as long options, each with an environment variable.
+
+Every flag `--some-flag` can also be set as `COALMINE_SOME_FLAG`; a flag on the command line wins
+over that variable. Flagger's own variables (`SLACK_URL`, `EVENT_WEBHOOK_URL`, …) are honoured as
+Flagger honours them: a non-empty variable wins over the flag. Boolean flags accept Go's forms
+(`--enable-leader-election`, `--enable-config-tracking=false`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from coalmine.api import naming
+from coalmine.api.models import parse_go_duration
+
+FLAGGER_ENVIRONMENT_OVERRIDES = {
+    "slack_url": "SLACK_URL",
+    "slack_token": "SLACK_TOKEN",
+    "slack_proxy_url": "SLACK_PROXY_URL",
+    "msteams_url": "MSTEAMS_URL",
+    "msteams_proxy_url": "MSTEAMS_PROXY_URL",
+    "event_webhook": "EVENT_WEBHOOK_URL",
+}
+ENVIRONMENT_PREFIX = "COALMINE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    kubeconfig: str = ""
+    kubeconfig_context: str = ""
+    kubeconfig_service_mesh: str = ""
+    metrics_server: str = "http://prometheus:9090"
+    control_loop_interval: float = 10.0
+    min_analysis_interval: float = 10.0
+    log_level: str = "info"
+    log_json: bool = False
+    listen_address: str = ":8080"
+    slack_url: str = ""
+    slack_token: str = ""
+    slack_proxy_url: str = ""
+    slack_user: str = "flagger"
+    slack_channel: str = ""
+    msteams_url: str = ""
+    msteams_proxy_url: str = ""
+    event_webhook: str = ""
+    include_label_prefix: tuple[str, ...] = ("",)
+    namespace: str = ""
+    mesh_provider: str = "istio"
+    selector_labels: tuple[str, ...] = naming.DEFAULT_SELECTOR_LABELS
+    ingress_annotations_prefix: str = "nginx.ingress.kubernetes.io"
+    ingress_class: str = ""
+    enable_leader_election: bool = False
+    leader_election_namespace: str = "kube-system"
+    leader_election_lease: float = 60.0
+    leader_election_renew_deadline: float = 15.0
+    leader_election_retry: float = 5.0
+    enable_config_tracking: bool = True
+    cluster_name: str = ""
+    no_cross_namespace_refs: bool = False
+
+    @property
+    def lease_namespace(self) -> str:
+        """Flagger puts the lease in the watched namespace when one is set."""
+        return self.namespace or self.leader_election_namespace
+
+    @property
+    def listen_host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen_address.rpartition(":")
+        return host or "0.0.0.0", int(port)
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "t", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "f", "false", "no", "off"}:
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
+
+
+def parse_duration(text: str) -> float:
+    seconds = parse_go_duration(text)
+    if seconds is None:
+        raise argparse.ArgumentTypeError(f"not a duration (like 10s, 1m): {text!r}")
+    return seconds
+
+
+def parse_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(","))
+
+
+def parse_listen_address(text: str) -> str:
+    _host, separator, port = text.rpartition(":")
+    if not separator or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"not a listen address (like :8080): {text!r}")
+    return text
+
+
+@dataclass(frozen=True)
+class _Flag:
+    name: str
+    help: str
+    kind: str = "str"  # str | bool | duration | list | address
+
+
+FLAGS: tuple[_Flag, ...] = (
+    _Flag("kubeconfig", "kubeconfig file; in-cluster configuration when empty"),
+    _Flag("kubeconfig-context", "context of the kubeconfig to use (default: its current context)"),
+    _Flag(
+        "kubeconfig-service-mesh",
+        "kubeconfig of the cluster holding mesh/ingress objects (default: --kubeconfig)",
+    ),
+    _Flag("metrics-server", "Prometheus URL for builtin metrics"),
+    _Flag("control-loop-interval", "how often jobs are reconciled with canaries", "duration"),
+    _Flag(
+        "min-analysis-interval",
+        "shortest analysis interval; shorter ones are raised to it",
+        "duration",
+    ),
+    _Flag("log-level", "debug, info, warning or error"),
+    _Flag("log-json", "log one JSON object per line", "bool"),
+    _Flag("listen-address", "address of /metrics, /healthz and /readyz", "address"),
+    _Flag("slack-url", "global Slack webhook (env SLACK_URL wins)"),
+    _Flag("slack-token", "Slack bearer token (env SLACK_TOKEN wins)"),
+    _Flag("slack-proxy-url", "proxy for Slack (env SLACK_PROXY_URL wins)"),
+    _Flag("slack-user", "Slack username"),
+    _Flag("slack-channel", "Slack channel (required for the global Slack notifier)"),
+    _Flag("msteams-url", "global MS Teams webhook, instead of Slack (env MSTEAMS_URL wins)"),
+    _Flag("msteams-proxy-url", "proxy for MS Teams (env MSTEAMS_PROXY_URL wins)"),
+    _Flag("event-webhook", "global event webhook (env EVENT_WEBHOOK_URL wins)"),
+    _Flag(
+        "include-label-prefix",
+        "comma-separated label/annotation prefixes copied to primaries (* = all)",
+        "list",
+    ),
+    _Flag("namespace", "watch only this namespace"),
+    _Flag("mesh-provider", "default provider of canaries without spec.provider"),
+    _Flag("selector-labels", "ordered candidate selector labels", "list"),
+    _Flag("ingress-annotations-prefix", "NGINX annotation prefix"),
+    _Flag("ingress-class", "Contour ingressClassName"),
+    _Flag("enable-leader-election", "run several replicas; only the lease holder acts", "bool"),
+    _Flag("leader-election-namespace", "namespace of the lease (--namespace wins when set)"),
+    _Flag("leader-election-lease", "lease duration", "duration"),
+    _Flag(
+        "leader-election-renew-deadline",
+        "give up leadership after failing to renew this long",
+        "duration",
+    ),
+    _Flag("leader-election-retry", "lease retry period", "duration"),
+    _Flag("enable-config-tracking", "track ConfigMaps and Secrets of workload targets", "bool"),
+    _Flag("cluster-name", "cluster name shown in alerts"),
+    _Flag("no-cross-namespace-refs", "refuse references to other namespaces", "bool"),
+)
+
+_CONVERTERS: dict[str, Callable[[str], Any]] = {
+    "str": str,
+    "bool": parse_bool,
+    "duration": parse_duration,
+    "list": parse_list,
+    "address": parse_listen_address,
+}
+
+# Flagger flags accepted for compatibility; they tune Go's client and have no meaning here.
+ACCEPTED_AND_IGNORED = (
+    "master",
+    "kubeconfig-qps",
+    "kubeconfig-burst",
+    "threadiness",
+    "port",
+    "zap-replace-globals",
+    "zap-encoding",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Settings()
+    for flag in FLAGS:
+        attribute = flag.name.replace("-", "_")
+        default = getattr(defaults, attribute)
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        kwargs: dict[str, Any] = {
+            "dest": attribute,
+            "default": None,
+            "type": _CONVERTERS[flag.kind],
+            "help": f"{flag.help} (default: {shown!s}; env {environment_name(flag.name)})",
+        }
+        if flag.kind == "bool":
+            kwargs.update(nargs="?", const=True, metavar="BOOL")
+        parser.add_argument(f"--{flag.name}", **kwargs)
+    for name in ACCEPTED_AND_IGNORED:
+        parser.add_argument(
+            f"--{name}", dest=f"ignored_{name.replace('-', '_')}", help=argparse.SUPPRESS
+        )
+
+
+def environment_name(flag: str) -> str:
+    return ENVIRONMENT_PREFIX + flag.upper().replace("-", "_")
+
+
+def settings_from(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """Flag, else COALMINE_ variable, else default; Flagger's variables win over all when set."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    by_attribute = {flag.name.replace("-", "_"): flag for flag in FLAGS}
+    for item in fields(Settings):
+        flag = by_attribute.get(item.name)
+        if flag is None:
+            continue
+        value = getattr(args, item.name, None)
+        if value is None and environ.get(environment_name(flag.name)):
+            value = _CONVERTERS[flag.kind](environ[environment_name(flag.name)])
+        override = FLAGGER_ENVIRONMENT_OVERRIDES.get(item.name)
+        if override and environ.get(override):
+            value = environ[override]
+        if value is not None:
+            values[item.name] = value
+    port = getattr(args, "ignored_port", None)
+    if port and "listen_address" not in values:
+        values["listen_address"] = f":{port}"
+    return Settings(**values)
+
+
+def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser(prog="coalmine controller")
+    add_arguments(parser)
+    return settings_from(parser.parse_args(list(argv)), environ)

@@ -1,0 +1,232 @@
+"""The one door to the API server: lightkube's async client, speaking plain dicts.
+
+Every request goes through `KubeApi` so that timeouts, request counting (the scale benchmark
+reports API requests per canary cycle) and error translation live in one place.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+from lightkube import ApiError, AsyncClient, KubeConfig, SingleConfig
+from lightkube.types import PatchType
+
+from coalmine.kube.kinds import Kind
+
+Object = dict[str, Any]
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+FIELD_MANAGER = "coalmine"
+
+
+@dataclass(frozen=True)
+class ListResult:
+    items: list[Object]
+    resource_version: str
+
+
+class NotFound(LookupError):
+    """The object does not exist (HTTP 404)."""
+
+
+class Conflict(RuntimeError):
+    """A write lost a race (HTTP 409): re-read and decide again."""
+
+
+class Gone(RuntimeError):
+    """A watch resourceVersion is too old (HTTP 410): relist."""
+
+
+class KubeApiError(RuntimeError):
+    """Any other refusal of the API server, with its status code and message."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+def _translate(error: ApiError) -> Exception:
+    status = error.status
+    code = int(status.code or 0)
+    message = status.message or str(error)
+    if code == 404:
+        return NotFound(message)
+    if code == 409:
+        return Conflict(message)
+    if code == 410:
+        return Gone(message)
+    return KubeApiError(code, status.reason or "", message)
+
+
+def to_dict(obj: Any) -> Object:
+    """lightkube's generic objects are dicts already; typed ones (Status) convert."""
+    if isinstance(obj, dict):
+        return dict(obj)
+    converted: Object = obj.to_dict()
+    return converted
+
+
+def load_config(
+    kubeconfig: str | None = None, context: str | None = None
+) -> KubeConfig | SingleConfig:
+    """The given kubeconfig; inside a pod the service account; else $KUBECONFIG or ~/.kube/config."""
+    if kubeconfig:
+        config = KubeConfig.from_file(kubeconfig)
+        if context is None:
+            return config
+        selected = config.get(context_name=context)
+        if selected is None:
+            raise ValueError(f"context {context!r} is not in {kubeconfig}")
+        return selected
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return KubeConfig.from_service_account()
+    return KubeConfig.from_env()
+
+
+class KubeApi:
+    """Async CRUD, patch, watch and subresources on dict objects."""
+
+    def __init__(
+        self,
+        config: KubeConfig | SingleConfig,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        field_manager: str = FIELD_MANAGER,
+    ) -> None:
+        self._client = AsyncClient(config=config, timeout=httpx2.Timeout(timeout))
+        self._timeout = timeout
+        self.field_manager = field_manager
+        self.requests: Counter[str] = Counter()
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    def _count(self, verb: str, kind: Kind) -> None:
+        self.requests[f"{verb} {kind}"] += 1
+
+    @property
+    def request_total(self) -> int:
+        return sum(self.requests.values())
+
+    async def get(self, kind: Kind, name: str, namespace: str | None = None) -> Object:
+        self._count("get", kind)
+        try:
+            return to_dict(await self._client.get(kind.resource, name, namespace=namespace))
+        except ApiError as error:
+            raise _translate(error) from error
+
+    async def get_or_none(
+        self, kind: Kind, name: str, namespace: str | None = None
+    ) -> Object | None:
+        try:
+            return await self.get(kind, name, namespace)
+        except NotFound:
+            return None
+
+    async def list(
+        self, kind: Kind, namespace: str | None = None, *, labels: str | None = None
+    ) -> ListResult:
+        self._count("list", kind)
+        params: dict[str, Any] = {}
+        if labels:
+            params["labels"] = _parse_equality_selector(labels)
+        try:
+            iterable = self._client.list(kind.resource, namespace=namespace or "*", **params)
+            items = [to_dict(item) async for item in iterable]
+            return ListResult(items, iterable.resourceVersion)
+        except ApiError as error:
+            raise _translate(error) from error
+
+    async def watch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        resource_version: str,
+        *,
+        server_timeout: int = 300,
+    ) -> AsyncIterator[tuple[str, Object]]:
+        """Events after `resource_version` until the server closes the stream."""
+        self._count("watch", kind)
+        stream = self._client.watch(
+            kind.resource,
+            namespace=namespace or "*",
+            resource_version=resource_version,
+            server_timeout=server_timeout,
+        )
+        try:
+            async for event_type, obj in stream:
+                yield event_type, to_dict(obj)
+        except ApiError as error:
+            raise _translate(error) from error
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    async def create(self, kind: Kind, obj: Mapping[str, Any]) -> Object:
+        self._count("create", kind)
+        try:
+            created = await self._client.create(
+                kind.resource(obj), field_manager=self.field_manager
+            )
+            return to_dict(created)
+        except ApiError as error:
+            raise _translate(error) from error
+
+    async def replace(self, kind: Kind, obj: Mapping[str, Any]) -> Object:
+        """PUT the whole object; carries `resourceVersion`, so a stale copy is a Conflict."""
+        self._count("replace", kind)
+        try:
+            replaced = await self._client.replace(
+                kind.resource(obj), field_manager=self.field_manager
+            )
+            return to_dict(replaced)
+        except ApiError as error:
+            raise _translate(error) from error
+
+    async def patch(
+        self,
+        kind: Kind,
+        name: str,
+        patch: Any,
+        namespace: str | None = None,
+        *,
+        patch_type: PatchType = PatchType.MERGE,
+        status: bool = False,
+    ) -> Object:
+        """Merge patch by default; `status=True` writes through the status subresource."""
+        self._count("patch-status" if status else "patch", kind)
+        resource: Any = kind.resource.Status if status else kind.resource
+        try:
+            patched = await self._client.patch(
+                resource,
+                name,
+                patch,
+                namespace=namespace,
+                patch_type=patch_type,
+                field_manager=self.field_manager,
+                force=patch_type is PatchType.APPLY,
+            )
+            return to_dict(patched)
+        except ApiError as error:
+            raise _translate(error) from error
+
+    async def delete(self, kind: Kind, name: str, namespace: str | None = None) -> None:
+        self._count("delete", kind)
+        try:
+            await self._client.delete(kind.resource, name, namespace=namespace)
+        except ApiError as error:
+            raise _translate(error) from error
+
+
+def _parse_equality_selector(text: str) -> dict[str, str]:
+    """`a=b,c=d` into lightkube's mapping form (the controller only uses equality selectors)."""
+    selector: dict[str, str] = {}
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        key, _, value = part.partition("=")
+        selector[key.strip()] = value.strip()
+    return selector

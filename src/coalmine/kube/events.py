@@ -1,0 +1,107 @@
+"""Kubernetes Events on Canaries, worded and attributed as Flagger does.
+
+Reason is always `Synced` and the source component `flagger`, so `kubectl describe canary` and
+dashboards built for Flagger read the same. A message repeated on the same object within the
+aggregation window bumps `count` and `lastTimestamp` of the existing Event instead of creating a
+new one, as client-go's recorder does, so a canary stuck in a loop cannot flood etcd.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from coalmine.api import naming
+from coalmine.kube.api import KubeApi, KubeApiError, NotFound, Object
+from coalmine.kube.kinds import EVENT
+
+log = logging.getLogger(__name__)
+
+EventType = Literal["Normal", "Warning"]
+
+AGGREGATION_WINDOW_SECONDS = 600.0
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class _Recorded:
+    name: str
+    namespace: str
+    count: int
+    first_seen: float
+
+
+class EventRecorder:
+    """Writes Events; never raises, because losing an Event must not stop a release."""
+
+    def __init__(self, api: KubeApi, component: str = naming.EVENT_SOURCE) -> None:
+        self.api = api
+        self.component = component
+        self._recent: dict[str, _Recorded] = {}
+
+    async def record(self, obj: Object, event_type: EventType, message: str) -> None:
+        metadata = obj.get("metadata", {})
+        namespace = metadata.get("namespace") or "default"
+        uid = metadata.get("uid") or ""
+        fingerprint = hashlib.sha256(f"{uid}\0{event_type}\0{message}".encode()).hexdigest()
+        timestamp = now_rfc3339()
+        recorded = self._recent.get(fingerprint)
+        try:
+            if recorded and time.monotonic() - recorded.first_seen < AGGREGATION_WINDOW_SECONDS:
+                recorded.count += 1
+                await self.api.patch(
+                    EVENT,
+                    recorded.name,
+                    {"count": recorded.count, "lastTimestamp": timestamp},
+                    recorded.namespace,
+                )
+                return
+            created = await self.api.create(
+                EVENT, self._build(obj, namespace, event_type, message, timestamp)
+            )
+            self._recent[fingerprint] = _Recorded(
+                created["metadata"]["name"], namespace, 1, time.monotonic()
+            )
+            self._forget_old()
+        except NotFound:
+            self._recent.pop(fingerprint, None)
+        except (KubeApiError, OSError, RuntimeError) as error:
+            log.warning("could not record event %r on %s: %s", message, metadata.get("name"), error)
+
+    def _build(
+        self, obj: Object, namespace: str, event_type: EventType, message: str, timestamp: str
+    ) -> Object:
+        metadata = obj.get("metadata", {})
+        return {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{metadata.get('name')}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion"),
+                "kind": obj.get("kind"),
+                "name": metadata.get("name"),
+                "namespace": namespace,
+                "uid": metadata.get("uid"),
+                "resourceVersion": metadata.get("resourceVersion"),
+            },
+            "reason": naming.EVENT_REASON,
+            "message": message,
+            "type": event_type,
+            "count": 1,
+            "firstTimestamp": timestamp,
+            "lastTimestamp": timestamp,
+            "source": {"component": self.component},
+            "reportingComponent": self.component,
+        }
+
+    def _forget_old(self) -> None:
+        horizon = time.monotonic() - AGGREGATION_WINDOW_SECONDS
+        for fingerprint in [k for k, v in self._recent.items() if v.first_seen < horizon]:
+            del self._recent[fingerprint]

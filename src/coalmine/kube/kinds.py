@@ -1,0 +1,60 @@
+"""The Kubernetes kinds coalmine reads and writes, as plain-dict lightkube resources.
+
+Every object in coalmine's cache and builders is a JSON-like dict, exactly as the API server
+returns it: pure builders compare and produce dicts, and no typed-model conversion sits on the
+hot path. lightkube's generic resources give us that while keeping its request building, every
+patch type and watch handling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lightkube.generic_resource import create_global_resource, create_namespaced_resource
+
+from coalmine.api import naming
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One resource type: enough to address it on the API server."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+    _resource: list[Any] = field(default_factory=list, compare=False, hash=False, repr=False)
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def resource(self) -> Any:
+        """The lightkube generic resource class (dynamic, hence Any), created on first use."""
+        if not self._resource:
+            create = create_namespaced_resource if self.namespaced else create_global_resource
+            self._resource.append(create(self.group, self.version, self.kind, self.plural))
+        return self._resource[0]
+
+    def __str__(self) -> str:
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+CANARY = Kind(naming.GROUP, naming.VERSION, naming.CANARY_KIND, "canaries")
+METRIC_TEMPLATE = Kind(naming.GROUP, naming.VERSION, naming.METRIC_TEMPLATE_KIND, "metrictemplates")
+ALERT_PROVIDER = Kind(naming.GROUP, naming.VERSION, naming.ALERT_PROVIDER_KIND, "alertproviders")
+
+NAMESPACE = Kind("", "v1", "Namespace", "namespaces", namespaced=False)
+SERVICE = Kind("", "v1", "Service", "services")
+CONFIG_MAP = Kind("", "v1", "ConfigMap", "configmaps")
+SECRET = Kind("", "v1", "Secret", "secrets")
+EVENT = Kind("", "v1", "Event", "events")
+DEPLOYMENT = Kind("apps", "v1", "Deployment", "deployments")
+DAEMON_SET = Kind("apps", "v1", "DaemonSet", "daemonsets")
+HPA = Kind("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
+SCALED_OBJECT = Kind("keda.sh", "v1alpha1", "ScaledObject", "scaledobjects")
+INGRESS = Kind("networking.k8s.io", "v1", "Ingress", "ingresses")
+LEASE = Kind("coordination.k8s.io", "v1", "Lease", "leases")

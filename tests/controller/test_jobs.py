@@ -1,0 +1,106 @@
+"""Per-canary jobs: immediate first cycle, triggers, intervals, isolation and stopping."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from coalmine.controller.jobs import JobManager
+
+LONG = 3600.0
+
+
+async def wait_for(predicate: Callable[[], bool], limit: float = 5.0) -> None:
+    async with asyncio.timeout(limit):
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+
+async def test_a_job_runs_its_first_cycle_immediately() -> None:
+    ran = asyncio.Event()
+
+    async def cycle() -> None:
+        ran.set()
+
+    jobs = JobManager()
+    jobs.ensure("podinfo.test", LONG, cycle)
+    await asyncio.wait_for(ran.wait(), 5)
+    await jobs.stop_all()
+
+
+async def test_trigger_runs_the_next_cycle_without_waiting_for_the_interval() -> None:
+    count = 0
+
+    async def cycle() -> None:
+        nonlocal count
+        count += 1
+
+    jobs = JobManager()
+    job = jobs.ensure("podinfo.test", LONG, cycle)
+    await wait_for(lambda: job.cycles == 1)
+    jobs.trigger("podinfo.test")
+    await wait_for(lambda: job.cycles == 2)
+    assert count == 2
+    await jobs.stop_all()
+
+
+async def test_a_new_interval_takes_effect_at_once() -> None:
+    jobs = JobManager()
+
+    async def cycle() -> None:
+        return None
+
+    job = jobs.ensure("podinfo.test", LONG, cycle)
+    await wait_for(lambda: job.cycles == 1)
+    jobs.ensure("podinfo.test", 0.01, cycle)
+    await wait_for(lambda: job.cycles >= 3)
+    await jobs.stop_all()
+
+
+async def test_a_hanging_cycle_of_one_canary_does_not_delay_another() -> None:
+    hang = asyncio.Event()
+    other_ran = asyncio.Event()
+
+    async def hanging() -> None:
+        await hang.wait()
+
+    async def other() -> None:
+        other_ran.set()
+
+    jobs = JobManager()
+    jobs.ensure("stuck.test", LONG, hanging)
+    await asyncio.sleep(0)
+    jobs.ensure("podinfo.test", LONG, other)
+    await asyncio.wait_for(other_ran.wait(), 5)
+    assert not hang.is_set()
+    await jobs.stop_all()
+
+
+async def test_a_failing_cycle_is_logged_and_the_job_goes_on() -> None:
+    calls = 0
+
+    async def failing() -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("boom")
+
+    jobs = JobManager()
+    job = jobs.ensure("podinfo.test", 0.01, failing)
+    await wait_for(lambda: calls >= 2)
+    assert job.running
+    await jobs.stop_all()
+
+
+async def test_removing_a_canary_stops_its_job() -> None:
+    async def cycle() -> None:
+        return None
+
+    jobs = JobManager()
+    job = jobs.ensure("podinfo.test", 0.01, cycle)
+    await wait_for(lambda: job.cycles >= 1)
+    await jobs.remove("podinfo.test")
+    assert not job.running
+    assert "podinfo.test" not in jobs
+    cycles = job.cycles
+    await asyncio.sleep(0.05)
+    assert job.cycles == cycles

@@ -88,3 +88,15 @@ def service_hash_input(service: Mapping[str, Any]) -> Any:
 def service_hash(service: Mapping[str, Any]) -> str:
     """`status.lastAppliedSpec` of a Service target: metadata and allocations do not count."""
     return spec_hash(service_hash_input(service))
+
+
+def has_spec_changed(
+    current_hash: str, last_applied: str | None, last_promoted: str | None
+) -> bool:
+    """Flagger's hasSpecChanged: a new revision unless it is the one already applied, or the one
+    last promoted (a manual rollback to the live version never starts an analysis)."""
+    if not last_applied:
+        return True
+    if current_hash == last_promoted:
+        return False
+    return current_hash != last_applied

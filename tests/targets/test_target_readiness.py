@@ -36,7 +36,8 @@ def _deployment(
 
 def test_unobserved_generation_is_retriable() -> None:
     verdict = deployment_readiness(_deployment(generation=2, observed=1), 60, 100, NOW)
-    assert not verdict.ready and verdict.retriable
+    assert not verdict.ready
+    assert verdict.retriable
     assert verdict.message == (
         "waiting for rollout to finish: observed deployment generation less than desired generation"
     )
@@ -82,7 +83,8 @@ def test_progress_deadline_exceeded_is_not_retriable() -> None:
         100,
         NOW,
     )
-    assert not verdict.ready and not verdict.retriable
+    assert not verdict.ready
+    assert not verdict.retriable
     assert verdict.message == 'deployment "podinfo" exceeded its progress deadline'
 
 
@@ -106,7 +108,8 @@ def test_minimum_replicas_unavailable_past_deadline_is_not_retriable() -> None:
         availableReplicas=0,
     )
     verdict = deployment_readiness(stuck, 60, 100, NOW)
-    assert not verdict.ready and not verdict.retriable
+    assert not verdict.ready
+    assert not verdict.retriable
     fresh = _deployment(
         2,
         conditions=conditions(NOW - timedelta(seconds=30)),
@@ -152,7 +155,8 @@ def _daemonset(generation: int = 1, observed: int = 1, **status: int) -> dict[st
 
 def test_daemonset_unobserved_generation_is_retriable() -> None:
     verdict = daemonset_readiness(_daemonset(2, 1), 60, 100, NOW, NOW)
-    assert not verdict.ready and verdict.retriable
+    assert not verdict.ready
+    assert verdict.retriable
     assert "observed daemonset generation less than desired generation" in verdict.message
 
 

@@ -17,6 +17,7 @@ from coalmine.targets.autoscalers import (
     primary_trigger_query,
     primary_triggers,
     resume_scaled_object_patch,
+    scaler_not_found,
 )
 
 KEDA_REF = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "podinfo"}
@@ -235,3 +236,12 @@ def test_named_triggers_take_primary_scaler_queries() -> None:
     # with explicit queries, unnamed/unmapped triggers are left as written
     assert result[1]["metadata"]["query"] == 'q{d="podinfo"}'
     assert triggers[0]["metadata"]["query"] == "old-1"
+
+
+def test_missing_target_scaler_is_an_error_naming_it() -> None:
+    assert str(scaler_not_found(make_canary())) == (
+        "HorizontalPodAutoscaler podinfo.default get query error: not found"
+    )
+    assert str(scaler_not_found(make_canary({"autoscalerRef": KEDA_REF}))) == (
+        "Keda ScaledObject podinfo.default get query error: not found"
+    )

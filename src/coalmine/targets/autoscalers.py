@@ -11,6 +11,7 @@ from typing import Any
 
 from coalmine.api import naming
 from coalmine.api.models import Canary
+from coalmine.targets.errors import TargetError
 from coalmine.targets.labels import owner_reference, without_toolkit_keys
 
 KEDA_API_VERSION = "keda.sh/v1alpha1"
@@ -229,3 +230,12 @@ def resume_scaled_object_patch() -> dict[str, Any]:
 def is_scaled_object_paused(scaled_object: Mapping[str, Any]) -> bool:
     annotations = (scaled_object.get("metadata") or {}).get("annotations") or {}
     return annotations.get(naming.KEDA_PAUSED_REPLICAS_ANNOTATION) == "0"
+
+
+def scaler_not_found(canary: Canary) -> TargetError:
+    """The error for an `autoscalerRef` naming no object, in Flagger's words."""
+    ref = canary.spec.autoscaler_ref
+    kind = ref.kind if ref else "HorizontalPodAutoscaler"
+    name = ref.name if ref else ""
+    label = "Keda ScaledObject" if kind == "ScaledObject" else kind
+    return TargetError(f"{label} {name}.{canary.namespace} get query error: not found")

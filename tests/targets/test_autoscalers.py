@@ -227,7 +227,7 @@ def test_queries_name_and_name_canary_become_primary() -> None:
 
 
 def test_named_triggers_take_primary_scaler_queries() -> None:
-    triggers = [
+    triggers: list[dict[str, Any]] = [
         {"name": "first", "type": "prometheus", "metadata": {"query": "old-1"}},
         {"name": "second", "type": "prometheus", "metadata": {"query": 'q{d="podinfo"}'}},
     ]

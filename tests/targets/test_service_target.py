@@ -135,6 +135,7 @@ def test_new_copy_carries_the_spec_without_allocated_fields(service_type: str) -
     assert spec["ports"] == [{"name": "http", "protocol": "TCP", "port": 80, "targetPort": 9898}]
     assert spec["ipFamilyPolicy"] == "SingleStack"
     assert "loadBalancerIP" not in spec
+    assert "externalIPs" not in spec
     assert created["metadata"]["name"] == "podinfo-canary"
     assert created["metadata"]["ownerReferences"] == [owner_reference(_canary())]
 

@@ -20,8 +20,15 @@ from coalmine.targets.labels import merge_owner_references, owner_reference, pre
 
 EXTERNAL_NAME = "ExternalName"
 NODE_PORT_TYPES = frozenset({"NodePort", "LoadBalancer"})
-# Allocated by the API server (or only meaningful together with an allocation): never copied.
-TARGET_ONLY_SPEC_FIELDS = ("clusterIP", "clusterIPs", "healthCheckNodePort", "loadBalancerIP")
+# Allocated by the API server for the target, or addresses that belong to the target (a copy
+# claiming the target's external IP would take its traffic): never copied.
+TARGET_ONLY_SPEC_FIELDS = (
+    "clusterIP",
+    "clusterIPs",
+    "healthCheckNodePort",
+    "loadBalancerIP",
+    "externalIPs",
+)
 IP_FIELDS = ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy")
 NEVER_COPIED_ANNOTATIONS = frozenset({naming.KUBECTL_LAST_APPLIED_ANNOTATION})
 

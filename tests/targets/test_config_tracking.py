@@ -22,6 +22,7 @@ from coalmine.targets.configs import (
     go_json,
     have_configs_changed,
     is_tracking_disabled,
+    primary_config_needs_recreate,
     primary_configs_update,
     rename_config_refs,
     resolve_tracked_configs,
@@ -216,3 +217,15 @@ def test_references_in_the_primary_pod_spec_point_to_the_copies() -> None:
     assert init_env["name"] == "podinfo-config-init-env-primary"
     # the input is not modified
     assert original["volumes"][0]["configMap"]["name"] == "podinfo-config-vol"
+
+
+def test_secret_type_change_needs_a_new_copy() -> None:
+    canary = make_canary()
+    opaque = desired_primary_config(canary, secret("s", {"a": "Yg=="}), None, [""])
+    tls = desired_primary_config(
+        canary, secret("s", {"a": "Yg=="}, "kubernetes.io/tls"), opaque, [""]
+    )
+    assert primary_config_needs_recreate(tls, opaque)
+    assert not primary_config_needs_recreate(opaque, opaque)
+    cm = desired_primary_config(canary, configmap("c", {}), None, [""])
+    assert not primary_config_needs_recreate(cm, cm)

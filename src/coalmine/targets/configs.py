@@ -290,3 +290,8 @@ def rename_config_refs(
             rename(env_from.get("configMapRef"), "name", cms)
             rename(env_from.get("secretRef"), "name", secs)
     return spec
+
+
+def primary_config_needs_recreate(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> bool:
+    """A Secret's `type` is immutable: a copy of a Secret whose type changed must be recreated."""
+    return desired.get("kind") == "Secret" and actual.get("type") != desired.get("type")

@@ -272,7 +272,8 @@ class FakeRouter:
 class FakeAnalyzer:
     """Metric checks answering from a script: a queue of outcomes, then `default`."""
 
-    def __init__(self) -> None:
+    def __init__(self, world: World | None = None) -> None:
+        self.world = world
         self.providers_error: str | None = None
         self.script: list[AnalysisOutcome] = []
         self.default = AnalysisOutcome(values={"request-success-rate": 100.0})
@@ -287,18 +288,23 @@ class FakeAnalyzer:
 
     async def analyse(self, canary: Canary) -> AnalysisOutcome:
         self.calls += 1
+        if self.world is not None:
+            self.world.log.append("check")
         return self.script.pop(0) if self.script else self.default
 
 
 class FakeWebhooks:
     """Webhook endpoints: each answers OK unless its name is in `failing` (body as error)."""
 
-    def __init__(self) -> None:
+    def __init__(self, world: World | None = None) -> None:
+        self.world = world
         self.failing: dict[str, str] = {}
         self.calls: list[tuple[str, str, str]] = []
 
     async def call(self, canary: Canary, webhook: CanaryWebhook, phase: Phase) -> None:
         self.calls.append((webhook.effective_type, webhook.name, phase))
+        if self.world is not None:
+            self.world.log.append(f"hook {webhook.effective_type}")
         if webhook.name in self.failing:
             raise RuntimeError(self.failing[webhook.name])
 
@@ -450,8 +456,8 @@ class Rig:
         self.services = FakeServiceRouter(self.world)
         provider = canary.spec.provider or mesh_provider
         self.router = FakeRouter(self.world, noop=provider == "kubernetes")
-        self.analyzer = FakeAnalyzer()
-        self.webhooks = FakeWebhooks()
+        self.analyzer = FakeAnalyzer(self.world)
+        self.webhooks = FakeWebhooks(self.world)
         self.alerts = FakeAlerts()
         self.recorder = FakeRecorder()
         self.metrics = FakeMetrics()

@@ -8,6 +8,7 @@ scheduler from the persisted state (the stored canary and the fakes' objects).
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from coalmine.scheduler.ports import AlertSeverity, AnalysisOutcome, AnalysisSta
 from coalmine.targets.base import TargetFingerprint, TargetMetadata, TargetNotReady
 
 
-class Crash(BaseException):  # noqa: N818 - it is not an error the scheduler may catch
+class Crash(BaseException):
     """The controller process dies here (BaseException: the scheduler must not swallow it)."""
 
 
@@ -171,7 +172,9 @@ class FakeScaler:
 
     async def reconcile_primary_scaler(self, canary: Canary, *, init: bool) -> None:
         if not self.primary_created:
-            self.world.write("scaler create primary", lambda: setattr(self, "primary_created", True))
+            self.world.write(
+                "scaler create primary", lambda: setattr(self, "primary_created", True)
+            )
         if not init:
             self.primary_updates += 1
 
@@ -199,7 +202,7 @@ class FakeServiceRouter:
         apex = canary.spec.apex_name
         for name in (f"{apex}-primary", f"{apex}-canary"):
             if name not in self.services:
-                self.world.write(f"service {name}", lambda name=name: self.services.add(name))
+                self.world.write(f"service {name}", functools.partial(self.services.add, name))
 
     async def reconcile(self, canary: Canary, metadata: TargetMetadata) -> None:
         apex = canary.spec.apex_name
@@ -326,7 +329,9 @@ class FakeAlerts:
 class FakeRecorder:
     events: list[tuple[str, str, str]] = field(default_factory=list)
 
-    async def event(self, canary: Canary, event_type: EventType, message: str, phase: Phase) -> None:
+    async def event(
+        self, canary: Canary, event_type: EventType, message: str, phase: Phase
+    ) -> None:
         self.events.append((event_type, message, phase))
 
     @property

@@ -64,14 +64,30 @@ SCENARIOS = [
         "Succeeded",
         1,
     ),
-    Scenario("blue-green", {"interval": "1m", "threshold": 3, "iterations": 2, "mirror": True}, "Succeeded", 1),
     Scenario(
-        "ab-testing",
-        {"interval": "1m", "threshold": 3, "iterations": 2, "match": [{"headers": {"x": {"exact": "1"}}}]},
+        "blue-green",
+        {"interval": "1m", "threshold": 3, "iterations": 2, "mirror": True},
         "Succeeded",
         1,
     ),
-    Scenario("kubernetes", {"interval": "1m", "threshold": 3, "iterations": 2}, "Succeeded", 1, provider="kubernetes"),
+    Scenario(
+        "ab-testing",
+        {
+            "interval": "1m",
+            "threshold": 3,
+            "iterations": 2,
+            "match": [{"headers": {"x": {"exact": "1"}}}],
+        },
+        "Succeeded",
+        1,
+    ),
+    Scenario(
+        "kubernetes",
+        {"interval": "1m", "threshold": 3, "iterations": 2},
+        "Succeeded",
+        1,
+        provider="kubernetes",
+    ),
     Scenario("skip-analysis", {"interval": "1m", "threshold": 3, "stepWeight": 50}, "Succeeded", 1),
     Scenario(
         "service-canary",
@@ -94,7 +110,13 @@ def build(scenario: Scenario) -> Rig:
     spec: dict[str, Any] = {}
     if scenario.name == "skip-analysis":
         spec["skipAnalysis"] = True
-    canary = make_canary(scenario.kind, scenario.analysis, provider=scenario.provider, autoscaler=scenario.kind != "Service", **spec)
+    canary = make_canary(
+        scenario.kind,
+        scenario.analysis,
+        provider=scenario.provider,
+        autoscaler=scenario.kind != "Service",
+        **spec,
+    )
     return Rig(canary)
 
 
@@ -153,7 +175,9 @@ def assert_no_unchecked_step(rig: Rig) -> None:
     The first step of a run follows the pre-rollout hooks instead (none configured: nothing).
     """
     analysis = rig.canary.spec.analysis
-    has_pre_rollout = any(hook.type == "pre-rollout" for hook in (analysis.webhooks if analysis else None) or [])
+    has_pre_rollout = any(
+        hook.type == "pre-rollout" for hook in (analysis.webhooks if analysis else None) or []
+    )
     since_last_step: list[str] = []
     previous = Routes(100, 0, False)
     for entry in rig.world.log:
@@ -163,15 +187,15 @@ def assert_no_unchecked_step(rig: Rig) -> None:
         weights, mirrored = entry.removeprefix("routes ").split(" mirrored=")
         primary, canary = (int(part) for part in weights.split("/"))
         routes = Routes(primary, canary, mirrored == "True")
-        if routes.canary_weight > previous.canary_weight or (routes.mirrored and not previous.mirrored):
+        if routes.canary_weight > previous.canary_weight or (
+            routes.mirrored and not previous.mirrored
+        ):
             first_step = previous == Routes(100, 0, False)
             if first_step:
                 passed = "hook pre-rollout" in since_last_step or not has_pre_rollout
             else:
                 passed = "check" in since_last_step
-            assert passed, (
-                f"unchecked step to {routes} after {since_last_step}"
-            )
+            assert passed, f"unchecked step to {routes} after {since_last_step}"
         previous = routes
         since_last_step = []
 
@@ -202,10 +226,14 @@ async def test_a_crash_before_or_after_any_write_changes_nothing(scenario: Scena
 
 @settings(max_examples=60, deadline=None)
 @given(
-    crash_points=strategies_.lists(strategies_.integers(min_value=1, max_value=40), min_size=1, max_size=4),
+    crash_points=strategies_.lists(
+        strategies_.integers(min_value=1, max_value=40), min_size=1, max_size=4
+    ),
     after=strategies_.booleans(),
 )
-async def test_repeated_crashes_still_promote_exactly_once(crash_points: list[int], after: bool) -> None:
+async def test_repeated_crashes_still_promote_exactly_once(
+    crash_points: list[int], after: bool
+) -> None:
     scenario = SCENARIOS[0]
     rig = build(scenario)
     pending = sorted(set(crash_points))

@@ -27,7 +27,8 @@ def all_hooks_analysis(**extra: Any) -> dict[str, Any]:
         "stepWeight": 100,
         "stepWeightPromotion": 50,
         "webhooks": [
-            {"name": f"{kind}-webhook", "type": kind, "url": f"http://hooks/{kind}"} for kind in HOOK_TYPES
+            {"name": f"{kind}-webhook", "type": kind, "url": f"http://hooks/{kind}"}
+            for kind in HOOK_TYPES
         ],
         **extra,
     }
@@ -63,11 +64,23 @@ async def test_event_order_of_a_canary_release() -> None:
         ("Normal", "New revision detected! Scaling up podinfo.default", "Progressing"),
         ("Normal", "Starting canary analysis for podinfo.default", "Progressing"),
         ("Normal", "Pre-rollout check pre-rollout-webhook passed", "Progressing"),
-        ("Normal", "Confirm-traffic-increase check confirm-traffic-increase-webhook passed", "Progressing"),
+        (
+            "Normal",
+            "Confirm-traffic-increase check confirm-traffic-increase-webhook passed",
+            "Progressing",
+        ),
         ("Normal", "Advance podinfo.default canary weight 100", "Progressing"),
-        ("Normal", "Confirm-traffic-increase check confirm-traffic-increase-webhook passed", "Progressing"),
+        (
+            "Normal",
+            "Confirm-traffic-increase check confirm-traffic-increase-webhook passed",
+            "Progressing",
+        ),
         ("Normal", "Confirm-promotion check confirm-promotion-webhook passed", "Progressing"),
-        ("Normal", "Copying podinfo.default template spec to podinfo-primary.default", "Progressing"),
+        (
+            "Normal",
+            "Copying podinfo.default template spec to podinfo-primary.default",
+            "Progressing",
+        ),
         ("Normal", "Advance podinfo.default primary weight 50", "Promoting"),
         ("Normal", "Advance podinfo.default primary weight 100", "Promoting"),
         ("Normal", "Post-rollout check post-rollout-webhook passed", "Succeeded"),
@@ -76,7 +89,10 @@ async def test_event_order_of_a_canary_release() -> None:
     calls = rig.webhooks
     assert calls.calls_of("confirm-rollout") == [("confirm-rollout-webhook", "Initialized")]
     assert calls.calls_of("pre-rollout") == [("pre-rollout-webhook", "Progressing")]
-    assert calls.calls_of("confirm-traffic-increase") == [("confirm-traffic-increase-webhook", "Progressing")] * 2
+    assert (
+        calls.calls_of("confirm-traffic-increase")
+        == [("confirm-traffic-increase-webhook", "Progressing")] * 2
+    )
     assert calls.calls_of("rollout") == [("rollout-webhook", "Progressing")]
     assert calls.calls_of("confirm-promotion") == [("confirm-promotion-webhook", "Progressing")]
     assert calls.calls_of("post-rollout") == [("post-rollout-webhook", "Succeeded")]
@@ -93,17 +109,33 @@ async def test_event_order_of_a_release_without_analysis() -> None:
         ("Normal", "Initialization done! podinfo.default", "Initialized"),
         ("Normal", "Confirm-rollout check confirm-rollout-webhook passed", "Initialized"),
         ("Normal", "New revision detected! Scaling up podinfo.default", "Progressing"),
-        ("Normal", "Copying podinfo.default template spec to podinfo-primary.default", "Progressing"),
+        (
+            "Normal",
+            "Copying podinfo.default template spec to podinfo-primary.default",
+            "Progressing",
+        ),
         ("Normal", "Post-rollout check post-rollout-webhook passed", "Succeeded"),
-        ("Normal", "Promotion completed! Canary analysis was skipped for podinfo.default", "Succeeded"),
+        (
+            "Normal",
+            "Promotion completed! Canary analysis was skipped for podinfo.default",
+            "Succeeded",
+        ),
     ]
     kinds = [kind for kind, _, _ in rig.webhooks.calls]
     assert kinds == ["confirm-rollout", "post-rollout"]
-    assert rig.alerts.sent[-1] == ("Canary analysis was skipped, promotion finished.", "info", False)
+    assert rig.alerts.sent[-1] == (
+        "Canary analysis was skipped, promotion finished.",
+        "info",
+        False,
+    )
 
 
 async def test_controller_metrics_follow_state_transitions() -> None:
-    rig = Rig(make_canary("Deployment", {"interval": "1m", "threshold": 1, "stepWeight": 50, "maxWeight": 50}))
+    rig = Rig(
+        make_canary(
+            "Deployment", {"interval": "1m", "threshold": 1, "stepWeight": 50, "maxWeight": 50}
+        )
+    )
     metrics = rig.metrics
     await rig.initialise()
     assert metrics.status == {"podinfo": 1}

@@ -21,7 +21,9 @@ DEADLINE = TargetNotReady(
 def with_hooks(*hooks: tuple[str, str], **analysis: Any) -> dict[str, Any]:
     base: dict[str, Any] = {"interval": "1m", "threshold": 10, "stepWeight": 10, "maxWeight": 20}
     base.update(analysis)
-    base["webhooks"] = [{"name": name, "type": kind, "url": f"http://hooks/{name}"} for kind, name in hooks]
+    base["webhooks"] = [
+        {"name": name, "type": kind, "url": f"http://hooks/{name}"} for kind, name in hooks
+    ]
     return base
 
 
@@ -62,7 +64,9 @@ async def test_muted_confirm_rollout_sends_no_alert() -> None:
 
 
 async def test_rollback_hook_rejects_a_revision_waiting_for_approval() -> None:
-    rig = Rig(make_canary("Deployment", with_hooks(("confirm-rollout", "gate"), ("rollback", "abort"))))
+    rig = Rig(
+        make_canary("Deployment", with_hooks(("confirm-rollout", "gate"), ("rollback", "abort")))
+    )
     rig.webhooks.failing.update(gate="no", abort="no")
     await rig.new_revision()
     await rig.cycles(2)
@@ -109,7 +113,11 @@ async def test_confirm_traffic_increase_holds_the_weight() -> None:
     assert rig.recorder.messages[-1] == (
         "Halt podinfo.default advancement waiting for traffic increase approval more"
     )
-    assert rig.alerts.sent[-1] == ("Canary traffic increase is waiting for approval.", "warn", False)
+    assert rig.alerts.sent[-1] == (
+        "Canary traffic increase is waiting for approval.",
+        "warn",
+        False,
+    )
     del rig.webhooks.failing["more"]
     await rig.cycle()
     assert rig.weights == (80, 20)
@@ -123,7 +131,10 @@ async def test_confirm_promotion_waits_at_the_routed_weight_and_keeps_analysing(
     assert rig.phase == "WaitingPromotion"
     assert rig.status.canary_weight == 20  # DESIGN decision 6: the weight actually routed
     assert rig.weights == (80, 20)
-    assert rig.recorder.messages[-1] == "Halt podinfo.default advancement waiting for promotion approval promote"
+    assert (
+        rig.recorder.messages[-1]
+        == "Halt podinfo.default advancement waiting for promotion approval promote"
+    )
     assert rig.alerts.sent[-1] == ("Canary promotion is waiting for approval.", "warn", False)
     checks = rig.analyzer.calls
     await rig.cycles(2)
@@ -150,7 +161,11 @@ async def test_failed_checks_while_waiting_for_promotion_roll_back() -> None:
 
 
 async def test_rollback_hook_while_waiting_for_promotion_rolls_back() -> None:
-    rig = Rig(make_canary("Deployment", with_hooks(("confirm-promotion", "promote"), ("rollback", "abort"))))
+    rig = Rig(
+        make_canary(
+            "Deployment", with_hooks(("confirm-promotion", "promote"), ("rollback", "abort"))
+        )
+    )
     rig.webhooks.failing.update(promote="no", abort="no")
     await rig.new_revision()
     await rig.cycles(4)
@@ -206,13 +221,20 @@ async def test_rollout_hook_failure_halts_advancement() -> None:
     await rig.cycle()
     assert rig.weights == (90, 10)
     assert rig.status.failed_checks == 1
-    assert rig.recorder.messages[-1] == "Halt podinfo.default advancement external check load failed 502 bad gateway"
+    assert (
+        rig.recorder.messages[-1]
+        == "Halt podinfo.default advancement external check load failed 502 bad gateway"
+    )
     assert rig.analyzer.calls == 0
 
 
 @pytest.mark.parametrize("phase", ["Waiting", "Progressing", "WaitingPromotion"])
 async def test_primary_past_its_progress_deadline_fails_every_waiting_phase(phase: str) -> None:
-    rig = Rig(make_canary("Deployment", with_hooks(("confirm-rollout", "gate"), ("confirm-promotion", "promote"))))
+    rig = Rig(
+        make_canary(
+            "Deployment", with_hooks(("confirm-rollout", "gate"), ("confirm-promotion", "promote"))
+        )
+    )
     await rig.new_revision()
     if phase == "Waiting":
         rig.webhooks.failing["gate"] = "no"
@@ -234,7 +256,9 @@ async def test_canary_past_its_progress_deadline_while_waiting_for_promotion_rol
     rig.webhooks.failing["promote"] = "no"
     await rig.new_revision()
     await rig.cycles(4)
-    rig.target.canary_error = TargetNotReady("canary deployment podinfo.default not ready: stuck", retriable=False)
+    rig.target.canary_error = TargetNotReady(
+        "canary deployment podinfo.default not ready: stuck", retriable=False
+    )
     await rig.cycle()
     assert rig.phase == "Failed"
 
@@ -296,14 +320,20 @@ async def test_canary_migrated_from_flagger_is_adopted_without_analysis() -> Non
 async def test_finalize_reverts_target_and_routers() -> None:
     rig = Rig(make_canary("Deployment", autoscaler=True, revertOnDeletion=True))
     await rig.initialise()
-    assert rig.target.scaled_to_zero and rig.scaler.paused
+    assert rig.target.scaled_to_zero
+    assert rig.scaler.paused
     done = await rig.scheduler.finalize(rig.canary)
     assert done
     assert rig.phase == "Terminating"
-    assert rig.target.finalized and not rig.target.scaled_to_zero
+    assert rig.target.finalized
+    assert not rig.target.scaled_to_zero
     assert not rig.scaler.paused
-    assert rig.services.finalized and rig.router.finalized
-    assert rig.recorder.messages[-2:] == ["Terminating canary podinfo.default", "Terminated canary podinfo.default"]
+    assert rig.services.finalized
+    assert rig.router.finalized
+    assert rig.recorder.messages[-2:] == [
+        "Terminating canary podinfo.default",
+        "Terminated canary podinfo.default",
+    ]
 
 
 async def test_finalize_reports_a_stuck_canary_and_retries_later() -> None:

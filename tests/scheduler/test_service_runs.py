@@ -45,7 +45,9 @@ async def test_service_promotion_steps_past_max_weight_then_promotes() -> None:
     ],
     ids=["max-weight", "step-weights", "step-weights-overflow"],
 )
-async def test_service_promotion_weight_sequences(analysis: dict[str, Any], expected: list[int]) -> None:
+async def test_service_promotion_weight_sequences(
+    analysis: dict[str, Any], expected: list[int]
+) -> None:
     weights, _ = await primary_weights_until_promoting(analysis)
     assert weights == expected
 
@@ -55,14 +57,20 @@ async def test_service_target_events_name_the_service_copies() -> None:
     rig = Rig(canary)
     await rig.new_revision()
     await rig.cycles(9)
-    assert "Copying podinfo.default template spec to frontend-primary.default" in rig.recorder.messages
+    assert (
+        "Copying podinfo.default template spec to frontend-primary.default" in rig.recorder.messages
+    )
     assert rig.alerts.sent[0] == ("New Service detected, initialization completed.", "info", True)
     condition = (rig.status.conditions or [])[0]
     assert (condition.reason, condition.status) == ("Succeeded", "True")
 
 
 async def test_service_target_with_kubernetes_provider_promotes_without_routing() -> None:
-    rig = Rig(make_canary("Service", {"interval": "1m", "threshold": 10, "iterations": 2}, provider="kubernetes"))
+    rig = Rig(
+        make_canary(
+            "Service", {"interval": "1m", "threshold": 10, "iterations": 2}, provider="kubernetes"
+        )
+    )
     await rig.new_revision()
     for _ in range(10):
         await rig.cycle()

@@ -80,7 +80,9 @@ async def test_config_change_alone_starts_a_run(kind: str) -> None:
 
 @WORKLOADS
 async def test_failed_checks_at_threshold_roll_back(kind: str) -> None:
-    rig = Rig(make_canary(kind, {"interval": "1m", "threshold": 2, "stepWeight": 10, "maxWeight": 50}))
+    rig = Rig(
+        make_canary(kind, {"interval": "1m", "threshold": 2, "stepWeight": 10, "maxWeight": 50})
+    )
     await rig.new_revision()
     await rig.cycles(2)  # Progressing, first step 90/10
     rig.analyzer.fail_with("Halt podinfo.default advancement success rate 50.00% < 99%")
@@ -101,8 +103,21 @@ async def test_failed_checks_at_threshold_roll_back(kind: str) -> None:
 
 
 @WORKLOADS
-async def test_primary_stuck_while_promoting_fails_promotion_and_keeps_the_canary(kind: str) -> None:
-    rig = Rig(make_canary(kind, {"interval": "1m", "threshold": 10, "stepWeight": 50, "maxWeight": 50, "stepWeightPromotion": 25}))
+async def test_primary_stuck_while_promoting_fails_promotion_and_keeps_the_canary(
+    kind: str,
+) -> None:
+    rig = Rig(
+        make_canary(
+            kind,
+            {
+                "interval": "1m",
+                "threshold": 10,
+                "stepWeight": 50,
+                "maxWeight": 50,
+                "stepWeightPromotion": 25,
+            },
+        )
+    )
     await rig.new_revision()
     await rig.cycles(3)  # Progressing, 50/50, Promoting
     assert rig.phase == "Promoting"
@@ -124,7 +139,9 @@ async def test_primary_stuck_while_promoting_fails_promotion_and_keeps_the_canar
 
 @WORKLOADS
 async def test_primary_stuck_after_traffic_shift_fails_promotion(kind: str) -> None:
-    rig = Rig(make_canary(kind, {"interval": "1m", "threshold": 10, "stepWeight": 50, "maxWeight": 50}))
+    rig = Rig(
+        make_canary(kind, {"interval": "1m", "threshold": 10, "stepWeight": 50, "maxWeight": 50})
+    )
     await rig.new_revision()
     await rig.cycles(4)  # Progressing, 50/50, Promoting, Finalising (100/0)
     assert rig.phase == "Finalising"
@@ -157,7 +174,11 @@ async def test_skip_analysis_promotes_the_next_revision_directly(kind: str) -> N
 
 @WORKLOADS
 async def test_analysis_phases_with_step_weight_promotion(kind: str) -> None:
-    rig = Rig(make_canary(kind, {"interval": "1m", "threshold": 10, "stepWeight": 100, "stepWeightPromotion": 50}))
+    rig = Rig(
+        make_canary(
+            kind, {"interval": "1m", "threshold": 10, "stepWeight": 100, "stepWeightPromotion": 50}
+        )
+    )
     await rig.new_revision()
     assert await rig.cycles(6) == [
         ("Progressing", 0),
@@ -174,7 +195,14 @@ async def test_blue_green_analysis_phases(kind: str) -> None:
     rig = Rig(make_canary(kind, {"interval": "1m", "threshold": 10, "iterations": 1}))
     await rig.new_revision()
     phases = [phase for phase, _ in await rig.cycles(6)]
-    assert phases == ["Progressing", "Progressing", "Progressing", "Promoting", "Finalising", "Succeeded"]
+    assert phases == [
+        "Progressing",
+        "Progressing",
+        "Progressing",
+        "Promoting",
+        "Finalising",
+        "Succeeded",
+    ]
     assert rig.router.history[0] == Routes(0, 100, False)
     assert "Routing all traffic to canary" in rig.recorder.messages
     assert rig.metrics.successes == {("podinfo", "default", "blue-green", "completed"): 1}
@@ -191,7 +219,10 @@ async def test_new_revision_during_analysis_resets_traffic(kind: str) -> None:
     assert rig.weights == (100, 0)
     assert rig.phase == "Progressing"
     assert rig.status.canary_weight == 0
-    assert rig.recorder.messages[-1] == "New revision detected! Restarting analysis for podinfo.default"
+    assert (
+        rig.recorder.messages[-1]
+        == "New revision detected! Restarting analysis for podinfo.default"
+    )
     await rig.cycle()
     assert rig.recorder.messages[-1] == "Advance podinfo.default canary weight 10"
 
@@ -200,7 +231,10 @@ async def test_new_revision_during_analysis_resets_traffic(kind: str) -> None:
 async def test_promotion_copies_spec_and_configs_then_succeeds(kind: str) -> None:
     rig = Rig(make_canary(kind, autoscaler=True))
     await rig.new_revision()
-    rig.target.configs = {"configmap/podinfo-config-env": "bbbb", "secret/podinfo-secret-env": "cccc"}
+    rig.target.configs = {
+        "configmap/podinfo-config-env": "bbbb",
+        "secret/podinfo-secret-env": "cccc",
+    }
     seen = await rig.cycles(9)
     assert [w for _, w in seen[:6]] == [0, 10, 20, 30, 40, 50]
     assert seen[6:] == [("Promoting", 50), ("Finalising", 0), ("Succeeded", 0)]
@@ -211,7 +245,11 @@ async def test_promotion_copies_spec_and_configs_then_succeeds(kind: str) -> Non
     assert rig.scaler.paused
     assert rig.target.scaled_to_zero
     assert rig.recorder.messages[-1] == "Promotion completed! Scaling down podinfo.default"
-    assert rig.alerts.sent[-1] == ("Canary analysis completed successfully, promotion finished.", "info", False)
+    assert rig.alerts.sent[-1] == (
+        "Canary analysis completed successfully, promotion finished.",
+        "info",
+        False,
+    )
     assert rig.status.last_promoted_spec == rig.status.last_applied_spec
     await rig.cycles(2)
     assert rig.phase == "Succeeded"
@@ -219,7 +257,12 @@ async def test_promotion_copies_spec_and_configs_then_succeeds(kind: str) -> Non
 
 @WORKLOADS
 async def test_mirroring_mirrors_first_then_shifts_traffic(kind: str) -> None:
-    rig = Rig(make_canary(kind, {"interval": "1m", "threshold": 10, "stepWeight": 10, "maxWeight": 50, "mirror": True}))
+    rig = Rig(
+        make_canary(
+            kind,
+            {"interval": "1m", "threshold": 10, "stepWeight": 10, "maxWeight": 50, "mirror": True},
+        )
+    )
     await rig.new_revision()
     await rig.cycles(3)
     assert rig.router.history == [Routes(100, 0, True), Routes(90, 10, False)]
@@ -284,7 +327,9 @@ async def test_canary_not_ready_waits_when_retriable_and_rolls_back_when_not(kin
 
 @WORKLOADS
 async def test_failed_run_stays_failed_on_revert_and_restarts_on_reapply(kind: str) -> None:
-    rig = Rig(make_canary(kind, {"interval": "1m", "threshold": 1, "stepWeight": 10, "maxWeight": 50}))
+    rig = Rig(
+        make_canary(kind, {"interval": "1m", "threshold": 1, "stepWeight": 10, "maxWeight": 50})
+    )
     await rig.new_revision("podinfo:2.0.0")
     await rig.cycles(2)
     rig.analyzer.fail_with("Halt podinfo.default advancement request duration 2s > 500ms")
@@ -317,11 +362,18 @@ async def test_kubernetes_provider_forces_blue_green_with_ten_iterations() -> No
 
 
 async def test_kubernetes_provider_ignores_ab_match() -> None:
-    analysis = {"interval": "1m", "threshold": 10, "iterations": 1, "match": [{"headers": {"x": {"exact": "y"}}}]}
+    analysis = {
+        "interval": "1m",
+        "threshold": 10,
+        "iterations": 1,
+        "match": [{"headers": {"x": {"exact": "y"}}}],
+    }
     rig = Rig(make_canary("Deployment", analysis, provider="kubernetes"))
     await rig.new_revision()
     await rig.cycles(3)
-    assert "A/B testing is not supported when using the kubernetes provider" in rig.recorder.messages
+    assert (
+        "A/B testing is not supported when using the kubernetes provider" in rig.recorder.messages
+    )
 
 
 async def test_metric_values_are_recorded_and_duration_observed() -> None:

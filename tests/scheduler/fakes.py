@@ -219,6 +219,7 @@ class FakeRouter:
     def __init__(self, world: World, *, noop: bool = False) -> None:
         self.world = world
         self.noop = noop
+        self.supports_mirroring = not noop
         self.exists = False
         self.routes = Routes(100, 0, False)
         self.history: list[Routes] = []

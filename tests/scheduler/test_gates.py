@@ -272,6 +272,18 @@ async def test_primary_not_ready_non_retriable_at_init_rolls_back_once_routes_ex
     assert rig.recorder.messages[-1] == "VirtualService podinfo.default not found"
 
 
+async def test_primary_not_ready_non_retriable_at_init_fails_with_the_kubernetes_provider() -> None:
+    rig = Rig(make_canary("Deployment", provider="kubernetes"))
+    rig.target.init_errors.append(DEADLINE)
+    await rig.cycle()
+    assert rig.phase == "Failed"
+    assert rig.recorder.messages[-2:] == [
+        DEADLINE.message,
+        "Canary failed! Scaling down podinfo.default",
+    ]
+    assert rig.target.scaled_to_zero
+
+
 async def test_new_revision_while_waiting_for_promotion_restarts_the_run() -> None:
     rig = Rig(make_canary("Deployment", with_hooks(("confirm-promotion", "promote"))))
     rig.webhooks.failing["promote"] = "no"

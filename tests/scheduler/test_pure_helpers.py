@@ -56,15 +56,15 @@ def test_next_step_weight(fields: dict[str, Any], current: int, expected: int) -
 
 
 def test_canary_step_is_not_clamped_to_max_weight() -> None:
-    step = weights.canary_step(analysis(stepWeight=20, maxWeight=50), 60, 40, False)
+    step = weights.canary_step(analysis(stepWeight=20, maxWeight=50), 60, 40, False, mirror=False)
     assert (step.primary_weight, step.canary_weight) == (40, 60)
 
 
 def test_mirrored_first_step_starts_the_mirror_only() -> None:
     mirror = analysis(stepWeight=10, mirror=True)
-    assert weights.canary_step(mirror, 100, 0, False) == weights.Step(100, 0, True)
-    assert weights.canary_step(mirror, 100, 0, True) == weights.Step(90, 10, False)
-    assert weights.canary_step(mirror, 90, 10, False) == weights.Step(80, 20, False)
+    assert weights.canary_step(mirror, 100, 0, False, mirror=True) == weights.Step(100, 0, True)
+    assert weights.canary_step(mirror, 100, 0, True, mirror=True) == weights.Step(90, 10, False)
+    assert weights.canary_step(mirror, 90, 10, False, mirror=True) == weights.Step(80, 20, False)
 
 
 @given(st.lists(st.integers(min_value=1, max_value=300), min_size=1, max_size=6))
@@ -74,11 +74,16 @@ def test_step_weights_always_reach_promotion(steps: list[int]) -> None:
     for _ in range(200):
         if canary >= weights.max_weight(config):
             break
-        step = weights.canary_step(config, primary, canary, False)
+        step = weights.canary_step(config, primary, canary, False, mirror=False)
         assert step.canary_weight > canary
         assert step.primary_weight + step.canary_weight == 100
         primary, canary = step.primary_weight, step.canary_weight
     assert canary >= weights.max_weight(config)
+
+
+def test_mirror_on_a_router_without_mirroring_steps_traffic_directly() -> None:
+    mirror = analysis(stepWeight=10, mirror=True)
+    assert weights.canary_step(mirror, 100, 0, False, mirror=False) == weights.Step(90, 10, False)
 
 
 def test_promotion_step_caps_at_full_primary() -> None:

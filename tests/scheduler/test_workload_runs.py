@@ -268,6 +268,21 @@ async def test_mirroring_mirrors_first_then_shifts_traffic(kind: str) -> None:
     assert rig.router.history == [Routes(100, 0, True), Routes(90, 10, False)]
 
 
+async def test_mirror_is_ignored_by_a_router_that_cannot_mirror() -> None:
+    analysis = {
+        "interval": "1m",
+        "threshold": 10,
+        "stepWeight": 10,
+        "maxWeight": 50,
+        "mirror": True,
+    }
+    rig = Rig(make_canary("Deployment", analysis, provider="nginx"))
+    rig.router.supports_mirroring = False
+    await rig.new_revision()
+    await rig.cycles(3)
+    assert rig.router.history == [Routes(90, 10, False), Routes(80, 20, False)]
+
+
 @WORKLOADS
 async def test_ab_testing_routes_matched_traffic_then_promotes(kind: str) -> None:
     analysis = {

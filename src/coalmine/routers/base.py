@@ -48,6 +48,11 @@ class SessionAffinityCookies:
 class Router(Protocol):
     """A provider's routing object (VirtualService, HTTPRoute, Ingress, ...)."""
 
+    #: Whether `set_routes(..., mirrored=True)` really mirrors (Istio, Gateway API). When False
+    #: the scheduler ignores `analysis.mirror` instead of waiting at weight 0 for a mirror that
+    #: never comes (DESIGN decision 15).
+    supports_mirroring: bool
+
     async def reconcile(self, canary: Canary) -> None:
         """Create or adopt the routing object (initially 100/0); later keep the live weights."""
         ...

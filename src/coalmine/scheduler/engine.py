@@ -135,6 +135,11 @@ class _Cycle:
         return bool(self.canary.spec.skip_analysis) or self.analysis is None
 
     @property
+    def mirror(self) -> bool:
+        """`analysis.mirror`, when the router can mirror at all (else Flagger loops at weight 0)."""
+        return bool(self.analysis and self.analysis.mirror and self.mesh_router.supports_mirroring)
+
+    @property
     def threshold(self) -> int:
         return self.analysis.effective_threshold if self.analysis else 1
 
@@ -399,7 +404,7 @@ class Scheduler:
         first_cycle = (
             routes.canary_weight == 0
             and (c.status.iterations or 0) == 0
-            and not (analysis.mirror and routes.mirrored)
+            and not (c.mirror and routes.mirrored)
         )
         if first_cycle:
             await self._event(c, "Normal", f"Starting canary analysis for {c.target_key}")
@@ -456,7 +461,11 @@ class Scheduler:
         routes = c.routes
         if routes.canary_weight < max_weight(c.analysis):
             step = canary_step(
-                c.analysis, routes.primary_weight, routes.canary_weight, routes.mirrored
+                c.analysis,
+                routes.primary_weight,
+                routes.canary_weight,
+                routes.mirrored,
+                mirror=c.mirror,
             )
             if not await self._set_routes(
                 c, step.primary_weight, step.canary_weight, step.mirrored
@@ -487,8 +496,7 @@ class Scheduler:
             await self._promote(c)
 
     async def _blue_green(self, c: _Cycle) -> None:
-        analysis = c.analysis
-        mirror = bool(analysis and analysis.mirror)
+        mirror = c.mirror
         kubernetes = c.provider == KUBERNETES_PROVIDER
         done = c.status.iterations or 0
         if c.iterations > done:

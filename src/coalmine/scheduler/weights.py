@@ -43,15 +43,21 @@ class Step:
 
 
 def canary_step(
-    analysis: CanaryAnalysis | None, primary_weight: int, canary_weight: int, mirrored: bool
+    analysis: CanaryAnalysis | None,
+    primary_weight: int,
+    canary_weight: int,
+    mirrored: bool,
+    *,
+    mirror: bool,
 ) -> Step:
     """The split after one traffic increase (Flagger's runCanary below maxWeight).
 
-    With mirroring the first step from 0 only starts the mirror; the next one shifts real traffic.
-    There is no clamp to maxWeight: stepWeight 20 with maxWeight 50 goes 20, 40, 60.
+    With `mirror` (analysis.mirror on a router that can mirror) the first step from 0 only starts
+    the mirror; the next one shifts real traffic. There is no clamp to maxWeight: stepWeight 20
+    with maxWeight 50 goes 20, 40, 60.
     """
     step = next_step_weight(analysis, canary_weight)
-    if analysis is not None and analysis.mirror and canary_weight == 0:
+    if mirror and canary_weight == 0:
         if not mirrored:
             return Step(TOTAL_WEIGHT, 0, True)
         return Step(TOTAL_WEIGHT - step, step, False)

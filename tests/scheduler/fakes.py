@@ -319,20 +319,26 @@ class FakeWebhooks:
 @dataclass
 class FakeAlerts:
     sent: list[tuple[str, str, bool]] = field(default_factory=list)
+    broken: bool = False
 
     async def alert(
         self, canary: Canary, message: str, *, metadata: bool, severity: AlertSeverity
     ) -> None:
+        if self.broken:
+            raise ConnectionError("slack unreachable")
         self.sent.append((message, severity, metadata))
 
 
 @dataclass
 class FakeRecorder:
     events: list[tuple[str, str, str]] = field(default_factory=list)
+    broken: bool = False
 
     async def event(
         self, canary: Canary, event_type: EventType, message: str, phase: Phase
     ) -> None:
+        if self.broken:
+            raise ConnectionError("events API unavailable")
         self.events.append((event_type, message, phase))
 
     @property

@@ -397,3 +397,13 @@ async def test_metric_values_are_recorded_and_duration_observed() -> None:
     await rig.cycles(3)
     assert rig.metrics.analysis == {"request-success-rate": 100.0}
     assert len(rig.metrics.durations) == 2  # the two cycles that reached the analysis
+
+
+async def test_broken_events_and_alerts_do_not_stop_a_release() -> None:
+    rig = Rig(make_canary("Deployment", {"interval": "1m", "threshold": 1, "stepWeight": 50}))
+    rig.recorder.broken = True
+    rig.alerts.broken = True
+    await rig.new_revision()
+    await rig.cycles(6)
+    assert rig.phase == "Succeeded"
+    assert rig.target.primary_spec == {"image": "podinfo:2.0.0"}

@@ -906,9 +906,16 @@ class Scheduler:
         self, canary: Canary, event_type: EventType, message: str, phase: Phase | None
     ) -> None:
         current: Phase = canary.status.phase or "" if canary.status else ""
-        await self.deps.recorder.event(canary, event_type, message, phase or current)
+        try:
+            await self.deps.recorder.event(canary, event_type, message, phase or current)
+        except Exception:
+            # Telling about a transition must never stop it.
+            log.exception("%s: recording event %r failed", canary.key, message)
 
     async def _alert(
         self, c: _Cycle, message: str, severity: AlertSeverity, *, metadata: bool = False
     ) -> None:
-        await self.deps.alerts.alert(c.canary, message, metadata=metadata, severity=severity)
+        try:
+            await self.deps.alerts.alert(c.canary, message, metadata=metadata, severity=severity)
+        except Exception:
+            log.exception("%s: alert %r failed", c.key, message)

@@ -1,1 +1,2 @@
-"""Routers: one module per traffic provider, plus the Kubernetes Services every workload needs."""
+"""Traffic routing: one module per mesh/ingress provider behind the `Router` protocol, and the
+Kubernetes Services of workload targets behind `ServiceRouter` (see `routers.base`)."""

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from coalmine.api.hashing import spec_hash
 from coalmine.api.models import Canary, CanaryStatus, CanaryWebhook, Phase, Strategy
 from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.scheduler import Dependencies, Scheduler, SchedulerConfig
-from coalmine.scheduler.hashing import spec_hash
 from coalmine.scheduler.ports import AlertSeverity, AnalysisOutcome, AnalysisStatus, EventType
 from coalmine.targets.base import TargetFingerprint, TargetMetadata, TargetNotReady
 

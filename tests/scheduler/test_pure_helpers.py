@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from coalmine.api import hashing
 from coalmine.api.models import Canary, CanaryAnalysis, CanaryStatus, Condition
-from coalmine.scheduler import hashing, status, timing, weights
+from coalmine.scheduler import status, timing, weights
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from coalmine.api.models import Canary
+from coalmine.api.models import Canary, CanaryStatus
+from coalmine.scheduler import status
 
 NAMESPACE = "default"
 CANARY_UID = "6f1a2b3c-0000-4000-8000-000000000001"
@@ -189,4 +190,11 @@ def make_canary(spec_overrides: dict[str, Any] | None = None, kind: str = "Deplo
             "metadata": {"name": "podinfo", "namespace": NAMESPACE, "uid": CANARY_UID},
             "spec": {k: v for k, v in spec.items() if v is not None},
         }
+    )
+
+
+def has_spec_changed(current: str, last_applied: str | None, last_promoted: str | None) -> bool:
+    """The scheduler's change detection, fed the two status hashes the targets tests care about."""
+    return status.has_spec_changed(
+        CanaryStatus(last_applied_spec=last_applied, last_promoted_spec=last_promoted), current
     )

@@ -15,12 +15,12 @@ from targets_fixtures import (
     secret,
 )
 
+from coalmine.scheduler.status import have_configs_changed
 from coalmine.targets.configs import (
     ConfigRef,
     config_checksum,
     desired_primary_config,
     go_json,
-    have_configs_changed,
     is_tracking_disabled,
     primary_config_needs_recreate,
     primary_configs_update,

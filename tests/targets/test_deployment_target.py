@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from targets_fixtures import (
     CANARY_UID,
+    has_spec_changed,
     make_canary,
     podinfo_configmaps,
     podinfo_deployment,
@@ -18,7 +19,7 @@ from coalmine.api.models import Canary
 from coalmine.targets import deployment as dep
 from coalmine.targets.configs import TrackedConfigs, resolve_tracked_configs
 from coalmine.targets.errors import TargetError
-from coalmine.targets.hashing import has_spec_changed, workload_hash
+from coalmine.targets.hashing import workload_hash
 from coalmine.targets.workload import WorkloadMetadata, pod_spec_of, workload_metadata
 
 

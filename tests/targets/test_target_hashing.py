@@ -4,32 +4,10 @@ from __future__ import annotations
 
 import copy
 
-from hypothesis import given
-from hypothesis import strategies as st
-from targets_fixtures import podinfo_deployment
+from targets_fixtures import has_spec_changed, podinfo_deployment
 
-from coalmine.targets.hashing import (
-    SAFE_ALPHABET,
-    has_spec_changed,
-    service_hash,
-    spec_hash,
-    workload_hash,
-)
-
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
-    ),
-    max_leaves=10,
-)
-
-
-@given(JSON_VALUES)
-def test_spec_hash_is_ten_safe_characters(value: object) -> None:
-    digest = spec_hash(value)
-    assert len(digest) == 10
-    assert set(digest) <= set(SAFE_ALPHABET)
+from coalmine.api.hashing import spec_hash
+from coalmine.targets.hashing import service_hash, workload_hash
 
 
 def test_spec_hash_ignores_key_order_but_not_values() -> None:

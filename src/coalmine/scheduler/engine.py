@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from coalmine.api import naming
+from coalmine.api.hashing import is_foreign_hash, revision_hash
 from coalmine.api.models import Canary, CanaryAnalysis, CanaryStatus, CanaryWebhook, Phase, Strategy
 from coalmine.routers.base import Router, Routes, ServiceRouter, SessionAffinityCookies
 from coalmine.scheduler import status as st
-from coalmine.scheduler.hashing import is_foreign_hash, revision_hash
 from coalmine.scheduler.ports import (
     Alerts,
     AlertSeverity,

@@ -185,18 +185,6 @@ def resolve_tracked_configs(
     return tracked
 
 
-def have_configs_changed(current: Mapping[str, str], tracked: Mapping[str, str] | None) -> bool:
-    """Flagger's HasConfigChanged against `status.trackedConfigs`."""
-    if not current and tracked is None:
-        return False
-    if current and tracked is None:
-        return True
-    assert tracked is not None
-    if len(current) != len(tracked):
-        return True
-    return any(tracked.get(key) != checksum for key, checksum in current.items())
-
-
 def desired_primary_config(
     canary: Canary,
     source: Mapping[str, Any],

@@ -1,38 +1,16 @@
-"""Spec hashes: the fingerprint of a target's release-relevant spec (`status.lastAppliedSpec`).
+"""What of a target counts as a release: the input of its `status.lastAppliedSpec` hash.
 
-Only equality matters (DESIGN decision 13: our hashes are our own, not Go spew dumps). The input is
-canonical JSON (sorted keys, compact), so the hash is stable across processes and Python versions.
+The hash itself is `coalmine.api.hashing.spec_hash`; this module decides what goes into it per kind.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from coalmine.api import naming
-
-# Flagger's SafeEncodeString alphabet: no vowels, no confusable characters.
-SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-HASH_LENGTH = 10
-
-
-def canonical_json(value: Any) -> str:
-    """Sorted-key compact JSON, the one serialization every hash in coalmine is taken over."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def spec_hash(value: Any) -> str:
-    """A 10-character hash of `value` in Flagger's safe alphabet (looks like `5f56684589`)."""
-    digest = hashlib.sha256(canonical_json(value).encode("utf-8")).digest()
-    number = int.from_bytes(digest[:8], "big")
-    chars = []
-    for _ in range(HASH_LENGTH):
-        number, index = divmod(number, len(SAFE_ALPHABET))
-        chars.append(SAFE_ALPHABET[index])
-    return "".join(chars)
+from coalmine.api.hashing import spec_hash
 
 
 def workload_hash_input(workload: Mapping[str, Any]) -> Any:
@@ -88,15 +66,3 @@ def service_hash_input(service: Mapping[str, Any]) -> Any:
 def service_hash(service: Mapping[str, Any]) -> str:
     """`status.lastAppliedSpec` of a Service target: metadata and allocations do not count."""
     return spec_hash(service_hash_input(service))
-
-
-def has_spec_changed(
-    current_hash: str, last_applied: str | None, last_promoted: str | None
-) -> bool:
-    """Flagger's hasSpecChanged: a new revision unless it is the one already applied, or the one
-    last promoted (a manual rollback to the live version never starts an analysis)."""
-    if not last_applied:
-        return True
-    if current_hash == last_promoted:
-        return False
-    return current_hash != last_applied

@@ -1,0 +1,34 @@
+"""Discord, through its Slack-compatible endpoint (`<webhook>/slack`)."""
+
+from __future__ import annotations
+
+from yarl import URL
+
+from coalmine.notify.base import validate_url
+from coalmine.notify.slack import SlackNotifier
+
+
+def discord_slack_url(address: str) -> str:
+    """Discord accepts Slack payloads on `<webhook>/slack`; append it unless present."""
+    url = URL(validate_url(address, "discord"))
+    if url.path.endswith("/slack"):
+        return address
+    return str(url.with_path(url.path.rstrip("/") + "/slack", keep_query=True))
+
+
+class DiscordNotifier(SlackNotifier):
+    type_name = "discord"
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        username: str = "flagger",
+        channel: str = "general",
+        proxy: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        # Discord has no bearer token: the secret is in the webhook URL.
+        super().__init__(
+            discord_slack_url(address), username=username, channel=channel, proxy=proxy
+        )

@@ -292,7 +292,7 @@ async def test_self_signed_tls_works_only_with_disable_tls(
             session, CanaryWebhook(name="t", url=url, retries=2), {"name": "x"}
         )
         skipped = await call_webhook(
-            session, CanaryWebhook(name="t", url=url, disableTLS=True), {"name": "x"}
+            session, CanaryWebhook(name="t", url=url, disable_tls=True), {"name": "x"}
         )
     assert not verified.ok
     assert verified.attempts == 1, "a certificate error is not retried"
@@ -533,13 +533,8 @@ async def test_event_webhook_payload_carries_message_type_and_hook_metadata(
         canary = make_canary(
             [{"name": "ev", "type": "event", "url": url, "metadata": {"env": "prod"}}]
         )
-        result = await call_event_webhook(
-            session,
-            canary.spec.analysis.webhooks[0],
-            canary,
-            "Normal",
-            "Advance podinfo.test",  # type: ignore[union-attr,index]
-        )
+        hook = CanaryWebhook(name="ev", url=url, type="event", metadata={"env": "prod"})
+        result = await call_event_webhook(session, hook, canary, "Normal", "Advance podinfo.test")
     assert result.ok
     (body,) = recorder.calls
     assert body["name"] == "podinfo"

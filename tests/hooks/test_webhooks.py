@@ -17,16 +17,9 @@ import pytest
 from aiohttp import web
 
 from coalmine.api.models import Canary, CanaryWebhook
-from coalmine.hooks import (
-    WebhookRunner,
-    call_event_webhook,
-    call_webhook,
-    canary_checksum,
-    create_session,
-    event_payload,
-    run_gate,
-    webhook_payload,
-)
+from coalmine.hooks import canary_checksum, event_payload, webhook_payload
+from coalmine.hooks.client import call_webhook, create_session
+from coalmine.hooks.gates import WebhookRunner, call_event_webhook, run_gate
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -570,3 +563,14 @@ async def test_a_failing_event_webhook_is_returned_not_raised(
         runner = WebhookRunner(session, event_webhook_url=url)
         results = await runner.event(make_canary([]), "Normal", "x")
     assert [r.ok for r in results] == [False]
+
+
+async def test_a_malformed_hook_url_fails_the_call_without_raising(
+    session: aiohttp.ClientSession,
+) -> None:
+    result = await call_webhook(
+        session, CanaryWebhook(name="bad", url="not a url", retries=3), {"name": "x"}
+    )
+    assert not result.ok
+    assert result.attempts == 1
+    assert result.error.startswith("POST not a url: ")

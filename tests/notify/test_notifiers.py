@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -12,21 +14,25 @@ import pytest
 from aiohttp import web
 
 from coalmine.api.models import AlertProvider, Canary, CanaryAlert
-from coalmine.hooks import create_session
+from coalmine.hooks.client import create_session
 from coalmine.notify import (
-    Alerter,
     AlertMessage,
-    AlertProviderError,
+    AlertSender,
     Field,
-    GlobalNotifierSettings,
     NotificationError,
     NotifierConfigError,
     build_alert_message,
-    global_notifier,
-    make_notifier,
     provider_receives,
+)
+from coalmine.notify.alerter import (
+    Alerter,
+    AlertProviderError,
+    GlobalNotifierSettings,
+    ResolvedAlertProvider,
+    global_notifier,
     resolve_alert_provider,
 )
+from coalmine.notify.registry import make_notifier
 
 
 @dataclass
@@ -399,3 +405,41 @@ def test_provider_address_comes_from_secret_key_address_and_token() -> None:
     assert resolved.provider_key == "p.test"
     with pytest.raises(AlertProviderError, match=r"alert provider p\.test secret does not contain"):
         resolve_alert_provider(alert, with_secret, {"token": "t"})
+
+
+async def test_the_alerter_asks_the_controllers_resolver_and_survives_its_errors(
+    session: aiohttp.ClientSession,
+) -> None:
+    server = ChatServer()
+    alerts = [{"name": "team", "severity": "warn", "providerRef": {"name": "team"}}]
+    canary = make_canary(alerts)
+    async with serve(server) as url:
+
+        async def resolve(of: Canary) -> list[ResolvedAlertProvider]:
+            assert of is canary
+            return [
+                resolve_alert_provider(CanaryAlert.model_validate(alerts[0]), provider("team", url))
+            ]
+
+        async def broken(of: Canary) -> list[ResolvedAlertProvider]:
+            raise RuntimeError("cache not ready")
+
+        sender: AlertSender = Alerter(session, resolve_providers=resolve)
+        assert await sender.alert(canary, "info only", False, "info") == []
+        delivered = await sender.alert(canary, "Canary is waiting for approval.", False, "warn")
+        failing = Alerter(session, resolve_providers=broken)
+        assert await failing.alert(canary, "x", False, "error") == []
+    assert [d.destination for d in delivered] == ["team.test"]
+    assert len(server.seen) == 1
+    assert failing.failures == 1
+
+
+def test_the_seams_import_no_http_library() -> None:
+    code = (
+        "import sys, coalmine.hooks, coalmine.notify;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('aiohttp', 'yarl')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

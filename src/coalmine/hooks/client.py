@@ -10,7 +10,6 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -19,6 +18,7 @@ from yarl import URL
 
 from coalmine import __version__
 from coalmine.api.models import CanaryWebhook, parse_go_duration
+from coalmine.hooks.base import WebhookResult
 
 log = logging.getLogger(__name__)
 
@@ -27,19 +27,6 @@ RETRY_WAIT_MIN_SECONDS = 1.0
 RETRY_WAIT_MAX_SECONDS = 30.0
 # Bodies end up in Kubernetes events (message limit 1 KiB after truncation by the API server).
 MAX_ERROR_BODY_CHARS = 1000
-
-
-@dataclass(frozen=True)
-class WebhookResult:
-    """Outcome of one webhook call (all attempts). `error` is the text Flagger puts in events."""
-
-    hook_name: str
-    url: str
-    ok: bool
-    status: int | None
-    body: str
-    error: str
-    attempts: int
 
 
 def create_session(*, total_timeout_seconds: float = 60.0) -> aiohttp.ClientSession:

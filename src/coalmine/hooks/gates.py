@@ -10,93 +10,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import aiohttp
 
 from coalmine.api.models import Canary, CanaryWebhook
-from coalmine.hooks.client import (
-    RETRY_WAIT_MAX_SECONDS,
-    RETRY_WAIT_MIN_SECONDS,
+from coalmine.hooks.base import (
+    GateResult,
+    HookAlert,
+    HookEvent,
+    HookRunner,
+    HookType,
     WebhookResult,
-    call_webhook,
+    hooks_of_type,
 )
+from coalmine.hooks.client import RETRY_WAIT_MAX_SECONDS, RETRY_WAIT_MIN_SECONDS, call_webhook
 from coalmine.hooks.payloads import EventType, checksum_of, current_phase, event_payload
 from coalmine.hooks.payloads import webhook_payload as build_payload
-from coalmine.notify.message import Severity
 
 log = logging.getLogger(__name__)
 
-HookType = Literal[
-    "confirm-rollout",
-    "pre-rollout",
-    "rollout",
-    "confirm-traffic-increase",
-    "confirm-promotion",
-    "post-rollout",
-    "rollback",
-]
-GATING_HOOK_TYPES: tuple[HookType, ...] = (
-    "confirm-rollout",
-    "pre-rollout",
-    "rollout",
-    "confirm-traffic-increase",
-    "confirm-promotion",
-    "post-rollout",
-    "rollback",
-)
 PROGRESSING = "Progressing"
-
-
-@dataclass(frozen=True)
-class HookEvent:
-    """A Kubernetes event the scheduler records on the Canary (and forwards to event webhooks)."""
-
-    event_type: EventType
-    message: str
-
-
-@dataclass(frozen=True)
-class HookAlert:
-    """An alert the scheduler sends through the `Alerter` (already filtered by `muteAlert`)."""
-
-    message: str
-    severity: Severity
-
-
-@dataclass(frozen=True)
-class GateResult:
-    """Outcome of all webhooks of one type for one cycle.
-
-    `approved` is the gate's answer: True when every hook answered 2xx (or none is configured).
-    For `rollback` hooks it means the opposite of a gate: True when a hook asked for a rollback
-    (see `rollback_requested`). `failure` is the call that decided a negative outcome.
-    """
-
-    hook_type: HookType
-    approved: bool
-    results: tuple[WebhookResult, ...] = ()
-    events: tuple[HookEvent, ...] = ()
-    alert: HookAlert | None = None
-    failure: WebhookResult | None = None
-    hooks: tuple[CanaryWebhook, ...] = field(default=(), repr=False)
-
-    @property
-    def rollback_requested(self) -> bool:
-        return self.hook_type == "rollback" and self.approved
-
-    @property
-    def error(self) -> str:
-        return self.failure.error if self.failure else ""
-
-
-def hooks_of_type(canary: Canary, hook_type: str) -> list[CanaryWebhook]:
-    """The canary's webhooks of a type in spec order; an empty `type` means `rollout`."""
-    analysis = canary.spec.analysis
-    if analysis is None or not analysis.webhooks:
-        return []
-    return [hook for hook in analysis.webhooks if hook.effective_type == hook_type]
 
 
 def _phase_sent(canary: Canary, hook_type: HookType, phase: str | None) -> str:
@@ -353,3 +287,7 @@ class WebhookRunner:
             retry_wait_min=self._retry_wait_min,
             retry_wait_max=self._retry_wait_max,
         )
+
+
+if TYPE_CHECKING:
+    _WEBHOOK_RUNNER_IS_A_HOOK_RUNNER: type[HookRunner] = WebhookRunner

@@ -10,13 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aiohttp
 
 from coalmine.api.models import AlertProvider, Canary, CanaryAlert
-from coalmine.notify.base import NotificationError, Notifier, NotifierConfigError
+from coalmine.notify.base import (
+    AlertDelivery,
+    AlertSender,
+    NotificationError,
+    Notifier,
+    NotifierConfigError,
+)
 from coalmine.notify.message import (
     AlertMessage,
     Severity,
@@ -43,15 +50,6 @@ class ResolvedAlertProvider:
     provider_key: str
     severity: Severity
     notifier: Notifier
-
-
-@dataclass(frozen=True)
-class AlertDelivery:
-    """What happened to one alert at one destination."""
-
-    destination: str
-    ok: bool
-    error: str = ""
 
 
 def resolve_alert_provider(
@@ -152,8 +150,16 @@ def global_notifier(settings: GlobalNotifierSettings) -> Notifier | None:
     return None
 
 
+ProviderResolver = Callable[[Canary], Awaitable[Sequence[ResolvedAlertProvider]]]
+
+
 class Alerter:
-    """Sends the scheduler's alerts; counts failures in `failures` and never raises."""
+    """Sends the scheduler's alerts (an `AlertSender`); counts failures and never raises.
+
+    `resolve_providers` is the controller's lookup of a canary's `analysis.alerts` entries (from
+    its cache of AlertProviders and Secrets, each entry through `resolve_alert_provider`); it is
+    called only for canaries that list alerts.
+    """
 
     def __init__(
         self,
@@ -161,10 +167,12 @@ class Alerter:
         *,
         global_notifier: Notifier | None = None,
         cluster_name: str = "",
+        resolve_providers: ProviderResolver | None = None,
     ) -> None:
         self._session = session
         self._global = global_notifier
         self._cluster_name = cluster_name
+        self._resolve_providers = resolve_providers
         self.failures = 0
         self.sent = 0
 
@@ -174,16 +182,19 @@ class Alerter:
         message: str,
         metadata: bool,
         severity: str,
-        providers: Sequence[ResolvedAlertProvider] = (),
+        providers: Sequence[ResolvedAlertProvider] | None = None,
     ) -> list[AlertDelivery]:
-        """Send one alert. With `analysis.alerts` set, only to the resolved providers whose
-        severity admits it (the global notifier is then not used); otherwise to the global one."""
+        """Send one alert. With `analysis.alerts` set, only to the canary's providers whose
+        severity admits it (the global notifier is then not used); otherwise to the global one.
+        `providers` overrides the resolver."""
         alert_message = build_alert_message(
             canary, message, severity, metadata=metadata, cluster_name=self._cluster_name
         )
         analysis = canary.spec.analysis
         targets: list[tuple[str, Notifier]] = []
         if analysis is not None and analysis.alerts:
+            if providers is None:
+                providers = await self._providers_of(canary)
             targets = [
                 (p.provider_key, p.notifier)
                 for p in providers
@@ -197,6 +208,16 @@ class Alerter:
             *(self._deliver(canary, name, notifier, alert_message) for name, notifier in targets)
         )
         return list(deliveries)
+
+    async def _providers_of(self, canary: Canary) -> Sequence[ResolvedAlertProvider]:
+        if self._resolve_providers is None:
+            return ()
+        try:
+            return await self._resolve_providers(canary)
+        except Exception:
+            self.failures += 1
+            log.exception("resolving alert providers of canary %s failed", canary.key)
+            return ()
 
     async def _deliver(
         self, canary: Canary, destination: str, notifier: Notifier, message: AlertMessage
@@ -215,3 +236,7 @@ class Alerter:
         self.failures += 1
         log.error("alert provider %s send error for canary %s: %s", destination, canary.key, error)
         return AlertDelivery(destination, False, error)
+
+
+if TYPE_CHECKING:
+    _ALERTER_IS_AN_ALERT_SENDER: type[AlertSender] = Alerter

@@ -1,18 +1,16 @@
-"""The `Notifier` seam and the one HTTP POST every chat tool shares."""
+"""The `Notifier` and `AlertSender` seams; free of HTTP libraries so the scheduler may import them."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
-import aiohttp
-from yarl import URL
+from coalmine.api.models import Canary
+from coalmine.notify.message import AlertMessage, Severity
 
-from coalmine.notify.message import AlertMessage
-
-NOTIFICATION_TIMEOUT_SECONDS = 5.0
-MAX_BODY_CHARS = 1000
+if TYPE_CHECKING:
+    import aiohttp
 
 
 class NotificationError(Exception):
@@ -31,53 +29,22 @@ class Notifier(Protocol):
     async def send(self, session: aiohttp.ClientSession, message: AlertMessage) -> None: ...
 
 
-def validate_url(address: str, kind: str) -> str:
-    """Reject an address that is not an absolute http(s) URL, naming the tool."""
-    try:
-        url = URL(address)
-    except (TypeError, ValueError) as error:
-        raise NotifierConfigError(f"invalid {kind} URL {address!r}: {error}") from error
-    if url.scheme not in ("http", "https") or not url.host:
-        raise NotifierConfigError(
-            f"invalid {kind} URL {address!r}: expected an absolute http(s) URL"
-        )
-    return address
+@dataclass(frozen=True)
+class AlertDelivery:
+    """What happened to one alert at one destination."""
+
+    destination: str
+    ok: bool
+    error: str = ""
 
 
-def require(value: str | None, what: str) -> str:
-    if not value:
-        raise NotifierConfigError(f"empty {what}")
-    return value
+class AlertSender(Protocol):
+    """What the scheduler calls to alert (implemented by `coalmine.notify.alerter.Alerter`).
 
+    Never raises: failures are logged and returned. `severity` is `info`, `warn` or `error`;
+    `metadata` adds the Target / threshold / deadline / traffic-routing fields.
+    """
 
-async def post_notification(
-    session: aiohttp.ClientSession,
-    url: str,
-    body: Mapping[str, Any],
-    *,
-    proxy: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    timeout_seconds: float = NOTIFICATION_TIMEOUT_SECONDS,
-) -> None:
-    """POST a JSON body; any 2xx is success, otherwise `sending notification bad response …`."""
-    request_headers = {"Content-type": "application/json"}
-    request_headers.update(headers or {})
-    try:
-        async with session.post(
-            url,
-            json=dict(body),
-            headers=request_headers,
-            proxy=proxy or None,
-            timeout=aiohttp.ClientTimeout(total=timeout_seconds),
-        ) as response:
-            text = await response.text(errors="replace")
-            status = response.status
-    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as error:
-        reason = str(error) or type(error).__name__
-        if isinstance(error, asyncio.TimeoutError):
-            reason = f"timeout after {timeout_seconds:g}s"
-        raise NotificationError(f"sending notification failed: {reason}") from error
-    if not 200 <= status <= 299:
-        if len(text) > MAX_BODY_CHARS:
-            text = text[:MAX_BODY_CHARS] + "…"
-        raise NotificationError(f"sending notification bad response {status}: {text}")
+    async def alert(
+        self, canary: Canary, message: str, metadata: bool, severity: Severity
+    ) -> Sequence[AlertDelivery]: ...

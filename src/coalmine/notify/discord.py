@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from yarl import URL
 
-from coalmine.notify.base import validate_url
 from coalmine.notify.slack import SlackNotifier
+from coalmine.notify.transport import validate_url
 
 
 def discord_slack_url(address: str) -> str:

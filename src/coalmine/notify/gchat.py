@@ -6,8 +6,8 @@ from typing import Any
 
 import aiohttp
 
-from coalmine.notify.base import post_notification, validate_url
 from coalmine.notify.message import AlertMessage
+from coalmine.notify.transport import post_notification, validate_url
 
 FLAGGER_ICON = "https://flagger.app/favicon.png"
 

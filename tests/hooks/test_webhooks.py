@@ -502,7 +502,13 @@ async def test_a_successful_rollback_hook_requests_a_rollback(
     assert [(e.event_type, e.message) for e in result.events] == [
         ("Normal", "Rollback hook closed not signaling a rollback"),
         ("Warning", "Rollback check open passed"),
+        ("Warning", "Rolling back podinfo.test manual webhook invoked"),
     ]
+    assert result.alert is not None
+    assert (result.alert.message, result.alert.severity) == (
+        "Rolling back manual webhook invoked",
+        "warn",
+    )
 
 
 async def test_a_refusing_rollback_hook_does_not_request_a_rollback(

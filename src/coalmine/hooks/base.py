@@ -4,8 +4,9 @@ No HTTP library is imported here, so the pure scheduler can depend on this modul
 passes the scheduler a `coalmine.hooks.gates.WebhookRunner` (real HTTP on one shared aiohttp
 session); tests of the pure scheduler pass fakes.
 
-How the scheduler uses each method (Flagger §3.2/§3.7; events and alerts to emit come in the
-result, the status changes are the scheduler's):
+How the scheduler uses each method (Flagger §3.2/§3.7). For every result: record
+`result.events` in order (each also goes to `event`), send `result.alert` when set, then act on
+`result.approved`; the status changes below are the scheduler's:
 
 * `confirm_rollout` — new revision detected (phase Initialized/Succeeded/Failed/Waiting). Not
   approved: set phase `Waiting` (if not already), record `result.events`, send `result.alert`,
@@ -21,7 +22,8 @@ result, the status changes are the scheduler's):
 * `post_rollout(canary, "Succeeded" | "Failed")` — after promotion, rollback, failed promotion or
   skip-analysis promotion. Only events; no effect on the outcome.
 * `rollback` — in Progressing, Waiting and WaitingPromotion (decision 7).
-  `result.rollback_requested`: alert `Rolling back manual webhook invoked` (warn) and roll back.
+  `result.rollback_requested`: record the events (`Rollback check <hook> passed`, `Rolling back
+  <canary>.<ns> manual webhook invoked`), send the alert (warn, not mutable) and roll back.
 * `event` — every recorded event; never raises.
 """
 

@@ -74,8 +74,16 @@ async def run_gate(
         if hook_type == "rollback":
             if result.ok:
                 events.append(HookEvent("Warning", f"Rollback check {hook.name} passed"))
+                events.append(
+                    HookEvent("Warning", f"Rolling back {canary.key} manual webhook invoked")
+                )
                 return GateResult(
-                    hook_type, True, tuple(results), tuple(events), hooks=tuple(hooks)
+                    hook_type,
+                    True,
+                    tuple(results),
+                    tuple(events),
+                    alert=HookAlert("Rolling back manual webhook invoked", "warn"),
+                    hooks=tuple(hooks),
                 )
             events.append(
                 HookEvent("Normal", f"Rollback hook {hook.name} not signaling a rollback")

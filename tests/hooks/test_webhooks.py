@@ -580,3 +580,14 @@ async def test_a_malformed_hook_url_fails_the_call_without_raising(
     assert not result.ok
     assert result.attempts == 1
     assert result.error.startswith("POST not a url: ")
+
+
+async def test_a_huge_error_body_is_cut_short_in_the_error_text(
+    session: aiohttp.ClientSession,
+) -> None:
+    recorder = Recorder(default_status=400, reply_body="x" * 1_000_000)
+    async with serve(recorder.handle) as url:
+        result = await call_webhook(session, CanaryWebhook(name="t", url=url), {"name": "x"})
+    assert not result.ok
+    assert result.error == "x" * 1000 + "…"
+    assert len(result.body) == 64 * 1024

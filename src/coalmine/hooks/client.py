@@ -27,6 +27,20 @@ RETRY_WAIT_MIN_SECONDS = 1.0
 RETRY_WAIT_MAX_SECONDS = 30.0
 # Bodies end up in Kubernetes events (message limit 1 KiB after truncation by the API server).
 MAX_ERROR_BODY_CHARS = 1000
+MAX_RESPONSE_BYTES = 64 * 1024
+
+
+async def read_text_capped(
+    response: aiohttp.ClientResponse, limit: int = MAX_RESPONSE_BYTES
+) -> str:
+    """The start of a response body: a peer answering with megabytes must not cost memory."""
+    data = bytearray()
+    while len(data) < limit:
+        chunk = await response.content.read(limit - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data.decode("utf-8", errors="replace")
 
 
 def create_session(*, total_timeout_seconds: float = 60.0) -> aiohttp.ClientSession:
@@ -128,7 +142,7 @@ async def post_json(
                 timeout=aiohttp.ClientTimeout(total=timeout_seconds),
             ) as response:
                 last_status = response.status
-                last_body = await response.text(errors="replace")
+                last_body = await read_text_capped(response)
             if 200 <= last_status <= 299:
                 return WebhookResult(name, url, True, last_status, last_body, "", attempts)
             retryable = _is_retryable_status(last_status)

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from coalmine.hooks.client import read_text_capped
 from coalmine.notify.base import NotificationError, NotifierConfigError
 
 NOTIFICATION_TIMEOUT_SECONDS = 5.0
@@ -54,7 +55,7 @@ async def post_notification(
             proxy=proxy or None,
             timeout=aiohttp.ClientTimeout(total=timeout_seconds),
         ) as response:
-            text = await response.text(errors="replace")
+            text = await read_text_capped(response)
             status = response.status
     except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as error:
         reason = str(error) or type(error).__name__

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import shlex
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -61,13 +61,10 @@ def _truthy(value: Any) -> bool:
     return str(value).strip().lower() == "true"
 
 
-def _program_allowed(program: str, allowed: tuple[str, ...]) -> bool:
-    """A bare name must be listed as such; a path only when that exact path is listed."""
-    return program in allowed
-
-
 def build_task(
-    payload: Mapping[str, Any], config: LoadTesterConfig, which: Any = shutil.which
+    payload: Mapping[str, Any],
+    config: LoadTesterConfig,
+    which: Callable[[str], str | None] = shutil.which,
 ) -> Task | Refusal:
     """Validate a task request (already authorised by namespace) against the load tester's rules."""
     metadata = payload.get("metadata")
@@ -114,7 +111,8 @@ def build_task(
         return Task(kind, canary, command, (program, *words), True, log_output, return_output)
 
     program = words[0]
-    if not _program_allowed(program, config.allowed_programs):
+    # By exact name: listing `hey` does not allow `/tmp/x/hey`; list a path to allow a path.
+    if program not in config.allowed_programs:
         allowed = ", ".join(config.allowed_programs) or "none"
         return Refusal(
             403,

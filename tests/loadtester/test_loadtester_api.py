@@ -1,4 +1,4 @@
-"""The load tester's HTTP API in-process, with real processes (hey, curl, bash) and real servers."""
+"""The load tester's HTTP API in-process, with real processes (hey, bash, kubectl) and real servers."""
 
 from __future__ import annotations
 
@@ -98,10 +98,10 @@ async def test_cmd_task_runs_hey_against_the_target(
 
 
 async def test_cmd_is_the_default_type(make_client: MakeClient, target: tuple[Target, str]) -> None:
-    require_binary("curl")
+    require_binary("hey")
     peer, url = target
     client = await make_client()
-    assert (await post(client, "/", payload({"cmd": f"curl -s {url}"})))[0] == 202
+    assert (await post(client, "/", payload({"cmd": f"hey -n 1 -c 1 {url}"})))[0] == 202
     await client.app[RUNNER_KEY].wait_idle()
     assert peer.requests == 1
 
@@ -109,15 +109,15 @@ async def test_cmd_is_the_default_type(make_client: MakeClient, target: tuple[Ta
 async def test_shell_metacharacters_in_cmd_never_reach_a_shell(
     make_client: MakeClient, target: tuple[Target, str], tmp_path: Path
 ) -> None:
-    require_binary("curl")
+    require_binary("hey")
     _, url = target
     pwned = tmp_path / "pwned"
     client = await make_client()
     for command in (
-        f"curl -s {url}; touch {pwned}",
-        f"curl -s {url} && touch {pwned}",
-        f"curl -s {url}$(touch {pwned})",
-        f"curl -s {url} | touch {pwned}",
+        f"hey -n 1 -c 1 {url}; touch {pwned}",
+        f"hey -n 1 -c 1 {url} && touch {pwned}",
+        f"hey -n 1 -c 1 {url}$(touch {pwned})",
+        f"hey -n 1 -c 1 {url} | touch {pwned}",
     ):
         assert (await post(client, "/", payload({"cmd": command})))[0] == 202
     await client.app[RUNNER_KEY].wait_idle()
@@ -140,19 +140,19 @@ async def test_programs_off_the_allow_list_are_refused(
 async def test_allow_program_replaces_the_default_list(make_client: MakeClient) -> None:
     client = await make_client(allowed_programs=("true",))
     assert (await post(client, "/", payload({"cmd": "true"})))[0] == 202
-    assert (await post(client, "/", payload({"cmd": "curl http://x"})))[0] == 403
+    assert (await post(client, "/", payload({"cmd": "hey http://x"})))[0] == 403
 
 
 async def test_a_running_task_is_not_started_twice(
     make_client: MakeClient, target: tuple[Target, str]
 ) -> None:
-    require_binary("curl")
+    require_binary("hey")
     peer, url = target
     peer.release = asyncio.Event()
     client = await make_client()
-    task = payload({"cmd": f"curl -s {url}"})
+    task = payload({"cmd": f"hey -n 1 -c 1 {url}"})
     assert await post(client, "/", task) == (202, "task started")
-    await asyncio.wait_for(peer.arrivals.get(), 30)  # the first curl now waits inside the target
+    await asyncio.wait_for(peer.arrivals.get(), 30)  # the first hey now waits inside the target
     assert await post(client, "/", task) == (202, "task already running")
     other_canary = {**task, "name": "other"}
     assert await post(client, "/", other_canary) == (202, "task started")
@@ -275,7 +275,7 @@ async def test_namespaces_outside_the_expression_are_forbidden(make_client: Make
     inside, outside = payload(namespace="team-a-dev"), payload(namespace="kube-system")
     assert await post(client, "/gate/open", outside) == (403, "Forbidden")
     assert await post(client, "/gate/open", inside) == (202, "")
-    assert await post(client, "/", {**outside, "metadata": {"cmd": "curl x"}}) == (403, "Forbidden")
+    assert await post(client, "/", {**outside, "metadata": {"cmd": "hey x"}}) == (403, "Forbidden")
     assert await post(client, "/rollback/check", outside) == (403, "Forbidden")
 
 

@@ -591,3 +591,22 @@ async def test_a_huge_error_body_is_cut_short_in_the_error_text(
     assert not result.ok
     assert result.error == "x" * 1000 + "…"
     assert len(result.body) == 64 * 1024
+
+
+async def test_a_429_is_retried_honouring_retry_after(session: aiohttp.ClientSession) -> None:
+    answers = [web.Response(status=429, headers={"Retry-After": "0"}), web.Response(status=200)]
+    seen: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append(request.method)
+        return answers.pop(0)
+
+    async with serve(handle) as url:
+        hook = CanaryWebhook(name="t", url=url, retries=1)
+        # The backoff alone would wait an hour: only honouring Retry-After finishes in time.
+        result = await asyncio.wait_for(
+            call_webhook(session, hook, {"name": "x"}, retry_wait_min=3600, retry_wait_max=3600),
+            timeout=30,
+        )
+    assert result.ok
+    assert seen == ["POST", "POST"]

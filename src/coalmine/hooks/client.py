@@ -93,6 +93,13 @@ def _backoff_seconds(attempt: int, wait_min: float, wait_max: float) -> float:
     return float(min(wait_max, wait_min * (2**attempt)))
 
 
+def _retry_after_seconds(value: str | None) -> float | None:
+    """A `Retry-After` in seconds (the HTTP-date form is rare for webhooks and ignored)."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return float(value.strip())
+
+
 def _short(text: str) -> str:
     text = text.strip()
     if len(text) > MAX_ERROR_BODY_CHARS:
@@ -134,6 +141,7 @@ async def post_json(
     while True:
         attempts += 1
         retryable = False
+        retry_after: float | None = None
         try:
             async with session.post(
                 url,
@@ -143,6 +151,7 @@ async def post_json(
             ) as response:
                 last_status = response.status
                 last_body = await read_text_capped(response)
+                retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
             if 200 <= last_status <= 299:
                 return WebhookResult(name, url, True, last_status, last_body, "", attempts)
             retryable = _is_retryable_status(last_status)
@@ -163,6 +172,8 @@ async def post_json(
             error_text = f"POST {shown_url} giving up after {attempts} attempt(s): {cause}"
             return WebhookResult(name, url, False, last_status, last_body, error_text, attempts)
         wait = _backoff_seconds(attempts - 1, retry_wait_min, retry_wait_max)
+        if retry_after is not None and last_status in (429, 503):
+            wait = min(retry_wait_max, retry_after)
         log.debug(
             "webhook %s attempt %d failed (%s); retrying in %.1fs", name, attempts, cause, wait
         )

@@ -610,3 +610,16 @@ async def test_a_429_is_retried_honouring_retry_after(session: aiohttp.ClientSes
         )
     assert result.ok
     assert seen == ["POST", "POST"]
+
+
+async def test_a_password_in_the_hook_url_never_appears_in_the_error(
+    session: aiohttp.ClientSession,
+) -> None:
+    recorder = Recorder()
+    async with serve(recorder.handle) as url:
+        pass  # closed port: the call fails and reports the URL
+    with_password = url.replace("http://", "http://ci:s3cret@")
+    result = await call_webhook(session, CanaryWebhook(name="t", url=with_password), {"name": "x"})
+    assert not result.ok
+    assert "ci:xxxxx@" in result.error
+    assert "s3cret" not in result.error

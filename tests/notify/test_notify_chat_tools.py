@@ -140,6 +140,8 @@ async def test_discord_gets_the_slack_body_on_the_slack_path(
     assert seen.body == slack_like("good")
     assert "Authorization" not in seen.headers
     assert make_notifier("discord", "http://d/api/slack").address == "http://d/api/slack"  # type: ignore[attr-defined]
+    with_query = make_notifier("discord", "https://d/api/webhooks/1/abc?wait=true")
+    assert with_query.address == "https://d/api/webhooks/1/abc/slack?wait=true"  # type: ignore[attr-defined]
 
 
 async def test_rocket_uses_flaggers_blue_and_red(session: aiohttp.ClientSession) -> None:

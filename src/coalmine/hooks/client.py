@@ -12,9 +12,9 @@ import ssl
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-from yarl import URL
 
 from coalmine import __version__
 from coalmine.api.models import CanaryWebhook, parse_go_duration
@@ -71,12 +71,15 @@ def webhook_timeout_seconds(hook: CanaryWebhook) -> float:
 def redact_url(url: str) -> str:
     """The URL as it may appear in events and logs: a password in it is replaced by `xxxxx`."""
     try:
-        parsed = URL(url)
-    except (TypeError, ValueError):
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
         return url
-    if parsed.password:
-        return str(parsed.with_password("xxxxx"))
-    return url
+    if not password:
+        return url
+    user_info, _, host = parts.netloc.rpartition("@")
+    user = user_info.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:xxxxx@{host}"))
 
 
 def _is_retryable_status(status: int) -> bool:

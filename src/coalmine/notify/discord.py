@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from yarl import URL
+from urllib.parse import urlsplit, urlunsplit
 
 from coalmine.notify.slack import SlackNotifier
 from coalmine.notify.transport import validate_url
@@ -10,10 +10,10 @@ from coalmine.notify.transport import validate_url
 
 def discord_slack_url(address: str) -> str:
     """Discord accepts Slack payloads on `<webhook>/slack`; append it unless present."""
-    url = URL(validate_url(address, "discord"))
+    url = urlsplit(validate_url(address, "discord"))
     if url.path.endswith("/slack"):
         return address
-    return str(url.with_path(url.path.rstrip("/") + "/slack", keep_query=True))
+    return urlunsplit(url._replace(path=url.path.rstrip("/") + "/slack"))
 
 
 class DiscordNotifier(SlackNotifier):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
-from yarl import URL
 
 from coalmine.hooks.client import read_text_capped
 from coalmine.notify.base import NotificationError, NotifierConfigError
@@ -19,10 +19,11 @@ MAX_BODY_CHARS = 1000
 def validate_url(address: str, kind: str) -> str:
     """Reject an address that is not an absolute http(s) URL, naming the tool."""
     try:
-        url = URL(address)
-    except (TypeError, ValueError) as error:
+        url = urlsplit(address)
+        host = url.hostname
+    except ValueError as error:
         raise NotifierConfigError(f"invalid {kind} URL {address!r}: {error}") from error
-    if url.scheme not in ("http", "https") or not url.host:
+    if url.scheme not in ("http", "https") or not host or " " in address:
         raise NotifierConfigError(
             f"invalid {kind} URL {address!r}: expected an absolute http(s) URL"
         )

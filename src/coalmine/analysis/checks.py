@@ -170,9 +170,7 @@ def _is_builtin(metric: CanaryMetric) -> bool:
     return metric.name in BUILTIN_METRICS and not metric.query and metric.template_ref is None
 
 
-def _range_failure(
-    canary: Canary, metric: CanaryMetric, value: float, legacy_is_min: bool
-) -> str | None:
+def _range_failure(canary: Canary, metric: CanaryMetric, value: float) -> str | None:
     """Flagger's generic threshold check (inline query and template metrics)."""
     key = canary.key
     bounds = metric.threshold_range
@@ -258,10 +256,10 @@ async def _builtin_check(
         milliseconds = int(value * 1000) if observer.duration_unit == "s" else int(value)
         _record(analyzer, canary, metric.name, milliseconds / 1000)
         failure = _duration_failure(canary, metric, milliseconds)
-        return MetricResult(metric.name, float(milliseconds), failure is None, failure or "")
+        return _judged(metric.name, float(milliseconds), failure)
     _record(analyzer, canary, metric.name, value)
     failure = _success_rate_failure(canary, metric, value)
-    return MetricResult(metric.name, value, failure is None, failure or "")
+    return _judged(metric.name, value, failure)
 
 
 async def _inline_check(
@@ -283,8 +281,8 @@ async def _inline_check(
         message = f"Prometheus query failed for {metric.name}: {error}"
         return MetricResult(metric.name, None, False, message, "error")
     _record(analyzer, canary, metric.name, value)
-    failure = _range_failure(canary, metric, value, legacy_is_min=False)
-    return MetricResult(metric.name, value, failure is None, failure or "")
+    failure = _range_failure(canary, metric, value)
+    return _judged(metric.name, value, failure)
 
 
 async def _template_check(
@@ -313,8 +311,14 @@ async def _template_check(
         message = f"Metric query failed for {metric.name}: {error}"
         return MetricResult(metric.name, None, False, message, "error")
     _record(analyzer, canary, metric.name, value)
-    failure = _range_failure(canary, metric, value, legacy_is_min=False)
-    return MetricResult(metric.name, value, failure is None, failure or "")
+    failure = _range_failure(canary, metric, value)
+    return _judged(metric.name, value, failure)
+
+
+def _judged(name: str, value: float, failure: str | None) -> MetricResult:
+    if failure is None:
+        return MetricResult(name, value, True)
+    return MetricResult(name, value, False, failure, "warning")
 
 
 def _record(analyzer: MetricAnalyzer, canary: Canary, metric: str, value: float) -> None:

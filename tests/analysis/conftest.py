@@ -13,7 +13,9 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from coalmine.api.models import Canary, MetricTemplate
 from conftest import require_binary
@@ -239,3 +241,34 @@ def make_canary(
     if metrics_server:
         spec["metricsServer"] = metrics_server
     return Canary.model_validate({"metadata": {"name": name, "namespace": namespace}, "spec": spec})
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[web.Application], Awaitable[str]]]:
+    """Start local aiohttp apps on free loopback ports; all are stopped after the test."""
+    runners: list[web.AppRunner] = []
+
+    async def start(app: web.Application) -> str:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        server = site._server
+        assert server is not None
+        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+def fixed_clock(now: float = 1_700_000_000.0) -> Callable[[], float]:
+    return lambda: now

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -19,12 +18,6 @@ from .conftest import FakeSources, make_canary
 
 SUCCESS = {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"}
 DURATION = {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "1m"}
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
 
 
 def analyzer(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from urllib.parse import parse_qsl
 
 from coalmine.analysis.providers.base import (
@@ -43,7 +44,9 @@ class GraphiteProvider:
         self.context = context
 
     async def run_query(self, query: str) -> float:
-        params = [*parse_qsl(" ".join(query.split()), keep_blank_values=True), ("format", "json")]
+        # Templates spread targets over indented lines; Graphite wants them joined.
+        joined = re.sub(r"\s*\n\s*", "", query.strip())
+        params = [*parse_qsl(joined, keep_blank_values=True), ("format", "json")]
         response = await http_request(
             self.context,
             "GET",

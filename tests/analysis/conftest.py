@@ -10,8 +10,9 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import pytest
@@ -219,7 +220,7 @@ class FakeSources:
 
 def make_canary(
     namespace: str = "test",
-    metrics: list[dict[str, object]] | None = None,
+    metrics: Sequence[Mapping[str, Any]] | None = None,
     *,
     name: str = "podinfo",
     target_kind: str = "Deployment",
@@ -234,7 +235,7 @@ def make_canary(
             "name": name,
         },
         "service": {"port": 9898, **({"name": service_name} if service_name else {})},
-        "analysis": {"interval": "1m", "threshold": 5, "metrics": metrics or []},
+        "analysis": {"interval": "1m", "threshold": 5, "metrics": [dict(m) for m in metrics or []]},
     }
     if provider:
         spec["provider"] = provider
@@ -256,7 +257,7 @@ async def serve() -> AsyncIterator[Callable[[web.Application], Awaitable[str]]]:
         runners.append(runner)
         server = site._server
         assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         return f"http://127.0.0.1:{port}"
 
     yield start

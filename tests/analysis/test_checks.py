@@ -424,3 +424,32 @@ async def test_availability_check(
         other.message
         == 'metric template here.elsewhere error: metrictemplate.flagger.app "here" not found'
     )
+
+
+async def test_a_surprising_backend_answer_fails_the_check_instead_of_the_controller(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
+    async def query(request: web.Request) -> web.Response:
+        return web.json_response({"series": ["not-an-object"]})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query", query)
+    url = await serve(app)
+    sources = FakeSources()
+    sources.add_template(
+        {
+            "metadata": {"name": "dd", "namespace": "test"},
+            "spec": {
+                "provider": {"type": "datadog", "address": url, "secretRef": {"name": "dd"}},
+                "query": "q",
+            },
+        }
+    )
+    sources.secrets[("test", "dd")] = {"datadog_api_key": b"a", "datadog_application_key": b"b"}
+    outcome = await make_analyzer(session, url, sources).analyse(
+        make_canary("test", [{"name": "m", "templateRef": {"name": "dd"}}])
+    )
+    assert outcome.messages == (
+        "Metric query failed for m: unexpected AttributeError: 'str' object has no attribute 'get'",
+    )
+    assert outcome.results[0].severity == "error"

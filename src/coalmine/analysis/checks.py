@@ -8,6 +8,7 @@ module does no Kubernetes I/O; all backend I/O goes through providers sharing on
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -40,6 +41,8 @@ from coalmine.analysis.providers.base import (
 from coalmine.analysis.providers.prometheus import PrometheusProvider
 from coalmine.analysis.templates import TemplateError, TemplateModel, render_query
 from coalmine.api.models import Canary, CanaryMetric, MetricTemplateProvider
+
+log = logging.getLogger(__name__)
 
 DEFAULT_METRIC_INTERVAL = "1m"
 NO_USABLE_METRIC = "Metric query failed for no usable metrics template and query were configured"
@@ -146,11 +149,20 @@ class MetricAnalyzer:
                 )
         try:
             provider = provider_for(provider_spec, credentials, self.context, interval)
-        except AnalysisError as error:
+        except Exception as error:  # a provider bug or odd answer must not crash the cycle
             raise _CheckFailed(
-                f"Metric template {name}.{namespace} provider {provider_spec.type} error: {error}"
+                f"Metric template {name}.{namespace} provider {provider_spec.type} error: {_describe(error)}"
             ) from error
         return provider, template.spec.query, name, namespace
+
+
+def _describe(error: BaseException) -> str:
+    """Our own errors read as they are; anything else is a bug or a surprising answer, logged with
+    its traceback and reported by type so the event still says what happened."""
+    if isinstance(error, AnalysisError | TemplateError | BuiltinQueryError):
+        return str(error)
+    log.warning("unexpected error in metric analysis", exc_info=error)
+    return f"unexpected {type(error).__name__}: {error}"
 
 
 class _CheckFailed(Exception):
@@ -233,10 +245,12 @@ async def _builtin_check(
             observer, metric.name, TemplateModel.for_canary(canary, interval, route=route)
         )
     except (BuiltinQueryError, TemplateError) as error:
-        return MetricResult(metric.name, None, False, f"Prometheus query failed: {error}", "error")
-    except AnalysisError as error:
+        return MetricResult(
+            metric.name, None, False, f"Prometheus query failed: {_describe(error)}", "error"
+        )
+    except Exception as error:  # a provider bug or odd answer must not crash the cycle
         server = canary.spec.metrics_server or analyzer.settings.metrics_server
-        message = f"Error building Prometheus client for {server} {error}"
+        message = f"Error building Prometheus client for {server} {_describe(error)}"
         return MetricResult(metric.name, None, False, message, "error")
     target = f"{canary.spec.target_ref.name}.{canary.namespace}"
     try:
@@ -247,10 +261,10 @@ async def _builtin_check(
             f"probably {target} is not receiving traffic"
         )
         if metric.name == SUCCESS_RATE:
-            message += f": running query failed: {error}"
+            message += f": running query failed: {_describe(error)}"
         return MetricResult(metric.name, None, False, message, "warning")
-    except AnalysisError as error:
-        message = f"Prometheus query failed: running query failed: {error}"
+    except Exception as error:  # a provider bug or odd answer must not crash the cycle
+        message = f"Prometheus query failed: running query failed: {_describe(error)}"
         return MetricResult(metric.name, None, False, message, "error")
     if metric.name == DURATION:
         milliseconds = int(value * 1000) if observer.duration_unit == "s" else int(value)
@@ -277,8 +291,8 @@ async def _inline_check(
     except NoValuesFound:
         message = f"Halt advancement no values found for metric: {metric.name}"
         return MetricResult(metric.name, None, False, message, "warning")
-    except (AnalysisError, TemplateError) as error:
-        message = f"Prometheus query failed for {metric.name}: {error}"
+    except Exception as error:  # a provider bug or odd answer must not crash the cycle
+        message = f"Prometheus query failed for {metric.name}: {_describe(error)}"
         return MetricResult(metric.name, None, False, message, "error")
     _record(analyzer, canary, metric.name, value)
     failure = _range_failure(canary, metric, value)
@@ -300,15 +314,17 @@ async def _template_check(
             f"{name}.{namespace}",
         )
     except TemplateError as error:
-        message = f"Metric template {name}.{namespace} query render error: {error}"
+        message = f"Metric template {name}.{namespace} query render error: {_describe(error)}"
         return MetricResult(metric.name, None, False, message, "error")
     try:
         value = await provider.run_query(query)
     except NoValuesFound as error:
-        message = f"Halt advancement no values found for custom metric: {metric.name}: {error}"
+        message = (
+            f"Halt advancement no values found for custom metric: {metric.name}: {_describe(error)}"
+        )
         return MetricResult(metric.name, None, False, message, "warning")
-    except AnalysisError as error:
-        message = f"Metric query failed for {metric.name}: {error}"
+    except Exception as error:  # a provider bug or odd answer must not crash the cycle
+        message = f"Metric query failed for {metric.name}: {_describe(error)}"
         return MetricResult(metric.name, None, False, message, "error")
     _record(analyzer, canary, metric.name, value)
     failure = _range_failure(canary, metric, value)
@@ -376,14 +392,14 @@ async def check_provider_availability(
             server = canary.spec.metrics_server or analyzer.settings.metrics_server
             try:
                 prometheus = analyzer.prometheus_for(canary)
-            except AnalysisError as error:
+            except Exception as error:  # a provider bug or odd answer must not crash the cycle
                 return AvailabilityOutcome(
-                    False, f"error building Prometheus client for {server} {error}"
+                    False, f"error building Prometheus client for {server} {_describe(error)}"
                 )
             try:
                 await prometheus.is_online()
-            except AnalysisError as error:
-                return AvailabilityOutcome(False, f"prometheus not avaiable: {error}")
+            except Exception as error:  # a provider bug or odd answer must not crash the cycle
+                return AvailabilityOutcome(False, f"prometheus not avaiable: {_describe(error)}")
             continue
         if metric.template_ref is None:
             continue
@@ -397,7 +413,7 @@ async def check_provider_availability(
         try:
             online = await provider.is_online()
             error_text = "" if online else "not online"
-        except AnalysisError as error:
+        except Exception as error:  # a provider bug or odd answer must not crash the cycle
             online, error_text = False, str(error)
         if not online:
             template = analyzer.sources.metric_template(namespace, name)

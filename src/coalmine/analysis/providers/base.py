@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import math
+import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -91,7 +92,7 @@ class ProviderContext:
     # supplies the base URL and a bearer token derived from its own kube configuration.
     kube_api: str | None = None
     kube_token: str | None = None
-    kube_ssl: Any = None
+    kube_ssl: ssl.SSLContext | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ async def http_request(
     headers: Mapping[str, str] | None = None,
     data: bytes | str | None = None,
     verify_tls: bool = True,
+    ssl_context: ssl.SSLContext | None = None,
     timeout: float | None = None,  # noqa: ASYNC109 - a per-request budget, not a cancel scope
 ) -> HTTPResponse:
     """One request under the backend's semaphore and a total timeout; transport failures become
@@ -131,7 +133,7 @@ async def http_request(
                 params=params,
                 headers=headers,
                 data=data,
-                ssl=verify_tls,
+                ssl=ssl_context if ssl_context is not None and verify_tls else verify_tls,
                 timeout=aiohttp.ClientTimeout(total=seconds),
             ) as response:
                 text = await response.text(errors="replace")
@@ -147,7 +149,12 @@ def credential(credentials: Credentials | None, key: str) -> str | None:
     if not credentials or key not in credentials:
         return None
     value = credentials[key]
-    return value.decode() if isinstance(value, bytes) else value
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError as error:
+            raise ProviderConfigError(f"secret key {key} is not UTF-8 text") from error
+    return value
 
 
 def require_credential(credentials: Credentials, key: str, provider: str) -> str:

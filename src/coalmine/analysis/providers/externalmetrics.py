@@ -78,7 +78,8 @@ class ExternalMetricsProvider:
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
         self.verify_tls = not spec.insecure_skip_verify
-        self.ssl = context.kube_ssl
+        # The controller's CA applies when we talk to its own API server.
+        self.ssl = None if spec.address else context.kube_ssl
         self.context = context
 
     async def run_query(self, query: str) -> float:
@@ -100,6 +101,7 @@ class ExternalMetricsProvider:
             params=parse_qsl(raw_params, keep_blank_values=True),
             headers=self.headers,
             verify_tls=self.verify_tls,
+            ssl_context=self.ssl,
         )
         if response.status >= 400:
             raise error_response(response)

@@ -11,6 +11,7 @@ from coalmine.analysis.providers.base import (
     NoValuesFound,
     ProviderConfigError,
     ProviderContext,
+    credential,
     error_response,
     http_request,
     register,
@@ -52,12 +53,10 @@ class InfluxDBProvider:
         self.headers = {"Content-Type": "application/json", "Accept": "application/csv"}
         self.org: str | None = None
         if spec.secret_ref is not None:
-            token = credentials.get("token")
-            org = credentials.get("org")
-            if not token or not org:
+            token = credential(credentials, "token")
+            self.org = credential(credentials, "org")
+            if not token or not self.org:
                 raise ProviderConfigError("influxdb credentials must contain both token and org")
-            token = token.decode() if isinstance(token, bytes) else token
-            self.org = org.decode() if isinstance(org, bytes) else org
             self.headers["Authorization"] = f"Token {token}"
         self.context = context
 

@@ -57,6 +57,7 @@ class KeptnProvider:
             f"{self.api}{path}",
             headers=self.headers,
             data=json.dumps(body) if body is not None else None,
+            ssl_context=self.context.kube_ssl,
         )
         if response.status == 404:
             raise NoValuesFound(f"{path} not found")

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from coalmine.analysis import Analyzer
-from coalmine.analysis.builtin import render_builtin
+from coalmine.analysis.builtin import observer_key, render_builtin
 from coalmine.analysis.checks import (
     NO_USABLE_METRIC,
     AnalysisSettings,
@@ -453,3 +453,19 @@ async def test_a_surprising_backend_answer_fails_the_check_instead_of_the_contro
         "Metric query failed for m: unexpected AttributeError: 'str' object has no attribute 'get'",
     )
     assert outcome.results[0].severity == "error"
+
+
+@pytest.mark.parametrize(
+    ("mesh", "provider", "kind", "key"),
+    [
+        ("istio", None, "Deployment", "istio"),
+        ("istio", "nginx", "Deployment", "nginx"),
+        ("linkerd", "nginx", "Deployment", "linkerd"),
+        ("smi:crossover", None, "Deployment", "crossover"),
+        ("", "contour", "Service", "contour:service"),
+        ("", None, "Deployment", ""),
+    ],
+)
+def test_observer_key_follows_flagger(mesh: str, provider: str | None, kind: str, key: str) -> None:
+    canary = make_canary("test", provider=provider, target_kind=kind)
+    assert observer_key(canary, mesh) == key

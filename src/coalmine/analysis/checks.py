@@ -9,6 +9,7 @@ module does no Kubernetes I/O; all backend I/O goes through providers sharing on
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -96,6 +97,7 @@ class MetricAnalyzer:
         record: RecordMetric | None = None,
         kube_api: str | None = None,
         kube_token: str | None = None,
+        kube_ssl: ssl.SSLContext | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.settings = settings or AnalysisSettings()
@@ -107,6 +109,7 @@ class MetricAnalyzer:
             timeout=self.settings.timeout,
             kube_api=kube_api,
             kube_token=kube_token,
+            kube_ssl=kube_ssl,
         )
         if clock is not None:
             self.context.clock = clock

@@ -163,6 +163,10 @@ def test_pipelines_parentheses_and_comments() -> None:
 def test_go_printf_verbs() -> None:
     assert go_sprintf("%s %d %v %q %.2f %%", "a", 3, 1.5, "q", 2.0) == 'a 3 1.5 "q" 2.00 %'
     assert go_sprintf("%v", 99.0) == "99"
+    # Go switches to exponent form from 1e+06 (shortest %g), unlike Python's repr.
+    assert [go_sprintf("%v", v) for v in (500000.0, 1e6, 123456789.0, 0.0001, 1.5e-5)] == [
+        "500000", "1e+06", "1.23456789e+08", "0.0001", "1.5e-05",
+    ]  # fmt: skip
     assert go_sprintf("%s") == "%!s(MISSING)"
 
 

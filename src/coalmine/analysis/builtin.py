@@ -13,6 +13,7 @@ named after it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -289,8 +290,6 @@ def observer_for(key: str) -> Observer:
 
 
 def _word_encoded(model: TemplateModel) -> TemplateModel:
-    import re
-
     def encode(value: str) -> str:
         return re.sub(r"\W", "_", value)
 

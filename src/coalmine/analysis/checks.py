@@ -40,7 +40,7 @@ from coalmine.analysis.providers.base import (
     provider_for,
 )
 from coalmine.analysis.providers.prometheus import PrometheusProvider
-from coalmine.analysis.templates import TemplateError, TemplateModel, render_query
+from coalmine.analysis.templates import TemplateError, TemplateModel, go_sprintf, render_query
 from coalmine.api.models import Canary, CanaryMetric, MetricTemplateProvider
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,6 @@ NO_USABLE_METRIC = "Metric query failed for no usable metrics template and query
 
 def go_float(value: float) -> str:
     """Go's %v of a float64 (`99`, `99.5`, `1e+21`), used where Flagger prints thresholds."""
-    from coalmine.analysis.templates import go_sprintf
-
     return go_sprintf("%v", float(value))
 
 

@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from coalmine.api.models import Canary
@@ -213,22 +214,29 @@ def _go_string(value: Any) -> str:
 
 
 def _go_float(value: float) -> str:
+    """Go's shortest %v/%g: exponent form below 1e-4 and from 1e+06 up (`1e+06`, `1.5e-05`)."""
     if value != value:
         return "NaN"
     if value in (float("inf"), float("-inf")):
         return "+Inf" if value > 0 else "-Inf"
-    text = repr(value)
-    mantissa, _, exponent = text.partition("e")
-    exp = int(exponent) if exponent else 0
-    if exponent and -4 <= exp < 21:
-        from decimal import Decimal
-
-        text = format(Decimal(text), "f")
-    elif exponent:
-        text = f"{mantissa}e{'+' if exp >= 0 else '-'}{abs(exp):02d}"
-    if "." in text and "e" not in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
+    if value == 0:
+        return "-0" if str(value).startswith("-") else "0"
+    decimal = Decimal(repr(value))
+    sign, digits, exponent = decimal.as_tuple()
+    assert isinstance(exponent, int)
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    exponent += len(digits) - len(text)  # account for stripped zeros
+    point = len(text) + exponent  # digits before the decimal point
+    exp = point - 1
+    prefix = "-" if sign else ""
+    if exp < -4 or exp >= 6:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{prefix}{mantissa}e{'+' if exp >= 0 else '-'}{abs(exp):02d}"
+    if point <= 0:
+        return f"{prefix}0.{'0' * -point}{text}"
+    if point >= len(text):
+        return f"{prefix}{text}{'0' * (point - len(text))}"
+    return f"{prefix}{text[:point]}.{text[point:]}"
 
 
 _VERB = re.compile(r"%([-+# 0]*)(\*|[0-9]+)?(?:\.([0-9]+))?([a-zA-Z%])")

@@ -279,11 +279,11 @@ def test_flagger_hashes_are_foreign(flagger_hash: str) -> None:
     assert not hashing.is_foreign_hash(None)
 
 
-def test_revision_hash_changes_with_configs() -> None:
-    base = hashing.revision_hash("h", {"configmap/a": "1"})
-    assert base == hashing.revision_hash("h", {"configmap/a": "1"})
-    assert base != hashing.revision_hash("h", {"configmap/a": "2"})
-    assert hashing.revision_hash("h", None) == hashing.revision_hash("h", {})
+def test_release_checksum_changes_with_configs_and_tells_untracked_from_empty() -> None:
+    base = hashing.release_checksum("h", {"configmap/a": "1"})
+    assert base == hashing.release_checksum("h", {"configmap/a": "1"})
+    assert base != hashing.release_checksum("h", {"configmap/a": "2"})
+    assert hashing.release_checksum("h", None) != hashing.release_checksum("h", {})
 
 
 # --- job timing ---------------------------------------------------------------------------------

@@ -33,14 +33,18 @@ def spec_hash(obj: Mapping[str, Any]) -> str:
     return "".join(chars)
 
 
-def revision_hash(spec: str, tracked_configs: Mapping[str, str] | None) -> str:
+def release_checksum(
+    last_applied_spec: str | None, tracked_configs: Mapping[str, str] | None
+) -> str:
     """One value naming a release: the target spec hash and its tracked config checksums.
 
-    This is also what Flagger sends as the webhook `checksum` (hash of lastAppliedSpec and
-    trackedConfigs); the scheduler records it on the primary at promotion to detect a promotion
-    that already happened before a crash.
+    It is the webhook payload `checksum` (Flagger hashes lastAppliedSpec and trackedConfigs), and
+    the revision the scheduler records on the primary at promotion, to recognise a promotion that
+    already happened before a crash. `None` configs (a kind without tracking) differ from `{}`,
+    as Flagger's pointer to a map does.
     """
-    return spec_hash({"lastAppliedSpec": spec, "trackedConfigs": dict(tracked_configs or {})})
+    configs = None if tracked_configs is None else dict(tracked_configs)
+    return spec_hash({"lastAppliedSpec": last_applied_spec or "", "trackedConfigs": configs})
 
 
 def is_own_hash(value: str | None) -> bool:

@@ -24,7 +24,6 @@ from coalmine.hooks.payloads import (
     canary_checksum,
     checksum_of,
     event_payload,
-    stable_hash,
     webhook_payload,
 )
 
@@ -41,6 +40,5 @@ __all__ = [
     "checksum_of",
     "event_payload",
     "hooks_of_type",
-    "stable_hash",
     "webhook_payload",
 ]

@@ -6,39 +6,14 @@ bodies, so the keys, their order and the omission of empty metadata follow Flagg
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from coalmine.api.hashing import release_checksum
 from coalmine.api.models import Canary
 
 EventType = Literal["Normal", "Warning"]
-
-# Flagger's `SafeEncodeString` alphabet: no vowels (no accidental words), no look-alikes (0/1/3).
-SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-_HASH_LENGTH = 10
-
-
-def safe_encode(digest: bytes, length: int = _HASH_LENGTH) -> str:
-    """A short, DNS- and label-safe string from a digest, in Flagger's alphabet."""
-    number = int.from_bytes(digest, "big")
-    characters = []
-    for _ in range(length):
-        number, index = divmod(number, len(SAFE_ALPHABET))
-        characters.append(SAFE_ALPHABET[index])
-    return "".join(characters)
-
-
-def stable_hash(value: Any) -> str:
-    """Hash of a JSON-able value that is the same in every process and on every machine.
-
-    Sorted-key compact JSON makes the serialisation canonical; only equality of hashes is ever
-    used, so the exact digest (unlike Flagger's spew dump) only needs to be stable.
-    """
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return safe_encode(hashlib.sha256(canonical.encode("utf-8")).digest())
 
 
 def canary_checksum(
@@ -49,8 +24,7 @@ def canary_checksum(
     `None` configs (never tracked) hash differently from `{}` (tracked, none referenced), as in
     Flagger, where the field is a pointer to a map.
     """
-    configs = None if tracked_configs is None else dict(tracked_configs)
-    return stable_hash({"trackedConfigs": configs, "lastAppliedSpec": last_applied_spec or ""})
+    return release_checksum(last_applied_spec, tracked_configs)
 
 
 def checksum_of(canary: Canary) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from coalmine.api import naming
-from coalmine.api.hashing import is_foreign_hash, revision_hash
+from coalmine.api.hashing import is_foreign_hash, release_checksum
 from coalmine.api.models import Canary, CanaryAnalysis, CanaryStatus, CanaryWebhook, Phase, Strategy
 from coalmine.routers.base import Router, Routes, ServiceRouter, SessionAffinityCookies
 from coalmine.scheduler import status as st
@@ -538,7 +538,7 @@ class Scheduler:
         """`promote` unless the primary already carries this revision (a crash after promoting)."""
         fingerprint = c.fingerprint
         assert fingerprint is not None
-        revision = revision_hash(fingerprint.spec_hash, fingerprint.tracked_configs)
+        revision = release_checksum(fingerprint.spec_hash, fingerprint.tracked_configs)
         if fingerprint.primary_revision == revision:
             log.info("%s: primary already promoted to %s", c.key, revision)
             return True

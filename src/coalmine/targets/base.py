@@ -95,7 +95,7 @@ class TargetController(Protocol):
     async def promote(self, canary: Canary, revision: str) -> None:
         """Copy the target's spec (and tracked configs) onto the primary.
 
-        Must record `revision` (`coalmine.scheduler.hashing.revision_hash`) on the primary in the
+        Must record `revision` (`coalmine.api.hashing.release_checksum`) on the primary in the
         same write, so that a later `fingerprint` reports it as `primary_revision` (an annotation
         on the primary object is enough).
         """

@@ -1,0 +1,425 @@
+"""The metric checks of one analysis cycle, with Flagger's thresholds and event messages.
+
+Order and messages follow Flagger's `runBuiltinMetricChecks` then `runMetricChecks`: builtin and
+inline-query metrics first, in spec order, then MetricTemplate metrics; the first failing check ends
+the cycle. MetricTemplates and Secrets come from the caller's cache through `MetricSources`, so this
+module does no Kubernetes I/O; all backend I/O goes through providers sharing one HTTP session.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+
+from coalmine.analysis import (
+    AnalysisOutcome,
+    AvailabilityOutcome,
+    MetricResult,
+    MetricSources,
+    RecordMetric,
+)
+from coalmine.analysis.builtin import (
+    BUILTIN_METRICS,
+    DURATION,
+    SUCCESS_RATE,
+    BuiltinQueryError,
+    builtin_query,
+    observer_for,
+    observer_key,
+)
+from coalmine.analysis.providers.base import (
+    AnalysisError,
+    BackendLimiter,
+    MetricProvider,
+    NoValuesFound,
+    ProviderContext,
+    provider_for,
+)
+from coalmine.analysis.providers.prometheus import PrometheusProvider
+from coalmine.analysis.templates import TemplateError, TemplateModel, go_sprintf, render_query
+from coalmine.api.models import Canary, CanaryMetric, MetricTemplateProvider
+
+log = logging.getLogger(__name__)
+
+DEFAULT_METRIC_INTERVAL = "1m"
+NO_USABLE_METRIC = "Metric query failed for no usable metrics template and query were configured"
+
+
+def go_float(value: float) -> str:
+    """Go's %v of a float64 (`99`, `99.5`, `1e+21`), used where Flagger prints thresholds."""
+    return go_sprintf("%v", float(value))
+
+
+def go_duration(milliseconds: int) -> str:
+    """Go's time.Duration.String() for whole milliseconds (`0s`, `500ms`, `1.2s`, `1m0.5s`)."""
+    if milliseconds == 0:
+        return "0s"
+    sign = "-" if milliseconds < 0 else ""
+    ms = abs(milliseconds)
+    if ms < 1000:
+        return f"{sign}{ms}ms"
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    text = f"{seconds}" + (f".{millis:03d}".rstrip("0") if millis else "") + "s"
+    if hours:
+        return f"{sign}{hours}h{minutes}m{text}"
+    if minutes:
+        return f"{sign}{minutes}m{text}"
+    return f"{sign}{text}"
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Controller-wide settings the checks need (`--metrics-server`, `--mesh-provider`)."""
+
+    metrics_server: str = "http://prometheus:9090"
+    mesh_provider: str = ""
+    timeout: float = 5.0
+    per_backend_concurrency: int = 8
+
+
+class MetricAnalyzer:
+    """The `Analyzer` the scheduler uses: runs a canary's metric checks against its backends."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        sources: MetricSources,
+        settings: AnalysisSettings | None = None,
+        *,
+        record: RecordMetric | None = None,
+        kube_api: str | None = None,
+        kube_token: str | None = None,
+        kube_ssl: ssl.SSLContext | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.settings = settings or AnalysisSettings()
+        self.sources = sources
+        self.record = record
+        self.context = ProviderContext(
+            session=session,
+            limiter=BackendLimiter(self.settings.per_backend_concurrency),
+            timeout=self.settings.timeout,
+            kube_api=kube_api,
+            kube_token=kube_token,
+            kube_ssl=kube_ssl,
+        )
+        if clock is not None:
+            self.context.clock = clock
+
+    async def analyse(self, canary: Canary, *, route: str | None = None) -> AnalysisOutcome:
+        return await run_metric_checks(self, canary, route=route)
+
+    async def check_availability(self, canary: Canary) -> AvailabilityOutcome:
+        return await check_provider_availability(self, canary)
+
+    # --- helpers used by the two entry points ---
+
+    def prometheus_for(self, canary: Canary) -> PrometheusProvider:
+        address = canary.spec.metrics_server or self.settings.metrics_server
+        spec = MetricTemplateProvider(type="prometheus", address=address)
+        return PrometheusProvider.from_spec(spec, {}, self.context)
+
+    def template_provider(
+        self, canary: Canary, metric: CanaryMetric, interval: str
+    ) -> tuple[MetricProvider, str, str, str]:
+        """(provider, rendered-query source, template name, template namespace) or raise
+        `_CheckFailed` with Flagger's error message."""
+        assert metric.template_ref is not None
+        name = metric.template_ref.name
+        namespace = metric.template_ref.namespace or canary.namespace
+        template = self.sources.metric_template(namespace, name)
+        if template is None:
+            raise _CheckFailed(
+                f'Metric template {name}.{namespace} error: metrictemplate.flagger.app "{name}" not found'
+            )
+        provider_spec = template.spec.provider
+        credentials: Mapping[str, bytes | str] | None = None
+        if provider_spec.secret_ref is not None:
+            secret_name = provider_spec.secret_ref.name
+            credentials = self.sources.secret_data(namespace, secret_name)
+            if credentials is None:
+                raise _CheckFailed(
+                    f"Metric template {name}.{namespace} secret {secret_name} error: "
+                    f'secrets "{secret_name}" not found'
+                )
+        try:
+            provider = provider_for(provider_spec, credentials, self.context, interval)
+        except Exception as error:  # a provider bug or odd answer must not crash the cycle
+            raise _CheckFailed(
+                f"Metric template {name}.{namespace} provider {provider_spec.type} error: {_describe(error)}"
+            ) from error
+        return provider, template.spec.query, name, namespace
+
+
+def _describe(error: BaseException) -> str:
+    """Our own errors read as they are; anything else is a bug or a surprising answer, logged with
+    its traceback and reported by type so the event still says what happened."""
+    if isinstance(error, AnalysisError | TemplateError | BuiltinQueryError):
+        return str(error)
+    log.warning("unexpected error in metric analysis", exc_info=error)
+    return f"unexpected {type(error).__name__}: {error}"
+
+
+class _CheckFailed(Exception):
+    def __init__(self, message: str, severity: str = "error") -> None:
+        super().__init__(message)
+        self.message = message
+        self.severity = severity
+
+
+def _interval(metric: CanaryMetric) -> str:
+    return metric.interval or DEFAULT_METRIC_INTERVAL
+
+
+def _is_builtin(metric: CanaryMetric) -> bool:
+    """A builtin check is a builtin name with neither an inline query nor a template: a user's own
+    `request-success-rate` template replaces the builtin instead of running beside it."""
+    return metric.name in BUILTIN_METRICS and not metric.query and metric.template_ref is None
+
+
+def _range_failure(canary: Canary, metric: CanaryMetric, value: float) -> str | None:
+    """Flagger's generic threshold check (inline query and template metrics)."""
+    key = canary.key
+    bounds = metric.threshold_range
+    if bounds is not None:
+        if bounds.min is not None and value < bounds.min:
+            return f"Halt {key} advancement {metric.name} {value:.2f} < {go_float(bounds.min)}"
+        if bounds.max is not None and value > bounds.max:
+            return f"Halt {key} advancement {metric.name} {value:.2f} > {go_float(bounds.max)}"
+        return None
+    threshold = metric.threshold or 0.0
+    if value > threshold:
+        return f"Halt {key} advancement {metric.name} {value:.2f} > {go_float(threshold)}"
+    return None
+
+
+def _success_rate_failure(canary: Canary, metric: CanaryMetric, value: float) -> str | None:
+    key = canary.key
+    bounds = metric.threshold_range
+    if bounds is not None:
+        if bounds.min is not None and value < bounds.min:
+            return f"Halt {key} advancement success rate {value:.2f}% < {go_float(bounds.min)}%"
+        if bounds.max is not None and value > bounds.max:
+            return f"Halt {key} advancement success rate {value:.2f}% > {go_float(bounds.max)}%"
+        return None
+    threshold = metric.threshold or 0.0
+    if threshold > value:
+        return f"Halt {key} advancement success rate {value:.2f}% < {go_float(threshold)}%"
+    return None
+
+
+def _duration_failure(canary: Canary, metric: CanaryMetric, milliseconds: int) -> str | None:
+    key = canary.key
+    shown = go_duration(milliseconds)
+    bounds = metric.threshold_range
+    if bounds is not None:
+        if bounds.min is not None and milliseconds < int(bounds.min):
+            return (
+                f"Halt {key} advancement request duration {shown} < {go_duration(int(bounds.min))}"
+            )
+        if bounds.max is not None and milliseconds > int(bounds.max):
+            return (
+                f"Halt {key} advancement request duration {shown} > {go_duration(int(bounds.max))}"
+            )
+        return None
+    threshold = int(metric.threshold or 0)
+    if milliseconds > threshold:
+        return f"Halt {key} advancement request duration {shown} > {go_duration(threshold)}"
+    return None
+
+
+async def _builtin_check(
+    analyzer: MetricAnalyzer, canary: Canary, metric: CanaryMetric, route: str | None
+) -> MetricResult:
+    interval = _interval(metric)
+    key = observer_key(canary, analyzer.settings.mesh_provider)
+    try:
+        observer = observer_for(key)
+        prometheus = analyzer.prometheus_for(canary)
+        query = builtin_query(
+            observer, metric.name, TemplateModel.for_canary(canary, interval, route=route)
+        )
+    except (BuiltinQueryError, TemplateError) as error:
+        return MetricResult(
+            metric.name, None, False, f"Prometheus query failed: {_describe(error)}", "error"
+        )
+    except Exception as error:  # a provider bug or odd answer must not crash the cycle
+        server = canary.spec.metrics_server or analyzer.settings.metrics_server
+        message = f"Error building Prometheus client for {server} {_describe(error)}"
+        return MetricResult(metric.name, None, False, message, "error")
+    target = f"{canary.spec.target_ref.name}.{canary.namespace}"
+    try:
+        value = await prometheus.run_query(query)
+    except NoValuesFound as error:
+        message = (
+            f"Halt advancement no values found for {key} metric {metric.name} "
+            f"probably {target} is not receiving traffic"
+        )
+        if metric.name == SUCCESS_RATE:
+            message += f": running query failed: {_describe(error)}"
+        return MetricResult(metric.name, None, False, message, "warning")
+    except Exception as error:  # a provider bug or odd answer must not crash the cycle
+        message = f"Prometheus query failed: running query failed: {_describe(error)}"
+        return MetricResult(metric.name, None, False, message, "error")
+    if metric.name == DURATION:
+        milliseconds = int(value * 1000) if observer.duration_unit == "s" else int(value)
+        _record(analyzer, canary, metric.name, milliseconds / 1000)
+        failure = _duration_failure(canary, metric, milliseconds)
+        return _judged(metric.name, float(milliseconds), failure)
+    _record(analyzer, canary, metric.name, value)
+    failure = _success_rate_failure(canary, metric, value)
+    return _judged(metric.name, value, failure)
+
+
+async def _inline_check(
+    analyzer: MetricAnalyzer, canary: Canary, metric: CanaryMetric
+) -> MetricResult:
+    assert metric.query
+    try:
+        query = render_query(
+            metric.query,
+            TemplateModel.for_canary(canary, _interval(metric), metric.template_variables),
+            metric.name,
+        )
+        prometheus = analyzer.prometheus_for(canary)
+        value = await prometheus.run_query(query)
+    except NoValuesFound:
+        message = f"Halt advancement no values found for metric: {metric.name}"
+        return MetricResult(metric.name, None, False, message, "warning")
+    except Exception as error:  # a provider bug or odd answer must not crash the cycle
+        message = f"Prometheus query failed for {metric.name}: {_describe(error)}"
+        return MetricResult(metric.name, None, False, message, "error")
+    _record(analyzer, canary, metric.name, value)
+    failure = _range_failure(canary, metric, value)
+    return _judged(metric.name, value, failure)
+
+
+async def _template_check(
+    analyzer: MetricAnalyzer, canary: Canary, metric: CanaryMetric, route: str | None
+) -> MetricResult:
+    interval = _interval(metric)
+    try:
+        provider, source, name, namespace = analyzer.template_provider(canary, metric, interval)
+    except _CheckFailed as failed:
+        return MetricResult(metric.name, None, False, failed.message, "error")
+    try:
+        query = render_query(
+            source,
+            TemplateModel.for_canary(canary, interval, metric.template_variables, route=route),
+            f"{name}.{namespace}",
+        )
+    except TemplateError as error:
+        message = f"Metric template {name}.{namespace} query render error: {_describe(error)}"
+        return MetricResult(metric.name, None, False, message, "error")
+    try:
+        value = await provider.run_query(query)
+    except NoValuesFound as error:
+        message = (
+            f"Halt advancement no values found for custom metric: {metric.name}: {_describe(error)}"
+        )
+        return MetricResult(metric.name, None, False, message, "warning")
+    except Exception as error:  # a provider bug or odd answer must not crash the cycle
+        message = f"Metric query failed for {metric.name}: {_describe(error)}"
+        return MetricResult(metric.name, None, False, message, "error")
+    _record(analyzer, canary, metric.name, value)
+    failure = _range_failure(canary, metric, value)
+    return _judged(metric.name, value, failure)
+
+
+def _judged(name: str, value: float, failure: str | None) -> MetricResult:
+    if failure is None:
+        return MetricResult(name, value, True)
+    return MetricResult(name, value, False, failure, "warning")
+
+
+def _record(analyzer: MetricAnalyzer, canary: Canary, metric: str, value: float) -> None:
+    if analyzer.record is not None:
+        analyzer.record(canary, metric, value)
+
+
+def _metrics(canary: Canary) -> Sequence[CanaryMetric]:
+    analysis = canary.spec.analysis
+    return (analysis.metrics or []) if analysis else []
+
+
+async def run_metric_checks(
+    analyzer: MetricAnalyzer, canary: Canary, *, route: str | None = None
+) -> AnalysisOutcome:
+    """Every metric check of one cycle, stopping at the first failure like Flagger.
+
+    `route` is the Knative latest created revision for Knative targets (the caller reads it)."""
+    results: list[MetricResult] = []
+    metrics = _metrics(canary)
+    for metric in metrics:
+        if _is_builtin(metric):
+            result = await _builtin_check(analyzer, canary, metric, route)
+        elif metric.query:
+            result = await _inline_check(analyzer, canary, metric)
+        else:
+            continue
+        results.append(result)
+        if not result.passed:
+            return AnalysisOutcome(tuple(results))
+    for metric in metrics:
+        if metric.template_ref is not None:
+            result = await _template_check(analyzer, canary, metric, route)
+        elif metric.name in BUILTIN_METRICS or metric.query:
+            continue
+        else:
+            result = MetricResult(metric.name, None, False, NO_USABLE_METRIC, "error")
+        results.append(result)
+        if not result.passed:
+            return AnalysisOutcome(tuple(results))
+    return AnalysisOutcome(tuple(results))
+
+
+async def check_provider_availability(
+    analyzer: MetricAnalyzer, canary: Canary
+) -> AvailabilityOutcome:
+    """Flagger's init-time check: Prometheus answers `vector(1)` for builtin metrics, and every
+    referenced template exists, has its Secret, builds a provider that is online."""
+    prometheus_checked = False
+    for metric in _metrics(canary):
+        if metric.name in BUILTIN_METRICS:
+            if prometheus_checked:
+                continue
+            prometheus_checked = True
+            server = canary.spec.metrics_server or analyzer.settings.metrics_server
+            try:
+                prometheus = analyzer.prometheus_for(canary)
+            except Exception as error:  # a provider bug or odd answer must not crash the cycle
+                return AvailabilityOutcome(
+                    False, f"error building Prometheus client for {server} {_describe(error)}"
+                )
+            try:
+                await prometheus.is_online()
+            except Exception as error:  # a provider bug or odd answer must not crash the cycle
+                return AvailabilityOutcome(False, f"prometheus not avaiable: {_describe(error)}")
+            continue
+        if metric.template_ref is None:
+            continue
+        try:
+            provider, _, name, namespace = analyzer.template_provider(
+                canary, metric, _interval(metric)
+            )
+        except _CheckFailed as failed:
+            message = failed.message
+            return AvailabilityOutcome(False, message[0].lower() + message[1:])
+        try:
+            online = await provider.is_online()
+            error_text = "" if online else "not online"
+        except Exception as error:  # a provider bug or odd answer must not crash the cycle
+            online, error_text = False, str(error)
+        if not online:
+            template = analyzer.sources.metric_template(namespace, name)
+            kind = template.spec.provider.type if template else "provider"
+            return AvailabilityOutcome(
+                False, f"{kind} in metric template {name}.{namespace} not avaiable: {error_text}"
+            )
+    return AvailabilityOutcome(True, "all the metrics providers are available!")

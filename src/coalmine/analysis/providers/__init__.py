@@ -1,0 +1,23 @@
+"""Metric backends: one module per MetricTemplate `spec.provider.type`, registered by name."""
+
+from coalmine.analysis.providers.base import (
+    BackendLimiter,
+    MetricProvider,
+    NoValuesFound,
+    ProviderConfigError,
+    ProviderContext,
+    ProviderError,
+    provider_for,
+    registered_types,
+)
+
+__all__ = [
+    "BackendLimiter",
+    "MetricProvider",
+    "NoValuesFound",
+    "ProviderConfigError",
+    "ProviderContext",
+    "ProviderError",
+    "provider_for",
+    "registered_types",
+]

@@ -1,0 +1,77 @@
+"""Dynatrace: the metrics v2 query API with an API token."""
+
+from __future__ import annotations
+
+from coalmine.analysis.providers.base import (
+    Credentials,
+    NoValuesFound,
+    ProviderContext,
+    ProviderError,
+    http_request,
+    interval_seconds,
+    register,
+    require_credential,
+    to_float,
+    validated_address,
+)
+from coalmine.api.models import MetricTemplateProvider
+
+
+class DynatraceProvider:
+    def __init__(
+        self,
+        spec: MetricTemplateProvider,
+        credentials: Credentials,
+        context: ProviderContext,
+        interval: str,
+    ) -> None:
+        self.address = validated_address(spec)
+        self.window = 10 * interval_seconds(interval, "dynatrace")
+        token = require_credential(credentials, "dynatrace_token", "dynatrace")
+        self.headers = {"Authorization": f"Api-Token {token}", "Accept": "application/json"}
+        self.context = context
+
+    async def run_query(self, query: str) -> float:
+        now_ms = int(self.context.clock() * 1000)
+        params = {
+            "metricSelector": " ".join(query.split()),
+            "resolution": "Inf",
+            "from": str(now_ms - int(self.window * 1000)),
+            "to": str(now_ms),
+        }
+        response = await http_request(
+            self.context,
+            "GET",
+            f"{self.address}/api/v2/metrics/query",
+            params=params,
+            headers=self.headers,
+        )
+        if response.status != 200:
+            raise ProviderError(
+                f"error response: {response.text.strip()[:500]}: status {response.status}"
+            )
+        body = response.json()
+        results = body.get("result") if isinstance(body, dict) else None
+        if not results:
+            raise NoValuesFound("no result")
+        data = results[0].get("data") or []
+        if not data or not data[-1].get("values"):
+            raise NoValuesFound("no data")
+        return to_float(data[-1]["values"][0], "value")
+
+    async def is_online(self) -> bool:
+        response = await http_request(
+            self.context,
+            "GET",
+            f"{self.address}/api/v2/metrics",
+            params={"pageSize": "1"},
+            headers=self.headers,
+        )
+        if response.status != 200:
+            raise ProviderError(
+                f"error response: {response.text.strip()[:500]}: status {response.status}"
+            )
+        return True
+
+
+register("dynatrace")(DynatraceProvider)

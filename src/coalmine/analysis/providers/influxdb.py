@@ -1,0 +1,91 @@
+"""InfluxDB 2.x: a Flux query over the v2 query API; the first record's `_value`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from coalmine.analysis.providers.base import (
+    Credentials,
+    NoValuesFound,
+    ProviderConfigError,
+    ProviderContext,
+    credential,
+    error_response,
+    http_request,
+    register,
+    to_float,
+    validated_address,
+)
+from coalmine.api.models import MetricTemplateProvider
+
+QUERY_TIMEOUT_SECONDS = 15.0
+
+
+def first_value(annotated_csv: str) -> str | None:
+    """`_value` of the first record of Influx's CSV answer (tables separated by blank lines,
+    each with a header row; annotation rows start with `#`). None when there is no record."""
+    header: list[str] | None = None
+    for row in csv.reader(io.StringIO(annotated_csv)):
+        if not row or all(cell == "" for cell in row):
+            header = None
+            continue
+        if row[0].startswith("#"):
+            continue
+        if header is None:
+            header = row
+            continue
+        if "_value" in header:
+            return row[header.index("_value")]
+    return None
+
+
+class InfluxDBProvider:
+    def __init__(
+        self,
+        spec: MetricTemplateProvider,
+        credentials: Credentials,
+        context: ProviderContext,
+        interval: str,
+    ) -> None:
+        self.address = validated_address(spec)
+        self.headers = {"Content-Type": "application/json", "Accept": "application/csv"}
+        self.org: str | None = None
+        if spec.secret_ref is not None:
+            token = credential(credentials, "token")
+            self.org = credential(credentials, "org")
+            if not token or not self.org:
+                raise ProviderConfigError("influxdb credentials must contain both token and org")
+            self.headers["Authorization"] = f"Token {token}"
+        self.context = context
+
+    async def _query(self, flux: str) -> str:
+        params = {"org": self.org} if self.org else None
+        body = json.dumps({"query": flux, "type": "flux"})
+        response = await http_request(
+            self.context,
+            "POST",
+            f"{self.address}/api/v2/query",
+            params=params,
+            headers=self.headers,
+            data=body,
+            timeout=QUERY_TIMEOUT_SECONDS,
+        )
+        if response.status >= 400:
+            raise error_response(response)
+        return response.text
+
+    async def run_query(self, query: str) -> float:
+        value = first_value(await self._query(query))
+        if value is None or value == "":
+            # Flagger returns 0 here; coalmine treats an empty answer as "no values" (DESIGN 9).
+            raise NoValuesFound()
+        return to_float(value, "_value")
+
+    async def is_online(self) -> bool:
+        await self._query('from(bucket: "default") |> range(start: -2h)')
+        return True
+
+
+register("influxdb")(InfluxDBProvider)

@@ -1,0 +1,129 @@
+"""Splunk Observability (SignalFx): a SignalFlow program executed over the streaming API.
+
+Flagger drives SignalFlow over its websocket; coalmine uses the same backend's HTTP execute
+endpoint, which streams the same messages as server-sent events.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from coalmine.analysis.providers.base import (
+    Credentials,
+    NoValuesFound,
+    ProviderContext,
+    ProviderError,
+    http_request,
+    interval_seconds,
+    register,
+    require_credential,
+    to_float,
+    validated_address,
+)
+from coalmine.api.models import MetricTemplateProvider
+
+
+def stream_address(address: str) -> str:
+    """SignalFx realms serve the API at `api.<realm>` and SignalFlow at `stream.<realm>`."""
+    return address.replace("://api.", "://stream.", 1)
+
+
+def api_address(address: str) -> str:
+    return address.replace("://stream.", "://api.", 1)
+
+
+def server_sent_events(text: str) -> list[tuple[str, str]]:
+    """(event, data) pairs of an SSE stream; multi-line data is joined with newlines."""
+    events: list[tuple[str, str]] = []
+    event: str = "message"
+    data: list[str] = []
+    for line in [*text.splitlines(), ""]:
+        if not line:
+            if data:
+                events.append((event, "\n".join(data)))
+            event, data = "message", []
+        elif line.startswith(":"):
+            continue
+        else:
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "event":
+                event = value
+            elif name == "data":
+                data.append(value)
+    return events
+
+
+class SplunkProvider:
+    def __init__(
+        self,
+        spec: MetricTemplateProvider,
+        credentials: Credentials,
+        context: ProviderContext,
+        interval: str,
+    ) -> None:
+        address = validated_address(spec)
+        self.stream = stream_address(address)
+        self.api = api_address(address)
+        self.window = 10 * interval_seconds(interval, "splunk")
+        self.headers = {"X-SF-Token": require_credential(credentials, "sf_token_key", "splunk")}
+        self.context = context
+
+    async def run_query(self, query: str) -> float:
+        now_ms = int(self.context.clock() * 1000)
+        params = {
+            "start": str(now_ms - int(self.window * 1000)),
+            "stop": str(now_ms),
+            "immediate": "true",
+        }
+        response = await http_request(
+            self.context,
+            "POST",
+            f"{self.stream}/v2/signalflow/execute",
+            params=params,
+            headers={**self.headers, "Content-Type": "text/plain"},
+            data=query,
+        )
+        if response.status != 200:
+            raise ProviderError(
+                f"error response: {response.text.strip()[:500]}: status {response.status}"
+            )
+        series: set[str] = set()
+        value: Any = None
+        for event, data in server_sent_events(response.text):
+            try:
+                message = json.loads(data)
+            except ValueError:
+                continue
+            if event == "error" or (isinstance(message, dict) and message.get("type") == "error"):
+                raise ProviderError(f"signalflow error: {data[:300]}")
+            if event != "data" or not isinstance(message, dict):
+                continue
+            for point in message.get("data") or []:
+                if point.get("value") is None:
+                    continue
+                series.add(str(point.get("tsId")))
+                value = point["value"]
+        if len(series) > 1:
+            raise ProviderError("query returned multiple values")
+        if value is None:
+            raise NoValuesFound()
+        return to_float(value, "value")
+
+    async def is_online(self) -> bool:
+        response = await http_request(
+            self.context,
+            "GET",
+            f"{self.api}/v2/metric",
+            params={"limit": "1"},
+            headers=self.headers,
+        )
+        if response.status != 200:
+            raise ProviderError(
+                f"error response: {response.text.strip()[:500]}: status {response.status}"
+            )
+        return True
+
+
+register("splunk")(SplunkProvider)

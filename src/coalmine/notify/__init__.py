@@ -1,0 +1,41 @@
+"""Alerts to chat tools: Slack, MS Teams, Discord, Rocket.Chat, Google Chat (Flagger §7).
+
+The top level is free of HTTP libraries so the pure scheduler can import the seam (`AlertSender`,
+`Notifier`, `AlertMessage`, the severity rules). The controller imports the I/O parts:
+`coalmine.notify.alerter` (`Alerter`, `resolve_alert_provider`, `GlobalNotifierSettings`,
+`global_notifier`) and `coalmine.notify.registry` (`NOTIFIERS`, `make_notifier`).
+"""
+
+from __future__ import annotations
+
+from coalmine.notify.base import (
+    AlertDelivery,
+    AlertSender,
+    NotificationError,
+    Notifier,
+    NotifierConfigError,
+)
+from coalmine.notify.message import (
+    AlertMessage,
+    Field,
+    Severity,
+    build_alert_message,
+    canary_fields,
+    effective_severity,
+    provider_receives,
+)
+
+__all__ = [
+    "AlertDelivery",
+    "AlertMessage",
+    "AlertSender",
+    "Field",
+    "NotificationError",
+    "Notifier",
+    "NotifierConfigError",
+    "Severity",
+    "build_alert_message",
+    "canary_fields",
+    "effective_severity",
+    "provider_receives",
+]

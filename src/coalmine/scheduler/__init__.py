@@ -1,0 +1,34 @@
+"""The canary state machine: one cycle advances one canary through the seams (no I/O here).
+
+Entry points for the controller: `Scheduler(deps, config).advance(canary)` once per analysis
+interval, `Scheduler.finalize(canary)` for deleted canaries with the finalizer, and
+`status.initial_status` for a canary seen for the first time. See docs/state-machine.md.
+"""
+
+from coalmine.scheduler.engine import Dependencies, Scheduler, SchedulerConfig
+from coalmine.scheduler.ports import (
+    Alerts,
+    AnalysisOutcome,
+    Analyzer,
+    Clock,
+    MetricsSink,
+    Recorder,
+    Seams,
+    StatusWriter,
+    WebhookCaller,
+)
+
+__all__ = [
+    "Alerts",
+    "AnalysisOutcome",
+    "Analyzer",
+    "Clock",
+    "Dependencies",
+    "MetricsSink",
+    "Recorder",
+    "Scheduler",
+    "SchedulerConfig",
+    "Seams",
+    "StatusWriter",
+    "WebhookCaller",
+]

@@ -1,0 +1,219 @@
+"""Flagger's status writers as pure functions: old status in, new status out.
+
+The scheduler computes every status it writes with these and hands the result to the
+`StatusWriter`, so what is written (and in which order) is decided in one place and testable
+without an API server. Semantics follow Flagger's `SyncStatus` / `SetStatus*` (reference §1.1.4)
+except where DESIGN.md decides otherwise (WaitingPromotion keeps the routed weight).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from coalmine.api.models import CanaryStatus, Condition, Phase
+
+PROMOTED_CONDITION = "Promoted"
+
+# Phases whose weight and iterations SetStatusPhase leaves alone.
+_KEEPS_COUNTERS: frozenset[str] = frozenset({"Progressing", "Waiting", "Promoting"})
+# Phases after which the applied spec counts as promoted.
+_PROMOTES: frozenset[str] = frozenset({"Initialized", "Succeeded"})
+
+
+def timestamp(now: datetime) -> str:
+    """RFC 3339 in UTC with seconds, as the API server stores `metav1.Time`."""
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def condition_for(phase: Phase | str, kind: str) -> tuple[str, str]:
+    """(status, message) of the `Promoted` condition for `phase` (Flagger's MakeStatusConditions)."""
+    match phase:
+        case "Initialized":
+            return "True", f"{kind} initialization completed."
+        case "Waiting" | "WaitingPromotion":
+            return "Unknown", "Waiting for approval."
+        case "Progressing":
+            return "Unknown", "New revision detected, progressing canary analysis."
+        case "Promoting":
+            return "Unknown", "Canary analysis completed, starting primary rolling update."
+        case "Finalising":
+            return "Unknown", "Canary analysis completed, routing all traffic to primary."
+        case "Succeeded":
+            return "True", "Canary analysis completed successfully, promotion finished."
+        case "Failed":
+            return "False", f"Canary analysis failed, {kind} scaled to zero."
+        case _:
+            # Initializing, Terminating and anything else: Flagger's default branch.
+            return "Unknown", f"New {kind} detected, starting initialization."
+
+
+def make_conditions(
+    existing: list[Condition] | None, phase: Phase | str, kind: str, now: str
+) -> list[Condition]:
+    """The conditions list after entering `phase`.
+
+    Unchanged when the `Promoted` condition already has the same status and reason; the old
+    `lastTransitionTime` survives when only the reason changes.
+    """
+    status, message = condition_for(phase, kind)
+    current = next((c for c in existing or [] if c.type == PROMOTED_CONDITION), None)
+    if current is not None and current.status == status and current.reason == phase:
+        return [c.model_copy() for c in existing or []]
+    transition = now
+    if current is not None and current.status == status and current.last_transition_time:
+        transition = current.last_transition_time
+    condition = Condition(
+        type=PROMOTED_CONDITION,
+        status=status,
+        reason=phase,
+        message=message,
+        last_update_time=now,
+        last_transition_time=transition,
+    )
+    others = [c.model_copy() for c in existing or [] if c.type != PROMOTED_CONDITION]
+    return [condition, *others]
+
+
+def _copy(status: CanaryStatus | None) -> CanaryStatus:
+    return status.model_copy(deep=True) if status is not None else CanaryStatus()
+
+
+def initial_status(status: CanaryStatus | None, kind: str, now: datetime) -> CanaryStatus:
+    """What the controller writes when it first sees a canary (`status.conditions` is nil)."""
+    new = _copy(status)
+    stamp = timestamp(now)
+    new.phase = "Initializing"
+    new.last_transition_time = stamp
+    new.conditions = make_conditions(None, "Initializing", kind, stamp)
+    return new
+
+
+def sync_status(
+    status: CanaryStatus | None,
+    *,
+    phase: Phase,
+    canary_weight: int,
+    failed_checks: int,
+    iterations: int,
+    spec_hash: str,
+    tracked_configs: Mapping[str, str] | None,
+    kind: str,
+    now: datetime,
+) -> CanaryStatus:
+    """Flagger's `SyncStatus`: the four counters as given plus the target's current fingerprint."""
+    new = _copy(status)
+    stamp = timestamp(now)
+    new.phase = phase
+    new.canary_weight = canary_weight
+    new.failed_checks = failed_checks
+    new.iterations = iterations
+    new.last_applied_spec = spec_hash
+    if phase == "Initialized":
+        new.last_promoted_spec = spec_hash
+    if tracked_configs is not None:
+        new.tracked_configs = dict(tracked_configs)
+    new.last_transition_time = stamp
+    new.conditions = make_conditions(new.conditions, phase, kind, stamp)
+    return new
+
+
+def set_phase(
+    status: CanaryStatus | None,
+    phase: Phase,
+    *,
+    kind: str,
+    now: datetime,
+    analysis_iterations: int = 0,
+    routed_canary_weight: int | None = None,
+) -> CanaryStatus:
+    """Flagger's `SetStatusPhase`.
+
+    Outside Progressing/Waiting/Promoting the weight and iteration counters reset, except in
+    WaitingPromotion: the iterations become `analysis_iterations - 1` (never negative) so A/B and
+    blue/green keep iterating, and the weight stays at `routed_canary_weight`, the split actually
+    live (DESIGN decision 6; Flagger shows 0).
+    """
+    new = _copy(status)
+    stamp = timestamp(now)
+    new.phase = phase
+    if phase == "WaitingPromotion":
+        new.iterations = max(analysis_iterations - 1, 0)
+        if routed_canary_weight is not None:
+            new.canary_weight = routed_canary_weight
+    elif phase not in _KEEPS_COUNTERS:
+        new.canary_weight = 0
+        new.iterations = 0
+    if phase in _PROMOTES:
+        new.last_promoted_spec = new.last_applied_spec
+    new.last_transition_time = stamp
+    new.conditions = make_conditions(new.conditions, phase, kind, stamp)
+    return new
+
+
+def set_weight(status: CanaryStatus | None, weight: int, *, now: datetime) -> CanaryStatus:
+    """Flagger's `SetStatusWeight`."""
+    new = _copy(status)
+    new.canary_weight = weight
+    new.last_transition_time = timestamp(now)
+    return new
+
+
+def set_failed_checks(status: CanaryStatus | None, value: int, *, now: datetime) -> CanaryStatus:
+    """Flagger's `SetStatusFailedChecks`."""
+    new = _copy(status)
+    new.failed_checks = value
+    new.last_transition_time = timestamp(now)
+    return new
+
+
+def set_iterations(status: CanaryStatus | None, value: int, *, now: datetime) -> CanaryStatus:
+    """Flagger's `SetStatusIterations`."""
+    new = _copy(status)
+    new.iterations = value
+    new.last_transition_time = timestamp(now)
+    return new
+
+
+def adopt_hashes(
+    status: CanaryStatus | None, spec_hash: str, *, adopt_promoted: bool, now: datetime
+) -> CanaryStatus:
+    """Replace hashes another controller wrote by our hash of the current target spec."""
+    new = _copy(status)
+    new.last_applied_spec = spec_hash
+    if adopt_promoted:
+        new.last_promoted_spec = spec_hash
+    new.last_transition_time = timestamp(now)
+    return new
+
+
+def has_spec_changed(status: CanaryStatus | None, current_hash: str) -> bool:
+    """Flagger's `hasSpecChanged`: a return to the promoted spec never counts as a change."""
+    applied = status.last_applied_spec if status else None
+    if not applied:
+        return True
+    if status is not None and current_hash == status.last_promoted_spec:
+        return False
+    return current_hash != applied
+
+
+def have_configs_changed(
+    current: Mapping[str, str] | None, tracked: Mapping[str, str] | None
+) -> bool:
+    """Flagger's config tracker change detection over `status.trackedConfigs`."""
+    if current is None:
+        return False
+    if tracked is None:
+        return bool(current)
+    if len(current) != len(tracked):
+        return True
+    return any(tracked.get(key) != value for key, value in current.items())
+
+
+def phase_gauge(phase: Phase | str | None) -> int:
+    """`flagger_canary_status`: 0 while Progressing, 2 when Failed, 1 otherwise."""
+    if phase == "Progressing":
+        return 0
+    if phase == "Failed":
+        return 2
+    return 1

@@ -1,0 +1,68 @@
+"""What of a target counts as a release: the input of its `status.lastAppliedSpec` hash.
+
+The hash itself is `coalmine.api.hashing.spec_hash`; this module decides what goes into it per kind.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from coalmine.api import naming
+from coalmine.api.hashing import spec_hash
+
+
+def workload_hash_input(workload: Mapping[str, Any]) -> Any:
+    """What makes a Deployment/DaemonSet release: its pod template (and nothing else).
+
+    The DaemonSet scale-to-zero node selector is removed so that scaling the target down and up is
+    never mistaken for a new revision; an emptied node selector counts as absent.
+    """
+    template = copy.deepcopy((workload.get("spec") or {}).get("template") or {})
+    pod_spec = template.get("spec")
+    if isinstance(pod_spec, dict) and "nodeSelector" in pod_spec:
+        selector = dict(pod_spec.get("nodeSelector") or {})
+        selector.pop(naming.SCALE_TO_ZERO_NODE_SELECTOR, None)
+        if selector:
+            pod_spec["nodeSelector"] = selector
+        else:
+            del pod_spec["nodeSelector"]
+    return template
+
+
+def workload_hash(workload: Mapping[str, Any]) -> str:
+    """`status.lastAppliedSpec` of a Deployment or DaemonSet target."""
+    return spec_hash(workload_hash_input(workload))
+
+
+# Fields the API server allocates: they differ between the target and every copy and change when a
+# Service is recreated, so they are not part of what the user releases.
+SERVICE_ALLOCATED_FIELDS = ("clusterIPs", "ipFamilies", "healthCheckNodePort")
+
+
+def service_hash_input(service: Mapping[str, Any]) -> Any:
+    """The user-meaningful spec of a Service target.
+
+    Excluded: the allocated `clusterIP`/`clusterIPs`, `ipFamilies`, every `nodePort` and
+    `healthCheckNodePort`. A headless target (`clusterIP: None`) keeps that marker, because going
+    headless or back changes how clients resolve the Service.
+    """
+    spec = copy.deepcopy(dict(service.get("spec") or {}))
+    for field in SERVICE_ALLOCATED_FIELDS:
+        spec.pop(field, None)
+    if spec.get("clusterIP") != "None":
+        spec.pop("clusterIP", None)
+    ports = []
+    for port in spec.get("ports") or []:
+        port = dict(port)
+        port.pop("nodePort", None)
+        ports.append(port)
+    if "ports" in spec:
+        spec["ports"] = ports
+    return spec
+
+
+def service_hash(service: Mapping[str, Any]) -> str:
+    """`status.lastAppliedSpec` of a Service target: metadata and allocations do not count."""
+    return spec_hash(service_hash_input(service))

@@ -1,0 +1,122 @@
+"""A canary's webhooks pointed at the load tester: the usual Flagger set-up, end to end in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from coalmine.api.models import Canary
+from coalmine.hooks.client import create_session
+from coalmine.hooks.gates import WebhookRunner
+from coalmine.loadtester import LoadTesterConfig, create_app
+from coalmine.loadtester.server import RUNNER_KEY
+from conftest import require_binary
+
+
+async def start(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
+@pytest.fixture
+async def loadtester() -> AsyncIterator[tuple[web.Application, str]]:
+    app = create_app(LoadTesterConfig(namespace_regexp="^test$"))
+    runner, url = await start(app)
+    yield app, url
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with create_session() as client:
+        yield client
+
+
+def canary(loadtester_url: str, target_url: str, namespace: str = "test") -> Canary:
+    return Canary.model_validate(
+        {
+            "metadata": {"name": "podinfo", "namespace": namespace},
+            "spec": {
+                "targetRef": {"apiVersion": "v1", "kind": "Service", "name": "podinfo"},
+                "service": {"port": 80},
+                "analysis": {
+                    "interval": "10s",
+                    "threshold": 2,
+                    "stepWeight": 50,
+                    "webhooks": [
+                        {
+                            "name": "load-test",
+                            "url": f"{loadtester_url}/",
+                            "metadata": {"cmd": f"hey -n 3 -c 1 {target_url}"},
+                        },
+                        {
+                            "name": "approval",
+                            "type": "confirm-promotion",
+                            "url": f"{loadtester_url}/gate/check",
+                        },
+                        {
+                            "name": "manual-rollback",
+                            "type": "rollback",
+                            "url": f"{loadtester_url}/rollback/check",
+                        },
+                    ],
+                },
+            },
+            "status": {"phase": "Progressing"},
+        }
+    )
+
+
+async def test_load_test_gate_and_rollback_switch_through_the_load_tester(
+    loadtester: tuple[web.Application, str], session: aiohttp.ClientSession
+) -> None:
+    require_binary("hey")
+    app, lt_url = loadtester
+    hits: list[str] = []
+
+    async def target_handler(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(text="ok")
+
+    target_app = web.Application()
+    target_app.router.add_get("/{tail:.*}", target_handler)
+    target_runner, target_url = await start(target_app)
+    try:
+        the_canary = canary(lt_url, f"{target_url}/")
+        runner = WebhookRunner(session)
+
+        assert (await runner.rollout(the_canary)).approved
+        await app[RUNNER_KEY].wait_idle()
+        assert len(hits) == 3
+
+        held = await runner.confirm_promotion(the_canary)
+        assert not held.approved
+        assert held.error == "Forbidden"
+        async with session.post(
+            f"{lt_url}/gate/open", json={"name": "podinfo", "namespace": "test"}
+        ):
+            pass
+        assert (await runner.confirm_promotion(the_canary)).approved
+
+        assert not (await runner.rollback(the_canary)).rollback_requested
+        async with session.post(
+            f"{lt_url}/rollback/open", json={"name": "podinfo", "namespace": "test"}
+        ):
+            pass
+        assert (await runner.rollback(the_canary)).rollback_requested
+
+        other_team = canary(lt_url, f"{target_url}/", namespace="other")
+        refused = await runner.rollout(other_team)
+        assert not refused.approved
+        assert refused.events[0].message == (
+            "Halt podinfo.other advancement external check load-test failed Forbidden"
+        )
+    finally:
+        await target_runner.cleanup()

@@ -82,7 +82,6 @@ def test_invalid_label_selectors_are_rejected_with_kubernetes_words(
     with pytest.raises(SelectorError) as raised:
         parse_label_selector(text)
     assert fragment in raised.value.message
-    assert raised.value.message.startswith("unable to parse requirement: ")
 
 
 def test_label_selector_object_with_match_labels_and_expressions() -> None:

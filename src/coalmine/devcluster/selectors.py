@@ -221,14 +221,8 @@ def _tokenize(text: str) -> list[str]:
 
 
 def parse_label_selector(text: str) -> LabelSelector:
-    """Parse `labelSelector=` query text; raises SelectorError worded like kube-apiserver."""
-    try:
-        return _parse_label_selector(text)
-    except SelectorError as error:
-        raise SelectorError(f"unable to parse requirement: {error.message}") from None
-
-
-def _parse_label_selector(text: str) -> LabelSelector:
+    """Parse `labelSelector=` query text; raises SelectorError worded like kube-apiserver (the
+    HTTP layer prefixes `unable to parse requirement: `)."""
     tokens = _tokenize(text)
     requirements: list[Requirement] = []
     i = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -351,3 +352,49 @@ async def test_invalid_delay_annotation_falls_back_to_the_default(
 ) -> None:
     store.create(deployment(annotations={ROLLOUT_DELAY: "whenever"}))
     await eventually(lambda: store.get("deployments", "podinfo", "default"), rolled_out)
+
+
+async def test_lightkube_client_sees_the_rollout_and_scale(tmp_path: Path) -> None:
+    from lightkube import AsyncClient, KubeConfig
+    from lightkube.models.autoscaling_v1 import ScaleSpec
+    from lightkube.models.meta_v1 import ObjectMeta
+    from lightkube.resources.apps_v1 import Deployment
+
+    from coalmine.devcluster import DevCluster
+
+    async with DevCluster(
+        port=0, rollout_delay=0, kubeconfig_path=tmp_path / "kubeconfig"
+    ) as cluster:
+        client = AsyncClient(KubeConfig.from_file(cluster.kubeconfig_path))
+        try:
+            await client.create(Deployment.from_dict(deployment(replicas=1)))
+
+            async def read() -> Any:
+                return await client.get(Deployment, "podinfo", namespace="default")
+
+            async def wait_ready(replicas: int) -> Any:
+                for _ in range(1000):
+                    obj = await read()
+                    status = obj.status
+                    if (
+                        status is not None
+                        and (status.readyReplicas or 0) == replicas
+                        and (status.observedGeneration == obj.metadata.generation)
+                    ):
+                        return obj
+                    await asyncio.sleep(0.005)
+                raise AssertionError("deployment never became ready")
+
+            ready = await wait_ready(1)
+            available = [c for c in ready.status.conditions if c.type == "Available"]
+            assert available[0].status == "True"
+            await client.replace(
+                Deployment.Scale(
+                    metadata=ObjectMeta(name="podinfo", namespace="default"),
+                    spec=ScaleSpec(replicas=3),
+                )
+            )
+            scaled = await wait_ready(3)
+            assert scaled.status.availableReplicas == 3
+        finally:
+            await client.close()

@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 
 
 class Simulator(Protocol):
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
 
 
 def load_manifests(text: str) -> list[dict[str, Any]]:
@@ -100,7 +100,7 @@ class DevCluster:
         if self.simulator_enabled:
             self._simulator = self._make_simulator()
             if self._simulator is not None:
-                await self._simulator.start()
+                self._simulator.start()
 
     def _make_simulator(self) -> Simulator | None:
         try:
@@ -108,12 +108,12 @@ class DevCluster:
         except ImportError:
             log.warning("devcluster: the workload simulator is not available; running without it")
             return None
-        simulator: Simulator = module.Simulator(self.store, rollout_delay=self.rollout_delay)
+        simulator: Simulator = module.WorkloadSimulator(self.store, rollout_delay=self.rollout_delay)
         return simulator
 
     async def stop(self) -> None:
         if self._simulator is not None:
-            await self._simulator.stop()
+            self._simulator.stop()
             self._simulator = None
         self.store.storage.close_watchers()
         if self._runner is not None:

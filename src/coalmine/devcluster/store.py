@@ -1021,9 +1021,12 @@ def make_matcher(label_selector: str, field_selector: str) -> Callable[[Obj], bo
 
     try:
         labels = parse_label_selector(label_selector) if label_selector else None
+    except SelectorError as error:
+        raise bad_request(f"unable to parse requirement: {error}") from error
+    try:
         fields = parse_field_selector(field_selector) if field_selector else None
     except SelectorError as error:
-        raise bad_request(str(error)) from error
+        raise bad_request(f"invalid field selector: {error}") from error
 
     def matches(obj: Obj) -> bool:
         if labels is not None and not labels.matches(obj.get("metadata", {}).get("labels") or {}):

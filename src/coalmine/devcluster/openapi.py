@@ -319,7 +319,7 @@ class _Node:
             errors.append(
                 FieldError(
                     path,
-                    f"Too long: may not be more than {self.max_length} bytes",
+                    f"Too long: may not be more than {self.max_length} byte{'' if self.max_length == 1 else 's'}",
                     "FieldValueTooLong",
                 )
             )

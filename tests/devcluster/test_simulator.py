@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -398,3 +400,64 @@ async def test_lightkube_client_sees_the_rollout_and_scale(tmp_path: Path) -> No
             assert scaled.status.availableReplicas == 3
         finally:
             await client.close()
+
+
+def require_binary(name: str) -> str:
+    """tests/conftest.py's `require_binary`, loaded by path: `import conftest` is ambiguous here
+    (tests/devcluster has its own conftest) and `tests` is not a package on sys.path."""
+    spec = importlib.util.spec_from_file_location(
+        "coalmine_tests_conftest", Path(__file__).resolve().parents[1] / "conftest.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path: str = module.require_binary(name)
+    return path
+
+
+async def kubectl(kubeconfig: Path, *args: str) -> tuple[int, str]:
+    """Run kubectl without blocking the loop that serves devcluster; (exit code, output)."""
+    binary = require_binary("kubectl")
+    process = await asyncio.create_subprocess_exec(
+        binary,
+        "--kubeconfig",
+        str(kubeconfig),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, output.decode()
+
+
+async def test_kubectl_rollout_status_follows_simulated_rollouts(tmp_path: Path) -> None:
+    from coalmine.devcluster import DevCluster
+
+    manifest = tmp_path / "deployment.json"
+    manifest.write_text(json.dumps(deployment()))
+    async with DevCluster(
+        port=0, rollout_delay=0.05, kubeconfig_path=tmp_path / "kubeconfig"
+    ) as cluster:
+        config = cluster.kubeconfig_path
+        code, output = await kubectl(config, "apply", "-f", str(manifest))
+        assert code == 0, output
+        code, output = await kubectl(
+            config, "rollout", "status", "deployment/podinfo", "--timeout=30s"
+        )
+        assert code == 0, output
+        assert 'deployment "podinfo" successfully rolled out' in output
+
+        code, output = await kubectl(
+            config, "annotate", "deployment", "podinfo", f"{FAIL_ROLLOUT}=true"
+        )
+        assert code == 0, output
+        code, output = await kubectl(
+            config, "set", "image", "deployment/podinfo", "app=podinfo:6.2"
+        )
+        assert code == 0, output
+        code, output = await kubectl(
+            config, "rollout", "status", "deployment/podinfo", "--timeout=30s"
+        )
+        assert code != 0
+        assert 'deployment "podinfo" exceeded its progress deadline' in output

@@ -1,81 +1,13 @@
-"""Helpers for devcluster tests: a raw HTTP client bound to a running devcluster, sample objects."""
+"""Sample objects and paths for the devcluster tests."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-import pytest
+from coalmine.devcluster.testing import APPLY, JSON_PATCH, MERGE, STRATEGIC
+from coalmine.devcluster.testing import DevClusterHTTP as Raw
 
-from coalmine.devcluster import DevCluster
-
-MERGE = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
-STRATEGIC = "application/strategic-merge-patch+json"
-APPLY = "application/apply-patch+yaml"
-
-
-@dataclass
-class Reply:
-    status: int
-    body: Any
-
-    @property
-    def message(self) -> str:
-        return str(self.body.get("message", "")) if isinstance(self.body, dict) else ""
-
-
-@dataclass
-class Raw:
-    """Raw HTTP against devcluster: exactly the requests a client library would send."""
-
-    session: aiohttp.ClientSession
-    url: str
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        content_type: str = "application/json",
-        headers: dict[str, str] | None = None,
-    ) -> Reply:
-        data = None
-        all_headers = dict(headers or {})
-        if body is not None:
-            data = body if isinstance(body, str | bytes) else json.dumps(body)
-            all_headers["Content-Type"] = content_type
-        async with self.session.request(method, self.url + path, data=data, headers=all_headers) as r:
-            text = await r.text()
-            try:
-                parsed: Any = json.loads(text)
-            except ValueError:
-                parsed = text
-            return Reply(r.status, parsed)
-
-    async def get(self, path: str, **kw: Any) -> Reply:
-        return await self.request("GET", path, **kw)
-
-    async def post(self, path: str, body: Any, **kw: Any) -> Reply:
-        return await self.request("POST", path, body, **kw)
-
-    async def put(self, path: str, body: Any, **kw: Any) -> Reply:
-        return await self.request("PUT", path, body, **kw)
-
-    async def patch(self, path: str, body: Any, content_type: str = MERGE, **kw: Any) -> Reply:
-        return await self.request("PATCH", path, body, content_type=content_type, **kw)
-
-    async def delete(self, path: str, body: Any = None, **kw: Any) -> Reply:
-        return await self.request("DELETE", path, body, **kw)
-
-
-@pytest.fixture
-async def raw(devcluster: DevCluster) -> AsyncIterator[Raw]:
-    async with aiohttp.ClientSession() as session:
-        yield Raw(session, devcluster.url)
+__all__ = ["APPLY", "JSON_PATCH", "MERGE", "STRATEGIC", "Raw"]
 
 
 def configmap(name: str, data: dict[str, str] | None = None, **meta: Any) -> dict[str, Any]:
@@ -109,7 +41,12 @@ WIDGET_CRD: dict[str, Any] = {
     "metadata": {"name": "widgets.example.com"},
     "spec": {
         "group": "example.com",
-        "names": {"kind": "Widget", "plural": "widgets", "shortNames": ["wd"], "categories": ["all"]},
+        "names": {
+            "kind": "Widget",
+            "plural": "widgets",
+            "shortNames": ["wd"],
+            "categories": ["all"],
+        },
         "scope": "Namespaced",
         "versions": [
             {

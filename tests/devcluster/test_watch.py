@@ -15,10 +15,10 @@ from coalmine.devcluster import DevCluster
 
 
 @asynccontextmanager
-async def watch(raw: Raw, query: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+async def watch(devcluster_http: Raw, query: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
     """Stream watch events into a queue until the block ends."""
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    response = await raw.session.get(f"{raw.url}{CM}?watch=true&{query}")
+    response = await devcluster_http.session.get(f"{devcluster_http.url}{CM}?watch=true&{query}")
     assert response.status == 200
 
     async def pump() -> None:
@@ -39,13 +39,15 @@ async def next_event(events: asyncio.Queue[dict[str, Any]]) -> dict[str, Any]:
     return await asyncio.wait_for(events.get(), 5)
 
 
-async def test_watch_without_version_sends_existing_objects_then_changes(raw: Raw) -> None:
-    await raw.post(CM, configmap("before"))
-    async with watch(raw, "") as events:
+async def test_watch_without_version_sends_existing_objects_then_changes(
+    devcluster_http: Raw,
+) -> None:
+    await devcluster_http.post(CM, configmap("before"))
+    async with watch(devcluster_http, "") as events:
         first = await next_event(events)
         assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "before")
-        await raw.patch(f"{CM}/before", {"data": {"b": "2"}})
-        await raw.delete(f"{CM}/before")
+        await devcluster_http.patch(f"{CM}/before", {"data": {"b": "2"}})
+        await devcluster_http.delete(f"{CM}/before")
         modified = await next_event(events)
         deleted = await next_event(events)
     assert modified["type"] == "MODIFIED"
@@ -56,23 +58,25 @@ async def test_watch_without_version_sends_existing_objects_then_changes(raw: Ra
     )
 
 
-async def test_watch_from_a_resource_version_replays_later_events(raw: Raw) -> None:
-    created = (await raw.post(CM, configmap("r"))).body
+async def test_watch_from_a_resource_version_replays_later_events(devcluster_http: Raw) -> None:
+    created = (await devcluster_http.post(CM, configmap("r"))).body
     version = created["metadata"]["resourceVersion"]
-    await raw.patch(f"{CM}/r", {"data": {"a": "2"}})
-    await raw.patch(f"{CM}/r", {"data": {"a": "3"}})
-    async with watch(raw, f"resourceVersion={version}") as events:
+    await devcluster_http.patch(f"{CM}/r", {"data": {"a": "2"}})
+    await devcluster_http.patch(f"{CM}/r", {"data": {"a": "3"}})
+    async with watch(devcluster_http, f"resourceVersion={version}") as events:
         first, second = await next_event(events), await next_event(events)
     assert [first["type"], second["type"]] == ["MODIFIED", "MODIFIED"]
     assert [first["object"]["data"]["a"], second["object"]["data"]["a"]] == ["2", "3"]
 
 
-async def test_watch_from_an_expired_version_gets_410_error_event(devcluster: DevCluster, raw: Raw) -> None:
-    created = (await raw.post(CM, configmap("old"))).body
-    await raw.patch(f"{CM}/old", {"data": {"a": "2"}})
+async def test_watch_from_an_expired_version_gets_410_error_event(
+    devcluster: DevCluster, devcluster_http: Raw
+) -> None:
+    created = (await devcluster_http.post(CM, configmap("old"))).body
+    await devcluster_http.patch(f"{CM}/old", {"data": {"a": "2"}})
     devcluster.faults.expire_history()
     version = created["metadata"]["resourceVersion"]
-    async with watch(raw, f"resourceVersion={version}") as events:
+    async with watch(devcluster_http, f"resourceVersion={version}") as events:
         error = await next_event(events)
     assert error["type"] == "ERROR"
     assert error["object"]["code"] == 410
@@ -80,35 +84,35 @@ async def test_watch_from_an_expired_version_gets_410_error_event(devcluster: De
     assert error["object"]["message"].startswith(f"too old resource version: {version}")
 
 
-async def test_list_resource_version_resumes_a_watch_without_gaps(raw: Raw) -> None:
-    listed = await raw.get(CM)
+async def test_list_resource_version_resumes_a_watch_without_gaps(devcluster_http: Raw) -> None:
+    listed = await devcluster_http.get(CM)
     version = listed.body["metadata"]["resourceVersion"]
-    await raw.post(CM, configmap("after-list"))
-    async with watch(raw, f"resourceVersion={version}") as events:
+    await devcluster_http.post(CM, configmap("after-list"))
+    async with watch(devcluster_http, f"resourceVersion={version}") as events:
         added = await next_event(events)
     assert added["type"] == "ADDED"
     assert added["object"]["metadata"]["name"] == "after-list"
 
 
-async def test_watch_ends_after_timeout_seconds(raw: Raw) -> None:
-    async with watch(raw, "timeoutSeconds=1&resourceVersion=1") as events:
+async def test_watch_ends_after_timeout_seconds(devcluster_http: Raw) -> None:
+    async with watch(devcluster_http, "timeoutSeconds=1&resourceVersion=1") as events:
         closed = await next_event(events)
     assert closed == {"type": "CLOSED"}
 
 
-async def test_bookmarks_carry_the_current_resource_version(raw: Raw) -> None:
-    await raw.post(CM, configmap("bm"))
-    async with watch(raw, "allowWatchBookmarks=true&resourceVersion=1") as events:
+async def test_bookmarks_carry_the_current_resource_version(devcluster_http: Raw) -> None:
+    await devcluster_http.post(CM, configmap("bm"))
+    async with watch(devcluster_http, "allowWatchBookmarks=true&resourceVersion=1") as events:
         while (event := await next_event(events))["type"] != "BOOKMARK":
             pass
     assert event["object"]["kind"] == "ConfigMap"
     assert int(event["object"]["metadata"]["resourceVersion"]) >= 1
 
 
-async def test_send_initial_events_ends_with_an_annotated_bookmark(raw: Raw) -> None:
-    await raw.post(CM, configmap("init"))
+async def test_send_initial_events_ends_with_an_annotated_bookmark(devcluster_http: Raw) -> None:
+    await devcluster_http.post(CM, configmap("init"))
     query = "sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan"
-    async with watch(raw, query) as events:
+    async with watch(devcluster_http, query) as events:
         added = await next_event(events)
         bookmark = await next_event(events)
     assert added["type"] == "ADDED"
@@ -116,45 +120,54 @@ async def test_send_initial_events_ends_with_an_annotated_bookmark(raw: Raw) -> 
     assert bookmark["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
 
 
-async def test_label_selector_turns_matching_changes_into_added_and_deleted(raw: Raw) -> None:
-    created = (await raw.post(CM, configmap("sel", labels={"tier": "web"}))).body
+async def test_label_selector_turns_matching_changes_into_added_and_deleted(
+    devcluster_http: Raw,
+) -> None:
+    created = (await devcluster_http.post(CM, configmap("sel", labels={"tier": "web"}))).body
     version = created["metadata"]["resourceVersion"]
-    async with watch(raw, f"labelSelector=tier%3Dweb&resourceVersion={version}") as events:
-        await raw.patch(f"{CM}/sel", {"metadata": {"labels": {"tier": "db"}}})
+    async with watch(
+        devcluster_http, f"labelSelector=tier%3Dweb&resourceVersion={version}"
+    ) as events:
+        await devcluster_http.patch(f"{CM}/sel", {"metadata": {"labels": {"tier": "db"}}})
         gone = await next_event(events)
-        await raw.patch(f"{CM}/sel", {"metadata": {"labels": {"tier": "web"}}})
+        await devcluster_http.patch(f"{CM}/sel", {"metadata": {"labels": {"tier": "web"}}})
         back = await next_event(events)
-        await raw.post(CM, configmap("other", labels={"tier": "db"}))
-        await raw.delete(f"{CM}/sel")
+        await devcluster_http.post(CM, configmap("other", labels={"tier": "db"}))
+        await devcluster_http.delete(f"{CM}/sel")
         deleted = await next_event(events)
     assert [gone["type"], back["type"], deleted["type"]] == ["DELETED", "ADDED", "DELETED"]
     assert {e["object"]["metadata"]["name"] for e in (gone, back, deleted)} == {"sel"}
 
 
-async def test_field_selector_on_name_watches_one_object(raw: Raw) -> None:
-    async with watch(raw, "fieldSelector=metadata.name%3Done&resourceVersion=1") as events:
-        await raw.post(CM, configmap("two"))
-        await raw.post(CM, configmap("one"))
+async def test_field_selector_on_name_watches_one_object(devcluster_http: Raw) -> None:
+    async with watch(
+        devcluster_http, "fieldSelector=metadata.name%3Done&resourceVersion=1"
+    ) as events:
+        await devcluster_http.post(CM, configmap("two"))
+        await devcluster_http.post(CM, configmap("one"))
         added = await next_event(events)
     assert added["object"]["metadata"]["name"] == "one"
 
 
-async def test_dropping_watches_ends_open_streams(devcluster: DevCluster, raw: Raw) -> None:
-    async with watch(raw, "resourceVersion=1") as events:
-        await raw.post(CM, configmap("x"))
+async def test_dropping_watches_ends_open_streams(
+    devcluster: DevCluster, devcluster_http: Raw
+) -> None:
+    async with watch(devcluster_http, "resourceVersion=1") as events:
+        await devcluster_http.post(CM, configmap("x"))
         await next_event(events)
-        reply = await raw.post("/devcluster/faults/drop-watches", {})
+        reply = await devcluster_http.post("/devcluster/faults/drop-watches", {})
         assert reply.body["dropped"] >= 1
         assert await next_event(events) == {"type": "CLOSED"}
 
 
-async def test_hundred_watchers_each_receive_every_event(raw: Raw) -> None:
+async def test_hundred_watchers_each_receive_every_event(devcluster_http: Raw) -> None:
     async with aiohttp.ClientSession() as session:
         responses = [
-            await session.get(f"{raw.url}{CM}?watch=1&resourceVersion=1") for _ in range(100)
+            await session.get(f"{devcluster_http.url}{CM}?watch=1&resourceVersion=1")
+            for _ in range(100)
         ]
         for index in range(3):
-            await raw.post(CM, configmap(f"fan-{index}"))
+            await devcluster_http.post(CM, configmap(f"fan-{index}"))
 
         async def read_three(response: aiohttp.ClientResponse) -> list[str]:
             names = []
@@ -169,10 +182,12 @@ async def test_hundred_watchers_each_receive_every_event(raw: Raw) -> None:
     assert all(names == ["fan-0", "fan-1", "fan-2"] for names in results)
 
 
-async def test_legacy_watch_path_streams_events(raw: Raw) -> None:
+async def test_legacy_watch_path_streams_events(devcluster_http: Raw) -> None:
     async with aiohttp.ClientSession() as session:
-        response = await session.get(f"{raw.url}/api/v1/watch/namespaces/default/configmaps?resourceVersion=1")
-        await raw.post(CM, configmap("legacy"))
+        response = await session.get(
+            f"{devcluster_http.url}/api/v1/watch/namespaces/default/configmaps?resourceVersion=1"
+        )
+        await devcluster_http.post(CM, configmap("legacy"))
         line = await asyncio.wait_for(response.content.readline(), 5)
         response.close()
     assert json.loads(line)["object"]["metadata"]["name"] == "legacy"

@@ -50,6 +50,14 @@ def run(args: argparse.Namespace) -> int:
 
     from coalmine.devcluster import ApiError, DevCluster, load_manifests
 
+    docs = []
+    for file in args.load:
+        try:
+            docs.extend(load_manifests(Path(file).read_text()))
+        except (OSError, ValueError) as error:
+            print(f"coalmine devcluster: cannot load {file}: {error}", file=sys.stderr)
+            return 2
+
     async def serve() -> int:
         cluster = DevCluster(
             port=args.port,
@@ -59,13 +67,6 @@ def run(args: argparse.Namespace) -> int:
             rollout_delay=args.rollout_delay,
             kubeconfig_path=args.kubeconfig_out,
         )
-        docs = []
-        for file in args.load:
-            try:
-                docs.extend(load_manifests(Path(file).read_text()))
-            except (OSError, ValueError) as error:
-                print(f"coalmine devcluster: cannot load {file}: {error}", file=sys.stderr)
-                return 2
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -140,7 +140,7 @@ def apply(
                     conflicts.append((entry.get("manager", ""), entry.get("apiVersion", ""), mine))
     if conflicts and not force:
         raise _conflict_error(conflicts)
-    result = merge(base, {k: v for k, v in applied.items() if k != "metadata"})
+    result: Obj = merge(base, {k: v for k, v in applied.items() if k != "metadata"})
     meta = result.setdefault("metadata", {})
     for key in IGNORED_METADATA:
         if key in (applied.get("metadata") or {}):
@@ -173,9 +173,7 @@ def apply(
     return result
 
 
-def record_update(
-    old: Obj, new: Obj, manager: str, api_version: str, timestamp: str
-) -> None:
+def record_update(old: Obj, new: Obj, manager: str, api_version: str, timestamp: str) -> None:
     """Record `manager` as owner (operation Update) of the fields it changed, in `new`."""
     old_paths = field_paths(old)
     new_paths = field_paths(new)

@@ -108,7 +108,9 @@ class DevCluster:
         except ImportError:
             log.warning("devcluster: the workload simulator is not available; running without it")
             return None
-        simulator: Simulator = module.WorkloadSimulator(self.store, rollout_delay=self.rollout_delay)
+        simulator: Simulator = module.WorkloadSimulator(
+            self.store, rollout_delay=self.rollout_delay
+        )
         return simulator
 
     async def stop(self) -> None:

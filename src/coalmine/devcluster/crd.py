@@ -96,7 +96,9 @@ def prepare_crd(crd: Obj, old: Obj | None) -> Obj:
     spec = crd.get("spec")
     causes: list[Cause] = []
     if not isinstance(spec, dict):
-        raise invalid("CustomResourceDefinition", "apiextensions.k8s.io", name, [Cause.required("spec")])
+        raise invalid(
+            "CustomResourceDefinition", "apiextensions.k8s.io", name, [Cause.required("spec")]
+        )
     names = spec.get("names") or {}
     group = spec.get("group") or ""
     if not group:
@@ -110,10 +112,16 @@ def prepare_crd(crd: Obj, old: Obj | None) -> Obj:
             Cause.invalid("metadata.name", name, 'must be spec.names.plural+"."+spec.group')
         )
     if spec.get("scope") not in ("Namespaced", "Cluster"):
-        causes.append(Cause.not_supported("spec.scope", spec.get("scope"), ["Cluster", "Namespaced"]))
+        causes.append(
+            Cause.not_supported("spec.scope", spec.get("scope"), ["Cluster", "Namespaced"])
+        )
     versions = spec.get("versions") or []
     if not versions:
-        causes.append(Cause.required("spec.versions", "must have exactly one version marked as storage version"))
+        causes.append(
+            Cause.required(
+                "spec.versions", "must have exactly one version marked as storage version"
+            )
+        )
     storage = [v.get("name") for v in versions if v.get("storage")]
     if versions and len(storage) != 1:
         causes.append(

@@ -144,7 +144,9 @@ def conflict(plural: str, group: str, name: str, detail: str) -> ApiError:
     )
 
 
-STALE = "the object has been modified; please apply your changes to the latest version and try again"
+STALE = (
+    "the object has been modified; please apply your changes to the latest version and try again"
+)
 
 
 def invalid(kind: str, group: str, name: str, causes: list[Cause]) -> ApiError:
@@ -172,7 +174,9 @@ def forbidden(plural: str, group: str, name: str, detail: str) -> ApiError:
     )
 
 
-def method_not_allowed(message: str = "the server does not allow this method on the requested resource") -> ApiError:
+def method_not_allowed(
+    message: str = "the server does not allow this method on the requested resource",
+) -> ApiError:
     return ApiError(405, "MethodNotAllowed", message)
 
 

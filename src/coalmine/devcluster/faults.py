@@ -90,7 +90,15 @@ class Faults:
     ) -> FaultRule:
         """The next `count` matching requests fail with this Status."""
         rule = FaultRule(
-            "error", verb, resource, namespace, name, count, code=code, reason=reason, message=message
+            "error",
+            verb,
+            resource,
+            namespace,
+            name,
+            count,
+            code=code,
+            reason=reason,
+            message=message,
         )
         self.rules.append(rule)
         return rule
@@ -137,9 +145,7 @@ class Faults:
                     **matchers,
                 )
             if kind == "latency":
-                return self.add_latency(
-                    float(body["seconds"]), count=body.get("count"), **matchers
-                )
+                return self.add_latency(float(body["seconds"]), count=body.get("count"), **matchers)
         except (KeyError, TypeError, ValueError) as error:
             raise ApiError(400, "BadRequest", f"bad fault {body!r}: {error}") from error
         raise ApiError(400, "BadRequest", 'a fault needs "type": "error" or "latency"')

@@ -149,23 +149,47 @@ BUILTINS: tuple[ResourceType, ...] = (
     _builtin("", "v1", "Event", "events", short=("ev",), storage="events"),
     _builtin("events.k8s.io", "v1", "Event", "events", short=("ev",), storage="events"),
     _builtin(
-        "apps", "v1", "Deployment", "deployments", short=("deploy",), all_category=True,
-        status=True, scale=True,
-    ),
-    _builtin("apps", "v1", "DaemonSet", "daemonsets", short=("ds",), all_category=True, status=True),
-    _builtin(
-        "apps", "v1", "ReplicaSet", "replicasets", short=("rs",), all_category=True, status=True,
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        short=("deploy",),
+        all_category=True,
+        status=True,
         scale=True,
     ),
     _builtin(
-        "autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers",
-        short=("hpa",), all_category=True, status=True,
+        "apps", "v1", "DaemonSet", "daemonsets", short=("ds",), all_category=True, status=True
+    ),
+    _builtin(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        short=("rs",),
+        all_category=True,
+        status=True,
+        scale=True,
+    ),
+    _builtin(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        short=("hpa",),
+        all_category=True,
+        status=True,
     ),
     _builtin("coordination.k8s.io", "v1", "Lease", "leases"),
     _builtin("networking.k8s.io", "v1", "Ingress", "ingresses", short=("ing",), status=True),
     _builtin(
-        "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",
-        False, ("crd", "crds"), status=True,
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        False,
+        ("crd", "crds"),
+        status=True,
     ),
 )
 
@@ -235,8 +259,7 @@ class Registry:
             r
             for r in self.by_path.values()
             if (not group or r.group == group)
-            and name.split(".")[0].lower()
-            in (r.plural, r.kind.lower(), r.singular, *r.short_names)
+            and name.split(".")[0].lower() in (r.plural, r.kind.lower(), r.singular, *r.short_names)
         ]
         if not group:
             core = [r for r in candidates if r.group == ""]

@@ -28,7 +28,12 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from coalmine.devcluster.errors import ApiError, bad_request, method_not_allowed, not_found, unauthorized
+from coalmine.devcluster.errors import (
+    ApiError,
+    bad_request,
+    method_not_allowed,
+    unauthorized,
+)
 from coalmine.devcluster.faults import Faults, RequestInfo
 from coalmine.devcluster.resources import ResourceType
 from coalmine.devcluster.storage import Entry, Watcher, dumps
@@ -116,9 +121,12 @@ class ApiServer:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         token = self.options.token
-        if token is not None and request.path not in ("/healthz", "/readyz", "/livez"):
-            if request.headers.get("Authorization", "") != f"Bearer {token}":
-                return error_response(unauthorized())
+        if (
+            token is not None
+            and request.path not in ("/healthz", "/readyz", "/livez")
+            and request.headers.get("Authorization", "") != f"Bearer {token}"
+        ):
+            return error_response(unauthorized())
         try:
             return await handler(request)
         except ApiError as error:
@@ -145,7 +153,9 @@ class ApiServer:
         for group, versions in self.store.registry.group_versions.items():
             for version in versions:
                 path = f"apis/{group}/{version}" if group else f"api/{version}"
-                paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={self.store.storage.rv}"}
+                paths[path] = {
+                    "serverRelativeURL": f"/openapi/v3/{path}?hash={self.store.storage.rv}"
+                }
         return json_response({"paths": paths})
 
     async def openapi_v3_group(self, request: web.Request) -> web.Response:
@@ -262,7 +272,9 @@ class ApiServer:
                 return json_response(self._api_group_list())
             if len(parts) == 2:
                 if parts[1] not in self.store.registry.group_versions:
-                    raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                    raise ApiError(
+                        404, "NotFound", "the server could not find the requested resource"
+                    )
                 body = self._api_group(parts[1])
                 body.update(kind="APIGroup", apiVersion="v1")
                 return json_response(body)
@@ -425,7 +437,11 @@ class ApiServer:
 
     @staticmethod
     def _success(rt: ResourceType, entry: Entry) -> dict[str, Any]:
-        details: dict[str, Any] = {"name": entry.name, "kind": rt.plural, "uid": entry.obj["metadata"]["uid"]}
+        details: dict[str, Any] = {
+            "name": entry.name,
+            "kind": rt.plural,
+            "uid": entry.obj["metadata"]["uid"],
+        }
         if rt.group:
             details["group"] = rt.group
         return {
@@ -479,7 +495,9 @@ class ApiServer:
         return "as=Table" in accept and "g=meta.k8s.io" in accept
 
     # --- list --------------------------------------------------------------------------------
-    def _list_bytes(self, rt: ResourceType, entries: list[Entry], continue_token: str | None) -> bytes:
+    def _list_bytes(
+        self, rt: ResourceType, entries: list[Entry], continue_token: str | None
+    ) -> bytes:
         meta: dict[str, Any] = {"resourceVersion": str(self.store.storage.rv)}
         if continue_token:
             meta["continue"] = continue_token

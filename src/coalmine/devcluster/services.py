@@ -27,16 +27,16 @@ DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z
 
 
 def needs_cluster_ip(svc: Obj) -> bool:
-    return svc.get("spec", {}).get("type", "ClusterIP") != "ExternalName"
+    return bool(svc.get("spec", {}).get("type", "ClusterIP") != "ExternalName")
 
 
 def needs_node_port(svc: Obj) -> bool:
-    return svc.get("spec", {}).get("type") in ("NodePort", "LoadBalancer")
+    return bool(svc.get("spec", {}).get("type") in ("NodePort", "LoadBalancer"))
 
 
 def needs_hc_node_port(svc: Obj) -> bool:
     spec = svc.get("spec", {})
-    return spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
+    return bool(spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local")
 
 
 class ServiceAllocator:
@@ -54,7 +54,9 @@ class ServiceAllocator:
         self._next_port = node_ports[0]
 
     # --- IPs -------------------------------------------------------------------------------
-    def allocate_ip(self, requested: str | None, path: str, value: Any) -> tuple[str | None, Cause | None]:
+    def allocate_ip(
+        self, requested: str | None, path: str, value: Any
+    ) -> tuple[str | None, Cause | None]:
         if requested:
             try:
                 address = ipaddress.ip_address(requested)
@@ -243,12 +245,19 @@ def _drop_type_dependent_fields(svc: Obj, old: Obj) -> None:
                 del port["nodePort"]
         if spec.get("externalTrafficPolicy") == old_spec.get("externalTrafficPolicy"):
             spec.pop("externalTrafficPolicy", None)
-    if needs_hc_node_port(old) and not needs_hc_node_port(svc):
-        if spec.get("healthCheckNodePort") == old_spec.get("healthCheckNodePort"):
-            spec.pop("healthCheckNodePort", None)
-    if old_spec.get("type") == "LoadBalancer" and spec.get("type") != "LoadBalancer":
-        if spec.get("allocateLoadBalancerNodePorts") == old_spec.get("allocateLoadBalancerNodePorts"):
-            spec.pop("allocateLoadBalancerNodePorts", None)
+    if (
+        needs_hc_node_port(old)
+        and not needs_hc_node_port(svc)
+        and spec.get("healthCheckNodePort") == old_spec.get("healthCheckNodePort")
+    ):
+        spec.pop("healthCheckNodePort", None)
+    if (
+        old_spec.get("type") == "LoadBalancer"
+        and spec.get("type") != "LoadBalancer"
+        and spec.get("allocateLoadBalancerNodePorts")
+        == old_spec.get("allocateLoadBalancerNodePorts")
+    ):
+        spec.pop("allocateLoadBalancerNodePorts", None)
 
 
 def _patch_allocated_values(svc: Obj, old: Obj) -> None:
@@ -269,9 +278,13 @@ def _patch_allocated_values(svc: Obj, old: Obj) -> None:
                 previous = by_name.get(port.get("name", ""))
                 if previous and previous not in used:
                     port["nodePort"] = previous
-    if needs_hc_node_port(old) and needs_hc_node_port(svc):
-        if not spec.get("healthCheckNodePort") and old_spec.get("healthCheckNodePort"):
-            spec["healthCheckNodePort"] = old_spec["healthCheckNodePort"]
+    if (
+        needs_hc_node_port(old)
+        and needs_hc_node_port(svc)
+        and not spec.get("healthCheckNodePort")
+        and old_spec.get("healthCheckNodePort")
+    ):
+        spec["healthCheckNodePort"] = old_spec["healthCheckNodePort"]
 
 
 def _normalize_cluster_ips(svc: Obj, old: Obj | None) -> None:

@@ -46,7 +46,7 @@ EVENT_FIELDS = (
 
 
 def core_event_to_events_v1(obj: Obj) -> Obj:
-    out = {k: v for k, v in obj.items()}
+    out = dict(obj.items())
     for core, new in EVENT_FIELDS:
         if core in out:
             out[new] = out.pop(core)
@@ -55,7 +55,7 @@ def core_event_to_events_v1(obj: Obj) -> Obj:
 
 
 def events_v1_to_core_event(obj: Obj) -> Obj:
-    out = {k: v for k, v in obj.items()}
+    out = dict(obj.items())
     for core, new in EVENT_FIELDS:
         if new in out:
             out[core] = out.pop(new)
@@ -118,7 +118,11 @@ class Change:
         data = self._lines.get(key)
         if data is None:
             data = (
-                b'{"type":"' + event_type.encode() + b'","object":' + self.entry.json(resource) + b"}\n"
+                b'{"type":"'
+                + event_type.encode()
+                + b'","object":'
+                + self.entry.json(resource)
+                + b"}\n"
             )
             self._lines[key] = data
         return data

@@ -40,6 +40,8 @@ Differences from a real API server, beyond those noted in `storage`, `services`,
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import json
 import random
 import re
@@ -164,7 +166,9 @@ class Store:
             return resource
         found = self.registry.find(resource)
         if found is None:
-            raise ApiError(404, "NotFound", f'the server doesn\'t have a resource type "{resource}"')
+            raise ApiError(
+                404, "NotFound", f'the server doesn\'t have a resource type "{resource}"'
+            )
         return found
 
     def resource_for(self, obj: Obj) -> ResourceType:
@@ -254,9 +258,7 @@ class Store:
             meta.pop("namespace", None)
             namespace = ""
         if not meta.get("name") and meta.get("generateName"):
-            meta["name"] = meta["generateName"] + "".join(
-                random.choices(GENERATE_CHARS, k=5)  # noqa: S311 - names, not secrets
-            )
+            meta["name"] = meta["generateName"] + "".join(random.choices(GENERATE_CHARS, k=5))
         name = meta.get("name") or ""
         self._validate_meta(rt, obj)
         if rt.namespaced:
@@ -286,7 +288,7 @@ class Store:
     def _check_body(self, rt: ResourceType, body: Any) -> Obj:
         if not isinstance(body, dict):
             raise bad_request(f"the body of the request must be a {rt.kind} object")
-        obj = _copy(body)
+        obj: Obj = _copy(body)
         api_version = obj.get("apiVersion") or rt.api_version
         kind = obj.get("kind") or rt.kind
         if kind != rt.kind:
@@ -319,27 +321,31 @@ class Store:
             causes.append(Cause.required("metadata.name", "name or generateName is required"))
         elif rt.kind in ("Namespace",) and rt.group == "":
             if len(name) > 63:
-                causes.append(Cause.invalid("metadata.name", name, "must be no more than 63 characters"))
+                causes.append(
+                    Cause.invalid("metadata.name", name, "must be no more than 63 characters")
+                )
             elif not DNS1123_LABEL.match(name):
                 causes.append(Cause.invalid("metadata.name", name, LABEL_MSG))
         elif rt.kind == "Service" and rt.group == "":
             if len(name) > 63:
-                causes.append(Cause.invalid("metadata.name", name, "must be no more than 63 characters"))
+                causes.append(
+                    Cause.invalid("metadata.name", name, "must be no more than 63 characters")
+                )
             elif not DNS1035_LABEL.match(name):
                 causes.append(Cause.invalid("metadata.name", name, DNS1035_MSG))
         elif rt.kind == "Event" and rt.storage == "events":
             pass  # event names embed a dotted hex timestamp and are not validated further
         elif len(name) > 253:
-            causes.append(Cause.invalid("metadata.name", name, "must be no more than 253 characters"))
+            causes.append(
+                Cause.invalid("metadata.name", name, "must be no more than 253 characters")
+            )
         elif not DNS1123_SUBDOMAIN.match(name):
             causes.append(Cause.invalid("metadata.name", name, SUBDOMAIN_MSG))
         for field in ("labels", "annotations"):
             value = meta.get(field)
             if value is None:
                 continue
-            if not isinstance(value, dict) or not all(
-                isinstance(v, str) for v in value.values()
-            ):
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
                 causes.append(
                     Cause.invalid(f"metadata.{field}", value, "must be a map of string to string")
                 )
@@ -395,7 +401,10 @@ class Store:
                 spec.setdefault("progressDeadlineSeconds", 600)
                 spec.setdefault(
                     "strategy",
-                    {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+                    {
+                        "type": "RollingUpdate",
+                        "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+                    },
                 )
             labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
             selector = spec["selector"]
@@ -508,7 +517,11 @@ class Store:
             new_meta["managedFields"] = old_meta["managedFields"]
         self._validate_meta(rt, new)
         if old_meta.get("deletionTimestamp"):
-            added = [f for f in new_meta.get("finalizers") or [] if f not in (old_meta.get("finalizers") or [])]
+            added = [
+                f
+                for f in new_meta.get("finalizers") or []
+                if f not in (old_meta.get("finalizers") or [])
+            ]
             if added:
                 raise invalid(
                     rt.kind,
@@ -536,9 +549,12 @@ class Store:
             return current  # a no-op write does not change the resourceVersion
         if dry_run:
             return Entry(new, current.rv)
-        if old_meta.get("deletionTimestamp") and not new_meta.get("finalizers"):
-            if not (rt.kind == "Namespace" and rt.group == "" and self._namespace_busy(name)):
-                return self._remove(rt, new, old)
+        if (
+            old_meta.get("deletionTimestamp")
+            and not new_meta.get("finalizers")
+            and not (rt.kind == "Namespace" and rt.group == "" and self._namespace_busy(name))
+        ):
+            return self._remove(rt, new, old)
         new_meta["resourceVersion"] = str(self.storage.next_rv())
         entry = self.storage.commit(rt.storage_key, "MODIFIED", new, old)
         if rt.kind == "CustomResourceDefinition" and rt.group == "apiextensions.k8s.io":
@@ -558,7 +574,9 @@ class Store:
         force: bool = False,
     ) -> Obj:
         rt = self.resolve(resource)
-        entry = self.patch_entry(rt, name, namespace, patch, patch_type, subresource, field_manager, force)
+        entry = self.patch_entry(
+            rt, name, namespace, patch, patch_type, subresource, field_manager, force
+        )
         if subresource == "scale":
             return self.scale_of(rt, entry)
         return json.loads(entry.json(rt))  # type: ignore[no-any-return]
@@ -578,9 +596,13 @@ class Store:
         from coalmine.devcluster.patches import PatchError, apply_json_patch, json_merge_patch
 
         if patch_type == "apply":
-            return self._apply(rt, name, namespace, patch, subresource, field_manager, force, dry_run)
+            return self._apply(
+                rt, name, namespace, patch, subresource, field_manager, force, dry_run
+            )
         current = self.entry(rt, name, namespace)
-        base: Obj = self.scale_of(rt, current) if subresource == "scale" else json.loads(current.json(rt))
+        base: Obj = (
+            self.scale_of(rt, current) if subresource == "scale" else json.loads(current.json(rt))
+        )
         try:
             if patch_type == "merge":
                 if not isinstance(patch, dict):
@@ -619,9 +641,7 @@ class Store:
         if patch_type != "json" and (patch.get("metadata") or {}).get("resourceVersion") is None:
             # a patch that does not name a resourceVersion is unconditional
             patched.setdefault("metadata", {})["resourceVersion"] = str(current.rv)
-        return self.update_entry(
-            rt, name, namespace, patched, subresource, field_manager, dry_run
-        )
+        return self.update_entry(rt, name, namespace, patched, subresource, field_manager, dry_run)
 
     def _apply(
         self,
@@ -636,7 +656,7 @@ class Store:
     ) -> Entry:
         if not field_manager:
             raise bad_request(
-                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is "
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is '
                 "required for apply patch"
             )
         if not isinstance(applied, dict):
@@ -659,10 +679,11 @@ class Store:
             managed = result["metadata"].pop("managedFields")
             entry_obj = dict(result)
             entry_obj["metadata"] = dict(result["metadata"], managedFields=managed)
-            entry = self.create_entry(rt, entry_obj, namespace, dry_run=dry_run)
-            return entry
+            return self.create_entry(rt, entry_obj, namespace, dry_run=dry_run)
         live = json.loads(current.json(rt))
-        result = ssa.apply(live, applied, field_manager, force, rt.api_version, timestamp, subresource)
+        result = ssa.apply(
+            live, applied, field_manager, force, rt.api_version, timestamp, subresource
+        )
         result["metadata"]["resourceVersion"] = str(current.rv)
         managed = result["metadata"]["managedFields"]
         return self.update_entry(
@@ -778,7 +799,9 @@ class Store:
                 "",
                 [
                     Cause.not_supported(
-                        "propagationPolicy", propagation_policy, ["Foreground", "Background", "Orphan"]
+                        "propagationPolicy",
+                        propagation_policy,
+                        ["Foreground", "Background", "Orphan"],
                     )
                 ],
             )
@@ -853,10 +876,8 @@ class Store:
 
     def _delete_dependent(self, storage: str, entry: Entry, policy: str) -> None:
         rt = self._resource_of_storage(storage, entry.obj)
-        try:
+        with contextlib.suppress(ApiError):
             self.delete_entry(rt, entry.name, entry.namespace or None, policy)
-        except ApiError:
-            pass
 
     def _collect_dependents(self, owner_uid: str) -> None:
         """Background garbage collection: dependents whose owners are all gone are deleted."""
@@ -865,12 +886,12 @@ class Store:
             if dep is None:
                 continue
             refs = dep.obj["metadata"].get("ownerReferences") or []
-            alive = [r for r in refs if r.get("uid") != owner_uid and r.get("uid") in self.storage.by_uid]
+            alive = [
+                r for r in refs if r.get("uid") != owner_uid and r.get("uid") in self.storage.by_uid
+            ]
             if alive:
                 obj = _copy(dep.obj)
-                obj["metadata"]["ownerReferences"] = [
-                    r for r in refs if r.get("uid") != owner_uid
-                ]
+                obj["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != owner_uid]
                 obj["metadata"]["resourceVersion"] = str(self.storage.next_rv())
                 self.storage.commit(storage, "MODIFIED", obj, dep.obj)
             elif not dep.obj["metadata"].get("deletionTimestamp"):
@@ -882,7 +903,9 @@ class Store:
             if dep is None:
                 continue
             obj = _copy(dep.obj)
-            refs = [r for r in obj["metadata"].get("ownerReferences") or [] if r.get("uid") != owner_uid]
+            refs = [
+                r for r in obj["metadata"].get("ownerReferences") or [] if r.get("uid") != owner_uid
+            ]
             if refs:
                 obj["metadata"]["ownerReferences"] = refs
             else:
@@ -962,8 +985,8 @@ class Store:
         namespace: str | None,
         matches: Callable[[Obj], bool] | None,
         propagation_policy: str | None = None,
-    ) -> list[Entry]:
-        deleted: list[Entry] = []
+    ) -> builtins.list[Entry]:
+        deleted: builtins.list[Entry] = []
         for entry in self.entries(rt, namespace, matches):
             self.delete_entry(rt, entry.name, entry.namespace or None, propagation_policy)
             deleted.append(entry)
@@ -986,13 +1009,15 @@ class Store:
         self.registry.remove_crd(crd["metadata"]["name"])
 
     # --- manifests -------------------------------------------------------------------------
-    def apply_manifests(self, docs: Iterable[Obj], field_manager: str = "devcluster") -> list[Obj]:
+    def apply_manifests(
+        self, docs: Iterable[Obj], field_manager: str = "devcluster"
+    ) -> builtins.list[Obj]:
         """Server-side apply each document, CRDs first, so a file can hold CRDs and their objects."""
         ordered = sorted(
             (d for d in docs if isinstance(d, dict) and d),
             key=lambda d: 0 if d.get("kind") in ("CustomResourceDefinition", "Namespace") else 1,
         )
-        results: list[Obj] = []
+        results: builtins.list[Obj] = []
         for doc in ordered:
             rt = self.resource_for(doc)
             meta = doc.get("metadata") or {}
@@ -1017,7 +1042,11 @@ def make_matcher(label_selector: str, field_selector: str) -> Callable[[Obj], bo
     """A predicate for the `labelSelector`/`fieldSelector` query parameters; 400 when malformed."""
     if not label_selector and not field_selector:
         return None
-    from coalmine.devcluster.selectors import SelectorError, parse_field_selector, parse_label_selector
+    from coalmine.devcluster.selectors import (
+        SelectorError,
+        parse_field_selector,
+        parse_label_selector,
+    )
 
     try:
         labels = parse_label_selector(label_selector) if label_selector else None
@@ -1034,4 +1063,3 @@ def make_matcher(label_selector: str, field_selector: str) -> Callable[[Obj], bo
         return fields is None or fields.matches(obj)
 
     return matches
-

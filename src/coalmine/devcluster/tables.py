@@ -82,16 +82,14 @@ def json_path(obj: Any, path: str) -> Any:
         if key is not None:
             value = value.get(key) if isinstance(value, dict) else None
         elif index is not None:
-            value = value[int(index)] if isinstance(value, list) and int(index) < len(value) else None
+            value = (
+                value[int(index)] if isinstance(value, list) and int(index) < len(value) else None
+            )
         else:
             if not isinstance(value, list):
                 return None
             value = next(
-                (
-                    item
-                    for item in value
-                    if str(json_path(item, "." + filter_key)) == filter_value
-                ),
+                (item for item in value if str(json_path(item, "." + filter_key)) == filter_value),
                 None,
             )
         if value is None:
@@ -176,7 +174,9 @@ BUILTIN_COLUMNS: dict[tuple[str, str], Builtin] = {
         lambda o: [
             _pod_ready(o),
             o.get("status", {}).get("phase", "Unknown"),
-            sum(s.get("restartCount", 0) for s in o.get("status", {}).get("containerStatuses") or []),
+            sum(
+                s.get("restartCount", 0) for s in o.get("status", {}).get("containerStatuses") or []
+            ),
             _meta_age(o),
         ],
     ),
@@ -201,7 +201,11 @@ BUILTIN_COLUMNS: dict[tuple[str, str], Builtin] = {
     ("", "Event"): (
         [_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message")],
         lambda o: [
-            age(o.get("lastTimestamp") or o.get("eventTime") or o.get("metadata", {}).get("creationTimestamp")),
+            age(
+                o.get("lastTimestamp")
+                or o.get("eventTime")
+                or o.get("metadata", {}).get("creationTimestamp")
+            ),
             o.get("type", ""),
             o.get("reason", ""),
             _event_object(o),

@@ -26,4 +26,5 @@ def require_binary(name: str) -> str:
         pytest.fail(message)
     pytest.skip(message)
 
+
 pytest_plugins = ["coalmine.devcluster.testing"]

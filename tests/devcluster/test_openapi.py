@@ -408,3 +408,60 @@ def test_prune_is_idempotent_and_never_touches_root_metadata(
     assert once["metadata"] == metadata
     assert obj == original
     validate(once, CANARY_LIKE)  # never raises, whatever the input
+
+
+ANY_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "spec",
+                    "rules",
+                    "matches",
+                    "path",
+                    "type",
+                    "value",
+                    "backendRefs",
+                    "port",
+                    "weight",
+                    "name",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=25,
+)
+
+
+@given(ANY_JSON)
+def test_arbitrary_json_never_crashes_the_real_crd_schemas(value: Any) -> None:
+    for relative in (
+        "gateway-api/gateway.networking.k8s.io_httproutes.yaml",
+        "istio/networking.istio.io_virtualservices.yaml",
+    ):
+        schema = crd_schema(relative)
+        obj = {"apiVersion": "x/v1", "kind": "X", "metadata": {"name": "x"}, "spec": value}
+        for candidate in (obj, value):
+            validate(candidate, schema)
+            validate(apply_defaults(prune(candidate, schema), schema), schema)
+
+
+def test_huge_numbers_do_not_crash_enum_unique_or_multiple_of() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "n": {"type": "integer", "enum": [1, 2], "multipleOf": 0.5},
+            "xs": {"type": "array", "uniqueItems": True, "items": {"type": "number"}},
+        },
+    }
+    errors = validate({"n": 10**400, "xs": [10**400, 1.0, 1]}, schema)
+    assert sorted(e.path for e in errors) == ["n", "xs"]

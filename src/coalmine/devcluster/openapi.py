@@ -117,7 +117,7 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, bool):
         return ("b", value)
     if isinstance(value, int | float):
-        return ("n", float(value))
+        return ("n", value)  # 1 == 1.0 and hash(1) == hash(1.0); no float() so huge ints work
     if isinstance(value, str):
         return ("s", value)
     if value is None:
@@ -382,8 +382,12 @@ class _Node:
                     )
                 )
         if self.multiple_of:
-            quotient = value / self.multiple_of
-            if not math.isclose(quotient, round(quotient), rel_tol=0, abs_tol=1e-9):
+            try:
+                quotient = value / self.multiple_of
+                multiple = math.isclose(quotient, round(quotient), rel_tol=0, abs_tol=1e-9)
+            except (OverflowError, ZeroDivisionError):
+                multiple = True  # beyond float range: Kubernetes would not decide this either
+            if not multiple:
                 errors.append(
                     _invalid(
                         path,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -359,3 +361,53 @@ def test_merging_finalizers_is_idempotent_and_keeps_every_entry(added: list[str]
     once = strategic_merge_patch(deployment(), patch, "Deployment")
     assert strategic_merge_patch(once, patch, "Deployment") == once
     assert set(once["metadata"]["finalizers"]) == {"a.example.com/x", "b.example.com/y", *added}
+
+
+async def test_kubectl_client_side_apply_round_trips_through_strategic_merge(
+    tmp_path: Path,
+) -> None:
+    """kubectl apply computes a three-way strategic merge patch ($setElementOrder, $retainKeys,
+    nulls); applying an edited manifest must leave exactly the manifest's containers and env."""
+    from test_simulator import kubectl
+
+    from coalmine.devcluster import DevCluster
+
+    first = deployment()
+    for key in ("finalizers", "ownerReferences"):
+        del first["metadata"][key]
+    first["metadata"]["namespace"] = "default"
+    del first["status"]
+    first["spec"]["selector"] = {"matchLabels": {"app": "podinfo"}}
+    first["spec"]["template"]["spec"]["volumes"] = [{"name": "config", "emptyDir": {}}]
+    second = copy.deepcopy(first)
+    pod = second["spec"]["template"]["spec"]
+    pod["containers"] = [
+        {"name": "sidecar", "image": "envoy:2"},
+        {
+            "name": "podinfod",
+            "image": "podinfo:6.1.0",
+            "env": [{"name": "C", "value": "3"}, {"name": "A", "value": "1"}],
+            "ports": [{"containerPort": 9898, "name": "http"}],
+        },
+    ]
+    pod["volumes"] = [{"name": "config", "configMap": {"name": "podinfo-config"}}]
+    second["spec"]["strategy"] = {"type": "Recreate"}
+
+    async with DevCluster(port=0, kubeconfig_path=tmp_path / "kubeconfig") as cluster:
+        for manifest in (first, second):
+            path = tmp_path / "deployment.json"
+            path.write_text(json.dumps(manifest))
+            code, output = await kubectl(cluster.kubeconfig_path, "apply", "-f", str(path))
+            assert code == 0, output
+        live = cluster.store.get("deployments", "podinfo", "default")
+
+    live_pod = live["spec"]["template"]["spec"]
+    assert [c["name"] for c in live_pod["containers"]] == ["sidecar", "podinfod"]
+    podinfod = live_pod["containers"][1]
+    assert podinfod["image"] == "podinfo:6.1.0"
+    assert podinfod["env"] == [{"name": "C", "value": "3"}, {"name": "A", "value": "1"}]
+    assert "args" not in podinfod
+    assert "volumeMounts" not in podinfod
+    assert live_pod["volumes"] == [{"name": "config", "configMap": {"name": "podinfo-config"}}]
+    assert live_pod["tolerations"] == pod["tolerations"], "fields both manifests share stay"
+    assert live["spec"]["strategy"] == {"type": "Recreate"}

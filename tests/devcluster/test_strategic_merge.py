@@ -411,3 +411,32 @@ async def test_kubectl_client_side_apply_round_trips_through_strategic_merge(
     assert live_pod["volumes"] == [{"name": "config", "configMap": {"name": "podinfo-config"}}]
     assert live_pod["tolerations"] == pod["tolerations"], "fields both manifests share stay"
     assert live["spec"]["strategy"] == {"type": "Recreate"}
+
+
+CONTAINER_NAMES = st.sampled_from(["a", "b", "c", "d", "e"])
+CONTAINERS = st.lists(
+    st.builds(
+        lambda name, image: {"name": name, "image": image},
+        CONTAINER_NAMES,
+        st.sampled_from(["x:1", "x:2", "y:1"]),
+    ),
+    max_size=4,
+    unique_by=lambda c: c["name"],
+)
+
+
+@given(CONTAINERS, CONTAINERS)
+def test_container_list_merge_is_idempotent_and_keeps_every_name(
+    live: list[dict[str, Any]], patched: list[dict[str, Any]]
+) -> None:
+    original = {"spec": {"template": {"spec": {"containers": live}}}}
+    patch = {"spec": {"template": {"spec": {"containers": patched}}}}
+    once = strategic_merge_patch(original, patch, "Deployment")
+    assert strategic_merge_patch(once, patch, "Deployment") == once
+    merged = containers(once)
+    assert sorted(c["name"] for c in merged) == sorted({c["name"] for c in live + patched})
+    for container in patched:
+        assert container in merged
+    positions = [c["name"] for c in merged]
+    patched_names = [c["name"] for c in patched]
+    assert [n for n in positions if n in patched_names] == patched_names, "patch order is kept"

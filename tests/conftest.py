@@ -25,3 +25,6 @@ def require_binary(name: str) -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+pytest_plugins = ["coalmine.devcluster.testing"]

@@ -19,6 +19,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 SUBCOMMANDS: tuple[str, ...] = (
     "coalmine.cli.demo",
+    "coalmine.cli.devcluster",
     "coalmine.cli.loadtester",
 )
 

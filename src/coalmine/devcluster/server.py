@@ -1,0 +1,669 @@
+"""The HTTP face of devcluster: Kubernetes REST paths, discovery, watches, tables, auth, faults.
+
+Paths served: `/version`, `/api`, `/apis`, `/api/v1`, `/apis/{group}[/{version}]`, resource paths
+(`/api/v1/namespaces/{ns}/{plural}/{name}/{subresource}`, cluster-wide lists, legacy `/watch/`
+prefixes), `/openapi/v2` and `/openapi/v3` (minimal documents so kubectl's apply and explain do not
+fail), `/healthz`, `/readyz`, `/livez`, and the devcluster-only `/devcluster/faults` endpoints.
+
+Differences from a real API server: JSON only (no protobuf; CBOR and YAML bodies are refused
+except `application/apply-patch+yaml`); discovery is served in the legacy (unaggregated) form only,
+so clients asking for aggregated discovery fall back as they do with older servers; OpenAPI
+documents carry no schemas, so `kubectl explain` has nothing to show and kubectl validates on the
+server (`fieldValidation` is accepted but unknown fields of built-in kinds are kept, not
+rejected); `dryRun=All` is honoured for create, update, patch and delete but not for admission
+side effects on Service IPs; watches of Tables (`kubectl get -w`) are not supported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from coalmine.devcluster.errors import (
+    ApiError,
+    bad_request,
+    method_not_allowed,
+    unauthorized,
+)
+from coalmine.devcluster.faults import Faults, RequestInfo
+from coalmine.devcluster.resources import ResourceType
+from coalmine.devcluster.storage import Entry, Watcher, dumps
+from coalmine.devcluster.store import Store, make_matcher
+from coalmine.devcluster.tables import table
+
+KUBE_VERSION = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0-devcluster",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.23.0",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+PATCH_TYPES = {
+    "application/merge-patch+json": "merge",
+    "application/json-patch+json": "json",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/apply-patch+yaml": "apply",
+    "application/apply-patch+json": "apply",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    data = body if isinstance(body, bytes) else dumps(body)
+    return web.Response(body=data, status=status, content_type="application/json")
+
+
+def error_response(error: ApiError) -> web.Response:
+    return json_response(error.status(), error.code)
+
+
+@dataclass
+class ServerOptions:
+    token: str | None = None
+    bookmark_interval: float = 5.0
+
+
+@dataclass
+class Target:
+    """A parsed resource path."""
+
+    rt: ResourceType
+    namespace: str | None
+    name: str
+    subresource: str
+    watch_path: bool
+
+
+def _truthy(value: str | None) -> bool:
+    return value is not None and value.lower() in ("true", "1")
+
+
+class ApiServer:
+    """aiohttp handlers over a `Store`."""
+
+    def __init__(self, store: Store, faults: Faults, options: ServerOptions) -> None:
+        self.store = store
+        self.faults = faults
+        self.options = options
+        self.app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024**2)
+        self.app.router.add_route("*", "/api{tail:.*}", self.handle_api)
+        self.app.router.add_route("*", "/apis{tail:.*}", self.handle_api)
+        self.app.router.add_get("/version", self.version)
+        self.app.router.add_get("/version/", self.version)
+        for probe in ("/healthz", "/readyz", "/livez"):
+            self.app.router.add_get(probe, self.healthz)
+        self.app.router.add_get("/openapi/v2", self.openapi_v2)
+        self.app.router.add_get("/openapi/v3", self.openapi_v3)
+        self.app.router.add_get("/openapi/v3/{path:.*}", self.openapi_v3_group)
+        self.app.router.add_get("/devcluster/faults", self.list_faults)
+        self.app.router.add_post("/devcluster/faults", self.add_fault)
+        self.app.router.add_delete("/devcluster/faults", self.clear_faults)
+        self.app.router.add_post("/devcluster/faults/drop-watches", self.drop_watches)
+        self.app.router.add_post("/devcluster/faults/expire-history", self.expire_history)
+        self.watch_tasks: set[asyncio.Task[Any]] = set()
+
+    # --- middleware ------------------------------------------------------------------------
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        token = self.options.token
+        if (
+            token is not None
+            and request.path not in ("/healthz", "/readyz", "/livez")
+            and request.headers.get("Authorization", "") != f"Bearer {token}"
+        ):
+            return error_response(unauthorized())
+        try:
+            return await handler(request)
+        except ApiError as error:
+            return error_response(error)
+        except web.HTTPException as http_error:
+            if http_error.status == 404:
+                return error_response(
+                    ApiError(404, "NotFound", "the server could not find the requested resource")
+                )
+            raise
+
+    # --- non-resource endpoints ------------------------------------------------------------
+    async def version(self, request: web.Request) -> web.Response:
+        return json_response(KUBE_VERSION)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def openapi_v2(self, request: web.Request) -> web.Response:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    async def openapi_v3(self, request: web.Request) -> web.Response:
+        paths = {}
+        for group, versions in self.store.registry.group_versions.items():
+            for version in versions:
+                path = f"apis/{group}/{version}" if group else f"api/{version}"
+                paths[path] = {
+                    "serverRelativeURL": f"/openapi/v3/{path}?hash={self.store.storage.rv}"
+                }
+        return json_response({"paths": paths})
+
+    async def openapi_v3_group(self, request: web.Request) -> web.Response:
+        """A schema-less document that tells kubectl each resource accepts `fieldValidation`,
+        so kubectl leaves validation to the server instead of downloading schemas."""
+        parts = request.match_info["path"].split("/")
+        if parts[0] == "api" and len(parts) == 2:
+            group, version = "", parts[1]
+        elif parts[0] == "apis" and len(parts) == 3:
+            group, version = parts[1], parts[2]
+        else:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        resources = self.store.registry.in_group_version(group, version)
+        if not resources:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
+        paths: dict[str, Any] = {}
+        for rt in resources:
+            gvk = [{"group": rt.group, "version": rt.version, "kind": rt.kind}]
+            location = (
+                f"{prefix}/namespaces/{{namespace}}/{rt.plural}/{{name}}"
+                if rt.namespaced
+                else f"{prefix}/{rt.plural}/{{name}}"
+            )
+            paths[location] = {
+                "patch": {
+                    "operationId": f"patch{rt.kind}",
+                    "x-kubernetes-action": "patch",
+                    "x-kubernetes-group-version-kind": gvk[0],
+                    "parameters": [
+                        {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+                        {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
+                        {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
+                        {"name": "force", "in": "query", "schema": {"type": "boolean"}},
+                    ],
+                    "responses": {"200": {"description": "OK"}},
+                }
+            }
+        return json_response(
+            {
+                "openapi": "3.0.0",
+                "info": {"title": "Kubernetes", "version": KUBE_VERSION["gitVersion"]},
+                "paths": paths,
+                "components": {"schemas": {}},
+            }
+        )
+
+    async def list_faults(self, request: web.Request) -> web.Response:
+        return json_response({"rules": [rule.to_dict() for rule in self.faults.rules]})
+
+    async def add_fault(self, request: web.Request) -> web.Response:
+        rule = self.faults.add_from_json(await self._json_body(request))
+        return json_response(rule.to_dict(), 201)
+
+    async def clear_faults(self, request: web.Request) -> web.Response:
+        self.faults.clear()
+        return json_response({"rules": []})
+
+    async def drop_watches(self, request: web.Request) -> web.Response:
+        return json_response({"dropped": self.faults.drop_watches()})
+
+    async def expire_history(self, request: web.Request) -> web.Response:
+        self.faults.expire_history()
+        return json_response({"expired": True, "resourceVersion": str(self.store.storage.rv)})
+
+    # --- discovery -------------------------------------------------------------------------
+    def _api_versions(self, request: web.Request) -> dict[str, Any]:
+        host = request.host
+        return {
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
+        }
+
+    def _api_group(self, group: str) -> dict[str, Any]:
+        versions = self.store.registry.group_versions.get(group, [])
+        preferred = self.store.registry.preferred.get(group, versions[0] if versions else "")
+        return {
+            "name": group,
+            "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
+            "preferredVersion": {"groupVersion": f"{group}/{preferred}", "version": preferred},
+        }
+
+    def _api_group_list(self) -> dict[str, Any]:
+        groups = [g for g in self.store.registry.group_versions if g]
+        return {
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [self._api_group(g) for g in groups],
+        }
+
+    def _resource_list(self, group: str, version: str) -> dict[str, Any]:
+        resources = self.store.registry.in_group_version(group, version)
+        if not resources:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}" if group else version,
+            "resources": [entry for rt in resources for entry in rt.discovery()],
+        }
+
+    # --- resources -------------------------------------------------------------------------
+    async def handle_api(self, request: web.Request) -> web.StreamResponse:
+        parts = [p for p in request.path.split("/") if p]
+        if parts[0] == "api":
+            if len(parts) == 1:
+                return json_response(self._api_versions(request))
+            group, version, rest = "", parts[1], parts[2:]
+            if version != "v1":
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        else:
+            if len(parts) == 1:
+                return json_response(self._api_group_list())
+            if len(parts) == 2:
+                if parts[1] not in self.store.registry.group_versions:
+                    raise ApiError(
+                        404, "NotFound", "the server could not find the requested resource"
+                    )
+                body = self._api_group(parts[1])
+                body.update(kind="APIGroup", apiVersion="v1")
+                return json_response(body)
+            group, version, rest = parts[1], parts[2], parts[3:]
+        if not rest:
+            if request.method != "GET":
+                raise method_not_allowed()
+            return json_response(self._resource_list(group, version))
+        target = self._parse(group, version, rest)
+        return await self._serve(request, target)
+
+    def _parse(self, group: str, version: str, rest: list[str]) -> Target:
+        watch_path = False
+        if rest[0] == "watch":
+            watch_path, rest = True, rest[1:]
+        namespace: str | None = None
+        if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in ("status", "finalize"):
+            namespace, rest = rest[1], rest[2:]
+        if not rest or len(rest) > 3:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        rt = self.store.registry.get(group, version, rest[0])
+        if rt is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        name = rest[1] if len(rest) > 1 else ""
+        subresource = rest[2] if len(rest) > 2 else ""
+        if namespace is not None and not rt.namespaced:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if subresource and not (
+            (subresource == "status" and rt.status)
+            or (subresource == "scale" and rt.scale is not None)
+            or (subresource == "finalize" and rt.kind == "Namespace")
+        ):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return Target(rt, namespace, name, subresource, watch_path)
+
+    @staticmethod
+    def _verb(request: web.Request, target: Target) -> str:
+        method = request.method
+        if method == "GET":
+            if target.name:
+                return "watch" if target.watch_path else "get"
+            return "watch" if target.watch_path or _truthy(request.query.get("watch")) else "list"
+        return {
+            "POST": "create",
+            "PUT": "update",
+            "PATCH": "patch",
+            "DELETE": "delete" if target.name else "deletecollection",
+        }.get(method, method.lower())
+
+    async def _serve(self, request: web.Request, target: Target) -> web.StreamResponse:
+        verb = self._verb(request, target)
+        rt = target.rt
+        if self.faults.rules:
+            info = RequestInfo(
+                verb, rt.group, rt.plural, target.subresource, target.namespace or "", target.name
+            )
+            delay, error = self.faults.check(info)
+            if delay:
+                await asyncio.sleep(delay)
+            if error is not None:
+                raise error
+        query = request.query
+        dry_run = "All" in query.getall("dryRun", [])
+        field_manager = query.get("fieldManager", "")
+        if verb == "get":
+            entry = self.store.entry(rt, target.name, target.namespace)
+            if target.subresource == "scale":
+                return json_response(self.store.scale_of(rt, entry))
+            if self._wants_table(request):
+                obj = json.loads(entry.json(rt))
+                return json_response(
+                    table(rt, [obj], str(entry.rv), query.get("includeObject", "Metadata"))
+                )
+            return json_response(entry.json(rt))
+        if verb == "list":
+            return self._list(request, target)
+        if verb == "watch":
+            return await self._watch(request, target)
+        if verb == "create":
+            if target.name:
+                raise method_not_allowed()
+            body = await self._json_body(request)
+            entry = self.store.create_entry(rt, body, target.namespace, field_manager, dry_run)
+            return json_response(entry.json(rt), 201)
+        if verb == "update":
+            body = await self._json_body(request)
+            if target.subresource == "scale":
+                current = self.store.entry(rt, target.name, target.namespace)
+                written = self.store._write_scale(rt, current, body, dry_run)
+                return json_response(self.store.scale_of(rt, written))
+            entry = self.store.update_entry(
+                rt,
+                target.name,
+                target.namespace,
+                body,
+                target.subresource,
+                field_manager,
+                dry_run,
+            )
+            return json_response(entry.json(rt))
+        if verb == "patch":
+            content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            patch_type = PATCH_TYPES.get(content_type)
+            if patch_type is None:
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the body of the request was in an unknown format - accepted media types "
+                    f"include: {', '.join(PATCH_TYPES)}",
+                )
+            if patch_type == "strategic" and not rt.builtin:
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types "
+                    "include: application/json-patch+json, application/merge-patch+json, "
+                    "application/apply-patch+yaml",
+                )
+            raw = await request.read()
+            patch = self._decode(raw, yaml_ok=patch_type == "apply")
+            existed = self.store.storage.get(
+                rt.storage_key, (target.namespace or "" if rt.namespaced else "", target.name)
+            )
+            entry = self.store.patch_entry(
+                rt,
+                target.name,
+                target.namespace,
+                patch,
+                patch_type,
+                target.subresource,
+                field_manager,
+                _truthy(query.get("force")),
+                dry_run,
+            )
+            if target.subresource == "scale":
+                return json_response(self.store.scale_of(rt, entry))
+            return json_response(entry.json(rt), 201 if existed is None else 200)
+        if verb == "delete":
+            options = await self._delete_options(request)
+            current = self.store.entry(rt, target.name, target.namespace)
+            remaining = self.store.delete_entry(
+                rt,
+                target.name,
+                target.namespace,
+                options.get("propagationPolicy"),
+                options.get("preconditions"),
+                dry_run,
+            )
+            if remaining is not None:
+                return json_response(remaining.json(rt))
+            return json_response(self._success(rt, current))
+        if verb == "deletecollection":
+            options = await self._delete_options(request)
+            matches = make_matcher(query.get("labelSelector", ""), query.get("fieldSelector", ""))
+            deleted = self.store.delete_collection(
+                rt, target.namespace, matches, options.get("propagationPolicy")
+            )
+            return json_response(self._list_bytes(rt, deleted, None))
+        raise method_not_allowed()
+
+    @staticmethod
+    def _success(rt: ResourceType, entry: Entry) -> dict[str, Any]:
+        details: dict[str, Any] = {
+            "name": entry.name,
+            "kind": rt.plural,
+            "uid": entry.obj["metadata"]["uid"],
+        }
+        if rt.group:
+            details["group"] = rt.group
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": details,
+        }
+
+    async def _delete_options(self, request: web.Request) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if request.can_read_body:
+            raw = await request.read()
+            if raw.strip():
+                body = self._decode(raw, yaml_ok=False)
+                if isinstance(body, dict):
+                    options = body
+        if "propagationPolicy" in request.query:
+            options["propagationPolicy"] = request.query["propagationPolicy"]
+        if options.get("orphanDependents") is True and not options.get("propagationPolicy"):
+            options["propagationPolicy"] = "Orphan"
+        return options
+
+    async def _json_body(self, request: web.Request) -> Any:
+        content_type = request.headers.get("Content-Type", "application/json").split(";")[0]
+        if content_type not in ("application/json", "", "application/yaml", "*/*"):
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"application/json, application/yaml (got {content_type})",
+            )
+        return self._decode(await request.read(), yaml_ok=content_type == "application/yaml")
+
+    @staticmethod
+    def _decode(raw: bytes, yaml_ok: bool) -> Any:
+        try:
+            return json.loads(raw)
+        except ValueError as error:
+            if not yaml_ok:
+                raise bad_request(f"error decoding request body as JSON: {error}") from error
+        try:
+            return yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            raise bad_request(f"error decoding YAML: {error}") from error
+
+    @staticmethod
+    def _wants_table(request: web.Request) -> bool:
+        accept = request.headers.get("Accept", "")
+        return "as=Table" in accept and "g=meta.k8s.io" in accept
+
+    # --- list --------------------------------------------------------------------------------
+    def _list_bytes(
+        self, rt: ResourceType, entries: list[Entry], continue_token: str | None
+    ) -> bytes:
+        meta: dict[str, Any] = {"resourceVersion": str(self.store.storage.rv)}
+        if continue_token:
+            meta["continue"] = continue_token
+            meta["remainingItemCount"] = 0
+        head = (
+            b'{"kind":"'
+            + rt.list_kind.encode()
+            + b'","apiVersion":"'
+            + rt.api_version.encode()
+            + b'","metadata":'
+            + dumps(meta)
+            + b',"items":['
+        )
+        return head + b",".join(entry.json(rt) for entry in entries) + b"]}"
+
+    def _list(self, request: web.Request, target: Target) -> web.Response:
+        rt = target.rt
+        query = request.query
+        matches = make_matcher(query.get("labelSelector", ""), query.get("fieldSelector", ""))
+        entries = self.store.entries(rt, target.namespace, matches)
+        start = query.get("continue")
+        if start:
+            try:
+                after = json.loads(base64.urlsafe_b64decode(start.encode()))
+                position = (after[0], after[1])
+            except (ValueError, TypeError, IndexError) as error:
+                raise bad_request(f"continue key is not valid: {error}") from error
+            entries = [e for e in entries if (e.namespace, e.name) > position]
+        token = None
+        limit = query.get("limit")
+        if limit:
+            try:
+                count = int(limit)
+            except ValueError as error:
+                raise bad_request(f"limit must be an integer: {limit}") from error
+            if 0 < count < len(entries):
+                remaining = len(entries) - count
+                entries = entries[:count]
+                last = entries[-1]
+                token = base64.urlsafe_b64encode(
+                    json.dumps([last.namespace, last.name]).encode()
+                ).decode()
+                body = self._list_bytes(rt, entries, token)
+                parsed = json.loads(body)
+                parsed["metadata"]["remainingItemCount"] = remaining
+                body = dumps(parsed)
+                return self._maybe_table(request, rt, body)
+        return self._maybe_table(request, rt, self._list_bytes(rt, entries, token))
+
+    def _maybe_table(self, request: web.Request, rt: ResourceType, body: bytes) -> web.Response:
+        if not self._wants_table(request):
+            return json_response(body)
+        parsed = json.loads(body)
+        result = table(
+            rt,
+            parsed["items"],
+            parsed["metadata"]["resourceVersion"],
+            request.query.get("includeObject", "Metadata"),
+        )
+        if parsed["metadata"].get("continue"):
+            result["metadata"]["continue"] = parsed["metadata"]["continue"]
+        return json_response(result)
+
+    # --- watch -------------------------------------------------------------------------------
+    async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        rt = target.rt
+        query = request.query
+        matches = make_matcher(query.get("labelSelector", ""), query.get("fieldSelector", ""))
+        if target.name:
+            name = target.name
+            inner = matches
+
+            def by_name(obj: dict[str, Any]) -> bool:
+                return obj.get("metadata", {}).get("name") == name and (inner is None or inner(obj))
+
+            matches = by_name
+        timeout = query.get("timeoutSeconds")
+        deadline = time.monotonic() + float(timeout) if timeout else None
+        bookmarks = _truthy(query.get("allowWatchBookmarks"))
+        send_initial = _truthy(query.get("sendInitialEvents"))
+        rv = query.get("resourceVersion", "")
+        storage = self.store.storage
+        namespace = target.namespace if rt.namespaced else None
+        watcher = Watcher(rt, namespace, matches)
+        initial: list[bytes] = []
+        if rv in ("", "0") or send_initial:
+            for entry in self.store.entries(rt, namespace, matches):
+                initial.append(b'{"type":"ADDED","object":' + entry.json(rt) + b"}\n")
+            if send_initial and bookmarks:
+                initial.append(self._bookmark(rt, storage.rv, initial_end=True))
+        else:
+            try:
+                since = int(rv)
+            except ValueError as error:
+                raise bad_request(f"invalid resource version: {rv}") from error
+            changes = storage.changes_since(since)
+            if changes is None:
+                status = ApiError(
+                    410,
+                    "Expired",
+                    f"too old resource version: {since} ({storage.history_floor})",
+                ).status()
+                response = web.StreamResponse(headers={"Content-Type": "application/json"})
+                await response.prepare(request)
+                await response.write(b'{"type":"ERROR","object":' + dumps(status) + b"}\n")
+                await response.write_eof()
+                return response
+            for change in changes:
+                if change.storage == rt.storage_key:
+                    watcher.offer(change)
+        storage.add_watcher(watcher)
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        try:
+            await response.prepare(request)
+            if initial:
+                await response.write(b"".join(initial))
+            await self._pump(response, watcher, deadline, bookmarks, rt)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            storage.remove_watcher(watcher)
+        with contextlib.suppress(ConnectionResetError, RuntimeError):
+            await response.write_eof()
+        return response
+
+    def _bookmark(self, rt: ResourceType, rv: int, initial_end: bool = False) -> bytes:
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        if initial_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        obj = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
+        return b'{"type":"BOOKMARK","object":' + dumps(obj) + b"}\n"
+
+    async def _pump(
+        self,
+        response: web.StreamResponse,
+        watcher: Watcher,
+        deadline: float | None,
+        bookmarks: bool,
+        rt: ResourceType,
+    ) -> None:
+        queue = watcher.queue
+        interval = self.options.bookmark_interval if bookmarks else None
+        while True:
+            wait: float | None = interval
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                wait = left if wait is None else min(wait, left)
+            try:
+                if wait is None:
+                    first = await queue.get()
+                else:
+                    first = await asyncio.wait_for(queue.get(), wait)
+            except TimeoutError:
+                if bookmarks and (deadline is None or time.monotonic() < deadline):
+                    await response.write(self._bookmark(rt, self.store.storage.rv))
+                continue
+            batch = [first]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
+            closed = None in batch
+            if closed:
+                batch = batch[: batch.index(None)]
+            if batch:
+                await response.write(b"".join(item for item in batch if item is not None))
+            if closed:
+                return

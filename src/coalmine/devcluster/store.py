@@ -1,0 +1,1065 @@
+"""The in-process API: every read and write of devcluster, with the API server's semantics.
+
+The HTTP server is a thin layer over `Store`, and in-process users (the workload simulator, tests)
+call the same methods, so both see one behaviour. All methods are synchronous and run on the event
+loop thread; a write is atomic with respect to every other request.
+
+In-process API (objects are plain dicts in the served apiVersion; results are copies):
+
+- `get(resource, name, namespace=None) -> dict`; `list(resource, namespace=None,
+  label_selector="", field_selector="") -> list[dict]`
+- `create(obj, namespace=None) -> dict`; `update(obj) -> dict` (PUT semantics, optimistic
+  concurrency when metadata.resourceVersion is set); `update_status(obj) -> dict` (the `/status`
+  subresource); `patch(resource, name, patch, namespace=None, patch_type="merge"|"json"|
+  "strategic"|"apply", subresource="", field_manager="", force=False) -> dict`;
+  `delete(resource, name, namespace=None, propagation_policy=None, preconditions=None)`;
+  `get_scale`/`update_scale`.
+- `subscribe(callback) -> unsubscribe`: `callback(change)` is called synchronously after every
+  committed write with a `storage.Change` (`change.type` ADDED/MODIFIED/DELETED, `change.entry.obj`
+  the stored object (do not mutate it), `change.old` the previous one, `change.storage` the storage
+  key such as `deployments.apps`). Write from a callback only through `loop.call_soon`.
+- `resource` arguments are names such as `deployments`, `deployments.apps`, `deploy` or a
+  `ResourceType`.
+
+Errors are `errors.ApiError` with the Status a real server returns.
+
+Differences from a real API server, beyond those noted in `storage`, `services`, `crd`, `apply`:
+- PUT to a missing object is 404 for every kind (real servers create Leases, Endpoints and a few
+  others on PUT);
+- there is no admission chain beyond namespace lifecycle, Service allocation, CRD schemas and a
+  few built-in defaults (no ServiceAccount tokens, no LimitRanges, no pod defaulting of containers);
+  built-in kinds are not schema-validated beyond names, labels and the Service rules;
+- pods are deleted at once (no kubelet grace period) unless they carry finalizers;
+- garbage collection, foreground deletion and namespace termination run synchronously inside the
+  delete request instead of in background controllers, so dependents are gone when it returns;
+- deleting a CRD removes its custom resources at once, ignoring their finalizers;
+- `metadata.generation` is kept for every kind (real servers keep it only for some);
+- managed fields are recorded for server-side apply, and for other writes only when the request
+  names a `fieldManager`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import json
+import random
+import re
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from coalmine.devcluster import apply as ssa
+from coalmine.devcluster.crd import crd_resource_types, now, prepare_crd
+from coalmine.devcluster.errors import (
+    STALE,
+    ApiError,
+    Cause,
+    already_exists,
+    bad_request,
+    conflict,
+    forbidden,
+    invalid,
+    not_found,
+)
+from coalmine.devcluster.resources import Registry, ResourceType
+from coalmine.devcluster.services import ServiceAllocator
+from coalmine.devcluster.storage import Change, Entry, Obj, Storage, events_v1_to_core_event, view
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
+    "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used "
+    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+DNS1035_MSG = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
+    "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
+    "regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+)
+SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+FOREGROUND = "foregroundDeletion"
+ORPHAN = "orphan"
+SYSTEM_META = (
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "resourceVersion",
+)
+
+ResourceArg = str | ResourceType
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _without(obj: Obj, keys: tuple[str, ...]) -> Obj:
+    return {k: v for k, v in obj.items() if k not in keys}
+
+
+def get_json_path(obj: Any, path: str) -> Any:
+    """Value at a simple JSON path such as `.spec.replicas` (None when absent)."""
+    for part in path.strip(".").split("."):
+        if not part:
+            continue
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def set_json_path(obj: Obj, path: str, value: Any) -> None:
+    parts = [p for p in path.strip(".").split(".") if p]
+    for part in parts[:-1]:
+        obj = obj.setdefault(part, {})
+    obj[parts[-1]] = value
+
+
+class Store:
+    """Objects of every served kind and the operations of the Kubernetes API on them."""
+
+    def __init__(
+        self,
+        history_size: int = 10_000,
+        service_cidr: str = "10.96.0.0/12",
+        node_ports: tuple[int, int] = (30000, 32767),
+    ) -> None:
+        self.registry = Registry.with_builtins()
+        self.storage = Storage(history_size)
+        self.services = ServiceAllocator(service_cidr, node_ports)
+        self._emptying: set[str] = set()
+        for namespace in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        self.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {
+                    "name": "kubernetes",
+                    "namespace": "default",
+                    "labels": {"component": "apiserver", "provider": "kubernetes"},
+                },
+                "spec": {
+                    "clusterIP": str(self.services.network.network_address + 1),
+                    "ports": [{"name": "https", "port": 443, "targetPort": 6443}],
+                },
+            }
+        )
+
+    # --- resolution ------------------------------------------------------------------------
+    def resolve(self, resource: ResourceArg) -> ResourceType:
+        if isinstance(resource, ResourceType):
+            return resource
+        found = self.registry.find(resource)
+        if found is None:
+            raise ApiError(
+                404, "NotFound", f'the server doesn\'t have a resource type "{resource}"'
+            )
+        return found
+
+    def resource_for(self, obj: Obj) -> ResourceType:
+        api_version, kind = obj.get("apiVersion", ""), obj.get("kind", "")
+        found = self.registry.for_api_version_kind(api_version, kind)
+        if found is None:
+            raise bad_request(f'no matches for kind "{kind}" in version "{api_version}"')
+        return found
+
+    def _namespace(self, resource: ResourceType, namespace: str | None) -> str:
+        return (namespace or "") if resource.namespaced else ""
+
+    # --- reads -----------------------------------------------------------------------------
+    def entry(self, resource: ResourceType, name: str, namespace: str | None) -> Entry:
+        entry = self.storage.get(resource.storage_key, (self._namespace(resource, namespace), name))
+        if entry is None:
+            raise not_found(resource.plural, resource.group, name)
+        return entry
+
+    def get(self, resource: ResourceArg, name: str, namespace: str | None = None) -> Obj:
+        rt = self.resolve(resource)
+        result: Obj = json.loads(self.entry(rt, name, namespace).json(rt))
+        return result
+
+    def entries(
+        self,
+        resource: ResourceType,
+        namespace: str | None = None,
+        matches: Callable[[Obj], bool] | None = None,
+    ) -> list[Entry]:
+        namespace = namespace if resource.namespaced and namespace else None
+        found = list(self.storage.entries(resource.storage_key, namespace))
+        if matches is not None:
+            found = [e for e in found if matches(view(resource, e.obj))]
+        found.sort(key=lambda e: (e.namespace, e.name))
+        return found
+
+    def list(
+        self,
+        resource: ResourceArg,
+        namespace: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> list[Obj]:
+        rt = self.resolve(resource)
+        matches = make_matcher(label_selector, field_selector)
+        return [json.loads(e.json(rt)) for e in self.entries(rt, namespace, matches)]
+
+    def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
+        self.storage.listeners.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self.storage.listeners:
+                self.storage.listeners.remove(callback)
+
+        return unsubscribe
+
+    # --- create ----------------------------------------------------------------------------
+    def create(
+        self, obj: Obj, namespace: str | None = None, resource: ResourceArg | None = None
+    ) -> Obj:
+        rt = self.resolve(resource) if resource is not None else self.resource_for(obj)
+        return json.loads(self.create_entry(rt, obj, namespace).json(rt))  # type: ignore[no-any-return]
+
+    def create_entry(
+        self,
+        rt: ResourceType,
+        body: Any,
+        namespace: str | None,
+        field_manager: str = "",
+        dry_run: bool = False,
+    ) -> Entry:
+        obj = self._check_body(rt, body)
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise bad_request("metadata must be an object")
+        if rt.namespaced:
+            body_ns = meta.get("namespace")
+            if namespace and body_ns and body_ns != namespace:
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on "
+                    "the request"
+                )
+            namespace = namespace or body_ns or "default"
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+            namespace = ""
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + "".join(random.choices(GENERATE_CHARS, k=5))
+        name = meta.get("name") or ""
+        self._validate_meta(rt, obj)
+        if rt.namespaced:
+            self._check_namespace_open(rt, namespace, name)
+        if self.storage.get(rt.storage_key, (namespace, name)) is not None:
+            raise already_exists(rt.plural, rt.group, name)
+        for key in SYSTEM_META:
+            meta.pop(key, None)
+        if rt.status:
+            obj.pop("status", None)
+        obj = self._admit(rt, obj, None)
+        meta = obj["metadata"]
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now()
+        meta["generation"] = 1
+        if field_manager:
+            ssa.record_update({}, obj, field_manager, rt.api_version, meta["creationTimestamp"])
+        if dry_run:
+            meta["resourceVersion"] = str(self.storage.rv)
+            return Entry(obj, self.storage.rv)
+        meta["resourceVersion"] = str(self.storage.next_rv())
+        entry = self.storage.commit(rt.storage_key, "ADDED", obj, None)
+        if rt.kind == "CustomResourceDefinition" and rt.group == "apiextensions.k8s.io":
+            self._register_crd(obj)
+        return entry
+
+    def _check_body(self, rt: ResourceType, body: Any) -> Obj:
+        if not isinstance(body, dict):
+            raise bad_request(f"the body of the request must be a {rt.kind} object")
+        obj: Obj = _copy(body)
+        api_version = obj.get("apiVersion") or rt.api_version
+        kind = obj.get("kind") or rt.kind
+        if kind != rt.kind:
+            raise bad_request(
+                f"the kind of the provided object ({kind}) does not match the kind of the "
+                f"resource ({rt.kind})"
+            )
+        if api_version != rt.api_version:
+            group = api_version.rpartition("/")[0]
+            if group != rt.group:
+                raise bad_request(
+                    f"the API version in the data ({api_version}) does not match the expected API "
+                    f"version ({rt.api_version})"
+                )
+        obj["apiVersion"] = api_version
+        obj["kind"] = kind
+        if rt.storage == "events" and rt.group == "events.k8s.io":
+            obj = events_v1_to_core_event(obj)
+        elif rt.storage == "events":
+            obj["apiVersion"] = "v1"
+        elif api_version != rt.api_version:
+            obj["apiVersion"] = rt.api_version
+        return obj
+
+    def _validate_meta(self, rt: ResourceType, obj: Obj) -> None:
+        meta = obj["metadata"]
+        name = meta.get("name") or ""
+        causes: list[Cause] = []
+        if not name:
+            causes.append(Cause.required("metadata.name", "name or generateName is required"))
+        elif rt.kind in ("Namespace",) and rt.group == "":
+            if len(name) > 63:
+                causes.append(
+                    Cause.invalid("metadata.name", name, "must be no more than 63 characters")
+                )
+            elif not DNS1123_LABEL.match(name):
+                causes.append(Cause.invalid("metadata.name", name, LABEL_MSG))
+        elif rt.kind == "Service" and rt.group == "":
+            if len(name) > 63:
+                causes.append(
+                    Cause.invalid("metadata.name", name, "must be no more than 63 characters")
+                )
+            elif not DNS1035_LABEL.match(name):
+                causes.append(Cause.invalid("metadata.name", name, DNS1035_MSG))
+        elif rt.kind == "Event" and rt.storage == "events":
+            pass  # event names embed a dotted hex timestamp and are not validated further
+        elif len(name) > 253:
+            causes.append(
+                Cause.invalid("metadata.name", name, "must be no more than 253 characters")
+            )
+        elif not DNS1123_SUBDOMAIN.match(name):
+            causes.append(Cause.invalid("metadata.name", name, SUBDOMAIN_MSG))
+        for field in ("labels", "annotations"):
+            value = meta.get(field)
+            if value is None:
+                continue
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                causes.append(
+                    Cause.invalid(f"metadata.{field}", value, "must be a map of string to string")
+                )
+        for index, ref in enumerate(meta.get("ownerReferences") or []):
+            for required in ("apiVersion", "kind", "name", "uid"):
+                if not isinstance(ref, dict) or not ref.get(required):
+                    causes.append(Cause.required(f"metadata.ownerReferences[{index}].{required}"))
+        if causes:
+            raise invalid(rt.kind, rt.group, name, causes)
+
+    def _check_namespace_open(self, rt: ResourceType, namespace: str, name: str) -> None:
+        ns = self.storage.get("namespaces", ("", namespace))
+        if ns is None:
+            raise not_found("namespaces", "", namespace)
+        if ns.obj["metadata"].get("deletionTimestamp"):
+            error = forbidden(
+                rt.plural,
+                rt.group,
+                name,
+                f"unable to create new content in namespace {namespace} because it is being "
+                "terminated",
+            )
+            error.details["causes"] = [
+                {
+                    "reason": "NamespaceTerminating",
+                    "message": f"namespace {namespace} is being terminated",
+                    "field": "metadata.namespace",
+                }
+            ]
+            raise error
+
+    def _admit(self, rt: ResourceType, obj: Obj, old: Obj | None) -> Obj:
+        """Kind-specific defaulting, validation and allocation; returns the object to store."""
+        name = obj["metadata"].get("name", "")
+        if not rt.builtin and rt.schema is not None:
+            obj = self._admit_custom(rt, obj)
+        elif rt.group == "" and rt.kind == "Service":
+            obj = self.services.admit(obj, old)
+        elif rt.group == "" and rt.kind == "Namespace":
+            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+            if old is None:
+                obj["status"] = {"phase": "Active"}
+        elif rt.group == "apiextensions.k8s.io" and rt.kind == "CustomResourceDefinition":
+            obj = prepare_crd(obj, old)
+        elif rt.group == "apps" and rt.kind in ("Deployment", "ReplicaSet", "DaemonSet"):
+            spec = obj.get("spec")
+            if not isinstance(spec, dict) or not isinstance(spec.get("selector"), dict):
+                raise invalid(rt.kind, rt.group, name, [Cause.required("spec.selector")])
+            if rt.kind != "DaemonSet":
+                spec.setdefault("replicas", 1)
+            spec.setdefault("revisionHistoryLimit", 10)
+            if rt.kind == "Deployment":
+                spec.setdefault("progressDeadlineSeconds", 600)
+                spec.setdefault(
+                    "strategy",
+                    {
+                        "type": "RollingUpdate",
+                        "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+                    },
+                )
+            labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+            selector = spec["selector"]
+            match = selector.get("matchLabels") or {}
+            if match and any(labels.get(k) != v for k, v in match.items()):
+                raise invalid(
+                    rt.kind,
+                    rt.group,
+                    name,
+                    [
+                        Cause.invalid(
+                            "spec.template.metadata.labels",
+                            labels,
+                            "`selector` does not match template `labels`",
+                        )
+                    ],
+                )
+        elif rt.group == "" and rt.kind == "Pod" and old is None:
+            obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
+        return obj
+
+    def _admit_custom(self, rt: ResourceType, obj: Obj) -> Obj:
+        from coalmine.devcluster import openapi
+
+        schema = rt.schema
+        assert schema is not None
+        if not rt.preserve_unknown:
+            obj = openapi.prune(obj, schema)
+        obj = openapi.apply_defaults(obj, schema)
+        errors = openapi.validate(obj, schema)
+        if errors:
+            raise invalid(
+                rt.kind,
+                rt.group,
+                obj["metadata"].get("name", ""),
+                [Cause.from_field_error(error) for error in errors],
+            )
+        return obj
+
+    # --- update ----------------------------------------------------------------------------
+    def update(self, obj: Obj, resource: ResourceArg | None = None) -> Obj:
+        rt = self.resolve(resource) if resource is not None else self.resource_for(obj)
+        meta = obj.get("metadata") or {}
+        entry = self.update_entry(rt, meta.get("name", ""), meta.get("namespace"), obj)
+        return json.loads(entry.json(rt))  # type: ignore[no-any-return]
+
+    def update_status(self, obj: Obj, resource: ResourceArg | None = None) -> Obj:
+        rt = self.resolve(resource) if resource is not None else self.resource_for(obj)
+        meta = obj.get("metadata") or {}
+        entry = self.update_entry(rt, meta.get("name", ""), meta.get("namespace"), obj, "status")
+        return json.loads(entry.json(rt))  # type: ignore[no-any-return]
+
+    def update_entry(
+        self,
+        rt: ResourceType,
+        name: str,
+        namespace: str | None,
+        body: Any,
+        subresource: str = "",
+        field_manager: str = "",
+        dry_run: bool = False,
+        managed_fields: Any = None,
+    ) -> Entry:
+        current = self.entry(rt, name, namespace)
+        obj = self._check_body(rt, body)
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict):
+            meta = obj["metadata"] = {}
+        if meta.get("name") and meta["name"] != name:
+            raise bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
+            )
+        body_ns = meta.get("namespace")
+        if rt.namespaced and namespace and body_ns and body_ns != namespace:
+            raise bad_request(
+                "the namespace of the provided object does not match the namespace sent on the "
+                "request"
+            )
+        rv = meta.get("resourceVersion")
+        if rv not in (None, "") and str(rv) != str(current.rv):
+            raise conflict(rt.plural, rt.group, name, STALE)
+        old = current.obj
+        old_meta = old["metadata"]
+        if subresource == "status":
+            new = {k: v for k, v in old.items() if k not in ("metadata", "status")}
+            if "status" in obj:
+                new["status"] = obj["status"]
+            new["metadata"] = meta
+        else:
+            new = obj
+            if rt.status:
+                if "status" in old:
+                    new["status"] = old["status"]
+                else:
+                    new.pop("status", None)
+        new_meta = new["metadata"]
+        for key in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
+            if key in old_meta:
+                new_meta[key] = old_meta[key]
+            else:
+                new_meta.pop(key, None)
+        new_meta["name"] = name
+        if rt.namespaced:
+            new_meta["namespace"] = old_meta["namespace"]
+        else:
+            new_meta.pop("namespace", None)
+        if managed_fields is not None:
+            new_meta["managedFields"] = managed_fields
+        elif "managedFields" in old_meta and "managedFields" not in new_meta:
+            new_meta["managedFields"] = old_meta["managedFields"]
+        self._validate_meta(rt, new)
+        if old_meta.get("deletionTimestamp"):
+            added = [
+                f
+                for f in new_meta.get("finalizers") or []
+                if f not in (old_meta.get("finalizers") or [])
+            ]
+            if added:
+                raise invalid(
+                    rt.kind,
+                    rt.group,
+                    name,
+                    [
+                        Cause.forbidden(
+                            "metadata.finalizers",
+                            "no new finalizers can be added if the object is being deleted, found "
+                            f"new finalizers {_go_strings(added)}",
+                        )
+                    ],
+                )
+        new = self._admit(rt, new, old)
+        new_meta = new["metadata"]
+        skip = ("metadata", "status") if rt.status else ("metadata",)
+        generation = int(old_meta.get("generation", 1))
+        if _without(new, skip) != _without(old, skip):
+            generation += 1
+        new_meta["generation"] = generation
+        new_meta["resourceVersion"] = old_meta["resourceVersion"]
+        if field_manager:
+            ssa.record_update(old, new, field_manager, rt.api_version, now())
+        if new == old:
+            return current  # a no-op write does not change the resourceVersion
+        if dry_run:
+            return Entry(new, current.rv)
+        if (
+            old_meta.get("deletionTimestamp")
+            and not new_meta.get("finalizers")
+            and not (rt.kind == "Namespace" and rt.group == "" and self._namespace_busy(name))
+        ):
+            return self._remove(rt, new, old)
+        new_meta["resourceVersion"] = str(self.storage.next_rv())
+        entry = self.storage.commit(rt.storage_key, "MODIFIED", new, old)
+        if rt.kind == "CustomResourceDefinition" and rt.group == "apiextensions.k8s.io":
+            self._register_crd(new)
+        return entry
+
+    # --- patch -----------------------------------------------------------------------------
+    def patch(
+        self,
+        resource: ResourceArg,
+        name: str,
+        patch: Any,
+        namespace: str | None = None,
+        patch_type: str = "merge",
+        subresource: str = "",
+        field_manager: str = "",
+        force: bool = False,
+    ) -> Obj:
+        rt = self.resolve(resource)
+        entry = self.patch_entry(
+            rt, name, namespace, patch, patch_type, subresource, field_manager, force
+        )
+        if subresource == "scale":
+            return self.scale_of(rt, entry)
+        return json.loads(entry.json(rt))  # type: ignore[no-any-return]
+
+    def patch_entry(
+        self,
+        rt: ResourceType,
+        name: str,
+        namespace: str | None,
+        patch: Any,
+        patch_type: str,
+        subresource: str = "",
+        field_manager: str = "",
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> Entry:
+        from coalmine.devcluster.patches import PatchError, apply_json_patch, json_merge_patch
+
+        if patch_type == "apply":
+            return self._apply(
+                rt, name, namespace, patch, subresource, field_manager, force, dry_run
+            )
+        current = self.entry(rt, name, namespace)
+        base: Obj = (
+            self.scale_of(rt, current) if subresource == "scale" else json.loads(current.json(rt))
+        )
+        try:
+            if patch_type == "merge":
+                if not isinstance(patch, dict):
+                    raise bad_request("merge patch must be a JSON object")
+                patched = json_merge_patch(base, patch)
+            elif patch_type == "json":
+                patched = apply_json_patch(base, patch)
+            elif patch_type == "strategic":
+                if not rt.builtin:
+                    raise ApiError(
+                        415,
+                        "UnsupportedMediaType",
+                        "the body of the request was in an unknown format - accepted media types "
+                        "include: application/json-patch+json, application/merge-patch+json, "
+                        "application/apply-patch+yaml",
+                    )
+                from coalmine.devcluster.strategic_merge import (
+                    StrategicMergeError,
+                    strategic_merge_patch,
+                )
+
+                if not isinstance(patch, dict):
+                    raise bad_request("strategic merge patch must be a JSON object")
+                try:
+                    patched = strategic_merge_patch(base, patch, rt.kind)
+                except StrategicMergeError as error:
+                    raise bad_request(str(error)) from error
+            else:
+                raise bad_request(f"unknown patch type {patch_type}")
+        except PatchError as error:
+            raise ApiError(422, "Invalid", str(error)) from error
+        if not isinstance(patched, dict):
+            raise bad_request("the patch did not result in an object")
+        if subresource == "scale":
+            return self._write_scale(rt, current, patched, dry_run)
+        if patch_type != "json" and (patch.get("metadata") or {}).get("resourceVersion") is None:
+            # a patch that does not name a resourceVersion is unconditional
+            patched.setdefault("metadata", {})["resourceVersion"] = str(current.rv)
+        return self.update_entry(rt, name, namespace, patched, subresource, field_manager, dry_run)
+
+    def _apply(
+        self,
+        rt: ResourceType,
+        name: str,
+        namespace: str | None,
+        applied: Any,
+        subresource: str,
+        field_manager: str,
+        force: bool,
+        dry_run: bool,
+    ) -> Entry:
+        if not field_manager:
+            raise bad_request(
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is '
+                "required for apply patch"
+            )
+        if not isinstance(applied, dict):
+            raise bad_request("apply patch must be an object")
+        applied = self._check_body(rt, applied)
+        meta = applied.get("metadata") or {}
+        if meta.get("name") and meta["name"] != name:
+            raise bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
+            )
+        timestamp = now()
+        key = (self._namespace(rt, namespace), name)
+        current = self.storage.get(rt.storage_key, key)
+        if current is None:
+            if subresource:
+                raise not_found(rt.plural, rt.group, name)
+            result = ssa.apply(None, applied, field_manager, force, rt.api_version, timestamp)
+            result["apiVersion"], result["kind"] = applied["apiVersion"], applied["kind"]
+            result["metadata"]["name"] = name
+            managed = result["metadata"].pop("managedFields")
+            entry_obj = dict(result)
+            entry_obj["metadata"] = dict(result["metadata"], managedFields=managed)
+            return self.create_entry(rt, entry_obj, namespace, dry_run=dry_run)
+        live = json.loads(current.json(rt))
+        result = ssa.apply(
+            live, applied, field_manager, force, rt.api_version, timestamp, subresource
+        )
+        result["metadata"]["resourceVersion"] = str(current.rv)
+        managed = result["metadata"]["managedFields"]
+        return self.update_entry(
+            rt, name, namespace, result, subresource, dry_run=dry_run, managed_fields=managed
+        )
+
+    # --- scale -----------------------------------------------------------------------------
+    def scale_of(self, rt: ResourceType, entry: Entry) -> Obj:
+        if rt.scale is None:
+            raise not_found(f"{rt.plural}/scale", rt.group, entry.name)
+        obj = entry.obj
+        meta = obj["metadata"]
+        selector: Any = None
+        if rt.scale.label_selector:
+            selector = get_json_path(obj, rt.scale.label_selector)
+        if rt.builtin:
+            match = (obj.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
+            selector = ",".join(f"{k}={v}" for k, v in sorted(match.items())) or None
+        scale_meta = {
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"],
+            "creationTimestamp": meta["creationTimestamp"],
+        }
+        if rt.namespaced:
+            scale_meta["namespace"] = meta["namespace"]
+        status: Obj = {"replicas": get_json_path(obj, rt.scale.status_replicas) or 0}
+        if isinstance(selector, str) and selector:
+            status["selector"] = selector
+        spec: Obj = {}
+        replicas = get_json_path(obj, rt.scale.spec_replicas)
+        if replicas is not None:
+            spec["replicas"] = replicas
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": scale_meta,
+            "spec": spec,
+            "status": status,
+        }
+
+    def get_scale(self, resource: ResourceArg, name: str, namespace: str | None = None) -> Obj:
+        rt = self.resolve(resource)
+        return self.scale_of(rt, self.entry(rt, name, namespace))
+
+    def update_scale(
+        self, resource: ResourceArg, name: str, scale: Obj, namespace: str | None = None
+    ) -> Obj:
+        rt = self.resolve(resource)
+        current = self.entry(rt, name, namespace)
+        return self.scale_of(rt, self._write_scale(rt, current, scale, False))
+
+    def _write_scale(self, rt: ResourceType, current: Entry, scale: Any, dry_run: bool) -> Entry:
+        assert rt.scale is not None
+        if not isinstance(scale, dict):
+            raise bad_request("the body of the request must be a Scale object")
+        rv = (scale.get("metadata") or {}).get("resourceVersion")
+        if rv not in (None, "") and str(rv) != str(current.rv):
+            raise conflict(rt.plural, rt.group, current.name, STALE)
+        replicas = (scale.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise invalid(
+                "Scale",
+                "autoscaling",
+                current.name,
+                [Cause.invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
+            )
+        obj = _copy(current.obj)
+        set_json_path(obj, rt.scale.spec_replicas, replicas)
+        return self.update_entry(rt, current.name, current.namespace, obj, dry_run=dry_run)
+
+    # --- delete ----------------------------------------------------------------------------
+    def delete(
+        self,
+        resource: ResourceArg,
+        name: str,
+        namespace: str | None = None,
+        propagation_policy: str | None = None,
+        preconditions: Obj | None = None,
+    ) -> Obj | None:
+        """Delete; returns the object when it stays (finalizers), None when it is gone."""
+        rt = self.resolve(resource)
+        entry = self.delete_entry(rt, name, namespace, propagation_policy, preconditions)
+        if entry is None:
+            return None
+        return json.loads(entry.json(rt))  # type: ignore[no-any-return]
+
+    def delete_entry(
+        self,
+        rt: ResourceType,
+        name: str,
+        namespace: str | None,
+        propagation_policy: str | None = None,
+        preconditions: Obj | None = None,
+        dry_run: bool = False,
+    ) -> Entry | None:
+        current = self.entry(rt, name, namespace)
+        meta = current.obj["metadata"]
+        for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+            wanted = (preconditions or {}).get(field)
+            if wanted not in (None, "") and str(wanted) != str(meta.get(field)):
+                raise conflict(
+                    rt.plural,
+                    rt.group,
+                    name,
+                    f"Precondition failed: {label} in precondition: {wanted}, {label} in object "
+                    f"meta: {meta.get(field)}",
+                )
+        if propagation_policy not in (None, "", "Background", "Foreground", "Orphan"):
+            raise invalid(
+                "DeleteOptions",
+                "meta.k8s.io",
+                "",
+                [
+                    Cause.not_supported(
+                        "propagationPolicy",
+                        propagation_policy,
+                        ["Foreground", "Background", "Orphan"],
+                    )
+                ],
+            )
+        if dry_run:
+            return current
+        uid = meta["uid"]
+        if propagation_policy == "Orphan":
+            self._orphan_dependents(uid)
+        is_namespace = rt.kind == "Namespace" and rt.group == ""
+        dependents = self.storage.dependents.get(uid)
+        finalizers = list(meta.get("finalizers") or [])
+        if propagation_policy == "Foreground" and dependents and FOREGROUND not in finalizers:
+            finalizers.append(FOREGROUND)
+        if finalizers or is_namespace:
+            obj = _copy(current.obj)
+            obj_meta = obj["metadata"]
+            first = not obj_meta.get("deletionTimestamp")
+            if first:
+                obj_meta["deletionTimestamp"] = now()
+                obj_meta["deletionGracePeriodSeconds"] = 0
+                obj_meta["generation"] = int(obj_meta.get("generation", 1)) + 1
+            if finalizers:
+                obj_meta["finalizers"] = finalizers
+            if is_namespace:
+                obj["status"] = {"phase": "Terminating"}
+            if obj != current.obj:
+                obj_meta["resourceVersion"] = str(self.storage.next_rv())
+                current = self.storage.commit(rt.storage_key, "MODIFIED", obj, current.obj)
+            if is_namespace:
+                self._empty_namespace(name)
+                return self._finish_namespace(name)
+            if propagation_policy == "Foreground":
+                for dep_storage, dep_key in list(self.storage.dependents.get(uid, ())):
+                    dep = self.storage.get(dep_storage, dep_key)
+                    if dep is not None:
+                        self._delete_dependent(dep_storage, dep, "Foreground")
+                return self.storage.get(rt.storage_key, (current.namespace, name))
+            return current
+        self._remove(rt, _copy(current.obj), current.obj)
+        return None
+
+    def _remove(self, rt: ResourceType, final: Obj, old: Obj) -> Entry:
+        """Remove an object for good, then run what its disappearance triggers."""
+        meta = final["metadata"]
+        meta["resourceVersion"] = str(self.storage.next_rv())
+        if rt.kind == "CustomResourceDefinition" and rt.group == "apiextensions.k8s.io":
+            self._drop_crd(final)
+        entry = self.storage.commit(rt.storage_key, "DELETED", final, old)
+        if rt.kind == "Service" and rt.group == "":
+            self.services.release(final)
+        self._collect_dependents(meta["uid"])
+        self._release_foreground_owners(final)
+        namespace = meta.get("namespace")
+        if namespace:
+            ns = self.storage.get("namespaces", ("", namespace))
+            if (
+                namespace not in self._emptying
+                and ns is not None
+                and ns.obj["metadata"].get("deletionTimestamp")
+            ):
+                self._finish_namespace(namespace)
+        return entry
+
+    def _resource_of_storage(self, storage: str, obj: Obj) -> ResourceType:
+        for rt in self.registry:
+            if rt.storage_key == storage and rt.api_version == obj.get("apiVersion"):
+                return rt
+        for rt in self.registry:
+            if rt.storage_key == storage:
+                return rt
+        raise KeyError(storage)
+
+    def _delete_dependent(self, storage: str, entry: Entry, policy: str) -> None:
+        rt = self._resource_of_storage(storage, entry.obj)
+        with contextlib.suppress(ApiError):
+            self.delete_entry(rt, entry.name, entry.namespace or None, policy)
+
+    def _collect_dependents(self, owner_uid: str) -> None:
+        """Background garbage collection: dependents whose owners are all gone are deleted."""
+        for storage, key in list(self.storage.dependents.get(owner_uid, ())):
+            dep = self.storage.get(storage, key)
+            if dep is None:
+                continue
+            refs = dep.obj["metadata"].get("ownerReferences") or []
+            alive = [
+                r for r in refs if r.get("uid") != owner_uid and r.get("uid") in self.storage.by_uid
+            ]
+            if alive:
+                obj = _copy(dep.obj)
+                obj["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != owner_uid]
+                obj["metadata"]["resourceVersion"] = str(self.storage.next_rv())
+                self.storage.commit(storage, "MODIFIED", obj, dep.obj)
+            elif not dep.obj["metadata"].get("deletionTimestamp"):
+                self._delete_dependent(storage, dep, "Background")
+
+    def _orphan_dependents(self, owner_uid: str) -> None:
+        for storage, key in list(self.storage.dependents.get(owner_uid, ())):
+            dep = self.storage.get(storage, key)
+            if dep is None:
+                continue
+            obj = _copy(dep.obj)
+            refs = [
+                r for r in obj["metadata"].get("ownerReferences") or [] if r.get("uid") != owner_uid
+            ]
+            if refs:
+                obj["metadata"]["ownerReferences"] = refs
+            else:
+                obj["metadata"].pop("ownerReferences", None)
+            obj["metadata"]["resourceVersion"] = str(self.storage.next_rv())
+            self.storage.commit(storage, "MODIFIED", obj, dep.obj)
+
+    def _release_foreground_owners(self, obj: Obj) -> None:
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            located = self.storage.by_uid.get(ref.get("uid", ""))
+            if located is None:
+                continue
+            storage, key = located
+            owner = self.storage.get(storage, key)
+            if owner is None:
+                continue
+            owner_meta = owner.obj["metadata"]
+            if FOREGROUND not in (owner_meta.get("finalizers") or []):
+                continue
+            if self.storage.dependents.get(owner_meta["uid"]):
+                continue
+            updated = _copy(owner.obj)
+            updated["metadata"]["finalizers"] = [
+                f for f in owner_meta["finalizers"] if f != FOREGROUND
+            ]
+            rt = self._resource_of_storage(storage, owner.obj)
+            if not updated["metadata"]["finalizers"]:
+                self._remove(rt, updated, owner.obj)
+            else:
+                updated["metadata"]["resourceVersion"] = str(self.storage.next_rv())
+                self.storage.commit(storage, "MODIFIED", updated, owner.obj)
+
+    def _namespace_busy(self, namespace: str) -> bool:
+        for storage, table in self.storage.objects.items():
+            if storage == "namespaces":
+                continue
+            for ns, _ in table:
+                if ns == namespace:
+                    return True
+        return False
+
+    def _empty_namespace(self, namespace: str) -> None:
+        self._emptying.add(namespace)
+        try:
+            self._delete_namespace_contents(namespace)
+        finally:
+            self._emptying.discard(namespace)
+
+    def _delete_namespace_contents(self, namespace: str) -> None:
+        for storage, table in list(self.storage.objects.items()):
+            if storage == "namespaces":
+                continue
+            for key in [k for k in table if k[0] == namespace]:
+                entry = table.get(key)
+                if entry is not None and not entry.obj["metadata"].get("deletionTimestamp"):
+                    self._delete_dependent(storage, entry, "Background")
+
+    def _finish_namespace(self, namespace: str) -> Entry | None:
+        """Remove a terminating namespace once it is empty and its finalizers are gone."""
+        ns = self.storage.get("namespaces", ("", namespace))
+        if ns is None or self._namespace_busy(namespace):
+            return ns
+        rt = self.resolve("namespaces")
+        final = _copy(ns.obj)
+        final.setdefault("spec", {})["finalizers"] = []
+        if final["metadata"].get("finalizers"):
+            if final != ns.obj:
+                final["metadata"]["resourceVersion"] = str(self.storage.next_rv())
+                return self.storage.commit("namespaces", "MODIFIED", final, ns.obj)
+            return ns
+        self._remove(rt, final, ns.obj)
+        return None
+
+    def delete_collection(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        matches: Callable[[Obj], bool] | None,
+        propagation_policy: str | None = None,
+    ) -> builtins.list[Entry]:
+        deleted: builtins.list[Entry] = []
+        for entry in self.entries(rt, namespace, matches):
+            self.delete_entry(rt, entry.name, entry.namespace or None, propagation_policy)
+            deleted.append(entry)
+        return deleted
+
+    # --- CRDs ------------------------------------------------------------------------------
+    def _register_crd(self, crd: Obj) -> None:
+        self.registry.remove_crd(crd["metadata"]["name"])
+        types = crd_resource_types(crd)
+        for index, rt in enumerate(types):
+            self.registry.add(rt, preferred=index == 0)
+
+    def _drop_crd(self, crd: Obj) -> None:
+        names = crd["spec"]["names"]
+        storage = f"{names['plural']}.{crd['spec']['group']}"
+        for entry in list(self.storage.entries(storage)):
+            final = _copy(entry.obj)
+            final["metadata"]["resourceVersion"] = str(self.storage.next_rv())
+            self.storage.commit(storage, "DELETED", final, entry.obj)
+        self.registry.remove_crd(crd["metadata"]["name"])
+
+    # --- manifests -------------------------------------------------------------------------
+    def apply_manifests(
+        self, docs: Iterable[Obj], field_manager: str = "devcluster"
+    ) -> builtins.list[Obj]:
+        """Server-side apply each document, CRDs first, so a file can hold CRDs and their objects."""
+        ordered = sorted(
+            (d for d in docs if isinstance(d, dict) and d),
+            key=lambda d: 0 if d.get("kind") in ("CustomResourceDefinition", "Namespace") else 1,
+        )
+        results: builtins.list[Obj] = []
+        for doc in ordered:
+            rt = self.resource_for(doc)
+            meta = doc.get("metadata") or {}
+            entry = self.patch_entry(
+                rt,
+                meta.get("name", ""),
+                meta.get("namespace") or ("default" if rt.namespaced else None),
+                doc,
+                "apply",
+                field_manager=field_manager,
+                force=True,
+            )
+            results.append(json.loads(entry.json(rt)))
+        return results
+
+
+def _go_strings(values: list[str]) -> str:
+    return "[]string{" + ", ".join(json.dumps(v) for v in values) + "}"
+
+
+def make_matcher(label_selector: str, field_selector: str) -> Callable[[Obj], bool] | None:
+    """A predicate for the `labelSelector`/`fieldSelector` query parameters; 400 when malformed."""
+    if not label_selector and not field_selector:
+        return None
+    from coalmine.devcluster.selectors import (
+        SelectorError,
+        parse_field_selector,
+        parse_label_selector,
+    )
+
+    try:
+        labels = parse_label_selector(label_selector) if label_selector else None
+    except SelectorError as error:
+        raise bad_request(f"unable to parse requirement: {error}") from error
+    try:
+        fields = parse_field_selector(field_selector) if field_selector else None
+    except SelectorError as error:
+        raise bad_request(f"invalid field selector: {error}") from error
+
+    def matches(obj: Obj) -> bool:
+        if labels is not None and not labels.matches(obj.get("metadata", {}).get("labels") or {}):
+            return False
+        return fields is None or fields.matches(obj)
+
+    return matches

@@ -1,0 +1,95 @@
+"""kopf, unmodified, runs an operator against devcluster and sees each change exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import kopf
+from dchelpers import WIDGET_CRD, WIDGETS, Raw, widget
+
+from coalmine.devcluster import DevCluster
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    """Poll (the operator runs in another thread, so there is no event to await)."""
+    for _ in range(750):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met within 15 s")
+
+
+def build_registry(url: str, seen: list[tuple[str, str]]) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.peering.standalone = True
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 30
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(server=url, default_namespace="default")
+
+    @kopf.on.create("example.com", "v1", "widgets", registry=registry)
+    def created(name: str, **_: Any) -> None:
+        seen.append(("create", name))
+
+    @kopf.on.update("example.com", "v1", "widgets", registry=registry)
+    def updated(name: str, **_: Any) -> None:
+        seen.append(("update", name))
+
+    @kopf.on.delete("example.com", "v1", "widgets", registry=registry)
+    def deleted(name: str, **_: Any) -> None:
+        seen.append(("delete", name))
+
+    return registry
+
+
+async def test_kopf_operator_sees_create_update_delete_once_each(
+    devcluster: DevCluster, devcluster_http: Raw
+) -> None:
+    assert (
+        await devcluster_http.post(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", WIDGET_CRD
+        )
+    ).status == 201
+    seen: list[tuple[str, str]] = []
+    registry = build_registry(devcluster.url, seen)
+    stop = threading.Event()
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.run(
+            kopf.operator(
+                registry=registry,
+                standalone=True,
+                namespaces=["default"],
+                stop_flag=stop,
+                ready_flag=ready,
+            )
+        )
+
+    thread = threading.Thread(target=run, name="kopf-operator", daemon=True)
+    thread.start()
+    try:
+        await eventually(ready.is_set)
+        await devcluster_http.post(WIDGETS, widget("k1", size=1))
+        await eventually(lambda: ("create", "k1") in seen)
+        await devcluster_http.patch(f"{WIDGETS}/k1", {"spec": {"size": 2}})
+        await eventually(lambda: ("update", "k1") in seen)
+        await devcluster_http.delete(f"{WIDGETS}/k1")
+        await eventually(lambda: ("delete", "k1") in seen)
+
+        await eventually(
+            lambda: devcluster.store.storage.get("widgets.example.com", ("default", "k1")) is None
+        )
+    finally:
+        stop.set()
+        await asyncio.to_thread(thread.join, 30)
+    assert seen == [("create", "k1"), ("update", "k1"), ("delete", "k1")]

@@ -1,0 +1,104 @@
+"""Events worded as Flagger's, aggregated on repeat; leader election hand-over."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from coalmine.devcluster.cluster import DevCluster
+from coalmine.kube.api import KubeApi
+from coalmine.kube.events import EventRecorder
+from coalmine.kube.kinds import EVENT, LEASE
+from coalmine.kube.lease import LeaderElector, LeaseTimings
+
+FAST = LeaseTimings(lease_duration=2.0, renew_deadline=1.0, retry_period=0.2)
+
+
+def canary_object() -> dict[str, Any]:
+    return {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "Canary",
+        "metadata": {"name": "podinfo", "namespace": "default", "uid": "u-1"},
+    }
+
+
+async def test_an_event_names_the_canary_with_flaggers_reason_and_source(api: KubeApi) -> None:
+    recorder = EventRecorder(api)
+    await recorder.record(canary_object(), "Normal", "Initialization done! podinfo.default")
+    events = (await api.list(EVENT, "default")).items
+    assert len(events) == 1
+    event = events[0]
+    assert event["reason"] == "Synced"
+    assert event["source"] == {"component": "flagger"}
+    assert event["involvedObject"]["kind"] == "Canary"
+    assert event["involvedObject"]["name"] == "podinfo"
+    assert event["message"] == "Initialization done! podinfo.default"
+
+
+async def test_a_repeated_event_is_counted_not_duplicated(api: KubeApi) -> None:
+    recorder = EventRecorder(api)
+    for _ in range(3):
+        await recorder.record(canary_object(), "Warning", "Halt advancement")
+    events = (await api.list(EVENT, "default")).items
+    assert [event["count"] for event in events] == [3]
+
+
+async def test_a_failing_event_write_never_raises(api: KubeApi, devcluster: DevCluster) -> None:
+    devcluster.faults.inject_error(code=500, reason="InternalError", message="down", verb="create")
+    await EventRecorder(api).record(canary_object(), "Normal", "lost")
+
+
+async def test_only_one_elector_leads_and_a_standby_takes_over_after_release(
+    api: KubeApi,
+) -> None:
+    first = LeaderElector(api, "default", identity="first", timings=FAST)
+    second = LeaderElector(api, "default", identity="second", timings=FAST)
+    first_leads = asyncio.Event()
+    stop_first = asyncio.Event()
+    second_leads = asyncio.Event()
+
+    async def lead_first() -> None:
+        first_leads.set()
+        await stop_first.wait()
+
+    async def lead_second() -> None:
+        second_leads.set()
+        await asyncio.Event().wait()
+
+    first_task = asyncio.create_task(first.run(lead_first))
+    await asyncio.wait_for(first_leads.wait(), 10)
+    second_task = asyncio.create_task(second.run(lead_second))
+    await asyncio.sleep(FAST.retry_period * 3)
+    assert not second_leads.is_set()
+    stop_first.set()
+    await asyncio.wait_for(first_task, 10)
+    await asyncio.wait_for(second_leads.wait(), 10)
+    lease = await api.get(LEASE, "flagger-leader-election", "default")
+    assert lease["spec"]["holderIdentity"] == "second"
+    assert lease["spec"]["leaseTransitions"] >= 1
+    second_task.cancel()
+
+
+async def test_a_leader_that_cannot_renew_stops_leading_before_the_lease_expires(
+    api: KubeApi, devcluster: DevCluster
+) -> None:
+    elector = LeaderElector(api, "default", identity="flaky", timings=FAST)
+    leading = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def lead() -> None:
+        leading.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    task = asyncio.create_task(elector.run(lead))
+    await asyncio.wait_for(leading.wait(), 10)
+    devcluster.faults.inject_error(
+        code=500, reason="InternalError", message="etcd down", resource="leases", count=None
+    )
+    await asyncio.wait_for(task, 10)
+    assert cancelled.is_set()
+    assert not elector.is_leader

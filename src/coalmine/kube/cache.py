@@ -204,6 +204,17 @@ class Caches:
             informer.start()
         await asyncio.gather(*(informer.wait_synced() for informer in informers))
 
+    async def synced(self, kind: Kind) -> Informer:
+        """The informer of `kind`, started on first use and listed at least once.
+
+        Kinds a canary may or may not need (ScaledObjects, a router's CRD) are watched only once
+        some canary needs them, so a cluster without KEDA or Istio costs nothing.
+        """
+        informer = self.informer(kind)
+        informer.start()
+        await informer.wait_synced()
+        return informer
+
     async def stop(self) -> None:
         await asyncio.gather(*(informer.stop() for informer in self._informers.values()))
 

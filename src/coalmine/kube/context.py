@@ -1,0 +1,35 @@
+"""What every I/O implementation of a seam (target kinds, routers) is given to work with."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from coalmine.api import naming
+from coalmine.kube.api import KubeApi
+from coalmine.kube.cache import Caches
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ClusterContext:
+    """The client, the watch caches and the flags that shape generated objects.
+
+    Reads come from `caches` (`await caches.synced(kind)` then `.get(name, namespace)`); writes go
+    through `api` and are recorded with `informer.observe(written)` (or `kube.writes.ensure`, which
+    does both and writes only on difference).
+    """
+
+    api: KubeApi
+    caches: Caches
+    include_label_prefixes: tuple[str, ...] = ("",)
+    selector_labels: tuple[str, ...] = naming.DEFAULT_SELECTOR_LABELS
+    config_tracking: bool = True
+    ingress_annotations_prefix: str = "nginx.ingress.kubernetes.io"
+    ingress_class: str = ""
+    owner_references: bool = True
+    now: Callable[[], datetime] = field(default=utc_now)

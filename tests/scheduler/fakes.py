@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from coalmine.analysis import AnalysisOutcome, AvailabilityOutcome, MetricResult
 from coalmine.api.hashing import spec_hash
 from coalmine.api.models import Canary, CanaryStatus, CanaryWebhook, Phase, Strategy
 from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.scheduler import Dependencies, Scheduler, SchedulerConfig
-from coalmine.scheduler.ports import AlertSeverity, AnalysisOutcome, AnalysisStatus, EventType
+from coalmine.scheduler.ports import AlertSeverity, AnalysisStatus, EventType
 from coalmine.targets.base import TargetFingerprint, TargetMetadata, TargetNotReady
 
 
@@ -280,17 +281,20 @@ class FakeAnalyzer:
         self.world = world
         self.providers_error: str | None = None
         self.script: list[AnalysisOutcome] = []
-        self.default = AnalysisOutcome(values={"request-success-rate": 100.0})
+        self.default = AnalysisOutcome((MetricResult("request-success-rate", 100.0, True),))
         self.calls = 0
 
     def fail_with(self, message: str) -> None:
-        self.default = AnalysisOutcome(failure=message, values={"request-success-rate": 50.0})
+        self.default = AnalysisOutcome(
+            (MetricResult("request-success-rate", 50.0, False, message, "warning"),)
+        )
 
-    async def check_providers(self, canary: Canary) -> None:
+    async def check_availability(self, canary: Canary) -> AvailabilityOutcome:
         if self.providers_error is not None:
-            raise RuntimeError(self.providers_error)
+            return AvailabilityOutcome(False, self.providers_error)
+        return AvailabilityOutcome(True, "all the metrics providers are available!")
 
-    async def analyse(self, canary: Canary) -> AnalysisOutcome:
+    async def analyse(self, canary: Canary, *, route: str | None = None) -> AnalysisOutcome:
         self.calls += 1
         if self.world is not None:
             self.world.log.append("check")
@@ -373,9 +377,6 @@ class FakeMetrics:
 
     def observe_duration(self, canary: Canary, seconds: float) -> None:
         self.durations.append(seconds)
-
-    def set_analysis_value(self, canary: Canary, metric: str, value: float) -> None:
-        self.analysis[metric] = value
 
 
 class FakeClock:

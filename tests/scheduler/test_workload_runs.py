@@ -391,11 +391,10 @@ async def test_kubernetes_provider_ignores_ab_match() -> None:
     )
 
 
-async def test_metric_values_are_recorded_and_duration_observed() -> None:
+async def test_the_duration_of_cycles_that_reach_the_analysis_is_observed() -> None:
     rig = Rig(make_canary("Deployment"))
     await rig.new_revision()
     await rig.cycles(3)
-    assert rig.metrics.analysis == {"request-success-rate": 100.0}
     assert len(rig.metrics.durations) == 2  # the two cycles that reached the analysis
 
 

@@ -8,8 +8,6 @@ interval, `Scheduler.finalize(canary)` for deleted canaries with the finalizer, 
 from coalmine.scheduler.engine import Dependencies, Scheduler, SchedulerConfig
 from coalmine.scheduler.ports import (
     Alerts,
-    AnalysisOutcome,
-    Analyzer,
     Clock,
     MetricsSink,
     Recorder,
@@ -20,8 +18,6 @@ from coalmine.scheduler.ports import (
 
 __all__ = [
     "Alerts",
-    "AnalysisOutcome",
-    "Analyzer",
     "Clock",
     "Dependencies",
     "MetricsSink",

@@ -14,6 +14,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from coalmine.analysis import Analyzer, AvailabilityOutcome
 from coalmine.api import naming
 from coalmine.api.hashing import is_foreign_hash, release_checksum
 from coalmine.api.models import Canary, CanaryAnalysis, CanaryStatus, CanaryWebhook, Phase, Strategy
@@ -22,7 +23,6 @@ from coalmine.scheduler import status as st
 from coalmine.scheduler.ports import (
     Alerts,
     AlertSeverity,
-    Analyzer,
     Clock,
     EventType,
     MetricsSink,
@@ -229,11 +229,15 @@ class Scheduler:
         # 5. metric providers, while initialising only; the outcome is informational
         if initializing and not c.skip_analysis:
             try:
-                await self.deps.analyzer.check_providers(c.canary)
+                availability = await self.deps.analyzer.check_availability(c.canary)
             except Exception as error:
-                await self._event(c, "Warning", f"Error checking metric providers: {error}")
+                availability = AvailabilityOutcome(ok=False, message=str(error))
+            if availability.ok:
+                await self._event(c, "Normal", availability.message)
             else:
-                await self._event(c, "Normal", "all the metrics providers are available!")
+                await self._event(
+                    c, "Warning", f"Error checking metric providers: {availability.message}"
+                )
         # 6. App Mesh needs its virtual nodes before the primary pods exist
         if appmesh and not await self._attempt(c, c.mesh_router.reconcile(c.canary)):
             return False
@@ -746,10 +750,8 @@ class Scheduler:
         except Exception as error:
             await self._warn(c, error)
             return False
-        for metric, value in outcome.values.items():
-            self.deps.metrics.set_analysis_value(c.canary, metric, value)
         if outcome.failure is not None:
-            await self._event(c, "Warning", outcome.failure)
+            await self._event(c, "Warning", outcome.failure.message)
             return False
         return True
 

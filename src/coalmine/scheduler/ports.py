@@ -6,8 +6,6 @@ analysis, hooks, notify and kube packages. Nothing here performs I/O itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -18,29 +16,6 @@ from coalmine.targets.base import ScalerReconciler, TargetController
 EventType = Literal["Normal", "Warning"]
 AlertSeverity = Literal["info", "warn", "error"]
 AnalysisStatus = Literal["completed", "skipped"]
-
-
-@dataclass(frozen=True)
-class AnalysisOutcome:
-    """Result of the metric checks of one cycle (builtin, inline query and template metrics).
-
-    `failure` is the Warning event text of the first failing check (Flagger's wording, e.g.
-    `Halt podinfo.default advancement success rate 90.00% < 99%`), None when all passed.
-    `values` are the measured values for `flagger_canary_metric_analysis`, by metric name.
-    """
-
-    failure: str | None = None
-    values: Mapping[str, float] = field(default_factory=dict)
-
-
-class Analyzer(Protocol):
-    async def check_providers(self, canary: Canary) -> None:
-        """Raise with the reason when a metric provider of the canary is unreachable (init only)."""
-        ...
-
-    async def analyse(self, canary: Canary) -> AnalysisOutcome:
-        """Run every metric check of `spec.analysis.metrics` in order, stopping at the first failure."""
-        ...
 
 
 class WebhookCaller(Protocol):
@@ -104,10 +79,6 @@ class MetricsSink(Protocol):
 
     def observe_duration(self, canary: Canary, seconds: float) -> None:
         """`flagger_canary_duration_seconds` of a cycle that reached the analysis."""
-        ...
-
-    def set_analysis_value(self, canary: Canary, metric: str, value: float) -> None:
-        """`flagger_canary_metric_analysis`."""
         ...
 
 

@@ -17,7 +17,7 @@ from coalmine import __version__
 
 Handler = Callable[[argparse.Namespace], int]
 
-SUBCOMMANDS: tuple[str, ...] = ("coalmine.cli.demo",)
+SUBCOMMANDS: tuple[str, ...] = ("coalmine.cli.demo", "coalmine.cli.check", "coalmine.cli.crds")
 
 
 def build_parser() -> argparse.ArgumentParser:

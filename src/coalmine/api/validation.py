@@ -619,7 +619,8 @@ def _target_problems(canary: Canary, provider: str | None) -> list[Problem]:
         problems.append(
             Problem(
                 "spec.autoscalerRef.apiVersion",
-                f"{_show(scaler.api_version)}: the HorizontalPodAutoscaler is read as autoscaling/v2",
+                f"{_show(scaler.api_version)} is read as autoscaling/v2 "
+                "(the beta HPA versions are not served since Kubernetes 1.26)",
                 "warning",
             )
         )

@@ -44,5 +44,11 @@ def iter_documents(text: str) -> Iterator[object]:
         column = mark.column + 1 if mark is not None else 0
         message = "; ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
         raise YamlSyntaxError(line, column, message) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        character = exc.character
+        shown = f"U+{character:04X}" if isinstance(character, int) else repr(character)
+        raise YamlSyntaxError(line, column, f"{exc.reason} ({shown})") from None
     except yaml.YAMLError as exc:
-        raise YamlSyntaxError(0, 0, str(exc)) from None
+        raise YamlSyntaxError(0, 0, " ".join(str(exc).split())) from None

@@ -382,6 +382,8 @@ def _show(value: object, limit: int = 60) -> str:
         text = json.dumps(value, default=str, ensure_ascii=False)
     except (TypeError, ValueError):
         text = repr(value)
+    # One problem is one line: characters such as U+2028 would split it.
+    text = "".join(char if char.isprintable() else f"\\u{ord(char):04x}" for char in text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -667,6 +667,17 @@ def test_providers_that_route_through_a_referenced_object_require_it(
     assert errors(canary_doc(provider=provider)) == [message]
 
 
+def test_gateway_api_mirror_filters_to_a_service_need_a_port() -> None:
+    doc = canary_doc()
+    doc["spec"]["service"]["mirror"] = [
+        {"backendRef": {"name": "podinfo-shadow"}},
+        {"backendRef": {"name": "podinfo-shadow", "port": 9898}},
+    ]
+    assert errors(doc) == [
+        "spec.service.mirror[0].backendRef.port: Must have port for Service reference"
+    ]
+
+
 def test_istio_delegation_cannot_have_hosts_or_gateways() -> None:
     doc = canary_doc(provider="istio")
     doc["spec"]["service"].update(delegation=True, hosts=["app.example.com"])

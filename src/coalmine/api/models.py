@@ -378,6 +378,23 @@ class GatewayRef(Model):
 
 
 class MirrorBackendRef(Model):
+    """The Service (or other backend) that receives mirrored requests."""
+
+    # Gateway API's own rule, as in Flagger's CRD (checked by the API server with CEL).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "crd": {
+                "x-kubernetes-validations": [
+                    {
+                        "message": "Must have port for Service reference",
+                        "rule": "(size(self.group) == 0 && self.kind == 'Service') "
+                        "? has(self.port) : true",
+                    }
+                ]
+            }
+        }
+    )
+
     group: str | None = Field(
         default=None,
         max_length=253,

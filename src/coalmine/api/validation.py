@@ -507,6 +507,7 @@ def validate_canary(
     if no_cross_namespace_refs:
         problems.extend(_cross_namespace_problems(canary))
     problems.extend(_target_problems(canary, provider))
+    problems.extend(_service_problems(canary))
     problems.extend(_provider_problems(canary, provider))
     if analysis is None:
         problems.append(
@@ -655,6 +656,21 @@ def _target_problems(canary: Canary, provider: str | None) -> list[Problem]:
                 f"must not be negative, got {spec.progress_deadline_seconds}",
             )
         )
+    return problems
+
+
+def _service_problems(canary: Canary) -> list[Problem]:
+    problems: list[Problem] = []
+    service = canary.spec.service
+    for index, mirror in enumerate((service.mirror or []) if service else []):
+        ref = mirror.backend_ref
+        if not ref.group and (ref.kind or "Service") == "Service" and ref.port is None:
+            problems.append(
+                Problem(
+                    f"spec.service.mirror[{index}].backendRef.port",
+                    "Must have port for Service reference",
+                )
+            )
     return problems
 
 

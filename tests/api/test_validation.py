@@ -129,6 +129,21 @@ def test_duration_pattern_mismatch_says_what_a_duration_looks_like() -> None:
     ]
 
 
+def test_shown_values_are_short_and_single_line_however_large_or_deep() -> None:
+    deep: list[Any] = []
+    cursor = deep
+    for _ in range(50_000):
+        cursor.append([])
+        cursor = cursor[0]
+    doc = canary_doc(targetRef=deep)
+    doc["spec"]["service"]["port"] = "y" * 100_000 + "\u2028"
+    messages = errors(doc)
+    assert messages == [
+        "spec.targetRef: must be an object, got [[[[…]]]]",
+        'spec.service.port: must be an integer, got "' + "y" * 58 + "…",
+    ]
+
+
 def test_metadata_name_is_required() -> None:
     doc = canary_doc()
     del doc["metadata"]["name"]

@@ -165,3 +165,25 @@ def test_cross_namespace_and_mesh_provider_options_reach_the_rules(
     assert "cross-namespace references are blocked" in capsys.readouterr().out
     assert main(["check", "--mesh-provider", "nginx", "-f", str(path)]) == 1
     assert "spec.ingressRef: required by the nginx provider" in capsys.readouterr().out
+
+
+def test_deeply_nested_yaml_is_reported_not_a_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text(
+        "apiVersion: flagger.app/v1beta1\nkind: Canary\nspec: " + "[" * 5000 + "]" * 5000
+    )
+    assert main(["check", "-f", str(path)]) == 1
+    assert capsys.readouterr().out == f"{path}:1: yaml: nested too deeply\n"
+
+
+def test_non_printable_characters_are_reported_with_their_position(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "binary.yaml"
+    path.write_text("a: b\n\x1f")
+    assert main(["check", "-f", str(path)]) == 1
+    assert capsys.readouterr().out == (
+        f"{path}:1: yaml: line 2, column 1: special characters are not allowed (U+001F)\n"
+    )

@@ -50,5 +50,7 @@ def iter_documents(text: str) -> Iterator[object]:
         character = exc.character
         shown = f"U+{character:04X}" if isinstance(character, int) else repr(character)
         raise YamlSyntaxError(line, column, f"{exc.reason} ({shown})") from None
+    except RecursionError:
+        raise YamlSyntaxError(0, 0, "nested too deeply") from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(0, 0, " ".join(str(exc).split())) from None

@@ -378,13 +378,37 @@ def format_path(loc: Iterable[str | int]) -> str:
 
 
 def _show(value: object, limit: int = 60) -> str:
-    try:
-        text = json.dumps(value, default=str, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(value)
+    """A short JSON-like rendering of a user's value, bounded however large or deep it is."""
+    text = _render(value, limit + 1, 0)
     # One problem is one line: characters such as U+2028 would split it.
     text = "".join(char if char.isprintable() else f"\\u{ord(char):04x}" for char in text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _render(value: object, budget: int, depth: int) -> str:
+    if isinstance(value, Mapping | list | tuple):
+        if depth >= 4:
+            return "…"
+        is_map = isinstance(value, Mapping)
+        items = value.items() if isinstance(value, Mapping) else enumerate(value)
+        parts: list[str] = []
+        used = 2
+        for key, item in items:
+            part = _render(item, budget - used, depth + 1)
+            if is_map:
+                part = f"{_render(str(key), budget - used, depth + 1)}: {part}"
+            parts.append(part)
+            used += len(part) + 2
+            if used > budget:
+                break
+        joined = ", ".join(parts)
+        return f"{{{joined}}}" if is_map else f"[{joined}]"
+    if isinstance(value, str) and len(value) > budget:
+        value = value[:budget]
+    try:
+        return json.dumps(value, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)[:budget]
 
 
 def translate_validation_error(exc: ValidationError) -> list[Problem]:

@@ -357,7 +357,8 @@ def test_knative_target_needs_the_knative_provider() -> None:
 def test_knative_target_ignores_the_global_mesh_provider() -> None:
     doc = canary_doc(targetRef=KNATIVE_TARGET)
     assert errors(doc, mesh_provider="knative") == [
-        "spec.provider: can't use knative provider with Knative Service as target"
+        "spec.provider: required: a Knative Service target needs provider knative "
+        "(the global mesh provider does not count)"
     ]
 
 

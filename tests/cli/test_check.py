@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from coalmine.cli import main
 
@@ -187,3 +188,13 @@ def test_non_printable_characters_are_reported_with_their_position(
     assert capsys.readouterr().out == (
         f"{path}:1: yaml: line 2, column 1: special characters are not allowed (U+001F)\n"
     )
+
+
+def test_items_of_a_kubectl_list_are_checked_with_their_index(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "list.yaml"
+    canaries = list(yaml.safe_load_all(BAD_CANARY))
+    path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": canaries}))
+    assert main(["check", "-f", str(path)]) == 1
+    assert capsys.readouterr().out == f"{path}:1: items[1].spec.service.foo: unknown field\n"

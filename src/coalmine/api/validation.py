@@ -591,11 +591,19 @@ def _target_problems(canary: Canary, provider: str | None) -> list[Problem]:
     spec = canary.spec
     target = spec.target_ref
     if target.is_knative:
-        if spec.provider != "knative":
-            shown = spec.provider or provider or "the default"
+        if not spec.provider:
             problems.append(
                 Problem(
-                    "spec.provider", f"can't use {shown} provider with Knative Service as target"
+                    "spec.provider",
+                    "required: a Knative Service target needs provider knative "
+                    "(the global mesh provider does not count)",
+                )
+            )
+        elif spec.provider != "knative":
+            problems.append(
+                Problem(
+                    "spec.provider",
+                    f"can't use {spec.provider} provider with Knative Service as target",
                 )
             )
         if spec.autoscaler_ref is not None:

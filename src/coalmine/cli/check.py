@@ -7,7 +7,8 @@ Output, one line per problem, in document order:
     FILE:DOC: yaml: line L, column C: MESSAGE
                                         (a YAML syntax error; the rest of that file is skipped)
 
-DOC is the 1-based index of the document in the file's YAML stream (`-` names stdin). Objects
+DOC is the 1-based index of the document in the file's YAML stream (`-` names stdin); the items
+of a `kind: List` (as `kubectl get canaries -o yaml` prints) have paths `items[N].PATH`. Objects
 of other kinds than Canary, MetricTemplate and AlertProvider (flagger.app) are passed over.
 Exit status: 1 when any error was found, 0 otherwise (warnings alone keep 0), 2 for bad usage
 (a file that cannot be read).
@@ -72,6 +73,18 @@ def _sources(names: list[str]) -> Iterator[tuple[str, Path | None]]:
             yield name, path
 
 
+def _objects(document: object) -> Iterator[tuple[str, object]]:
+    """The document itself, or the items of a `kind: List` (`kubectl get -o yaml` output)."""
+    if isinstance(document, dict):
+        kind = document.get("kind")
+        items = document.get("items")
+        if isinstance(kind, str) and kind.endswith("List") and isinstance(items, list):
+            for position, item in enumerate(items):
+                yield f"items[{position}].", item
+            return
+    yield "", document
+
+
 def check_text(
     text: str,
     source: str,
@@ -89,17 +102,18 @@ def check_text(
     index = 0
     try:
         for index, document in enumerate(iter_documents(text), start=1):
-            inspection = inspect_object(
-                document,
-                no_cross_namespace_refs=no_cross_namespace_refs,
-                mesh_provider=mesh_provider,
-            )
-            for problem in inspection.problems:
-                if problem.severity == "error":
-                    failed = True
-                elif quiet:
-                    continue
-                out.write(f"{source}:{index}: {problem}\n")
+            for prefix, item in _objects(document):
+                inspection = inspect_object(
+                    item,
+                    no_cross_namespace_refs=no_cross_namespace_refs,
+                    mesh_provider=mesh_provider,
+                )
+                for problem in inspection.problems:
+                    if problem.severity == "error":
+                        failed = True
+                    elif quiet:
+                        continue
+                    out.write(f"{source}:{index}: {prefix}{problem}\n")
     except YamlSyntaxError as exc:
         where = f"line {exc.line}, column {exc.column}: " if exc.line else ""
         out.write(f"{source}:{index + 1}: yaml: {where}{exc.message}\n")

@@ -170,3 +170,10 @@ def test_the_valid_examples_are_many_and_all_parse() -> None:
     assert len(VALID_DOCUMENTS) > 40
     for document in VALID_DOCUMENTS:
         assert parse_object(document) is not None
+
+
+def test_the_wire_form_of_every_parsed_example_parses_back_to_the_same_model() -> None:
+    for document in VALID_DOCUMENTS:
+        model = parse_object(document)
+        assert model is not None
+        assert parse_object(model.to_wire()) == model

@@ -774,6 +774,17 @@ class CanarySpec(Model):
         return self.analysis if self.analysis is not None else self.canary_analysis
 
     @property
+    def required_service(self) -> CanaryService:
+        """`spec.service` for code that needs it (every target but a Knative Service has one).
+
+        Validation refuses a non-Knative Canary without `spec.service`, so this only raises for
+        a model built without validation.
+        """
+        if self.service is None:
+            raise ValueError(f"spec.service: required for {self.target_ref.kind} targets")
+        return self.service
+
+    @property
     def effective_progress_deadline_seconds(self) -> int:
         return self.progress_deadline_seconds or 600
 

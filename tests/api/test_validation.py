@@ -694,6 +694,20 @@ def test_gateway_api_mirror_filters_to_a_service_need_a_port() -> None:
     ]
 
 
+def test_service_match_conditions_take_at_most_one_istio_match_kind() -> None:
+    doc = canary_doc()
+    doc["spec"]["service"]["match"] = [
+        {"uri": {"prefix": "/", "regex": "/.*"}, "headers": {"x-user": {"suffix": "a"}}},
+        {"uri": {"prefix": "/api"}},
+    ]
+    doc["spec"]["service"]["corsPolicy"] = {"allowOrigins": [{}]}
+    assert errors(doc) == [
+        "spec.service.match[0].uri: only one of exact, prefix, regex may be set",
+        "spec.service.match[0].headers.x-user.suffix: not supported here (use exact, prefix, regex)",
+        "spec.service.corsPolicy.allowOrigins[0]: one of exact, prefix, regex is required",
+    ]
+
+
 def test_istio_delegation_cannot_have_hosts_or_gateways() -> None:
     doc = canary_doc(provider="istio")
     doc["spec"]["service"].update(delegation=True, hosts=["app.example.com"])

@@ -703,6 +703,38 @@ def _service_problems(canary: Canary) -> list[Problem]:
                     "Must have port for Service reference",
                 )
             )
+    istio_kinds = ("exact", "prefix", "regex")
+    for index, condition in enumerate((service.match or []) if service else []):
+        path = f"spec.service.match[{index}]"
+        for name in ("uri", "scheme", "method", "authority"):
+            match = getattr(condition, name)
+            if match is not None:
+                problems.extend(
+                    _string_match_problems(
+                        f"{path}.{name}", match, allowed=istio_kinds, required=False
+                    )
+                )
+        for field_name, wire_name in (
+            ("headers", "headers"),
+            ("query_params", "queryParams"),
+            ("without_headers", "withoutHeaders"),
+        ):
+            for key, match in (getattr(condition, field_name) or {}).items():
+                problems.extend(
+                    _string_match_problems(
+                        f"{path}.{wire_name}{_key(key)}", match, allowed=istio_kinds, required=False
+                    )
+                )
+    cors = service.cors_policy if service else None
+    for index, origin in enumerate((cors.allow_origins or []) if cors else []):
+        problems.extend(
+            _string_match_problems(
+                f"spec.service.corsPolicy.allowOrigins[{index}]",
+                origin,
+                allowed=istio_kinds,
+                required=True,
+            )
+        )
     return problems
 
 

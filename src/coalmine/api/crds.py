@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-import annotated_types
 import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -116,14 +115,16 @@ def schema_for_field(info: FieldInfo) -> dict[str, Any]:
 
 
 def _apply_constraint(schema: dict[str, Any], constraint: Any) -> None:
+    """pydantic's field constraints (annotated-types objects) in their OpenAPI form."""
     is_array = schema.get("type") == "array"
-    if isinstance(constraint, annotated_types.Ge):
+    kind = type(constraint).__name__
+    if kind == "Ge":
         schema["minimum"] = constraint.ge
-    elif isinstance(constraint, annotated_types.Le):
+    elif kind == "Le":
         schema["maximum"] = constraint.le
-    elif isinstance(constraint, annotated_types.MinLen):
+    elif kind == "MinLen":
         schema["minItems" if is_array else "minLength"] = constraint.min_length
-    elif isinstance(constraint, annotated_types.MaxLen):
+    elif kind == "MaxLen":
         schema["maxItems" if is_array else "maxLength"] = constraint.max_length
     elif getattr(constraint, "pattern", None) is not None:
         schema["pattern"] = constraint.pattern

@@ -338,7 +338,11 @@ class StringMatch(Model):
 
     @property
     def kinds(self) -> list[str]:
-        return [name for name in ("exact", "prefix", "suffix", "regex") if getattr(self, name)]
+        return [
+            name
+            for name in ("exact", "prefix", "suffix", "regex")
+            if getattr(self, name) is not None
+        ]
 
 
 class CorsPolicy(Model):

@@ -16,6 +16,7 @@ from coalmine.api.validation import (
     parse_canary,
     parse_metric_template,
     parse_object,
+    summarize_problems,
 )
 
 Doc = dict[str, Any]
@@ -840,3 +841,16 @@ def test_parsing_does_not_change_the_input_document() -> None:
     before = copy.deepcopy(doc)
     parse_canary(doc)
     assert doc == before
+
+
+def test_problems_summarize_to_one_line_with_errors_first_and_a_count_past_the_limit() -> None:
+    found = [
+        Problem("spec.a", "warned", "warning"),
+        Problem("spec.b", "broken"),
+        Problem("spec.c", "also broken"),
+    ]
+    assert summarize_problems(found) == (
+        "spec.b: broken; spec.c: also broken; spec.a: warning: warned"
+    )
+    assert summarize_problems(found, limit=30) == "spec.b: broken (and 2 more)"
+    assert summarize_problems([]) == ""

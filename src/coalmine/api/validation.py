@@ -80,6 +80,25 @@ class ManifestError(ValueError):
         return "\n".join(lines)
 
 
+def summarize_problems(problems: Sequence[Problem], *, limit: int = 1024) -> str:
+    """One line for a status condition or an event: errors first, `(and N more)` past `limit`.
+
+    Kubernetes truncates long event messages; this keeps whole problems and says what is left out.
+    """
+    ordered = [p for p in problems if p.severity == "error"] + [
+        p for p in problems if p.severity == "warning"
+    ]
+    shown: list[str] = []
+    for position, problem in enumerate(ordered):
+        rest = len(ordered) - position
+        candidate = "; ".join([*shown, str(problem)])
+        suffix = f" (and {rest - 1} more)" if rest > 1 else ""
+        if shown and len(candidate) + len(suffix) > limit:
+            return "; ".join(shown) + f" (and {rest} more)"
+        shown.append(str(problem))
+    return "; ".join(shown)
+
+
 @dataclass(frozen=True)
 class Inspection:
     """What `inspect_object` found: the model (None when it has errors or is not ours) and problems."""

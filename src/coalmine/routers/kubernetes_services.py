@@ -35,7 +35,7 @@ def service_ports(canary: Canary, discovered: Mapping[str, int]) -> list[dict[st
     discovered port uses, is left out: a real API server refuses duplicate names and duplicate
     port numbers in one Service.
     """
-    service = canary.spec.service
+    service = canary.spec.required_service
     main: dict[str, Any] = {
         "name": service.effective_port_name,
         "protocol": "TCP",
@@ -60,7 +60,7 @@ def service_ports(canary: Canary, discovered: Mapping[str, int]) -> list[dict[st
 
 
 def _role_metadata(canary: Canary, role: Role) -> CustomMetadata | None:
-    service = canary.spec.service
+    service = canary.spec.required_service
     return {"apex": service.apex, "primary": service.primary, "canary": service.canary}[role]
 
 
@@ -89,10 +89,10 @@ def desired_service(canary: Canary, role: Role, meta: WorkloadMetadata) -> dict[
         "selector": {meta.label: value},
         "ports": service_ports(canary, meta.ports),
     }
-    if canary.spec.service.headless:
+    if canary.spec.required_service.headless:
         spec["clusterIP"] = "None"
-    if canary.spec.service.traffic_distribution:
-        spec["trafficDistribution"] = canary.spec.service.traffic_distribution
+    if canary.spec.required_service.traffic_distribution:
+        spec["trafficDistribution"] = canary.spec.required_service.traffic_distribution
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -163,7 +163,7 @@ def merge_for_update(
 
     metadata = result.setdefault("metadata", {})
     if is_owned_by(actual, canary.name):
-        unmanaged = canary.spec.service.unmanaged_metadata
+        unmanaged = canary.spec.required_service.unmanaged_metadata
         for key, unmanaged_keys in (
             ("annotations", (unmanaged.annotations if unmanaged else None) or []),
             ("labels", (unmanaged.labels if unmanaged else None) or []),

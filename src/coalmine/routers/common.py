@@ -146,7 +146,12 @@ class PureRouter(Protocol):
     def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]: ...
 
     def compatibility(
-        self, canary: Canary, target_kind: TargetKind, target_service: Obj | None
+        self,
+        canary: Canary,
+        target_kind: TargetKind,
+        target_service: Obj | None,
+        *,
+        existing: Sequence[Obj] = (),
     ) -> list[Problem]: ...
 
 
@@ -400,3 +405,63 @@ def wire(value: Any) -> Any:
     if dump is not None:
         return dump()
     return value
+
+
+# --- capability checks shared by compatibility() ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a router can express; anything else a Canary asks for is reported, not ignored."""
+
+    ab_testing: bool
+    mirroring: bool
+    session_affinity: bool
+    tcp: bool
+
+
+def capability_problems(canary: Canary, router: str, capabilities: Capabilities) -> list[Problem]:
+    analysis = canary.spec.analysis
+    problems: list[Problem] = []
+    if analysis and analysis.match and not capabilities.ab_testing:
+        problems.append(
+            Problem(
+                f"spec.analysis.match: the {router} router cannot route by header or cookie; an "
+                "A/B run would send all traffic to the canary"
+            )
+        )
+    if analysis and analysis.mirror and not capabilities.mirroring:
+        problems.append(
+            Problem(
+                f"spec.analysis.mirror: the {router} router cannot mirror traffic; the run would "
+                "never leave weight 0"
+            )
+        )
+    if analysis and analysis.session_affinity and not capabilities.session_affinity:
+        problems.append(
+            Problem(
+                f"spec.analysis.sessionAffinity: the {router} router has no session affinity; "
+                "the setting is ignored",
+                fatal=False,
+            )
+        )
+    if (canary.spec.service.app_protocol or "").lower() == "tcp" and not capabilities.tcp:
+        problems.append(
+            Problem(f"spec.service.appProtocol tcp: the {router} router routes HTTP only")
+        )
+    return problems
+
+
+def weight_from(value: Any) -> int:
+    """A backend weight as written: integer, or (SMI v1alpha1) a resource quantity like `500m`."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float):
+        return int(value)
+    text = str(value or "0").strip()
+    try:
+        if text.endswith("m"):
+            return int(float(text[:-1]) / 1000)
+        return int(float(text))
+    except ValueError as error:
+        raise RouterError(f"weight {text!r} is not a number") from error

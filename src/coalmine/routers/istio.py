@@ -18,6 +18,7 @@ from coalmine.routers.common import (
     INITIAL_WEIGHTS,
     SET_COOKIE_HEADER,
     AffinityCookies,
+    Capabilities,
     FinalizeAction,
     Obj,
     ObjectRef,
@@ -28,10 +29,11 @@ from coalmine.routers.common import (
     TargetKind,
     TokenSource,
     Write,
-    apex_annotations,
     affinity_of,
+    apex_annotations,
     apex_labels,
     build_cookie,
+    capability_problems,
     check_weights,
     contained_in,
     controlled_by,
@@ -55,6 +57,9 @@ VIRTUAL_SERVICE = "VirtualService"
 DESTINATION_RULE = "DestinationRule"
 STICKY_ROUTE = "sticky-route"
 STICKY_PRIMARY_ROUTE = "sticky-route-primary"
+CAPABILITIES = Capabilities(ab_testing=True, mirroring=True, session_affinity=True, tcp=True)
+# A TCP route has no headers to match, nothing to mirror and no cookies.
+CAPABILITIES_TCP = Capabilities(ab_testing=False, mirroring=False, session_affinity=False, tcp=True)
 
 __all__ = ["ROUTER", "IstioRouter", "merge_match_conditions"]
 
@@ -113,9 +118,7 @@ class IstioRouter:
         service = canary.spec.service
         destination: Obj = {"host": host}
         gateways = service.gateways or []
-        if service.port_discovery and (
-            (gateways and gateways[0] != "mesh") or service.delegation
-        ):
+        if service.port_discovery and ((gateways and gateways[0] != "mesh") or service.delegation):
             destination["port"] = {"number": service.port}
         return {"destination": destination, "weight": weight}
 
@@ -421,9 +424,16 @@ class IstioRouter:
         return [Write(restored)]
 
     def compatibility(
-        self, canary: Canary, target_kind: TargetKind, target_service: Obj | None
+        self,
+        canary: Canary,
+        target_kind: TargetKind,
+        target_service: Obj | None,
+        *,
+        existing: Sequence[Obj] = (),
     ) -> list[Problem]:
-        problems: list[Problem] = []
+        problems = capability_problems(
+            canary, self.provider, CAPABILITIES_TCP if _is_tcp(canary) else CAPABILITIES
+        )
         service = canary.spec.service
         names = service_names(canary)
         if service.delegation and (service.hosts or service.gateways):

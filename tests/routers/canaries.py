@@ -37,3 +37,26 @@ def make_canary(
     if status:
         body["status"] = status
     return Canary.model_validate(body)
+
+
+def apply(existing: list[dict[str, Any]], writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The objects after the writes, as the API server would store them (replace by kind/name),
+    with a bumped generation so Gateway API status gating can be exercised."""
+    result = [dict(obj) for obj in existing]
+    for obj in writes:
+        key = (obj["kind"], obj["metadata"]["name"])
+        for index, current in enumerate(result):
+            if (current["kind"], current["metadata"]["name"]) == key:
+                generation = int(current["metadata"].get("generation", 1)) + 1
+                result[index] = {**obj, "metadata": {**obj["metadata"], "generation": generation}}
+                break
+        else:
+            result.append({**obj, "metadata": {**obj["metadata"], "generation": 1}})
+    return result
+
+
+def with_status(canary: Canary, **status: Any) -> Canary:
+    """The same Canary with status fields set (camelCase keys), as the controller stores them."""
+    body = canary.model_dump(by_alias=True, exclude_none=True, mode="json")
+    body["status"] = {**body.get("status", {}), **status}
+    return Canary.model_validate(body)

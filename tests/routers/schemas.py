@@ -23,9 +23,7 @@ SCHEMA_ROOT = Path(os.environ.get("COALMINE_SCHEMAS", "/work/shared/schemas"))
 # the SMI SDK one only defines (without serving) v1alpha3.
 CRD_FILES: dict[tuple[str, str], list[str]] = {
     ("networking.istio.io", "VirtualService"): ["istio/networking.istio.io_virtualservices.yaml"],
-    ("networking.istio.io", "DestinationRule"): [
-        "istio/networking.istio.io_destinationrules.yaml"
-    ],
+    ("networking.istio.io", "DestinationRule"): ["istio/networking.istio.io_destinationrules.yaml"],
     ("gateway.networking.k8s.io", "HTTPRoute"): [
         "gateway-api/gateway.networking.k8s.io_httproutes.yaml"
     ],

@@ -7,7 +7,6 @@ import pytest
 from coalmine.api import naming
 from coalmine.routers.common import RouterError, RouteWeights
 from coalmine.routers.contour import ROUTER, ContourRouter
-
 from routers.canaries import apply, make_canary
 from routers.schemas import assert_valid
 

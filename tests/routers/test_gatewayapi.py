@@ -9,7 +9,6 @@ import pytest
 
 from coalmine.routers.common import RouterError, RouteWeights
 from coalmine.routers.gatewayapi import ROUTER_V1, ROUTER_V1BETA1, GatewayAPIRouter
-
 from routers.canaries import apply, make_canary, with_status
 from routers.schemas import assert_valid
 
@@ -404,7 +403,7 @@ def test_get_routes_v1_requires_every_parent_to_accept_the_route() -> None:
     route = route_of(cluster)
     generation = route["metadata"]["generation"]
     rejected = with_parent_status(route, "False", generation)
-    with pytest.raises(RouterError, match="HTTPRoute podinfo.default parent public is not ready"):
+    with pytest.raises(RouterError, match=r"HTTPRoute podinfo\.default parent public is not ready"):
         ROUTER_V1.get_routes(canary, [rejected])
     accepted = with_parent_status(route, "True", generation)
     assert_valid(accepted)

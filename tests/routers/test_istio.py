@@ -10,7 +10,6 @@ import pytest
 from coalmine.api import naming
 from coalmine.routers.common import RouterError, RouteWeights, Write
 from coalmine.routers.istio import ROUTER
-
 from routers.canaries import apply, make_canary, with_status
 from routers.schemas import assert_valid
 

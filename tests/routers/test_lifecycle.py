@@ -10,7 +10,6 @@ import pytest
 from coalmine.api.models import Canary
 from coalmine.routers.common import PureRouter, RouteWeights
 from coalmine.routers.registry import ROUTERS
-
 from routers.canaries import apply, make_canary
 from routers.schemas import assert_valid
 

@@ -14,7 +14,6 @@ from coalmine.routers.smi import (
     ROUTER_V1ALPHA3,
     SMIRouter,
 )
-
 from routers.canaries import apply, make_canary
 from routers.schemas import assert_valid
 

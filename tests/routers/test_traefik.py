@@ -6,7 +6,6 @@ import pytest
 
 from coalmine.routers.common import RouterError, RouteWeights
 from coalmine.routers.traefik import ROUTER
-
 from routers.canaries import apply, make_canary
 from routers.schemas import assert_valid
 

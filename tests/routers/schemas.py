@@ -196,3 +196,10 @@ def _difference(original: Any, pruned: Any, path: str = "") -> list[str]:
             found += _difference(a, b, f"{path}[{index}]")
         return found
     return []
+
+
+def as_stored(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object as the API server would store it: pruned, then CRD defaults filled in."""
+    schema = schema_for(obj["apiVersion"], obj["kind"])
+    stored: dict[str, Any] = openapi.apply_defaults(openapi.prune(obj, schema), schema)
+    return stored

@@ -454,3 +454,21 @@ def test_external_name_backends_are_a_caveat_and_tcp_is_refused() -> None:
     assert "ExternalName" in caveat.message
     tcp = canary_with({"appProtocol": "tcp"})
     assert any(p.fatal for p in ROUTER_V1.compatibility(tcp, "Deployment", None))
+
+
+def test_settings_that_break_http_route_validation_rules_are_reported() -> None:
+    prefix_rewrite = canary_with(
+        {"rewrite": {"uri": "/", "type": "ReplacePrefixMatch"}},
+        analysis={
+            "stepWeight": None,
+            "iterations": 2,
+            "match": [{"headers": {"a": {"exact": "1"}}}, {"headers": {"b": {"exact": "2"}}}],
+        },
+    )
+    problems = ROUTER_V1.compatibility(prefix_rewrite, "Deployment", None)
+    assert any(p.fatal and "ReplacePrefixMatch" in p.message for p in problems)
+    single = canary_with({"rewrite": {"uri": "/", "type": "ReplacePrefixMatch"}})
+    assert ROUTER_V1.compatibility(single, "Deployment", None) == []
+    timeouts = canary_with({"timeout": "5s", "backendTimeout": "10s"})
+    problems = ROUTER_V1.compatibility(timeouts, "Deployment", None)
+    assert any(p.fatal and "backendTimeout" in p.message for p in problems)

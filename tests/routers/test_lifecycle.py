@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from coalmine.api.models import Canary
-from coalmine.routers.common import PureRouter, RouteWeights
+from coalmine.routers.common import Delete, PureRouter, RouteWeights
 from coalmine.routers.registry import ROUTERS
 from routers.canaries import apply, make_canary
-from routers.schemas import assert_valid
+from routers.schemas import as_stored, assert_valid
 
 SOURCE_INGRESS: dict[str, Any] = {
     "apiVersion": "networking.k8s.io/v1",
@@ -74,6 +74,38 @@ def test_canary_run_objects_are_valid_and_weights_round_trip(provider: str) -> N
         cluster = apply(cluster, update.objects)
         assert router.get_routes(canary, cluster) == RouteWeights(primary, weight, False)
         assert router.reconcile(canary, cluster) == [], f"reconcile at {primary}/{weight}"
+
+
+@pytest.mark.parametrize("provider", sorted(ROUTERS))
+def test_server_defaults_are_not_mistaken_for_drift(provider: str) -> None:
+    """Objects read back from the API server carry CRD defaults; reconcile must not fight them."""
+    router = ROUTERS[provider]
+    canary = canary_for(provider)
+    cluster = initial_objects(provider)
+    cluster = apply(cluster, [as_stored(o) for o in router.reconcile(canary, cluster)])
+    assert router.reconcile(canary, cluster) == []
+    update = router.set_routes(canary, cluster, 70, 30)
+    cluster = apply(cluster, [as_stored(o) for o in update.objects])
+    assert router.get_routes(canary, cluster) == RouteWeights(70, 30, False)
+    assert router.reconcile(canary, cluster) == []
+
+
+@pytest.mark.parametrize("provider", sorted(ROUTERS))
+def test_finalize_after_a_run(provider: str) -> None:
+    """revertOnDeletion: objects the Canary created are left to garbage collection, except the
+    NGINX canary Ingress, which is deleted so the user's Ingress alone routes again."""
+    router = ROUTERS[provider]
+    canary = canary_for(provider)
+    cluster = initial_objects(provider)
+    cluster = apply(cluster, router.reconcile(canary, cluster))
+    cluster = apply(cluster, router.set_routes(canary, cluster, 40, 60).objects)
+    actions = router.finalize(canary, cluster)
+    if provider == "nginx":
+        (action,) = actions
+        assert isinstance(action, Delete)
+        assert action.ref.name == "podinfo-canary"
+    else:
+        assert actions == []
 
 
 @pytest.mark.parametrize("provider", sorted(ROUTERS))

@@ -509,6 +509,7 @@ class GatewayAPIRouter:
             map_route_matches(analysis.match if analysis and analysis.match else [])
         except RouterError as error:
             problems.append(Problem(f"spec.service.match / spec.analysis.match: {error}"))
+        problems += self._schema_rule_problems(canary)
         if is_external_name(target_service):
             problems.append(
                 Problem(
@@ -519,6 +520,42 @@ class GatewayAPIRouter:
                     fatal=False,
                 )
             )
+        return problems
+
+    def _schema_rule_problems(self, canary: Canary) -> list[Problem]:
+        """The HTTPRoute CRD's CEL rules our settings could break (the API server rejects the
+        route; devcluster does not evaluate CEL, so they are checked here)."""
+        problems: list[Problem] = []
+        service = canary.spec.service
+        try:
+            matches = self._rule_matches(canary)
+            analysis = canary.spec.analysis
+            ab = map_route_matches(analysis.match) if analysis and analysis.match else []
+        except RouterError:
+            return problems
+        rewrite = service.rewrite
+        if rewrite and rewrite.uri and rewrite.type == "ReplacePrefixMatch":
+            for rule_matches in (_merge_matches(ab, matches) if ab else matches, matches):
+                paths = [m.get("path", {}).get("type", "PathPrefix") for m in rule_matches]
+                if paths != ["PathPrefix"]:
+                    problems.append(
+                        Problem(
+                            "spec.service.rewrite type ReplacePrefixMatch: the HTTPRoute rule needs "
+                            "exactly one PathPrefix match, the Canary produces "
+                            f"{len(rule_matches)} match(es) of type {paths}"
+                        )
+                    )
+                    break
+        if self.version == "v1" and service.timeout and service.backend_timeout:
+            request = parse_go_duration(service.timeout)
+            backend = parse_go_duration(service.backend_timeout)
+            if request is not None and backend is not None and backend > request > 0:
+                problems.append(
+                    Problem(
+                        f"spec.service.backendTimeout {service.backend_timeout} is longer than "
+                        f"spec.service.timeout {service.timeout}; the HTTPRoute would be rejected"
+                    )
+                )
         return problems
 
 

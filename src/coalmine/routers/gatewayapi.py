@@ -514,9 +514,9 @@ class GatewayAPIRouter:
             problems.append(
                 Problem(
                     "ExternalName backends are implementation-specific in Gateway API (the spec "
-                    "says implementations SHOULD NOT support them): Istio accepts them, Envoy "
-                    "Gateway, NGINX Gateway Fabric and Traefik's Gateway provider do not; check "
-                    "the HTTPRoute's ResolvedRefs condition",
+                    "says implementations SHOULD NOT support them): Envoy Gateway, NGINX Gateway "
+                    "Fabric and Traefik's Gateway provider do not route to them, Istio resolves "
+                    "them as DNS services; check the HTTPRoute's ResolvedRefs condition",
                     fatal=False,
                 )
             )

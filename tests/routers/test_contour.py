@@ -119,3 +119,16 @@ def test_compatibility_reports_tcp_mirroring_and_external_name() -> None:
     assert "enableExternalNameService" in caveat.message
     tcp = make_canary(service={"appProtocol": "tcp"}, analysis={"mirror": True})
     assert len([p for p in ROUTER.compatibility(tcp, "Deployment", None) if p.fatal]) == 2
+
+
+def test_ab_matches_contour_cannot_express_are_reported() -> None:
+    canary = make_canary(
+        analysis={
+            "stepWeight": None,
+            "iterations": 2,
+            "match": [{"headers": {"x-user": {"regex": "^bob$"}}, "uri": {"prefix": "/x"}}],
+        }
+    )
+    problems = ROUTER.compatibility(canary, "Deployment", None)
+    assert [p.fatal for p in problems] == [True, True]
+    assert "headers.x-user" in problems[0].message

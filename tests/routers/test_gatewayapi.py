@@ -472,3 +472,11 @@ def test_settings_that_break_http_route_validation_rules_are_reported() -> None:
     timeouts = canary_with({"timeout": "5s", "backendTimeout": "10s"})
     problems = ROUTER_V1.compatibility(timeouts, "Deployment", None)
     assert any(p.fatal and "backendTimeout" in p.message for p in problems)
+
+
+def test_source_label_matches_are_reported() -> None:
+    canary = canary_with(
+        analysis={"stepWeight": None, "iterations": 2, "match": [{"sourceLabels": {"app": "x"}}]}
+    )
+    problems = ROUTER_V1.compatibility(canary, "Deployment", None)
+    assert any(p.fatal and "sourceLabels" in p.message for p in problems)

@@ -213,3 +213,25 @@ def test_external_name_backends_are_a_caveat_naming_upstream_vhost() -> None:
     )
     assert not caveat.fatal
     assert f"{PREFIX}/upstream-vhost" in caveat.message
+
+
+def test_ab_matches_ingress_nginx_cannot_express_are_reported() -> None:
+    canary = canary_with(
+        analysis={
+            "stepWeight": None,
+            "iterations": 2,
+            "match": [
+                {"headers": {"x-a": {"exact": "1"}, "x-b": {"prefix": "v"}}},
+                {"headers": {"cookie": {"regex": "canary=.*"}}},
+                {"queryParams": {"debug": {"exact": "1"}}},
+            ],
+        }
+    )
+    messages = [
+        p.message
+        for p in ROUTER.compatibility(canary, "Deployment", None, existing=[source_ingress()])
+    ]
+    assert any("headers.x-b" in m for m in messages)
+    assert any("headers.cookie" in m for m in messages)
+    assert any("query_params" in m for m in messages)
+    assert any("single header" in m for m in messages)

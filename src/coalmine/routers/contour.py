@@ -193,6 +193,25 @@ class ContourRouter:
         existing: Sequence[Obj] = (),
     ) -> list[Problem]:
         problems = capability_problems(canary, self.provider, CAPABILITIES)
+        analysis = canary.spec.analysis
+        for index, match in enumerate(analysis.match or [] if analysis else []):
+            for name, value in (match.headers or {}).items():
+                if not (value.exact or value.prefix or value.suffix):
+                    problems.append(
+                        Problem(
+                            f"spec.analysis.match[{index}].headers.{name}: HTTPProxy header "
+                            "conditions take exact, prefix or suffix values only; without it the "
+                            "A/B route would match every request"
+                        )
+                    )
+            for key in ("query_params", "uri", "method", "source_labels"):
+                if getattr(match, key) is not None:
+                    problems.append(
+                        Problem(
+                            f"spec.analysis.match[{index}]: the contour router matches headers "
+                            f"only; {key} would be ignored"
+                        )
+                    )
         if is_external_name(target_service):
             problems.append(
                 Problem(

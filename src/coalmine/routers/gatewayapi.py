@@ -533,6 +533,14 @@ class GatewayAPIRouter:
             ab = map_route_matches(analysis.match) if analysis and analysis.match else []
         except RouterError:
             return problems
+        for index, match in enumerate(analysis.match or [] if analysis else []):
+            if match.source_labels:
+                problems.append(
+                    Problem(
+                        f"spec.analysis.match[{index}].sourceLabels: an HTTPRoute cannot match "
+                        "on the client's labels; the A/B rule would match every request"
+                    )
+                )
         rewrite = service.rewrite
         if rewrite and rewrite.uri and rewrite.type == "ReplacePrefixMatch":
             for rule_matches in (_merge_matches(ab, matches) if ab else matches, matches):

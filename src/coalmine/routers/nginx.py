@@ -226,6 +226,45 @@ class NginxRouter:
         weight = weight_from(raw)
         return RouteWeights(100 - weight, weight, False)
 
+    @staticmethod
+    def _ab_problems(canary: Canary) -> list[Problem]:
+        """ingress-nginx matches one header (exact or regex) and one cookie (by name) per canary
+        Ingress; anything else in analysis.match would be dropped and the A/B run would send all
+        traffic to the canary."""
+        analysis = canary.spec.analysis
+        problems: list[Problem] = []
+        headers: list[str] = []
+        for index, match in enumerate(analysis.match or [] if analysis else []):
+            for name, value in (match.headers or {}).items():
+                field = f"spec.analysis.match[{index}].headers.{name}"
+                if name.lower() == "cookie":
+                    if not value.exact:
+                        problems.append(
+                            Problem(f"{field}: canary-by-cookie takes a cookie name (exact) only")
+                        )
+                    continue
+                headers.append(name)
+                if not (value.exact or value.regex):
+                    problems.append(
+                        Problem(f"{field}: canary-by-header takes exact or regex values only")
+                    )
+            for key in ("query_params", "uri", "method", "source_labels"):
+                if getattr(match, key) is not None:
+                    problems.append(
+                        Problem(
+                            f"spec.analysis.match[{index}]: the nginx router matches a header or "
+                            f"a cookie only; {key} would be ignored"
+                        )
+                    )
+        if len(set(headers)) > 1:
+            problems.append(
+                Problem(
+                    "spec.analysis.match: ingress-nginx matches a single header per canary "
+                    f"Ingress, the Canary names {sorted(set(headers))}"
+                )
+            )
+        return problems
+
     def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
         """Remove the canary Ingress: the user's Ingress alone routes to the primary again."""
         name = canary_ingress_name(canary)
@@ -242,6 +281,7 @@ class NginxRouter:
         existing: Sequence[Obj] = (),
     ) -> list[Problem]:
         problems = capability_problems(canary, self.provider, CAPABILITIES)
+        problems += self._ab_problems(canary)
         ref = canary.spec.ingress_ref
         if ref is None:
             problems.append(Problem("spec.ingressRef: ingress selector is empty"))

@@ -480,3 +480,20 @@ def test_source_label_matches_are_reported() -> None:
     )
     problems = ROUTER_V1.compatibility(canary, "Deployment", None)
     assert any(p.fatal and "sourceLabels" in p.message for p in problems)
+
+
+def test_reconcile_keeps_the_live_cookie_when_the_status_lost_it() -> None:
+    canary = canary_with(
+        analysis={"sessionAffinity": {"cookieName": "c", "primaryCookieName": "p"}}
+    )
+    cluster = apply([], ROUTER_V1.reconcile(canary, []))
+    cluster = apply(cluster, ROUTER_V1.set_routes(canary, cluster, 70, 30, token=token).objects)
+    assert ROUTER_V1.reconcile(canary, cluster) == []
+    changed = canary_with(
+        {"hosts": ["new.example.com"]},
+        analysis={"sessionAffinity": {"cookieName": "c", "primaryCookieName": "p"}},
+    )
+    (written,) = ROUTER_V1.reconcile(changed, cluster)
+    sticky = written["spec"]["rules"][0]
+    assert sticky["matches"][0]["headers"][0]["value"] == ".*c.*abcdefghij.*"
+    assert [b["weight"] for b in written["spec"]["rules"][-1]["backendRefs"]] == [70, 30]

@@ -430,3 +430,16 @@ def test_tcp_with_ab_matches_is_reported() -> None:
     )
     problems = ROUTER.compatibility(canary, "Deployment", None)
     assert any(p.fatal and "spec.analysis.match" in p.message for p in problems)
+
+
+def test_reconcile_keeps_the_live_cookie_when_the_status_lost_it() -> None:
+    canary = make_canary(analysis={"sessionAffinity": {"cookieName": "c"}})
+    cluster = apply([], ROUTER.reconcile(canary, []))
+    cluster = apply(cluster, ROUTER.set_routes(canary, cluster, 70, 30, token=token).objects)
+    # the status write was lost: reconcile must not rewrite the sticky route with a new cookie
+    assert ROUTER.reconcile(canary, cluster) == []
+    assert ROUTER.get_routes(canary, cluster) == RouteWeights(70, 30)
+
+
+def test_finalize_after_the_virtual_service_is_gone_does_nothing() -> None:
+    assert ROUTER.finalize(make_canary(), []) == []

@@ -382,6 +382,31 @@ def next_cookies(
     return AffinityCookies(None, primary, previous)
 
 
+def status_cookies(canary: Canary) -> AffinityCookies:
+    status = canary.status
+    if status is None:
+        return AffinityCookies()
+    return AffinityCookies(
+        status.session_affinity_cookie,
+        status.primary_session_affinity_cookie,
+        status.previous_session_affinity_cookie,
+    )
+
+
+def reconcile_cookies(canary: Canary, live_set_cookies: Mapping[str, str]) -> AffinityCookies:
+    """The cookies to rebuild a live object with: the status's, or, when the status lost them
+    (a crash between writing the route and the status), the ones the live object sets, so a
+    reconcile never swaps the cookie under clients mid-run. Keys: `session`, `primary`."""
+    cookies = status_cookies(canary)
+    session = live_set_cookies.get("session")
+    primary = live_set_cookies.get("primary")
+    return AffinityCookies(
+        cookies.session or (session.split(";")[0].strip() if session else None),
+        cookies.primary or (primary.split(";")[0].strip() if primary else None),
+        cookies.previous,
+    )
+
+
 def affinity_of(canary: Canary) -> SessionAffinity | None:
     analysis = canary.spec.analysis
     return analysis.session_affinity if analysis else None

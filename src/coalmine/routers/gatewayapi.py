@@ -43,8 +43,10 @@ from coalmine.routers.common import (
     next_cookies,
     primary_cookie_max_age,
     random_token,
+    reconcile_cookies,
     require,
     service_names,
+    status_cookies,
 )
 
 GROUP = "gateway.networking.k8s.io"
@@ -365,15 +367,21 @@ class GatewayAPIRouter:
         )
 
     @staticmethod
-    def _status_cookies(canary: Canary) -> AffinityCookies:
-        status = canary.status
-        if status is None:
-            return AffinityCookies()
-        return AffinityCookies(
-            status.session_affinity_cookie,
-            status.primary_session_affinity_cookie,
-            status.previous_session_affinity_cookie,
-        )
+    def _live_set_cookies(canary: Canary, route: Obj | None) -> dict[str, str]:
+        names = service_names(canary)
+        found: dict[str, str] = {}
+        for rule in ((route or {}).get("spec") or {}).get("rules") or []:
+            for backend in rule.get("backendRefs") or []:
+                for item in backend.get("filters") or []:
+                    modifier = item.get("responseHeaderModifier") or {}
+                    for header in modifier.get("add") or []:
+                        if header.get("name") != SET_COOKIE_HEADER:
+                            continue
+                        if backend.get("name") == names.canary:
+                            found["session"] = str(header.get("value", ""))
+                        elif backend.get("name") == names.primary:
+                            found["primary"] = str(header.get("value", ""))
+        return found
 
     # --- the router interface ---------------------------------------------------------------
 
@@ -388,7 +396,7 @@ class GatewayAPIRouter:
     ) -> list[Obj]:
         check_weights(primary_weight, canary_weight)
         weights = RouteWeights(primary_weight, canary_weight, mirrored)
-        built = self._built(canary, weights, self._status_cookies(canary))
+        built = self._built(canary, weights, status_cookies(canary))
         return [merge_onto(find(existing, KIND, built["metadata"]["name"]), built)]
 
     def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
@@ -397,7 +405,8 @@ class GatewayAPIRouter:
         live = self._read_weights(canary, current) if current is not None else INITIAL_WEIGHTS
         if live.primary == 0 and live.canary == 0:
             live = INITIAL_WEIGHTS
-        built = self._built(canary, live, self._status_cookies(canary))
+        cookies = reconcile_cookies(canary, self._live_set_cookies(canary, current))
+        built = self._built(canary, live, cookies)
         return [merge_onto(current, built)] if needs_write(current, built) else []
 
     def set_routes(

@@ -47,8 +47,10 @@ from coalmine.routers.common import (
     next_cookies,
     primary_cookie_max_age,
     random_token,
+    reconcile_cookies,
     require,
     service_names,
+    status_cookies,
     wire,
 )
 
@@ -284,15 +286,20 @@ class IstioRouter:
         return objects
 
     @staticmethod
-    def _status_cookies(canary: Canary) -> AffinityCookies:
-        status = canary.status
-        if status is None:
-            return AffinityCookies()
-        return AffinityCookies(
-            status.session_affinity_cookie,
-            status.primary_session_affinity_cookie,
-            status.previous_session_affinity_cookie,
-        )
+    def _live_set_cookies(canary: Canary, vs: Obj | None) -> dict[str, str]:
+        names = service_names(canary)
+        found: dict[str, str] = {}
+        for route in ((vs or {}).get("spec") or {}).get("http") or []:
+            for destination in route.get("route") or []:
+                add = ((destination.get("headers") or {}).get("response") or {}).get("add") or {}
+                value = add.get(SET_COOKIE_HEADER)
+                if value is None:
+                    continue
+                if _host(destination) == names.canary:
+                    found["session"] = str(value)
+                elif _host(destination) == names.primary:
+                    found["primary"] = str(value)
+        return found
 
     # --- the router interface ---------------------------------------------------------------
 
@@ -307,7 +314,7 @@ class IstioRouter:
     ) -> list[Obj]:
         check_weights(primary_weight, canary_weight)
         weights = RouteWeights(primary_weight, canary_weight, mirrored)
-        built = self._built(canary, weights, self._status_cookies(canary))
+        built = self._built(canary, weights, status_cookies(canary))
         return [merge_onto(find(existing, o["kind"], o["metadata"]["name"]), o) for o in built]
 
     def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
@@ -321,7 +328,8 @@ class IstioRouter:
             except RouterError:
                 live = INITIAL_WEIGHTS
         writes = []
-        for obj in self._built(canary, live, self._status_cookies(canary)):
+        cookies = reconcile_cookies(canary, self._live_set_cookies(canary, vs))
+        for obj in self._built(canary, live, cookies):
             current = find(existing, obj["kind"], obj["metadata"]["name"])
             if not needs_write(current, obj):
                 continue
@@ -404,7 +412,9 @@ class IstioRouter:
     def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
         """Put back the VirtualService spec the user had before the Canary took it over."""
         names = service_names(canary)
-        vs = require(existing, VIRTUAL_SERVICE, names.apex, canary.namespace)
+        vs = find(existing, VIRTUAL_SERVICE, names.apex)
+        if vs is None:
+            return []
         annotations = vs.get("metadata", {}).get("annotations") or {}
         stored: Any
         if naming.KUBECTL_LAST_APPLIED_ANNOTATION in annotations:

@@ -76,3 +76,23 @@ def test_wire_form_keeps_only_what_the_user_wrote() -> None:
     assert wire["spec"]["analysis"] == {"interval": "1m", "threshold": 2, "webhooks": []}
     assert "status" not in wire
     assert canary.key == "podinfo.test"
+
+
+def test_required_service_is_the_service_or_a_clear_error() -> None:
+    canary = make_canary()
+    assert canary.spec.required_service.port == 9898
+    knative = Canary.model_validate(
+        {
+            "spec": {
+                "provider": "knative",
+                "targetRef": {
+                    "apiVersion": "serving.knative.dev/v1",
+                    "kind": "Service",
+                    "name": "podinfo",
+                },
+            }
+        }
+    )
+    assert knative.spec.apex_name == "podinfo"
+    with pytest.raises(ValueError, match=r"spec\.service: required for Service targets"):
+        _ = knative.spec.required_service

@@ -206,7 +206,7 @@ def test_condition_keeps_transition_time_while_status_is_unchanged() -> None:
 
 
 def test_other_condition_types_are_kept() -> None:
-    foreign = Condition(type="Ready", status="True")
+    foreign = Condition(type="Ready", status="True", reason="Ready")
     result = status.make_conditions([foreign], "Initialized", "Deployment", "t0")
     assert [c.type for c in result] == ["Promoted", "Ready"]
 

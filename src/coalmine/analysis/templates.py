@@ -64,7 +64,7 @@ class TemplateModel:
             name=canary.name,
             namespace=canary.namespace,
             target=target,
-            service=spec.service.name or target,
+            service=spec.apex_name,
             ingress=spec.ingress_ref.name if spec.ingress_ref else target,
             route=route or (spec.route_ref.name if spec.route_ref else target),
             interval=interval,

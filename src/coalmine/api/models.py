@@ -3,12 +3,17 @@
 Fields keep the values the user wrote (absent stays `None`) so that writing an object back never
 adds fields the user did not set; effective values with Flagger's defaults are properties. Unknown
 fields are rejected (`extra="forbid"`) so `coalmine check` can report them instead of dropping them.
+Validation is strict (no "10" → 10 coercion) because the API server would refuse such a value too.
+
+These classes are also the source of the CRD schemas (`coalmine.api.crds` walks them), so a field's
+`description` ends up in `kubectl explain`, and `Field(json_schema_extra={"crd_default": ...})` marks a
+default that the API server applies (only used where Flagger's own CRD declares one).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -36,6 +41,37 @@ Provider = Literal[
     "smi:v1alpha3",
     "traefik",
 ]
+PROVIDERS: tuple[str, ...] = get_args(Provider)
+
+# Prefix forms Flagger's router factory accepts for the global `--mesh-provider` flag, most specific
+# first (`smi:v1alpha1:istio`, `gatewayapi:v1beta1`, `appmesh:v1beta2`, `gloo:<anything>`).
+_PROVIDER_PREFIXES: tuple[tuple[str, Provider], ...] = (
+    ("appmesh:v1beta2", "appmesh:v1beta2"),
+    ("smi:v1alpha1", "smi:v1alpha1"),
+    ("smi:v1alpha2", "smi:v1alpha2"),
+    ("smi:v1alpha3", "smi:v1alpha3"),
+    ("gloo", "gloo"),
+    ("gatewayapi:v1beta1", "gatewayapi:v1beta1"),
+    ("gatewayapi:v1", "gatewayapi:v1"),
+)
+
+
+def canonical_provider(value: str | None) -> Provider | None:
+    """The CRD provider value a provider string stands for, the way Flagger's router factory reads it.
+
+    `spec.provider` only takes the exact CRD values; the global `--mesh-provider` flag also takes the
+    factory's prefix forms (`smi:v1alpha1:istio` → `smi:v1alpha1`). None means "not a provider Flagger
+    knows" (Flagger then falls back to Istio with a warning).
+    """
+    if not value:
+        return None
+    if value in PROVIDERS:
+        return value  # type: ignore[return-value]
+    for prefix, provider in _PROVIDER_PREFIXES:
+        if value.startswith(prefix):
+            return provider
+    return None
+
 
 Phase = Literal[
     "",
@@ -83,6 +119,8 @@ MetricProviderType = Literal[
 
 AlertProviderType = Literal["slack", "msteams", "discord", "rocket", "gchat"]
 
+BUILTIN_METRICS: tuple[str, ...] = ("request-success-rate", "request-duration")
+
 DURATION_PATTERN = r"^[0-9]+(m|s)"
 _GO_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
 _GO_DURATION_UNITS = {
@@ -94,6 +132,12 @@ _GO_DURATION_UNITS = {
     "m": 60.0,
     "h": 3600.0,
 }
+
+# Gateway API name constraints, as in Flagger's CRD (copied from the Gateway API types).
+_DNS_SUBDOMAIN_OR_EMPTY = r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_KIND_PATTERN = r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$"
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_SECTION_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
 def parse_go_duration(text: str | None) -> float | None:
@@ -114,13 +158,19 @@ def parse_go_duration(text: str | None) -> float | None:
     return total
 
 
+def crd_default(value: Any) -> dict[str, Any]:
+    """Marks a default the API server applies (written into the CRD schema, not into the model)."""
+    return {"crd_default": value}
+
+
 class Model(BaseModel):
-    """Base of every API type: camelCase on the wire, unknown fields refused."""
+    """Base of every API type: camelCase on the wire, unknown fields refused, no type coercion."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
         extra="forbid",
+        strict=True,
         validate_assignment=False,
     )
 
@@ -148,6 +198,8 @@ class OwnerReference(OpenModel):
 
 
 class ObjectMeta(OpenModel):
+    """Kubernetes object metadata; the CRD leaves it to the API server (`type: object`)."""
+
     name: str | None = None
     generate_name: str | None = None
     namespace: str | None = None
@@ -162,28 +214,26 @@ class ObjectMeta(OpenModel):
     owner_references: list[OwnerReference] | None = None
 
 
-class CrossNamespaceObjectReference(Model):
-    api_version: str | None = None
-    kind: str | None = None
-    name: str
-    namespace: str | None = None
-
-
 class LocalObjectReference(Model):
-    name: str
+    name: str = Field(description="Name of the Kubernetes secret")
 
 
 # --- spec.targetRef and friends ---------------------------------------------------------------
 
+KNATIVE_API_VERSION = "serving.knative.dev/v1"
+CORE_SERVICE_API_VERSIONS: tuple[str, ...] = ("v1", "core/v1")
+
 
 class TargetRef(Model):
+    """The workload under test: a Deployment, a DaemonSet, or a (core or Knative) Service."""
+
     api_version: str
     kind: Literal["DaemonSet", "Deployment", "Service"]
     name: str
 
     @property
     def is_knative(self) -> bool:
-        return self.kind == "Service" and self.api_version == "serving.knative.dev/v1"
+        return self.kind == "Service" and self.api_version == KNATIVE_API_VERSION
 
     @property
     def is_core_service(self) -> bool:
@@ -196,6 +246,8 @@ class ScalerReplicas(Model):
 
 
 class AutoscalerRef(Model):
+    """Scaler selector: an HPA or a KEDA ScaledObject that gets a `-primary` copy."""
+
     api_version: str
     kind: Literal["HorizontalPodAutoscaler", "ScaledObject"]
     name: str
@@ -204,18 +256,24 @@ class AutoscalerRef(Model):
 
 
 class IngressRef(Model):
+    """Ingress selector (NGINX and Skipper providers)."""
+
     api_version: str
     kind: Literal["Ingress"]
     name: str
 
 
 class RouteRef(Model):
+    """APISIX route selector."""
+
     api_version: str
     kind: Literal["ApisixRoute"]
     name: str
 
 
 class UpstreamRef(Model):
+    """Gloo Upstream selector: its settings are copied into the generated upstreams."""
+
     api_version: str
     kind: Literal["Upstream"]
     name: str
@@ -231,6 +289,8 @@ class CustomMetadata(Model):
 
 
 class UnmanagedMetadata(Model):
+    """Metadata keys on generated Services that the operator must leave alone."""
+
     labels: list[str] | None = None
     annotations: list[str] | None = None
 
@@ -242,32 +302,52 @@ class HeaderOperations(Model):
 
 
 class Headers(Model):
+    """Header operations on requests and responses."""
+
     request: HeaderOperations | None = None
     response: HeaderOperations | None = None
 
 
 class HTTPRewrite(Model):
+    """Rewrite HTTP URIs."""
+
     uri: str | None = None
     authority: str | None = None
     type: str | None = None
 
 
 class HTTPRetry(Model):
-    attempts: int | None = None
-    per_try_timeout: str | None = None
-    retry_on: str | None = None
+    """Retry policy for HTTP requests."""
+
+    attempts: int | None = Field(default=None, description="Number of retries for a given request")
+    per_try_timeout: str | None = Field(
+        default=None, description="Timeout per retry attempt for a given request"
+    )
+    retry_on: str | None = Field(
+        default=None, description="Specifies the conditions under which retry takes place"
+    )
 
 
 class StringMatch(Model):
-    """Istio's StringMatch: exactly one of the match kinds (Gateway API headers add `suffix`)."""
+    """A string match: exactly one of exact, prefix, suffix or regex (RE2)."""
 
     exact: str | None = None
     prefix: str | None = None
     suffix: str | None = None
     regex: str | None = None
 
+    @property
+    def kinds(self) -> list[str]:
+        return [
+            name
+            for name in ("exact", "prefix", "suffix", "regex")
+            if getattr(self, name) is not None
+        ]
+
 
 class CorsPolicy(Model):
+    """Istio Cross-Origin Resource Sharing policy (CORS)."""
+
     allow_origin: list[str] | None = None
     allow_origins: list[StringMatch] | None = None
     allow_methods: list[str] | None = None
@@ -278,36 +358,83 @@ class CorsPolicy(Model):
 
 
 class GatewayRef(Model):
-    group: str | None = None
-    kind: str | None = None
-    name: str
-    namespace: str | None = None
-    section_name: str | None = None
-    port: int | None = None
+    """A Gateway API parent reference of the generated HTTPRoute."""
+
+    group: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=_DNS_SUBDOMAIN_OR_EMPTY,
+        json_schema_extra=crd_default("gateway.networking.k8s.io"),
+    )
+    kind: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        pattern=_KIND_PATTERN,
+        json_schema_extra=crd_default("Gateway"),
+    )
+    name: str = Field(min_length=1, max_length=253)
+    namespace: str | None = Field(default=None, min_length=1, max_length=63, pattern=_DNS_LABEL)
+    section_name: str | None = Field(
+        default=None, min_length=1, max_length=253, pattern=_SECTION_NAME
+    )
+    port: int | None = Field(default=None, ge=1, le=65535)
 
 
 class MirrorBackendRef(Model):
-    group: str | None = None
-    kind: str | None = None
-    name: str
-    namespace: str | None = None
-    port: int | None = None
+    """The Service (or other backend) that receives mirrored requests."""
+
+    # Gateway API's own rule, as in Flagger's CRD (checked by the API server with CEL).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "crd": {
+                "x-kubernetes-validations": [
+                    {
+                        "message": "Must have port for Service reference",
+                        "rule": "(size(self.group) == 0 && self.kind == 'Service') "
+                        "? has(self.port) : true",
+                    }
+                ]
+            }
+        }
+    )
+
+    group: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=_DNS_SUBDOMAIN_OR_EMPTY,
+        json_schema_extra=crd_default(""),
+    )
+    kind: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        pattern=_KIND_PATTERN,
+        json_schema_extra=crd_default("Service"),
+    )
+    name: str = Field(min_length=1, max_length=253)
+    namespace: str | None = Field(default=None, min_length=1, max_length=63, pattern=_DNS_LABEL)
+    port: int | None = Field(default=None, ge=1, le=65535)
 
 
-class MirrorFilter(OpenModel):
+class MirrorFilter(Model):
+    """A Gateway API RequestMirror filter added to every generated rule."""
+
     backend_ref: MirrorBackendRef
 
 
-class HTTPMatchRequest(OpenModel):
-    """Istio's HTTPMatchRequest; fields beyond the common ones are kept as written."""
+class HTTPMatchRequest(Model):
+    """Istio's HTTPMatchRequest: base match conditions of every generated route."""
 
-    name: str | None = None
+    name: str | None = Field(default=None, description="The name assigned to a match.")
     uri: StringMatch | None = None
     scheme: StringMatch | None = None
     method: StringMatch | None = None
     authority: StringMatch | None = None
     headers: dict[str, StringMatch] | None = None
-    query_params: dict[str, StringMatch] | None = None
+    query_params: dict[str, StringMatch] | None = Field(
+        default=None, description="Query parameters for matching."
+    )
     without_headers: dict[str, StringMatch] | None = None
     ignore_uri_case: bool | None = None
     port: int | None = None
@@ -317,71 +444,120 @@ class HTTPMatchRequest(OpenModel):
 
 
 class CanaryService(Model):
-    name: str | None = None
-    port: int = Field(ge=1, le=65535)
-    port_name: str | None = None
-    target_port: int | str | None = None
-    app_protocol: str | None = None
-    traffic_distribution: Literal["PreferClose", "PreferSameZone", "PreferSameNode"] | None = None
-    port_discovery: bool | None = None
-    headless: bool | None = None
-    timeout: str | None = None
-    backend_timeout: str | None = None
-    gateways: list[str] | None = None
-    gateway_refs: list[GatewayRef] | None = Field(default=None, max_length=32)
-    hosts: list[str] | None = None
-    delegation: bool | None = None
-    traffic_policy: dict[str, Any] | None = None
-    match: list[HTTPMatchRequest] | None = None
+    """How the target is exposed: the apex, `-primary` and `-canary` Services and the routing object."""
+
+    name: str | None = Field(default=None, description="Kubernetes service name")
+    port: int = Field(ge=1, le=65535, description="Container port number")
+    port_name: str | None = Field(default=None, description="Container port name")
+    target_port: int | str | None = Field(default=None, description="Container target port name")
+    app_protocol: str | None = Field(default=None, description="Application protocol of the port")
+    traffic_distribution: Literal["PreferClose", "PreferSameZone", "PreferSameNode"] | None = Field(
+        default=None, description="Traffic distribution of the service"
+    )
+    port_discovery: bool | None = Field(default=None, description="Enable port discovery")
+    headless: bool | None = Field(
+        default=None, description="Headless if set to true, generates headless Kubernetes services."
+    )
+    timeout: str | None = Field(default=None, description="HTTP or gRPC request timeout")
+    backend_timeout: str | None = Field(
+        default=None, description="Backend request timeout (Gateway API only)"
+    )
+    gateways: list[str] | None = Field(
+        default=None, description="The list of Istio gateway for this virtual service"
+    )
+    gateway_refs: list[GatewayRef] | None = Field(
+        default=None, max_length=32, description="The list of parent Gateways for a HTTPRoute"
+    )
+    hosts: list[str] | None = Field(
+        default=None, description="The list of host names for this service"
+    )
+    delegation: bool | None = Field(
+        default=None, description="enable behaving as a delegate VirtualService"
+    )
+    traffic_policy: dict[str, Any] | None = Field(default=None, description="Istio traffic policy")
+    match: list[HTTPMatchRequest] | None = Field(default=None, description="URI match conditions")
     rewrite: HTTPRewrite | None = None
     retries: HTTPRetry | None = None
     headers: Headers | None = None
     mirror: list[MirrorFilter] | None = None
     cors_policy: CorsPolicy | None = None
-    mesh_name: str | None = None
-    backends: list[str] | None = None
-    apex: CustomMetadata | None = None
-    primary: CustomMetadata | None = None
-    canary: CustomMetadata | None = None
+    mesh_name: str | None = Field(default=None, description="AppMesh mesh name")
+    backends: list[str] | None = Field(default=None, description="AppMesh backend array")
+    apex: CustomMetadata | None = Field(
+        default=None, description="Metadata to add to the apex service"
+    )
+    primary: CustomMetadata | None = Field(
+        default=None, description="Metadata to add to the primary service"
+    )
+    canary: CustomMetadata | None = Field(
+        default=None, description="Metadata to add to the canary service"
+    )
     unmanaged_metadata: UnmanagedMetadata | None = None
 
     @property
     def effective_port_name(self) -> str:
         return self.port_name or "http"
 
+    @property
+    def effective_target_port(self) -> int | str:
+        return self.target_port if self.target_port not in (None, "", 0) else self.port
+
 
 # --- spec.analysis ----------------------------------------------------------------------------
 
 
 class ThresholdRange(Model):
-    min: float | None = None
-    max: float | None = None
+    """Range accepted for this metric."""
+
+    min: float | None = Field(default=None, description="Min value accepted for this metric")
+    max: float | None = Field(default=None, description="Max value accepted for this metric")
 
 
 class MetricTemplateRef(Model):
-    name: str
-    namespace: str | None = None
+    """Metric template reference."""
+
+    name: str = Field(description="Name of this metric template")
+    namespace: str | None = Field(default=None, description="Namespace of this metric template")
 
 
 class CanaryMetric(Model):
-    name: str
-    interval: str | None = Field(default=None, pattern=DURATION_PATTERN)
-    threshold: float | None = None
+    name: str = Field(description="Name of the metric")
+    interval: str | None = Field(
+        default=None, pattern=DURATION_PATTERN, description="Interval of the query"
+    )
+    threshold: float | None = Field(
+        default=None, description="Max value accepted for this metric (deprecated)"
+    )
     threshold_range: ThresholdRange | None = None
-    query: str | None = None
+    query: str | None = Field(default=None, description="Prometheus query (deprecated)")
     template_ref: MetricTemplateRef | None = None
-    template_variables: dict[str, str] | None = None
+    template_variables: dict[str, str] | None = Field(
+        default=None,
+        description="Additional variables to be used in the metrics query (key-value pairs)",
+    )
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.name in BUILTIN_METRICS
 
 
 class CanaryWebhook(Model):
-    name: str
-    url: str
-    type: WebhookType | None = None
-    mute_alert: bool | None = None
-    timeout: str | None = Field(default=None, pattern=DURATION_PATTERN)
-    retries: int | None = None
-    disable_tls: bool | None = Field(default=None, alias="disableTLS")
-    metadata: dict[str, str] | None = None
+    name: str = Field(description="Name of the webhook")
+    url: str = Field(description="URL address of this webhook")
+    type: WebhookType | None = Field(
+        default=None, description="Type of the webhook pre, post or during rollout"
+    )
+    mute_alert: bool | None = Field(default=None, description="Mute all alerts for the webhook")
+    timeout: str | None = Field(
+        default=None, pattern=DURATION_PATTERN, description="Request timeout for this webhook"
+    )
+    retries: int | None = Field(default=None, description="Number of retries for this webhook")
+    disable_tls: bool | None = Field(
+        default=None, alias="disableTLS", description="Disable TLS verification for this webhook"
+    )
+    metadata: dict[str, str] | None = Field(
+        default=None, description="Metadata (key-value pairs) for this webhook"
+    )
 
     @property
     def effective_type(self) -> str:
@@ -389,36 +565,77 @@ class CanaryWebhook(Model):
 
 
 class ProviderRef(Model):
-    name: str
-    namespace: str | None = None
+    """Alert provider reference."""
+
+    name: str = Field(description="Name of the alert provider")
+    namespace: str | None = Field(default=None, description="Namespace of the alert provider")
 
 
 class CanaryAlert(Model):
-    name: str
-    severity: Severity | None = None
+    name: str = Field(description="Name of the this alert")
+    severity: Severity | None = Field(
+        default=None, description="Severity level can be info, warn, error (default info)"
+    )
     provider_ref: ProviderRef
 
+    @property
+    def effective_severity(self) -> str:
+        """DESIGN decision 5: an alert without severity is sent as `info`."""
+        return self.severity or "info"
 
-class ABMatch(OpenModel):
-    """One A/B match condition; Istio's HTTPMatchRequest fields beyond these are kept."""
+
+class ABMatch(Model):
+    """One A/B match condition (a subset of Istio's HTTPMatchRequest)."""
 
     headers: dict[str, StringMatch] | None = None
-    query_params: dict[str, StringMatch] | None = None
-    source_labels: dict[str, str] | None = None
+    query_params: dict[str, StringMatch] | None = Field(
+        default=None, description="Query parameters for matching."
+    )
+    source_labels: dict[str, str] | None = Field(
+        default=None,
+        description="Applicable only when the 'mesh' gateway is included in the service.gateways list",
+    )
     uri: StringMatch | None = None
     method: StringMatch | None = None
 
 
 class SessionAffinity(Model):
-    cookie_name: str
-    primary_cookie_name: str | None = None
-    domain: str | None = None
-    http_only: bool | None = None
-    max_age: int | None = None
-    partitioned: bool | None = None
-    path: str | None = None
-    same_site: Literal["Strict", "Lax", "None"] | None = None
-    secure: bool | None = None
+    """Session affinity settings for a canary run (Istio and Gateway API)."""
+
+    cookie_name: str = Field(
+        description="CookieName is the key that will be used for the session affinity cookie."
+    )
+    primary_cookie_name: str | None = Field(
+        default=None,
+        description="PrimaryCookieName is the key of the cookie that pins users to the primary.",
+    )
+    domain: str | None = Field(
+        default=None, description="Domain defines the host to which the cookie will be sent."
+    )
+    http_only: bool | None = Field(
+        default=None, description="HttpOnly forbids JavaScript from accessing the cookie."
+    )
+    max_age: int | None = Field(
+        default=None,
+        description="MaxAge indicates the number of seconds until the session affinity cookie will expire.",
+        json_schema_extra=crd_default(86400),
+    )
+    partitioned: bool | None = Field(
+        default=None,
+        description="Partitioned indicates that the cookie should be stored using partitioned storage.",
+    )
+    path: str | None = Field(
+        default=None,
+        description="Path that must exist in the requested URL for the browser to send the Cookie header.",
+    )
+    same_site: Literal["Strict", "Lax", "None"] | None = Field(
+        default=None,
+        description="SameSite controls whether or not a cookie is sent with cross-site requests.",
+    )
+    secure: bool | None = Field(
+        default=None,
+        description="Secure indicates that the cookie is sent to the server only over https.",
+    )
 
     @property
     def effective_max_age(self) -> int:
@@ -427,24 +644,66 @@ class SessionAffinity(Model):
 
 MIN_ANALYSIS_INTERVAL_SECONDS = 10.0
 DEFAULT_ANALYSIS_INTERVAL_SECONDS = 60.0
+KUBERNETES_PROVIDER_ITERATIONS = 10
 
 
 class CanaryAnalysis(Model):
-    interval: str | None = Field(default=None, pattern=DURATION_PATTERN)
-    threshold: int | None = None
-    iterations: int | None = None
-    mirror: bool | None = None
-    mirror_weight: int | None = Field(default=None, ge=0, le=100)
-    max_weight: int | None = None
-    step_weight: int | None = None
-    step_weights: list[int] | None = None
-    step_weight_promotion: int | None = None
-    primary_ready_threshold: int | None = None
-    canary_ready_threshold: int | None = None
-    alerts: list[CanaryAlert] | None = None
-    metrics: list[CanaryMetric] | None = None
-    webhooks: list[CanaryWebhook] | None = None
-    match: list[ABMatch] | None = None
+    """Canary analysis: schedule, strategy (weights or iterations), checks, hooks and alerts."""
+
+    # Flagger's CRD: interval and threshold, and exactly one of the three strategies' fields.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "crd": {
+                "oneOf": [
+                    {"required": ["interval", "threshold", "iterations"]},
+                    {"required": ["interval", "threshold", "stepWeight"]},
+                    {"required": ["interval", "threshold", "stepWeights"]},
+                ]
+            }
+        }
+    )
+
+    interval: str | None = Field(
+        default=None, pattern=DURATION_PATTERN, description="Schedule interval for this canary"
+    )
+    threshold: int | None = Field(
+        default=None, description="Max number of failed checks before rollback"
+    )
+    iterations: int | None = Field(
+        default=None, description="Number of checks to run for A/B Testing and Blue/Green"
+    )
+    mirror: bool | None = Field(default=None, description="Mirror traffic to canary")
+    mirror_weight: int | None = Field(
+        default=None, ge=0, le=100, description="Weight of traffic to be mirrored"
+    )
+    max_weight: int | None = Field(default=None, description="Max traffic weight routed to canary")
+    step_weight: int | None = Field(
+        default=None, description="Incremental traffic step weight for the analysis phase"
+    )
+    step_weights: list[int] | None = Field(
+        default=None, description="Incremental traffic step weights for the analysis phase"
+    )
+    step_weight_promotion: int | None = Field(
+        default=None, description="Incremental traffic step weight for the promotion phase"
+    )
+    primary_ready_threshold: int | None = Field(
+        default=None,
+        description="Percentage of pods that need to be available to consider primary as ready",
+    )
+    canary_ready_threshold: int | None = Field(
+        default=None,
+        description="Percentage of pods that need to be available to consider canary as ready",
+    )
+    alerts: list[CanaryAlert] | None = Field(
+        default=None, description="Alert list for this canary analysis"
+    )
+    metrics: list[CanaryMetric] | None = Field(
+        default=None, description="Metric check list for this canary"
+    )
+    webhooks: list[CanaryWebhook] | None = Field(
+        default=None, description="Webhook list for this canary"
+    )
+    match: list[ABMatch] | None = Field(default=None, description="A/B testing match conditions")
     session_affinity: SessionAffinity | None = None
 
     def interval_seconds(self, minimum: float = MIN_ANALYSIS_INTERVAL_SECONDS) -> float:
@@ -466,7 +725,9 @@ class CanaryAnalysis(Model):
     def effective_max_weight(self) -> int:
         if self.step_weights:
             return min(100, self.step_weights[-1])
-        return self.max_weight or 100
+        if self.max_weight and self.max_weight > 0:
+            return self.max_weight
+        return 100
 
     @property
     def effective_primary_ready_threshold(self) -> int:
@@ -481,19 +742,51 @@ Strategy = Literal["canary", "blue-green", "ab-testing"]
 
 
 class CanarySpec(Model):
-    provider: Provider | None = None
-    metrics_server: str | None = None
-    progress_deadline_seconds: int | None = None
+    """CanarySpec defines the desired state of a Canary."""
+
+    provider: Provider | None = Field(default=None, description="Traffic management provider")
+    metrics_server: str | None = Field(default=None, description="Prometheus URL")
+    progress_deadline_seconds: int | None = Field(
+        default=None, description="Deployment progress deadline"
+    )
     target_ref: TargetRef
     autoscaler_ref: AutoscalerRef | None = None
     ingress_ref: IngressRef | None = None
     route_ref: RouteRef | None = None
     upstream_ref: UpstreamRef | None = None
-    service: CanaryService
-    analysis: CanaryAnalysis | None = None
-    skip_analysis: bool | None = None
-    revert_on_deletion: bool | None = None
-    suspend: bool | None = None
+    service: CanaryService | None = None
+    analysis: CanaryAnalysis | None = Field(
+        default=None, description="Canary analysis for this canary"
+    )
+    canary_analysis: CanaryAnalysis | None = Field(
+        default=None,
+        description=(
+            "Deprecated name of analysis (flagger.app/v1alpha3), read only when analysis is absent"
+        ),
+    )
+    skip_analysis: bool | None = Field(default=None, description="Skip analysis and promote canary")
+    revert_on_deletion: bool | None = Field(
+        default=None, description="Revert mutated resources to original spec on deletion"
+    )
+    suspend: bool | None = Field(
+        default=None, description="Suspend Canary disabling/pausing all canary runs"
+    )
+
+    @property
+    def effective_analysis(self) -> CanaryAnalysis | None:
+        """`analysis`, or the v1alpha3 `canaryAnalysis` when only that one is set (as Flagger reads it)."""
+        return self.analysis if self.analysis is not None else self.canary_analysis
+
+    @property
+    def required_service(self) -> CanaryService:
+        """`spec.service` for code that needs it (every target but a Knative Service has one).
+
+        Validation refuses a non-Knative Canary without `spec.service`, so this only raises for
+        a model built without validation.
+        """
+        if self.service is None:
+            raise ValueError(f"spec.service: required for {self.target_ref.kind} targets")
+        return self.service
 
     @property
     def effective_progress_deadline_seconds(self) -> int:
@@ -501,11 +794,16 @@ class CanarySpec(Model):
 
     @property
     def apex_name(self) -> str:
-        return self.service.name or self.target_ref.name
+        return (self.service.name if self.service else None) or self.target_ref.name
+
+    @property
+    def skips_analysis(self) -> bool:
+        """Flagger's `SkipAnalysis()`: asked for, or nothing to analyse."""
+        return bool(self.skip_analysis) or self.effective_analysis is None
 
     @property
     def strategy(self) -> Strategy:
-        analysis = self.analysis
+        analysis = self.effective_analysis
         if analysis is None:
             return "canary"
         if analysis.match and analysis.effective_iterations > 0:
@@ -515,31 +813,62 @@ class CanarySpec(Model):
         return "canary"
 
 
-class Condition(OpenModel):
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str | None = None
-    message: str | None = None
-    last_update_time: str | None = None
-    last_transition_time: str | None = None
+class Condition(Model):
+    type: str = Field(description="Type of this condition")
+    status: Literal["True", "False", "Unknown"] = Field(description="Status of this condition")
+    reason: str = Field(description="Reason for the current status of this condition")
+    message: str | None = Field(default=None, description="Message associated with this condition")
+    last_update_time: str | None = Field(
+        default=None, description="LastUpdateTime of this condition"
+    )
+    last_transition_time: str | None = Field(
+        default=None, description="LastTransitionTime of this condition"
+    )
 
 
 class CanaryStatus(Model):
-    phase: Phase | None = None
-    failed_checks: int | None = None
-    canary_weight: int | None = None
-    iterations: int | None = None
-    tracked_configs: dict[str, str] | None = None
-    last_applied_spec: str | None = None
-    last_promoted_spec: str | None = None
-    last_transition_time: str | None = None
-    session_affinity_cookie: str | None = None
-    primary_session_affinity_cookie: str | None = None
-    previous_session_affinity_cookie: str | None = None
-    conditions: list[Condition] | None = None
+    """CanaryStatus defines the observed state of a canary."""
+
+    phase: Phase | None = Field(default=None, description="Analysis phase of this canary")
+    failed_checks: int | None = Field(
+        default=None, description="Failed check count of the current canary analysis"
+    )
+    canary_weight: int | None = Field(default=None, description="Traffic weight routed to canary")
+    iterations: int | None = Field(
+        default=None, description="Iteration count of the current canary analysis"
+    )
+    tracked_configs: dict[str, str] | None = Field(
+        default=None, description="TrackedConfig of this canary"
+    )
+    last_applied_spec: str | None = Field(
+        default=None, description="LastAppliedSpec of this canary"
+    )
+    last_promoted_spec: str | None = Field(
+        default=None, description="LastPromotedSpec of this canary"
+    )
+    last_tracked_revision: str | None = Field(
+        default=None, description="LastTrackedRevision is the change fence of the canary target"
+    )
+    last_transition_time: str | None = Field(
+        default=None, description="LastTransitionTime of this canary"
+    )
+    session_affinity_cookie: str | None = Field(
+        default=None, description="Session affinity cookie of the current canary run"
+    )
+    primary_session_affinity_cookie: str | None = Field(
+        default=None, description="Primary session affinity cookie of the current canary run"
+    )
+    previous_session_affinity_cookie: str | None = Field(
+        default=None, description="Session affinity cookie of the previous canary run"
+    )
+    conditions: list[Condition] | None = Field(
+        default=None, description="Status conditions of this canary"
+    )
 
 
 class Canary(Model):
+    """Canary is the Schema for the Canary API."""
+
     api_version: str = naming.API_VERSION
     kind: Literal["Canary"] = "Canary"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
@@ -564,17 +893,28 @@ class Canary(Model):
 
 
 class MetricTemplateProvider(Model):
-    type: MetricProviderType
-    address: str | None = None
-    headers: dict[str, list[str]] | None = None
-    secret_ref: LocalObjectReference | None = None
-    region: str | None = None
-    insecure_skip_verify: bool | None = None
+    """Provider of this metric template."""
+
+    type: MetricProviderType = Field(description="Type of this provider")
+    address: str | None = Field(default=None, description="API address of this provider")
+    headers: dict[str, list[str]] | None = Field(
+        default=None, description="Headers to add to HTTP(S) requests"
+    )
+    secret_ref: LocalObjectReference | None = Field(
+        default=None,
+        description="Kubernetes secret reference containing the provider credentials",
+    )
+    region: str | None = Field(default=None, description="Region of the provider")
+    insecure_skip_verify: bool | None = Field(
+        default=None, description="Disable SSL certificate validation for the provider address"
+    )
 
 
 class MetricTemplateSpec(Model):
+    """MetricTemplateSpec defines the desired state of a MetricTemplate."""
+
     provider: MetricTemplateProvider
-    query: str
+    query: str = Field(description="Query of this metric template")
 
 
 class GenericStatus(Model):
@@ -582,6 +922,8 @@ class GenericStatus(Model):
 
 
 class MetricTemplate(Model):
+    """MetricTemplate is the Schema for the MetricTemplates API."""
+
     api_version: str = naming.API_VERSION
     kind: Literal["MetricTemplate"] = "MetricTemplate"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
@@ -593,12 +935,29 @@ class MetricTemplate(Model):
 
 
 class AlertProviderSpec(Model):
-    type: AlertProviderType
-    channel: str | None = None
-    username: str | None = None
-    address: str | None = None
-    proxy: str | None = None
-    secret_ref: LocalObjectReference | None = None
+    """AlertProviderSpec defines the desired state of a AlertProvider."""
+
+    # Flagger's CRD: the webhook address either inline or in a Secret, never both.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "crd": {
+                "oneOf": [
+                    {"required": ["type", "address"]},
+                    {"required": ["type", "secretRef"]},
+                ]
+            }
+        }
+    )
+
+    type: AlertProviderType = Field(description="Type of this provider")
+    channel: str | None = Field(default=None, description="Alert channel for this provider")
+    username: str | None = Field(default=None, description="Bot username for this provider")
+    address: str | None = Field(default=None, description="Hook URL address of this provider")
+    proxy: str | None = Field(default=None, description="Http/s proxy of this provider")
+    secret_ref: LocalObjectReference | None = Field(
+        default=None,
+        description="Kubernetes secret reference containing the provider address",
+    )
 
     @property
     def effective_channel(self) -> str:
@@ -610,6 +969,8 @@ class AlertProviderSpec(Model):
 
 
 class AlertProvider(Model):
+    """AlertProvider is the Schema for the AlertProvider API."""
+
     api_version: str = naming.API_VERSION
     kind: Literal["AlertProvider"] = "AlertProvider"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)

@@ -19,6 +19,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 SUBCOMMANDS: tuple[str, ...] = (
     "coalmine.cli.demo",
+    "coalmine.cli.check",
+    "coalmine.cli.crds",
     "coalmine.cli.devcluster",
     "coalmine.cli.loadtester",
 )

@@ -35,7 +35,7 @@ def service_ports(canary: Canary, discovered: Mapping[str, int]) -> list[dict[st
     discovered port uses, is left out: a real API server refuses duplicate names and duplicate
     port numbers in one Service.
     """
-    service = canary.spec.service
+    service = canary.spec.required_service
     main: dict[str, Any] = {
         "name": service.effective_port_name,
         "protocol": "TCP",
@@ -60,12 +60,12 @@ def service_ports(canary: Canary, discovered: Mapping[str, int]) -> list[dict[st
 
 
 def _role_metadata(canary: Canary, role: Role) -> CustomMetadata | None:
-    service = canary.spec.service
+    service = canary.spec.required_service
     return {"apex": service.apex, "primary": service.primary, "canary": service.canary}[role]
 
 
 def desired_labels(canary: Canary, role: Role, label: str) -> dict[str, str]:
-    """`spec.service.<role>.labels` plus `<label>: <service name>`."""
+    """`spec.required_service.<role>.labels` plus `<label>: <service name>`."""
     custom = _role_metadata(canary, role)
     labels = dict((custom.labels if custom else None) or {})
     labels[label] = service_name(canary, role)
@@ -73,7 +73,7 @@ def desired_labels(canary: Canary, role: Role, label: str) -> dict[str, str]:
 
 
 def desired_annotations(canary: Canary, role: Role) -> dict[str, str]:
-    """`spec.service.<role>.annotations` plus the annotations that keep Flux from fighting us."""
+    """`spec.required_service.<role>.annotations` plus the annotations that keep Flux from fighting us."""
     custom = _role_metadata(canary, role)
     annotations = dict((custom.annotations if custom else None) or {})
     annotations.update(naming.TOOLKIT_DISABLE_ANNOTATIONS)
@@ -89,10 +89,10 @@ def desired_service(canary: Canary, role: Role, meta: WorkloadMetadata) -> dict[
         "selector": {meta.label: value},
         "ports": service_ports(canary, meta.ports),
     }
-    if canary.spec.service.headless:
+    if canary.spec.required_service.headless:
         spec["clusterIP"] = "None"
-    if canary.spec.service.traffic_distribution:
-        spec["trafficDistribution"] = canary.spec.service.traffic_distribution
+    if canary.spec.required_service.traffic_distribution:
+        spec["trafficDistribution"] = canary.spec.required_service.traffic_distribution
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -137,7 +137,7 @@ def merge_for_update(
     * Ports (compared regardless of order) and selector are replaced together when they differ;
       type, clusterIP and other spec fields are left to whoever set them.
     * Labels and annotations are replaced only on a Service this Canary owns; the keys listed in
-      `spec.service.unmanagedMetadata` keep their current values there.
+      `spec.required_service.unmanagedMetadata` keep their current values there.
     * Whatever is written carries the Flux-disabling annotations.
     """
     actual_spec = actual.get("spec") or {}
@@ -163,7 +163,7 @@ def merge_for_update(
 
     metadata = result.setdefault("metadata", {})
     if is_owned_by(actual, canary.name):
-        unmanaged = canary.spec.service.unmanaged_metadata
+        unmanaged = canary.spec.required_service.unmanaged_metadata
         for key, unmanaged_keys in (
             ("annotations", (unmanaged.annotations if unmanaged else None) or []),
             ("labels", (unmanaged.labels if unmanaged else None) or []),

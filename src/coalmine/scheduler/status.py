@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Literal
 
 from coalmine.api.models import CanaryStatus, Condition, Phase
+
+ConditionStatus = Literal["True", "False", "Unknown"]
 
 PROMOTED_CONDITION = "Promoted"
 
@@ -26,7 +29,7 @@ def timestamp(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def condition_for(phase: Phase | str, kind: str) -> tuple[str, str]:
+def condition_for(phase: Phase | str, kind: str) -> tuple[ConditionStatus, str]:
     """(status, message) of the `Promoted` condition for `phase` (Flagger's MakeStatusConditions)."""
     match phase:
         case "Initialized":

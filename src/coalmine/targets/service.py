@@ -181,7 +181,7 @@ def desired_service_copy(
     """
     target_meta = target.get("metadata") or {}
     existing_meta = (existing or {}).get("metadata") or {}
-    unmanaged = canary.spec.service.unmanaged_metadata
+    unmanaged = canary.spec.required_service.unmanaged_metadata
     metadata: dict[str, Any] = {"name": name, "namespace": canary.namespace}
     labels = _copy_metadata_map(
         target_meta.get("labels"),
@@ -206,7 +206,7 @@ def desired_service_copy(
     spec = copy_spec(
         target.get("spec") or {},
         (existing or {}).get("spec") if existing is not None else None,
-        canary.spec.service.traffic_distribution,
+        canary.spec.required_service.traffic_distribution,
     )
     return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}
 

@@ -42,8 +42,8 @@ def workload_metadata(
     """Selector label and ports of a Deployment/DaemonSet target; TargetError when unusable."""
     label, value = selector_label(canary.spec.target_ref.kind, target, selector_labels)
     ports: dict[str, int] = {}
-    if canary.spec.service.port_discovery:
-        ports = discover_ports(canary.spec.service, pod_spec_of(target))
+    if canary.spec.required_service.port_discovery:
+        ports = discover_ports(canary.spec.required_service, pod_spec_of(target))
     return WorkloadMetadata(label, value, ports)
 
 

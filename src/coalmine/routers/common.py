@@ -1,0 +1,492 @@
+"""Shared pieces of the pure routers: weights, errors, provider strings, metadata, comparison.
+
+Every router module is a set of pure functions over plain dicts (the routing objects as the API
+server stores them). The I/O layer reads the objects from the watch cache, hands them in as
+`existing`, and writes whatever comes back; nothing here talks to Kubernetes.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from coalmine.api import naming
+from coalmine.api.models import Canary, SessionAffinity
+
+Obj = dict[str, Any]
+
+
+class RouterError(Exception):
+    """A routing object is missing, malformed or not ready; the message names object and reason."""
+
+
+@dataclass(frozen=True)
+class RouteWeights:
+    primary: int
+    canary: int
+    mirrored: bool = False
+
+
+INITIAL_WEIGHTS = RouteWeights(100, 0, False)
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """A parsed provider string: `smi:v1alpha1:istio` → name `smi`, version `v1alpha1`, mesh `istio`."""
+
+    name: str
+    version: str | None = None
+    mesh: str | None = None
+
+
+def parse_provider(value: str) -> ProviderSpec:
+    parts = [part.strip() for part in value.strip().split(":")]
+    name = parts[0]
+    version = parts[1] if len(parts) > 1 and parts[1] else None
+    mesh = ":".join(parts[2:]) if len(parts) > 2 and any(parts[2:]) else None
+    return ProviderSpec(name=name, version=version, mesh=mesh)
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """An object a router reads or writes, so the I/O layer knows what to watch and fetch."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Finalize action: delete this object."""
+
+    ref: ObjectRef
+
+
+@dataclass(frozen=True)
+class Write:
+    """Finalize action: replace the object with this one (it carries resourceVersion when known)."""
+
+    obj: Obj
+
+
+FinalizeAction = Delete | Write
+
+
+@dataclass(frozen=True)
+class AffinityCookies:
+    """Session-affinity cookies to store in the Canary status (`<name>=<value>` or None to clear)."""
+
+    session: str | None = None
+    primary: str | None = None
+    previous: str | None = None
+
+    def status_patch(self) -> dict[str, str | None]:
+        return {
+            "sessionAffinityCookie": self.session,
+            "primarySessionAffinityCookie": self.primary,
+            "previousSessionAffinityCookie": self.previous,
+        }
+
+
+@dataclass(frozen=True)
+class RouteUpdate:
+    """What SetRoutes produces: objects to write, and status fields when session affinity is used."""
+
+    objects: list[Obj]
+    cookies: AffinityCookies | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A canary/target/router combination that cannot work (`fatal`) or may not work (a caveat)."""
+
+    message: str
+    fatal: bool = True
+
+
+TargetKind = Literal["Deployment", "DaemonSet", "Service"]
+
+
+class PureRouter(Protocol):
+    """The pure half of a router; the I/O half (base.py's Router) fetches `existing` and writes."""
+
+    provider: str
+
+    def references(self, canary: Canary) -> list[ObjectRef]: ...
+
+    def desired(
+        self,
+        canary: Canary,
+        *,
+        existing: Sequence[Obj] = (),
+        primary_weight: int = 100,
+        canary_weight: int = 0,
+        mirrored: bool = False,
+    ) -> list[Obj]: ...
+
+    def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]: ...
+
+    def set_routes(
+        self,
+        canary: Canary,
+        existing: Sequence[Obj],
+        primary_weight: int,
+        canary_weight: int,
+        mirrored: bool = False,
+    ) -> RouteUpdate: ...
+
+    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> RouteWeights: ...
+
+    def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]: ...
+
+    def compatibility(
+        self,
+        canary: Canary,
+        target_kind: TargetKind,
+        target_service: Obj | None,
+        *,
+        existing: Sequence[Obj] = (),
+    ) -> list[Problem]: ...
+
+
+# --- names and metadata -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceNames:
+    apex: str
+    primary: str
+    canary: str
+
+
+def service_names(canary: Canary) -> ServiceNames:
+    apex = canary.spec.apex_name
+    return ServiceNames(apex, naming.primary_name(apex), naming.canary_name(apex))
+
+
+def owner_reference(canary: Canary) -> Obj:
+    """The Canary as controller owner, so routing objects are garbage-collected with it."""
+    if not canary.metadata.uid:
+        raise RouterError(f"Canary {canary.key} has no metadata.uid; cannot own routing objects")
+    return {
+        "apiVersion": naming.API_VERSION,
+        "kind": naming.CANARY_KIND,
+        "name": canary.name,
+        "uid": canary.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def with_toolkit_annotations(annotations: Mapping[str, str] | None) -> dict[str, str]:
+    """Flagger's router-side filterMetadata: Flux must not fight the operator over this object."""
+    result = dict(annotations or {})
+    result.update(naming.TOOLKIT_DISABLE_ANNOTATIONS)
+    return result
+
+
+def apex_labels(canary: Canary) -> dict[str, str]:
+    apex = canary.spec.required_service.apex
+    return dict(apex.labels or {}) if apex else {}
+
+
+def apex_annotations(canary: Canary) -> dict[str, str]:
+    apex = canary.spec.required_service.apex
+    return with_toolkit_annotations(apex.annotations if apex else None)
+
+
+def new_object(
+    canary: Canary,
+    api_version: str,
+    kind: str,
+    name: str,
+    spec: Obj,
+    *,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    owned: bool = True,
+) -> Obj:
+    metadata: Obj = {"name": name, "namespace": canary.namespace}
+    if labels:
+        metadata["labels"] = dict(labels)
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    if owned:
+        metadata["ownerReferences"] = [owner_reference(canary)]
+    return {"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec}
+
+
+def find(existing: Sequence[Obj], kind: str, name: str) -> Obj | None:
+    for obj in existing:
+        if obj.get("kind") == kind and obj.get("metadata", {}).get("name") == name:
+            return obj
+    return None
+
+
+def require(existing: Sequence[Obj], kind: str, name: str, namespace: str) -> Obj:
+    obj = find(existing, kind, name)
+    if obj is None:
+        raise RouterError(f"{kind} {name}.{namespace} get query error: not found")
+    return obj
+
+
+def controlled_by(obj: Obj, canary: Canary) -> bool:
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if (
+            ref.get("controller")
+            and ref.get("kind") == naming.CANARY_KIND
+            and ref.get("name") == canary.name
+        ):
+            return True
+    return False
+
+
+def is_external_name(service: Obj | None) -> bool:
+    return bool(service and (service.get("spec") or {}).get("type") == "ExternalName")
+
+
+# --- comparison and merging ---------------------------------------------------------------------
+
+
+def contained_in(wanted: Any, actual: Any) -> bool:
+    """True when `actual` already says everything `wanted` says.
+
+    Extra keys in `actual` are allowed (fields the API server defaulted, e.g. a Gateway API
+    backendRef's `group`); lists must have the same length and match element by element.
+    """
+    if isinstance(wanted, dict):
+        if not isinstance(actual, dict):
+            return False
+        return all(contained_in(value, actual.get(key)) for key, value in wanted.items())
+    if isinstance(wanted, list):
+        if not isinstance(actual, list) or len(wanted) != len(actual):
+            return False
+        return all(contained_in(w, a) for w, a in zip(wanted, actual, strict=True))
+    if isinstance(wanted, bool) or isinstance(actual, bool):
+        return wanted is actual
+    if isinstance(wanted, int | float) and isinstance(actual, int | float):
+        return float(wanted) == float(actual)
+    return bool(wanted == actual)
+
+
+def merge_onto(existing: Obj | None, built: Obj) -> Obj:
+    """The object to write: `built`'s spec and metadata, keeping the live object's identity and
+    any labels/annotations someone else put there (foreign keys survive our writes)."""
+    if existing is None:
+        return copy.deepcopy(built)
+    result = copy.deepcopy(existing)
+    result.pop("status", None)
+    result["apiVersion"] = built["apiVersion"]
+    result["kind"] = built["kind"]
+    metadata = result.setdefault("metadata", {})
+    for key in ("labels", "annotations"):
+        merged = dict(metadata.get(key) or {})
+        merged.update(built["metadata"].get(key) or {})
+        if merged:
+            metadata[key] = merged
+    if "spec" in built:
+        result["spec"] = copy.deepcopy(built["spec"])
+    return result
+
+
+def needs_write(existing: Obj | None, built: Obj, *, compare: Sequence[str] = ("spec",)) -> bool:
+    if existing is None:
+        return True
+    for key in compare:
+        if not contained_in(built.get(key), existing.get(key)):
+            return True
+    live_meta = existing.get("metadata", {})
+    for key in ("labels", "annotations"):
+        if not contained_in(built["metadata"].get(key) or {}, live_meta.get(key) or {}):
+            return True
+    return False
+
+
+def check_weights(primary: int, canary: int) -> None:
+    if primary < 0 or canary < 0:
+        raise RouterError(f"weights must not be negative (primary {primary}, canary {canary})")
+
+
+def drop_none(value: Any) -> Any:
+    """Remove None values and empty containers the builders produce for optional fields."""
+    if isinstance(value, dict):
+        cleaned = {k: drop_none(v) for k, v in value.items() if v is not None}
+        return {k: v for k, v in cleaned.items() if v != {} and v != []}
+    if isinstance(value, list):
+        return [drop_none(v) for v in value]
+    return value
+
+
+# --- session affinity (Istio and Gateway API) ---------------------------------------------------
+
+COOKIE_HEADER = "Cookie"
+SET_COOKIE_HEADER = "Set-Cookie"
+
+TokenSource = Callable[[], str]
+
+
+def random_token() -> str:
+    """Ten random letters, the cookie value format Flagger uses."""
+    return "".join(random.choices(string.ascii_letters, k=10))
+
+
+def build_cookie(affinity: SessionAffinity, cookie: str, max_age: int | None = None) -> str:
+    """The Set-Cookie value for `<name>=<value>` with the attributes the user configured."""
+    parts = [cookie, f"Max-Age={affinity.effective_max_age if max_age is None else max_age}"]
+    if affinity.domain:
+        parts.append(f"Domain={affinity.domain}")
+    if affinity.http_only:
+        parts.append("HttpOnly")
+    if affinity.partitioned:
+        parts.append("Partitioned")
+    if affinity.path:
+        parts.append(f"Path={affinity.path}")
+    if affinity.same_site:
+        parts.append(f"SameSite={affinity.same_site}")
+    if affinity.secure:
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+def cookie_regex(cookie: str) -> str:
+    name, _, value = cookie.partition("=")
+    return f".*{name}.*{value}.*"
+
+
+def next_cookies(
+    canary: Canary, canary_weight: int, token: TokenSource, *, primary_cookie: bool = True
+) -> AffinityCookies:
+    """Flagger's cookie life cycle: generate once per run while the canary gets traffic; when it
+    gets none, the run's cookie becomes the previous one (expired on the client)."""
+    analysis = canary.spec.analysis
+    affinity = analysis.session_affinity if analysis else None
+    status = canary.status
+    session = status.session_affinity_cookie if status else None
+    primary = status.primary_session_affinity_cookie if status else None
+    previous = status.previous_session_affinity_cookie if status else None
+    if affinity is None:
+        return AffinityCookies(session, primary, previous)
+    if canary_weight > 0:
+        session = session or f"{affinity.cookie_name}={token()}"
+        if primary_cookie and affinity.primary_cookie_name:
+            primary = primary or f"{affinity.primary_cookie_name}={token()}"
+        return AffinityCookies(session, primary, previous)
+    if session:
+        previous = session
+    return AffinityCookies(None, primary, previous)
+
+
+def status_cookies(canary: Canary) -> AffinityCookies:
+    status = canary.status
+    if status is None:
+        return AffinityCookies()
+    return AffinityCookies(
+        status.session_affinity_cookie,
+        status.primary_session_affinity_cookie,
+        status.previous_session_affinity_cookie,
+    )
+
+
+def reconcile_cookies(canary: Canary, live_set_cookies: Mapping[str, str]) -> AffinityCookies:
+    """The cookies to rebuild a live object with: the status's, or, when the status lost them
+    (a crash between writing the route and the status), the ones the live object sets, so a
+    reconcile never swaps the cookie under clients mid-run. Keys: `session`, `primary`."""
+    cookies = status_cookies(canary)
+    session = live_set_cookies.get("session")
+    primary = live_set_cookies.get("primary")
+    return AffinityCookies(
+        cookies.session or (session.split(";")[0].strip() if session else None),
+        cookies.primary or (primary.split(";")[0].strip() if primary else None),
+        cookies.previous,
+    )
+
+
+def affinity_of(canary: Canary) -> SessionAffinity | None:
+    analysis = canary.spec.analysis
+    return analysis.session_affinity if analysis else None
+
+
+def primary_cookie_max_age(canary: Canary) -> int:
+    analysis = canary.spec.analysis
+    return int(analysis.interval_seconds()) if analysis else 60
+
+
+# --- field helpers ------------------------------------------------------------------------------
+
+
+def wire(value: Any) -> Any:
+    """A pydantic sub-model as it appears on the wire (camelCase, unset fields absent)."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [wire(v) for v in value]
+    dump = getattr(value, "to_wire", None)
+    if dump is not None:
+        return dump()
+    return value
+
+
+# --- capability checks shared by compatibility() ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a router can express; anything else a Canary asks for is reported, not ignored."""
+
+    ab_testing: bool
+    mirroring: bool
+    session_affinity: bool
+    tcp: bool
+
+
+def capability_problems(canary: Canary, router: str, capabilities: Capabilities) -> list[Problem]:
+    analysis = canary.spec.analysis
+    problems: list[Problem] = []
+    if analysis and analysis.match and not capabilities.ab_testing:
+        problems.append(
+            Problem(
+                f"spec.analysis.match: the {router} router cannot route by header or cookie; an "
+                "A/B run would send all traffic to the canary"
+            )
+        )
+    if analysis and analysis.mirror and not capabilities.mirroring:
+        problems.append(
+            Problem(
+                f"spec.analysis.mirror: the {router} router cannot mirror traffic; the run would "
+                "never leave weight 0"
+            )
+        )
+    if analysis and analysis.session_affinity and not capabilities.session_affinity:
+        problems.append(
+            Problem(
+                f"spec.analysis.sessionAffinity: the {router} router has no session affinity; "
+                "the setting is ignored",
+                fatal=False,
+            )
+        )
+    if (canary.spec.required_service.app_protocol or "").lower() == "tcp" and not capabilities.tcp:
+        problems.append(
+            Problem(f"spec.required_service.appProtocol tcp: the {router} router routes HTTP only")
+        )
+    return problems
+
+
+def weight_from(value: Any) -> int:
+    """A backend weight as written: integer, or (SMI v1alpha1) a resource quantity like `500m`."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float):
+        return int(value)
+    text = str(value or "0").strip()
+    try:
+        if text.endswith("m"):
+            return int(float(text[:-1]) / 1000)
+        return int(float(text))
+    except ValueError as error:
+        raise RouterError(f"weight {text!r} is not a number") from error

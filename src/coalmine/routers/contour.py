@@ -1,0 +1,227 @@
+"""Contour HTTPProxy `<apex>`: one weighted route (A/B: header route + primary route).
+
+The proxy has no virtualhost (flagger-behaviour §4.5): a root HTTPProxy of the user includes it.
+Canary weight is derived as 100 - primary; SetRoutes(0, 0) is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from coalmine.api.models import Canary
+from coalmine.routers.common import (
+    INITIAL_WEIGHTS,
+    Capabilities,
+    FinalizeAction,
+    Obj,
+    ObjectRef,
+    Problem,
+    RouterError,
+    RouteUpdate,
+    RouteWeights,
+    TargetKind,
+    apex_annotations,
+    apex_labels,
+    capability_problems,
+    check_weights,
+    find,
+    is_external_name,
+    merge_onto,
+    needs_write,
+    new_object,
+    require,
+    service_names,
+    weight_from,
+)
+
+API_VERSION = "projectcontour.io/v1"
+KIND = "HTTPProxy"
+CAPABILITIES = Capabilities(ab_testing=True, mirroring=False, session_affinity=False, tcp=False)
+DESTINATION_OVERRIDE_HEADER = "l5d-dst-override"
+
+__all__ = ["ROUTER", "ContourRouter"]
+
+
+class ContourRouter:
+    provider = "contour"
+
+    def __init__(self, ingress_class: str | None = None) -> None:
+        self.ingress_class = ingress_class
+
+    def references(self, canary: Canary) -> list[ObjectRef]:
+        return [ObjectRef(API_VERSION, KIND, service_names(canary).apex, canary.namespace)]
+
+    def _prefix(self, canary: Canary) -> str:
+        matches = canary.spec.required_service.match or []
+        if matches and matches[0].uri and matches[0].uri.prefix:
+            return matches[0].uri.prefix
+        return "/"
+
+    def _header_conditions(self, canary: Canary) -> list[Obj]:
+        conditions: list[Obj] = [{"prefix": self._prefix(canary)}]
+        analysis = canary.spec.analysis
+        for match in analysis.match or [] if analysis else []:
+            for name in sorted(match.headers or {}):
+                value = (match.headers or {})[name]
+                if value.exact:
+                    conditions.append({"header": {"name": name, "exact": value.exact}})
+                elif value.prefix or value.suffix:
+                    conditions.append(
+                        {"header": {"name": name, "contains": value.prefix or value.suffix}}
+                    )
+        return conditions
+
+    def _service(self, canary: Canary, name: str, weight: int) -> Obj:
+        port = canary.spec.required_service.port
+        override = f"{name}.{canary.namespace}.svc.cluster.local:{port}"
+        return {
+            "name": name,
+            "port": port,
+            "weight": weight,
+            "requestHeadersPolicy": {
+                "set": [{"name": DESTINATION_OVERRIDE_HEADER, "value": override}]
+            },
+        }
+
+    def _route(self, canary: Canary, conditions: list[Obj], weights: RouteWeights) -> Obj:
+        names = service_names(canary)
+        service = canary.spec.required_service
+        route: Obj = {"conditions": conditions}
+        if service.timeout:
+            route["timeoutPolicy"] = {"response": service.timeout, "idle": "5m"}
+        if service.retries:
+            retry: Obj = {"count": service.retries.attempts or 0}
+            if service.retries.per_try_timeout:
+                retry["perTryTimeout"] = service.retries.per_try_timeout
+            if service.retries.retry_on:
+                retry["retryOn"] = [
+                    part.strip() for part in service.retries.retry_on.split(",") if part.strip()
+                ]
+            route["retryPolicy"] = retry
+        route["services"] = [
+            self._service(canary, names.primary, weights.primary),
+            self._service(canary, names.canary, weights.canary),
+        ]
+        return route
+
+    def _built(self, canary: Canary, weights: RouteWeights) -> Obj:
+        names = service_names(canary)
+        analysis = canary.spec.analysis
+        prefix_only = [{"prefix": self._prefix(canary)}]
+        if analysis and analysis.match:
+            routes = [
+                self._route(canary, self._header_conditions(canary), weights),
+                self._route(canary, prefix_only, INITIAL_WEIGHTS),
+            ]
+        else:
+            routes = [self._route(canary, prefix_only, weights)]
+        spec: Obj = {"routes": routes}
+        if self.ingress_class:
+            spec["ingressClassName"] = self.ingress_class
+        return new_object(
+            canary,
+            API_VERSION,
+            KIND,
+            names.apex,
+            spec,
+            labels=apex_labels(canary),
+            annotations=apex_annotations(canary),
+        )
+
+    def desired(
+        self,
+        canary: Canary,
+        *,
+        existing: Sequence[Obj] = (),
+        primary_weight: int = 100,
+        canary_weight: int = 0,
+        mirrored: bool = False,
+    ) -> list[Obj]:
+        check_weights(primary_weight, canary_weight)
+        built = self._built(canary, RouteWeights(primary_weight, canary_weight))
+        return [merge_onto(find(existing, KIND, built["metadata"]["name"]), built)]
+
+    def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
+        current = find(existing, KIND, service_names(canary).apex)
+        live = INITIAL_WEIGHTS
+        if current is not None:
+            try:
+                live = self.get_routes(canary, existing)
+            except RouterError:
+                live = INITIAL_WEIGHTS
+        built = self._built(canary, live)
+        return [merge_onto(current, built)] if needs_write(current, built) else []
+
+    def set_routes(
+        self,
+        canary: Canary,
+        existing: Sequence[Obj],
+        primary_weight: int,
+        canary_weight: int,
+        mirrored: bool = False,
+    ) -> RouteUpdate:
+        check_weights(primary_weight, canary_weight)
+        names = service_names(canary)
+        if primary_weight == 0 and canary_weight == 0:
+            raise RouterError(
+                f"HTTPProxy {names.apex}.{canary.namespace} update failed: no valid weights"
+            )
+        current = require(existing, KIND, names.apex, canary.namespace)
+        built = self._built(canary, RouteWeights(primary_weight, canary_weight))
+        return RouteUpdate([merge_onto(current, built)])
+
+    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> RouteWeights:
+        names = service_names(canary)
+        proxy = require(existing, KIND, names.apex, canary.namespace)
+        routes = (proxy.get("spec") or {}).get("routes") or []
+        services = (routes[0].get("services") or []) if routes else []
+        primary = next((s for s in services if s.get("name") == names.primary), None)
+        if len(services) < 2 or primary is None:
+            raise RouterError(f"HTTPProxy {names.apex}.{canary.namespace} services not found")
+        weight = weight_from(primary.get("weight"))
+        return RouteWeights(weight, 100 - weight, False)
+
+    def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
+        return []
+
+    def compatibility(
+        self,
+        canary: Canary,
+        target_kind: TargetKind,
+        target_service: Obj | None,
+        *,
+        existing: Sequence[Obj] = (),
+    ) -> list[Problem]:
+        problems = capability_problems(canary, self.provider, CAPABILITIES)
+        analysis = canary.spec.analysis
+        for index, match in enumerate(analysis.match or [] if analysis else []):
+            for name, value in (match.headers or {}).items():
+                if not (value.exact or value.prefix or value.suffix):
+                    problems.append(
+                        Problem(
+                            f"spec.analysis.match[{index}].headers.{name}: HTTPProxy header "
+                            "conditions take exact, prefix or suffix values only; without it the "
+                            "A/B route would match every request"
+                        )
+                    )
+            for key in ("query_params", "uri", "method", "source_labels"):
+                if getattr(match, key) is not None:
+                    problems.append(
+                        Problem(
+                            f"spec.analysis.match[{index}]: the contour router matches headers "
+                            f"only; {key} would be ignored"
+                        )
+                    )
+        if is_external_name(target_service):
+            problems.append(
+                Problem(
+                    "ExternalName backends: Contour routes to them only when started with "
+                    "enableExternalNameService (off by default since CVE-2021-25740) and sends the "
+                    "client's Host header unless the HTTPProxy rewrites it",
+                    fatal=False,
+                )
+            )
+        return problems
+
+
+ROUTER = ContourRouter()

@@ -1,0 +1,587 @@
+"""Gateway API: the HTTPRoute `<apex>` (v1 or v1beta1) splitting between the two Service copies.
+
+Rules (flagger-behaviour §4.11): one weighted rule; A/B = matched weighted rule + primary-only
+rule; session affinity = sticky cookie rule(s) before the weighted rule. Mirroring adds a
+RequestMirror filter to the weighted rule, for canary and blue/green runs alike (DESIGN 15), with
+`percent` = `analysis.mirrorWeight` when set.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from coalmine.api.models import Canary, HTTPMatchRequest, StringMatch, parse_go_duration
+from coalmine.routers.common import (
+    INITIAL_WEIGHTS,
+    SET_COOKIE_HEADER,
+    AffinityCookies,
+    Capabilities,
+    FinalizeAction,
+    Obj,
+    ObjectRef,
+    Problem,
+    RouterError,
+    RouteUpdate,
+    RouteWeights,
+    TargetKind,
+    TokenSource,
+    affinity_of,
+    apex_annotations,
+    apex_labels,
+    build_cookie,
+    capability_problems,
+    check_weights,
+    cookie_regex,
+    drop_none,
+    find,
+    is_external_name,
+    merge_onto,
+    needs_write,
+    new_object,
+    next_cookies,
+    primary_cookie_max_age,
+    random_token,
+    reconcile_cookies,
+    require,
+    service_names,
+    status_cookies,
+)
+
+GROUP = "gateway.networking.k8s.io"
+KIND = "HTTPRoute"
+Version = Literal["v1", "v1beta1"]
+CAPABILITIES = Capabilities(ab_testing=True, mirroring=True, session_affinity=True, tcp=False)
+
+__all__ = ["ROUTER_V1", "ROUTER_V1BETA1", "GatewayAPIRouter", "map_route_matches"]
+
+
+def _selector_error(what: str, value: Any) -> RouterError:
+    return RouterError(
+        "Invalid request matching selectors: Gateway API doesn't support the specified "
+        f"{what} matching selector: {value}"
+    )
+
+
+def _header_match(name: str, match: StringMatch, what: str) -> Obj:
+    if match.exact:
+        return {"name": name, "type": "Exact", "value": match.exact}
+    if match.regex:
+        return {"name": name, "type": "RegularExpression", "value": match.regex}
+    raise _selector_error(what, {name: match.to_wire()})
+
+
+def map_route_matches(requests: Sequence[HTTPMatchRequest | Any]) -> list[Obj]:
+    """Istio-style match requests (spec.required_service.match, analysis.match) as HTTPRouteMatches."""
+    matches: list[Obj] = []
+    for request in requests:
+        match: Obj = {}
+        uri: StringMatch | None = getattr(request, "uri", None)
+        if uri is not None:
+            if uri.regex:
+                match["path"] = {"type": "RegularExpression", "value": uri.regex}
+            elif uri.exact:
+                match["path"] = {"type": "Exact", "value": uri.exact}
+            elif uri.prefix:
+                match["path"] = {"type": "PathPrefix", "value": uri.prefix}
+            else:
+                raise _selector_error("path", uri.to_wire())
+        method: StringMatch | None = getattr(request, "method", None)
+        if method is not None:
+            if not method.exact:
+                raise _selector_error("method", method.to_wire())
+            match["method"] = method.exact
+        headers: dict[str, StringMatch] = getattr(request, "headers", None) or {}
+        if headers:
+            match["headers"] = [
+                _header_match(name, headers[name], "header") for name in sorted(headers)
+            ]
+        params: dict[str, StringMatch] = getattr(request, "query_params", None) or {}
+        if params:
+            match["queryParams"] = [
+                _header_match(name, params[name], "query") for name in sorted(params)
+            ]
+        if match:
+            matches.append(match)
+    return matches
+
+
+def _merge_matches(overlays: list[Obj], base: list[Obj]) -> list[Obj]:
+    if not overlays:
+        return copy.deepcopy(base)
+    if not base:
+        return copy.deepcopy(overlays)
+    merged = []
+    for overlay in overlays:
+        for item in base:
+            result = copy.deepcopy(item)
+            if overlay.get("headers"):
+                result["headers"] = copy.deepcopy(overlay["headers"])
+            if overlay.get("queryParams"):
+                result["queryParams"] = copy.deepcopy(overlay["queryParams"])
+            merged.append(result)
+    return merged
+
+
+def _sorted_headers(values: dict[str, str] | None) -> list[Obj] | None:
+    if not values:
+        return None
+    return [{"name": k, "value": v} for k, v in sorted(values.items(), key=lambda kv: kv)]
+
+
+class GatewayAPIRouter:
+    def __init__(self, version: Version) -> None:
+        self.version: Version = version
+        self.provider = f"gatewayapi:{version}"
+        self.api_version = f"{GROUP}/{version}"
+
+    def references(self, canary: Canary) -> list[ObjectRef]:
+        return [ObjectRef(self.api_version, KIND, service_names(canary).apex, canary.namespace)]
+
+    # --- builders ---------------------------------------------------------------------------
+
+    def _require_gateways(self, canary: Canary) -> None:
+        if not canary.spec.required_service.gateway_refs:
+            raise RouterError("GatewayRefs must be specified when using Gateway API as a provider.")
+
+    def _service_matches(self, canary: Canary) -> list[Obj]:
+        return map_route_matches(canary.spec.required_service.match or [])
+
+    def _rule_matches(self, canary: Canary) -> list[Obj]:
+        return self._service_matches(canary) or [{"path": {"type": "PathPrefix", "value": "/"}}]
+
+    def _filters(self, canary: Canary) -> list[Obj]:
+        service = canary.spec.required_service
+        filters: list[Obj] = []
+        for direction, operations in (
+            ("request", service.headers.request if service.headers else None),
+            ("response", service.headers.response if service.headers else None),
+        ):
+            if operations is None:
+                continue
+            kind = "RequestHeaderModifier" if direction == "request" else "ResponseHeaderModifier"
+            key = "requestHeaderModifier" if direction == "request" else "responseHeaderModifier"
+            modifier = drop_none(
+                {
+                    "add": _sorted_headers(operations.add),
+                    "set": _sorted_headers(operations.set),
+                    "remove": list(operations.remove) if operations.remove else None,
+                }
+            )
+            filters.append({"type": kind, key: modifier})
+        rewrite = service.rewrite
+        if rewrite is not None:
+            url_rewrite: Obj = {}
+            if rewrite.authority:
+                url_rewrite["hostname"] = rewrite.authority
+            if rewrite.uri:
+                if rewrite.type == "ReplacePrefixMatch":
+                    url_rewrite["path"] = {
+                        "type": "ReplacePrefixMatch",
+                        "replacePrefixMatch": rewrite.uri,
+                    }
+                else:
+                    url_rewrite["path"] = {
+                        "type": "ReplaceFullPath",
+                        "replaceFullPath": rewrite.uri,
+                    }
+            filters.append({"type": "URLRewrite", "urlRewrite": url_rewrite})
+        for mirror in service.mirror or []:
+            ref = mirror.backend_ref
+            filters.append(
+                {
+                    "type": "RequestMirror",
+                    "requestMirror": {
+                        "backendRef": drop_none(
+                            {
+                                "group": ref.group,
+                                "kind": ref.kind,
+                                "name": ref.name,
+                                "namespace": ref.namespace,
+                                "port": ref.port,
+                            }
+                        )
+                    },
+                }
+            )
+        if self.version == "v1" and service.cors_policy is not None:
+            filters.append({"type": "CORS", "cors": self._cors(canary)})
+        return filters
+
+    @staticmethod
+    def _cors(canary: Canary) -> Obj:
+        """Istio's corsPolicy as the Gateway API CORS filter (exact origins only)."""
+        policy = canary.spec.required_service.cors_policy
+        assert policy is not None
+        origins = list(policy.allow_origin or [])
+        origins += [o.exact for o in policy.allow_origins or [] if o.exact]
+        max_age = parse_go_duration(policy.max_age)
+        cors: Obj = drop_none(
+            {
+                "allowOrigins": origins or None,
+                "allowMethods": list(policy.allow_methods or []) or None,
+                "allowHeaders": list(policy.allow_headers or []) or None,
+                "exposeHeaders": list(policy.expose_headers or []) or None,
+                "maxAge": int(max_age) if max_age else None,
+                "allowCredentials": policy.allow_credentials,
+            }
+        )
+        return cors
+
+    @staticmethod
+    def _backend(canary: Canary, name: str, weight: int) -> Obj:
+        return {
+            "group": "",
+            "kind": "Service",
+            "name": name,
+            "port": canary.spec.required_service.port,
+            "weight": weight,
+        }
+
+    def _rule(self, canary: Canary, matches: list[Obj], backends: list[Obj]) -> Obj:
+        rule: Obj = {"matches": matches}
+        filters = self._filters(canary)
+        if filters:
+            rule["filters"] = filters
+        rule["backendRefs"] = backends
+        service = canary.spec.required_service
+        if self.version == "v1" and (service.timeout or service.backend_timeout):
+            rule["timeouts"] = drop_none(
+                {"request": service.timeout, "backendRequest": service.backend_timeout}
+            )
+        return rule
+
+    def _spec(self, canary: Canary, weights: RouteWeights, cookies: AffinityCookies | None) -> Obj:
+        self._require_gateways(canary)
+        names = service_names(canary)
+        service = canary.spec.required_service
+        spec: Obj = {
+            "parentRefs": [drop_none(ref.to_wire()) for ref in service.gateway_refs or []],
+        }
+        if service.hosts:
+            spec["hostnames"] = list(service.hosts)
+        matches = self._rule_matches(canary)
+        weighted = self._rule(
+            canary,
+            matches,
+            [
+                self._backend(canary, names.primary, weights.primary),
+                self._backend(canary, names.canary, weights.canary),
+            ],
+        )
+        analysis = canary.spec.analysis
+        ab = map_route_matches(analysis.match) if analysis and analysis.match else []
+        if ab:
+            weighted["matches"] = _merge_matches(ab, matches)
+            spec["rules"] = [
+                weighted,
+                self._rule(canary, matches, [self._backend(canary, names.primary, 100)]),
+            ]
+            return spec
+        sticky_base = copy.deepcopy(weighted)
+        if weights.mirrored:
+            mirror: Obj = {
+                "backendRef": {
+                    "group": "",
+                    "kind": "Service",
+                    "name": names.canary,
+                    "port": service.port,
+                }
+            }
+            if analysis and analysis.mirror_weight:
+                mirror["percent"] = analysis.mirror_weight
+            weighted.setdefault("filters", []).append(
+                {"type": "RequestMirror", "requestMirror": mirror}
+            )
+        if affinity_of(canary) is not None and cookies is not None:
+            spec["rules"] = self._affinity_rules(canary, weights, cookies, weighted, sticky_base)
+        else:
+            spec["rules"] = [weighted]
+        return spec
+
+    def _affinity_rules(
+        self,
+        canary: Canary,
+        weights: RouteWeights,
+        cookies: AffinityCookies,
+        weighted: Obj,
+        sticky: Obj,
+    ) -> list[Obj]:
+        affinity = affinity_of(canary)
+        assert affinity is not None
+        names = service_names(canary)
+        service_matches = self._service_matches(canary)
+
+        def cookie_match(cookie: str) -> list[Obj]:
+            header = {"name": "Cookie", "type": "RegularExpression", "value": cookie_regex(cookie)}
+            return _merge_matches([{"headers": [header]}], service_matches)
+
+        if weights.canary > 0 and cookies.session:
+            for backend in weighted["backendRefs"]:
+                if backend["name"] == names.canary:
+                    value = build_cookie(affinity, cookies.session)
+                elif backend["name"] == names.primary and cookies.primary:
+                    if self.version != "v1":
+                        continue
+                    value = build_cookie(affinity, cookies.primary, primary_cookie_max_age(canary))
+                else:
+                    continue
+                backend["filters"] = [_set_cookie_filter(value)]
+            sticky["matches"] = cookie_match(cookies.session)
+            sticky["backendRefs"] = [
+                self._backend(canary, names.primary, 0),
+                self._backend(canary, names.canary, 100),
+            ]
+            rules = [sticky]
+            if cookies.primary and self.version == "v1":
+                primary_sticky = copy.deepcopy(sticky)
+                primary_sticky["matches"] = cookie_match(cookies.primary)
+                primary_sticky["backendRefs"] = [
+                    self._backend(canary, names.primary, 100),
+                    self._backend(canary, names.canary, 0),
+                ]
+                rules.append(primary_sticky)
+            return [*rules, weighted]
+        if cookies.previous:
+            sticky["matches"] = cookie_match(cookies.previous)
+            expire = {"name": SET_COOKIE_HEADER, "value": f"{cookies.previous}; Max-Age=-1"}
+            filters = sticky.setdefault("filters", [])
+            for item in filters:
+                if item["type"] == "ResponseHeaderModifier":
+                    item["responseHeaderModifier"].setdefault("add", []).append(expire)
+                    break
+            else:
+                filters.append(_set_cookie_filter(expire["value"]))
+        return [sticky, weighted]
+
+    def _built(self, canary: Canary, weights: RouteWeights, cookies: AffinityCookies | None) -> Obj:
+        return new_object(
+            canary,
+            self.api_version,
+            KIND,
+            service_names(canary).apex,
+            self._spec(canary, weights, cookies),
+            labels=apex_labels(canary),
+            annotations=apex_annotations(canary),
+        )
+
+    @staticmethod
+    def _live_set_cookies(canary: Canary, route: Obj | None) -> dict[str, str]:
+        names = service_names(canary)
+        found: dict[str, str] = {}
+        for rule in ((route or {}).get("spec") or {}).get("rules") or []:
+            for backend in rule.get("backendRefs") or []:
+                for item in backend.get("filters") or []:
+                    modifier = item.get("responseHeaderModifier") or {}
+                    for header in modifier.get("add") or []:
+                        if header.get("name") != SET_COOKIE_HEADER:
+                            continue
+                        if backend.get("name") == names.canary:
+                            found["session"] = str(header.get("value", ""))
+                        elif backend.get("name") == names.primary:
+                            found["primary"] = str(header.get("value", ""))
+        return found
+
+    # --- the router interface ---------------------------------------------------------------
+
+    def desired(
+        self,
+        canary: Canary,
+        *,
+        existing: Sequence[Obj] = (),
+        primary_weight: int = 100,
+        canary_weight: int = 0,
+        mirrored: bool = False,
+    ) -> list[Obj]:
+        check_weights(primary_weight, canary_weight)
+        weights = RouteWeights(primary_weight, canary_weight, mirrored)
+        built = self._built(canary, weights, status_cookies(canary))
+        return [merge_onto(find(existing, KIND, built["metadata"]["name"]), built)]
+
+    def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
+        """The HTTPRoute to write, rebuilt at the live weights (and live mirroring); [] if current."""
+        current = find(existing, KIND, service_names(canary).apex)
+        live = self._read_weights(canary, current) if current is not None else INITIAL_WEIGHTS
+        if live.primary == 0 and live.canary == 0:
+            live = INITIAL_WEIGHTS
+        cookies = reconcile_cookies(canary, self._live_set_cookies(canary, current))
+        built = self._built(canary, live, cookies)
+        return [merge_onto(current, built)] if needs_write(current, built) else []
+
+    def set_routes(
+        self,
+        canary: Canary,
+        existing: Sequence[Obj],
+        primary_weight: int,
+        canary_weight: int,
+        mirrored: bool = False,
+        *,
+        token: TokenSource = random_token,
+    ) -> RouteUpdate:
+        check_weights(primary_weight, canary_weight)
+        names = service_names(canary)
+        current = require(existing, KIND, names.apex, canary.namespace)
+        cookies = None
+        if affinity_of(canary) is not None:
+            cookies = next_cookies(
+                canary, canary_weight, token, primary_cookie=self.version == "v1"
+            )
+        built = self._built(canary, RouteWeights(primary_weight, canary_weight, mirrored), cookies)
+        return RouteUpdate([merge_onto(current, built)], cookies)
+
+    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> RouteWeights:
+        names = service_names(canary)
+        route = require(existing, KIND, names.apex, canary.namespace)
+        if self.version == "v1":
+            self._check_parents(canary, route)
+        return self._read_weights(canary, route)
+
+    def _check_parents(self, canary: Canary, route: Obj) -> None:
+        """Weights of a route its gateways have not accepted (or not seen yet) mean nothing."""
+        names = service_names(canary)
+        generation = int(route.get("metadata", {}).get("generation") or 0)
+        for parent in (route.get("status") or {}).get("parents") or []:
+            parent_name = (parent.get("parentRef") or {}).get("name", "")
+            accepted = next(
+                (c for c in parent.get("conditions") or [] if c.get("type") == "Accepted"), None
+            )
+            prefix = f"HTTPRoute {names.apex}.{canary.namespace} parent {parent_name} is not ready"
+            if accepted is None:
+                raise RouterError(f"{prefix}: no Accepted condition")
+            if accepted.get("status") != "True":
+                raise RouterError(
+                    f"{prefix}: Accepted is {accepted.get('status')} "
+                    f"(reason {accepted.get('reason', '')}: {accepted.get('message', '')})"
+                )
+            observed = int(accepted.get("observedGeneration") or 0)
+            if observed < generation:
+                raise RouterError(
+                    f"{prefix}: observedGeneration {observed} is behind generation {generation}"
+                )
+
+    def _read_weights(self, canary: Canary, route: Obj) -> RouteWeights:
+        names = service_names(canary)
+        primary = canary_weight = 0
+        mirrored = False
+        weighted_rule: Obj | None = None
+        affinity = affinity_of(canary) is not None
+        for rule in (route.get("spec") or {}).get("rules") or []:
+            backends = rule.get("backendRefs") or []
+            if affinity and any(b.get("filters") for b in backends):
+                weighted_rule = rule
+            if len(backends) == 2:
+                for backend in backends:
+                    if backend.get("name") == names.primary:
+                        primary = int(backend.get("weight", 1))
+                    elif backend.get("name") == names.canary:
+                        canary_weight = int(backend.get("weight", 1))
+            for item in rule.get("filters") or []:
+                mirror = item.get("requestMirror") or {}
+                if (
+                    item.get("type") == "RequestMirror"
+                    and (mirror.get("backendRef") or {}).get("name") == names.canary
+                ):
+                    mirrored = True
+        if weighted_rule is not None:
+            for backend in weighted_rule.get("backendRefs") or []:
+                if backend.get("name") == names.primary:
+                    primary = int(backend.get("weight", 1))
+                elif backend.get("name") == names.canary:
+                    canary_weight = int(backend.get("weight", 1))
+        return RouteWeights(primary, canary_weight, mirrored)
+
+    def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
+        """Flagger leaves the HTTPRoute alone; the owner reference garbage-collects it."""
+        return []
+
+    def compatibility(
+        self,
+        canary: Canary,
+        target_kind: TargetKind,
+        target_service: Obj | None,
+        *,
+        existing: Sequence[Obj] = (),
+    ) -> list[Problem]:
+        problems = capability_problems(canary, self.provider, CAPABILITIES)
+        service = canary.spec.required_service
+        if not service.gateway_refs:
+            problems.append(
+                Problem(
+                    "spec.required_service.gatewayRefs: GatewayRefs must be specified when using "
+                    "Gateway API as a provider."
+                )
+            )
+        try:
+            self._service_matches(canary)
+            analysis = canary.spec.analysis
+            map_route_matches(analysis.match if analysis and analysis.match else [])
+        except RouterError as error:
+            problems.append(Problem(f"spec.required_service.match / spec.analysis.match: {error}"))
+        problems += self._schema_rule_problems(canary)
+        if is_external_name(target_service):
+            problems.append(
+                Problem(
+                    "ExternalName backends are implementation-specific in Gateway API (the spec "
+                    "says implementations SHOULD NOT support them): Envoy Gateway, NGINX Gateway "
+                    "Fabric and Traefik's Gateway provider do not route to them, Istio resolves "
+                    "them as DNS services; check the HTTPRoute's ResolvedRefs condition",
+                    fatal=False,
+                )
+            )
+        return problems
+
+    def _schema_rule_problems(self, canary: Canary) -> list[Problem]:
+        """The HTTPRoute CRD's CEL rules our settings could break (the API server rejects the
+        route; devcluster does not evaluate CEL, so they are checked here)."""
+        problems: list[Problem] = []
+        service = canary.spec.required_service
+        try:
+            matches = self._rule_matches(canary)
+            analysis = canary.spec.analysis
+            ab = map_route_matches(analysis.match) if analysis and analysis.match else []
+        except RouterError:
+            return problems
+        for index, match in enumerate(analysis.match or [] if analysis else []):
+            if match.source_labels:
+                problems.append(
+                    Problem(
+                        f"spec.analysis.match[{index}].sourceLabels: an HTTPRoute cannot match "
+                        "on the client's labels; the A/B rule would match every request"
+                    )
+                )
+        rewrite = service.rewrite
+        if rewrite and rewrite.uri and rewrite.type == "ReplacePrefixMatch":
+            for rule_matches in (_merge_matches(ab, matches) if ab else matches, matches):
+                paths = [m.get("path", {}).get("type", "PathPrefix") for m in rule_matches]
+                if paths != ["PathPrefix"]:
+                    problems.append(
+                        Problem(
+                            "spec.required_service.rewrite type ReplacePrefixMatch: the HTTPRoute rule needs "
+                            "exactly one PathPrefix match, the Canary produces "
+                            f"{len(rule_matches)} match(es) of type {paths}"
+                        )
+                    )
+                    break
+        if self.version == "v1" and service.timeout and service.backend_timeout:
+            request = parse_go_duration(service.timeout)
+            backend = parse_go_duration(service.backend_timeout)
+            if request is not None and backend is not None and backend > request > 0:
+                problems.append(
+                    Problem(
+                        f"spec.required_service.backendTimeout {service.backend_timeout} is longer than "
+                        f"spec.required_service.timeout {service.timeout}; the HTTPRoute would be rejected"
+                    )
+                )
+        return problems
+
+
+def _set_cookie_filter(value: str) -> Obj:
+    return {
+        "type": "ResponseHeaderModifier",
+        "responseHeaderModifier": {"add": [{"name": SET_COOKIE_HEADER, "value": value}]},
+    }
+
+
+ROUTER_V1 = GatewayAPIRouter("v1")
+ROUTER_V1BETA1 = GatewayAPIRouter("v1beta1")

@@ -1,0 +1,164 @@
+"""SMI TrafficSplit `<apex>` (v1alpha1 for Linkerd, v1alpha2 for OSM, v1alpha3): weights only.
+
+No A/B, no mirroring (flagger-behaviour §4.3). v1alpha1 writes weights as resource quantities
+(strings, as Flagger's typed client serialises them); later versions write integers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from coalmine.api.models import Canary
+from coalmine.routers.common import (
+    INITIAL_WEIGHTS,
+    Capabilities,
+    FinalizeAction,
+    Obj,
+    ObjectRef,
+    Problem,
+    RouterError,
+    RouteUpdate,
+    RouteWeights,
+    TargetKind,
+    capability_problems,
+    check_weights,
+    find,
+    is_external_name,
+    merge_onto,
+    needs_write,
+    new_object,
+    require,
+    service_names,
+    weight_from,
+)
+
+GROUP = "split.smi-spec.io"
+KIND = "TrafficSplit"
+ISTIO_GATEWAYS_ANNOTATION = "VirtualService.v1alpha3.networking.istio.io/spec.gateways"
+CAPABILITIES = Capabilities(ab_testing=False, mirroring=False, session_affinity=False, tcp=True)
+Version = Literal["v1alpha1", "v1alpha2", "v1alpha3"]
+
+__all__ = ["LINKERD", "OSM", "ROUTER_V1ALPHA1", "ROUTER_V1ALPHA2", "ROUTER_V1ALPHA3", "SMIRouter"]
+
+
+class SMIRouter:
+    def __init__(self, version: Version, mesh: str | None = None, provider: str | None = None):
+        self.version: Version = version
+        self.mesh = mesh
+        self.provider = provider or f"smi:{version}" + (f":{mesh}" if mesh else "")
+        self.api_version = f"{GROUP}/{version}"
+
+    def references(self, canary: Canary) -> list[ObjectRef]:
+        return [ObjectRef(self.api_version, KIND, service_names(canary).apex, canary.namespace)]
+
+    def _weight(self, value: int) -> Any:
+        return str(value) if self.version == "v1alpha1" else value
+
+    def _built(self, canary: Canary, weights: RouteWeights) -> Obj:
+        names = service_names(canary)
+        service = canary.spec.required_service
+        annotations = {}
+        if self.mesh == "istio" and service.gateways:
+            annotations[ISTIO_GATEWAYS_ANNOTATION] = json.dumps(service.gateways)
+        spec = {
+            "service": (service.hosts or [names.apex])[0],
+            "backends": [
+                {"service": names.canary, "weight": self._weight(weights.canary)},
+                {"service": names.primary, "weight": self._weight(weights.primary)},
+            ],
+        }
+        return new_object(canary, self.api_version, KIND, names.apex, spec, annotations=annotations)
+
+    def desired(
+        self,
+        canary: Canary,
+        *,
+        existing: Sequence[Obj] = (),
+        primary_weight: int = 100,
+        canary_weight: int = 0,
+        mirrored: bool = False,
+    ) -> list[Obj]:
+        check_weights(primary_weight, canary_weight)
+        built = self._built(canary, RouteWeights(primary_weight, canary_weight))
+        return [merge_onto(find(existing, KIND, built["metadata"]["name"]), built)]
+
+    def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
+        current = find(existing, KIND, service_names(canary).apex)
+        live = INITIAL_WEIGHTS
+        if current is not None:
+            try:
+                live = self.get_routes(canary, existing)
+            except RouterError:
+                live = INITIAL_WEIGHTS
+        built = self._built(canary, live)
+        return [merge_onto(current, built)] if needs_write(current, built) else []
+
+    def set_routes(
+        self,
+        canary: Canary,
+        existing: Sequence[Obj],
+        primary_weight: int,
+        canary_weight: int,
+        mirrored: bool = False,
+    ) -> RouteUpdate:
+        check_weights(primary_weight, canary_weight)
+        names = service_names(canary)
+        current = require(existing, KIND, names.apex, canary.namespace)
+        built = self._built(canary, RouteWeights(primary_weight, canary_weight))
+        return RouteUpdate([merge_onto(current, built)])
+
+    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> RouteWeights:
+        names = service_names(canary)
+        split = require(existing, KIND, names.apex, canary.namespace)
+        primary = canary_weight = 0
+        for backend in (split.get("spec") or {}).get("backends") or []:
+            if backend.get("service") == names.primary:
+                primary = weight_from(backend.get("weight"))
+            elif backend.get("service") == names.canary:
+                canary_weight = weight_from(backend.get("weight"))
+        if primary == 0 and canary_weight == 0:
+            raise RouterError(
+                f"TrafficSplit {names.apex}.{canary.namespace} does not contain routes for "
+                f"{names.primary} and {names.canary}"
+            )
+        return RouteWeights(primary, canary_weight, False)
+
+    def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
+        return []
+
+    def compatibility(
+        self,
+        canary: Canary,
+        target_kind: TargetKind,
+        target_service: Obj | None,
+        *,
+        existing: Sequence[Obj] = (),
+    ) -> list[Problem]:
+        problems = capability_problems(canary, self.provider, CAPABILITIES)
+        if is_external_name(target_service):
+            if self.mesh in (None, "linkerd", "osm"):
+                problems.append(
+                    Problem(
+                        "ExternalName backends cannot be split by a TrafficSplit: the mesh "
+                        "resolves backends to pod endpoints and an ExternalName Service has "
+                        "none (Linkerd falls back to the original destination, so the split is "
+                        "silently not applied)"
+                    )
+                )
+            else:
+                problems.append(
+                    Problem(
+                        f"ExternalName backends depend on how {self.mesh} implements SMI",
+                        fatal=False,
+                    )
+                )
+        return problems
+
+
+ROUTER_V1ALPHA1 = SMIRouter("v1alpha1")
+ROUTER_V1ALPHA2 = SMIRouter("v1alpha2")
+ROUTER_V1ALPHA3 = SMIRouter("v1alpha3")
+LINKERD = SMIRouter("v1alpha1", provider="linkerd")
+OSM = SMIRouter("v1alpha2", provider="osm")

@@ -1,0 +1,137 @@
+"""Every router through a whole canary run: objects valid against the official CRD schemas at
+initialization, at each weight step, after promotion/rollback, and weights read back exactly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from coalmine.api.models import Canary
+from coalmine.routers.common import Delete, PureRouter, RouteWeights
+from coalmine.routers.registry import ROUTERS
+from routers.canaries import apply, make_canary
+from routers.schemas import as_stored, assert_valid
+
+SOURCE_INGRESS: dict[str, Any] = {
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "Ingress",
+    "metadata": {"name": "podinfo", "namespace": "default", "labels": {"app": "podinfo"}},
+    "spec": {
+        "ingressClassName": "nginx",
+        "rules": [
+            {
+                "host": "app.example.com",
+                "http": {
+                    "paths": [
+                        {
+                            "path": "/",
+                            "pathType": "Prefix",
+                            "backend": {"service": {"name": "podinfo", "port": {"number": 80}}},
+                        }
+                    ]
+                },
+            }
+        ],
+    },
+}
+
+
+def canary_for(provider: str) -> Canary:
+    service: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    if provider.startswith("gatewayapi"):
+        service["gatewayRefs"] = [{"name": "public", "namespace": "gateways"}]
+    if provider == "nginx":
+        extra["ingressRef"] = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "name": "podinfo",
+        }
+    return make_canary(service=service, extra_spec=extra)
+
+
+def initial_objects(provider: str) -> list[dict[str, Any]]:
+    return [SOURCE_INGRESS] if provider == "nginx" else []
+
+
+@pytest.mark.parametrize("provider", sorted(ROUTERS))
+def test_canary_run_objects_are_valid_and_weights_round_trip(provider: str) -> None:
+    router: PureRouter = ROUTERS[provider]
+    canary = canary_for(provider)
+    cluster = initial_objects(provider)
+
+    created = router.reconcile(canary, cluster)
+    assert created, "initialization writes the routing objects"
+    assert_valid(*created)
+    cluster = apply(cluster, created)
+    assert router.get_routes(canary, cluster) == RouteWeights(100, 0, False)
+    assert router.reconcile(canary, cluster) == [], "a second reconcile writes nothing"
+
+    for primary, weight in [(80, 20), (60, 40), (40, 60), (100, 0)]:
+        update = router.set_routes(canary, cluster, primary, weight)
+        assert_valid(*update.objects)
+        cluster = apply(cluster, update.objects)
+        assert router.get_routes(canary, cluster) == RouteWeights(primary, weight, False)
+        assert router.reconcile(canary, cluster) == [], f"reconcile at {primary}/{weight}"
+
+
+@pytest.mark.parametrize("provider", sorted(ROUTERS))
+def test_server_defaults_are_not_mistaken_for_drift(provider: str) -> None:
+    """Objects read back from the API server carry CRD defaults; reconcile must not fight them."""
+    router = ROUTERS[provider]
+    canary = canary_for(provider)
+    cluster = initial_objects(provider)
+    cluster = apply(cluster, [as_stored(o) for o in router.reconcile(canary, cluster)])
+    assert router.reconcile(canary, cluster) == []
+    update = router.set_routes(canary, cluster, 70, 30)
+    cluster = apply(cluster, [as_stored(o) for o in update.objects])
+    assert router.get_routes(canary, cluster) == RouteWeights(70, 30, False)
+    assert router.reconcile(canary, cluster) == []
+
+
+@pytest.mark.parametrize("provider", sorted(ROUTERS))
+def test_finalize_after_a_run(provider: str) -> None:
+    """revertOnDeletion: objects the Canary created are left to garbage collection, except the
+    NGINX canary Ingress, which is deleted so the user's Ingress alone routes again."""
+    router = ROUTERS[provider]
+    canary = canary_for(provider)
+    cluster = initial_objects(provider)
+    cluster = apply(cluster, router.reconcile(canary, cluster))
+    cluster = apply(cluster, router.set_routes(canary, cluster, 40, 60).objects)
+    actions = router.finalize(canary, cluster)
+    if provider == "nginx":
+        (action,) = actions
+        assert isinstance(action, Delete)
+        assert action.ref.name == "podinfo-canary"
+    else:
+        assert actions == []
+
+
+@pytest.mark.parametrize("provider", sorted(ROUTERS))
+def test_created_routing_objects_are_owned_by_the_canary(provider: str) -> None:
+    router = ROUTERS[provider]
+    canary = canary_for(provider)
+    for obj in router.reconcile(canary, initial_objects(provider)):
+        (owner,) = obj["metadata"]["ownerReferences"]
+        assert owner == {
+            "apiVersion": "flagger.app/v1beta1",
+            "kind": "Canary",
+            "name": "podinfo",
+            "uid": "0b1c-uid",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+        assert obj["metadata"]["namespace"] == "default"
+
+
+@pytest.mark.parametrize("provider", sorted(ROUTERS))
+def test_references_name_every_object_the_router_writes(provider: str) -> None:
+    router = ROUTERS[provider]
+    canary = canary_for(provider)
+    written = {
+        (o["apiVersion"], o["kind"], o["metadata"]["name"])
+        for o in router.reconcile(canary, initial_objects(provider))
+    }
+    referenced = {(r.api_version, r.kind, r.name) for r in router.references(canary)}
+    assert written <= referenced

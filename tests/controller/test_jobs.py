@@ -104,3 +104,39 @@ async def test_removing_a_canary_stops_its_job() -> None:
     cycles = job.cycles
     await asyncio.sleep(0.05)
     assert job.cycles == cycles
+
+
+async def test_draining_lets_the_cycle_in_flight_finish_its_writes() -> None:
+    started = asyncio.Event()
+    release = asyncio.Event()
+    finished: list[str] = []
+
+    async def cycle() -> None:
+        started.set()
+        await release.wait()
+        finished.append("write")
+
+    jobs = JobManager()
+    jobs.ensure("podinfo.test", LONG, cycle)
+    await asyncio.wait_for(started.wait(), 5)
+    drain = asyncio.create_task(jobs.drain(grace=5))
+    await asyncio.sleep(0.01)
+    assert not drain.done()
+    release.set()
+    await asyncio.wait_for(drain, 5)
+    assert finished == ["write"]
+    assert len(jobs) == 0
+
+
+async def test_draining_cancels_a_cycle_that_outlives_the_grace_period() -> None:
+    started = asyncio.Event()
+
+    async def hanging() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    jobs = JobManager()
+    job = jobs.ensure("stuck.test", LONG, hanging)
+    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(jobs.drain(grace=0.05), 5)
+    assert not job.running

@@ -20,6 +20,7 @@ Handler = Callable[[argparse.Namespace], int]
 SUBCOMMANDS: tuple[str, ...] = (
     "coalmine.cli.demo",
     "coalmine.cli.check",
+    "coalmine.cli.controller",
     "coalmine.cli.crds",
     "coalmine.cli.devcluster",
     "coalmine.cli.loadtester",

@@ -53,7 +53,9 @@ class KubeStatusWriter:
         patch = {"status": status.model_dump(by_alias=True, mode="json")}
         written = await self.api.patch(CANARY, canary.name, patch, canary.namespace, status=True)
         await self.caches[CANARY].observe(written)
-        updated = canary.model_copy(update={"status": CanaryStatus.model_validate(written.get("status") or {})})
+        updated = canary.model_copy(
+            update={"status": CanaryStatus.model_validate(written.get("status") or {})}
+        )
         updated.metadata.resource_version = written.get("metadata", {}).get("resourceVersion")
         return updated
 
@@ -81,7 +83,9 @@ class PrometheusSink:
         self.metrics = metrics
 
     def set_status(self, canary: Canary, value: int) -> None:
-        self.metrics.status.labels(name=canary.spec.target_ref.name, namespace=canary.namespace).set(value)
+        self.metrics.status.labels(
+            name=canary.spec.target_ref.name, namespace=canary.namespace
+        ).set(value)
 
     def set_weight(self, canary: Canary, primary_weight: int, canary_weight: int) -> None:
         self.metrics.set_weights(

@@ -24,6 +24,7 @@ class CanaryJob:
         self._cycle = cycle
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._draining = False
         self.cycles = 0
 
     def start(self) -> None:
@@ -43,6 +44,15 @@ class CanaryJob:
             self.interval = interval
             self._wake.set()
 
+    async def drain(self) -> None:
+        """Let a cycle in flight finish its writes, then stop (graceful shutdown)."""
+        self._draining = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
     async def stop(self) -> None:
         """Cancel the job; a cycle in flight is cancelled at its next await."""
         if self._task is not None:
@@ -61,6 +71,8 @@ class CanaryJob:
             except Exception:
                 log.exception("cycle of canary %s failed", self.key)
             self.cycles += 1
+            if self._draining:
+                return
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.interval):
                     await self._wake.wait()
@@ -101,6 +113,16 @@ class JobManager:
         job = self._jobs.pop(key, None)
         if job is not None:
             await job.stop()
+
+    async def drain(self, grace: float) -> None:
+        """Finish every cycle in flight within `grace` seconds; cancel what is left after it."""
+        jobs = list(self._jobs.values())
+        try:
+            async with asyncio.timeout(grace):
+                await asyncio.gather(*(job.drain() for job in jobs))
+        except TimeoutError:
+            pass
+        await self.stop_all()
 
     async def stop_all(self) -> None:
         jobs, self._jobs = list(self._jobs.values()), {}

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -21,14 +21,13 @@ import aiohttp
 from coalmine.analysis.checks import AnalysisSettings, MetricAnalyzer
 from coalmine.api import naming
 from coalmine.api.models import Canary
-from coalmine.api.validation import ManifestError, parse_canary
+from coalmine.api.validation import ManifestError, parse_canary, summarize_problems
 from coalmine.controller.adapters import (
     CacheSources,
     CanaryRecorder,
     KubeStatusWriter,
     PrometheusSink,
     SystemClock,
-    canary_object,
 )
 from coalmine.controller.http import start_http
 from coalmine.controller.jobs import JobManager
@@ -53,6 +52,8 @@ from coalmine.kube.kinds import (
 )
 from coalmine.kube.lease import LeaderElector, LeaseTimings
 from coalmine.notify.alerter import Alerter, GlobalNotifierSettings, global_notifier
+from coalmine.routers.common import RouterError
+from coalmine.routers.registry import router_for
 from coalmine.scheduler import Dependencies, Scheduler, SchedulerConfig
 from coalmine.scheduler.status import initial_status
 from coalmine.scheduler.timing import (
@@ -63,7 +64,11 @@ from coalmine.scheduler.timing import (
 
 log = logging.getLogger(__name__)
 
-TARGET_KINDS: dict[str, Kind] = {"Deployment": DEPLOYMENT, "DaemonSet": DAEMON_SET, "Service": SERVICE}
+TARGET_KINDS: dict[str, Kind] = {
+    "Deployment": DEPLOYMENT,
+    "DaemonSet": DAEMON_SET,
+    "Service": SERVICE,
+}
 VALID_CONDITION = "Valid"
 SHUTDOWN_GRACE_SECONDS = 30.0
 
@@ -81,73 +86,76 @@ class _Known:
     refused_reason: str = ""
 
 
-@dataclass
 class Controller:
-    settings: Settings
-    metrics: ControllerMetrics = field(init=False)
-    http_port: int = field(init=False, default=0)
+    """The process: client, caches, HTTP endpoints, and (as leader) the canary reconciler."""
 
-    def __post_init__(self) -> None:
-        self.metrics = ControllerMetrics(self.settings.mesh_provider)
-        self.jobs = JobManager()
-        self._known: dict[str, _Known] = {}
-        self._ready = False
-        self._stopping = asyncio.Event()
-        self._api: KubeApi | None = None
-        self._caches: Caches | None = None
-        self._scheduler: Scheduler | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self._recorder: CanaryRecorder | None = None
-        self._status: KubeStatusWriter | None = None
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = ControllerMetrics(settings.mesh_provider)
+        self.http_port = 0
+        self.reconciler: CanaryReconciler | None = None
         self.on_ready: Callable[[], None] | None = None
-
-    # --- lifecycle --------------------------------------------------------------------------
+        self._stopping = asyncio.Event()
 
     def is_ready(self) -> bool:
-        return self._ready
+        return self.reconciler is not None and self.reconciler.ready
 
     def stop(self) -> None:
         """Ask the controller to finish the cycles in flight and exit (SIGTERM)."""
         self._stopping.set()
 
     async def run(self) -> int:
-        """Serve until stopped; the exit code (1 when leadership was lost, as Flagger)."""
+        """Serve until stopped; the exit code (1 when leadership was lost, as in Flagger)."""
         settings = self.settings
-        self._api = KubeApi(load_config(settings.kubeconfig or None, settings.kubeconfig_context or None))
-        self._caches = Caches(self._api, settings.namespace or None)
+        api = KubeApi(load_config(settings.kubeconfig or None, settings.kubeconfig_context or None))
+        caches = Caches(api, settings.namespace or None)
         host, port = settings.listen_host_port
         runner, self.http_port = await start_http(self.metrics, self.is_ready, host, port)
-        self._session = create_session()
+        session = create_session()
         try:
-            await self._check_crds()
-            if settings.enable_leader_election:
-                elector = LeaderElector(
-                    self._api,
-                    settings.lease_namespace,
-                    timings=LeaseTimings(
-                        settings.leader_election_lease,
-                        settings.leader_election_renew_deadline,
-                        settings.leader_election_retry,
-                    ),
-                )
-                stopped_cleanly = await self._run_until_stopped(elector.run(self._lead))
-                return 0 if stopped_cleanly or self._stopping.is_set() else 1
-            await self._run_until_stopped(self._lead())
-            return 0
+            await check_crds(api, settings.namespace or None)
+
+            async def lead() -> None:
+                self.reconciler = CanaryReconciler(settings, api, caches, session, self.metrics)
+                try:
+                    await self.reconciler.run(self.on_ready)
+                finally:
+                    self.reconciler.ready = False
+
+            if not settings.enable_leader_election:
+                await self._until_stopped(lead())
+                return 0
+            elector = LeaderElector(
+                api,
+                settings.lease_namespace,
+                timings=LeaseTimings(
+                    settings.leader_election_lease,
+                    settings.leader_election_renew_deadline,
+                    settings.leader_election_retry,
+                ),
+            )
+            asked_to_stop = await self._until_stopped(elector.run(lead))
+            return 0 if asked_to_stop else 1
         finally:
-            await self.jobs.stop_all()
-            await self._caches.stop()
-            await self._session.close()
-            await self._api.close()
+            if self.reconciler is not None:
+                await self.reconciler.jobs.stop_all()
+            await caches.stop()
+            await session.close()
+            await api.close()
             await runner.cleanup()
 
-    async def _run_until_stopped(self, work: Any) -> bool:
-        """Run `work` until it ends or a stop is asked; True when the stop was asked."""
+    async def _until_stopped(self, work: Coroutine[Any, Any, None]) -> bool:
+        """Run `work` until it ends or a stop is asked; True when the stop was asked.
+
+        On a stop, cycles in flight finish their writes (within a grace period) before the
+        work is cancelled, so no half-written state is left behind.
+        """
         task = asyncio.ensure_future(work)
         stopping = asyncio.ensure_future(self._stopping.wait())
         done, _ = await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if stopping in done:
-            await self.jobs.drain(SHUTDOWN_GRACE_SECONDS)
+            if self.reconciler is not None:
+                await self.reconciler.jobs.drain(SHUTDOWN_GRACE_SECONDS)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -158,24 +166,40 @@ class Controller:
         task.result()
         return False
 
-    async def _check_crds(self) -> None:
-        assert self._api is not None
-        for kind in (CANARY, METRIC_TEMPLATE, ALERT_PROVIDER):
-            try:
-                await self._api.list(kind, self.settings.namespace or None)
-            except (KubeApiError, NotFound) as error:
-                raise StartupError(f"{kind.kind} CRD is not registered: {error}") from error
 
-    async def _lead(self) -> None:
-        """Everything only the leader does: caches with subscriptions, jobs, the control loop."""
-        assert self._api is not None and self._caches is not None and self._session is not None
-        api, caches, settings = self._api, self._caches, self.settings
+async def check_crds(api: KubeApi, namespace: str | None) -> None:
+    """Flagger's start-up check: the three CRDs must be served, else nothing can work."""
+    for kind in (CANARY, METRIC_TEMPLATE, ALERT_PROVIDER):
+        try:
+            await api.list(kind, namespace)
+        except (KubeApiError, NotFound) as error:
+            raise StartupError(f"{kind.kind} CRD is not registered: {error}") from error
+
+
+class CanaryReconciler:
+    """What the leader runs: caches with subscriptions, one job per usable canary, the tick."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        api: KubeApi,
+        caches: Caches,
+        session: aiohttp.ClientSession,
+        metrics: ControllerMetrics,
+    ) -> None:
+        self.settings = settings
+        self.api = api
+        self.caches = caches
+        self.metrics = metrics
+        self.jobs = JobManager()
+        self.ready = False
+        self._known: dict[str, _Known] = {}
         sources = CacheSources(caches)
-        webhooks = WebhookClient(self._session, event_webhook_url=settings.event_webhook)
-        self._recorder = CanaryRecorder(EventRecorder(api), webhooks)
-        self._status = KubeStatusWriter(api, caches)
-        sink = PrometheusSink(self.metrics)
-        ctx = ClusterContext(
+        webhooks = WebhookClient(session, event_webhook_url=settings.event_webhook)
+        self.recorder = CanaryRecorder(EventRecorder(api), webhooks)
+        self.status = KubeStatusWriter(api, caches)
+        sink = PrometheusSink(metrics)
+        self.ctx = ClusterContext(
             api=api,
             caches=caches,
             include_label_prefixes=settings.include_label_prefix,
@@ -185,7 +209,7 @@ class Controller:
             ingress_class=settings.ingress_class,
         )
         analyzer = MetricAnalyzer(
-            self._session,
+            session,
             sources,
             AnalysisSettings(
                 metrics_server=settings.metrics_server, mesh_provider=settings.mesh_provider
@@ -193,7 +217,7 @@ class Controller:
             record=sink.record_metric,
         )
         alerter = Alerter(
-            self._session,
+            session,
             global_notifier=global_notifier(
                 GlobalNotifierSettings(
                     slack_url=settings.slack_url,
@@ -208,37 +232,47 @@ class Controller:
             cluster_name=settings.cluster_name,
             resolve_providers=sources.alert_providers,
         )
-        self._scheduler = Scheduler(
+        self.seams = ControllerSeams(self.ctx)
+        self.scheduler = Scheduler(
             Dependencies(
-                seams=ControllerSeams(ctx),
+                seams=self.seams,
                 analyzer=analyzer,
                 webhooks=webhooks,
                 alerts=alerter,
-                recorder=self._recorder,
-                status=self._status,
+                recorder=self.recorder,
+                status=self.status,
                 metrics=sink,
                 clock=SystemClock(),
             ),
             SchedulerConfig(mesh_provider=settings.mesh_provider),
         )
-        caches[CANARY].subscribe(self._on_canary)
-        for kind in TARGET_KINDS.values():
-            caches[kind].subscribe(self._on_target)
-        await caches.start(CANARY, METRIC_TEMPLATE, ALERT_PROVIDER, SECRET, *TARGET_KINDS.values())
-        self._ready = True
-        if self.on_ready is not None:
-            self.on_ready()
-        await self._control_loop()
 
-    async def _control_loop(self) -> None:
-        """Flagger's scheduler tick: totals and duplicate-target errors; jobs follow events."""
-        assert self._caches is not None
-        while True:
-            canaries = [known.canary for known in self._known.values()]
-            self.metrics.set_canary_totals(canaries_per_namespace(canaries))
-            await asyncio.sleep(self.settings.control_loop_interval)
+    async def run(self, on_ready: Callable[[], None] | None = None) -> None:
+        self.caches[CANARY].subscribe(self._on_canary)
+        for kind in TARGET_KINDS.values():
+            self.caches[kind].subscribe(self._on_target)
+        await self.caches.start(
+            CANARY, METRIC_TEMPLATE, ALERT_PROVIDER, SECRET, *TARGET_KINDS.values()
+        )
+        self.ready = True
+        if on_ready is not None:
+            on_ready()
+        try:
+            while True:
+                canaries = [known.canary for known in self._known.values()]
+                self.metrics.set_canary_totals(canaries_per_namespace(canaries))
+                await asyncio.sleep(self.settings.control_loop_interval)
+        finally:
+            await self.jobs.stop_all()
 
     # --- events -----------------------------------------------------------------------------
+
+    def _parse(self, obj: Object) -> Canary:
+        return parse_canary(
+            obj,
+            no_cross_namespace_refs=self.settings.no_cross_namespace_refs,
+            mesh_provider=self.settings.mesh_provider,
+        )
 
     async def _on_canary(self, event_type: str, obj: Object) -> None:
         namespace, name = object_key(obj)
@@ -248,37 +282,60 @@ class Controller:
             await self.jobs.remove(key)
             return
         try:
-            canary = parse_canary(
-                obj,
-                no_cross_namespace_refs=self.settings.no_cross_namespace_refs,
-                mesh_provider=self.settings.mesh_provider,
-            )
+            canary = self._parse(obj)
         except ManifestError as error:
-            await self._refuse(obj, key, "InvalidSpec", "; ".join(str(p) for p in error.errors))
+            await self._refuse(obj, key, "InvalidSpec", summarize_problems(error.errors))
             return
         target = (canary.spec.target_ref.kind, canary.namespace, canary.spec.target_ref.name)
         owner = self._owner_of(target, key, obj)
         if owner is not None:
+            where = f"{target[2]}.{target[1]}"
             await self._refuse(
                 obj,
                 key,
                 "DuplicateTarget",
-                f"{canary.spec.target_ref.kind.lower()} {target[2]}.{target[1]} is already the "
-                f"target of canary {owner}; {duplicate_target_message(f'{target[2]}.{target[1]}')}",
+                f"spec.targetRef: {target[0]} {where} is already released by canary {owner}; "
+                f"{duplicate_target_message(where)}",
             )
+            return
+        problem = self._routing_problem(canary)
+        if problem:
+            await self._refuse(obj, key, "UnsupportedRouting", problem)
             return
         self._known[key] = _Known(canary, target)
         if canary.metadata.deletion_timestamp:
             await self._finalize(canary, key)
             return
         await self._ensure_finalizer(canary)
-        if canary.status is None or canary.status.conditions is None or self._has_condition(obj):
-            await self._write_initial_status(canary)
+        if canary.status is None or canary.status.conditions is None or _refused(obj):
+            await self.status.write_status(
+                canary, initial_status(canary.status, target[0], SystemClock().now())
+            )
         job = self.jobs.ensure(
             key, job_interval(canary, self.settings.min_analysis_interval), self._cycle_for(key)
         )
         if event_type == "MODIFIED":
             job.trigger()
+
+    def _routing_problem(self, canary: Canary) -> str:
+        """Why the canary's provider cannot route it, or "" (checked before any object is made)."""
+        provider = canary.spec.provider or self.settings.mesh_provider
+        try:
+            selection = router_for(provider)
+        except RouterError as error:
+            return f"spec.provider: {error}"
+        if selection.router is None:
+            return ""
+        target = canary.spec.target_ref
+        service = None
+        if target.kind == "Service":
+            service = self.caches[SERVICE].get(target.name, canary.namespace)
+        fatal = [
+            p.message
+            for p in selection.router.compatibility(canary, target.kind, service)
+            if p.fatal
+        ]
+        return "; ".join(fatal)
 
     def _owner_of(self, target: tuple[str, str, str], key: str, obj: Object) -> str | None:
         """The canary that already releases `target`, when it is not this one (oldest wins)."""
@@ -301,48 +358,39 @@ class Controller:
             if known.target == (kind, namespace, name):
                 self.jobs.trigger(key)
 
-    # --- writes outside the scheduler ---------------------------------------------------------
-
-    def _has_condition(self, obj: Object) -> bool:
-        conditions = (obj.get("status") or {}).get("conditions") or []
-        return any(condition.get("type") == VALID_CONDITION for condition in conditions)
+    # --- writes outside the scheduler -------------------------------------------------------
 
     async def _refuse(self, obj: Object, key: str, reason: str, message: str) -> None:
         """An unusable canary: no job, a Warning event and a `Valid=False` condition, once."""
         await self.jobs.remove(key)
         self._known.pop(key, None)
-        assert self._api is not None and self._recorder is not None and self._caches is not None
-        status = obj.get("status") or {}
-        conditions = [c for c in status.get("conditions") or [] if c.get("type") == VALID_CONDITION]
-        if conditions and conditions[0].get("message") == message:
+        conditions = (obj.get("status") or {}).get("conditions") or []
+        if any(
+            c.get("type") == VALID_CONDITION and c.get("message") == message for c in conditions
+        ):
             return
         namespace, name = object_key(obj)
         log.warning("canary %s refused: %s", key, message, extra={"canary": key})
-        await self._recorder.events.record(obj, "Warning", message)
+        await self.recorder.events.record(obj, "Warning", message)
+        now = _now()
         condition = {
             "type": VALID_CONDITION,
             "status": "False",
             "reason": reason,
             "message": message,
-            "lastUpdateTime": _now(),
-            "lastTransitionTime": _now(),
+            "lastUpdateTime": now,
+            "lastTransitionTime": now,
         }
         try:
-            written = await self._api.patch(
+            written = await self.api.patch(
                 CANARY, name, {"status": {"conditions": [condition]}}, namespace, status=True
             )
-            await self._caches[CANARY].observe(written)
+            await self.caches[CANARY].observe(written)
         except (KubeApiError, NotFound) as error:
             log.warning("could not record the refusal of canary %s: %s", key, error)
 
-    async def _write_initial_status(self, canary: Canary) -> None:
-        assert self._status is not None
-        status = initial_status(canary.status, canary.spec.target_ref.kind, SystemClock().now())
-        await self._status.write_status(canary, status)
-
     async def _ensure_finalizer(self, canary: Canary) -> None:
         """revertOnDeletion adds the finalizer; turning it off removes it at once."""
-        assert self._api is not None and self._caches is not None
         finalizers = list(canary.metadata.finalizers or [])
         wanted = bool(canary.spec.revert_on_deletion)
         if wanted == (naming.FINALIZER in finalizers):
@@ -351,53 +399,46 @@ class Controller:
             finalizers.append(naming.FINALIZER)
         else:
             finalizers.remove(naming.FINALIZER)
-        written = await self._api.patch(
+        written = await self.api.patch(
             CANARY, canary.name, {"metadata": {"finalizers": finalizers}}, canary.namespace
         )
-        await self._caches[CANARY].observe(written)
+        await self.caches[CANARY].observe(written)
 
     async def _finalize(self, canary: Canary, key: str) -> None:
         await self.jobs.remove(key)
         if naming.FINALIZER not in (canary.metadata.finalizers or []):
             return
-        assert self._scheduler is not None and self._api is not None
-        if not await self._scheduler.finalize(canary):
+        if not await self.scheduler.finalize(canary):
             return
         finalizers = [f for f in canary.metadata.finalizers or [] if f != naming.FINALIZER]
         with contextlib.suppress(NotFound):
-            await self._api.patch(
+            await self.api.patch(
                 CANARY, canary.name, {"metadata": {"finalizers": finalizers}}, canary.namespace
             )
 
     # --- cycles -----------------------------------------------------------------------------
 
-    def _cycle_for(self, key: str) -> Callable[[], Any]:
+    def _cycle_for(self, key: str) -> Callable[[], Coroutine[Any, Any, None]]:
+        name, _, namespace = key.partition(".")
+
         async def cycle() -> None:
-            assert self._caches is not None and self._scheduler is not None
-            known = self._known.get(key)
-            if known is None:
-                return
-            name, _, namespace = key.partition(".")
-            obj = self._caches[CANARY].get(name, namespace)
-            if obj is None:
+            obj = self.caches[CANARY].get(name, namespace)
+            if obj is None or key not in self._known:
                 return
             try:
-                canary = parse_canary(
-                    obj,
-                    no_cross_namespace_refs=self.settings.no_cross_namespace_refs,
-                    mesh_provider=self.settings.mesh_provider,
-                )
+                canary = self._parse(obj)
             except ManifestError:
                 return
-            if canary.metadata.deletion_timestamp:
-                return
-            await self._scheduler.advance(canary)
+            if not canary.metadata.deletion_timestamp:
+                await self.scheduler.advance(canary)
 
         return cycle
 
 
+def _refused(obj: Object) -> bool:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return any(condition.get("type") == VALID_CONDITION for condition in conditions)
+
+
 def _now() -> str:
     return SystemClock().now().strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-__all__ = ["Controller", "StartupError", "canary_object"]

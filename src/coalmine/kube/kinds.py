@@ -58,3 +58,32 @@ HPA = Kind("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautosca
 SCALED_OBJECT = Kind("keda.sh", "v1alpha1", "ScaledObject", "scaledobjects")
 INGRESS = Kind("networking.k8s.io", "v1", "Ingress", "ingresses")
 LEASE = Kind("coordination.k8s.io", "v1", "Lease", "leases")
+
+VIRTUAL_SERVICE = Kind("networking.istio.io", "v1beta1", "VirtualService", "virtualservices")
+DESTINATION_RULE = Kind("networking.istio.io", "v1beta1", "DestinationRule", "destinationrules")
+HTTP_PROXY = Kind("projectcontour.io", "v1", "HTTPProxy", "httpproxies")
+TRAEFIK_SERVICE = Kind("traefik.io", "v1alpha1", "TraefikService", "traefikservices")
+
+# Plural names of the routing kinds, whatever version a router writes them at.
+_PLURALS = {
+    "VirtualService": "virtualservices",
+    "DestinationRule": "destinationrules",
+    "HTTPRoute": "httproutes",
+    "TrafficSplit": "trafficsplits",
+    "HTTPProxy": "httpproxies",
+    "Ingress": "ingresses",
+    "TraefikService": "traefikservices",
+    "Service": "services",
+}
+_BY_API_VERSION: dict[tuple[str, str], Kind] = {}
+
+
+def kind_for(api_version: str, kind: str) -> Kind:
+    """The Kind of an object a router reads or writes, from its apiVersion and kind."""
+    known = _BY_API_VERSION.get((api_version, kind))
+    if known is None:
+        group, _, version = api_version.rpartition("/")
+        plural = _PLURALS.get(kind) or f"{kind.lower()}s"
+        known = Kind(group, version, kind, plural)
+        _BY_API_VERSION[(api_version, kind)] = known
+    return known

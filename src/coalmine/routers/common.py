@@ -117,6 +117,7 @@ class PureRouter(Protocol):
     """The pure half of a router; the I/O half (base.py's Router) fetches `existing` and writes."""
 
     provider: str
+    capabilities: Capabilities
 
     def references(self, canary: Canary) -> list[ObjectRef]: ...
 

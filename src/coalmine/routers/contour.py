@@ -43,6 +43,7 @@ __all__ = ["ROUTER", "ContourRouter"]
 
 
 class ContourRouter:
+    capabilities = CAPABILITIES
     provider = "contour"
 
     def __init__(self, ingress_class: str | None = None) -> None:

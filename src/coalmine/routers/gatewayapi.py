@@ -131,6 +131,8 @@ def _sorted_headers(values: dict[str, str] | None) -> list[Obj] | None:
 
 
 class GatewayAPIRouter:
+    capabilities = CAPABILITIES
+
     def __init__(self, version: Version) -> None:
         self.version: Version = version
         self.provider = f"gatewayapi:{version}"

@@ -101,6 +101,7 @@ def merge_match_conditions(canary_matches: list[Obj], defaults: list[Obj]) -> li
 
 
 class IstioRouter:
+    capabilities = CAPABILITIES
     provider = "istio"
 
     # --- object names -----------------------------------------------------------------------

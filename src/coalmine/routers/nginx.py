@@ -68,6 +68,7 @@ def _backends(spec: Obj) -> Iterator[Obj]:
 
 
 class NginxRouter:
+    capabilities = CAPABILITIES
     provider = "nginx"
 
     def __init__(self, annotations_prefix: str = DEFAULT_ANNOTATIONS_PREFIX) -> None:

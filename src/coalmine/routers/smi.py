@@ -44,6 +44,8 @@ __all__ = ["LINKERD", "OSM", "ROUTER_V1ALPHA1", "ROUTER_V1ALPHA2", "ROUTER_V1ALP
 
 
 class SMIRouter:
+    capabilities = CAPABILITIES
+
     def __init__(self, version: Version, mesh: str | None = None, provider: str | None = None):
         self.version: Version = version
         self.mesh = mesh

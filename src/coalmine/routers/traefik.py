@@ -42,6 +42,7 @@ __all__ = ["ROUTER", "TraefikRouter"]
 
 
 class TraefikRouter:
+    capabilities = CAPABILITIES
     provider = "traefik"
 
     def references(self, canary: Canary) -> list[ObjectRef]:

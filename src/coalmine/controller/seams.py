@@ -1,0 +1,133 @@
+"""Per-canary implementations of the scheduler's seams, resolved each cycle as Flagger does.
+
+Target kinds and the Kubernetes Service router come from `coalmine.targets.kinds_registry` and
+`coalmine.routers.kubernetes`; mesh routers are the pure routers of `coalmine.routers.registry`
+behind `MeshRouter`, which reads the objects they name from the watch cache and writes what
+they return, only when it differs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from coalmine.api.models import Canary
+from coalmine.kube.api import Conflict, NotFound, Object
+from coalmine.kube.cache import object_key
+from coalmine.kube.context import ClusterContext
+from coalmine.kube.kinds import kind_for
+from coalmine.routers.base import Router, Routes, ServiceRouter, SessionAffinityCookies
+from coalmine.routers.common import Delete, PureRouter, RouterError, Write
+from coalmine.routers.kubernetes import KubernetesMeshRouter, service_router_for
+from coalmine.routers.registry import router_for
+from coalmine.targets.base import ScalerReconciler, TargetController
+from coalmine.targets.kinds_registry import scaler_for, target_controller_for
+
+if TYPE_CHECKING:
+    from coalmine.scheduler.ports import Seams
+
+log = logging.getLogger(__name__)
+
+
+class MeshRouter:
+    """The I/O half of a pure router: cache reads in, writes on difference out."""
+
+    def __init__(self, ctx: ClusterContext, pure: PureRouter) -> None:
+        self.ctx = ctx
+        self.pure = pure
+        self.supports_mirroring = pure.capabilities.mirroring
+
+    async def _existing(self, canary: Canary) -> list[Object]:
+        found: list[Object] = []
+        for ref in self.pure.references(canary):
+            informer = await self.ctx.caches.synced(kind_for(ref.api_version, ref.kind))
+            obj = informer.get(ref.name, ref.namespace)
+            if obj is not None:
+                found.append(obj)
+        return found
+
+    async def _write(self, objects: Sequence[Object], existing: Sequence[Object]) -> None:
+        """Create what is new, replace what changed (the pure router already compared)."""
+        present = {(o.get("kind"), *object_key(o)) for o in existing}
+        for obj in objects:
+            kind = kind_for(obj["apiVersion"], obj["kind"])
+            informer = await self.ctx.caches.synced(kind)
+            key = (obj.get("kind"), *object_key(obj))
+            if key in present and obj.get("metadata", {}).get("resourceVersion"):
+                written = await self.ctx.api.replace(kind, obj)
+            else:
+                try:
+                    written = await self.ctx.api.create(kind, obj)
+                except Conflict:
+                    written = await self.ctx.api.replace(kind, obj)
+            await informer.observe(written)
+
+    async def reconcile(self, canary: Canary) -> None:
+        existing = await self._existing(canary)
+        await self._write(self.pure.reconcile(canary, existing), existing)
+
+    async def set_routes(
+        self, canary: Canary, primary_weight: int, canary_weight: int, mirrored: bool
+    ) -> SessionAffinityCookies | None:
+        existing = await self._existing(canary)
+        update = self.pure.set_routes(canary, existing, primary_weight, canary_weight, mirrored)
+        await self._write(update.objects, existing)
+        if update.cookies is None:
+            return None
+        return SessionAffinityCookies(
+            session_affinity_cookie=update.cookies.session,
+            primary_session_affinity_cookie=update.cookies.primary,
+            previous_session_affinity_cookie=update.cookies.previous,
+        )
+
+    async def get_routes(self, canary: Canary) -> Routes:
+        weights = self.pure.get_routes(canary, await self._existing(canary))
+        return Routes(weights.primary, weights.canary, weights.mirrored)
+
+    async def finalize(self, canary: Canary) -> None:
+        existing = await self._existing(canary)
+        for action in self.pure.finalize(canary, existing):
+            if isinstance(action, Write):
+                await self._write([action.obj], existing)
+            elif isinstance(action, Delete):
+                kind = kind_for(action.ref.api_version, action.ref.kind)
+                with contextlib.suppress(NotFound):
+                    await self.ctx.api.delete(kind, action.ref.name, action.ref.namespace)
+                await self.ctx.caches[kind].forget(action.ref.name, action.ref.namespace)
+
+
+class ControllerSeams:
+    """The `Seams` the scheduler resolves per canary and cycle."""
+
+    def __init__(self, ctx: ClusterContext) -> None:
+        self.ctx = ctx
+
+    def target(self, canary: Canary) -> TargetController:
+        return target_controller_for(canary, self.ctx)
+
+    def scaler(self, canary: Canary) -> ScalerReconciler | None:
+        return scaler_for(canary, self.ctx)
+
+    def service_router(self, canary: Canary) -> ServiceRouter:
+        return service_router_for(canary, self.ctx)
+
+    def mesh_router(self, canary: Canary, provider: str) -> Router:
+        selection = router_for(
+            provider,
+            ingress_class=self.ctx.ingress_class or None,
+            ingress_annotations_prefix=self.ctx.ingress_annotations_prefix,
+        )
+        if selection.warning:
+            log.warning("%s (canary %s)", selection.warning, canary.key)
+        if selection.router is None:
+            return KubernetesMeshRouter()
+        return MeshRouter(self.ctx, selection.router)
+
+
+__all__ = ["ControllerSeams", "MeshRouter", "RouterError"]
+
+if TYPE_CHECKING:
+    _SEAMS: type[Seams] = ControllerSeams
+    _ROUTER: type[Router] = MeshRouter

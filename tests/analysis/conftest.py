@@ -18,8 +18,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from binaries import require_binary
 from coalmine.api.models import Canary, MetricTemplate
-from conftest import require_binary
 
 STEP_SECONDS = 5
 SPAN_SECONDS = 15 * 60

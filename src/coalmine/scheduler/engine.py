@@ -18,6 +18,7 @@ from coalmine.analysis import Analyzer, AvailabilityOutcome
 from coalmine.api import naming
 from coalmine.api.hashing import is_foreign_hash, release_checksum
 from coalmine.api.models import Canary, CanaryAnalysis, CanaryStatus, CanaryWebhook, Phase, Strategy
+from coalmine.hooks.payloads import hooks_of_type
 from coalmine.routers.base import Router, Routes, ServiceRouter, SessionAffinityCookies
 from coalmine.scheduler import status as st
 from coalmine.scheduler.ports import (
@@ -149,8 +150,7 @@ class _Cycle:
         return self.canary.spec.strategy
 
     def webhooks(self, hook_type: str) -> list[CanaryWebhook]:
-        hooks = self.analysis.webhooks if self.analysis else None
-        return [hook for hook in hooks or [] if hook.effective_type == hook_type]
+        return hooks_of_type(self.canary, hook_type)
 
 
 class Scheduler:

@@ -162,11 +162,7 @@ class CloudWatchProvider:
             when=dt.datetime.fromtimestamp(self.context.clock(), dt.UTC),
         )
         response = await http_request(self.context, "POST", url, headers=headers, data=body)
-        try:
-            parsed: object = json.loads(response.text) if response.text else {}
-        except ValueError:
-            parsed = {}
-        return response.status, parsed, response.text
+        return response.status, response.json_or_empty(), response.text
 
     async def run_query(self, query: str) -> float:
         try:

@@ -136,11 +136,7 @@ class StackdriverProvider:
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
             data=json.dumps({"query": mql}),
         )
-        try:
-            body = json.loads(response.text) if response.text else {}
-        except ValueError:
-            body = {}
-        return response.status, body, response.text
+        return response.status, response.json_or_empty(), response.text
 
     async def run_query(self, query: str) -> float:
         status, body, text = await self._query(query)

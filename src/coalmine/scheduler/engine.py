@@ -242,12 +242,7 @@ class Scheduler:
         if appmesh and not await self._attempt(c, c.mesh_router.reconcile(c.canary)):
             return False
         # 7. primary (and its readiness while initialising)
-        try:
-            await c.target.initialize(c.canary)
-        except Exception as error:
-            await self._warn(c, error)
-            if not is_retriable(error):
-                await self._rollback(c)
+        if not await self._attempt_or_roll_back(c, c.target.initialize(c.canary)):
             return False
         # 8. autoscalers
         if c.scaler is not None:
@@ -338,12 +333,7 @@ class Scheduler:
             await self._write(c, self._sync(c, "Progressing", 0, 0, 0))
             return False
         # 18. the canary must serve
-        try:
-            await c.target.is_canary_ready(c.canary)
-        except Exception as error:
-            await self._warn(c, error)
-            if not is_retriable(error):
-                await self._rollback(c)
+        if not await self._attempt_or_roll_back(c, c.target.is_canary_ready(c.canary)):
             return False
         # 19. no analysis: promote straight away
         if c.skip_analysis:
@@ -489,15 +479,18 @@ class Scheduler:
             if not await self._set_routes(c, 0, TOTAL_WEIGHT, False):
                 return
             self.deps.metrics.set_weight(c.canary, 0, TOTAL_WEIGHT)
-            await self._write(c, st.set_iterations(c.status, done + 1, now=self._now()))
-            await self._event(
-                c, "Normal", f"Advance {c.key} canary iteration {done + 1}/{c.iterations}"
-            )
+            await self._next_iteration(c, done)
             return
         if not await self._confirm_promotion(c):
             return
         if done == c.iterations:
             await self._promote(c)
+
+    async def _next_iteration(self, c: _Cycle, done: int) -> None:
+        await self._write(c, st.set_iterations(c.status, done + 1, now=self._now()))
+        await self._event(
+            c, "Normal", f"Advance {c.key} canary iteration {done + 1}/{c.iterations}"
+        )
 
     async def _blue_green(self, c: _Cycle) -> None:
         mirror = c.mirror
@@ -508,10 +501,7 @@ class Scheduler:
                 log.info("Start traffic mirroring for %s", c.key)
                 if not await self._set_routes(c, TOTAL_WEIGHT, 0, True):
                     return
-            await self._write(c, st.set_iterations(c.status, done + 1, now=self._now()))
-            await self._event(
-                c, "Normal", f"Advance {c.key} canary iteration {done + 1}/{c.iterations}"
-            )
+            await self._next_iteration(c, done)
             return
         if not await self._confirm_promotion(c):
             return
@@ -905,6 +895,17 @@ class Scheduler:
             await action
         except Exception as error:
             await self._warn(c, error)
+            return False
+        return True
+
+    async def _attempt_or_roll_back(self, c: _Cycle, action: Awaitable[None]) -> bool:
+        """`_attempt` for readiness: an error waiting cannot heal (a missed deadline) rolls back."""
+        try:
+            await action
+        except Exception as error:
+            await self._warn(c, error)
+            if not is_retriable(error):
+                await self._rollback(c)
             return False
         return True
 

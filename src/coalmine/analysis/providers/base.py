@@ -226,6 +226,11 @@ def to_float(value: Any, what: str) -> float:
     return number
 
 
+def requesting_error(provider: str, status: int, text: str) -> ProviderError:
+    """The cloud APIs' failure (cloudwatch, stackdriver): `error requesting <provider>: status …`."""
+    return ProviderError(f"error requesting {provider}: status {status}: {text.strip()[:500]}")
+
+
 def error_response(response: HTTPResponse) -> ProviderError:
     return ProviderError(
         f"error response: Status {response.status} {response.reason}: {response.text.strip()[:500]}"

@@ -26,6 +26,7 @@ from coalmine.analysis.providers.base import (
     http_request,
     interval_seconds,
     register,
+    requesting_error,
     to_float,
 )
 from coalmine.api.models import MetricTemplateProvider
@@ -181,9 +182,7 @@ class CloudWatchProvider:
             }
         )
         if status != 200:
-            raise ProviderError(
-                f"error requesting cloudwatch: status {status}: {text.strip()[:500]}"
-            )
+            raise requesting_error("cloudwatch", status, text)
         results = body.get("MetricDataResults") if isinstance(body, dict) else None
         if not results:
             raise NoValuesFound("invalid response: no MetricDataResults")
@@ -196,7 +195,7 @@ class CloudWatchProvider:
         status, _, text = await self._call({})
         if status in (200, 400):
             return True
-        raise ProviderError(f"error requesting cloudwatch: status {status}: {text.strip()[:500]}")
+        raise requesting_error("cloudwatch", status, text)
 
 
 register("cloudwatch")(CloudWatchProvider)

@@ -24,6 +24,7 @@ from coalmine.analysis.providers.base import (
     credential,
     http_request,
     register,
+    requesting_error,
     to_float,
 )
 from coalmine.api.models import MetricTemplateProvider
@@ -141,9 +142,7 @@ class StackdriverProvider:
     async def run_query(self, query: str) -> float:
         status, body, text = await self._query(query)
         if status != 200:
-            raise ProviderError(
-                f"error requesting stackdriver: status {status}: {text.strip()[:500]}"
-            )
+            raise requesting_error("stackdriver", status, text)
         series = body.get("timeSeriesData") if isinstance(body, dict) else None
         if not series:
             raise NoValuesFound("no time series")
@@ -157,7 +156,7 @@ class StackdriverProvider:
         error = body.get("error", {}) if isinstance(body, dict) else {}
         if status == 200 or (status == 400 and error.get("status") == "INVALID_ARGUMENT"):
             return True
-        raise ProviderError(f"error requesting stackdriver: status {status}: {text.strip()[:500]}")
+        raise requesting_error("stackdriver", status, text)
 
 
 register("stackdriver")(StackdriverProvider)

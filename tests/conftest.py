@@ -1,30 +1,9 @@
-"""Shared test helpers: binaries the tests need, and how their absence is reported."""
+"""Shared test set-up. Import `require_binary` from `binaries` (unique name), not from here."""
 
 from __future__ import annotations
 
-import os
-import shutil
+from binaries import INSTALL_HINTS, require_binary
 
-import pytest
-
-INSTALL_HINTS = {
-    "prometheus": "apt-get install prometheus",
-    "promtool": "apt-get install prometheus",
-    "hey": "apt-get install hey",
-    "kubectl": "apt-get install kubernetes-client",
-}
-
-
-def require_binary(name: str) -> str:
-    """Path of a binary a test needs. Missing in CI is a failure; elsewhere a skip naming the fix."""
-    path = shutil.which(name)
-    if path is not None:
-        return path
-    hint = INSTALL_HINTS.get(name, f"install {name}")
-    message = f"{name} is not on the PATH (install it with: {hint}, or run scripts/test as root)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
+__all__ = ["INSTALL_HINTS", "require_binary"]
 
 pytest_plugins = ["coalmine.devcluster.testing"]

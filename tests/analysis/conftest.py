@@ -18,8 +18,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from coalmine.api.models import Canary, MetricTemplate
-from conftest import require_binary
+from binaries import require_binary
+from coalmine.analysis.providers.base import ProviderContext
+from coalmine.api.models import Canary, MetricTemplate, MetricTemplateProvider
 
 STEP_SECONDS = 5
 SPAN_SECONDS = 15 * 60
@@ -273,3 +274,21 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 def fixed_clock(now: float = 1_700_000_000.0) -> Callable[[], float]:
     return lambda: now
+
+
+# --- shared by the backend tests --------------------------------------------------------------
+
+Serve = Callable[[web.Application], Awaitable[str]]
+NOW = 1_700_000_000.0
+
+
+def spec(**fields: Any) -> MetricTemplateProvider:
+    """A MetricTemplate provider section from snake_case fields (`secret_ref` is a name)."""
+    if "secret_ref" in fields:
+        fields["secret_ref"] = {"name": fields["secret_ref"]}
+    return MetricTemplateProvider.model_validate(fields)
+
+
+def context(session: aiohttp.ClientSession, **extra: Any) -> ProviderContext:
+    """Providers' shared context with the clock frozen at `NOW`."""
+    return ProviderContext(session, clock=fixed_clock(NOW), **extra)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -15,28 +14,12 @@ from aiohttp import web
 from coalmine.analysis.providers.base import (
     NoValuesFound,
     ProviderConfigError,
-    ProviderContext,
     ProviderError,
     provider_for,
 )
 from coalmine.analysis.providers.cloudwatch import sigv4_headers
-from coalmine.api.models import MetricTemplateProvider
 
-from .conftest import fixed_clock
-
-Serve = Callable[[web.Application], Awaitable[str]]
-NOW = 1_700_000_000.0
-
-
-def spec(**fields: Any) -> MetricTemplateProvider:
-    if "secret_ref" in fields:
-        fields["secret_ref"] = {"name": fields["secret_ref"]}
-    return MetricTemplateProvider.model_validate(fields)
-
-
-def context(session: aiohttp.ClientSession, **extra: Any) -> ProviderContext:
-    return ProviderContext(session, clock=fixed_clock(NOW), **extra)
-
+from .conftest import NOW, Serve, context, spec
 
 # --- prometheus (auth and answer shapes; PromQL itself runs against a real Prometheus) ---------
 

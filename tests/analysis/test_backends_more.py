@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -17,28 +16,13 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from coalmine.analysis.providers.base import (
     NoValuesFound,
     ProviderConfigError,
-    ProviderContext,
     ProviderError,
     provider_for,
 )
 from coalmine.analysis.providers.externalmetrics import parse_quantity
 from coalmine.analysis.providers.keptn import KeptnProvider
-from coalmine.api.models import MetricTemplateProvider
 
-from .conftest import fixed_clock
-
-Serve = Callable[[web.Application], Awaitable[str]]
-NOW = 1_700_000_000.0
-
-
-def spec(**fields: Any) -> MetricTemplateProvider:
-    if "secret_ref" in fields:
-        fields["secret_ref"] = {"name": fields["secret_ref"]}
-    return MetricTemplateProvider.model_validate(fields)
-
-
-def context(session: aiohttp.ClientSession, **extra: Any) -> ProviderContext:
-    return ProviderContext(session, clock=fixed_clock(NOW), **extra)
+from .conftest import NOW, Serve, context, spec
 
 
 def _unb64(text: str) -> bytes:

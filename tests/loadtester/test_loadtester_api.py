@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from binaries import require_binary
 from coalmine.loadtester import LoadTesterConfig, create_app
 from coalmine.loadtester.server import RUNNER_KEY
-from conftest import require_binary
 
 MakeClient = Callable[..., Coroutine[Any, Any, TestClient[web.Request, web.Application]]]
 

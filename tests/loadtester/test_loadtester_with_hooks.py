@@ -8,12 +8,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from coalmine.api.models import Canary
+from binaries import require_binary
+from coalmine.api.models import Canary, CanaryWebhook
 from coalmine.hooks.client import create_session
-from coalmine.hooks.gates import WebhookRunner
+from coalmine.hooks.payloads import hooks_of_type
+from coalmine.hooks.webhooks import WebhookClient, WebhookError
 from coalmine.loadtester import LoadTesterConfig, create_app
 from coalmine.loadtester.server import RUNNER_KEY
-from conftest import require_binary
 
 
 async def start(app: web.Application) -> tuple[web.AppRunner, str]:
@@ -90,33 +91,35 @@ async def test_load_test_gate_and_rollback_switch_through_the_load_tester(
     target_runner, target_url = await start(target_app)
     try:
         the_canary = canary(lt_url, f"{target_url}/")
-        runner = WebhookRunner(session)
+        client = WebhookClient(session)
 
-        assert (await runner.rollout(the_canary)).approved
+        def hook(hook_type: str, of: Canary = the_canary) -> CanaryWebhook:
+            (found,) = hooks_of_type(of, hook_type)
+            return found
+
+        await client.call(the_canary, hook("rollout"), "Progressing")
         await app[RUNNER_KEY].wait_idle()
         assert len(hits) == 3
 
-        held = await runner.confirm_promotion(the_canary)
-        assert not held.approved
-        assert held.error == "Forbidden"
+        with pytest.raises(WebhookError, match=r"^Forbidden$"):
+            await client.call(the_canary, hook("confirm-promotion"), "Progressing")
         async with session.post(
             f"{lt_url}/gate/open", json={"name": "podinfo", "namespace": "test"}
         ):
             pass
-        assert (await runner.confirm_promotion(the_canary)).approved
+        await client.call(the_canary, hook("confirm-promotion"), "Progressing")
 
-        assert not (await runner.rollback(the_canary)).rollback_requested
+        # A rollback hook answers 2xx to ask for a rollback: closed, it refuses.
+        with pytest.raises(WebhookError):
+            await client.call(the_canary, hook("rollback"), "Progressing")
         async with session.post(
             f"{lt_url}/rollback/open", json={"name": "podinfo", "namespace": "test"}
         ):
             pass
-        assert (await runner.rollback(the_canary)).rollback_requested
+        await client.call(the_canary, hook("rollback"), "Progressing")
 
         other_team = canary(lt_url, f"{target_url}/", namespace="other")
-        refused = await runner.rollout(other_team)
-        assert not refused.approved
-        assert refused.events[0].message == (
-            "Halt podinfo.other advancement external check load-test failed Forbidden"
-        )
+        with pytest.raises(WebhookError, match=r"^Forbidden$"):
+            await client.call(other_team, hook("rollout", other_team), "Progressing")
     finally:
         await target_runner.cleanup()

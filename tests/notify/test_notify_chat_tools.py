@@ -17,7 +17,6 @@ from coalmine.api.models import AlertProvider, Canary, CanaryAlert
 from coalmine.hooks.client import create_session
 from coalmine.notify import (
     AlertMessage,
-    AlertSender,
     Field,
     NotificationError,
     NotifierConfigError,
@@ -33,6 +32,7 @@ from coalmine.notify.alerter import (
     resolve_alert_provider,
 )
 from coalmine.notify.registry import make_notifier
+from coalmine.scheduler.ports import Alerts
 
 
 @dataclass
@@ -426,13 +426,18 @@ async def test_the_alerter_asks_the_controllers_resolver_and_survives_its_errors
         async def broken(of: Canary) -> list[ResolvedAlertProvider]:
             raise RuntimeError("cache not ready")
 
-        sender: AlertSender = Alerter(session, resolve_providers=resolve)
+        sender = Alerter(session, resolve_providers=resolve)
         assert await sender.alert(canary, "info only", False, "info") == []
         delivered = await sender.alert(canary, "Canary is waiting for approval.", False, "warn")
+        # The scheduler calls through its port, with keywords.
+        port: Alerts = sender
+        await port.alert(
+            canary, "Canary promotion is waiting for approval.", metadata=False, severity="warn"
+        )
         failing = Alerter(session, resolve_providers=broken)
         assert await failing.alert(canary, "x", False, "error") == []
     assert [d.destination for d in delivered] == ["team.test"]
-    assert len(server.seen) == 1
+    assert len(server.seen) == 2
     assert failing.failures == 1
 
 

@@ -370,3 +370,150 @@ async def test_routes_are_read_back_every_cycle() -> None:
     rig.router.routes = Routes(70, 30, False)  # someone else moved traffic
     await rig.cycle()
     assert rig.weights == (60, 40)
+
+
+# --- gate details (Flagger §3.7), moved here from the hooks package's tests ------------------
+
+
+async def test_gate_calls_stop_at_the_first_failure_after_recording_the_passes() -> None:
+    rig = Rig(
+        make_canary(
+            "Deployment",
+            with_hooks(
+                ("confirm-rollout", "ok"), ("confirm-rollout", "gate"), ("confirm-rollout", "never")
+            ),
+        )
+    )
+    rig.webhooks.failing["gate"] = "Forbidden"
+    await rig.new_revision()
+    await rig.cycle()
+    assert rig.webhooks.calls_of("confirm-rollout") == [
+        ("ok", "Initialized"),
+        ("gate", "Initialized"),
+    ]
+    assert rig.recorder.events[-2:] == [
+        ("Normal", "Confirm-rollout check ok passed", "Initialized"),
+        ("Warning", "Halt podinfo.default advancement waiting for approval gate", "Waiting"),
+    ]
+    assert rig.alerts.sent[-1] == ("Canary is waiting for approval.", "warn", False)
+
+
+HALTS = {
+    "confirm-rollout": (
+        "Halt podinfo.default advancement waiting for approval gate",
+        "Canary is waiting for approval.",
+    ),
+    "confirm-traffic-increase": (
+        "Halt podinfo.default advancement waiting for traffic increase approval gate",
+        "Canary traffic increase is waiting for approval.",
+    ),
+    "confirm-promotion": (
+        "Halt podinfo.default advancement waiting for promotion approval gate",
+        "Canary promotion is waiting for approval.",
+    ),
+}
+
+
+async def halted_rig(hook_type: str, *, mute: bool = False) -> Rig:
+    """A release held by a refusing `hook_type` gate named `gate`, run up to its first halt."""
+    analysis = with_hooks((hook_type, "gate"))
+    analysis["webhooks"][0]["muteAlert"] = mute
+    rig = Rig(make_canary("Deployment", analysis))
+    await rig.new_revision()
+    if hook_type == "confirm-traffic-increase":
+        await rig.cycles(2)  # Progressing, then weight 10 (the gate refuses the next increase)
+    rig.webhooks.failing["gate"] = "not approved"
+    cycles = {"confirm-rollout": 1, "confirm-traffic-increase": 1, "confirm-promotion": 4}
+    await rig.cycles(cycles[hook_type])
+    assert rig.recorder.messages[-1] == HALTS[hook_type][0]
+    return rig
+
+
+@pytest.mark.parametrize("hook_type", sorted(HALTS))
+async def test_mute_alert_suppresses_the_alert_but_not_the_halt_event(hook_type: str) -> None:
+    rig = await halted_rig(hook_type, mute=True)
+    assert rig.recorder.events[-1][0] == "Warning"
+    assert all(message != HALTS[hook_type][1] for message, _, _ in rig.alerts.sent)
+
+
+@pytest.mark.parametrize("hook_type", ["confirm-rollout", "confirm-promotion"])
+async def test_no_repeat_of_the_halt_event_or_alert_while_already_waiting(hook_type: str) -> None:
+    rig = await halted_rig(hook_type)
+    waiting = rig.phase
+    assert (
+        waiting
+        == {"confirm-rollout": "Waiting", "confirm-promotion": "WaitingPromotion"}[hook_type]
+    )
+    assert rig.alerts.sent[-1] == (HALTS[hook_type][1], "warn", False)
+    alerts = len(rig.alerts.sent)
+    await rig.cycles(3)
+    assert rig.phase == waiting
+    assert rig.recorder.messages.count(HALTS[hook_type][0]) == 1
+    assert len(rig.alerts.sent) == alerts
+
+
+async def test_a_refused_traffic_increase_repeats_its_event_every_cycle() -> None:
+    rig = await halted_rig("confirm-traffic-increase")
+    await rig.cycles(2)
+    assert rig.recorder.messages.count(HALTS["confirm-traffic-increase"][0]) == 3
+    assert rig.phase == "Progressing"
+
+
+async def test_pre_rollout_and_rollout_failures_send_no_alert() -> None:
+    rig = Rig(make_canary("Deployment", with_hooks(("pre-rollout", "smoke"), ("rollout", "load"))))
+    await rig.new_revision()
+    await rig.cycle()
+    alerts = len(rig.alerts.sent)
+    rig.webhooks.failing.update(smoke="load test failed", load="load test failed")
+    await rig.cycle()
+    assert rig.recorder.messages[-1] == (
+        "Halt podinfo.default advancement pre-rollout check smoke failed load test failed"
+    )
+    del rig.webhooks.failing["smoke"]
+    await rig.cycles(2)
+    assert rig.recorder.messages[-1] == (
+        "Halt podinfo.default advancement external check load failed load test failed"
+    )
+    assert len(rig.alerts.sent) == alerts
+
+
+@pytest.mark.parametrize("outcome", ["Succeeded", "Failed"])
+async def test_a_failing_post_rollout_hook_is_reported_without_changing_the_outcome(
+    outcome: str,
+) -> None:
+    analysis = with_hooks(("post-rollout", "notify"), threshold=1, stepWeight=50, maxWeight=50)
+    rig = Rig(make_canary("Deployment", analysis))
+    rig.webhooks.failing["notify"] = "nope"
+    if outcome == "Failed":
+        rig.analyzer.fail_with("Halt podinfo.default advancement success rate 10.00% < 99%")
+    await rig.new_revision()
+    await rig.cycles(6)
+    assert rig.phase == outcome
+    assert rig.webhooks.calls_of("post-rollout") == [("notify", outcome)]
+    assert ("Warning", "Post-rollout hook notify failed nope", outcome) in rig.recorder.events
+
+
+async def test_rollback_hooks_stop_at_the_first_that_asks_for_a_rollback() -> None:
+    rig = Rig(
+        make_canary(
+            "Deployment",
+            with_hooks(("rollback", "closed"), ("rollback", "open"), ("rollback", "never")),
+        )
+    )
+    rig.webhooks.failing.update(closed="no", open="no", never="no")
+    await rig.new_revision()
+    await rig.cycles(2)
+    del rig.webhooks.failing["open"], rig.webhooks.failing["never"]
+    calls, events = len(rig.webhooks.calls_of("rollback")), len(rig.recorder.events)
+    await rig.cycle()
+    assert rig.phase == "Failed"
+    assert rig.webhooks.calls_of("rollback")[calls:] == [
+        ("closed", "Progressing"),
+        ("open", "Progressing"),
+    ]
+    assert [(kind, message) for kind, message, _ in rig.recorder.events[events:]][:3] == [
+        ("Normal", "Rollback hook closed not signaling a rollback"),
+        ("Warning", "Rollback check open passed"),
+        ("Warning", "Rolling back podinfo.default manual webhook invoked"),
+    ]
+    assert rig.alerts.sent[-1] == ("Rolling back manual webhook invoked", "warn", False)

@@ -183,55 +183,57 @@ def _is_builtin(metric: CanaryMetric) -> bool:
     return metric.name in BUILTIN_METRICS and not metric.query and metric.template_ref is None
 
 
-def _range_failure(canary: Canary, metric: CanaryMetric, value: float) -> str | None:
-    """Flagger's generic threshold check (inline query and template metrics)."""
-    key = canary.key
+def _breach(
+    metric: CanaryMetric,
+    value: float,
+    *,
+    threshold_is_minimum: bool = False,
+    bound: Callable[[float], float] = float,
+) -> tuple[str, float] | None:
+    """Which limit `value` breaks, as (`<` or `>`, limit), or None when it is within.
+
+    With `thresholdRange` both ends count; the scalar `threshold` is a maximum (a minimum for the
+    success rate). `bound` converts a limit before comparing (durations compare whole ms).
+    """
     bounds = metric.threshold_range
     if bounds is not None:
-        if bounds.min is not None and value < bounds.min:
-            return f"Halt {key} advancement {metric.name} {value:.2f} < {go_float(bounds.min)}"
-        if bounds.max is not None and value > bounds.max:
-            return f"Halt {key} advancement {metric.name} {value:.2f} > {go_float(bounds.max)}"
+        if bounds.min is not None and value < bound(bounds.min):
+            return "<", bound(bounds.min)
+        if bounds.max is not None and value > bound(bounds.max):
+            return ">", bound(bounds.max)
         return None
-    threshold = metric.threshold or 0.0
-    if value > threshold:
-        return f"Halt {key} advancement {metric.name} {value:.2f} > {go_float(threshold)}"
-    return None
+    threshold = bound(metric.threshold or 0.0)
+    if threshold_is_minimum:
+        return ("<", threshold) if value < threshold else None
+    return (">", threshold) if value > threshold else None
+
+
+def _range_failure(canary: Canary, metric: CanaryMetric, value: float) -> str | None:
+    """Flagger's generic threshold check (inline query and template metrics)."""
+    breach = _breach(metric, value)
+    if breach is None:
+        return None
+    op, limit = breach
+    return f"Halt {canary.key} advancement {metric.name} {value:.2f} {op} {go_float(limit)}"
 
 
 def _success_rate_failure(canary: Canary, metric: CanaryMetric, value: float) -> str | None:
-    key = canary.key
-    bounds = metric.threshold_range
-    if bounds is not None:
-        if bounds.min is not None and value < bounds.min:
-            return f"Halt {key} advancement success rate {value:.2f}% < {go_float(bounds.min)}%"
-        if bounds.max is not None and value > bounds.max:
-            return f"Halt {key} advancement success rate {value:.2f}% > {go_float(bounds.max)}%"
+    breach = _breach(metric, value, threshold_is_minimum=True)
+    if breach is None:
         return None
-    threshold = metric.threshold or 0.0
-    if threshold > value:
-        return f"Halt {key} advancement success rate {value:.2f}% < {go_float(threshold)}%"
-    return None
+    op, limit = breach
+    return f"Halt {canary.key} advancement success rate {value:.2f}% {op} {go_float(limit)}%"
 
 
 def _duration_failure(canary: Canary, metric: CanaryMetric, milliseconds: int) -> str | None:
-    key = canary.key
-    shown = go_duration(milliseconds)
-    bounds = metric.threshold_range
-    if bounds is not None:
-        if bounds.min is not None and milliseconds < int(bounds.min):
-            return (
-                f"Halt {key} advancement request duration {shown} < {go_duration(int(bounds.min))}"
-            )
-        if bounds.max is not None and milliseconds > int(bounds.max):
-            return (
-                f"Halt {key} advancement request duration {shown} > {go_duration(int(bounds.max))}"
-            )
+    breach = _breach(metric, milliseconds, bound=int)
+    if breach is None:
         return None
-    threshold = int(metric.threshold or 0)
-    if milliseconds > threshold:
-        return f"Halt {key} advancement request duration {shown} > {go_duration(threshold)}"
-    return None
+    op, limit = breach
+    return (
+        f"Halt {canary.key} advancement request duration {go_duration(milliseconds)} {op} "
+        f"{go_duration(int(limit))}"
+    )
 
 
 async def _builtin_check(

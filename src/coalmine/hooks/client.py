@@ -10,6 +10,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -18,7 +19,6 @@ import aiohttp
 
 from coalmine import __version__
 from coalmine.api.models import CanaryWebhook, parse_go_duration
-from coalmine.hooks.base import WebhookResult
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,19 @@ RETRY_WAIT_MAX_SECONDS = 30.0
 # Bodies end up in Kubernetes events (message limit 1 KiB after truncation by the API server).
 MAX_ERROR_BODY_CHARS = 1000
 MAX_RESPONSE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    """Outcome of one webhook call (all attempts). `error` is the text Flagger puts in events."""
+
+    hook_name: str
+    url: str
+    ok: bool
+    status: int | None
+    body: str
+    error: str
+    attempts: int
 
 
 async def read_text_capped(

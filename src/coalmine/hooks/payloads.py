@@ -2,6 +2,8 @@
 
 Receivers written for Flagger (the load tester, approval services, ChatOps bots) parse these
 bodies, so the keys, their order and the omission of empty metadata follow Flagger exactly.
+`hooks_of_type` is here too, pure as well, so the scheduler and the event forwarding pick hooks by
+the same rule.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from coalmine.api.hashing import release_checksum
-from coalmine.api.models import Canary
+from coalmine.api.models import Canary, CanaryWebhook
 
 EventType = Literal["Normal", "Warning"]
 
@@ -32,6 +34,14 @@ def checksum_of(canary: Canary) -> str:
     if status is None:
         return canary_checksum(None, None)
     return canary_checksum(status.tracked_configs, status.last_applied_spec)
+
+
+def hooks_of_type(canary: Canary, hook_type: str) -> list[CanaryWebhook]:
+    """The canary's webhooks of a type in spec order; an empty `type` means `rollout`."""
+    analysis = canary.spec.analysis
+    if analysis is None or not analysis.webhooks:
+        return []
+    return [hook for hook in analysis.webhooks if hook.effective_type == hook_type]
 
 
 def current_phase(canary: Canary) -> str:

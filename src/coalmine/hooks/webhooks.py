@@ -1,23 +1,32 @@
 """The webhook calls of a cycle, on one shared aiohttp session.
 
 The scheduler owns the gating semantics (which failure halts, waits or rolls back, and the event
-texts); this class only performs the calls: `call` implements the scheduler's `WebhookCaller`
-port, `forward_event` sends recorded events to event webhooks.
+texts); this module only performs the calls: `WebhookClient.call` implements the scheduler's
+`WebhookCaller` port, `WebhookClient.forward_event` (through `send_event`) sends recorded events
+to event webhooks.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import TYPE_CHECKING
 
 import aiohttp
 
 from coalmine.api.models import Canary, CanaryWebhook
-from coalmine.hooks.client import call_webhook
-from coalmine.hooks.gates import send_event
-from coalmine.hooks.payloads import EventType, webhook_payload
+from coalmine.hooks.client import (
+    RETRY_WAIT_MAX_SECONDS,
+    RETRY_WAIT_MIN_SECONDS,
+    WebhookResult,
+    call_webhook,
+)
+from coalmine.hooks.payloads import EventType, event_payload, hooks_of_type, webhook_payload
 
 if TYPE_CHECKING:
     from coalmine.scheduler.ports import WebhookCaller
+
+log = logging.getLogger(__name__)
 
 
 class WebhookError(RuntimeError):
@@ -49,6 +58,70 @@ class WebhookClient:
             phase=phase,
             global_webhook=self._event_webhook_url,
         )
+
+
+async def send_event(
+    session: aiohttp.ClientSession,
+    canary: Canary,
+    event_type: EventType,
+    message: str,
+    *,
+    phase: str | None = None,
+    global_webhook: str | None = None,
+    retry_wait_min: float = RETRY_WAIT_MIN_SECONDS,
+    retry_wait_max: float = RETRY_WAIT_MAX_SECONDS,
+) -> list[WebhookResult]:
+    """Forward one recorded event to the canary's `event` webhooks, else to the global one.
+
+    Hooks are called concurrently; failures are logged and returned, never raised.
+    """
+    hooks = hooks_of_type(canary, "event")
+    if not hooks and global_webhook:
+        hooks = [CanaryWebhook(name="events", url=global_webhook, type="event")]
+    if not hooks:
+        return []
+    results = await asyncio.gather(
+        *(
+            call_event_webhook(
+                session,
+                hook,
+                canary,
+                event_type,
+                message,
+                phase=phase,
+                retry_wait_min=retry_wait_min,
+                retry_wait_max=retry_wait_max,
+            )
+            for hook in hooks
+        )
+    )
+    return list(results)
+
+
+async def call_event_webhook(
+    session: aiohttp.ClientSession,
+    hook: CanaryWebhook | str,
+    canary: Canary,
+    event_type: EventType,
+    message: str,
+    *,
+    phase: str | None = None,
+    timestamp_ms: int | None = None,
+    retry_wait_min: float = RETRY_WAIT_MIN_SECONDS,
+    retry_wait_max: float = RETRY_WAIT_MAX_SECONDS,
+) -> WebhookResult:
+    """POST one event to one event webhook (a Canary hook or a bare URL); failures are logged."""
+    if isinstance(hook, str):
+        hook = CanaryWebhook(name="events", url=hook, type="event")
+    payload = event_payload(canary, event_type, message, hook.metadata, phase, timestamp_ms)
+    result = await call_webhook(
+        session, hook, payload, retry_wait_min=retry_wait_min, retry_wait_max=retry_wait_max
+    )
+    if not result.ok:
+        log.warning(
+            "event webhook %s for canary %s failed: %s", hook.name, canary.key, result.error
+        )
+    return result
 
 
 if TYPE_CHECKING:

@@ -1,7 +1,8 @@
 """Alerts to chat tools: Slack, MS Teams, Discord, Rocket.Chat, Google Chat (Flagger §7).
 
-The top level is free of HTTP libraries so the pure scheduler can import the seam (`AlertSender`,
-`Notifier`, `AlertMessage`, the severity rules). The controller imports the I/O parts:
+The top level is free of HTTP libraries (`Notifier`, `AlertMessage`, the severity rules). The
+scheduler alerts through its own `Alerts` port (`coalmine.scheduler.ports`), which
+`coalmine.notify.alerter.Alerter` implements. The controller imports the I/O parts:
 `coalmine.notify.alerter` (`Alerter`, `resolve_alert_provider`, `GlobalNotifierSettings`,
 `global_notifier`) and `coalmine.notify.registry` (`NOTIFIERS`, `make_notifier`).
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 from coalmine.notify.base import (
     AlertDelivery,
-    AlertSender,
     NotificationError,
     Notifier,
     NotifierConfigError,
@@ -28,7 +28,6 @@ from coalmine.notify.message import (
 __all__ = [
     "AlertDelivery",
     "AlertMessage",
-    "AlertSender",
     "Field",
     "NotificationError",
     "Notifier",

@@ -19,7 +19,6 @@ import aiohttp
 from coalmine.api.models import AlertProvider, Canary, CanaryAlert
 from coalmine.notify.base import (
     AlertDelivery,
-    AlertSender,
     NotificationError,
     Notifier,
     NotifierConfigError,
@@ -32,6 +31,9 @@ from coalmine.notify.message import (
     provider_receives,
 )
 from coalmine.notify.registry import make_notifier
+
+if TYPE_CHECKING:
+    from coalmine.scheduler.ports import Alerts
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +156,7 @@ ProviderResolver = Callable[[Canary], Awaitable[Sequence[ResolvedAlertProvider]]
 
 
 class Alerter:
-    """Sends the scheduler's alerts (an `AlertSender`); counts failures and never raises.
+    """Sends the scheduler's alerts (its `Alerts` port); counts failures and never raises.
 
     `resolve_providers` is the controller's lookup of a canary's `analysis.alerts` entries (from
     its cache of AlertProviders and Secrets, each entry through `resolve_alert_provider`); it is
@@ -239,4 +241,4 @@ class Alerter:
 
 
 if TYPE_CHECKING:
-    _ALERTER_IS_AN_ALERT_SENDER: type[AlertSender] = Alerter
+    _IS_THE_SCHEDULERS_ALERTS: type[Alerts] = Alerter

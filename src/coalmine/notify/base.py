@@ -1,13 +1,15 @@
-"""The `Notifier` and `AlertSender` seams; free of HTTP libraries so the scheduler may import them."""
+"""The `Notifier` seam (one chat tool); free of HTTP libraries so pure code may import it.
+
+What the scheduler calls to alert is its own port, `coalmine.scheduler.ports.Alerts`,
+implemented by `coalmine.notify.alerter.Alerter`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from coalmine.api.models import Canary
-from coalmine.notify.message import AlertMessage, Severity
+from coalmine.notify.message import AlertMessage
 
 if TYPE_CHECKING:
     import aiohttp
@@ -36,15 +38,3 @@ class AlertDelivery:
     destination: str
     ok: bool
     error: str = ""
-
-
-class AlertSender(Protocol):
-    """What the scheduler calls to alert (implemented by `coalmine.notify.alerter.Alerter`).
-
-    Never raises: failures are logged and returned. `severity` is `info`, `warn` or `error`;
-    `metadata` adds the Target / threshold / deadline / traffic-routing fields.
-    """
-
-    async def alert(
-        self, canary: Canary, message: str, metadata: bool, severity: Severity
-    ) -> Sequence[AlertDelivery]: ...

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
-
 from coalmine.notify.message import AlertMessage
-from coalmine.notify.transport import post_notification, validate_url
+from coalmine.notify.transport import WebhookNotifier
 
 
 def msteams_body(message: AlertMessage) -> dict[str, Any]:
@@ -26,24 +24,9 @@ def msteams_body(message: AlertMessage) -> dict[str, Any]:
     }
 
 
-class MSTeamsNotifier:
+class MSTeamsNotifier(WebhookNotifier):
+    # Teams has no channel/username/token: the webhook URL names the channel.
     type_name = "msteams"
-
-    def __init__(
-        self,
-        address: str,
-        *,
-        username: str = "flagger",
-        channel: str = "general",
-        proxy: str | None = None,
-        token: str | None = None,
-    ) -> None:
-        # Teams has no channel/username/token: the webhook URL names the channel.
-        self.address = validate_url(address, self.type_name)
-        self.proxy = proxy or None
 
     def body(self, message: AlertMessage) -> dict[str, Any]:
         return msteams_body(message)
-
-    async def send(self, session: aiohttp.ClientSession, message: AlertMessage) -> None:
-        await post_notification(session, self.address, self.body(message), proxy=self.proxy)

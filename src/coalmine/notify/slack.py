@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
-
 from coalmine.notify.message import AlertMessage
-from coalmine.notify.transport import post_notification, require, validate_url
+from coalmine.notify.transport import WebhookNotifier, require
 
 
 def slack_body(
@@ -34,7 +32,7 @@ def slack_body(
     }
 
 
-class SlackNotifier:
+class SlackNotifier(WebhookNotifier):
     type_name = "slack"
     good_color = "good"
     danger_color = "danger"
@@ -48,10 +46,9 @@ class SlackNotifier:
         proxy: str | None = None,
         token: str | None = None,
     ) -> None:
-        self.address = validate_url(address, self.type_name)
+        super().__init__(address, proxy=proxy)
         self.username = require(username, f"{self.type_name} username")
         self.channel = require(channel, f"{self.type_name} channel")
-        self.proxy = proxy or None
         self.token = token or None
 
     def body(self, message: AlertMessage) -> dict[str, Any]:
@@ -65,8 +62,3 @@ class SlackNotifier:
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
-
-    async def send(self, session: aiohttp.ClientSession, message: AlertMessage) -> None:
-        await post_notification(
-            session, self.address, self.body(message), proxy=self.proxy, headers=self.headers()
-        )

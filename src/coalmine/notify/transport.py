@@ -1,4 +1,5 @@
-"""The one HTTP POST every chat tool shares, and validation of their settings."""
+"""The one HTTP POST every chat tool shares, the incoming-webhook notifier they build on, and
+validation of their settings."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import aiohttp
 
 from coalmine.hooks.client import read_text_capped
 from coalmine.notify.base import NotificationError, NotifierConfigError
+from coalmine.notify.message import AlertMessage
 
 NOTIFICATION_TIMEOUT_SECONDS = 5.0
 MAX_BODY_CHARS = 1000
@@ -67,3 +69,37 @@ async def post_notification(
         if len(text) > MAX_BODY_CHARS:
             text = text[:MAX_BODY_CHARS] + "…"
         raise NotificationError(f"sending notification bad response {status}: {text}")
+
+
+class WebhookNotifier:
+    """A chat tool reached by POSTing `body(message)` to its incoming-webhook URL.
+
+    Subclasses set `type_name` and `body`; the URL names the channel unless a subclass keeps
+    `username`, `channel` or `token` (Slack). Every tool takes the same settings so the registry
+    can build any of them alike.
+    """
+
+    type_name = ""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        username: str = "flagger",
+        channel: str = "general",
+        proxy: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        self.address = validate_url(address, self.type_name)
+        self.proxy = proxy or None
+
+    def body(self, message: AlertMessage) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    async def send(self, session: aiohttp.ClientSession, message: AlertMessage) -> None:
+        await post_notification(
+            session, self.address, self.body(message), proxy=self.proxy, headers=self.headers()
+        )

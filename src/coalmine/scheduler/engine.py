@@ -18,6 +18,7 @@ from coalmine.analysis import Analyzer, AvailabilityOutcome
 from coalmine.api import naming
 from coalmine.api.hashing import is_foreign_hash, release_checksum
 from coalmine.api.models import Canary, CanaryAnalysis, CanaryStatus, CanaryWebhook, Phase, Strategy
+from coalmine.hooks.payloads import hooks_of_type
 from coalmine.routers.base import Router, Routes, ServiceRouter, SessionAffinityCookies
 from coalmine.scheduler import status as st
 from coalmine.scheduler.ports import (
@@ -149,8 +150,7 @@ class _Cycle:
         return self.canary.spec.strategy
 
     def webhooks(self, hook_type: str) -> list[CanaryWebhook]:
-        hooks = self.analysis.webhooks if self.analysis else None
-        return [hook for hook in hooks or [] if hook.effective_type == hook_type]
+        return hooks_of_type(self.canary, hook_type)
 
 
 class Scheduler:
@@ -242,12 +242,7 @@ class Scheduler:
         if appmesh and not await self._attempt(c, c.mesh_router.reconcile(c.canary)):
             return False
         # 7. primary (and its readiness while initialising)
-        try:
-            await c.target.initialize(c.canary)
-        except Exception as error:
-            await self._warn(c, error)
-            if not is_retriable(error):
-                await self._rollback(c)
+        if not await self._attempt_or_roll_back(c, c.target.initialize(c.canary)):
             return False
         # 8. autoscalers
         if c.scaler is not None:
@@ -338,12 +333,7 @@ class Scheduler:
             await self._write(c, self._sync(c, "Progressing", 0, 0, 0))
             return False
         # 18. the canary must serve
-        try:
-            await c.target.is_canary_ready(c.canary)
-        except Exception as error:
-            await self._warn(c, error)
-            if not is_retriable(error):
-                await self._rollback(c)
+        if not await self._attempt_or_roll_back(c, c.target.is_canary_ready(c.canary)):
             return False
         # 19. no analysis: promote straight away
         if c.skip_analysis:
@@ -489,15 +479,18 @@ class Scheduler:
             if not await self._set_routes(c, 0, TOTAL_WEIGHT, False):
                 return
             self.deps.metrics.set_weight(c.canary, 0, TOTAL_WEIGHT)
-            await self._write(c, st.set_iterations(c.status, done + 1, now=self._now()))
-            await self._event(
-                c, "Normal", f"Advance {c.key} canary iteration {done + 1}/{c.iterations}"
-            )
+            await self._next_iteration(c, done)
             return
         if not await self._confirm_promotion(c):
             return
         if done == c.iterations:
             await self._promote(c)
+
+    async def _next_iteration(self, c: _Cycle, done: int) -> None:
+        await self._write(c, st.set_iterations(c.status, done + 1, now=self._now()))
+        await self._event(
+            c, "Normal", f"Advance {c.key} canary iteration {done + 1}/{c.iterations}"
+        )
 
     async def _blue_green(self, c: _Cycle) -> None:
         mirror = c.mirror
@@ -508,10 +501,7 @@ class Scheduler:
                 log.info("Start traffic mirroring for %s", c.key)
                 if not await self._set_routes(c, TOTAL_WEIGHT, 0, True):
                     return
-            await self._write(c, st.set_iterations(c.status, done + 1, now=self._now()))
-            await self._event(
-                c, "Normal", f"Advance {c.key} canary iteration {done + 1}/{c.iterations}"
-            )
+            await self._next_iteration(c, done)
             return
         if not await self._confirm_promotion(c):
             return
@@ -672,79 +662,92 @@ class Scheduler:
             return error
         return None
 
+    async def _gate(
+        self, c: _Cycle, hook_type: str, phase: Phase, passed: str | None
+    ) -> tuple[CanaryWebhook, BaseException] | None:
+        """Call the hooks of `hook_type` in spec order; the first refusal stops the calls.
+
+        Each success records Normal `<passed> check <hook> passed` (nothing when `passed` is None,
+        as for rollout hooks). Returns the refusing hook and its error, or None when all passed.
+        """
+        for hook in c.webhooks(hook_type):
+            error = await self._call(c, hook, phase)
+            if error is not None:
+                return hook, error
+            if passed is not None:
+                await self._event(c, "Normal", f"{passed} check {hook.name} passed")
+        return None
+
+    async def _halt(
+        self, c: _Cycle, hook: CanaryWebhook, reason: str, alert: str | None = None
+    ) -> None:
+        """Flagger's `Halt <canary> advancement <reason>` Warning, and its alert unless muted."""
+        await self._event(c, "Warning", f"Halt {c.key} advancement {reason}")
+        if alert is not None and not hook.mute_alert:
+            await self._alert(c, alert, "warn")
+
     async def _confirm_rollout(self, c: _Cycle) -> bool:
-        for hook in c.webhooks("confirm-rollout"):
-            if await self._call(c, hook, c.phase) is not None:
-                if c.phase != "Waiting":
-                    await self._write(c, self._set_phase(c, "Waiting"))
-                    await self._event(
-                        c, "Warning", f"Halt {c.key} advancement waiting for approval {hook.name}"
-                    )
-                    if not hook.mute_alert:
-                        await self._alert(c, "Canary is waiting for approval.", "warn")
-                return False
-            await self._event(c, "Normal", f"Confirm-rollout check {hook.name} passed")
-        return True
+        refused = await self._gate(c, "confirm-rollout", c.phase, "Confirm-rollout")
+        if refused is None:
+            return True
+        hook, _ = refused
+        if c.phase != "Waiting":
+            await self._write(c, self._set_phase(c, "Waiting"))
+            await self._halt(
+                c, hook, f"waiting for approval {hook.name}", "Canary is waiting for approval."
+            )
+        return False
 
     async def _confirm_traffic_increase(self, c: _Cycle) -> bool:
-        for hook in c.webhooks("confirm-traffic-increase"):
-            if await self._call(c, hook, "Progressing") is not None:
-                await self._event(
-                    c,
-                    "Warning",
-                    f"Halt {c.key} advancement waiting for traffic increase approval {hook.name}",
-                )
-                if not hook.mute_alert:
-                    await self._alert(c, "Canary traffic increase is waiting for approval.", "warn")
-                return False
-            await self._event(c, "Normal", f"Confirm-traffic-increase check {hook.name} passed")
-        return True
+        refused = await self._gate(
+            c, "confirm-traffic-increase", "Progressing", "Confirm-traffic-increase"
+        )
+        if refused is None:
+            return True
+        hook, _ = refused
+        await self._halt(
+            c,
+            hook,
+            f"waiting for traffic increase approval {hook.name}",
+            "Canary traffic increase is waiting for approval.",
+        )
+        return False
 
     async def _confirm_promotion(self, c: _Cycle) -> bool:
-        for hook in c.webhooks("confirm-promotion"):
-            if await self._call(c, hook, "Progressing") is not None:
-                if c.phase != "WaitingPromotion":
-                    await self._write(c, self._set_phase(c, "WaitingPromotion"))
-                    await self._event(
-                        c,
-                        "Warning",
-                        f"Halt {c.key} advancement waiting for promotion approval {hook.name}",
-                    )
-                    if not hook.mute_alert:
-                        await self._alert(c, "Canary promotion is waiting for approval.", "warn")
-                else:
-                    # Keep iterating (A/B, blue/green) while the approval is pending.
-                    again = max(c.iterations - 1, 0)
-                    if (c.status.iterations or 0) != again:
-                        await self._write(c, st.set_iterations(c.status, again, now=self._now()))
-                return False
-            await self._event(c, "Normal", f"Confirm-promotion check {hook.name} passed")
-        return True
+        refused = await self._gate(c, "confirm-promotion", "Progressing", "Confirm-promotion")
+        if refused is None:
+            return True
+        hook, _ = refused
+        if c.phase != "WaitingPromotion":
+            await self._write(c, self._set_phase(c, "WaitingPromotion"))
+            await self._halt(
+                c,
+                hook,
+                f"waiting for promotion approval {hook.name}",
+                "Canary promotion is waiting for approval.",
+            )
+        else:
+            # Keep iterating (A/B, blue/green) while the approval is pending.
+            again = max(c.iterations - 1, 0)
+            if (c.status.iterations or 0) != again:
+                await self._write(c, st.set_iterations(c.status, again, now=self._now()))
+        return False
 
     async def _pre_rollout(self, c: _Cycle) -> bool:
-        for hook in c.webhooks("pre-rollout"):
-            error = await self._call(c, hook, "Progressing")
-            if error is not None:
-                await self._event(
-                    c,
-                    "Warning",
-                    f"Halt {c.key} advancement pre-rollout check {hook.name} failed {error}",
-                )
-                return False
-            await self._event(c, "Normal", f"Pre-rollout check {hook.name} passed")
+        refused = await self._gate(c, "pre-rollout", "Progressing", "Pre-rollout")
+        if refused is not None:
+            hook, error = refused
+            await self._halt(c, hook, f"pre-rollout check {hook.name} failed {error}")
+            return False
         return True
 
     async def _run_checks(self, c: _Cycle) -> bool:
         """Reference §3.4: rollout webhooks, then the metric checks; the first failure stops."""
-        for hook in c.webhooks("rollout"):
-            error = await self._call(c, hook, "Progressing")
-            if error is not None:
-                await self._event(
-                    c,
-                    "Warning",
-                    f"Halt {c.key} advancement external check {hook.name} failed {error}",
-                )
-                return False
+        refused = await self._gate(c, "rollout", "Progressing", None)
+        if refused is not None:
+            hook, error = refused
+            await self._halt(c, hook, f"external check {hook.name} failed {error}")
+            return False
         try:
             outcome = await self.deps.analyzer.analyse(c.canary)
         except Exception as error:
@@ -892,6 +895,17 @@ class Scheduler:
             await action
         except Exception as error:
             await self._warn(c, error)
+            return False
+        return True
+
+    async def _attempt_or_roll_back(self, c: _Cycle, action: Awaitable[None]) -> bool:
+        """`_attempt` for readiness: an error waiting cannot heal (a missed deadline) rolls back."""
+        try:
+            await action
+        except Exception as error:
+            await self._warn(c, error)
+            if not is_retriable(error):
+                await self._rollback(c)
             return False
         return True
 

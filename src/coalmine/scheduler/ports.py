@@ -27,8 +27,10 @@ class WebhookCaller(Protocol):
 class Alerts(Protocol):
     async def alert(
         self, canary: Canary, message: str, *, metadata: bool, severity: AlertSeverity
-    ) -> None:
+    ) -> object:
         """Send to the canary's alert providers (or the global notifier); never raises.
+
+        The result (the `Alerter` returns its deliveries) is not the scheduler's business.
 
         `metadata=True` asks for Flagger's extra fields (Target, Failed checks threshold, Progress
         deadline, Traffic routing).

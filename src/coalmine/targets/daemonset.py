@@ -3,7 +3,6 @@ readiness. A DaemonSet has no replicas: it is "scaled to zero" by a node selecto
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -14,16 +13,15 @@ from coalmine.targets.configs import TrackedConfigs
 from coalmine.targets.errors import TargetError
 from coalmine.targets.readiness import (
     Readiness,
-    canary_prefix,
     daemonset_readiness,
+    judge_readiness,
     parse_time,
-    primary_prefix,
 )
 from coalmine.targets.workload import (
     WorkloadMetadata,
-    copy_spec_fields,
-    primary_object_metadata,
+    desired_primary_workload,
     primary_pod_template,
+    promoted_primary_workload,
 )
 
 COPIED_SPEC_FIELDS = ("minReadySeconds", "revisionHistoryLimit", "updateStrategy")
@@ -63,18 +61,15 @@ def desired_primary_daemonset(
 ) -> dict[str, Any]:
     """The `<target>-primary` DaemonSet to create; never parked, whatever the target's state."""
     check_update_strategy(target)
-    spec: dict[str, Any] = {}
-    copy_spec_fields(target.get("spec") or {}, spec, COPIED_SPEC_FIELDS)
-    spec["selector"] = {"matchLabels": {meta.label: meta.primary_label_value}}
-    spec["template"] = _without_parking(primary_pod_template(target, meta, tracked, template_id))
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": primary_object_metadata(
-            canary, target, meta, include_label_prefixes, creating=True
-        ),
-        "spec": spec,
-    }
+    return desired_primary_workload(
+        canary,
+        target,
+        meta,
+        kind="DaemonSet",
+        copied_fields=COPIED_SPEC_FIELDS,
+        template=_without_parking(primary_pod_template(target, meta, tracked, template_id)),
+        include_label_prefixes=include_label_prefixes,
+    )
 
 
 def promoted_primary_daemonset(
@@ -89,18 +84,15 @@ def promoted_primary_daemonset(
 ) -> dict[str, Any]:
     """`primary` with the target's release copied onto it; the parking node selector removed."""
     check_update_strategy(target)
-    result = copy.deepcopy(dict(primary))
-    spec = result.setdefault("spec", {})
-    copy_spec_fields(target.get("spec") or {}, spec, COPIED_SPEC_FIELDS)
-    spec["template"] = _without_parking(primary_pod_template(target, meta, tracked, template_id))
-    wanted = primary_object_metadata(canary, target, meta, include_label_prefixes, creating=False)
-    metadata = result.setdefault("metadata", {})
-    metadata["labels"] = wanted["labels"]
-    if wanted.get("annotations"):
-        metadata["annotations"] = wanted["annotations"]
-    else:
-        metadata.pop("annotations", None)
-    return result
+    return promoted_primary_workload(
+        canary,
+        target,
+        primary,
+        meta,
+        copied_fields=COPIED_SPEC_FIELDS,
+        template=_without_parking(primary_pod_template(target, meta, tracked, template_id)),
+        include_label_prefixes=include_label_prefixes,
+    )
 
 
 def scale_to_zero_patch() -> dict[str, Any]:
@@ -135,30 +127,22 @@ def _last_transition(canary: Canary) -> datetime | None:
 
 
 def primary_readiness(canary: Canary, primary: Mapping[str, Any], now: datetime) -> Readiness:
-    analysis = canary.spec.analysis
-    threshold = analysis.effective_primary_ready_threshold if analysis else 100
-    verdict = daemonset_readiness(
-        primary,
-        canary.spec.effective_progress_deadline_seconds,
-        threshold,
-        _last_transition(canary),
-        now,
-    )
-    return verdict.wrapped(
-        primary_prefix("DaemonSet", canary.spec.target_ref.name, canary.namespace)
+    return judge_readiness(
+        canary,
+        "DaemonSet",
+        primary=True,
+        judge=lambda deadline, threshold: daemonset_readiness(
+            primary, deadline, threshold, _last_transition(canary), now
+        ),
     )
 
 
 def canary_readiness(canary: Canary, target: Mapping[str, Any], now: datetime) -> Readiness:
-    analysis = canary.spec.analysis
-    threshold = analysis.effective_canary_ready_threshold if analysis else 100
-    verdict = daemonset_readiness(
-        target,
-        canary.spec.effective_progress_deadline_seconds,
-        threshold,
-        _last_transition(canary),
-        now,
-    )
-    return verdict.wrapped(
-        canary_prefix("DaemonSet", canary.spec.target_ref.name, canary.namespace)
+    return judge_readiness(
+        canary,
+        "DaemonSet",
+        primary=False,
+        judge=lambda deadline, threshold: daemonset_readiness(
+            target, deadline, threshold, _last_transition(canary), now
+        ),
     )

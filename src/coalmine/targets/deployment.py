@@ -10,17 +10,12 @@ from typing import Any
 from coalmine.api import naming
 from coalmine.api.models import Canary
 from coalmine.targets.configs import TrackedConfigs
-from coalmine.targets.readiness import (
-    Readiness,
-    canary_prefix,
-    deployment_readiness,
-    primary_prefix,
-)
+from coalmine.targets.readiness import Readiness, deployment_readiness, judge_readiness
 from coalmine.targets.workload import (
     WorkloadMetadata,
-    copy_spec_fields,
-    primary_object_metadata,
+    desired_primary_workload,
     primary_pod_template,
+    promoted_primary_workload,
 )
 
 COPIED_SPEC_FIELDS = (
@@ -106,23 +101,17 @@ def desired_primary_deployment(
     `template_id` is the pod template's `flagger-id` (a fresh UUID4 from the caller); `tracked` are
     the configs whose `-primary` copies the pods must read (None when tracking is off).
     """
-    target_spec = target.get("spec") or {}
-    spec: dict[str, Any] = {}
-    copy_spec_fields(target_spec, spec, COPIED_SPEC_FIELDS)
     replicas = _replicas(target)
-    spec["replicas"] = replicas if replicas and replicas > 0 else 1
-    spec["selector"] = {"matchLabels": {meta.label: meta.primary_label_value}}
-    spec["template"] = _primary_template(
-        canary, target, meta, tracked, template_id, selector_labels
+    return desired_primary_workload(
+        canary,
+        target,
+        meta,
+        kind="Deployment",
+        copied_fields=COPIED_SPEC_FIELDS,
+        template=_primary_template(canary, target, meta, tracked, template_id, selector_labels),
+        include_label_prefixes=include_label_prefixes,
+        spec_extras={"replicas": replicas if replicas and replicas > 0 else 1},
     )
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": primary_object_metadata(
-            canary, target, meta, include_label_prefixes, creating=True
-        ),
-        "spec": spec,
-    }
 
 
 def promoted_primary_deployment(
@@ -142,23 +131,18 @@ def promoted_primary_deployment(
     and never to zero: a target scaled down by a rollback must not take the primary with it. The
     selector is immutable and left alone.
     """
-    result = copy.deepcopy(dict(primary))
-    target_spec = target.get("spec") or {}
-    spec = result.setdefault("spec", {})
-    copy_spec_fields(target_spec, spec, COPIED_SPEC_FIELDS)
+    result = promoted_primary_workload(
+        canary,
+        target,
+        primary,
+        meta,
+        copied_fields=COPIED_SPEC_FIELDS,
+        template=_primary_template(canary, target, meta, tracked, template_id, selector_labels),
+        include_label_prefixes=include_label_prefixes,
+    )
     target_replicas = _replicas(target)
     if canary.spec.autoscaler_ref is None and target_replicas is not None and target_replicas > 0:
-        spec["replicas"] = target_replicas
-    spec["template"] = _primary_template(
-        canary, target, meta, tracked, template_id, selector_labels
-    )
-    wanted = primary_object_metadata(canary, target, meta, include_label_prefixes, creating=False)
-    metadata = result.setdefault("metadata", {})
-    metadata["labels"] = wanted["labels"]
-    if wanted.get("annotations"):
-        metadata["annotations"] = wanted["annotations"]
-    else:
-        metadata.pop("annotations", None)
+        result["spec"]["replicas"] = target_replicas
     return result
 
 
@@ -214,23 +198,19 @@ def finalize_patch(
 
 def primary_readiness(canary: Canary, primary: Mapping[str, Any], now: datetime) -> Readiness:
     """Whether `<target>-primary` finished rolling out, with Flagger's wrapped message."""
-    analysis = canary.spec.analysis
-    threshold = analysis.effective_primary_ready_threshold if analysis else 100
-    verdict = deployment_readiness(
-        primary, canary.spec.effective_progress_deadline_seconds, threshold, now
-    )
-    return verdict.wrapped(
-        primary_prefix("Deployment", canary.spec.target_ref.name, canary.namespace)
+    return judge_readiness(
+        canary,
+        "Deployment",
+        primary=True,
+        judge=lambda deadline, threshold: deployment_readiness(primary, deadline, threshold, now),
     )
 
 
 def canary_readiness(canary: Canary, target: Mapping[str, Any], now: datetime) -> Readiness:
     """Whether the target (canary) finished rolling out, with Flagger's wrapped message."""
-    analysis = canary.spec.analysis
-    threshold = analysis.effective_canary_ready_threshold if analysis else 100
-    verdict = deployment_readiness(
-        target, canary.spec.effective_progress_deadline_seconds, threshold, now
-    )
-    return verdict.wrapped(
-        canary_prefix("Deployment", canary.spec.target_ref.name, canary.namespace)
+    return judge_readiness(
+        canary,
+        "Deployment",
+        primary=False,
+        judge=lambda deadline, threshold: deployment_readiness(target, deadline, threshold, now),
     )

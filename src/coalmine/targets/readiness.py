@@ -7,10 +7,12 @@ rolls back instead of waiting another interval.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+from coalmine.api.models import Canary
 
 
 @dataclass(frozen=True)
@@ -158,3 +160,23 @@ def primary_prefix(kind: str, target_name: str, namespace: str) -> str:
 def canary_prefix(kind: str, target_name: str, namespace: str) -> str:
     """Flagger's wrapping of a canary readiness error: `canary deployment <name>.<ns> not ready: `."""
     return f"canary {kind.lower()} {target_name}.{namespace} not ready: "
+
+
+def judge_readiness(
+    canary: Canary, kind: str, *, primary: bool, judge: Callable[[int, int], Readiness]
+) -> Readiness:
+    """The primary's or the canary's verdict, wrapped in Flagger's message prefix.
+
+    `judge(progress_deadline_seconds, ready_threshold_percent)` inspects the workload; the
+    threshold is the analysis' primary or canary ready threshold (100 without analysis).
+    """
+    analysis = canary.spec.analysis
+    if analysis is None:
+        threshold = 100
+    elif primary:
+        threshold = analysis.effective_primary_ready_threshold
+    else:
+        threshold = analysis.effective_canary_ready_threshold
+    verdict = judge(canary.spec.effective_progress_deadline_seconds, threshold)
+    prefix = primary_prefix if primary else canary_prefix
+    return verdict.wrapped(prefix(kind, canary.spec.target_ref.name, canary.namespace))

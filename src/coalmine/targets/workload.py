@@ -1,5 +1,5 @@
-"""What Deployments and DaemonSets share: the primary's metadata and pod template, readiness
-inputs, and the selector-label discovery that names everything."""
+"""What Deployments and DaemonSets share: the primary's metadata and pod template, building and
+promoting the primary object, and the selector-label discovery that names everything."""
 
 from __future__ import annotations
 
@@ -120,3 +120,57 @@ def copy_spec_fields(
             destination[key] = copy.deepcopy(source[key])
         else:
             destination.pop(key, None)
+
+
+def desired_primary_workload(
+    canary: Canary,
+    target: Mapping[str, Any],
+    meta: WorkloadMetadata,
+    *,
+    kind: str,
+    copied_fields: Sequence[str],
+    template: dict[str, Any],
+    include_label_prefixes: Sequence[str],
+    spec_extras: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A new `<target>-primary` of `kind`: the `copied_fields` of the target's spec, then
+    `spec_extras` (a Deployment's replicas), the primary selector and the primary pod template."""
+    spec: dict[str, Any] = {}
+    copy_spec_fields(target.get("spec") or {}, spec, copied_fields)
+    spec.update(spec_extras or {})
+    spec["selector"] = {"matchLabels": {meta.label: meta.primary_label_value}}
+    spec["template"] = template
+    return {
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": primary_object_metadata(
+            canary, target, meta, include_label_prefixes, creating=True
+        ),
+        "spec": spec,
+    }
+
+
+def promoted_primary_workload(
+    canary: Canary,
+    target: Mapping[str, Any],
+    primary: Mapping[str, Any],
+    meta: WorkloadMetadata,
+    *,
+    copied_fields: Sequence[str],
+    template: dict[str, Any],
+    include_label_prefixes: Sequence[str],
+) -> dict[str, Any]:
+    """`primary` with the target's release copied onto it (the `copied_fields`, the pod
+    template, labels and annotations), ready for an Update. The immutable selector stays."""
+    result = copy.deepcopy(dict(primary))
+    spec = result.setdefault("spec", {})
+    copy_spec_fields(target.get("spec") or {}, spec, copied_fields)
+    spec["template"] = template
+    wanted = primary_object_metadata(canary, target, meta, include_label_prefixes, creating=False)
+    metadata = result.setdefault("metadata", {})
+    metadata["labels"] = wanted["labels"]
+    if wanted.get("annotations"):
+        metadata["annotations"] = wanted["annotations"]
+    else:
+        metadata.pop("annotations", None)
+    return result

@@ -101,6 +101,13 @@ class HTTPResponse:
     reason: str
     text: str
 
+    def json_or_empty(self) -> Any:
+        """The body as JSON, `{}` when empty or not JSON (error answers may be anything)."""
+        try:
+            return json.loads(self.text) if self.text else {}
+        except ValueError:
+            return {}
+
     def json(self) -> Any:
         try:
             return json.loads(self.text)
@@ -142,6 +149,25 @@ async def http_request(
             raise ProviderError(f"request to {url} timed out after {seconds:g}s") from error
         except aiohttp.ClientError as error:
             raise ProviderError(f"request to {url} failed: {error}") from error
+
+
+async def request_ok(
+    context: ProviderContext,
+    method: str,
+    url: str,
+    *,
+    params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+    data: bytes | str | None = None,
+) -> HTTPResponse:
+    """`http_request` that must be answered 200: the vendor APIs' check (datadog, dynatrace,
+    newrelic, splunk), failing with Flagger's `error response: <body>: status <code>`."""
+    response = await http_request(context, method, url, params=params, headers=headers, data=data)
+    if response.status != 200:
+        raise ProviderError(
+            f"error response: {response.text.strip()[:500]}: status {response.status}"
+        )
+    return response
 
 
 def credential(credentials: Credentials | None, key: str) -> str | None:
@@ -198,6 +224,11 @@ def to_float(value: Any, what: str) -> float:
     if math.isnan(number):
         raise NoValuesFound(f"{what} is NaN")
     return number
+
+
+def requesting_error(provider: str, status: int, text: str) -> ProviderError:
+    """The cloud APIs' failure (cloudwatch, stackdriver): `error requesting <provider>: status …`."""
+    return ProviderError(f"error requesting {provider}: status {status}: {text.strip()[:500]}")
 
 
 def error_response(response: HTTPResponse) -> ProviderError:

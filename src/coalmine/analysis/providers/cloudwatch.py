@@ -26,6 +26,7 @@ from coalmine.analysis.providers.base import (
     http_request,
     interval_seconds,
     register,
+    requesting_error,
     to_float,
 )
 from coalmine.api.models import MetricTemplateProvider
@@ -162,11 +163,7 @@ class CloudWatchProvider:
             when=dt.datetime.fromtimestamp(self.context.clock(), dt.UTC),
         )
         response = await http_request(self.context, "POST", url, headers=headers, data=body)
-        try:
-            parsed: object = json.loads(response.text) if response.text else {}
-        except ValueError:
-            parsed = {}
-        return response.status, parsed, response.text
+        return response.status, response.json_or_empty(), response.text
 
     async def run_query(self, query: str) -> float:
         try:
@@ -185,9 +182,7 @@ class CloudWatchProvider:
             }
         )
         if status != 200:
-            raise ProviderError(
-                f"error requesting cloudwatch: status {status}: {text.strip()[:500]}"
-            )
+            raise requesting_error("cloudwatch", status, text)
         results = body.get("MetricDataResults") if isinstance(body, dict) else None
         if not results:
             raise NoValuesFound("invalid response: no MetricDataResults")
@@ -200,7 +195,7 @@ class CloudWatchProvider:
         status, _, text = await self._call({})
         if status in (200, 400):
             return True
-        raise ProviderError(f"error requesting cloudwatch: status {status}: {text.strip()[:500]}")
+        raise requesting_error("cloudwatch", status, text)
 
 
 register("cloudwatch")(CloudWatchProvider)

@@ -10,6 +10,7 @@ from coalmine.analysis.providers.base import (
     http_request,
     interval_seconds,
     register,
+    request_ok,
     require_credential,
     to_float,
     validated_address,
@@ -40,13 +41,9 @@ class DatadogProvider:
     async def run_query(self, query: str) -> float:
         now = int(self.context.clock())
         params = {"from": str(int(now - self.window)), "to": str(now), "query": query}
-        response = await http_request(
+        response = await request_ok(
             self.context, "GET", f"{self.address}/api/v1/query", params=params, headers=self.headers
         )
-        if response.status != 200:
-            raise ProviderError(
-                f"error response: {response.text.strip()[:500]}: status {response.status}"
-            )
         body = response.json()
         series = body.get("series") if isinstance(body, dict) else None
         if not series:

@@ -6,10 +6,9 @@ from coalmine.analysis.providers.base import (
     Credentials,
     NoValuesFound,
     ProviderContext,
-    ProviderError,
-    http_request,
     interval_seconds,
     register,
+    request_ok,
     require_credential,
     to_float,
     validated_address,
@@ -39,17 +38,13 @@ class DynatraceProvider:
             "from": str(now_ms - int(self.window * 1000)),
             "to": str(now_ms),
         }
-        response = await http_request(
+        response = await request_ok(
             self.context,
             "GET",
             f"{self.address}/api/v2/metrics/query",
             params=params,
             headers=self.headers,
         )
-        if response.status != 200:
-            raise ProviderError(
-                f"error response: {response.text.strip()[:500]}: status {response.status}"
-            )
         body = response.json()
         results = body.get("result") if isinstance(body, dict) else None
         if not results:
@@ -60,17 +55,13 @@ class DynatraceProvider:
         return to_float(data[-1]["values"][0], "value")
 
     async def is_online(self) -> bool:
-        response = await http_request(
+        await request_ok(
             self.context,
             "GET",
             f"{self.address}/api/v2/metrics",
             params={"pageSize": "1"},
             headers=self.headers,
         )
-        if response.status != 200:
-            raise ProviderError(
-                f"error response: {response.text.strip()[:500]}: status {response.status}"
-            )
         return True
 
 

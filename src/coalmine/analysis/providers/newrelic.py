@@ -6,10 +6,9 @@ from coalmine.analysis.providers.base import (
     Credentials,
     NoValuesFound,
     ProviderContext,
-    ProviderError,
-    http_request,
     interval_seconds,
     register,
+    request_ok,
     require_credential,
     to_float,
     validated_address,
@@ -38,13 +37,9 @@ class NewRelicProvider:
         self.context = context
 
     async def _query(self, nrql: str) -> object:
-        response = await http_request(
+        response = await request_ok(
             self.context, "GET", self.url, params={"nrql": nrql}, headers=self.headers
         )
-        if response.status != 200:
-            raise ProviderError(
-                f"error response: {response.text.strip()[:500]}: status {response.status}"
-            )
         return response.json()
 
     async def run_query(self, query: str) -> float:

@@ -14,9 +14,9 @@ from coalmine.analysis.providers.base import (
     NoValuesFound,
     ProviderContext,
     ProviderError,
-    http_request,
     interval_seconds,
     register,
+    request_ok,
     require_credential,
     to_float,
     validated_address,
@@ -77,7 +77,7 @@ class SplunkProvider:
             "stop": str(now_ms),
             "immediate": "true",
         }
-        response = await http_request(
+        response = await request_ok(
             self.context,
             "POST",
             f"{self.stream}/v2/signalflow/execute",
@@ -85,10 +85,6 @@ class SplunkProvider:
             headers={**self.headers, "Content-Type": "text/plain"},
             data=query,
         )
-        if response.status != 200:
-            raise ProviderError(
-                f"error response: {response.text.strip()[:500]}: status {response.status}"
-            )
         series: set[str] = set()
         value: Any = None
         for event, data in server_sent_events(response.text):
@@ -112,17 +108,13 @@ class SplunkProvider:
         return to_float(value, "value")
 
     async def is_online(self) -> bool:
-        response = await http_request(
+        await request_ok(
             self.context,
             "GET",
             f"{self.api}/v2/metric",
             params={"limit": "1"},
             headers=self.headers,
         )
-        if response.status != 200:
-            raise ProviderError(
-                f"error response: {response.text.strip()[:500]}: status {response.status}"
-            )
         return True
 
 

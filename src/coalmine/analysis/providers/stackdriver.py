@@ -24,6 +24,7 @@ from coalmine.analysis.providers.base import (
     credential,
     http_request,
     register,
+    requesting_error,
     to_float,
 )
 from coalmine.api.models import MetricTemplateProvider
@@ -136,18 +137,12 @@ class StackdriverProvider:
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
             data=json.dumps({"query": mql}),
         )
-        try:
-            body = json.loads(response.text) if response.text else {}
-        except ValueError:
-            body = {}
-        return response.status, body, response.text
+        return response.status, response.json_or_empty(), response.text
 
     async def run_query(self, query: str) -> float:
         status, body, text = await self._query(query)
         if status != 200:
-            raise ProviderError(
-                f"error requesting stackdriver: status {status}: {text.strip()[:500]}"
-            )
+            raise requesting_error("stackdriver", status, text)
         series = body.get("timeSeriesData") if isinstance(body, dict) else None
         if not series:
             raise NoValuesFound("no time series")
@@ -161,7 +156,7 @@ class StackdriverProvider:
         error = body.get("error", {}) if isinstance(body, dict) else {}
         if status == 200 or (status == 400 and error.get("status") == "INVALID_ARGUMENT"):
             return True
-        raise ProviderError(f"error requesting stackdriver: status {status}: {text.strip()[:500]}")
+        raise requesting_error("stackdriver", status, text)
 
 
 register("stackdriver")(StackdriverProvider)

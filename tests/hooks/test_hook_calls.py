@@ -1,4 +1,8 @@
-"""Webhook calls and gates against real local HTTP(S) servers (Flagger's webhook_test.go and more)."""
+"""Webhook calls against real local HTTP(S) servers (Flagger's webhook_test.go and more).
+
+Which hook failure halts, waits or rolls back, and the event texts, are the scheduler's: see
+tests/scheduler/test_gates.py and test_events_and_metrics.py.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +21,9 @@ import pytest
 from aiohttp import web
 
 from coalmine.api.models import Canary, CanaryWebhook
-from coalmine.hooks import canary_checksum, event_payload, webhook_payload
+from coalmine.hooks import canary_checksum, event_payload, hooks_of_type, webhook_payload
 from coalmine.hooks.client import call_webhook, create_session
-from coalmine.hooks.gates import WebhookRunner, call_event_webhook, run_gate
+from coalmine.hooks.webhooks import WebhookClient, WebhookError, call_event_webhook, send_event
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -294,10 +298,10 @@ async def test_self_signed_tls_works_only_with_disable_tls(
     assert len(recorder.calls) == 1
 
 
-# --- gates -------------------------------------------------------------------------------
+# --- the scheduler's WebhookCaller -------------------------------------------------------------
 
 
-ALL_TYPES = [
+GATING_TYPES = [
     "confirm-rollout",
     "pre-rollout",
     "rollout",
@@ -305,220 +309,63 @@ ALL_TYPES = [
     "confirm-promotion",
     "post-rollout",
     "rollback",
-    "event",
 ]
 
 
-async def test_each_hook_type_posts_its_phase_and_only_hooks_of_that_type(
+async def test_each_hook_type_posts_the_phase_the_scheduler_passes(
     session: aiohttp.ClientSession,
 ) -> None:
     recorder = Recorder()
     async with serve(recorder.handle) as url:
         hooks = [
-            {"name": f"{kind}-hook", "type": kind, "url": f"{url}/{kind}"} for kind in ALL_TYPES
+            {"name": f"{kind}-hook", "type": kind, "url": f"{url}/{kind}", "metadata": {"k": kind}}
+            for kind in [*GATING_TYPES, "event"]
         ]
-        hooks.append({"name": "untyped", "url": f"{url}/untyped"})
         canary = make_canary(hooks, phase="Initialized")
-        runner = WebhookRunner(session)
-        checksum = canary_checksum({"configmap/podinfo": "1234"}, "abc")
-
-        async def posted(call: Awaitable[Any]) -> list[tuple[str, str]]:
-            recorder.calls.clear()
-            recorder.paths.clear()
-            await call
-            return [(p, c["phase"]) for p, c in zip(recorder.paths, recorder.calls, strict=True)]
-
-        assert await posted(runner.confirm_rollout(canary)) == [("/confirm-rollout", "Initialized")]
-        assert await posted(runner.pre_rollout(canary)) == [("/pre-rollout", "Progressing")]
-        assert await posted(runner.rollout(canary)) == [
-            ("/rollout", "Progressing"),
-            ("/untyped", "Progressing"),
-        ]
-        assert await posted(runner.confirm_traffic_increase(canary)) == [
-            ("/confirm-traffic-increase", "Progressing")
-        ]
-        assert await posted(runner.confirm_promotion(canary)) == [
-            ("/confirm-promotion", "Progressing")
-        ]
-        assert await posted(runner.post_rollout(canary, "Failed")) == [("/post-rollout", "Failed")]
-        assert await posted(runner.rollback(canary)) == [("/rollback", "Initialized")]
-        assert await posted(runner.event(canary, "Normal", "hello")) == [("/event", "Initialized")]
-    assert all(call["checksum"] == checksum for call in recorder.calls)
-
-
-async def test_passing_gates_report_flaggers_passed_events(session: aiohttp.ClientSession) -> None:
-    recorder = Recorder()
-    async with serve(recorder.handle) as url:
-        canary = make_canary(
-            [
-                {"name": "a", "type": "confirm-rollout", "url": url},
-                {"name": "b", "type": "confirm-rollout", "url": url},
-                {"name": "load", "type": "rollout", "url": url},
-            ]
-        )
-        confirm = await run_gate(session, canary, "confirm-rollout")
-        rollout = await run_gate(session, canary, "rollout")
-    assert confirm.approved
-    assert [e.message for e in confirm.events] == [
-        "Confirm-rollout check a passed",
-        "Confirm-rollout check b passed",
+        client = WebhookClient(session)
+        sent = {kind: f"phase-for-{kind}" for kind in GATING_TYPES}
+        for kind in GATING_TYPES:
+            (hook,) = hooks_of_type(canary, kind)
+            await client.call(canary, hook, sent[kind])
+        gating_calls = list(zip(recorder.paths, recorder.calls, strict=True))
+        recorder.paths.clear()
+        recorder.calls.clear()
+        await client.forward_event(canary, "Normal", "hello", None)
+    checksum = canary_checksum({"configmap/podinfo": "1234"}, "abc")
+    assert [(path, body["phase"]) for path, body in gating_calls] == [
+        (f"/{kind}", sent[kind]) for kind in GATING_TYPES
     ]
-    assert rollout.approved
-    assert rollout.events == ()
+    assert all(body["checksum"] == checksum for _, body in gating_calls)
+    assert [body["metadata"] for _, body in gating_calls] == [{"k": k} for k in GATING_TYPES]
+    assert recorder.paths == ["/event"], "events go to event hooks only"
+    assert recorder.calls[0]["phase"] == "Initialized"
 
 
-async def test_a_gate_without_hooks_approves_and_rollback_without_hooks_does_not_roll_back(
-    session: aiohttp.ClientSession,
-) -> None:
-    canary = make_canary([])
-    assert (await run_gate(session, canary, "confirm-promotion")).approved
-    assert not (await run_gate(session, canary, "rollback")).rollback_requested
-
-
-async def test_confirm_rollout_failure_halts_with_event_and_warn_alert(
-    session: aiohttp.ClientSession,
-) -> None:
-    recorder = Recorder(statuses=[200, 403], reply_body="Forbidden")
-    async with serve(recorder.handle) as url:
-        canary = make_canary(
-            [
-                {"name": "ok", "type": "confirm-rollout", "url": url},
-                {"name": "gate", "type": "confirm-rollout", "url": url},
-                {"name": "never", "type": "confirm-rollout", "url": url},
-            ],
-            phase="Succeeded",
-        )
-        result = await run_gate(session, canary, "confirm-rollout")
-    assert not result.approved
-    assert len(recorder.calls) == 2, "calls stop at the first failure"
-    assert [(e.event_type, e.message) for e in result.events] == [
-        ("Normal", "Confirm-rollout check ok passed"),
-        ("Warning", "Halt podinfo.test advancement waiting for approval gate"),
-    ]
-    assert result.alert is not None
-    assert (result.alert.message, result.alert.severity) == (
-        "Canary is waiting for approval.",
-        "warn",
+def test_hooks_of_type_keeps_spec_order_and_counts_untyped_hooks_as_rollout() -> None:
+    canary = make_canary(
+        [
+            {"name": "b", "type": "rollout", "url": "http://hooks/b"},
+            {"name": "gate", "type": "confirm-rollout", "url": "http://hooks/gate"},
+            {"name": "a", "url": "http://hooks/a"},
+        ]
     )
+    assert [hook.name for hook in hooks_of_type(canary, "rollout")] == ["b", "a"]
+    assert [hook.name for hook in hooks_of_type(canary, "confirm-rollout")] == ["gate"]
+    assert hooks_of_type(canary, "rollback") == []
 
 
-async def test_confirm_rollout_while_already_waiting_repeats_no_event(
+async def test_webhook_client_raises_webhook_error_with_the_body_on_500_and_returns_on_204(
     session: aiohttp.ClientSession,
 ) -> None:
-    recorder = Recorder(default_status=403)
+    recorder = Recorder(statuses=[500, 204], reply_body="boom")
+    client = WebhookClient(session)
     async with serve(recorder.handle) as url:
-        canary = make_canary([{"name": "g", "type": "confirm-rollout", "url": url}], "Waiting")
-        result = await run_gate(session, canary, "confirm-rollout")
-    assert not result.approved
-    assert result.events == ()
-    assert result.alert is None
-
-
-async def test_mute_alert_suppresses_the_alert_but_not_the_event(
-    session: aiohttp.ClientSession,
-) -> None:
-    recorder = Recorder(default_status=403)
-    async with serve(recorder.handle) as url:
-        canary = make_canary(
-            [{"name": "g", "type": "confirm-traffic-increase", "url": url, "muteAlert": True}]
-        )
-        result = await run_gate(session, canary, "confirm-traffic-increase")
-    assert not result.approved
-    assert result.alert is None
-    assert [e.message for e in result.events] == [
-        "Halt podinfo.test advancement waiting for traffic increase approval g"
-    ]
-
-
-async def test_confirm_promotion_failure_and_its_repeat_in_waiting_promotion(
-    session: aiohttp.ClientSession,
-) -> None:
-    recorder = Recorder(default_status=403)
-    async with serve(recorder.handle) as url:
-        hooks = [{"name": "promote", "type": "confirm-promotion", "url": url}]
-        first = await run_gate(session, make_canary(hooks, "Progressing"), "confirm-promotion")
-        again = await run_gate(session, make_canary(hooks, "WaitingPromotion"), "confirm-promotion")
-    assert [e.message for e in first.events] == [
-        "Halt podinfo.test advancement waiting for promotion approval promote"
-    ]
-    assert first.alert is not None
-    assert first.alert.message == "Canary promotion is waiting for approval."
-    assert not again.approved
-    assert again.events == ()
-
-
-async def test_pre_rollout_and_rollout_failures_carry_the_error_in_the_event(
-    session: aiohttp.ClientSession,
-) -> None:
-    recorder = Recorder(default_status=400, reply_body="load test failed")
-    async with serve(recorder.handle) as url:
-        canary = make_canary(
-            [
-                {"name": "smoke", "type": "pre-rollout", "url": url},
-                {"name": "load", "url": url},
-            ]
-        )
-        pre = await run_gate(session, canary, "pre-rollout")
-        rollout = await run_gate(session, canary, "rollout")
-    assert not pre.approved
-    assert pre.error == "load test failed"
-    assert [e.message for e in pre.events] == [
-        "Halt podinfo.test advancement pre-rollout check smoke failed load test failed"
-    ]
-    assert pre.alert is None
-    assert [e.message for e in rollout.events] == [
-        "Halt podinfo.test advancement external check load failed load test failed"
-    ]
-
-
-async def test_post_rollout_failure_is_reported(session: aiohttp.ClientSession) -> None:
-    recorder = Recorder(default_status=400, reply_body="nope")
-    async with serve(recorder.handle) as url:
-        canary = make_canary([{"name": "notify", "type": "post-rollout", "url": url}])
-        result = await run_gate(session, canary, "post-rollout", "Succeeded")
-    assert recorder.calls[0]["phase"] == "Succeeded"
-    assert [(e.event_type, e.message) for e in result.events] == [
-        ("Warning", "Post-rollout hook notify failed nope")
-    ]
-
-
-async def test_a_successful_rollback_hook_requests_a_rollback(
-    session: aiohttp.ClientSession,
-) -> None:
-    recorder = Recorder(statuses=[403, 200, 200])
-    async with serve(recorder.handle) as url:
-        canary = make_canary(
-            [
-                {"name": "closed", "type": "rollback", "url": url},
-                {"name": "open", "type": "rollback", "url": url},
-                {"name": "never", "type": "rollback", "url": url},
-            ],
-            "WaitingPromotion",
-        )
-        result = await run_gate(session, canary, "rollback")
-    assert result.rollback_requested
+        hook = CanaryWebhook(name="gate", url=url)
+        with pytest.raises(WebhookError) as failed:
+            await client.call(make_canary(), hook, "Progressing")
+        await client.call(make_canary(), hook, "Progressing")
+    assert str(failed.value) == f"POST {url} giving up after 1 attempt(s): 500: boom"
     assert len(recorder.calls) == 2
-    assert [c["phase"] for c in recorder.calls] == ["WaitingPromotion", "WaitingPromotion"]
-    assert [(e.event_type, e.message) for e in result.events] == [
-        ("Normal", "Rollback hook closed not signaling a rollback"),
-        ("Warning", "Rollback check open passed"),
-        ("Warning", "Rolling back podinfo.test manual webhook invoked"),
-    ]
-    assert result.alert is not None
-    assert (result.alert.message, result.alert.severity) == (
-        "Rolling back manual webhook invoked",
-        "warn",
-    )
-
-
-async def test_a_refusing_rollback_hook_does_not_request_a_rollback(
-    session: aiohttp.ClientSession,
-) -> None:
-    recorder = Recorder(default_status=403)
-    async with serve(recorder.handle) as url:
-        canary = make_canary([{"name": "r", "type": "rollback", "url": url}])
-        result = await run_gate(session, canary, "rollback")
-    assert not result.rollback_requested
 
 
 # --- event webhooks ------------------------------------------------------------------------
@@ -551,10 +398,10 @@ async def test_events_go_to_the_global_webhook_only_when_the_canary_has_none(
 ) -> None:
     global_recorder, own_recorder = Recorder(), Recorder()
     async with serve(global_recorder.handle) as global_url, serve(own_recorder.handle) as own_url:
-        runner = WebhookRunner(session, event_webhook_url=global_url)
-        await runner.event(make_canary([]), "Warning", "one", phase="Failed")
-        await runner.event(
-            make_canary([{"name": "e", "type": "event", "url": own_url}]), "Normal", "two"
+        client = WebhookClient(session, event_webhook_url=global_url)
+        await client.forward_event(make_canary([]), "Warning", "one", "Failed")
+        await client.forward_event(
+            make_canary([{"name": "e", "type": "event", "url": own_url}]), "Normal", "two", None
         )
     assert [c["metadata"]["eventMessage"] for c in global_recorder.calls] == ["one"]
     assert global_recorder.calls[0]["phase"] == "Failed"
@@ -566,9 +413,12 @@ async def test_a_failing_event_webhook_is_returned_not_raised(
 ) -> None:
     recorder = Recorder(default_status=500)
     async with serve(recorder.handle) as url:
-        runner = WebhookRunner(session, event_webhook_url=url)
-        results = await runner.event(make_canary([]), "Normal", "x")
+        results = await send_event(session, make_canary([]), "Normal", "x", global_webhook=url)
+        await WebhookClient(session, event_webhook_url=url).forward_event(
+            make_canary([]), "Normal", "y", None
+        )
     assert [r.ok for r in results] == [False]
+    assert len(recorder.calls) == 2
 
 
 async def test_a_malformed_hook_url_fails_the_call_without_raising(

@@ -1,0 +1,28 @@
+"""`require_binary`, importable by a unique name: `import conftest` is ambiguous once a test
+folder has its own conftest.py (pytest's prepend import mode keeps only the last one loaded)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+INSTALL_HINTS = {
+    "prometheus": "apt-get install prometheus",
+    "promtool": "apt-get install prometheus",
+    "hey": "apt-get install hey",
+    "kubectl": "apt-get install kubernetes-client",
+}
+
+
+def require_binary(name: str) -> str:
+    """Path of a binary a test needs. Missing in CI is a failure; elsewhere a skip naming the fix."""
+    path = shutil.which(name)
+    if path is not None:
+        return path
+    hint = INSTALL_HINTS.get(name, f"install {name}")
+    message = f"{name} is not on the PATH (install it with: {hint}, or run scripts/test as root)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)

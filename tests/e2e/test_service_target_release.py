@@ -1,0 +1,220 @@
+"""End to end: `coalmine devcluster` and `coalmine controller` as processes, manifests applied.
+
+The headline feature: a Canary whose target is a plain Service. Changing the Service (a new
+selector, a new externalName) is a new revision, analysed and promoted onto `<svc>-primary`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from coalmine.devcluster.testing import DevClusterProcess
+from coalmine.kube.api import KubeApi
+from coalmine.kube.kinds import CANARY, LEASE, SERVICE
+
+from .harness import (
+    CanaryWatch,
+    ControllerProcess,
+    cluster_client,
+    devcluster_with_crds,
+    event_messages,
+    eventually,
+    start_controller,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def cluster() -> Iterator[DevClusterProcess]:
+    with devcluster_with_crds() as server:
+        yield server
+
+
+@pytest.fixture
+def controller(cluster: DevClusterProcess, tmp_path: Path) -> Iterator[ControllerProcess]:
+    process = start_controller(cluster.kubeconfig_path, tmp_path)
+    yield process
+    if process.process.poll() is None:
+        process.terminate()
+
+
+def service(name: str, selector: str | None = None, external: str | None = None) -> dict[str, Any]:
+    spec: dict[str, Any]
+    if external is not None:
+        spec = {"type": "ExternalName", "externalName": external}
+    else:
+        spec = {"selector": {"app": selector}, "ports": [{"name": "http", "port": 9898}]}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"}, "spec": spec}
+
+
+def canary(name: str, *, threshold: int = 2, iterations: int = 2, webhooks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    analysis: dict[str, Any] = {"interval": "1s", "threshold": threshold, "iterations": iterations, "metrics": []}
+    if webhooks:
+        analysis["webhooks"] = webhooks
+    return {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "Canary",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "provider": "kubernetes",
+            "targetRef": {"apiVersion": "v1", "kind": "Service", "name": name},
+            "service": {"port": 9898},
+            "analysis": analysis,
+        },
+    }
+
+
+async def start_release(api: KubeApi, watch: CanaryWatch, name: str, change: dict[str, Any]) -> None:
+    """Wait for initialization, then change the target Service: a new revision."""
+    await eventually(lambda: watch.phase == "Initialized", what=f"{name} Initialized")
+    await api.patch(SERVICE, name, {"spec": change}, "default")
+
+
+async def test_a_clusterip_service_selector_change_is_released_onto_the_primary(
+    cluster: DevClusterProcess, controller: ControllerProcess
+) -> None:
+    async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
+        watch = CanaryWatch("podinfo")
+        canaries.subscribe(watch)
+        await api.create(SERVICE, service("podinfo", selector="podinfo-blue"))
+        await api.create(CANARY, canary("podinfo"))
+        await start_release(api, watch, "podinfo", {"selector": {"app": "podinfo-green"}})
+        await eventually(lambda: watch.phase == "Succeeded", what="Succeeded")
+        assert watch.phases == ["Initializing", "Initialized", "Progressing", "Promoting", "Finalising", "Succeeded"] or watch.phases[-4:] == ["Progressing", "Promoting", "Finalising", "Succeeded"], watch.phases
+        primary = await api.get(SERVICE, "podinfo-primary", "default")
+        canary_copy = await api.get(SERVICE, "podinfo-canary", "default")
+        target = await api.get(SERVICE, "podinfo", "default")
+        assert primary["spec"]["selector"] == {"app": "podinfo-green"}
+        assert canary_copy["spec"]["selector"] == {"app": "podinfo-green"}
+        assert len({primary["spec"]["clusterIP"], canary_copy["spec"]["clusterIP"], target["spec"]["clusterIP"]}) == 3
+        assert primary["metadata"]["ownerReferences"][0]["kind"] == "Canary"
+        messages = await event_messages(api)
+        assert "Initialization done! podinfo.default" in messages
+        assert messages.count("Copying podinfo.default template spec to podinfo-primary.default") == 1
+        assert "Promotion completed! Scaling down podinfo.default" in messages
+
+
+async def test_an_externalname_change_releases_a_new_cluster(
+    cluster: DevClusterProcess, controller: ControllerProcess
+) -> None:
+    async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
+        watch = CanaryWatch("backend")
+        canaries.subscribe(watch)
+        await api.create(SERVICE, service("backend", external="lb.blue.example.com"))
+        await api.create(CANARY, canary("backend"))
+        await eventually(lambda: watch.phase == "Initialized", what="Initialized")
+        primary = await api.get(SERVICE, "backend-primary", "default")
+        assert primary["spec"]["externalName"] == "lb.blue.example.com"
+        assert "clusterIP" not in primary["spec"]
+        await api.patch(SERVICE, "backend", {"spec": {"externalName": "lb.green.example.com"}}, "default")
+        await eventually(lambda: watch.phase == "Succeeded", what="Succeeded")
+        assert "Progressing" in watch.phases and "Promoting" in watch.phases
+        primary = await api.get(SERVICE, "backend-primary", "default")
+        assert primary["spec"]["externalName"] == "lb.green.example.com"
+
+
+@pytest.fixture
+async def failing_hook() -> AsyncIterator[str]:
+    calls: list[dict[str, Any]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        calls.append(json.loads(await request.text()))
+        return web.Response(status=500, text="error rate too high")
+
+    app = web.Application()
+    app.router.add_post("/check", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}/check"
+    await runner.cleanup()
+
+
+async def test_a_failing_check_rolls_back_and_leaves_the_primary_untouched(
+    cluster: DevClusterProcess, controller: ControllerProcess, failing_hook: str
+) -> None:
+    async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
+        watch = CanaryWatch("podinfo")
+        canaries.subscribe(watch)
+        await api.create(SERVICE, service("podinfo", selector="podinfo-blue"))
+        hooks = [{"name": "acceptance", "type": "rollout", "url": failing_hook, "timeout": "5s"}]
+        await api.create(CANARY, canary("podinfo", iterations=5, webhooks=hooks))
+        await start_release(api, watch, "podinfo", {"selector": {"app": "podinfo-green"}})
+        await eventually(lambda: watch.phase == "Failed", what="Failed")
+        assert "Promoting" not in watch.phases
+        primary = await api.get(SERVICE, "podinfo-primary", "default")
+        assert primary["spec"]["selector"] == {"app": "podinfo-blue"}
+        messages = await event_messages(api)
+        assert any("advancement external check acceptance failed" in m and "error rate too high" in m for m in messages)
+        assert any(m.startswith("Canary failed! Scaling down podinfo.default") or "Rolling back" in m for m in messages), messages
+
+
+async def test_a_controller_killed_mid_analysis_finishes_the_release_after_a_restart(
+    cluster: DevClusterProcess, tmp_path: Path
+) -> None:
+    first = start_controller(cluster.kubeconfig_path, tmp_path)
+    try:
+        async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
+            watch = CanaryWatch("podinfo")
+            canaries.subscribe(watch)
+            await api.create(SERVICE, service("podinfo", selector="podinfo-blue"))
+            await api.create(CANARY, canary("podinfo", iterations=4))
+            await start_release(api, watch, "podinfo", {"selector": {"app": "podinfo-green"}})
+            await eventually(lambda: watch.phase == "Progressing" and (watch.last["status"].get("iterations") or 0) >= 1, what="mid-analysis")
+            first.kill()
+            second = start_controller(cluster.kubeconfig_path, tmp_path)
+            try:
+                await eventually(lambda: watch.phase == "Succeeded", what="Succeeded after restart")
+            finally:
+                second.terminate()
+            primary = await api.get(SERVICE, "podinfo-primary", "default")
+            assert primary["spec"]["selector"] == {"app": "podinfo-green"}
+            messages = await event_messages(api)
+            assert messages.count("Copying podinfo.default template spec to podinfo-primary.default") == 1
+            assert messages.count("Initialization done! podinfo.default") == 1
+    finally:
+        if first.process.poll() is None:
+            first.kill()
+
+
+async def test_with_leader_election_killing_the_leader_hands_over_and_the_run_completes_once(
+    cluster: DevClusterProcess, tmp_path: Path
+) -> None:
+    election = (
+        "--enable-leader-election",
+        "--leader-election-namespace=default",
+        "--leader-election-lease=3s",
+        "--leader-election-renew-deadline=2s",
+        "--leader-election-retry=500ms",
+    )
+    replicas = [start_controller(cluster.kubeconfig_path, tmp_path, *election) for _ in range(2)]
+    try:
+        async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
+            watch = CanaryWatch("podinfo")
+            canaries.subscribe(watch)
+            await api.create(SERVICE, service("podinfo", selector="podinfo-blue"))
+            await api.create(CANARY, canary("podinfo", iterations=4))
+            await start_release(api, watch, "podinfo", {"selector": {"app": "podinfo-green"}})
+            await eventually(lambda: watch.phase == "Progressing", what="Progressing")
+            lease = await api.get(LEASE, "flagger-leader-election", "default")
+            holder = lease["spec"]["holderIdentity"]
+            leader = next(r for r in replicas if f"{holder} became leader" in r.logs())
+            leader.kill()
+            await eventually(lambda: watch.phase == "Succeeded", limit=90, what="Succeeded after hand-over")
+            messages = await event_messages(api)
+            assert messages.count("Copying podinfo.default template spec to podinfo-primary.default") == 1
+            lease = await api.get(LEASE, "flagger-leader-election", "default")
+            assert lease["spec"]["holderIdentity"] != holder
+    finally:
+        for replica in replicas:
+            if replica.process.poll() is None:
+                replica.kill()

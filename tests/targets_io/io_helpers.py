@@ -39,7 +39,7 @@ def make_canary(
         {"metadata": {"name": name, "namespace": NS, "uid": CANARY_UID}, "spec": body}
     )
     if phase is not None:
-        canary.status = CanaryStatus(phase=phase)  # type: ignore[arg-type]
+        canary.status = CanaryStatus(phase=phase)
     return canary
 
 

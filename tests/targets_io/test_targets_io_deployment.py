@@ -16,6 +16,7 @@ from coalmine.targets.errors import TargetError
 from .io_helpers import (
     CANARY_UID,
     NS,
+    cached,
     configmap,
     counting_writes,
     deployment,
@@ -220,3 +221,18 @@ async def test_a_missing_mandatory_config_is_reported_and_nothing_is_created(
     assert str(error.value) == "configmap podinfo-config.test get query error: not found"
     assert error.value.retriable
     assert await ctx.api.get_or_none(DEPLOYMENT, "podinfo-primary", NS) is None
+
+
+async def test_a_cycle_at_rest_makes_no_api_writes(ctx: ClusterContext) -> None:
+    await podinfo(ctx)
+    rig = ClusterRig(ctx, make_canary())
+    await rig.cycle_until("Initialized")
+    for name in ("podinfo", "podinfo-primary"):
+        await cached(ctx, DEPLOYMENT, await ctx.api.get(DEPLOYMENT, name, NS))
+    for name in ("podinfo", "podinfo-primary", "podinfo-canary"):
+        await cached(ctx, SERVICE, await ctx.api.get(SERVICE, name, NS))
+    requests_before = ctx.api.request_total
+
+    assert await counting_writes(ctx.api, rig.cycle) == {}
+    assert ctx.api.request_total == requests_before, "a cycle at rest reads only the cache"
+    assert rig.phase == "Initialized"

@@ -359,3 +359,48 @@ async def test_a_service_release_runs_through_the_scheduler_with_the_kubernetes_
     assert "ownerReferences" not in target["metadata"]
     assert "Copying podinfo.test template spec to podinfo-primary.test" in rig.events.messages
     assert not [m for kind, m in rig.events.seen if kind == "Warning"]
+
+
+async def test_a_service_cycle_at_rest_makes_no_api_requests(ctx: ClusterContext) -> None:
+    await write(ctx, SERVICE, service())
+    rig = ClusterRig(ctx, make_canary("Service", provider="kubernetes"))
+    await rig.cycle_until("Initialized")
+    for name in ("podinfo-primary", "podinfo-canary"):
+        await write_seen(ctx, name)
+    requests_before = ctx.api.request_total
+
+    await rig.cycle()
+
+    assert ctx.api.request_total == requests_before
+    assert rig.phase == "Initialized"
+
+
+async def test_promotion_wins_a_race_with_another_writer_by_reading_again(
+    ctx: ClusterContext,
+) -> None:
+    await write(ctx, SERVICE, service())
+    controller = ServiceTargetController(ctx)
+    canary = make_canary("Service")
+    await controller.initialize(canary)
+    await write_seen(ctx, "podinfo-primary")
+    stale = ctx.caches.informer(SERVICE).get("podinfo-primary", NS)
+    assert stale is not None
+    # Someone else writes the primary; this process's cache still holds the older copy.
+    await ctx.api.patch(SERVICE, "podinfo-primary", {"metadata": {"labels": {"zone": "a"}}}, NS)
+    await ctx.caches.informer(SERVICE).stop()
+    ctx.caches.informer(SERVICE)._objects[(NS, "podinfo-primary")] = stale
+    await patch_target_selector(ctx, "podinfo-green")
+
+    await controller.promote(canary, "green")
+
+    promoted = await get(ctx, "podinfo-primary")
+    assert promoted["spec"]["selector"] == {"app": "podinfo-green"}
+    assert promoted["metadata"]["labels"]["zone"] == "a"
+    assert promoted["metadata"]["annotations"][naming.PROMOTED_REVISION_ANNOTATION] == "green"
+    assert ctx.api.requests["replace services"] == 2
+
+
+async def patch_target_selector(ctx: ClusterContext, app: str) -> None:
+    """Change the target directly (the informer of this test is stopped)."""
+    written = await ctx.api.patch(SERVICE, "podinfo", {"spec": {"selector": {"app": app}}}, NS)
+    await ctx.caches.informer(SERVICE).observe(written)

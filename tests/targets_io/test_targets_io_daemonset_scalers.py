@@ -103,6 +103,7 @@ async def test_an_on_delete_daemonset_is_refused_with_flaggers_message(
     assert str(error.value) == (
         "daemonset podinfo.test must have RollingUpdate strategy but have OnDelete"
     )
+    assert error.value.retriable, "the user can fix the strategy; no rollback"
     assert await ctx.api.get_or_none(DAEMON_SET, "podinfo-primary", NS) is None
 
 

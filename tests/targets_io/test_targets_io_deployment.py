@@ -7,6 +7,7 @@ import pytest
 
 from coalmine.api import naming
 from coalmine.api.hashing import release_checksum
+from coalmine.devcluster.simulator import FAIL_ROLLOUT
 from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import CONFIG_MAP, DEPLOYMENT, SECRET, SERVICE
 from coalmine.targets.base import TargetNotReady
@@ -236,3 +237,19 @@ async def test_a_cycle_at_rest_makes_no_api_writes(ctx: ClusterContext) -> None:
     assert await counting_writes(ctx.api, rig.cycle) == {}
     assert ctx.api.request_total == requests_before, "a cycle at rest reads only the cache"
     assert rig.phase == "Initialized"
+
+
+async def test_a_primary_stuck_past_its_deadline_is_not_retriable(ctx: ClusterContext) -> None:
+    await write(ctx, CONFIG_MAP, configmap())
+    await write(ctx, SECRET, secret())
+    # The primary inherits the target's annotations, so devcluster fails its rollout too.
+    await write(ctx, DEPLOYMENT, deployment(annotations={FAIL_ROLLOUT: "true"}))
+    controller = DeploymentController(ctx)
+
+    with pytest.raises(TargetNotReady) as error:
+        await initialize_until_ready(controller, make_canary())
+
+    assert not error.value.retriable
+    assert error.value.message == (
+        'podinfo-primary.test not ready: deployment "podinfo-primary" exceeded its progress deadline'
+    )

@@ -27,6 +27,7 @@ from coalmine.targets.scaler_controller import HpaScaler, KedaScaler
 from coalmine.targets.service_controller import ServiceTargetController
 
 from .io_helpers import NS, cached, counting_writes, make_canary, service, write
+from .scheduler_rig import ClusterRig
 
 METADATA = TargetMetadata("app", "podinfo", {"http-metrics": 8080})
 
@@ -153,3 +154,25 @@ def test_registries_resolve_kinds_and_refuse_knative(ctx: ClusterContext) -> Non
     keda = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "podinfo"}
     assert isinstance(scaler_for(make_canary(autoscalerRef=hpa), ctx), HpaScaler)
     assert isinstance(scaler_for(make_canary(autoscalerRef=keda), ctx), KedaScaler)
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("Deployment", "deployment podinfo.test get query error: not found"),
+        ("DaemonSet", "daemonset podinfo.test get query error: not found"),
+        ("Service", "service podinfo.test get query error: not found"),
+    ],
+)
+async def test_the_scheduler_warns_about_a_missing_target_and_keeps_initializing(
+    ctx: ClusterContext, kind: str, message: str
+) -> None:
+    rig = ClusterRig(ctx, make_canary(kind))
+
+    await rig.cycle()
+    await rig.cycle()
+
+    assert rig.events.seen.count(("Warning", message)) == 2
+    assert rig.phase == ""
+    assert rig.store.phases == []
+    assert await counting_writes(ctx.api, rig.cycle) == {}

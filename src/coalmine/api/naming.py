@@ -58,3 +58,8 @@ def primary_label_value(value: str) -> str:
 def is_toolkit_key(key: str) -> bool:
     """Flux's bookkeeping keys are never copied onto generated objects."""
     return TOOLKIT_MARKER in key
+
+
+# The release (`coalmine.api.hashing.release_checksum`) a primary was last promoted to, written
+# on the primary in the promotion's own write so a crash before the status write is recognised.
+PROMOTED_REVISION_ANNOTATION: Final = "coalmine.dev/promoted-revision"

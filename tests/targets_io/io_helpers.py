@@ -1,0 +1,205 @@
+"""Objects and waiting helpers for the target/router I/O tests (plain dicts, as users write them)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from coalmine.api.models import Canary, CanaryStatus
+from coalmine.kube.api import KubeApi, Object
+from coalmine.kube.cache import resource_version
+from coalmine.kube.context import ClusterContext
+from coalmine.kube.kinds import Kind
+from coalmine.targets.base import TargetController, TargetNotReady
+
+NS = "test"
+CANARY_UID = "0c0ffee0-0000-4000-8000-000000000001"
+WRITE_VERBS = ("create", "replace", "patch", "delete")
+POLL_SECONDS = 0.01
+WAIT_SECONDS = 10.0
+
+
+def make_canary(
+    kind: str = "Deployment",
+    *,
+    phase: str | None = None,
+    name: str = "podinfo",
+    **spec: Any,
+) -> Canary:
+    api_version = "v1" if kind == "Service" else "apps/v1"
+    body: dict[str, Any] = {
+        "targetRef": {"apiVersion": api_version, "kind": kind, "name": name},
+        "service": {"port": 9898},
+        "analysis": {"interval": "1m", "threshold": 5, "iterations": 2},
+        **spec,
+    }
+    canary = Canary.model_validate(
+        {"metadata": {"name": name, "namespace": NS, "uid": CANARY_UID}, "spec": body}
+    )
+    if phase is not None:
+        canary.status = CanaryStatus(phase=phase)
+    return canary
+
+
+def pod_template(image: str, app: str = "podinfo") -> dict[str, Any]:
+    return {
+        "metadata": {"labels": {"app": app}},
+        "spec": {
+            "containers": [
+                {
+                    "name": "podinfo",
+                    "image": image,
+                    "ports": [{"name": "http", "containerPort": 9898}],
+                    "env": [
+                        {
+                            "name": "COLOR",
+                            "valueFrom": {
+                                "configMapKeyRef": {"name": "podinfo-config", "key": "color"}
+                            },
+                        }
+                    ],
+                }
+            ],
+            "volumes": [{"name": "secret", "secret": {"secretName": "podinfo-secret"}}],
+        },
+    }
+
+
+def deployment(image: str = "podinfo:6.0.0", replicas: int = 2, **meta: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "podinfo", "namespace": NS, "labels": {"app": "podinfo"}, **meta},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "podinfo"}},
+            "template": pod_template(image),
+        },
+    }
+
+
+def daemonset(image: str = "podinfo:6.0.0", strategy: str = "RollingUpdate") -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "podinfo", "namespace": NS, "labels": {"app": "podinfo"}},
+        "spec": {
+            "updateStrategy": {"type": strategy},
+            "selector": {"matchLabels": {"app": "podinfo"}},
+            "template": pod_template(image),
+        },
+    }
+
+
+def configmap(color: str = "blue") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "podinfo-config", "namespace": NS},
+        "data": {"color": color},
+        "binaryData": {"logo": "iVBORw0KGgo="},
+    }
+
+
+def secret() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": "podinfo-secret", "namespace": NS},
+        "data": {"token": "c2VjcmV0"},
+    }
+
+
+def service(
+    name: str = "podinfo",
+    *,
+    selector: str | None = "podinfo-blue",
+    service_type: str = "ClusterIP",
+    **spec: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": service_type, **spec}
+    if selector is not None:
+        body["selector"] = {"app": selector}
+    if service_type != "ExternalName" and "ports" not in body:
+        body["ports"] = [{"name": "http", "port": 9898, "targetPort": "http", "protocol": "TCP"}]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": NS, "labels": {"app": "podinfo"}},
+        "spec": body,
+    }
+
+
+async def until(check: Callable[[], bool], what: str) -> None:
+    """Poll `check` (short interval) until it holds; fail naming `what` after WAIT_SECONDS."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_SECONDS
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def cached(ctx: ClusterContext, kind: Kind, written: Object) -> None:
+    """Wait until the watch cache holds `written` (or newer), as a later cycle would see it."""
+    informer = await ctx.caches.synced(kind)
+    metadata = written["metadata"]
+    wanted = resource_version(written)
+
+    def arrived() -> bool:
+        current = informer.get(metadata["name"], metadata.get("namespace"))
+        return current is not None and resource_version(current) >= wanted
+
+    await until(arrived, f"{kind.kind} {metadata['name']} in the cache")
+
+
+async def write(ctx: ClusterContext, kind: Kind, obj: Mapping[str, Any]) -> Object:
+    """A user's write (create, or update of the current object), seen by the cache afterwards."""
+    metadata = obj["metadata"]
+    current = await ctx.api.get_or_none(kind, metadata["name"], metadata.get("namespace"))
+    if current is None:
+        written = await ctx.api.create(kind, obj)
+    else:
+        updated = copy.deepcopy(dict(obj))
+        updated["metadata"] = {**current["metadata"], **obj["metadata"]}
+        written = await ctx.api.replace(kind, updated)
+    await cached(ctx, kind, written)
+    return written
+
+
+async def patch(ctx: ClusterContext, kind: Kind, name: str, body: Mapping[str, Any]) -> Object:
+    written = await ctx.api.patch(kind, name, dict(body), NS)
+    await cached(ctx, kind, written)
+    return written
+
+
+async def initialize_until_ready(controller: TargetController, canary: Canary) -> int:
+    """Call `initialize` until the primary is ready; the number of not-ready verdicts seen."""
+    refusals = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_SECONDS
+    while True:
+        try:
+            await controller.initialize(canary)
+            return refusals
+        except TargetNotReady as error:
+            if not error.retriable or loop.time() > deadline:
+                raise
+            refusals += 1
+            await asyncio.sleep(POLL_SECONDS)
+
+
+def write_requests(api: KubeApi) -> dict[str, int]:
+    """The write requests made so far, by verb and kind."""
+    return {key: count for key, count in api.requests.items() if key.split(" ")[0] in WRITE_VERBS}
+
+
+async def counting_writes(api: KubeApi, action: Callable[[], Awaitable[Any]]) -> dict[str, int]:
+    """The write requests `action` made."""
+    before = write_requests(api)
+    await action()
+    after = write_requests(api)
+    return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}

@@ -1,0 +1,148 @@
+"""The real scheduler driving the real target, scaler and router implementations on devcluster.
+
+Only the scheduler's own ports (analysis, hooks, alerts, events, status store, metrics, clock) are
+in-memory stand-ins: the cluster side is exactly what the controller runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from coalmine.api.models import Canary, CanaryStatus, CanaryWebhook, Phase, Strategy
+from coalmine.kube.context import ClusterContext
+from coalmine.routers.base import Router, ServiceRouter
+from coalmine.routers.kubernetes import KubernetesMeshRouter, service_router_for
+from coalmine.scheduler import AnalysisOutcome, Dependencies, Scheduler, SchedulerConfig
+from coalmine.scheduler.ports import AlertSeverity, AnalysisStatus, EventType
+from coalmine.targets.base import ScalerReconciler, TargetController
+from coalmine.targets.kinds_registry import scaler_for, target_controller_for
+
+from .io_helpers import POLL_SECONDS, WAIT_SECONDS
+
+
+@dataclass
+class ClusterSeams:
+    ctx: ClusterContext
+
+    def target(self, canary: Canary) -> TargetController:
+        return target_controller_for(canary, self.ctx)
+
+    def scaler(self, canary: Canary) -> ScalerReconciler | None:
+        return scaler_for(canary, self.ctx)
+
+    def service_router(self, canary: Canary) -> ServiceRouter:
+        return service_router_for(canary, self.ctx)
+
+    def mesh_router(self, canary: Canary, provider: str) -> Router:
+        assert provider == "kubernetes", provider
+        return KubernetesMeshRouter()
+
+
+class PassingAnalysis:
+    async def check_providers(self, canary: Canary) -> None:
+        return None
+
+    async def analyse(self, canary: Canary) -> AnalysisOutcome:
+        return AnalysisOutcome()
+
+
+class AcceptingWebhooks:
+    async def call(self, canary: Canary, webhook: CanaryWebhook, phase: Phase) -> None:
+        return None
+
+
+class SilentAlerts:
+    async def alert(
+        self, canary: Canary, message: str, *, metadata: bool, severity: AlertSeverity
+    ) -> None:
+        return None
+
+
+@dataclass
+class Events:
+    seen: list[tuple[str, str]] = field(default_factory=list)
+
+    async def event(
+        self, canary: Canary, event_type: EventType, message: str, phase: Phase
+    ) -> None:
+        self.seen.append((event_type, message))
+
+    @property
+    def messages(self) -> list[str]:
+        return [message for _, message in self.seen]
+
+
+@dataclass
+class StatusStore:
+    canary: Canary
+    phases: list[str] = field(default_factory=list)
+
+    async def write_status(self, canary: Canary, status: CanaryStatus) -> Canary:
+        self.canary = self.canary.model_copy(update={"status": status.model_copy(deep=True)})
+        self.phases.append(status.phase or "")
+        return self.canary.model_copy(deep=True)
+
+
+class NoMetrics:
+    def set_status(self, canary: Canary, value: int) -> None: ...
+    def set_weight(self, canary: Canary, primary_weight: int, canary_weight: int) -> None: ...
+    def inc_successes(self, canary: Canary, strategy: Strategy, status: AnalysisStatus) -> None: ...
+    def inc_failures(self, canary: Canary, strategy: Strategy, status: AnalysisStatus) -> None: ...
+    def observe_duration(self, canary: Canary, seconds: float) -> None: ...
+    def set_analysis_value(self, canary: Canary, metric: str, value: float) -> None: ...
+
+
+class WallClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class ClusterRig:
+    """One canary advanced cycle by cycle by the real scheduler against devcluster."""
+
+    def __init__(self, ctx: ClusterContext, canary: Canary) -> None:
+        self.events = Events()
+        self.store = StatusStore(canary)
+        self.scheduler = Scheduler(
+            Dependencies(
+                seams=ClusterSeams(ctx),
+                analyzer=PassingAnalysis(),
+                webhooks=AcceptingWebhooks(),
+                alerts=SilentAlerts(),
+                recorder=self.events,
+                status=self.store,
+                metrics=NoMetrics(),
+                clock=WallClock(),
+            ),
+            SchedulerConfig(mesh_provider="kubernetes"),
+        )
+
+    @property
+    def phase(self) -> str:
+        status = self.store.canary.status
+        return (status.phase if status else None) or ""
+
+    async def cycle(self) -> None:
+        await self.scheduler.advance(self.store.canary.model_copy(deep=True))
+
+    async def cycle_until(self, phase: str) -> None:
+        """Cycles (at a short interval, waiting on rollouts) until the canary reaches `phase`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_SECONDS
+        while self.phase != phase:
+            if loop.time() > deadline:
+                raise AssertionError(
+                    f"canary stuck in {self.phase!r} waiting for {phase!r}: {self.events.seen[-5:]}"
+                )
+            await self.cycle()
+            if self.phase != phase:
+                await asyncio.sleep(POLL_SECONDS)

@@ -1,0 +1,406 @@
+"""Service targets on devcluster: `<apex>-canary` / `<apex>-primary` copies under the API server's
+real allocation and validation rules, revisions, promotion, and writes only on difference."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from coalmine.api import naming
+from coalmine.kube.api import Object
+from coalmine.kube.context import ClusterContext
+from coalmine.kube.kinds import SERVICE
+from coalmine.targets.errors import TargetError
+from coalmine.targets.service_controller import ServiceTargetController
+
+from .io_helpers import (
+    CANARY_UID,
+    NS,
+    cached,
+    counting_writes,
+    make_canary,
+    patch,
+    service,
+    write,
+)
+from .scheduler_rig import ClusterRig
+
+
+async def get(ctx: ClusterContext, name: str) -> Object:
+    return await ctx.api.get(SERVICE, name, NS)
+
+
+async def services(ctx: ClusterContext, apex: str = "podinfo") -> tuple[Object, Object, Object]:
+    """(target, primary copy, canary copy) as the server holds them."""
+    return (
+        await get(ctx, "podinfo"),
+        await get(ctx, f"{apex}-primary"),
+        await get(ctx, f"{apex}-canary"),
+    )
+
+
+def node_ports(svc: Object) -> list[int]:
+    return [int(port["nodePort"]) for port in svc["spec"].get("ports") or [] if "nodePort" in port]
+
+
+def owned_by_canary(svc: Object) -> bool:
+    refs = svc["metadata"].get("ownerReferences") or []
+    return [(r["kind"], r["uid"], r.get("controller")) for r in refs] == [
+        ("Canary", CANARY_UID, True)
+    ]
+
+
+async def test_clusterip_copies_get_their_own_cluster_ips_and_the_targets_selector(
+    ctx: ClusterContext,
+) -> None:
+    await write(ctx, SERVICE, service())
+    controller = ServiceTargetController(ctx)
+
+    await controller.initialize(make_canary("Service"))
+
+    target, primary, canary = await services(ctx)
+    ips = [svc["spec"]["clusterIP"] for svc in (target, primary, canary)]
+    assert all(ips)
+    assert len(set(ips)) == 3
+    for copy in (primary, canary):
+        assert copy["spec"]["clusterIPs"] == [copy["spec"]["clusterIP"]]
+        assert copy["spec"]["selector"] == {"app": "podinfo-blue"}
+        assert copy["spec"]["ports"][0]["targetPort"] == "http"
+        assert owned_by_canary(copy)
+    assert "ownerReferences" not in target["metadata"]
+
+
+async def test_a_new_selector_moves_the_canary_copy_and_waits_for_promotion_on_the_primary(
+    ctx: ClusterContext,
+) -> None:
+    await write(ctx, SERVICE, service())
+    controller = ServiceTargetController(ctx)
+    canary = make_canary("Service")
+    await controller.initialize(canary)
+    _, primary_before, canary_before = await services(ctx)
+    blue = await controller.fingerprint(canary)
+
+    await patch(ctx, SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-green"}}})
+    green = await controller.fingerprint(canary)
+    assert green.spec_hash != blue.spec_hash
+    assert green.tracked_configs is None
+    await controller.initialize(canary)
+
+    _, primary, canary_copy = await services(ctx)
+    assert canary_copy["spec"]["selector"] == {"app": "podinfo-green"}
+    assert canary_copy["spec"]["clusterIP"] == canary_before["spec"]["clusterIP"]
+    assert primary["spec"]["selector"] == {"app": "podinfo-blue"}
+    assert primary["metadata"]["resourceVersion"] == primary_before["metadata"]["resourceVersion"]
+
+    await controller.promote(canary, "release-green")
+
+    _, promoted, _ = await services(ctx)
+    assert promoted["spec"]["selector"] == {"app": "podinfo-green"}
+    assert promoted["spec"]["clusterIP"] == primary_before["spec"]["clusterIP"]
+    assert owned_by_canary(promoted)
+    assert promoted["metadata"]["annotations"][naming.PROMOTED_REVISION_ANNOTATION] == (
+        "release-green"
+    )
+    assert (await controller.fingerprint(canary)).primary_revision == "release-green"
+    assert (await controller.fingerprint(canary)).spec_hash == green.spec_hash
+    assert await counting_writes(ctx.api, lambda: controller.promote(canary, "release-green")) == {}
+
+
+SHAPES: dict[str, Callable[[], dict[str, Any]]] = {
+    "ClusterIP": service,
+    "headless": lambda: service(clusterIP="None"),
+    "NodePort": lambda: service(service_type="NodePort"),
+    "LoadBalancer": lambda: service(service_type="LoadBalancer", externalTrafficPolicy="Local"),
+    "ExternalName": lambda: service(
+        selector=None, service_type="ExternalName", externalName="lb.blue.example.com"
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+async def test_a_second_initialize_with_nothing_changed_makes_no_write(
+    ctx: ClusterContext, shape: str
+) -> None:
+    target = SHAPES[shape]()
+    target["metadata"]["labels"]["app.kubernetes.io/name"] = "podinfo"
+    target["metadata"]["annotations"] = {"app.kubernetes.io/version": "1"}
+    ctx = dataclasses.replace(ctx, include_label_prefixes=("app.kubernetes.io/",))
+    await write(ctx, SERVICE, target)
+    controller = ServiceTargetController(ctx)
+    canary = make_canary("Service")
+    first = await counting_writes(ctx.api, lambda: controller.initialize(canary))
+    assert first == {"create services": 2}
+    # The watch brings the copies back; the next cycle reads them from the cache.
+    for name in ("podinfo-primary", "podinfo-canary"):
+        await write_seen(ctx, name)
+
+    gets_before = ctx.api.requests["get services"]
+    second = await counting_writes(ctx.api, lambda: controller.initialize(canary))
+
+    assert second == {}
+    assert ctx.api.requests["get services"] == gets_before, "steady state reads the cache"
+
+
+async def write_seen(ctx: ClusterContext, name: str) -> None:
+    """Wait until the watch cache holds the copy as the server has it."""
+    await cached(ctx, SERVICE, await get(ctx, name))
+
+
+async def test_node_ports_are_allocated_per_copy_without_collisions(ctx: ClusterContext) -> None:
+    await write(
+        ctx,
+        SERVICE,
+        service(
+            service_type="LoadBalancer",
+            externalTrafficPolicy="Local",
+            ports=[
+                {"name": "http", "port": 9898, "targetPort": 9898},
+                {"name": "grpc", "port": 9999, "targetPort": 9999},
+            ],
+        ),
+    )
+    controller = ServiceTargetController(ctx)
+    canary = make_canary("Service")
+    await controller.initialize(canary)
+
+    target, primary, canary_copy = await services(ctx)
+    allocated = [*node_ports(target), *node_ports(primary), *node_ports(canary_copy)]
+    assert len(allocated) == 6
+    assert len(set(allocated)) == 6
+    health = [svc["spec"]["healthCheckNodePort"] for svc in (target, primary, canary_copy)]
+    assert len(set(health)) == 3
+    assert not set(health) & set(allocated)
+
+    await patch(ctx, SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-green"}}})
+    await controller.initialize(canary)
+    await controller.promote(canary, "green")
+    _, promoted, moved = await services(ctx)
+    assert node_ports(promoted) == node_ports(primary)
+    assert node_ports(moved) == node_ports(canary_copy)
+    assert promoted["spec"]["healthCheckNodePort"] == primary["spec"]["healthCheckNodePort"]
+
+
+async def test_a_nodeport_target_gets_nodeport_copies(ctx: ClusterContext) -> None:
+    await write(ctx, SERVICE, service(service_type="NodePort"))
+    await ServiceTargetController(ctx).initialize(make_canary("Service"))
+
+    target, primary, canary_copy = await services(ctx)
+    assert {primary["spec"]["type"], canary_copy["spec"]["type"]} == {"NodePort"}
+    ports = [*node_ports(target), *node_ports(primary), *node_ports(canary_copy)]
+    assert len(set(ports)) == 3
+
+
+async def test_an_external_name_target_is_released_by_its_external_name(
+    ctx: ClusterContext,
+) -> None:
+    await write(ctx, SERVICE, SHAPES["ExternalName"]())
+    controller = ServiceTargetController(ctx)
+    canary = make_canary("Service")
+    await controller.initialize(canary)
+    before = await controller.fingerprint(canary)
+
+    await patch(ctx, SERVICE, "podinfo", {"spec": {"externalName": "lb.green.example.com"}})
+    assert (await controller.fingerprint(canary)).spec_hash != before.spec_hash
+    await controller.initialize(canary)
+    _, primary, canary_copy = await services(ctx)
+    assert canary_copy["spec"]["externalName"] == "lb.green.example.com"
+    assert primary["spec"]["externalName"] == "lb.blue.example.com"
+    for copy in (primary, canary_copy):
+        assert copy["spec"]["type"] == "ExternalName"
+        assert "clusterIP" not in copy["spec"]
+        assert "clusterIPs" not in copy["spec"]
+
+    await controller.promote(canary, "green")
+    _, promoted, _ = await services(ctx)
+    assert promoted["spec"]["externalName"] == "lb.green.example.com"
+
+
+async def test_a_headless_target_gets_headless_copies(ctx: ClusterContext) -> None:
+    await write(ctx, SERVICE, SHAPES["headless"]())
+    await ServiceTargetController(ctx).initialize(make_canary("Service"))
+
+    _, primary, canary_copy = await services(ctx)
+    assert primary["spec"]["clusterIP"] == "None"
+    assert canary_copy["spec"]["clusterIP"] == "None"
+
+
+async def test_switching_the_target_to_external_name_and_back_is_followed_by_the_copies(
+    ctx: ClusterContext,
+) -> None:
+    await write(ctx, SERVICE, service())
+    controller = ServiceTargetController(ctx)
+    canary = make_canary("Service")
+    await controller.initialize(canary)
+    _, primary_before, _ = await services(ctx)
+
+    await write(ctx, SERVICE, SHAPES["ExternalName"]())
+    await controller.initialize(canary)
+    _, primary, canary_copy = await services(ctx)
+    assert canary_copy["spec"]["type"] == "ExternalName"
+    assert "clusterIP" not in canary_copy["spec"]
+    assert primary["spec"]["clusterIP"] == primary_before["spec"]["clusterIP"]
+
+    await controller.promote(canary, "external")
+    _, promoted, _ = await services(ctx)
+    assert promoted["spec"]["type"] == "ExternalName"
+    assert promoted["metadata"]["uid"] == primary_before["metadata"]["uid"]
+
+    await write(ctx, SERVICE, service(selector="podinfo-green"))
+    await controller.initialize(canary)
+    _, _, back = await services(ctx)
+    assert back["spec"]["type"] == "ClusterIP"
+    assert back["spec"]["clusterIP"]
+    assert back["spec"]["selector"] == {"app": "podinfo-green"}
+
+
+async def test_a_target_turning_headless_recreates_the_copy(ctx: ClusterContext) -> None:
+    await write(ctx, SERVICE, service())
+    controller = ServiceTargetController(ctx)
+    canary = make_canary("Service")
+    await controller.initialize(canary)
+    _, primary_before, canary_before = await services(ctx)
+
+    # A Service cannot turn headless in place: the user recreates the target too.
+    await ctx.api.delete(SERVICE, "podinfo", NS)
+    await write(ctx, SERVICE, SHAPES["headless"]())
+    await controller.initialize(canary)
+    _, primary, canary_copy = await services(ctx)
+    assert canary_copy["spec"]["clusterIP"] == "None"
+    assert canary_copy["metadata"]["uid"] != canary_before["metadata"]["uid"]
+    assert owned_by_canary(canary_copy)
+    assert primary["metadata"]["uid"] == primary_before["metadata"]["uid"]
+
+    await controller.promote(canary, "headless")
+    _, promoted, _ = await services(ctx)
+    assert promoted["spec"]["clusterIP"] == "None"
+    assert promoted["metadata"]["annotations"][naming.PROMOTED_REVISION_ANNOTATION] == "headless"
+    assert owned_by_canary(promoted)
+
+
+async def test_copies_are_named_after_spec_service_name(ctx: ClusterContext) -> None:
+    await write(ctx, SERVICE, service())
+    controller = ServiceTargetController(ctx)
+    canary = make_canary("Service", service={"port": 9898, "name": "web"})
+
+    await controller.initialize(canary)
+    await controller.promote(canary, "r1")
+
+    target, primary, canary_copy = await services(ctx, apex="web")
+    assert (
+        primary["spec"]["selector"] == canary_copy["spec"]["selector"] == target["spec"]["selector"]
+    )
+    assert await ctx.api.get_or_none(SERVICE, "podinfo-primary", NS) is None
+    assert await ctx.api.get_or_none(SERVICE, "podinfo-canary", NS) is None
+    assert (await controller.fingerprint(canary)).primary_revision == "r1"
+
+
+async def test_copies_carry_prefixed_metadata_and_keep_what_others_wrote(
+    ctx: ClusterContext,
+) -> None:
+    target = service()
+    target["metadata"]["labels"] = {"app.kubernetes.io/name": "podinfo", "team": "web"}
+    target["metadata"]["annotations"] = {
+        "app.kubernetes.io/version": "1.0",
+        "owner": "someone",
+        naming.KUBECTL_LAST_APPLIED_ANNOTATION: "{}",
+    }
+    ctx = dataclasses.replace(ctx, include_label_prefixes=("app.kubernetes.io/",))
+    await write(ctx, SERVICE, target)
+    controller = ServiceTargetController(ctx)
+    canary = make_canary("Service")
+    await controller.initialize(canary)
+    _, primary, canary_copy = await services(ctx)
+    for copy in (primary, canary_copy):
+        assert copy["metadata"]["labels"] == {"app.kubernetes.io/name": "podinfo"}
+        assert copy["metadata"]["annotations"] == {"app.kubernetes.io/version": "1.0"}
+
+    await patch(ctx, SERVICE, "podinfo-canary", {"metadata": {"labels": {"zone": "a"}}})
+    await patch(
+        ctx, SERVICE, "podinfo", {"metadata": {"annotations": {"app.kubernetes.io/version": "2"}}}
+    )
+    await controller.initialize(canary)
+    _, _, canary_copy = await services(ctx)
+    assert canary_copy["metadata"]["labels"] == {"app.kubernetes.io/name": "podinfo", "zone": "a"}
+    assert canary_copy["metadata"]["annotations"] == {"app.kubernetes.io/version": "2"}
+    await write_seen(ctx, "podinfo-canary")
+    assert await counting_writes(ctx.api, lambda: controller.initialize(canary)) == {}
+
+
+async def test_a_missing_target_service_is_a_retriable_error_naming_it(
+    ctx: ClusterContext,
+) -> None:
+    controller = ServiceTargetController(ctx)
+    canary = make_canary("Service")
+    for call in (controller.initialize, controller.fingerprint):
+        with pytest.raises(TargetError) as error:
+            await call(canary)
+        assert str(error.value) == "service podinfo.test get query error: not found"
+        assert error.value.retriable
+    assert (await controller.get_metadata(canary)).label == ""
+
+
+async def test_a_service_release_runs_through_the_scheduler_with_the_kubernetes_provider(
+    ctx: ClusterContext,
+) -> None:
+    await write(ctx, SERVICE, service())
+    rig = ClusterRig(ctx, make_canary("Service", provider="kubernetes"))
+    await rig.cycle_until("Initialized")
+
+    await patch(ctx, SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-green"}}})
+    await rig.cycle_until("Succeeded")
+
+    target, primary, canary_copy = await services(ctx)
+    assert primary["spec"]["selector"] == {"app": "podinfo-green"}
+    assert canary_copy["spec"]["selector"] == {"app": "podinfo-green"}
+    assert owned_by_canary(primary)
+    assert "ownerReferences" not in target["metadata"]
+    assert "Copying podinfo.test template spec to podinfo-primary.test" in rig.events.messages
+    assert not [m for kind, m in rig.events.seen if kind == "Warning"]
+
+
+async def test_a_service_cycle_at_rest_makes_no_api_requests(ctx: ClusterContext) -> None:
+    await write(ctx, SERVICE, service())
+    rig = ClusterRig(ctx, make_canary("Service", provider="kubernetes"))
+    await rig.cycle_until("Initialized")
+    for name in ("podinfo-primary", "podinfo-canary"):
+        await write_seen(ctx, name)
+    requests_before = ctx.api.request_total
+
+    await rig.cycle()
+
+    assert ctx.api.request_total == requests_before
+    assert rig.phase == "Initialized"
+
+
+async def test_promotion_wins_a_race_with_another_writer_by_reading_again(
+    ctx: ClusterContext,
+) -> None:
+    await write(ctx, SERVICE, service())
+    controller = ServiceTargetController(ctx)
+    canary = make_canary("Service")
+    await controller.initialize(canary)
+    await write_seen(ctx, "podinfo-primary")
+    stale = ctx.caches.informer(SERVICE).get("podinfo-primary", NS)
+    assert stale is not None
+    # Someone else writes the primary; this process's cache still holds the older copy.
+    await ctx.api.patch(SERVICE, "podinfo-primary", {"metadata": {"labels": {"zone": "a"}}}, NS)
+    await ctx.caches.informer(SERVICE).stop()
+    ctx.caches.informer(SERVICE)._objects[(NS, "podinfo-primary")] = stale
+    await patch_target_selector(ctx, "podinfo-green")
+
+    await controller.promote(canary, "green")
+
+    promoted = await get(ctx, "podinfo-primary")
+    assert promoted["spec"]["selector"] == {"app": "podinfo-green"}
+    assert promoted["metadata"]["labels"]["zone"] == "a"
+    assert promoted["metadata"]["annotations"][naming.PROMOTED_REVISION_ANNOTATION] == "green"
+    assert ctx.api.requests["replace services"] == 2
+
+
+async def patch_target_selector(ctx: ClusterContext, app: str) -> None:
+    """Change the target directly (the informer of this test is stopped)."""
+    written = await ctx.api.patch(SERVICE, "podinfo", {"spec": {"selector": {"app": app}}}, NS)
+    await ctx.caches.informer(SERVICE).observe(written)

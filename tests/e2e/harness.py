@@ -49,7 +49,11 @@ def free_port() -> int:
 def devcluster_with_crds() -> Iterator[DevClusterProcess]:
     """devcluster with coalmine's own CRDs loaded, as `coalmine crds | kubectl apply -f -` would."""
     with tempfile.TemporaryDirectory(prefix="e2e-") as directory:
-        loads = [f"--load={path}" for path in sorted(CRD_DIR.glob("*.yaml")) if path.name != "kustomization.yaml"]
+        loads = [
+            f"--load={path}"
+            for path in sorted(CRD_DIR.glob("*.yaml"))
+            if path.name != "kustomization.yaml"
+        ]
         server = start_devcluster_process(
             Path(directory) / "kubeconfig", *loads, "--rollout-delay", "0.05"
         )
@@ -112,13 +116,23 @@ class CanaryWatch:
     namespace: str = "default"
     phases: list[str] = field(default_factory=list)
     last: dict[str, Any] = field(default_factory=dict)
+    history: list[tuple[str, int, int, int]] = field(default_factory=list)
 
     def __call__(self, event_type: str, obj: dict[str, Any]) -> None:
         metadata = obj.get("metadata", {})
         if metadata.get("name") != self.name or metadata.get("namespace") != self.namespace:
             return
         self.last = obj
-        phase = (obj.get("status") or {}).get("phase")
+        status = obj.get("status") or {}
+        self.history.append(
+            (
+                status.get("phase") or "",
+                status.get("canaryWeight") or 0,
+                status.get("iterations") or 0,
+                status.get("failedChecks") or 0,
+            )
+        )
+        phase = status.get("phase")
         if phase and (not self.phases or self.phases[-1] != phase):
             self.phases.append(phase)
 
@@ -140,13 +154,19 @@ async def cluster_client(kubeconfig: Path) -> AsyncIterator[tuple[KubeApi, Infor
         await api.close()
 
 
-async def eventually(predicate: Callable[[], bool], limit: float = 60.0, what: str = "") -> None:
+async def eventually(
+    predicate: Callable[[], bool],
+    limit: float = 60.0,
+    what: str = "",
+    watch: CanaryWatch | None = None,
+) -> None:
     try:
         async with asyncio.timeout(limit):
             while not predicate():
                 await asyncio.sleep(0.05)
     except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what or predicate}") from None
+        seen = f"; (phase, weight, iterations, failed) {watch.history}" if watch else ""
+        raise AssertionError(f"timed out waiting for {what or predicate}{seen}") from None
 
 
 async def event_messages(api: KubeApi, namespace: str = "default") -> list[str]:

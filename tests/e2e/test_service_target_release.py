@@ -51,11 +51,27 @@ def service(name: str, selector: str | None = None, external: str | None = None)
         spec = {"type": "ExternalName", "externalName": external}
     else:
         spec = {"selector": {"app": selector}, "ports": [{"name": "http", "port": 9898}]}
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"}, "spec": spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": spec,
+    }
 
 
-def canary(name: str, *, threshold: int = 2, iterations: int = 2, webhooks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    analysis: dict[str, Any] = {"interval": "1s", "threshold": threshold, "iterations": iterations, "metrics": []}
+def canary(
+    name: str,
+    *,
+    threshold: int = 2,
+    iterations: int = 2,
+    webhooks: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    analysis: dict[str, Any] = {
+        "interval": "1s",
+        "threshold": threshold,
+        "iterations": iterations,
+        "metrics": [],
+    }
     if webhooks:
         analysis["webhooks"] = webhooks
     return {
@@ -71,7 +87,9 @@ def canary(name: str, *, threshold: int = 2, iterations: int = 2, webhooks: list
     }
 
 
-async def start_release(api: KubeApi, watch: CanaryWatch, name: str, change: dict[str, Any]) -> None:
+async def start_release(
+    api: KubeApi, watch: CanaryWatch, name: str, change: dict[str, Any]
+) -> None:
     """Wait for initialization, then change the target Service: a new revision."""
     await eventually(lambda: watch.phase == "Initialized", what=f"{name} Initialized")
     await api.patch(SERVICE, name, {"spec": change}, "default")
@@ -87,17 +105,37 @@ async def test_a_clusterip_service_selector_change_is_released_onto_the_primary(
         await api.create(CANARY, canary("podinfo"))
         await start_release(api, watch, "podinfo", {"selector": {"app": "podinfo-green"}})
         await eventually(lambda: watch.phase == "Succeeded", what="Succeeded")
-        assert watch.phases == ["Initializing", "Initialized", "Progressing", "Promoting", "Finalising", "Succeeded"] or watch.phases[-4:] == ["Progressing", "Promoting", "Finalising", "Succeeded"], watch.phases
+        assert watch.phases == [
+            "Initializing",
+            "Initialized",
+            "Progressing",
+            "Promoting",
+            "Finalising",
+            "Succeeded",
+        ] or watch.phases[-4:] == ["Progressing", "Promoting", "Finalising", "Succeeded"], (
+            watch.phases
+        )
         primary = await api.get(SERVICE, "podinfo-primary", "default")
         canary_copy = await api.get(SERVICE, "podinfo-canary", "default")
         target = await api.get(SERVICE, "podinfo", "default")
         assert primary["spec"]["selector"] == {"app": "podinfo-green"}
         assert canary_copy["spec"]["selector"] == {"app": "podinfo-green"}
-        assert len({primary["spec"]["clusterIP"], canary_copy["spec"]["clusterIP"], target["spec"]["clusterIP"]}) == 3
+        assert (
+            len(
+                {
+                    primary["spec"]["clusterIP"],
+                    canary_copy["spec"]["clusterIP"],
+                    target["spec"]["clusterIP"],
+                }
+            )
+            == 3
+        )
         assert primary["metadata"]["ownerReferences"][0]["kind"] == "Canary"
         messages = await event_messages(api)
         assert "Initialization done! podinfo.default" in messages
-        assert messages.count("Copying podinfo.default template spec to podinfo-primary.default") == 1
+        assert (
+            messages.count("Copying podinfo.default template spec to podinfo-primary.default") == 1
+        )
         assert "Promotion completed! Scaling down podinfo.default" in messages
 
 
@@ -113,9 +151,12 @@ async def test_an_externalname_change_releases_a_new_cluster(
         primary = await api.get(SERVICE, "backend-primary", "default")
         assert primary["spec"]["externalName"] == "lb.blue.example.com"
         assert "clusterIP" not in primary["spec"]
-        await api.patch(SERVICE, "backend", {"spec": {"externalName": "lb.green.example.com"}}, "default")
+        await api.patch(
+            SERVICE, "backend", {"spec": {"externalName": "lb.green.example.com"}}, "default"
+        )
         await eventually(lambda: watch.phase == "Succeeded", what="Succeeded")
-        assert "Progressing" in watch.phases and "Promoting" in watch.phases
+        assert "Progressing" in watch.phases
+        assert "Promoting" in watch.phases
         primary = await api.get(SERVICE, "backend-primary", "default")
         assert primary["spec"]["externalName"] == "lb.green.example.com"
 
@@ -154,8 +195,14 @@ async def test_a_failing_check_rolls_back_and_leaves_the_primary_untouched(
         primary = await api.get(SERVICE, "podinfo-primary", "default")
         assert primary["spec"]["selector"] == {"app": "podinfo-blue"}
         messages = await event_messages(api)
-        assert any("advancement external check acceptance failed" in m and "error rate too high" in m for m in messages)
-        assert any(m.startswith("Canary failed! Scaling down podinfo.default") or "Rolling back" in m for m in messages), messages
+        assert any(
+            "advancement external check acceptance failed" in m and "error rate too high" in m
+            for m in messages
+        )
+        assert any(
+            m.startswith("Canary failed! Scaling down podinfo.default") or "Rolling back" in m
+            for m in messages
+        ), messages
 
 
 async def test_a_controller_killed_mid_analysis_finishes_the_release_after_a_restart(
@@ -169,7 +216,14 @@ async def test_a_controller_killed_mid_analysis_finishes_the_release_after_a_res
             await api.create(SERVICE, service("podinfo", selector="podinfo-blue"))
             await api.create(CANARY, canary("podinfo", iterations=4))
             await start_release(api, watch, "podinfo", {"selector": {"app": "podinfo-green"}})
-            await eventually(lambda: watch.phase == "Progressing" and (watch.last["status"].get("iterations") or 0) >= 1, what="mid-analysis")
+            await eventually(
+                lambda: (
+                    watch.phase == "Progressing"
+                    and (watch.last["status"].get("iterations") or 0) >= 1
+                ),
+                what="mid-analysis",
+                watch=watch,
+            )
             first.kill()
             second = start_controller(cluster.kubeconfig_path, tmp_path)
             try:
@@ -179,7 +233,10 @@ async def test_a_controller_killed_mid_analysis_finishes_the_release_after_a_res
             primary = await api.get(SERVICE, "podinfo-primary", "default")
             assert primary["spec"]["selector"] == {"app": "podinfo-green"}
             messages = await event_messages(api)
-            assert messages.count("Copying podinfo.default template spec to podinfo-primary.default") == 1
+            assert (
+                messages.count("Copying podinfo.default template spec to podinfo-primary.default")
+                == 1
+            )
             assert messages.count("Initialization done! podinfo.default") == 1
     finally:
         if first.process.poll() is None:
@@ -204,14 +261,19 @@ async def test_with_leader_election_killing_the_leader_hands_over_and_the_run_co
             await api.create(SERVICE, service("podinfo", selector="podinfo-blue"))
             await api.create(CANARY, canary("podinfo", iterations=4))
             await start_release(api, watch, "podinfo", {"selector": {"app": "podinfo-green"}})
-            await eventually(lambda: watch.phase == "Progressing", what="Progressing")
+            await eventually(lambda: watch.phase == "Progressing", what="Progressing", watch=watch)
             lease = await api.get(LEASE, "flagger-leader-election", "default")
             holder = lease["spec"]["holderIdentity"]
             leader = next(r for r in replicas if f"{holder} became leader" in r.logs())
             leader.kill()
-            await eventually(lambda: watch.phase == "Succeeded", limit=90, what="Succeeded after hand-over")
+            await eventually(
+                lambda: watch.phase == "Succeeded", limit=90, what="Succeeded after hand-over"
+            )
             messages = await event_messages(api)
-            assert messages.count("Copying podinfo.default template spec to podinfo-primary.default") == 1
+            assert (
+                messages.count("Copying podinfo.default template spec to podinfo-primary.default")
+                == 1
+            )
             lease = await api.get(LEASE, "flagger-leader-election", "default")
             assert lease["spec"]["holderIdentity"] != holder
     finally:

@@ -302,6 +302,7 @@ class CanaryReconciler:
         if problem:
             await self._refuse(obj, key, "UnsupportedRouting", problem)
             return
+        previous = self._known.get(key)
         self._known[key] = _Known(canary, target)
         if canary.metadata.deletion_timestamp:
             await self._finalize(canary, key)
@@ -314,7 +315,12 @@ class CanaryReconciler:
         job = self.jobs.ensure(
             key, job_interval(canary, self.settings.min_analysis_interval), self._cycle_for(key)
         )
-        if event_type == "MODIFIED":
+        # A spec change (a new interval, a resumed canary) acts at once; our own status writes,
+        # which do not change the generation, must not run cycles back to back.
+        if (
+            previous is not None
+            and previous.canary.metadata.generation != canary.metadata.generation
+        ):
             job.trigger()
 
     def _routing_problem(self, canary: Canary) -> str:

@@ -613,9 +613,24 @@ class ApiServer:
         response.enable_chunked_encoding()
         try:
             await response.prepare(request)
-            if initial:
-                await response.write(b"".join(initial))
-            await self._pump(response, watcher, deadline, bookmarks, rt)
+            transport = request.transport
+            if transport is None:
+                return response
+            sink = self._chunk_sink(transport, watcher)
+            if self._wants_table(request):
+                sink = self._table_sink(sink, rt, query.get("includeObject", "Metadata"))
+            # Switch to direct writes in one synchronous step, so no event is lost or reordered.
+            pending = initial
+            while not watcher.queue.empty():
+                item = watcher.queue.get_nowait()
+                if item is None:
+                    watcher.close()
+                    break
+                pending.append(item)
+            if pending:
+                sink(b"".join(pending))
+            watcher.sink = sink
+            await self._wait_for_end(response, watcher, deadline, bookmarks, rt)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -624,6 +639,46 @@ class ApiServer:
             await response.write_eof()
         return response
 
+    MAX_WATCH_BUFFER = 64 * 1024 * 1024
+
+    @staticmethod
+    def _table_sink(
+        sink: Callable[[bytes], None], rt: ResourceType, include: str
+    ) -> Callable[[bytes], None]:
+        """`kubectl get -w`: each event's object becomes a one-row Table, as real servers send."""
+
+        def to_table(data: bytes) -> None:
+            out = []
+            for line in data.splitlines():
+                event = json.loads(line)
+                obj = event["object"]
+                if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                    version = obj.get("metadata", {}).get("resourceVersion", "")
+                    event["object"] = table(rt, [obj], version, include)
+                out.append(dumps(event) + b"\n")
+            sink(b"".join(out))
+
+        return to_table
+
+    def _chunk_sink(
+        self, transport: asyncio.BaseTransport, watcher: Watcher
+    ) -> Callable[[bytes], None]:
+        """Write HTTP chunks straight to the socket; a watcher that cannot keep up is dropped."""
+        assert isinstance(transport, asyncio.WriteTransport)
+        dropped = False
+
+        def sink(data: bytes) -> None:
+            nonlocal dropped
+            if dropped:
+                return
+            if transport.is_closing() or transport.get_write_buffer_size() > self.MAX_WATCH_BUFFER:
+                dropped = True
+                watcher.close()
+                return
+            transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+
+        return sink
+
     def _bookmark(self, rt: ResourceType, rv: int, initial_end: bool = False) -> bytes:
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
         if initial_end:
@@ -631,7 +686,7 @@ class ApiServer:
         obj = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
         return b'{"type":"BOOKMARK","object":' + dumps(obj) + b"}\n"
 
-    async def _pump(
+    async def _wait_for_end(
         self,
         response: web.StreamResponse,
         watcher: Watcher,
@@ -639,7 +694,7 @@ class ApiServer:
         bookmarks: bool,
         rt: ResourceType,
     ) -> None:
-        queue = watcher.queue
+        """Until the watch closes or times out; sends bookmarks while idle."""
         interval = self.options.bookmark_interval if bookmarks else None
         while True:
             wait: float | None = interval
@@ -650,20 +705,10 @@ class ApiServer:
                 wait = left if wait is None else min(wait, left)
             try:
                 if wait is None:
-                    first = await queue.get()
+                    await watcher.queue.get()
                 else:
-                    first = await asyncio.wait_for(queue.get(), wait)
-            except TimeoutError:
-                if bookmarks and (deadline is None or time.monotonic() < deadline):
-                    await response.write(self._bookmark(rt, self.store.storage.rv))
-                continue
-            batch = [first]
-            while not queue.empty():
-                batch.append(queue.get_nowait())
-            closed = None in batch
-            if closed:
-                batch = batch[: batch.index(None)]
-            if batch:
-                await response.write(b"".join(item for item in batch if item is not None))
-            if closed:
+                    await asyncio.wait_for(watcher.queue.get(), wait)
                 return
+            except TimeoutError:
+                if bookmarks and watcher.sink is not None:
+                    watcher.sink(self._bookmark(rt, self.store.storage.rv))

@@ -206,6 +206,14 @@ class ServiceAllocator:
             if port not in held_ports:
                 self.release_port(port)
 
+    def release_unused(self, dry_run: Obj, live: Obj) -> None:
+        """Undo what admitting the dry-run update `dry_run` of `live` allocated."""
+        self._release_unused(dry_run, live)
+        for ip in live.get("spec", {}).get("clusterIPs") or []:
+            if ip != "None":
+                self.ips.add(ip)
+        self.ports.update(service_node_ports(live))
+
     def release(self, svc: Obj) -> None:
         """Free what a deleted Service held."""
         for ip in svc.get("spec", {}).get("clusterIPs") or []:

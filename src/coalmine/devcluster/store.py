@@ -277,6 +277,8 @@ class Store:
         if field_manager:
             ssa.record_update({}, obj, field_manager, rt.api_version, meta["creationTimestamp"])
         if dry_run:
+            if rt.kind == "Service" and rt.group == "":
+                self.services.release(obj)  # a dry run shows the allocation but keeps nothing
             meta["resourceVersion"] = str(self.storage.rv)
             return Entry(obj, self.storage.rv)
         meta["resourceVersion"] = str(self.storage.next_rv())
@@ -548,6 +550,8 @@ class Store:
         if new == old:
             return current  # a no-op write does not change the resourceVersion
         if dry_run:
+            if rt.kind == "Service" and rt.group == "":
+                self.services.release_unused(new, old)
             return Entry(new, current.rv)
         if (
             old_meta.get("deletionTimestamp")

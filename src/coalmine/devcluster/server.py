@@ -5,8 +5,9 @@ Paths served: `/version`, `/api`, `/apis`, `/api/v1`, `/apis/{group}[/{version}]
 prefixes), `/openapi/v2` and `/openapi/v3` (minimal documents so kubectl's apply and explain do not
 fail), `/healthz`, `/readyz`, `/livez`, and the devcluster-only `/devcluster/faults` endpoints.
 
-Differences from a real API server: JSON only (no protobuf; CBOR and YAML bodies are refused
-except `application/apply-patch+yaml`); discovery is served in the legacy (unaggregated) form only,
+Differences from a real API server: responses are JSON only (clients that also accept JSON, as
+every client does, are fine); request bodies are JSON, YAML for apply patches, and protobuf only
+for the kinds `kubectl create <generator>` sends (see `protobuf`); discovery is served in the legacy (unaggregated) form only,
 so clients asking for aggregated discovery fall back as they do with older servers; OpenAPI
 documents carry no schemas, so `kubectl explain` has nothing to show and kubectl validates on the
 server (`fieldValidation` is accepted but unknown fields of built-in kinds are kept, not
@@ -28,6 +29,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from coalmine.devcluster import protobuf
 from coalmine.devcluster.errors import (
     ApiError,
     bad_request,
@@ -468,6 +470,8 @@ class ApiServer:
 
     async def _json_body(self, request: web.Request) -> Any:
         content_type = request.headers.get("Content-Type", "application/json").split(";")[0]
+        if content_type == "application/vnd.kubernetes.protobuf":
+            return protobuf.decode(await request.read())
         if content_type not in ("application/json", "", "application/yaml", "*/*"):
             raise ApiError(
                 415,

@@ -1011,6 +1011,9 @@ class Store:
             final["metadata"]["resourceVersion"] = str(self.storage.next_rv())
             self.storage.commit(storage, "DELETED", final, entry.obj)
         self.registry.remove_crd(crd["metadata"]["name"])
+        for watcher in list(self.storage.watchers.get(storage, ())):
+            watcher.close()  # the resource is gone, so are its watches (clients re-list and fail)
+        self.storage.watchers.pop(storage, None)
 
     # --- manifests -------------------------------------------------------------------------
     def apply_manifests(

@@ -33,7 +33,7 @@ async def test_requested_free_ip_is_honoured_and_a_taken_one_is_422(devcluster_h
     reply = await devcluster_http.post(SVC, service("b", clusterIP="10.96.1.1"))
     assert reply.status == 422
     assert reply.message == (
-        'Service "b" is invalid: spec.clusterIPs: Invalid value: []string{"10.96.1.1"}: failed to '
+        'Service "b" is invalid: spec.clusterIPs: Invalid value: ["10.96.1.1"]: failed to '
         "allocate IP 10.96.1.1: provided IP is already allocated"
     )
     assert reply.body["details"]["causes"][0]["field"] == "spec.clusterIPs"
@@ -54,7 +54,7 @@ async def test_changing_the_cluster_ip_is_422(devcluster_http: Raw) -> None:
     reply = await devcluster_http.put(f"{SVC}/a", created)
     assert reply.status == 422
     assert reply.message == (
-        'Service "a" is invalid: spec.clusterIPs[0]: Invalid value: "10.96.3.3": may not change '
+        'Service "a" is invalid: spec.clusterIPs[0]: Invalid value: ["10.96.3.3"]: may not change '
         "once set"
     )
     assert (await devcluster_http.get(f"{SVC}/a")).body["spec"]["clusterIP"] == ip
@@ -64,7 +64,7 @@ async def test_cluster_ips_without_cluster_ip_is_422(devcluster_http: Raw) -> No
     reply = await devcluster_http.post(SVC, service("a", clusterIPs=["10.96.4.4"]))
     assert reply.status == 422
     assert reply.message == (
-        'Service "a" is invalid: spec.clusterIPs: Invalid value: []string{"10.96.4.4"}: must be '
+        'Service "a" is invalid: spec.clusterIPs: Invalid value: ["10.96.4.4"]: must be '
         "empty when clusterIP is not specified"
     )
 
@@ -75,7 +75,7 @@ async def test_cluster_ips_must_start_with_cluster_ip(devcluster_http: Raw) -> N
     )
     assert reply.status == 422
     assert (
-        'spec.clusterIPs: Invalid value: []string{"10.96.4.6"}: first value must match `clusterIP`'
+        'spec.clusterIPs: Invalid value: ["10.96.4.6"]: first value must match `clusterIP`'
         in reply.message
     )
 

@@ -420,7 +420,7 @@ def _validate(svc: Obj, old: Obj | None) -> list[Cause]:
         old_ips = old.get("spec", {}).get("clusterIPs") or []
         if old_ips and cluster_ips and old_ips[0] != cluster_ips[0]:
             causes.append(
-                Cause.invalid("spec.clusterIPs[0]", cluster_ips[0], "may not change once set")
+                Cause.invalid("spec.clusterIPs[0]", cluster_ips, "may not change once set")
             )
     causes.extend(_validate_ports(spec))
     return causes

@@ -191,3 +191,19 @@ async def test_legacy_watch_path_streams_events(devcluster_http: Raw) -> None:
         line = await asyncio.wait_for(response.content.readline(), 5)
         response.close()
     assert json.loads(line)["object"]["metadata"]["name"] == "legacy"
+
+
+async def test_watch_of_a_disconnected_client_is_released(
+    devcluster: DevCluster, devcluster_http: Raw
+) -> None:
+    response = await devcluster_http.session.get(
+        f"{devcluster_http.url}{CM}?watch=1&resourceVersion=1"
+    )
+    watchers = devcluster.store.storage.watchers
+    assert len(watchers["configmaps"]) == 1
+    response.close()
+    for _ in range(250):
+        if not watchers["configmaps"]:
+            break
+        await asyncio.sleep(0.02)
+    assert not watchers["configmaps"]

@@ -634,7 +634,7 @@ class ApiServer:
             if pending:
                 sink(b"".join(pending))
             watcher.sink = sink
-            await self._wait_for_end(response, watcher, deadline, bookmarks, rt)
+            await self._wait_for_end(request, watcher, deadline, bookmarks, rt)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -690,29 +690,35 @@ class ApiServer:
         obj = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
         return b'{"type":"BOOKMARK","object":' + dumps(obj) + b"}\n"
 
+    DISCONNECT_CHECK = 2.0
+
     async def _wait_for_end(
         self,
-        response: web.StreamResponse,
+        request: web.Request,
         watcher: Watcher,
         deadline: float | None,
         bookmarks: bool,
         rt: ResourceType,
     ) -> None:
-        """Until the watch closes or times out; sends bookmarks while idle."""
-        interval = self.options.bookmark_interval if bookmarks else None
+        """Until the watch is closed, times out or its client is gone; bookmarks while idle."""
+        interval = self.options.bookmark_interval
+        next_bookmark = time.monotonic() + interval
         while True:
-            wait: float | None = interval
+            now = time.monotonic()
+            wait = self.DISCONNECT_CHECK
+            if bookmarks:
+                wait = min(wait, max(next_bookmark - now, 0.0))
             if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                if deadline <= now:
                     return
-                wait = left if wait is None else min(wait, left)
+                wait = min(wait, deadline - now)
             try:
-                if wait is None:
-                    await watcher.queue.get()
-                else:
-                    await asyncio.wait_for(watcher.queue.get(), wait)
+                await asyncio.wait_for(watcher.queue.get(), wait)
                 return
             except TimeoutError:
-                if bookmarks and watcher.sink is not None:
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    return
+                if bookmarks and watcher.sink is not None and time.monotonic() >= next_bookmark:
                     watcher.sink(self._bookmark(rt, self.store.storage.rv))
+                    next_bookmark = time.monotonic() + interval

@@ -167,3 +167,14 @@ async def test_cluster_scoped_crd_serves_cluster_paths(devcluster_http: Raw) -> 
     assert reply.status == 201
     assert "namespace" not in reply.body["metadata"]
     assert reply.body["anything"] == 1
+
+
+async def test_status_writes_ignore_metadata_changes(devcluster_http: Raw) -> None:
+    await install(devcluster_http)
+    await devcluster_http.post(WIDGETS, widget("meta"))
+    reply = await devcluster_http.patch(
+        f"{WIDGETS}/meta/status", {"metadata": {"labels": {"x": "y"}}, "status": {"replicas": 2}}
+    )
+    assert reply.status == 200
+    assert reply.body["status"] == {"replicas": 2}
+    assert "labels" not in reply.body["metadata"]

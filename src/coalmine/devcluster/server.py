@@ -2,17 +2,23 @@
 
 Paths served: `/version`, `/api`, `/apis`, `/api/v1`, `/apis/{group}[/{version}]`, resource paths
 (`/api/v1/namespaces/{ns}/{plural}/{name}/{subresource}`, cluster-wide lists, legacy `/watch/`
-prefixes), `/openapi/v2` and `/openapi/v3` (minimal documents so kubectl's apply and explain do not
-fail), `/healthz`, `/readyz`, `/livez`, and the devcluster-only `/devcluster/faults` endpoints.
+prefixes), `/openapi/v3` (schema-less documents that tell kubectl each resource accepts
+`fieldValidation`, so `kubectl apply` validates on the server), `/healthz`, `/readyz`, `/livez`,
+and the devcluster-only `/devcluster/faults` endpoints.
 
-Differences from a real API server: responses are JSON only (clients that also accept JSON, as
-every client does, are fine); request bodies are JSON, YAML for apply patches, and protobuf only
-for the kinds `kubectl create <generator>` sends (see `protobuf`); discovery is served in the legacy (unaggregated) form only,
-so clients asking for aggregated discovery fall back as they do with older servers; OpenAPI
-documents carry no schemas, so `kubectl explain` has nothing to show and kubectl validates on the
-server (`fieldValidation` is accepted but unknown fields of built-in kinds are kept, not
-rejected); `dryRun=All` is honoured for create, update, patch and delete but not for admission
-side effects on Service IPs; watches of Tables (`kubectl get -w`) are not supported.
+Differences from a real API server:
+- responses are JSON only (every client also accepts JSON); request bodies are JSON, YAML for
+  apply patches, and protobuf only for the kinds `kubectl create <generator>` sends (`protobuf`);
+- discovery is served in the legacy (unaggregated) form only, so clients asking for aggregated
+  discovery fall back as they do with older servers;
+- `/openapi/v2` is 404 and `/openapi/v3` carries no schemas: `kubectl explain` has nothing to
+  show, and `fieldValidation` is accepted but unknown fields of built-in kinds are kept, not
+  rejected (custom resources are pruned by their schema);
+- `dryRun=All` is honoured for create, update, patch and delete, Service allocations included;
+- watches of Tables (`kubectl get -w`) stream one-row Tables;
+- there are no `pods/log`, `exec`, `attach`, `portforward` or `proxy` subresources (nothing runs),
+  no aggregated APIs and no RBAC (`kubectl auth can-i` fails); the only authentication is the
+  optional bearer token, and every authenticated request may do everything.
 """
 
 from __future__ import annotations

@@ -35,7 +35,13 @@ Differences from a real API server, beyond those noted in `storage`, `services`,
 - deleting a CRD removes its custom resources at once, ignoring their finalizers;
 - `metadata.generation` is kept for every kind (real servers keep it only for some);
 - managed fields are recorded for server-side apply, and for other writes only when the request
-  names a `fieldManager`.
+  names a `fieldManager`;
+- `/status` writes take only `status` from the body for every kind (kube's CRD rule; some
+  built-in status strategies also let labels or annotations through);
+- `namespaces/{name}/finalize` is a plain update of the namespace;
+- built-in defaulting covers Services, Namespaces, Pods' phase and the top level of Deployments,
+  ReplicaSets and DaemonSets (replicas, strategy, revisionHistoryLimit, progressDeadlineSeconds),
+  not pod templates (no `imagePullPolicy`, `terminationMessagePath`, ... defaults).
 """
 
 from __future__ import annotations
@@ -491,10 +497,13 @@ class Store:
         old = current.obj
         old_meta = old["metadata"]
         if subresource == "status":
-            new = {k: v for k, v in old.items() if k not in ("metadata", "status")}
+            # as kube's status strategies: only status (and managed fields) come from the body
+            new = {k: v for k, v in old.items() if k != "status"}
             if "status" in obj:
                 new["status"] = obj["status"]
-            new["metadata"] = meta
+            new["metadata"] = dict(old_meta)
+            if "managedFields" in meta:
+                new["metadata"]["managedFields"] = meta["managedFields"]
         else:
             new = obj
             if rt.status:

@@ -488,3 +488,44 @@ def test_set_element_order_vectors(
     by_name = {c["name"]: c for c in result}
     for item in live:
         assert by_name[item["name"]].items() >= item.items()
+
+
+FUZZ_KEYS = st.sampled_from(
+    [
+        "spec",
+        "template",
+        "containers",
+        "name",
+        "env",
+        "image",
+        "finalizers",
+        "metadata",
+        "$patch",
+        "$retainKeys",
+        "$setElementOrder/containers",
+        "$setElementOrder/env",
+        "$deleteFromPrimitiveList/finalizers",
+        "$deleteFromPrimitiveList/containers",
+    ]
+)
+FUZZ_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.sampled_from(["replace", "delete", "merge", "x"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(FUZZ_KEYS, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(FUZZ_KEYS, FUZZ_VALUES, max_size=4))
+def test_any_patch_either_applies_or_raises_strategic_merge_error(patch: dict[str, Any]) -> None:
+    original = deployment()
+    before = copy.deepcopy(original)
+    outcome: object
+    try:
+        outcome = strategic_merge_patch(original, patch, "Deployment")
+    except StrategicMergeError as error:
+        outcome = error.message
+    assert isinstance(outcome, dict) or (isinstance(outcome, str) and outcome)
+    assert original == before

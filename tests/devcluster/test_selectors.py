@@ -201,3 +201,12 @@ def test_generated_selectors_round_trip_and_match_like_their_requirements(
     assert parsed.matches(labels) == all(r.matches(labels) for r in requirements)
     spaced = parse_label_selector(" , ".join(str(r).replace("(", " ( ") for r in requirements))
     assert spaced == selector
+
+
+@given(st.text(alphabet="ab=!,() inotx/.-_\\", max_size=30))
+def test_any_text_parses_or_raises_selector_error(text: str) -> None:
+    for parse in (parse_label_selector, parse_field_selector):
+        try:
+            parse(text)
+        except SelectorError as error:
+            assert error.message  # noqa: PT017 - the message is the behaviour under test

@@ -177,3 +177,16 @@ async def test_service_names_must_be_dns_1035_labels(devcluster_http: Raw) -> No
     reply = await devcluster_http.post(SVC, service("1abc"))
     assert reply.status == 422
     assert "a DNS-1035 label must consist of lower case alphanumeric characters" in reply.message
+
+
+async def test_fields_of_the_wrong_json_type_are_400_not_a_crash(devcluster_http: Raw) -> None:
+    wrong_spec = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "w"}, "spec": []}
+    reply = await devcluster_http.post(SVC, wrong_spec)
+    assert reply.status == 400
+    assert reply.message == (
+        "json: cannot unmarshal array into Go struct field Service.spec of type object"
+    )
+    wrong_ports = service("w2", ports="80")
+    reply = await devcluster_http.post(SVC, wrong_ports)
+    assert reply.status == 400
+    assert reply.body["kind"] == "Status"

@@ -27,6 +27,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ from coalmine.devcluster.resources import ResourceType
 from coalmine.devcluster.storage import Entry, Watcher, dumps
 from coalmine.devcluster.store import Store, make_matcher
 from coalmine.devcluster.tables import table
+
+log = logging.getLogger(__name__)
 
 KUBE_VERSION = {
     "major": "1",
@@ -145,6 +148,15 @@ class ApiServer:
                     ApiError(404, "NotFound", "the server could not find the requested resource")
                 )
             raise
+        except Exception as error:  # a bug must still answer as a Kubernetes API would
+            log.exception("devcluster: %s %s failed", request.method, request.path)
+            return error_response(
+                ApiError(
+                    500,
+                    "InternalError",
+                    f"an error on the server ({error!r}) has prevented the request from succeeding",
+                )
+            )
 
     # --- non-resource endpoints ------------------------------------------------------------
     async def version(self, request: web.Request) -> web.Response:

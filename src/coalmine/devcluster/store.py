@@ -313,6 +313,14 @@ class Store:
                 )
         obj["apiVersion"] = api_version
         obj["kind"] = kind
+        if rt.builtin:
+            for key in ("metadata", "spec", "status"):
+                value = obj.get(key)
+                if value is not None and not isinstance(value, dict):
+                    raise bad_request(
+                        f"json: cannot unmarshal {_json_type(value)} into Go struct field "
+                        f"{rt.kind}.{key} of type object"
+                    )
         if rt.storage == "events" and rt.group == "events.k8s.io":
             obj = events_v1_to_core_event(obj)
         elif rt.storage == "events":
@@ -387,6 +395,17 @@ class Store:
 
     def _admit(self, rt: ResourceType, obj: Obj, old: Obj | None) -> Obj:
         """Kind-specific defaulting, validation and allocation; returns the object to store."""
+        try:
+            return self._admit_kind(rt, obj, old)
+        except (AttributeError, TypeError, KeyError, ValueError) as error:
+            # a field of the wrong JSON type deep inside a built-in object: what the real server
+            # reports as a decoding error
+            raise bad_request(
+                f'{rt.kind} "{obj["metadata"].get("name", "")}": the object could not be '
+                f"decoded: a field has the wrong type ({error})"
+            ) from error
+
+    def _admit_kind(self, rt: ResourceType, obj: Obj, old: Obj | None) -> Obj:
         name = obj["metadata"].get("name", "")
         if not rt.builtin and rt.schema is not None:
             obj = self._admit_custom(rt, obj)
@@ -1048,6 +1067,18 @@ class Store:
             )
             results.append(json.loads(entry.json(rt)))
         return results
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return "object"
 
 
 def _go_strings(values: list[str]) -> str:

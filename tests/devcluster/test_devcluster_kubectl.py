@@ -67,7 +67,10 @@ def test_apply_get_patch_delete_of_built_in_objects(kubectl: KubectlRunner) -> N
     kubectl("patch", "deployment", "web", "-p", strategic)
     body = json.loads(kubectl("get", "deployment", "web", "-o", "json").stdout)
     assert body["spec"]["replicas"] == 3
-    assert body["spec"]["template"]["spec"]["containers"] == [{"name": "app", "image": "nginx:2"}]
+    containers = body["spec"]["template"]["spec"]["containers"]
+    assert [(c["name"], c["image"], c["imagePullPolicy"]) for c in containers] == [
+        ("app", "nginx:2", "IfNotPresent")
+    ]
     kubectl("wait", "--for=condition=Available", "deployment/web", "--timeout=20s")
     deleted = kubectl("delete", "-f", manifest)
     assert 'deployment.apps "web" deleted' in deleted.stdout

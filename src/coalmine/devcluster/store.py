@@ -39,9 +39,10 @@ Differences from a real API server, beyond those noted in `storage`, `services`,
 - `/status` writes take only `status` from the body for every kind (kube's CRD rule; some
   built-in status strategies also let labels or annotations through);
 - `namespaces/{name}/finalize` is a plain update of the namespace;
-- built-in defaulting covers Services, Namespaces, Pods' phase and the top level of Deployments,
-  ReplicaSets and DaemonSets (replicas, strategy, revisionHistoryLimit, progressDeadlineSeconds),
-  not pod templates (no `imagePullPolicy`, `terminationMessagePath`, ... defaults).
+- built-in defaulting covers Services, Namespaces, the top level of Deployments, ReplicaSets and
+  DaemonSets (replicas, strategy, revisionHistoryLimit, progressDeadlineSeconds) and the common
+  pod spec defaults (restartPolicy, dnsPolicy, imagePullPolicy, terminationMessage*, container
+  port protocol...), not every defaulted field (probes' thresholds, volumes' modes, ...).
 """
 
 from __future__ import annotations
@@ -424,6 +425,17 @@ class Store:
             if rt.kind != "DaemonSet":
                 spec.setdefault("replicas", 1)
             spec.setdefault("revisionHistoryLimit", 10)
+            if rt.kind == "DaemonSet":
+                spec.setdefault(
+                    "updateStrategy",
+                    {
+                        "type": "RollingUpdate",
+                        "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0},
+                    },
+                )
+            template = spec.get("template")
+            if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+                default_pod_spec(template["spec"])
             if rt.kind == "Deployment":
                 spec.setdefault("progressDeadlineSeconds", 600)
                 spec.setdefault(
@@ -449,8 +461,11 @@ class Store:
                         )
                     ],
                 )
-        elif rt.group == "" and rt.kind == "Pod" and old is None:
-            obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
+        elif rt.group == "" and rt.kind == "Pod":
+            if isinstance(obj.get("spec"), dict):
+                default_pod_spec(obj["spec"])
+            if old is None:
+                obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
         return obj
 
     def _admit_custom(self, rt: ResourceType, obj: Obj) -> Obj:
@@ -1067,6 +1082,26 @@ class Store:
             )
             results.append(json.loads(entry.json(rt)))
         return results
+
+
+def default_pod_spec(spec: Obj) -> None:
+    """The defaults kube-apiserver writes into every pod spec (and pod template)."""
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    for key in ("containers", "initContainers"):
+        for container in spec.get(key) or []:
+            image = str(container.get("image", ""))
+            tag = image.rsplit("/", 1)[-1].partition("@")[0]
+            latest = ":" not in tag or tag.endswith(":latest")
+            container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
+            container.setdefault("terminationMessagePath", "/dev/termination-log")
+            container.setdefault("terminationMessagePolicy", "File")
+            container.setdefault("resources", {})
+            for port in container.get("ports") or []:
+                port.setdefault("protocol", "TCP")
 
 
 def _json_type(value: Any) -> str:

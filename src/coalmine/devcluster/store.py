@@ -104,6 +104,7 @@ SYSTEM_META = (
 )
 
 ResourceArg = str | ResourceType
+PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 
 
 def _copy(value: Any) -> Any:
@@ -852,12 +853,14 @@ class Store:
                     )
                 ],
             )
+        is_namespace = rt.kind == "Namespace" and rt.group == ""
+        if is_namespace and name in PROTECTED_NAMESPACES:
+            raise forbidden(rt.plural, rt.group, name, "this namespace may not be deleted")
         if dry_run:
             return current
         uid = meta["uid"]
         if propagation_policy == "Orphan":
             self._orphan_dependents(uid)
-        is_namespace = rt.kind == "Namespace" and rt.group == ""
         dependents = self.storage.dependents.get(uid)
         finalizers = list(meta.get("finalizers") or [])
         if propagation_policy == "Foreground" and dependents and FOREGROUND not in finalizers:

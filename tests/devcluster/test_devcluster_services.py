@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dchelpers import SVC, Raw
+from dchelpers import APPLY, SVC, Raw
 
 
 def service(name: str, **spec: Any) -> dict[str, Any]:
@@ -190,3 +190,41 @@ async def test_fields_of_the_wrong_json_type_are_400_not_a_crash(devcluster_http
     reply = await devcluster_http.post(SVC, wrong_ports)
     assert reply.status == 400
     assert reply.body["kind"] == "Status"
+
+
+async def test_switching_external_name_to_cluster_ip_allocates_an_ip(devcluster_http: Raw) -> None:
+    await devcluster_http.post(
+        SVC, service("flip", type="ExternalName", externalName="a.example.com")
+    )
+    reply = await devcluster_http.patch(
+        f"{SVC}/flip", {"spec": {"type": "ClusterIP", "externalName": None}}
+    )
+    assert reply.status == 200
+    assert reply.body["spec"]["clusterIP"].startswith("10.")
+    assert reply.body["spec"]["ipFamilies"] == ["IPv4"]
+
+
+async def test_switching_node_port_to_cluster_ip_releases_the_port(devcluster_http: Raw) -> None:
+    ports = [{"port": 80, "nodePort": 30555}]
+    await devcluster_http.post(SVC, service("np", type="NodePort", ports=ports))
+    reply = await devcluster_http.patch(f"{SVC}/np", {"spec": {"type": "ClusterIP"}})
+    assert reply.status == 200
+    assert "nodePort" not in reply.body["spec"]["ports"][0]
+    assert "externalTrafficPolicy" not in reply.body["spec"]
+    again = await devcluster_http.post(SVC, service("np2", type="NodePort", ports=ports))
+    assert again.status == 201
+
+
+async def test_server_side_apply_without_allocated_fields_keeps_them(devcluster_http: Raw) -> None:
+    doc = (
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: copy\nspec:\n  type: NodePort\n"
+        "  selector:\n    app: {app}\n  ports:\n  - name: http\n    port: 80\n"
+    )
+    path = f"{SVC}/copy?fieldManager=coalmine"
+    first = await devcluster_http.patch(path, doc.format(app="blue"), content_type=APPLY)
+    assert first.status == 201
+    second = await devcluster_http.patch(path, doc.format(app="green"), content_type=APPLY)
+    assert second.status == 200
+    assert second.body["spec"]["selector"] == {"app": "green"}
+    assert second.body["spec"]["clusterIP"] == first.body["spec"]["clusterIP"]
+    assert second.body["spec"]["ports"][0]["nodePort"] == first.body["spec"]["ports"][0]["nodePort"]

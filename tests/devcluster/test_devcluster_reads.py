@@ -297,3 +297,19 @@ async def test_watch_with_table_accept_streams_table_rows(devcluster_http: Raw) 
     assert event["type"] == "ADDED"
     assert event["object"]["kind"] == "Table"
     assert event["object"]["rows"][0]["cells"][0] == "tw"
+
+
+async def test_metadata_only_clients_get_partial_object_metadata(devcluster_http: Raw) -> None:
+    await devcluster_http.post(CM, configmap("meta-only", labels={"k": "v"}))
+    accept = {"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"}
+    listed = await devcluster_http.get(CM, headers=accept)
+    assert listed.body["kind"] == "PartialObjectMetadataList"
+    item = next(i for i in listed.body["items"] if i["metadata"]["name"] == "meta-only")
+    assert item["kind"] == "PartialObjectMetadata"
+    assert item["metadata"]["labels"] == {"k": "v"}
+    assert "data" not in item
+    single = await devcluster_http.get(
+        f"{CM}/meta-only",
+        headers={"Accept": "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"},
+    )
+    assert single.body["kind"] == "PartialObjectMetadata"

@@ -79,6 +79,14 @@ def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=data, status=status, content_type="application/json")
 
 
+def partial_metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata", {}),
+    }
+
+
 def error_response(error: ApiError) -> web.Response:
     return json_response(error.status(), error.code)
 
@@ -368,6 +376,8 @@ class ApiServer:
                 return json_response(
                     table(rt, [obj], str(entry.rv), query.get("includeObject", "Metadata"))
                 )
+            if self._wants_metadata(request):
+                return json_response(partial_metadata(entry.obj))
             return json_response(entry.json(rt))
         if verb == "list":
             return self._list(request, target)
@@ -512,6 +522,12 @@ class ApiServer:
             raise bad_request(f"error decoding YAML: {error}") from error
 
     @staticmethod
+    def _wants_metadata(request: web.Request) -> bool:
+        """Metadata-only clients (client-go's metadata informers) ask for PartialObjectMetadata."""
+        accept = request.headers.get("Accept", "")
+        return "as=PartialObjectMetadata" in accept and "g=meta.k8s.io" in accept
+
+    @staticmethod
     def _wants_table(request: web.Request) -> bool:
         accept = request.headers.get("Accept", "")
         return "as=Table" in accept and "g=meta.k8s.io" in accept
@@ -570,6 +586,12 @@ class ApiServer:
         return self._maybe_table(request, rt, self._list_bytes(rt, entries, token))
 
     def _maybe_table(self, request: web.Request, rt: ResourceType, body: bytes) -> web.Response:
+        if self._wants_metadata(request) and not self._wants_table(request):
+            parsed = json.loads(body)
+            parsed["kind"] = "PartialObjectMetadataList"
+            parsed["apiVersion"] = "meta.k8s.io/v1"
+            parsed["items"] = [partial_metadata(item) for item in parsed["items"]]
+            return json_response(parsed)
         if not self._wants_table(request):
             return json_response(body)
         parsed = json.loads(body)
@@ -641,6 +663,8 @@ class ApiServer:
             sink = self._chunk_sink(transport, watcher)
             if self._wants_table(request):
                 sink = self._table_sink(sink, rt, query.get("includeObject", "Metadata"))
+            elif self._wants_metadata(request):
+                sink = self._metadata_sink(sink)
             # Switch to direct writes in one synchronous step, so no event is lost or reordered.
             pending = initial
             while not watcher.queue.empty():
@@ -662,6 +686,19 @@ class ApiServer:
         return response
 
     MAX_WATCH_BUFFER = 64 * 1024 * 1024
+
+    @staticmethod
+    def _metadata_sink(sink: Callable[[bytes], None]) -> Callable[[bytes], None]:
+        def to_metadata(data: bytes) -> None:
+            out = []
+            for line in data.splitlines():
+                event = json.loads(line)
+                if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                    event["object"] = partial_metadata(event["object"])
+                out.append(dumps(event) + b"\n")
+            sink(b"".join(out))
+
+        return to_metadata
 
     @staticmethod
     def _table_sink(

@@ -517,7 +517,7 @@ class ApiServer:
             if not yaml_ok:
                 raise bad_request(f"error decoding request body as JSON: {error}") from error
         try:
-            return yaml.safe_load(raw)
+            return yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError as error:
             raise bad_request(f"error decoding YAML: {error}") from error
 

@@ -724,10 +724,10 @@ class Store:
             result = ssa.apply(None, applied, field_manager, force, rt.api_version, timestamp)
             result["apiVersion"], result["kind"] = applied["apiVersion"], applied["kind"]
             result["metadata"]["name"] = name
-            managed = result["metadata"].pop("managedFields")
-            entry_obj = dict(result)
-            entry_obj["metadata"] = dict(result["metadata"], managedFields=managed)
-            return self.create_entry(rt, entry_obj, namespace, dry_run=dry_run)
+            return self.create_entry(rt, result, namespace, dry_run=dry_run)
+        wanted = meta.get("resourceVersion")
+        if wanted not in (None, "") and str(wanted) != str(current.rv):
+            raise conflict(rt.plural, rt.group, name, STALE)
         live = json.loads(current.json(rt))
         result = ssa.apply(
             live, applied, field_manager, force, rt.api_version, timestamp, subresource

@@ -175,7 +175,6 @@ def apply(
 
 def record_update(old: Obj, new: Obj, manager: str, api_version: str, timestamp: str) -> None:
     """Record `manager` as owner (operation Update) of the fields it changed, in `new`."""
-    old_paths = field_paths(old)
     new_paths = field_paths(new)
     changed = {p for p in new_paths if get_path(old, p) != get_path(new, p)}
     if not changed:
@@ -194,7 +193,6 @@ def record_update(old: Obj, new: Obj, manager: str, api_version: str, timestamp:
             entry["fieldsV1"] = to_fields_v1(remaining)
             kept.append(entry)
     mine = (mine | changed) & new_paths
-    del old_paths
     kept.append(
         {
             "manager": manager,

@@ -254,17 +254,17 @@ class Registry:
 
     def find(self, name: str) -> ResourceType | None:
         """Resolve `deployments`, `deployments.apps`, `deploy`, `Deployment` (preferred version)."""
-        plural, _, group = name.partition(".")
+        first, _, group = name.partition(".")
+        wanted = first.lower()
         candidates = [
             r
             for r in self.by_path.values()
             if (not group or r.group == group)
-            and name.split(".")[0].lower() in (r.plural, r.kind.lower(), r.singular, *r.short_names)
+            and wanted in (r.plural, r.kind.lower(), r.singular, *r.short_names)
         ]
         if not group:
             core = [r for r in candidates if r.group == ""]
             candidates = core or candidates
         preferred = [r for r in candidates if self.preferred.get(r.group) == r.version]
         chosen = preferred or candidates
-        del plural
         return chosen[0] if chosen else None

@@ -120,7 +120,7 @@ class ServiceAllocator:
     def admit(self, new: Obj, old: Obj | None) -> Obj:
         """Default, validate and allocate for a create (`old` None) or an update; raise 422."""
         svc = copy.deepcopy(new)
-        spec = svc.setdefault("spec", {})
+        svc.setdefault("spec", {})
         if old is not None:
             _drop_type_dependent_fields(svc, old)
             _patch_allocated_values(svc, old)
@@ -135,7 +135,6 @@ class ServiceAllocator:
             raise invalid("Service", "", name, causes)
         if old is not None:
             self._release_unused(old, svc)
-        del spec
         return svc
 
     def _allocate(self, svc: Obj, old: Obj | None) -> list[Cause]:

@@ -28,7 +28,8 @@ Differences from a real API server, beyond those noted in `storage`, `services`,
   others on PUT);
 - there is no admission chain beyond namespace lifecycle, Service allocation, CRD schemas and a
   few built-in defaults (no ServiceAccount tokens, no LimitRanges, no pod defaulting of containers);
-  built-in kinds are not schema-validated beyond names, labels and the Service rules;
+  built-in kinds are not schema-validated beyond names, the Service rules and workload selectors
+  (label and annotation keys and values are only checked to be strings);
 - pods are deleted at once (no kubelet grace period) unless they carry finalizers;
 - garbage collection, foreground deletion and namespace termination run synchronously inside the
   delete request instead of in background controllers, so dependents are gone when it returns;

@@ -27,7 +27,14 @@ class KubectlRunner:
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [self.binary, "--kubeconfig", str(self.kubeconfig), *args],
+            [
+                self.binary,
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--cache-dir",
+                str(self.workdir / "cache"),
+                *args,
+            ],
             capture_output=True,
             text=True,
             timeout=30,

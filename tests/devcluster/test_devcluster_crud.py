@@ -274,3 +274,22 @@ async def test_apply_of_an_unchanged_list_with_server_defaults_is_no_conflict(
     )
     assert changed.status == 409
     assert 'conflict with "creator" using v1: .spec.ports' in changed.message
+
+
+async def test_invalid_label_keys_and_values_are_422(devcluster_http: Raw) -> None:
+    reply = await devcluster_http.post(CM, configmap("lbl", labels={"ok": "x" * 64}))
+    assert reply.status == 422
+    assert reply.message.startswith(
+        'ConfigMap "lbl" is invalid: metadata.labels: Invalid value: "'
+        + "x" * 64
+        + '": must be no more than 63 characters'
+    )
+    reply = await devcluster_http.post(CM, configmap("ann", annotations={"bad key": "any value"}))
+    assert reply.status == 422
+    assert (
+        'metadata.annotations: Invalid value: "bad key": name part must consist of' in reply.message
+    )
+    fine = await devcluster_http.post(
+        CM, configmap("fine", labels={"app.kubernetes.io/name": "web"}, annotations={"a/b": "x y"})
+    )
+    assert fine.status == 201

@@ -28,8 +28,8 @@ Differences from a real API server, beyond those noted in `storage`, `services`,
   others on PUT);
 - there is no admission chain beyond namespace lifecycle, Service allocation, CRD schemas and a
   few built-in defaults (no ServiceAccount tokens, no LimitRanges, no pod defaulting of containers);
-  built-in kinds are not schema-validated beyond names, the Service rules and workload selectors
-  (label and annotation keys and values are only checked to be strings);
+  built-in kinds are not schema-validated beyond names, labels, annotation keys, the Service
+  rules and workload selectors;
 - pods are deleted at once (no kubelet grace period) unless they carry finalizers;
 - garbage collection, foreground deletion and namespace termination run synchronously inside the
   delete request instead of in background controllers, so dependents are gone when it returns;
@@ -368,6 +368,8 @@ class Store:
                 causes.append(
                     Cause.invalid(f"metadata.{field}", value, "must be a map of string to string")
                 )
+                continue
+            causes.extend(_label_causes(f"metadata.{field}", value, values=field == "labels"))
         for index, ref in enumerate(meta.get("ownerReferences") or []):
             for required in ("apiVersion", "kind", "name", "uid"):
                 if not isinstance(ref, dict) or not ref.get(required):
@@ -1106,6 +1108,27 @@ def default_pod_spec(spec: Obj) -> None:
             container.setdefault("resources", {})
             for port in container.get("ports") or []:
                 port.setdefault("protocol", "TCP")
+
+
+def _label_causes(path: str, mapping: dict[str, str], values: bool) -> list[Cause]:
+    """ObjectMeta's rules: keys are qualified names; label values are at most 63 characters of
+    the label alphabet. Uses the selectors module's checks, the same apimachinery rules."""
+    from coalmine.devcluster.selectors import _LABEL_VALUE, _VALUE_MSG, _key_problems
+
+    causes: list[Cause] = []
+    for key, value in mapping.items():
+        problems = _key_problems(key)
+        if problems:
+            causes.append(Cause.invalid(path, key, "; ".join(problems)))
+        if values:
+            value_problems = []
+            if len(value) > 63:
+                value_problems.append("must be no more than 63 characters")
+            if not _LABEL_VALUE.match(value):
+                value_problems.append(_VALUE_MSG)
+            if value_problems:
+                causes.append(Cause.invalid(path, value, "; ".join(value_problems)))
+    return causes
 
 
 def _json_type(value: Any) -> str:

@@ -393,7 +393,7 @@ class ApiServer:
             body = await self._json_body(request)
             if target.subresource == "scale":
                 current = self.store.entry(rt, target.name, target.namespace)
-                written = self.store._write_scale(rt, current, body, dry_run)
+                written = self.store.write_scale(rt, current, body, dry_run)
                 return json_response(self.store.scale_of(rt, written))
             entry = self.store.update_entry(
                 rt,

@@ -688,7 +688,7 @@ class Store:
         if not isinstance(patched, dict):
             raise bad_request("the patch did not result in an object")
         if subresource == "scale":
-            return self._write_scale(rt, current, patched, dry_run)
+            return self.write_scale(rt, current, patched, dry_run)
         if patch_type != "json" and (patch.get("metadata") or {}).get("resourceVersion") is None:
             # a patch that does not name a resourceVersion is unconditional
             patched.setdefault("metadata", {})["resourceVersion"] = str(current.rv)
@@ -785,9 +785,9 @@ class Store:
     ) -> Obj:
         rt = self.resolve(resource)
         current = self.entry(rt, name, namespace)
-        return self.scale_of(rt, self._write_scale(rt, current, scale, False))
+        return self.scale_of(rt, self.write_scale(rt, current, scale, False))
 
-    def _write_scale(self, rt: ResourceType, current: Entry, scale: Any, dry_run: bool) -> Entry:
+    def write_scale(self, rt: ResourceType, current: Entry, scale: Any, dry_run: bool) -> Entry:
         assert rt.scale is not None
         if not isinstance(scale, dict):
             raise bad_request("the body of the request must be a Scale object")

@@ -5,6 +5,10 @@ resource types can share one storage (`storage` key): core/v1 and events.k8s.io/
 views of one store, and every served version of a CRD reads the same objects (devcluster converts
 between CRD versions by rewriting `apiVersion` only, i.e. the `None` conversion strategy; webhook
 conversion is not supported).
+
+Built-in kinds are served at one version each (HorizontalPodAutoscalers at autoscaling/v2 only, so
+`kubectl autoscale`, which writes autoscaling/v1, fails); kinds not listed in `BUILTINS` (Nodes,
+Jobs, StatefulSets, PodDisruptionBudgets, RBAC, ...) are not served unless loaded as CRDs.
 """
 
 from __future__ import annotations

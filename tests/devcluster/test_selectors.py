@@ -13,8 +13,10 @@ from coalmine.devcluster.selectors import (
     Requirement,
     SelectorError,
     label_selector_from_object,
+    label_value_problems,
     parse_field_selector,
     parse_label_selector,
+    qualified_name_problems,
 )
 
 LABELS = {"app": "podinfo", "tier": "web", "version": "3", "example.com/role": "canary"}
@@ -210,3 +212,13 @@ def test_any_text_parses_or_raises_selector_error(text: str) -> None:
             parse(text)
         except SelectorError as error:
             assert error.message  # noqa: PT017 - the message is the behaviour under test
+
+
+def test_key_and_value_checks_are_public_for_object_meta_validation() -> None:
+    assert qualified_name_problems("app.kubernetes.io/name") == []
+    assert qualified_name_problems("bad key") != []
+    assert qualified_name_problems("Example.com/x")[0].startswith("prefix part")
+    assert label_value_problems("") == []
+    assert label_value_problems("v1.2_3-x") == []
+    assert label_value_problems("-x") != []
+    assert label_value_problems("x" * 64) == ["must be no more than 63 characters"]

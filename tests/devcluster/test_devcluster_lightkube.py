@@ -237,3 +237,20 @@ async def test_deployment_scale_and_namespace_deletion_through_lightkube(
         await client.get(Deployment, "sc", namespace="scratch")
     with pytest.raises(ApiError):
         await client.get(Namespace, "scratch")
+
+
+async def test_injected_faults_reach_lightkube_as_api_errors(
+    devcluster: DevCluster, client: AsyncClient
+) -> None:
+    await client.create(ConfigMap(metadata=ObjectMeta(name="flaky")))
+    devcluster.faults.inject_error(
+        409, "Conflict", "injected conflict", verb="patch", resource="configmaps", name="flaky"
+    )
+    with pytest.raises(ApiError) as raised:
+        await client.patch(ConfigMap, "flaky", {"data": {"a": "1"}}, patch_type=PatchType.MERGE)
+    assert raised.value.status.code == 409
+    assert raised.value.status.message == "injected conflict"
+    patched = await client.patch(
+        ConfigMap, "flaky", {"data": {"a": "1"}}, patch_type=PatchType.MERGE
+    )
+    assert patched.data == {"a": "1"}

@@ -1112,20 +1112,16 @@ def default_pod_spec(spec: Obj) -> None:
 
 def _label_causes(path: str, mapping: dict[str, str], values: bool) -> list[Cause]:
     """ObjectMeta's rules: keys are qualified names; label values are at most 63 characters of
-    the label alphabet. Uses the selectors module's checks, the same apimachinery rules."""
-    from coalmine.devcluster.selectors import _LABEL_VALUE, _VALUE_MSG, _key_problems
+    the label alphabet (the selectors module's checks, the same apimachinery rules)."""
+    from coalmine.devcluster.selectors import label_value_problems, qualified_name_problems
 
     causes: list[Cause] = []
     for key, value in mapping.items():
-        problems = _key_problems(key)
+        problems = qualified_name_problems(key)
         if problems:
             causes.append(Cause.invalid(path, key, "; ".join(problems)))
         if values:
-            value_problems = []
-            if len(value) > 63:
-                value_problems.append("must be no more than 63 characters")
-            if not _LABEL_VALUE.match(value):
-                value_problems.append(_VALUE_MSG)
+            value_problems = label_value_problems(value)
             if value_problems:
                 causes.append(Cause.invalid(path, value, "; ".join(value_problems)))
     return causes

@@ -1,6 +1,7 @@
 """Benchmark of `coalmine devcluster`: request rates, watch fan-out and memory with 10,000 objects.
 
     PYTHONPATH=src python bench/devcluster.py [--objects 10000] [--seconds 5] [--watchers 100]
+        [--updates 200] [--deployments 1000]
 
 Starts the server as a separate process (`python -m coalmine devcluster --port 0`), so client and
 server do not share a core's event loop, fills it with ConfigMaps, then measures from one
@@ -139,6 +140,49 @@ async def rate(
     return done / (time.perf_counter() - start), errors
 
 
+def deployment(name: str) -> dict[str, object]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "podinfo:6.0"}]},
+            },
+        },
+    }
+
+
+async def simulated_rollouts(session: aiohttp.ClientSession, url: str, count: int) -> float:
+    """Create `count` Deployments and wait until the simulator reports every one rolled out;
+    returns seconds from the first create (includes the default 0.5 s rollout delay)."""
+    base = f"{url}/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
+    start = time.perf_counter()
+    for index in range(count):
+        async with session.post(base, json=deployment(f"app-{index}")) as reply:
+            if reply.status != 201:
+                raise SystemExit(f"create app-{index}: {reply.status} {await reply.text()}")
+            await reply.read()
+    while True:
+        async with session.get(base) as reply:
+            items = (await reply.json())["items"]
+        done = sum(
+            1
+            for item in items
+            if (item.get("status") or {}).get("observedGeneration")
+            == item["metadata"]["generation"]
+            and (item.get("status") or {}).get("availableReplicas") == 2
+        )
+        if done == count:
+            return time.perf_counter() - start
+        if time.perf_counter() - start > 120:
+            raise SystemExit(f"only {done}/{count} Deployments rolled out after 120 s")
+        await asyncio.sleep(0.1)
+
+
 async def watch_fan_out(url: str, watchers: int, updates: int) -> tuple[float, int, int, float]:
     """`watchers` watch streams on one namespace, `updates` writes to it.
 
@@ -210,7 +254,7 @@ async def watch_fan_out(url: str, watchers: int, updates: int) -> tuple[float, i
         return total / elapsed, complete, total, elapsed
 
 
-async def run(objects: int, seconds: float, watchers: int, updates: int) -> None:
+async def run(objects: int, seconds: float, watchers: int, updates: int, deployments: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-devcluster-") as workdir:
         server = start_server(Path(workdir))
         try:
@@ -243,6 +287,12 @@ async def run(objects: int, seconds: float, watchers: int, updates: int) -> None
                 print(
                     f"LIST:          {time.perf_counter() - start:8.3f} s for {listed} ConfigMaps"
                 )
+                if deployments:
+                    seconds_taken = await simulated_rollouts(session, server.url, deployments)
+                    print(
+                        f"simulator:     {seconds_taken:8.2f} s to create {deployments} Deployments "
+                        "and see every one rolled out (rollout delay 0.5 s)"
+                    )
             per_second, complete, total, elapsed = await watch_fan_out(
                 server.url, watchers, updates
             )
@@ -268,8 +318,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--watchers", type=int, default=100)
     parser.add_argument("--updates", type=int, default=200)
+    parser.add_argument("--deployments", type=int, default=1000)
     args = parser.parse_args()
-    asyncio.run(run(args.objects, args.seconds, args.watchers, args.updates))
+    asyncio.run(run(args.objects, args.seconds, args.watchers, args.updates, args.deployments))
 
 
 if __name__ == "__main__":

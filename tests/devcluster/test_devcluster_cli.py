@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -81,3 +83,27 @@ def test_bad_load_file_fails_with_a_message(tmp_path: Path) -> None:
     )
     with pytest.raises(RuntimeError, match="is invalid"):
         start_devcluster_process(tmp_path / "kc", "--load", str(manifest))
+
+
+def test_a_taken_port_fails_with_a_message(
+    devcluster_process: DevClusterProcess, tmp_path: Path
+) -> None:
+    port = devcluster_process.url.rsplit(":", 1)[1]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "coalmine",
+            "devcluster",
+            "--port",
+            port,
+            "--kubeconfig-out",
+            str(tmp_path / "kc"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert result.stdout == ""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import yaml
 from dchelpers import JSON_PATCH, STRATEGIC, WIDGET_CRD, WIDGETS, Raw, widget
+
+from coalmine.devcluster import DevCluster
 
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 
@@ -167,3 +170,32 @@ async def test_cluster_scoped_crd_serves_cluster_paths(devcluster_http: Raw) -> 
     assert reply.status == 201
     assert "namespace" not in reply.body["metadata"]
     assert reply.body["anything"] == 1
+
+
+async def test_status_writes_ignore_metadata_changes(devcluster_http: Raw) -> None:
+    await install(devcluster_http)
+    await devcluster_http.post(WIDGETS, widget("meta"))
+    reply = await devcluster_http.patch(
+        f"{WIDGETS}/meta/status", {"metadata": {"labels": {"x": "y"}}, "status": {"replicas": 2}}
+    )
+    assert reply.status == 200
+    assert reply.body["status"] == {"replicas": 2}
+    assert "labels" not in reply.body["metadata"]
+
+
+async def test_apply_manifests_takes_yaml_with_crds_after_their_objects(
+    devcluster: DevCluster,
+) -> None:
+    text = yaml.safe_dump_all(
+        [
+            widget("from-yaml"),
+            WIDGET_CRD,
+            {"apiVersion": "v1", "kind": "List", "items": [widget("in-list")]},
+        ]
+    )
+    applied = devcluster.apply_manifests(text)
+    assert [doc["kind"] for doc in applied] == ["CustomResourceDefinition", "Widget", "Widget"]
+    names = [w["metadata"]["name"] for w in devcluster.store.list("widgets", "default")]
+    assert names == ["from-yaml", "in-list"]
+    again = devcluster.apply_manifests([widget("from-yaml", size=5)])
+    assert again[0]["spec"]["size"] == 5

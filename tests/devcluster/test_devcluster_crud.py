@@ -247,3 +247,49 @@ async def test_in_process_store_api_matches_http(
     store.delete("configmaps", "inproc", namespace="default")
     unsubscribe()
     assert seen == ["DELETED"]
+
+
+async def test_apply_of_an_unchanged_list_with_server_defaults_is_no_conflict(
+    devcluster_http: Raw,
+) -> None:
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "shared"},
+        "spec": {"selector": {"app": "a"}, "ports": [{"port": 80}]},
+    }
+    path = "/api/v1/namespaces/default/services"
+    created = await devcluster_http.post(f"{path}?fieldManager=creator", service)
+    assert created.body["spec"]["ports"] == [{"port": 80, "protocol": "TCP", "targetPort": 80}]
+    doc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: shared\nspec:\n  ports:\n  - port: {port}\n"
+    same = await devcluster_http.patch(
+        f"{path}/shared?fieldManager=applier", doc.format(port=80), content_type=APPLY
+    )
+    assert same.status == 200
+    assert same.body["spec"] == created.body["spec"]
+    managers = {m["manager"] for m in same.body["metadata"]["managedFields"]}
+    assert managers == {"creator", "applier"}
+    changed = await devcluster_http.patch(
+        f"{path}/shared?fieldManager=applier", doc.format(port=81), content_type=APPLY
+    )
+    assert changed.status == 409
+    assert 'conflict with "creator" using v1: .spec.ports' in changed.message
+
+
+async def test_invalid_label_keys_and_values_are_422(devcluster_http: Raw) -> None:
+    reply = await devcluster_http.post(CM, configmap("lbl", labels={"ok": "x" * 64}))
+    assert reply.status == 422
+    assert reply.message.startswith(
+        'ConfigMap "lbl" is invalid: metadata.labels: Invalid value: "'
+        + "x" * 64
+        + '": must be no more than 63 characters'
+    )
+    reply = await devcluster_http.post(CM, configmap("ann", annotations={"bad key": "any value"}))
+    assert reply.status == 422
+    assert (
+        'metadata.annotations: Invalid value: "bad key": name part must consist of' in reply.message
+    )
+    fine = await devcluster_http.post(
+        CM, configmap("fine", labels={"app.kubernetes.io/name": "web"}, annotations={"a/b": "x y"})
+    )
+    assert fine.status == 201

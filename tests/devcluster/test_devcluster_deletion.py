@@ -139,3 +139,9 @@ async def test_in_process_delete_runs_the_same_garbage_collection(devcluster: De
     store.create(owned_by(owner, "q"), namespace="default")
     assert store.delete("configmaps", "p", namespace="default") is None
     assert store.list("configmaps", "default", field_selector="metadata.name=q") == []
+
+
+async def test_system_namespaces_may_not_be_deleted(devcluster_http: Raw) -> None:
+    reply = await devcluster_http.delete("/api/v1/namespaces/default")
+    assert reply.status == 403
+    assert reply.message == 'namespaces "default" is forbidden: this namespace may not be deleted'

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import kopf
+import pytest
 from dchelpers import WIDGET_CRD, WIDGETS, Raw, widget
 
 from coalmine.devcluster import DevCluster
@@ -33,8 +34,12 @@ def build_registry(url: str, seen: list[tuple[str, str]]) -> kopf.OperatorRegist
         settings.watching.server_timeout = 30
 
     @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(server=url, default_namespace="default")
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # kopf's own kubeconfig reader, on the kubeconfig devcluster wrote (KUBECONFIG)
+        info: kopf.ConnectionInfo | None = kopf.login_with_kubeconfig(**kwargs)
+        assert info is not None
+        assert info.server == url
+        return info
 
     @kopf.on.create("example.com", "v1", "widgets", registry=registry)
     def created(name: str, **_: Any) -> None:
@@ -52,8 +57,9 @@ def build_registry(url: str, seen: list[tuple[str, str]]) -> kopf.OperatorRegist
 
 
 async def test_kopf_operator_sees_create_update_delete_once_each(
-    devcluster: DevCluster, devcluster_http: Raw
+    devcluster: DevCluster, devcluster_http: Raw, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(devcluster.kubeconfig_path))
     assert (
         await devcluster_http.post(
             "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", WIDGET_CRD

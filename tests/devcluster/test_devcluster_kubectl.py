@@ -27,7 +27,14 @@ class KubectlRunner:
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [self.binary, "--kubeconfig", str(self.kubeconfig), *args],
+            [
+                self.binary,
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--cache-dir",
+                str(self.workdir / "cache"),
+                *args,
+            ],
             capture_output=True,
             text=True,
             timeout=30,
@@ -67,7 +74,10 @@ def test_apply_get_patch_delete_of_built_in_objects(kubectl: KubectlRunner) -> N
     kubectl("patch", "deployment", "web", "-p", strategic)
     body = json.loads(kubectl("get", "deployment", "web", "-o", "json").stdout)
     assert body["spec"]["replicas"] == 3
-    assert body["spec"]["template"]["spec"]["containers"] == [{"name": "app", "image": "nginx:2"}]
+    containers = body["spec"]["template"]["spec"]["containers"]
+    assert [(c["name"], c["image"], c["imagePullPolicy"]) for c in containers] == [
+        ("app", "nginx:2", "IfNotPresent")
+    ]
     kubectl("wait", "--for=condition=Available", "deployment/web", "--timeout=20s")
     deleted = kubectl("delete", "-f", manifest)
     assert 'deployment.apps "web" deleted' in deleted.stdout
@@ -123,3 +133,30 @@ def test_get_events_shows_both_event_apis(kubectl: KubectlRunner) -> None:
     output = kubectl("get", "events").stdout
     assert "hello from events.k8s.io" in output
     assert "deployment/x" in output
+
+
+def test_create_generators_send_protobuf_that_devcluster_decodes(kubectl: KubectlRunner) -> None:
+    kubectl("create", "namespace", "team")
+    kubectl("-n", "team", "create", "configmap", "settings", "--from-literal=a=b")
+    kubectl("-n", "team", "create", "secret", "generic", "token", "--from-literal=k=v")
+    kubectl("-n", "team", "create", "serviceaccount", "robot")
+    kubectl(
+        "-n", "team", "create", "deployment", "web", "--image=nginx:1", "--replicas=2", "--port=80"
+    )
+    kubectl(
+        "-n", "team", "create", "service", "nodeport", "web", "--tcp=80:8080", "--node-port=30001"
+    )
+    configmap = json.loads(
+        kubectl("-n", "team", "get", "configmap", "settings", "-o", "json").stdout
+    )
+    assert configmap["data"] == {"a": "b"}
+    secret = json.loads(kubectl("-n", "team", "get", "secret", "token", "-o", "json").stdout)
+    assert secret["data"] == {"k": "dg=="}
+    deployment = json.loads(kubectl("-n", "team", "get", "deployment", "web", "-o", "json").stdout)
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1"
+    service = json.loads(kubectl("-n", "team", "get", "service", "web", "-o", "json").stdout)
+    assert service["spec"]["ports"][0]["nodePort"] == 30001
+    assert service["spec"]["ports"][0]["targetPort"] == 8080
+    kubectl("delete", "namespace", "team")
+    assert kubectl("get", "namespace", "team", check=False).returncode != 0

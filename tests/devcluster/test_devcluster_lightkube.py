@@ -10,12 +10,13 @@ from dchelpers import WIDGET_CRD, deployment
 from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.apps_v1 import DeploymentSpec
+from lightkube.models.autoscaling_v1 import ScaleSpec
 from lightkube.models.core_v1 import ServicePort, ServiceSpec
-from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.models.meta_v1 import ObjectMeta, OwnerReference
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Service
-from lightkube.types import PatchType
+from lightkube.types import CascadeType, PatchType
 
 from coalmine.devcluster import DevCluster
 
@@ -158,3 +159,98 @@ async def test_deployment_model_round_trips(client: AsyncClient) -> None:
     assert created.spec.replicas == 4
     assert created.metadata is not None
     assert created.metadata.generation == 1
+
+
+async def test_finalizers_and_foreground_deletion_through_lightkube(client: AsyncClient) -> None:
+    owner = await client.create(ConfigMap(metadata=ObjectMeta(name="owner")))
+    assert owner.metadata is not None
+    ref = OwnerReference(
+        apiVersion="v1", kind="ConfigMap", name="owner", uid=str(owner.metadata.uid)
+    )
+    await client.create(
+        ConfigMap(metadata=ObjectMeta(name="dep", ownerReferences=[ref], finalizers=["x/y"]))
+    )
+    await client.delete(ConfigMap, "owner", cascade=CascadeType.FOREGROUND)
+    waiting = await client.get(ConfigMap, "owner")
+    assert waiting.metadata is not None
+    assert waiting.metadata.finalizers == ["foregroundDeletion"]
+    await client.patch(
+        ConfigMap, "dep", {"metadata": {"finalizers": None}}, patch_type=PatchType.MERGE
+    )
+    with pytest.raises(ApiError) as raised:
+        await client.get(ConfigMap, "owner")
+    assert raised.value.status.code == 404
+
+
+async def test_server_side_apply_conflict_through_lightkube(client: AsyncClient) -> None:
+    await client.apply(
+        ConfigMap(metadata=ObjectMeta(name="shared"), data={"k": "1"}), field_manager="a"
+    )
+    with pytest.raises(ApiError) as raised:
+        await client.apply(
+            ConfigMap(metadata=ObjectMeta(name="shared"), data={"k": "2"}), field_manager="b"
+        )
+    assert raised.value.status.code == 409
+    forced = await client.apply(
+        ConfigMap(metadata=ObjectMeta(name="shared"), data={"k": "2"}),
+        field_manager="b",
+        force=True,
+    )
+    assert forced.data == {"k": "2"}
+
+
+async def test_paginated_and_field_selected_lists_through_lightkube(client: AsyncClient) -> None:
+    for index in range(7):
+        await client.create(
+            ConfigMap(metadata=ObjectMeta(name=f"p{index}", labels={"page": "yes"}))
+        )
+    names = [
+        cm.metadata.name
+        async for cm in client.list(ConfigMap, labels={"page": "yes"}, chunk_size=3)
+        if cm.metadata
+    ]
+    assert names == [f"p{i}" for i in range(7)]
+    selected = [
+        cm.metadata.name
+        async for cm in client.list(ConfigMap, fields={"metadata.name": "p3"})
+        if cm.metadata
+    ]
+    assert selected == ["p3"]
+
+
+async def test_deployment_scale_and_namespace_deletion_through_lightkube(
+    client: AsyncClient,
+) -> None:
+    await client.create(Namespace(metadata=ObjectMeta(name="scratch")))
+    await client.create(Deployment.from_dict(deployment("sc")), namespace="scratch")
+    scale = await client.get(Deployment.Scale, "sc", namespace="scratch")
+    assert scale.spec is not None
+    assert scale.spec.replicas == 1
+    await client.replace(
+        Deployment.Scale(
+            metadata=ObjectMeta(name="sc", namespace="scratch"), spec=ScaleSpec(replicas=3)
+        ),
+    )
+    assert (await client.get(Deployment, "sc", namespace="scratch")).spec.replicas == 3  # type: ignore[union-attr]
+    await client.delete(Namespace, "scratch")
+    with pytest.raises(ApiError):
+        await client.get(Deployment, "sc", namespace="scratch")
+    with pytest.raises(ApiError):
+        await client.get(Namespace, "scratch")
+
+
+async def test_injected_faults_reach_lightkube_as_api_errors(
+    devcluster: DevCluster, client: AsyncClient
+) -> None:
+    await client.create(ConfigMap(metadata=ObjectMeta(name="flaky")))
+    devcluster.faults.inject_error(
+        409, "Conflict", "injected conflict", verb="patch", resource="configmaps", name="flaky"
+    )
+    with pytest.raises(ApiError) as raised:
+        await client.patch(ConfigMap, "flaky", {"data": {"a": "1"}}, patch_type=PatchType.MERGE)
+    assert raised.value.status.code == 409
+    assert raised.value.status.message == "injected conflict"
+    patched = await client.patch(
+        ConfigMap, "flaky", {"data": {"a": "1"}}, patch_type=PatchType.MERGE
+    )
+    assert patched.data == {"a": "1"}

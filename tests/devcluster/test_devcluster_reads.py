@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import aiohttp
 import pytest
 from dchelpers import CM, DEPLOY, Raw, configmap, deployment
@@ -254,3 +256,60 @@ async def test_faults_over_http(devcluster_http: Raw) -> None:
     assert (await devcluster_http.get(f"{CM}/h")).status == 200
     bad = await devcluster_http.post("/devcluster/faults", {"type": "nonsense"})
     assert bad.status == 400
+
+
+async def test_unsupported_protobuf_body_is_415_saying_to_send_json(devcluster_http: Raw) -> None:
+    # a k8s protobuf envelope whose type is a kind devcluster does not decode (batch/v1 Job)
+    type_meta = b"\x0a\x08batch/v1\x12\x03Job"
+    body = b"k8s\x00" + b"\x0a" + bytes([len(type_meta)]) + type_meta + b"\x12\x00"
+    reply = await devcluster_http.post(
+        "/apis/apps/v1/namespaces/default/deployments",
+        body,
+        content_type="application/vnd.kubernetes.protobuf",
+    )
+    assert reply.status == 415
+    assert "send JSON instead" in reply.message
+
+
+async def test_dry_run_create_of_a_service_keeps_nothing(devcluster_http: Raw) -> None:
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "dry"},
+        "spec": {"clusterIP": "10.96.9.9", "ports": [{"port": 80}]},
+    }
+    reply = await devcluster_http.post("/api/v1/namespaces/default/services?dryRun=All", service)
+    assert reply.status == 201
+    assert reply.body["spec"]["clusterIP"] == "10.96.9.9"
+    assert (await devcluster_http.get("/api/v1/namespaces/default/services/dry")).status == 404
+    real = await devcluster_http.post("/api/v1/namespaces/default/services", service)
+    assert real.status == 201
+
+
+async def test_watch_with_table_accept_streams_table_rows(devcluster_http: Raw) -> None:
+    await devcluster_http.post(CM, configmap("tw"))
+    response = await devcluster_http.session.get(
+        f"{devcluster_http.url}{CM}?watch=1&resourceVersion=0", headers={"Accept": TABLE}
+    )
+    line = await response.content.readline()
+    response.close()
+    event = json.loads(line)
+    assert event["type"] == "ADDED"
+    assert event["object"]["kind"] == "Table"
+    assert event["object"]["rows"][0]["cells"][0] == "tw"
+
+
+async def test_metadata_only_clients_get_partial_object_metadata(devcluster_http: Raw) -> None:
+    await devcluster_http.post(CM, configmap("meta-only", labels={"k": "v"}))
+    accept = {"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"}
+    listed = await devcluster_http.get(CM, headers=accept)
+    assert listed.body["kind"] == "PartialObjectMetadataList"
+    item = next(i for i in listed.body["items"] if i["metadata"]["name"] == "meta-only")
+    assert item["kind"] == "PartialObjectMetadata"
+    assert item["metadata"]["labels"] == {"k": "v"}
+    assert "data" not in item
+    single = await devcluster_http.get(
+        f"{CM}/meta-only",
+        headers={"Accept": "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"},
+    )
+    assert single.body["kind"] == "PartialObjectMetadata"

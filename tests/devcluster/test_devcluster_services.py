@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dchelpers import SVC, Raw
+from dchelpers import APPLY, SVC, Raw
 
 
 def service(name: str, **spec: Any) -> dict[str, Any]:
@@ -33,7 +33,7 @@ async def test_requested_free_ip_is_honoured_and_a_taken_one_is_422(devcluster_h
     reply = await devcluster_http.post(SVC, service("b", clusterIP="10.96.1.1"))
     assert reply.status == 422
     assert reply.message == (
-        'Service "b" is invalid: spec.clusterIPs: Invalid value: []string{"10.96.1.1"}: failed to '
+        'Service "b" is invalid: spec.clusterIPs: Invalid value: ["10.96.1.1"]: failed to '
         "allocate IP 10.96.1.1: provided IP is already allocated"
     )
     assert reply.body["details"]["causes"][0]["field"] == "spec.clusterIPs"
@@ -54,7 +54,7 @@ async def test_changing_the_cluster_ip_is_422(devcluster_http: Raw) -> None:
     reply = await devcluster_http.put(f"{SVC}/a", created)
     assert reply.status == 422
     assert reply.message == (
-        'Service "a" is invalid: spec.clusterIPs[0]: Invalid value: "10.96.3.3": may not change '
+        'Service "a" is invalid: spec.clusterIPs[0]: Invalid value: ["10.96.3.3"]: may not change '
         "once set"
     )
     assert (await devcluster_http.get(f"{SVC}/a")).body["spec"]["clusterIP"] == ip
@@ -64,7 +64,7 @@ async def test_cluster_ips_without_cluster_ip_is_422(devcluster_http: Raw) -> No
     reply = await devcluster_http.post(SVC, service("a", clusterIPs=["10.96.4.4"]))
     assert reply.status == 422
     assert reply.message == (
-        'Service "a" is invalid: spec.clusterIPs: Invalid value: []string{"10.96.4.4"}: must be '
+        'Service "a" is invalid: spec.clusterIPs: Invalid value: ["10.96.4.4"]: must be '
         "empty when clusterIP is not specified"
     )
 
@@ -75,7 +75,7 @@ async def test_cluster_ips_must_start_with_cluster_ip(devcluster_http: Raw) -> N
     )
     assert reply.status == 422
     assert (
-        'spec.clusterIPs: Invalid value: []string{"10.96.4.6"}: first value must match `clusterIP`'
+        'spec.clusterIPs: Invalid value: ["10.96.4.6"]: first value must match `clusterIP`'
         in reply.message
     )
 
@@ -177,3 +177,54 @@ async def test_service_names_must_be_dns_1035_labels(devcluster_http: Raw) -> No
     reply = await devcluster_http.post(SVC, service("1abc"))
     assert reply.status == 422
     assert "a DNS-1035 label must consist of lower case alphanumeric characters" in reply.message
+
+
+async def test_fields_of_the_wrong_json_type_are_400_not_a_crash(devcluster_http: Raw) -> None:
+    wrong_spec = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "w"}, "spec": []}
+    reply = await devcluster_http.post(SVC, wrong_spec)
+    assert reply.status == 400
+    assert reply.message == (
+        "json: cannot unmarshal array into Go struct field Service.spec of type object"
+    )
+    wrong_ports = service("w2", ports="80")
+    reply = await devcluster_http.post(SVC, wrong_ports)
+    assert reply.status == 400
+    assert reply.body["kind"] == "Status"
+
+
+async def test_switching_external_name_to_cluster_ip_allocates_an_ip(devcluster_http: Raw) -> None:
+    await devcluster_http.post(
+        SVC, service("flip", type="ExternalName", externalName="a.example.com")
+    )
+    reply = await devcluster_http.patch(
+        f"{SVC}/flip", {"spec": {"type": "ClusterIP", "externalName": None}}
+    )
+    assert reply.status == 200
+    assert reply.body["spec"]["clusterIP"].startswith("10.")
+    assert reply.body["spec"]["ipFamilies"] == ["IPv4"]
+
+
+async def test_switching_node_port_to_cluster_ip_releases_the_port(devcluster_http: Raw) -> None:
+    ports = [{"port": 80, "nodePort": 30555}]
+    await devcluster_http.post(SVC, service("np", type="NodePort", ports=ports))
+    reply = await devcluster_http.patch(f"{SVC}/np", {"spec": {"type": "ClusterIP"}})
+    assert reply.status == 200
+    assert "nodePort" not in reply.body["spec"]["ports"][0]
+    assert "externalTrafficPolicy" not in reply.body["spec"]
+    again = await devcluster_http.post(SVC, service("np2", type="NodePort", ports=ports))
+    assert again.status == 201
+
+
+async def test_server_side_apply_without_allocated_fields_keeps_them(devcluster_http: Raw) -> None:
+    doc = (
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: copy\nspec:\n  type: NodePort\n"
+        "  selector:\n    app: {app}\n  ports:\n  - name: http\n    port: 80\n"
+    )
+    path = f"{SVC}/copy?fieldManager=coalmine"
+    first = await devcluster_http.patch(path, doc.format(app="blue"), content_type=APPLY)
+    assert first.status == 201
+    second = await devcluster_http.patch(path, doc.format(app="green"), content_type=APPLY)
+    assert second.status == 200
+    assert second.body["spec"]["selector"] == {"app": "green"}
+    assert second.body["spec"]["clusterIP"] == first.body["spec"]["clusterIP"]
+    assert second.body["spec"]["ports"][0]["nodePort"] == first.body["spec"]["ports"][0]["nodePort"]

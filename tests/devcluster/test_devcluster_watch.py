@@ -191,3 +191,39 @@ async def test_legacy_watch_path_streams_events(devcluster_http: Raw) -> None:
         line = await asyncio.wait_for(response.content.readline(), 5)
         response.close()
     assert json.loads(line)["object"]["metadata"]["name"] == "legacy"
+
+
+async def test_watch_of_a_disconnected_client_is_released(
+    devcluster: DevCluster, devcluster_http: Raw
+) -> None:
+    response = await devcluster_http.session.get(
+        f"{devcluster_http.url}{CM}?watch=1&resourceVersion=1"
+    )
+    watchers = devcluster.store.storage.watchers
+    assert len(watchers["configmaps"]) == 1
+    response.close()
+    for _ in range(250):
+        if not watchers["configmaps"]:
+            break
+        await asyncio.sleep(0.02)
+    assert not watchers["configmaps"]
+
+
+async def test_bounded_history_expires_old_resource_versions() -> None:
+    async with (
+        DevCluster(simulator=False, history_size=3) as cluster,
+        aiohttp.ClientSession() as session,
+    ):
+        store = cluster.store
+        first = store.create(configmap("h0"), namespace="default")
+        for index in range(1, 6):
+            store.create(configmap(f"h{index}"), namespace="default")
+        version = first["metadata"]["resourceVersion"]
+        async with session.get(f"{cluster.url}{CM}?watch=1&resourceVersion={version}") as old:
+            event = json.loads(await old.content.readline())
+        assert event["type"] == "ERROR"
+        assert event["object"]["code"] == 410
+        recent = store.get("configmaps", "h4", namespace="default")["metadata"]["resourceVersion"]
+        async with session.get(f"{cluster.url}{CM}?watch=1&resourceVersion={recent}") as fresh:
+            event = json.loads(await fresh.content.readline())
+        assert (event["type"], event["object"]["metadata"]["name"]) == ("ADDED", "h5")

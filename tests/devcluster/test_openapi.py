@@ -465,3 +465,95 @@ def test_huge_numbers_do_not_crash_enum_unique_or_multiple_of() -> None:
     }
     errors = validate({"n": 10**400, "xs": [10**400, 1.0, 1]}, schema)
     assert sorted(e.path for e in errors) == ["n", "xs"]
+
+
+@pytest.mark.parametrize(
+    ("schema", "value", "message"),
+    [
+        (
+            {"type": "number", "maximum": 1, "exclusiveMaximum": True},
+            1,
+            "Invalid value: 1: x in body should be less than 1",
+        ),
+        (
+            {"type": "number", "minimum": 0.5, "exclusiveMinimum": True},
+            0.5,
+            "Invalid value: 0.5: x in body should be greater than 0.5",
+        ),
+        (
+            {"type": "integer", "multipleOf": 5},
+            7,
+            "Invalid value: 7: x in body should be a multiple of 5",
+        ),
+        ({"type": "integer", "format": "int32"}, 2**31, "x in body must be of type int32"),
+        (
+            {"type": "array", "minItems": 2},
+            [1],
+            "Invalid value: 1: x in body should have at least 2 items",
+        ),
+        (
+            {"type": "array", "uniqueItems": True},
+            [1, 1.0],
+            "Invalid value: [1,1.0]: x in body shouldn't contain duplicates",
+        ),
+        (
+            {"type": "object", "minProperties": 1},
+            {},
+            "Invalid value: 0: x in body should have at least 1 properties",
+        ),
+        (
+            {"type": "object", "maxProperties": 1},
+            {"a": 1, "b": 2},
+            "Too many: 2: must have at most 1 items",
+        ),
+        (
+            {
+                "type": "object",
+                "properties": {"a": {"type": "string"}},
+                "additionalProperties": False,
+            },
+            {"b": 1},
+            "Forbidden: x.b in body is a forbidden property",
+        ),
+        (
+            {"type": "string"},
+            None,
+            'Invalid value: "null": x in body must be of type string: "null"',
+        ),
+        (
+            {"type": "string", "format": "byte"},
+            "not base64!",
+            'must be of type byte: "not base64!"',
+        ),
+        ({"type": "string", "format": "uuid"}, "nope", 'must be of type uuid: "nope"'),
+        ({"type": "string", "format": "ipv4"}, "10.0.0.256", 'must be of type ipv4: "10.0.0.256"'),
+        (
+            {"type": "boolean", "enum": [True]},
+            False,
+            "Unsupported value: false: supported values: true",
+        ),
+    ],
+)
+def test_value_validations_are_worded_like_kubernetes(
+    schema: dict[str, Any], value: Any, message: str
+) -> None:
+    reasons = [e.reason for e in validate(value, schema, "x")]
+    assert any(message in reason for reason in reasons), reasons
+
+
+@pytest.mark.parametrize(
+    ("schema", "value"),
+    [
+        ({"type": "string", "format": "date-time"}, "2024-02-29T23:59:59.123+02:00"),
+        ({"type": "string", "format": "date"}, "2024-02-29"),
+        ({"type": "string", "format": "byte"}, "aGVsbG8="),
+        ({"type": "string", "format": "cidr"}, "10.0.0.0/8"),
+        ({"type": "string", "format": "ipv6"}, "::1"),
+        ({"type": "string", "format": "hostname"}, "podinfo.test.svc.cluster.local"),
+        ({"type": "string", "format": "url"}, "not checked: unknown formats are ignored"),
+        ({"type": "string", "pattern": r"^\pL+$"}, "RE2-only syntax is skipped"),
+        ({"type": "integer", "format": "int64"}, 2**40),
+    ],
+)
+def test_lenient_formats_accept_valid_values(schema: dict[str, Any], value: Any) -> None:
+    assert validate(value, schema, "x") == []

@@ -13,8 +13,10 @@ from coalmine.devcluster.selectors import (
     Requirement,
     SelectorError,
     label_selector_from_object,
+    label_value_problems,
     parse_field_selector,
     parse_label_selector,
+    qualified_name_problems,
 )
 
 LABELS = {"app": "podinfo", "tier": "web", "version": "3", "example.com/role": "canary"}
@@ -201,3 +203,22 @@ def test_generated_selectors_round_trip_and_match_like_their_requirements(
     assert parsed.matches(labels) == all(r.matches(labels) for r in requirements)
     spaced = parse_label_selector(" , ".join(str(r).replace("(", " ( ") for r in requirements))
     assert spaced == selector
+
+
+@given(st.text(alphabet="ab=!,() inotx/.-_\\", max_size=30))
+def test_any_text_parses_or_raises_selector_error(text: str) -> None:
+    for parse in (parse_label_selector, parse_field_selector):
+        try:
+            parse(text)
+        except SelectorError as error:
+            assert error.message  # noqa: PT017 - the message is the behaviour under test
+
+
+def test_key_and_value_checks_are_public_for_object_meta_validation() -> None:
+    assert qualified_name_problems("app.kubernetes.io/name") == []
+    assert qualified_name_problems("bad key") != []
+    assert qualified_name_problems("Example.com/x")[0].startswith("prefix part")
+    assert label_value_problems("") == []
+    assert label_value_problems("v1.2_3-x") == []
+    assert label_value_problems("-x") != []
+    assert label_value_problems("x" * 64) == ["must be no more than 63 characters"]

@@ -461,3 +461,21 @@ async def test_kubectl_rollout_status_follows_simulated_rollouts(tmp_path: Path)
         )
         assert code != 0
         assert 'deployment "podinfo" exceeded its progress deadline' in output
+
+
+async def test_junk_status_and_strategy_do_not_stop_the_simulator(
+    store: Store, simulator: WorkloadSimulator
+) -> None:
+    obj = deployment()
+    obj["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": "oops"}
+    store.create(obj)
+    await eventually(lambda: store.get("deployments", "podinfo", "default"), rolled_out)
+    current = store.get("deployments", "podinfo", "default")
+    current["status"] = {"replicas": "many", "readyReplicas": True, "conditions": ["x", 3]}
+    store.update_status(current)
+    store.patch("deployments", "podinfo", {"spec": {"replicas": 3}}, "default")
+    done = await eventually(
+        lambda: store.get("deployments", "podinfo", "default"),
+        lambda o: rolled_out(o) and o["status"].get("readyReplicas") == 3,
+    )
+    assert all(isinstance(c, dict) for c in done["status"]["conditions"])

@@ -440,3 +440,92 @@ def test_container_list_merge_is_idempotent_and_keeps_every_name(
     positions = [c["name"] for c in merged]
     patched_names = [c["name"] for c in patched]
     assert [n for n in positions if n in patched_names] == patched_names, "patch order is kept"
+
+
+@pytest.mark.parametrize(
+    ("live", "order", "patched", "expected"),
+    [
+        # apimachinery "add an item in a list and preserve order"
+        (
+            [{"name": "1", "other": "a"}, {"name": "2", "value": "2", "other": "b"}],
+            ["3", "1", "2"],
+            [{"name": "3", "value": "3"}],
+            ["3", "1", "2"],
+        ),
+        # apimachinery "merge lists of maps": new items placed where $setElementOrder says
+        (
+            [{"name": "1", "other": "a"}, {"name": "2", "value": "2", "other": "b"}],
+            ["4", "1", "2", "3"],
+            [{"name": "4", "value": "4"}, {"name": "3", "value": "3"}],
+            ["4", "1", "2", "3"],
+        ),
+        # a server-only item goes before the first ordered item it preceded on the server
+        # (apimachinery's mergeSortedSlice compares live positions: x (1) < b (2))
+        (
+            [{"name": "a"}, {"name": "x"}, {"name": "b"}],
+            ["b", "a"],
+            [],
+            ["x", "b", "a"],
+        ),
+    ],
+)
+def test_set_element_order_vectors(
+    live: list[dict[str, Any]], order: list[str], patched: list[dict[str, Any]], expected: list[str]
+) -> None:
+    original = {"spec": {"template": {"spec": {"containers": live}}}}
+    patch = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "$setElementOrder/containers": [{"name": n} for n in order],
+                    "containers": patched,
+                }
+            }
+        }
+    }
+    result = containers(strategic_merge_patch(original, patch, "Deployment"))
+    assert [c["name"] for c in result] == expected
+    by_name = {c["name"]: c for c in result}
+    for item in live:
+        assert by_name[item["name"]].items() >= item.items()
+
+
+FUZZ_KEYS = st.sampled_from(
+    [
+        "spec",
+        "template",
+        "containers",
+        "name",
+        "env",
+        "image",
+        "finalizers",
+        "metadata",
+        "$patch",
+        "$retainKeys",
+        "$setElementOrder/containers",
+        "$setElementOrder/env",
+        "$deleteFromPrimitiveList/finalizers",
+        "$deleteFromPrimitiveList/containers",
+    ]
+)
+FUZZ_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.sampled_from(["replace", "delete", "merge", "x"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(FUZZ_KEYS, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(FUZZ_KEYS, FUZZ_VALUES, max_size=4))
+def test_any_patch_either_applies_or_raises_strategic_merge_error(patch: dict[str, Any]) -> None:
+    original = deployment()
+    before = copy.deepcopy(original)
+    outcome: object
+    try:
+        outcome = strategic_merge_patch(original, patch, "Deployment")
+    except StrategicMergeError as error:
+        outcome = error.message
+    assert isinstance(outcome, dict) or (isinstance(outcome, str) and outcome)
+    assert original == before

@@ -71,13 +71,21 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await cluster.start()
+        try:
+            await cluster.start()
+        except OSError as error:
+            print(
+                f"coalmine devcluster: cannot listen on {args.host}:{args.port}: {error}",
+                file=sys.stderr,
+            )
+            return 1
         try:
             try:
                 cluster.apply_manifests(docs)
             except ApiError as error:
                 print(f"coalmine devcluster: --load failed: {error}", file=sys.stderr)
                 return 2
+            print(f"coalmine devcluster: kubeconfig {cluster.kubeconfig_path}", file=sys.stderr)
             print(cluster.url, flush=True)
             await stop.wait()
         finally:

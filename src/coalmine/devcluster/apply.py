@@ -7,7 +7,8 @@ applies are removed unless another manager owns them; `managedFields` records on
 manager with the leaf fields it owns (lists as single leaves). A field owned by another `Apply`
 manager (or by an `Update` manager recorded through an explicit `fieldManager`) whose value the
 applied object changes is a 409 conflict worded as kube's, unless `force=true`, which moves
-ownership. Real servers track ownership of list items by merge key and of every update; this
+ownership. A list whose items already hold every applied field (the server may have defaulted
+more) counts as unchanged: it is neither a conflict nor rewritten. Real servers track ownership of list items by merge key and of every update; this
 does not.
 """
 
@@ -103,7 +104,25 @@ def overlaps(a: Path, b: Path) -> bool:
     return a[:shorter] == b[:shorter]
 
 
+def covers(live: Any, applied: Any) -> bool:
+    """Whether `live` already holds everything `applied` says (fields it leaves out may differ,
+    e.g. ones the server defaulted inside list items)."""
+    if isinstance(applied, dict):
+        return isinstance(live, dict) and all(
+            key in live and covers(live[key], value) for key, value in applied.items()
+        )
+    if isinstance(applied, list):
+        return (
+            isinstance(live, list)
+            and len(live) == len(applied)
+            and all(covers(a, b) for a, b in zip(live, applied, strict=True))
+        )
+    return bool(live == applied)
+
+
 def merge(live: Any, applied: Any) -> Any:
+    if isinstance(applied, list) and covers(live, applied):
+        return live  # an unchanged list keeps what others (and defaulting) put in its items
     if not isinstance(applied, dict) or not isinstance(live, dict):
         return copy.deepcopy(applied)
     out = dict(live)
@@ -136,7 +155,9 @@ def apply(
         others.append((entry, paths))
         for path in paths:
             for mine in applied_paths:
-                if overlaps(path, mine) and get_path(base, mine) != get_path(applied, mine):
+                if overlaps(path, mine) and not covers(
+                    get_path(base, mine), get_path(applied, mine)
+                ):
                     conflicts.append((entry.get("manager", ""), entry.get("apiVersion", ""), mine))
     if conflicts and not force:
         raise _conflict_error(conflicts)
@@ -175,7 +196,6 @@ def apply(
 
 def record_update(old: Obj, new: Obj, manager: str, api_version: str, timestamp: str) -> None:
     """Record `manager` as owner (operation Update) of the fields it changed, in `new`."""
-    old_paths = field_paths(old)
     new_paths = field_paths(new)
     changed = {p for p in new_paths if get_path(old, p) != get_path(new, p)}
     if not changed:
@@ -194,7 +214,6 @@ def record_update(old: Obj, new: Obj, manager: str, api_version: str, timestamp:
             entry["fieldsV1"] = to_fields_v1(remaining)
             kept.append(entry)
     mine = (mine | changed) & new_paths
-    del old_paths
     kept.append(
         {
             "manager": manager,

@@ -41,7 +41,8 @@ class Simulator(Protocol):
 def load_manifests(text: str) -> list[dict[str, Any]]:
     """The documents of a (multi-document) YAML or JSON text, `List` kinds flattened."""
     docs: list[dict[str, Any]] = []
-    for doc in yaml.safe_load_all(text):
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 10x faster on big CRDs
+    for doc in yaml.load_all(text, Loader=loader):
         if not isinstance(doc, dict) or not doc:
             continue
         if doc.get("kind", "").endswith("List") and isinstance(doc.get("items"), list):

@@ -23,7 +23,8 @@ class FieldErrorLike(Protocol):
 
 
 def go_value(value: Any) -> str:
-    """Format a value the way apimachinery's field errors print it (`%q` for strings, `%#v` else)."""
+    """Format a value the way apimachinery's field errors print it: `%q` for strings, numbers and
+    booleans as is, anything else as JSON (`["10.96.0.10"]`, as current kube-apiservers do)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -32,9 +33,7 @@ def go_value(value: Any) -> str:
         return str(value)
     if isinstance(value, str):
         return json.dumps(value)
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return "[]string{" + ", ".join(json.dumps(item) for item in value) + "}"
-    return json.dumps(value, separators=(",", ":"))
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)

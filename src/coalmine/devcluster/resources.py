@@ -5,6 +5,10 @@ resource types can share one storage (`storage` key): core/v1 and events.k8s.io/
 views of one store, and every served version of a CRD reads the same objects (devcluster converts
 between CRD versions by rewriting `apiVersion` only, i.e. the `None` conversion strategy; webhook
 conversion is not supported).
+
+Built-in kinds are served at one version each (HorizontalPodAutoscalers at autoscaling/v2 only, so
+`kubectl autoscale`, which writes autoscaling/v1, fails); kinds not listed in `BUILTINS` (Nodes,
+Jobs, StatefulSets, PodDisruptionBudgets, RBAC, ...) are not served unless loaded as CRDs.
 """
 
 from __future__ import annotations
@@ -254,17 +258,17 @@ class Registry:
 
     def find(self, name: str) -> ResourceType | None:
         """Resolve `deployments`, `deployments.apps`, `deploy`, `Deployment` (preferred version)."""
-        plural, _, group = name.partition(".")
+        first, _, group = name.partition(".")
+        wanted = first.lower()
         candidates = [
             r
             for r in self.by_path.values()
             if (not group or r.group == group)
-            and name.split(".")[0].lower() in (r.plural, r.kind.lower(), r.singular, *r.short_names)
+            and wanted in (r.plural, r.kind.lower(), r.singular, *r.short_names)
         ]
         if not group:
             core = [r for r in candidates if r.group == ""]
             candidates = core or candidates
         preferred = [r for r in candidates if self.preferred.get(r.group) == r.version]
         chosen = preferred or candidates
-        del plural
         return chosen[0] if chosen else None

@@ -23,8 +23,10 @@ __all__ = [
     "Requirement",
     "SelectorError",
     "label_selector_from_object",
+    "label_value_problems",
     "parse_field_selector",
     "parse_label_selector",
+    "qualified_name_problems",
 ]
 
 
@@ -92,6 +94,21 @@ def _key_problems(key: str) -> list[str]:
     return []
 
 
+def qualified_name_problems(key: str) -> list[str]:
+    """Why `key` is not a valid label/annotation key (apimachinery's IsQualifiedName); [] if valid."""
+    return _key_problems(key)
+
+
+def label_value_problems(value: str) -> list[str]:
+    """Why `value` is not a valid label value (apimachinery's IsValidLabelValue); [] if valid."""
+    problems = []
+    if len(value) > 63:
+        problems.append("must be no more than 63 characters")
+    if not _LABEL_VALUE.match(value):
+        problems.append(_VALUE_MSG)
+    return problems
+
+
 def _validate_key(key: str) -> None:
     problems = _key_problems(key)
     if problems:
@@ -99,11 +116,7 @@ def _validate_key(key: str) -> None:
 
 
 def _validate_value(value: str, index: int, key: str) -> None:
-    problems = []
-    if len(value) > 63:
-        problems.append("must be no more than 63 characters")
-    if not _LABEL_VALUE.match(value):
-        problems.append(_VALUE_MSG)
+    problems = label_value_problems(value)
     if problems:
         raise SelectorError(
             f'values[{index}][{key}]: Invalid value: "{value}": {"; ".join(problems)}'

@@ -2,16 +2,23 @@
 
 Paths served: `/version`, `/api`, `/apis`, `/api/v1`, `/apis/{group}[/{version}]`, resource paths
 (`/api/v1/namespaces/{ns}/{plural}/{name}/{subresource}`, cluster-wide lists, legacy `/watch/`
-prefixes), `/openapi/v2` and `/openapi/v3` (minimal documents so kubectl's apply and explain do not
-fail), `/healthz`, `/readyz`, `/livez`, and the devcluster-only `/devcluster/faults` endpoints.
+prefixes), `/openapi/v3` (schema-less documents that tell kubectl each resource accepts
+`fieldValidation`, so `kubectl apply` validates on the server), `/healthz`, `/readyz`, `/livez`,
+and the devcluster-only `/devcluster/faults` endpoints.
 
-Differences from a real API server: JSON only (no protobuf; CBOR and YAML bodies are refused
-except `application/apply-patch+yaml`); discovery is served in the legacy (unaggregated) form only,
-so clients asking for aggregated discovery fall back as they do with older servers; OpenAPI
-documents carry no schemas, so `kubectl explain` has nothing to show and kubectl validates on the
-server (`fieldValidation` is accepted but unknown fields of built-in kinds are kept, not
-rejected); `dryRun=All` is honoured for create, update, patch and delete but not for admission
-side effects on Service IPs; watches of Tables (`kubectl get -w`) are not supported.
+Differences from a real API server:
+- responses are JSON only (every client also accepts JSON); request bodies are JSON, YAML for
+  apply patches, and protobuf only for the kinds `kubectl create <generator>` sends (`protobuf`);
+- discovery is served in the legacy (unaggregated) form only, so clients asking for aggregated
+  discovery fall back as they do with older servers;
+- `/openapi/v2` is 404 and `/openapi/v3` carries no schemas: `kubectl explain` has nothing to
+  show, and `fieldValidation` is accepted but unknown fields of built-in kinds are kept, not
+  rejected (custom resources are pruned by their schema);
+- `dryRun=All` is honoured for create, update, patch and delete, Service allocations included;
+- watches of Tables (`kubectl get -w`) stream one-row Tables;
+- there are no `pods/log`, `exec`, `attach`, `portforward` or `proxy` subresources (nothing runs),
+  no aggregated APIs and no RBAC (`kubectl auth can-i` fails); the only authentication is the
+  optional bearer token, and every authenticated request may do everything.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +36,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from coalmine.devcluster import protobuf
 from coalmine.devcluster.errors import (
     ApiError,
     bad_request,
@@ -39,6 +48,8 @@ from coalmine.devcluster.resources import ResourceType
 from coalmine.devcluster.storage import Entry, Watcher, dumps
 from coalmine.devcluster.store import Store, make_matcher
 from coalmine.devcluster.tables import table
+
+log = logging.getLogger(__name__)
 
 KUBE_VERSION = {
     "major": "1",
@@ -66,6 +77,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def json_response(body: Any, status: int = 200) -> web.Response:
     data = body if isinstance(body, bytes) else dumps(body)
     return web.Response(body=data, status=status, content_type="application/json")
+
+
+def partial_metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata", {}),
+    }
 
 
 def error_response(error: ApiError) -> web.Response:
@@ -137,6 +156,15 @@ class ApiServer:
                     ApiError(404, "NotFound", "the server could not find the requested resource")
                 )
             raise
+        except Exception as error:  # a bug must still answer as a Kubernetes API would
+            log.exception("devcluster: %s %s failed", request.method, request.path)
+            return error_response(
+                ApiError(
+                    500,
+                    "InternalError",
+                    f"an error on the server ({error!r}) has prevented the request from succeeding",
+                )
+            )
 
     # --- non-resource endpoints ------------------------------------------------------------
     async def version(self, request: web.Request) -> web.Response:
@@ -348,6 +376,8 @@ class ApiServer:
                 return json_response(
                     table(rt, [obj], str(entry.rv), query.get("includeObject", "Metadata"))
                 )
+            if self._wants_metadata(request):
+                return json_response(partial_metadata(entry.obj))
             return json_response(entry.json(rt))
         if verb == "list":
             return self._list(request, target)
@@ -363,7 +393,7 @@ class ApiServer:
             body = await self._json_body(request)
             if target.subresource == "scale":
                 current = self.store.entry(rt, target.name, target.namespace)
-                written = self.store._write_scale(rt, current, body, dry_run)
+                written = self.store.write_scale(rt, current, body, dry_run)
                 return json_response(self.store.scale_of(rt, written))
             entry = self.store.update_entry(
                 rt,
@@ -468,6 +498,8 @@ class ApiServer:
 
     async def _json_body(self, request: web.Request) -> Any:
         content_type = request.headers.get("Content-Type", "application/json").split(";")[0]
+        if content_type == "application/vnd.kubernetes.protobuf":
+            return protobuf.decode(await request.read())
         if content_type not in ("application/json", "", "application/yaml", "*/*"):
             raise ApiError(
                 415,
@@ -485,9 +517,15 @@ class ApiServer:
             if not yaml_ok:
                 raise bad_request(f"error decoding request body as JSON: {error}") from error
         try:
-            return yaml.safe_load(raw)
+            return yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError as error:
             raise bad_request(f"error decoding YAML: {error}") from error
+
+    @staticmethod
+    def _wants_metadata(request: web.Request) -> bool:
+        """Metadata-only clients (client-go's metadata informers) ask for PartialObjectMetadata."""
+        accept = request.headers.get("Accept", "")
+        return "as=PartialObjectMetadata" in accept and "g=meta.k8s.io" in accept
 
     @staticmethod
     def _wants_table(request: web.Request) -> bool:
@@ -548,6 +586,12 @@ class ApiServer:
         return self._maybe_table(request, rt, self._list_bytes(rt, entries, token))
 
     def _maybe_table(self, request: web.Request, rt: ResourceType, body: bytes) -> web.Response:
+        if self._wants_metadata(request) and not self._wants_table(request):
+            parsed = json.loads(body)
+            parsed["kind"] = "PartialObjectMetadataList"
+            parsed["apiVersion"] = "meta.k8s.io/v1"
+            parsed["items"] = [partial_metadata(item) for item in parsed["items"]]
+            return json_response(parsed)
         if not self._wants_table(request):
             return json_response(body)
         parsed = json.loads(body)
@@ -613,9 +657,26 @@ class ApiServer:
         response.enable_chunked_encoding()
         try:
             await response.prepare(request)
-            if initial:
-                await response.write(b"".join(initial))
-            await self._pump(response, watcher, deadline, bookmarks, rt)
+            transport = request.transport
+            if transport is None:
+                return response
+            sink = self._chunk_sink(transport, watcher)
+            if self._wants_table(request):
+                sink = self._table_sink(sink, rt, query.get("includeObject", "Metadata"))
+            elif self._wants_metadata(request):
+                sink = self._metadata_sink(sink)
+            # Switch to direct writes in one synchronous step, so no event is lost or reordered.
+            pending = initial
+            while not watcher.queue.empty():
+                item = watcher.queue.get_nowait()
+                if item is None:
+                    watcher.close()
+                    break
+                pending.append(item)
+            if pending:
+                sink(b"".join(pending))
+            watcher.sink = sink
+            await self._wait_for_end(request, watcher, deadline, bookmarks, rt)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -624,6 +685,59 @@ class ApiServer:
             await response.write_eof()
         return response
 
+    MAX_WATCH_BUFFER = 64 * 1024 * 1024
+
+    @staticmethod
+    def _metadata_sink(sink: Callable[[bytes], None]) -> Callable[[bytes], None]:
+        def to_metadata(data: bytes) -> None:
+            out = []
+            for line in data.splitlines():
+                event = json.loads(line)
+                if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                    event["object"] = partial_metadata(event["object"])
+                out.append(dumps(event) + b"\n")
+            sink(b"".join(out))
+
+        return to_metadata
+
+    @staticmethod
+    def _table_sink(
+        sink: Callable[[bytes], None], rt: ResourceType, include: str
+    ) -> Callable[[bytes], None]:
+        """`kubectl get -w`: each event's object becomes a one-row Table, as real servers send."""
+
+        def to_table(data: bytes) -> None:
+            out = []
+            for line in data.splitlines():
+                event = json.loads(line)
+                obj = event["object"]
+                if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                    version = obj.get("metadata", {}).get("resourceVersion", "")
+                    event["object"] = table(rt, [obj], version, include)
+                out.append(dumps(event) + b"\n")
+            sink(b"".join(out))
+
+        return to_table
+
+    def _chunk_sink(
+        self, transport: asyncio.BaseTransport, watcher: Watcher
+    ) -> Callable[[bytes], None]:
+        """Write HTTP chunks straight to the socket; a watcher that cannot keep up is dropped."""
+        assert isinstance(transport, asyncio.WriteTransport)
+        dropped = False
+
+        def sink(data: bytes) -> None:
+            nonlocal dropped
+            if dropped:
+                return
+            if transport.is_closing() or transport.get_write_buffer_size() > self.MAX_WATCH_BUFFER:
+                dropped = True
+                watcher.close()
+                return
+            transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+
+        return sink
+
     def _bookmark(self, rt: ResourceType, rv: int, initial_end: bool = False) -> bytes:
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
         if initial_end:
@@ -631,39 +745,35 @@ class ApiServer:
         obj = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
         return b'{"type":"BOOKMARK","object":' + dumps(obj) + b"}\n"
 
-    async def _pump(
+    DISCONNECT_CHECK = 2.0
+
+    async def _wait_for_end(
         self,
-        response: web.StreamResponse,
+        request: web.Request,
         watcher: Watcher,
         deadline: float | None,
         bookmarks: bool,
         rt: ResourceType,
     ) -> None:
-        queue = watcher.queue
-        interval = self.options.bookmark_interval if bookmarks else None
+        """Until the watch is closed, times out or its client is gone; bookmarks while idle."""
+        interval = self.options.bookmark_interval
+        next_bookmark = time.monotonic() + interval
         while True:
-            wait: float | None = interval
+            now = time.monotonic()
+            wait = self.DISCONNECT_CHECK
+            if bookmarks:
+                wait = min(wait, max(next_bookmark - now, 0.0))
             if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                if deadline <= now:
                     return
-                wait = left if wait is None else min(wait, left)
+                wait = min(wait, deadline - now)
             try:
-                if wait is None:
-                    first = await queue.get()
-                else:
-                    first = await asyncio.wait_for(queue.get(), wait)
-            except TimeoutError:
-                if bookmarks and (deadline is None or time.monotonic() < deadline):
-                    await response.write(self._bookmark(rt, self.store.storage.rv))
-                continue
-            batch = [first]
-            while not queue.empty():
-                batch.append(queue.get_nowait())
-            closed = None in batch
-            if closed:
-                batch = batch[: batch.index(None)]
-            if batch:
-                await response.write(b"".join(item for item in batch if item is not None))
-            if closed:
+                await asyncio.wait_for(watcher.queue.get(), wait)
                 return
+            except TimeoutError:
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    return
+                if bookmarks and watcher.sink is not None and time.monotonic() >= next_bookmark:
+                    watcher.sink(self._bookmark(rt, self.store.storage.rv))
+                    next_bookmark = time.monotonic() + interval

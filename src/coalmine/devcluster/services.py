@@ -120,7 +120,7 @@ class ServiceAllocator:
     def admit(self, new: Obj, old: Obj | None) -> Obj:
         """Default, validate and allocate for a create (`old` None) or an update; raise 422."""
         svc = copy.deepcopy(new)
-        spec = svc.setdefault("spec", {})
+        svc.setdefault("spec", {})
         if old is not None:
             _drop_type_dependent_fields(svc, old)
             _patch_allocated_values(svc, old)
@@ -135,7 +135,6 @@ class ServiceAllocator:
             raise invalid("Service", "", name, causes)
         if old is not None:
             self._release_unused(old, svc)
-        del spec
         return svc
 
     def _allocate(self, svc: Obj, old: Obj | None) -> list[Cause]:
@@ -205,6 +204,14 @@ class ServiceAllocator:
         for port in service_node_ports(old):
             if port not in held_ports:
                 self.release_port(port)
+
+    def release_unused(self, dry_run: Obj, live: Obj) -> None:
+        """Undo what admitting the dry-run update `dry_run` of `live` allocated."""
+        self._release_unused(dry_run, live)
+        for ip in live.get("spec", {}).get("clusterIPs") or []:
+            if ip != "None":
+                self.ips.add(ip)
+        self.ports.update(service_node_ports(live))
 
     def release(self, svc: Obj) -> None:
         """Free what a deleted Service held."""
@@ -412,7 +419,7 @@ def _validate(svc: Obj, old: Obj | None) -> list[Cause]:
         old_ips = old.get("spec", {}).get("clusterIPs") or []
         if old_ips and cluster_ips and old_ips[0] != cluster_ips[0]:
             causes.append(
-                Cause.invalid("spec.clusterIPs[0]", cluster_ips[0], "may not change once set")
+                Cause.invalid("spec.clusterIPs[0]", cluster_ips, "may not change once set")
             )
     causes.extend(_validate_ports(spec))
     return causes

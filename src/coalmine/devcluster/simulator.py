@@ -127,6 +127,17 @@ class _Store(Protocol):
     def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]: ...
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    """`value` if it is a JSON object, else empty: built-in kinds are not schema-validated, so a
+    workload's spec or status may hold anything and must not break the simulator."""
+    return value if isinstance(value, dict) else {}
+
+
+def _count(status: dict[str, Any], key: str) -> int:
+    value = status.get(key, 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -138,15 +149,15 @@ def template_hash(template: Any) -> str:
 
 
 def _replicas(obj: dict[str, Any]) -> int:
-    value = (obj.get("spec") or {}).get("replicas", 1)
+    value = _dict(obj.get("spec")).get("replicas", 1)
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 1
 
 
 def _max_unavailable(obj: dict[str, Any], replicas: int) -> int:
-    strategy = (obj.get("spec") or {}).get("strategy") or {}
+    strategy = _dict(_dict(obj.get("spec")).get("strategy"))
     if strategy.get("type") == "Recreate":
         return replicas
-    value = (strategy.get("rollingUpdate") or {}).get("maxUnavailable", "25%")
+    value = _dict(strategy.get("rollingUpdate")).get("maxUnavailable", "25%")
     if isinstance(value, str) and value.endswith("%"):
         try:
             return math.floor(replicas * float(value[:-1]) / 100)
@@ -277,7 +288,7 @@ class WorkloadSimulator:
             return
         obj = change.entry.obj
         if change.type == "DELETED":
-            meta = obj.get("metadata") or {}
+            meta = _dict(obj.get("metadata"))
             tracked = self._tracked.pop(
                 (storage, meta.get("namespace", ""), meta.get("name", "")), None
             )
@@ -288,9 +299,9 @@ class WorkloadSimulator:
 
     def _observe(self, storage: str, obj: dict[str, Any], initial: bool) -> None:
         """Schedule a rollout when the spec or a simulator annotation changed since last seen."""
-        meta = obj.get("metadata") or {}
+        meta = _dict(obj.get("metadata"))
         key = (storage, meta.get("namespace", ""), meta.get("name", ""))
-        annotations = meta.get("annotations") or {}
+        annotations = _dict(meta.get("annotations"))
         signature = (
             meta.get("generation"),
             annotations.get(FAIL_ROLLOUT),
@@ -305,11 +316,11 @@ class WorkloadSimulator:
         tracked.cancel()
         loop = self._loop
         assert loop is not None
-        status = obj.get("status") or {}
+        status = _dict(obj.get("status"))
         caught_up = status.get("observedGeneration") == meta.get("generation")
         if initial and caught_up:
             # Already rolled out before we started: remember the template, only re-check the end.
-            tracked.rolled_out_hash = template_hash((obj.get("spec") or {}).get("template"))
+            tracked.rolled_out_hash = template_hash(_dict(obj.get("spec")).get("template"))
         else:
             tracked.pending.append(loop.call_soon(self._step, key, False))
         delay = self._delay(annotations, key)
@@ -351,7 +362,7 @@ class WorkloadSimulator:
             status = self._deployment_status(obj, tracked, finished)
         else:
             status = self._daemonset_status(obj, tracked, finished)
-        if status == (obj.get("status") or {}):
+        if status == obj.get("status"):
             return
         obj["status"] = status
         obj["metadata"].pop("resourceVersion", None)
@@ -366,10 +377,10 @@ class WorkloadSimulator:
         self, obj: dict[str, Any], tracked: _Tracked, finished: bool
     ) -> tuple[str, bool, bool]:
         """(template hash, template changed since the last finished rollout, rollout failed)."""
-        spec = obj.get("spec") or {}
+        spec = _dict(obj.get("spec"))
         current_hash = template_hash(spec.get("template"))
         changed = current_hash != tracked.rolled_out_hash
-        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        annotations = _dict(_dict(obj.get("metadata")).get("annotations"))
         failed = str(annotations.get(FAIL_ROLLOUT, "")).lower() == "true"
         if finished and not failed:
             tracked.rolled_out_hash = current_hash
@@ -379,20 +390,22 @@ class WorkloadSimulator:
         self, obj: dict[str, Any], tracked: _Tracked, finished: bool
     ) -> dict[str, Any]:
         meta = obj["metadata"]
-        spec = obj.get("spec") or {}
-        old = obj.get("status") or {}
+        spec = _dict(obj.get("spec"))
+        old = _dict(obj.get("status"))
         desired = _replicas(obj)
         current_hash, changed, failed = self._rollout_outcome(obj, tracked, finished)
         replica_set = f"{meta['name']}-{current_hash}"
         now = _now()
-        conditions: list[dict[str, Any]] = list(old.get("conditions") or [])
+        conditions: list[dict[str, Any]] = [
+            c for c in old.get("conditions") or [] if isinstance(c, dict)
+        ]
         min_available = desired - _max_unavailable(obj, desired)
 
         if spec.get("paused"):
-            replicas = old.get("replicas", 0)
-            updated = old.get("updatedReplicas", 0)
-            ready = old.get("readyReplicas", 0)
-            available = old.get("availableReplicas", 0)
+            replicas = _count(old, "replicas")
+            updated = _count(old, "updatedReplicas")
+            ready = _count(old, "readyReplicas")
+            available = _count(old, "availableReplicas")
             conditions = _set_condition(
                 conditions,
                 "Progressing",
@@ -402,15 +415,15 @@ class WorkloadSimulator:
                 now,
             )
         elif not finished:
-            replicas = max(old.get("replicas", 0), desired)
+            replicas = max(_count(old, "replicas"), desired)
             if not old.get("observedGeneration"):
                 updated = desired  # a new Deployment's first pods are all of the new template
             elif changed:
                 updated = 0
             else:
-                updated = min(old.get("updatedReplicas", 0), desired)
-            ready = min(old.get("readyReplicas", 0), desired)
-            available = min(old.get("availableReplicas", 0), desired)
+                updated = min(_count(old, "updatedReplicas"), desired)
+            ready = min(_count(old, "readyReplicas"), desired)
+            available = min(_count(old, "availableReplicas"), desired)
             if changed:
                 reason, message = "NewReplicaSetCreated", f'Created new replica set "{replica_set}"'
             else:
@@ -471,8 +484,8 @@ class WorkloadSimulator:
         return _omit_zeros(status, _DEPLOYMENT_OMITEMPTY)
 
     def _scheduled_nodes(self, obj: dict[str, Any]) -> int:
-        template_spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
-        selector = template_spec.get("nodeSelector") or {}
+        template_spec = _dict(_dict(_dict(obj.get("spec")).get("template")).get("spec"))
+        selector = _dict(template_spec.get("nodeSelector"))
         return sum(
             1 for labels in self.nodes if all(labels.get(k) == v for k, v in selector.items())
         )
@@ -481,7 +494,7 @@ class WorkloadSimulator:
         self, obj: dict[str, Any], tracked: _Tracked, finished: bool
     ) -> dict[str, Any]:
         meta = obj["metadata"]
-        old = obj.get("status") or {}
+        old = _dict(obj.get("status"))
         desired = self._scheduled_nodes(obj)
         _, changed, failed = self._rollout_outcome(obj, tracked, finished)
         if not finished:
@@ -490,8 +503,8 @@ class WorkloadSimulator:
             elif changed:
                 updated = 0
             else:
-                updated = min(old.get("updatedNumberScheduled", 0), desired)
-            ready = min(old.get("numberReady", 0), desired)
+                updated = min(_count(old, "updatedNumberScheduled"), desired)
+            ready = min(_count(old, "numberReady"), desired)
         elif failed:
             updated, ready = desired, 0
         else:

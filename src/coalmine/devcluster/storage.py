@@ -22,7 +22,7 @@ import json
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from coalmine.devcluster.resources import ResourceType
 
@@ -128,37 +128,46 @@ class Change:
         return data
 
 
-class Matcher(Protocol):
-    def __call__(self, obj: Obj) -> bool: ...
-
-
 @dataclass(eq=False)
 class Watcher:
-    """A watch connection's filter and its queue of ready-to-send lines (None = closed)."""
+    """A watch connection's filter and where its lines go.
+
+    With a `sink`, lines are written synchronously from the committing write (no task switch
+    per watcher and event, which is what makes 100 watchers cheap); without one they are queued.
+    `queue` also carries None when the watch must end.
+    """
 
     resource: ResourceType
     namespace: str | None
     matches: Callable[[Obj], bool] | None
+    sink: Callable[[bytes], None] | None = None
     queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+
+    def send(self, line: bytes) -> None:
+        if self.sink is not None:
+            self.sink(line)
+        else:
+            self.queue.put_nowait(line)
 
     def offer(self, change: Change) -> None:
         entry = change.entry
         if self.namespace is not None and entry.namespace != self.namespace:
             return
         if self.matches is None:
-            self.queue.put_nowait(change.line(change.type, self.resource))
+            self.send(change.line(change.type, self.resource))
             return
-        now = change.type != "DELETED" and self.matches(view(self.resource, entry.obj))
-        before = change.old is not None and self.matches(view(self.resource, change.old))
         if change.type == "DELETED":
             if self.matches(view(self.resource, entry.obj)):
-                self.queue.put_nowait(change.line("DELETED", self.resource))
-        elif now and before:
-            self.queue.put_nowait(change.line("MODIFIED", self.resource))
+                self.send(change.line("DELETED", self.resource))
+            return
+        now = self.matches(view(self.resource, entry.obj))
+        before = change.old is not None and self.matches(view(self.resource, change.old))
+        if now and before:
+            self.send(change.line("MODIFIED", self.resource))
         elif now:
-            self.queue.put_nowait(change.line("ADDED", self.resource))
+            self.send(change.line("ADDED", self.resource))
         elif before:
-            self.queue.put_nowait(change.line("DELETED", self.resource))
+            self.send(change.line("DELETED", self.resource))
 
     def close(self) -> None:
         self.queue.put_nowait(None)

@@ -28,14 +28,22 @@ Differences from a real API server, beyond those noted in `storage`, `services`,
   others on PUT);
 - there is no admission chain beyond namespace lifecycle, Service allocation, CRD schemas and a
   few built-in defaults (no ServiceAccount tokens, no LimitRanges, no pod defaulting of containers);
-  built-in kinds are not schema-validated beyond names, labels and the Service rules;
+  built-in kinds are not schema-validated beyond names, labels, annotation keys, the Service
+  rules and workload selectors;
 - pods are deleted at once (no kubelet grace period) unless they carry finalizers;
 - garbage collection, foreground deletion and namespace termination run synchronously inside the
   delete request instead of in background controllers, so dependents are gone when it returns;
 - deleting a CRD removes its custom resources at once, ignoring their finalizers;
 - `metadata.generation` is kept for every kind (real servers keep it only for some);
 - managed fields are recorded for server-side apply, and for other writes only when the request
-  names a `fieldManager`.
+  names a `fieldManager`;
+- `/status` writes take only `status` from the body for every kind (kube's CRD rule; some
+  built-in status strategies also let labels or annotations through);
+- `namespaces/{name}/finalize` is a plain update of the namespace;
+- built-in defaulting covers Services, Namespaces, the top level of Deployments, ReplicaSets and
+  DaemonSets (replicas, strategy, revisionHistoryLimit, progressDeadlineSeconds) and the common
+  pod spec defaults (restartPolicy, dnsPolicy, imagePullPolicy, terminationMessage*, container
+  port protocol...), not every defaulted field (probes' thresholds, volumes' modes, ...).
 """
 
 from __future__ import annotations
@@ -97,6 +105,7 @@ SYSTEM_META = (
 )
 
 ResourceArg = str | ResourceType
+PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 
 
 def _copy(value: Any) -> Any:
@@ -277,6 +286,8 @@ class Store:
         if field_manager:
             ssa.record_update({}, obj, field_manager, rt.api_version, meta["creationTimestamp"])
         if dry_run:
+            if rt.kind == "Service" and rt.group == "":
+                self.services.release(obj)  # a dry run shows the allocation but keeps nothing
             meta["resourceVersion"] = str(self.storage.rv)
             return Entry(obj, self.storage.rv)
         meta["resourceVersion"] = str(self.storage.next_rv())
@@ -305,6 +316,14 @@ class Store:
                 )
         obj["apiVersion"] = api_version
         obj["kind"] = kind
+        if rt.builtin:
+            for key in ("metadata", "spec", "status"):
+                value = obj.get(key)
+                if value is not None and not isinstance(value, dict):
+                    raise bad_request(
+                        f"json: cannot unmarshal {_json_type(value)} into Go struct field "
+                        f"{rt.kind}.{key} of type object"
+                    )
         if rt.storage == "events" and rt.group == "events.k8s.io":
             obj = events_v1_to_core_event(obj)
         elif rt.storage == "events":
@@ -349,6 +368,8 @@ class Store:
                 causes.append(
                     Cause.invalid(f"metadata.{field}", value, "must be a map of string to string")
                 )
+                continue
+            causes.extend(_label_causes(f"metadata.{field}", value, values=field == "labels"))
         for index, ref in enumerate(meta.get("ownerReferences") or []):
             for required in ("apiVersion", "kind", "name", "uid"):
                 if not isinstance(ref, dict) or not ref.get(required):
@@ -379,6 +400,17 @@ class Store:
 
     def _admit(self, rt: ResourceType, obj: Obj, old: Obj | None) -> Obj:
         """Kind-specific defaulting, validation and allocation; returns the object to store."""
+        try:
+            return self._admit_kind(rt, obj, old)
+        except (AttributeError, TypeError, KeyError, ValueError) as error:
+            # a field of the wrong JSON type deep inside a built-in object: what the real server
+            # reports as a decoding error
+            raise bad_request(
+                f'{rt.kind} "{obj["metadata"].get("name", "")}": the object could not be '
+                f"decoded: a field has the wrong type ({error})"
+            ) from error
+
+    def _admit_kind(self, rt: ResourceType, obj: Obj, old: Obj | None) -> Obj:
         name = obj["metadata"].get("name", "")
         if not rt.builtin and rt.schema is not None:
             obj = self._admit_custom(rt, obj)
@@ -397,6 +429,17 @@ class Store:
             if rt.kind != "DaemonSet":
                 spec.setdefault("replicas", 1)
             spec.setdefault("revisionHistoryLimit", 10)
+            if rt.kind == "DaemonSet":
+                spec.setdefault(
+                    "updateStrategy",
+                    {
+                        "type": "RollingUpdate",
+                        "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0},
+                    },
+                )
+            template = spec.get("template")
+            if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+                default_pod_spec(template["spec"])
             if rt.kind == "Deployment":
                 spec.setdefault("progressDeadlineSeconds", 600)
                 spec.setdefault(
@@ -422,8 +465,11 @@ class Store:
                         )
                     ],
                 )
-        elif rt.group == "" and rt.kind == "Pod" and old is None:
-            obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
+        elif rt.group == "" and rt.kind == "Pod":
+            if isinstance(obj.get("spec"), dict):
+                default_pod_spec(obj["spec"])
+            if old is None:
+                obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
         return obj
 
     def _admit_custom(self, rt: ResourceType, obj: Obj) -> Obj:
@@ -489,10 +535,13 @@ class Store:
         old = current.obj
         old_meta = old["metadata"]
         if subresource == "status":
-            new = {k: v for k, v in old.items() if k not in ("metadata", "status")}
+            # as kube's status strategies: only status (and managed fields) come from the body
+            new = {k: v for k, v in old.items() if k != "status"}
             if "status" in obj:
                 new["status"] = obj["status"]
-            new["metadata"] = meta
+            new["metadata"] = dict(old_meta)
+            if "managedFields" in meta:
+                new["metadata"]["managedFields"] = meta["managedFields"]
         else:
             new = obj
             if rt.status:
@@ -548,6 +597,8 @@ class Store:
         if new == old:
             return current  # a no-op write does not change the resourceVersion
         if dry_run:
+            if rt.kind == "Service" and rt.group == "":
+                self.services.release_unused(new, old)
             return Entry(new, current.rv)
         if (
             old_meta.get("deletionTimestamp")
@@ -637,7 +688,7 @@ class Store:
         if not isinstance(patched, dict):
             raise bad_request("the patch did not result in an object")
         if subresource == "scale":
-            return self._write_scale(rt, current, patched, dry_run)
+            return self.write_scale(rt, current, patched, dry_run)
         if patch_type != "json" and (patch.get("metadata") or {}).get("resourceVersion") is None:
             # a patch that does not name a resourceVersion is unconditional
             patched.setdefault("metadata", {})["resourceVersion"] = str(current.rv)
@@ -676,10 +727,10 @@ class Store:
             result = ssa.apply(None, applied, field_manager, force, rt.api_version, timestamp)
             result["apiVersion"], result["kind"] = applied["apiVersion"], applied["kind"]
             result["metadata"]["name"] = name
-            managed = result["metadata"].pop("managedFields")
-            entry_obj = dict(result)
-            entry_obj["metadata"] = dict(result["metadata"], managedFields=managed)
-            return self.create_entry(rt, entry_obj, namespace, dry_run=dry_run)
+            return self.create_entry(rt, result, namespace, dry_run=dry_run)
+        wanted = meta.get("resourceVersion")
+        if wanted not in (None, "") and str(wanted) != str(current.rv):
+            raise conflict(rt.plural, rt.group, name, STALE)
         live = json.loads(current.json(rt))
         result = ssa.apply(
             live, applied, field_manager, force, rt.api_version, timestamp, subresource
@@ -734,9 +785,9 @@ class Store:
     ) -> Obj:
         rt = self.resolve(resource)
         current = self.entry(rt, name, namespace)
-        return self.scale_of(rt, self._write_scale(rt, current, scale, False))
+        return self.scale_of(rt, self.write_scale(rt, current, scale, False))
 
-    def _write_scale(self, rt: ResourceType, current: Entry, scale: Any, dry_run: bool) -> Entry:
+    def write_scale(self, rt: ResourceType, current: Entry, scale: Any, dry_run: bool) -> Entry:
         assert rt.scale is not None
         if not isinstance(scale, dict):
             raise bad_request("the body of the request must be a Scale object")
@@ -805,12 +856,14 @@ class Store:
                     )
                 ],
             )
+        is_namespace = rt.kind == "Namespace" and rt.group == ""
+        if is_namespace and name in PROTECTED_NAMESPACES:
+            raise forbidden(rt.plural, rt.group, name, "this namespace may not be deleted")
         if dry_run:
             return current
         uid = meta["uid"]
         if propagation_policy == "Orphan":
             self._orphan_dependents(uid)
-        is_namespace = rt.kind == "Namespace" and rt.group == ""
         dependents = self.storage.dependents.get(uid)
         finalizers = list(meta.get("finalizers") or [])
         if propagation_policy == "Foreground" and dependents and FOREGROUND not in finalizers:
@@ -1007,6 +1060,9 @@ class Store:
             final["metadata"]["resourceVersion"] = str(self.storage.next_rv())
             self.storage.commit(storage, "DELETED", final, entry.obj)
         self.registry.remove_crd(crd["metadata"]["name"])
+        for watcher in list(self.storage.watchers.get(storage, ())):
+            watcher.close()  # the resource is gone, so are its watches (clients re-list and fail)
+        self.storage.watchers.pop(storage, None)
 
     # --- manifests -------------------------------------------------------------------------
     def apply_manifests(
@@ -1032,6 +1088,55 @@ class Store:
             )
             results.append(json.loads(entry.json(rt)))
         return results
+
+
+def default_pod_spec(spec: Obj) -> None:
+    """The defaults kube-apiserver writes into every pod spec (and pod template)."""
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    for key in ("containers", "initContainers"):
+        for container in spec.get(key) or []:
+            image = str(container.get("image", ""))
+            tag = image.rsplit("/", 1)[-1].partition("@")[0]
+            latest = ":" not in tag or tag.endswith(":latest")
+            container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
+            container.setdefault("terminationMessagePath", "/dev/termination-log")
+            container.setdefault("terminationMessagePolicy", "File")
+            container.setdefault("resources", {})
+            for port in container.get("ports") or []:
+                port.setdefault("protocol", "TCP")
+
+
+def _label_causes(path: str, mapping: dict[str, str], values: bool) -> list[Cause]:
+    """ObjectMeta's rules: keys are qualified names; label values are at most 63 characters of
+    the label alphabet (the selectors module's checks, the same apimachinery rules)."""
+    from coalmine.devcluster.selectors import label_value_problems, qualified_name_problems
+
+    causes: list[Cause] = []
+    for key, value in mapping.items():
+        problems = qualified_name_problems(key)
+        if problems:
+            causes.append(Cause.invalid(path, key, "; ".join(problems)))
+        if values:
+            value_problems = label_value_problems(value)
+            if value_problems:
+                causes.append(Cause.invalid(path, value, "; ".join(value_problems)))
+    return causes
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return "object"
 
 
 def _go_strings(values: list[str]) -> str:

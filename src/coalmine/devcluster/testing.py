@@ -5,7 +5,9 @@ Enable with `pytest_plugins = ["coalmine.devcluster.testing"]` in a conftest.py.
 - `devcluster`: a started in-process `DevCluster` (function-scoped, async);
 - `devcluster_http`: a `DevClusterHTTP` raw client of the `devcluster` fixture (status + JSON);
 - `devcluster_process`: `python -m coalmine devcluster --port 0` as a subprocess, for tests that
-  need the server outside their event loop (its URL, kubeconfig path and process).
+  need the server outside their event loop (its URL, kubeconfig path and process);
+  `start_devcluster_process(kubeconfig_path, *flags)` / `stop_devcluster_process(server)` start
+  one with other flags (`--token`, `--load FILE`, `--no-simulator`, ...).
 """
 
 from __future__ import annotations

@@ -7,45 +7,24 @@ in-memory stand-ins: the cluster side is exactly what the controller runs.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
+from coalmine.analysis import AnalysisOutcome, AvailabilityOutcome
 from coalmine.api.models import Canary, CanaryStatus, CanaryWebhook, Phase, Strategy
+from coalmine.controller.adapters import SystemClock
+from coalmine.controller.seams import ControllerSeams
 from coalmine.kube.context import ClusterContext
-from coalmine.routers.base import Router, ServiceRouter
-from coalmine.routers.kubernetes import KubernetesMeshRouter, service_router_for
-from coalmine.scheduler import AnalysisOutcome, Dependencies, Scheduler, SchedulerConfig
+from coalmine.scheduler import Dependencies, Scheduler, SchedulerConfig
 from coalmine.scheduler.ports import AlertSeverity, AnalysisStatus, EventType
-from coalmine.targets.base import ScalerReconciler, TargetController
-from coalmine.targets.kinds_registry import scaler_for, target_controller_for
 
 from .io_helpers import POLL_SECONDS, WAIT_SECONDS
 
 
-@dataclass
-class ClusterSeams:
-    ctx: ClusterContext
-
-    def target(self, canary: Canary) -> TargetController:
-        return target_controller_for(canary, self.ctx)
-
-    def scaler(self, canary: Canary) -> ScalerReconciler | None:
-        return scaler_for(canary, self.ctx)
-
-    def service_router(self, canary: Canary) -> ServiceRouter:
-        return service_router_for(canary, self.ctx)
-
-    def mesh_router(self, canary: Canary, provider: str) -> Router:
-        assert provider == "kubernetes", provider
-        return KubernetesMeshRouter()
-
-
 class PassingAnalysis:
-    async def check_providers(self, canary: Canary) -> None:
-        return None
+    async def check_availability(self, canary: Canary) -> AvailabilityOutcome:
+        return AvailabilityOutcome(True, "all the metrics providers are available!")
 
-    async def analyse(self, canary: Canary) -> AnalysisOutcome:
+    async def analyse(self, canary: Canary, *, route: str | None = None) -> AnalysisOutcome:
         return AnalysisOutcome()
 
 
@@ -92,18 +71,6 @@ class NoMetrics:
     def inc_successes(self, canary: Canary, strategy: Strategy, status: AnalysisStatus) -> None: ...
     def inc_failures(self, canary: Canary, strategy: Strategy, status: AnalysisStatus) -> None: ...
     def observe_duration(self, canary: Canary, seconds: float) -> None: ...
-    def set_analysis_value(self, canary: Canary, metric: str, value: float) -> None: ...
-
-
-class WallClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 class ClusterRig:
@@ -114,14 +81,14 @@ class ClusterRig:
         self.store = StatusStore(canary)
         self.scheduler = Scheduler(
             Dependencies(
-                seams=ClusterSeams(ctx),
+                seams=ControllerSeams(ctx),
                 analyzer=PassingAnalysis(),
                 webhooks=AcceptingWebhooks(),
                 alerts=SilentAlerts(),
                 recorder=self.events,
                 status=self.store,
                 metrics=NoMetrics(),
-                clock=WallClock(),
+                clock=SystemClock(),
             ),
             SchedulerConfig(mesh_provider="kubernetes"),
         )

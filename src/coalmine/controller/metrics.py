@@ -7,7 +7,11 @@ process never share series. All `name` labels are the target's name, as in Flagg
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from coalmine import __version__
 from coalmine.api import naming
@@ -113,5 +117,29 @@ class ControllerMetrics:
         for namespace, count in per_namespace.items():
             self.canary_total.labels(namespace=namespace).set(count)
 
+    def watch_api_requests(self, requests: Mapping[str, int]) -> None:
+        """Export the client's request counts (`verb kind` → n) as `coalmine_kube_requests_total`.
+
+        Not a Flagger metric: it is how the scale benchmark measures API requests per cycle, and
+        how an operator sees a controller that talks to the API server more than it should.
+        """
+        self.registry.register(_RequestsCollector(requests))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _RequestsCollector(Collector):
+    def __init__(self, requests: Mapping[str, int]) -> None:
+        self.requests = requests
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "coalmine_kube_requests",
+            "Requests made to the Kubernetes API server",
+            labels=["verb", "resource"],
+        )
+        for key, count in sorted(self.requests.items()):
+            verb, _, resource = key.partition(" ")
+            family.add_metric([verb, resource], count)
+        yield family

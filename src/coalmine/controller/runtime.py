@@ -109,8 +109,10 @@ class Controller:
         settings = self.settings
         api = KubeApi(load_config(settings.kubeconfig or None, settings.kubeconfig_context or None))
         caches = Caches(api, settings.namespace or None)
+        self.metrics.watch_api_requests(api.requests)
         host, port = settings.listen_host_port
         runner, self.http_port = await start_http(self.metrics, self.is_ready, host, port)
+        log.info("serving /metrics, /healthz and /readyz on %s:%d", host, self.http_port)
         session = create_session()
         try:
             await check_crds(api, settings.namespace or None)

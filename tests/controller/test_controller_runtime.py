@@ -1,0 +1,261 @@
+"""The controller in-process against devcluster: bad input, duplicates, endpoints, SIGTERM-style stop.
+
+A user's mistake becomes a condition and a Warning event on that canary only; other canaries
+carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from coalmine.controller.runtime import Controller
+from coalmine.controller.settings import Settings
+from coalmine.devcluster.cluster import DevCluster
+from coalmine.kube.api import KubeApi, load_config
+from coalmine.kube.kinds import CANARY, EVENT, SERVICE
+
+CRD_DIR = Path(__file__).resolve().parents[2] / "deploy" / "crds"
+
+
+async def eventually(predicate: Callable[[], Any], limit: float = 30.0) -> None:
+    async with asyncio.timeout(limit):
+        while not await predicate():
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def api(devcluster: DevCluster) -> AsyncIterator[KubeApi]:
+    for path in sorted(CRD_DIR.glob("*.yaml")):
+        if path.name != "kustomization.yaml":
+            devcluster.apply_manifests(path.read_text())
+    client = KubeApi(load_config(str(devcluster.kubeconfig_path)))
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def controller(devcluster: DevCluster, api: KubeApi) -> AsyncIterator[Controller]:
+    settings = Settings(
+        kubeconfig=str(devcluster.kubeconfig_path),
+        listen_address="127.0.0.1:0",
+        min_analysis_interval=1.0,
+        control_loop_interval=1.0,
+        mesh_provider="kubernetes",
+        metrics_server="http://127.0.0.1:9",
+    )
+    controller = Controller(settings)
+    task = asyncio.create_task(controller.run())
+    await eventually(_async(controller.is_ready))
+    yield controller
+    controller.stop()
+    assert await asyncio.wait_for(task, 40) == 0
+
+
+def _async(check: Callable[[], bool]) -> Callable[[], Any]:
+    async def predicate() -> bool:
+        return check()
+
+    return predicate
+
+
+def service(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"selector": {"app": f"{name}-blue"}, "ports": [{"port": 80}]},
+    }
+
+
+def canary(name: str, target: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "Canary",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "targetRef": {"apiVersion": "v1", "kind": "Service", "name": target},
+            "service": {"port": 80},
+            "analysis": {"interval": "1s", "threshold": 1, "iterations": 1},
+            **spec,
+        },
+    }
+
+
+async def phase_of(api: KubeApi, name: str) -> str:
+    obj = await api.get(CANARY, name, "default")
+    return str((obj.get("status") or {}).get("phase") or "")
+
+
+async def warnings(api: KubeApi, name: str) -> list[str]:
+    events = (await api.list(EVENT, "default")).items
+    return [
+        e["message"]
+        for e in events
+        if e["involvedObject"]["name"] == name and e["type"] == "Warning"
+    ]
+
+
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for item in (obj.get("status") or {}).get("conditions") or []:
+        if item.get("type") == kind:
+            return dict(item)
+    return None
+
+
+async def test_an_invalid_canary_gets_a_condition_and_a_warning_naming_the_field_and_others_carry_on(
+    api: KubeApi, controller: Controller
+) -> None:
+    await api.create(SERVICE, service("good"))
+    await api.create(SERVICE, service("bad"))
+    bad = canary("bad", "bad")
+    bad["spec"]["analysis"] = {"interval": "1s", "threshold": 1, "stepWeights": [20, 10]}
+    await api.create(CANARY, bad)
+    await api.create(CANARY, canary("good", "good"))
+
+    async def refused() -> bool:
+        return condition(await api.get(CANARY, "bad", "default"), "Valid") is not None
+
+    await eventually(refused)
+    found = condition(await api.get(CANARY, "bad", "default"), "Valid")
+    assert found is not None
+    assert found["status"] == "False"
+    assert found["reason"] == "InvalidSpec"
+    assert "spec.analysis.stepWeights[1]" in found["message"]
+    assert any("spec.analysis.stepWeights[1]" in m for m in await warnings(api, "bad"))
+
+    async def good_initialized() -> bool:
+        return await phase_of(api, "good") == "Initialized"
+
+    await eventually(good_initialized)
+
+
+async def test_fixing_an_invalid_canary_starts_it(api: KubeApi, controller: Controller) -> None:
+    await api.create(SERVICE, service("podinfo"))
+    bad = canary("podinfo", "podinfo")
+    bad["spec"]["analysis"]["stepWeight"] = 0
+    del bad["spec"]["analysis"]["iterations"]
+    await api.create(CANARY, bad)
+
+    async def refused() -> bool:
+        return condition(await api.get(CANARY, "podinfo", "default"), "Valid") is not None
+
+    await eventually(refused)
+    await api.patch(
+        CANARY,
+        "podinfo",
+        {"spec": {"analysis": {"stepWeight": None, "iterations": 1}}},
+        "default",
+    )
+
+    async def initialized() -> bool:
+        return await phase_of(api, "podinfo") == "Initialized"
+
+    await eventually(initialized)
+
+
+async def test_a_missing_target_keeps_the_canary_initializing_with_an_event(
+    api: KubeApi, controller: Controller
+) -> None:
+    await api.create(CANARY, canary("ghost", "ghost"))
+
+    async def warned() -> bool:
+        return any("ghost" in m for m in await warnings(api, "ghost"))
+
+    await eventually(warned)
+    assert await phase_of(api, "ghost") == "Initializing"
+    await api.create(SERVICE, service("ghost"))
+
+    async def initialized() -> bool:
+        return await phase_of(api, "ghost") == "Initialized"
+
+    await eventually(initialized)
+
+
+async def test_a_second_canary_on_the_same_target_is_refused(
+    api: KubeApi, controller: Controller
+) -> None:
+    await api.create(SERVICE, service("shared"))
+    await api.create(CANARY, canary("first", "shared"))
+
+    async def first_initialized() -> bool:
+        return await phase_of(api, "first") == "Initialized"
+
+    await eventually(first_initialized)
+    await api.create(CANARY, canary("second", "shared"))
+
+    async def second_refused() -> bool:
+        return condition(await api.get(CANARY, "second", "default"), "Valid") is not None
+
+    await eventually(second_refused)
+    found = condition(await api.get(CANARY, "second", "default"), "Valid")
+    assert found is not None
+    assert found["reason"] == "DuplicateTarget"
+    assert "already released by canary first.default" in found["message"]
+    assert await phase_of(api, "first") == "Initialized"
+
+
+async def test_an_unsupported_provider_is_refused_with_the_reason(
+    api: KubeApi, controller: Controller
+) -> None:
+    await api.create(SERVICE, service("mesh"))
+    await api.create(CANARY, canary("mesh", "mesh", provider="kuma"))
+
+    async def refused() -> bool:
+        return condition(await api.get(CANARY, "mesh", "default"), "Valid") is not None
+
+    await eventually(refused)
+    found = condition(await api.get(CANARY, "mesh", "default"), "Valid")
+    assert found is not None
+    assert found["reason"] == "UnsupportedRouting"
+    assert "kuma" in found["message"]
+
+
+async def test_metrics_health_and_readiness_endpoints(api: KubeApi, controller: Controller) -> None:
+    await api.create(SERVICE, service("podinfo"))
+    await api.create(CANARY, canary("podinfo", "podinfo"))
+
+    async def initialized() -> bool:
+        return await phase_of(api, "podinfo") == "Initialized"
+
+    await eventually(initialized)
+    base = f"http://127.0.0.1:{controller.http_port}"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/healthz") as response:
+            assert response.status == 200
+        async with session.get(f"{base}/readyz") as response:
+            assert response.status == 200
+        async with session.get(f"{base}/metrics") as response:
+            body = await response.text()
+    assert 'flagger_info{mesh_provider="kubernetes"' in body
+    assert 'flagger_canary_status{name="podinfo",namespace="default"} 1.0' in body
+    assert 'coalmine_kube_requests_total{resource="canaries.flagger.app",verb="list"}' in body
+
+
+async def test_a_steady_canary_costs_no_api_requests_per_cycle(
+    api: KubeApi, controller: Controller
+) -> None:
+    await api.create(SERVICE, service("steady"))
+    await api.create(CANARY, canary("steady", "steady"))
+
+    async def initialized() -> bool:
+        return await phase_of(api, "steady") == "Initialized"
+
+    await eventually(initialized)
+    await asyncio.sleep(1.5)
+    reconciler = controller.reconciler
+    assert reconciler is not None
+    job = reconciler.jobs.get("steady.default")
+    assert job is not None
+    before_requests = reconciler.api.request_total
+    before_cycles = job.cycles
+    await asyncio.sleep(3.5)
+    cycles = job.cycles - before_cycles
+    assert cycles >= 2
+    requests = reconciler.api.request_total - before_requests
+    assert requests <= cycles * 1.5, reconciler.api.requests

@@ -61,3 +61,14 @@ def test_bad_values_are_refused_with_the_flag_named(
     with pytest.raises(SystemExit):
         parse_settings(argv, environ={})
     assert argv[0] in capsys.readouterr().err
+
+
+def test_the_controller_docs_list_every_flag_with_its_environment_variable() -> None:
+    from pathlib import Path
+
+    from coalmine.controller.settings import FLAGS, environment_name
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "controller.md").read_text()
+    for flag in FLAGS:
+        assert f"`--{flag.name}`" in docs
+        assert f"`{environment_name(flag.name)}`" in docs

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from lightkube.types import PatchType
 
 from coalmine.devcluster.testing import DevClusterProcess
 from coalmine.kube.api import KubeApi
-from coalmine.kube.kinds import CANARY, LEASE, SERVICE
+from coalmine.kube.kinds import CANARY, DEPLOYMENT, LEASE, SERVICE
 
 from .harness import (
     CanaryWatch,
@@ -280,3 +281,60 @@ async def test_with_leader_election_killing_the_leader_hands_over_and_the_run_co
         for replica in replicas:
             if replica.process.poll() is None:
                 replica.kill()
+
+
+def deployment(name: str, image: str) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": name,
+                            "image": image,
+                            "ports": [{"name": "http", "containerPort": 9898}],
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+async def test_a_deployment_release_creates_the_primary_scales_the_target_and_promotes(
+    cluster: DevClusterProcess, controller: ControllerProcess
+) -> None:
+    async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
+        watch = CanaryWatch("podinfo")
+        canaries.subscribe(watch)
+        await api.create(DEPLOYMENT, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
+        spec = canary("podinfo")
+        spec["spec"]["targetRef"] = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": "podinfo",
+        }
+        await api.create(CANARY, spec)
+        await eventually(lambda: watch.phase == "Initialized", what="Initialized", watch=watch)
+        target = await api.get(DEPLOYMENT, "podinfo", "default")
+        assert target["spec"]["replicas"] == 0
+        primary = await api.get(DEPLOYMENT, "podinfo-primary", "default")
+        assert primary["spec"]["selector"]["matchLabels"] == {"app": "podinfo-primary"}
+        apex = await api.get(SERVICE, "podinfo", "default")
+        assert apex["spec"]["selector"] == {"app": "podinfo-primary"}
+        image = "ghcr.io/stefanprodan/podinfo:6.0.1"
+        patch = {
+            "spec": {"template": {"spec": {"containers": [{"name": "podinfo", "image": image}]}}}
+        }
+        await api.patch(DEPLOYMENT, "podinfo", patch, "default", patch_type=PatchType.STRATEGIC)
+        await eventually(lambda: watch.phase == "Succeeded", what="Succeeded", watch=watch)
+        primary = await api.get(DEPLOYMENT, "podinfo-primary", "default")
+        assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == image
+        assert (await api.get(DEPLOYMENT, "podinfo", "default"))["spec"]["replicas"] == 0

@@ -107,6 +107,16 @@ class Controller:
     async def run(self) -> int:
         """Serve until stopped; the exit code (1 when leadership was lost, as in Flagger)."""
         settings = self.settings
+        if (
+            settings.kubeconfig_service_mesh
+            and settings.kubeconfig_service_mesh != settings.kubeconfig
+        ):
+            # Writing routing objects to another cluster is not built; refusing is safer than
+            # silently writing them to the main cluster.
+            raise StartupError(
+                "--kubeconfig-service-mesh: routing objects in a separate mesh cluster are not "
+                "supported yet; leave it empty or equal to --kubeconfig"
+            )
         api = KubeApi(load_config(settings.kubeconfig or None, settings.kubeconfig_context or None))
         caches = Caches(api, settings.namespace or None)
         self.metrics.watch_api_requests(api.requests)

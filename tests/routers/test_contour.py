@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from coalmine.api import naming
-from coalmine.routers.common import RouterError, RouteWeights
+from coalmine.routers.base import Routes
+from coalmine.routers.common import RouterError
 from coalmine.routers.contour import ROUTER, ContourRouter
 from routers.canaries import apply, make_canary
 from routers.schemas import assert_valid
@@ -52,7 +53,7 @@ def test_routes_50_50_then_100_0_then_0_100() -> None:
         update = ROUTER.set_routes(canary, cluster, primary, weight)
         assert_valid(*update.objects)
         cluster = apply(cluster, update.objects)
-        assert ROUTER.get_routes(canary, cluster) == RouteWeights(primary, weight)
+        assert ROUTER.get_routes(canary, cluster) == Routes(primary, weight)
 
 
 def test_set_routes_refuses_zero_weights() -> None:
@@ -86,7 +87,7 @@ def test_ab_testing_adds_header_conditions_and_a_primary_route() -> None:
     assert second["conditions"] == [{"prefix": "/"}]
     assert [s["weight"] for s in second["services"]] == [100, 0]
     cluster = apply(cluster, update.objects)
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(0, 100)
+    assert ROUTER.get_routes(canary, cluster) == Routes(0, 100)
 
 
 def test_reconcile_keeps_live_weights_while_updating_port_and_timeout() -> None:

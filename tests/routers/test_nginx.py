@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from coalmine.api import naming
-from coalmine.routers.common import Delete, ObjectRef, RouterError, RouteWeights
+from coalmine.routers.base import Routes
+from coalmine.routers.common import Delete, ObjectRef, RouterError
 from coalmine.routers.nginx import ROUTER, NginxRouter
 from routers.canaries import apply, make_canary
 from routers.schemas import assert_valid
@@ -90,10 +91,10 @@ def test_weights_are_written_as_canary_weight_annotation() -> None:
     annotations = canary_ingress(cluster)["metadata"]["annotations"]
     assert annotations[f"{PREFIX}/canary-weight"] == "50"
     assert annotations[f"{PREFIX}/canary"] == "true"
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(50, 50)
+    assert ROUTER.get_routes(canary, cluster) == Routes(50, 50)
     cluster = apply(cluster, ROUTER.set_routes(canary, cluster, 100, 0).objects)
     assert canary_ingress(cluster)["metadata"]["annotations"][f"{PREFIX}/canary-weight"] == "0"
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(100, 0)
+    assert ROUTER.get_routes(canary, cluster) == Routes(100, 0)
 
 
 @pytest.mark.parametrize(
@@ -124,13 +125,13 @@ def test_ab_testing_writes_header_and_cookie_annotations(
     annotations = canary_ingress(cluster)["metadata"]["annotations"]
     ours = {k.removeprefix(f"{PREFIX}/"): v for k, v in annotations.items() if k.startswith(PREFIX)}
     assert ours == {"canary": "true", **expected}
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(0, 100)
+    assert ROUTER.get_routes(canary, cluster) == Routes(0, 100)
     # promotion resets the header routing
     cluster = apply(cluster, ROUTER.set_routes(canary, cluster, 100, 0).objects)
     annotations = canary_ingress(cluster)["metadata"]["annotations"]
     ours = {k.removeprefix(f"{PREFIX}/"): v for k, v in annotations.items() if k.startswith(PREFIX)}
     assert ours == {"canary": "true", "canary-weight": "0"}
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(100, 0)
+    assert ROUTER.get_routes(canary, cluster) == Routes(100, 0)
 
 
 def test_annotation_prefix_is_configurable() -> None:
@@ -140,7 +141,7 @@ def test_annotation_prefix_is_configurable() -> None:
     assert ingress["metadata"]["annotations"]["custom.ingress.kubernetes.io/canary-weight"] == "0"
     cluster = apply([source_ingress()], [ingress])
     cluster = apply(cluster, router.set_routes(canary, cluster, 70, 30).objects)
-    assert router.get_routes(canary, cluster) == RouteWeights(70, 30)
+    assert router.get_routes(canary, cluster) == Routes(70, 30)
 
 
 def test_reconcile_follows_the_user_ingress_and_keeps_the_live_weight() -> None:

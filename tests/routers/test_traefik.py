@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from coalmine.routers.common import RouterError, RouteWeights
+from coalmine.routers.base import Routes
+from coalmine.routers.common import RouterError
 from coalmine.routers.traefik import ROUTER
 from routers.canaries import apply, make_canary
 from routers.schemas import assert_valid
@@ -35,7 +36,7 @@ def test_canary_entry_exists_only_while_it_has_weight() -> None:
         ("podinfo-canary", 40),
     ]
     cluster = apply(cluster, update.objects)
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(60, 40)
+    assert ROUTER.get_routes(canary, cluster) == Routes(60, 40)
     update = ROUTER.set_routes(canary, cluster, 100, 0)
     assert [s["name"] for s in services(update.objects[0])] == ["podinfo-primary"]
 
@@ -57,7 +58,7 @@ def test_reconcile_keeps_the_live_split(primary: int, weight: int) -> None:
     assert_valid(written)
     assert written["metadata"]["labels"] == {"new": "label"}
     cluster = apply(cluster, [written])
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(primary, weight)
+    assert ROUTER.get_routes(canary, cluster) == Routes(primary, weight)
 
 
 def test_get_routes_fails_without_the_primary_entry() -> None:

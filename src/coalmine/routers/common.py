@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 from coalmine.api import naming
 from coalmine.api.models import Canary, SessionAffinity
+from coalmine.routers.base import Routes, SessionAffinityCookies
 
 Obj = dict[str, Any]
 
@@ -24,14 +25,7 @@ class RouterError(Exception):
     """A routing object is missing, malformed or not ready; the message names object and reason."""
 
 
-@dataclass(frozen=True)
-class RouteWeights:
-    primary: int
-    canary: int
-    mirrored: bool = False
-
-
-INITIAL_WEIGHTS = RouteWeights(100, 0, False)
+INITIAL_WEIGHTS = Routes(100, 0, False)
 
 
 @dataclass(frozen=True)
@@ -79,27 +73,11 @@ FinalizeAction = Delete | Write
 
 
 @dataclass(frozen=True)
-class AffinityCookies:
-    """Session-affinity cookies to store in the Canary status (`<name>=<value>` or None to clear)."""
-
-    session: str | None = None
-    primary: str | None = None
-    previous: str | None = None
-
-    def status_patch(self) -> dict[str, str | None]:
-        return {
-            "sessionAffinityCookie": self.session,
-            "primarySessionAffinityCookie": self.primary,
-            "previousSessionAffinityCookie": self.previous,
-        }
-
-
-@dataclass(frozen=True)
 class RouteUpdate:
     """What SetRoutes produces: objects to write, and status fields when session affinity is used."""
 
     objects: list[Obj]
-    cookies: AffinityCookies | None = None
+    cookies: SessionAffinityCookies | None = None
 
 
 @dataclass(frozen=True)
@@ -142,7 +120,7 @@ class PureRouter(Protocol):
         mirrored: bool = False,
     ) -> RouteUpdate: ...
 
-    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> RouteWeights: ...
+    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes: ...
 
     def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]: ...
 
@@ -362,7 +340,7 @@ def cookie_regex(cookie: str) -> str:
 
 def next_cookies(
     canary: Canary, canary_weight: int, token: TokenSource, *, primary_cookie: bool = True
-) -> AffinityCookies:
+) -> SessionAffinityCookies:
     """Flagger's cookie life cycle: generate once per run while the canary gets traffic; when it
     gets none, the run's cookie becomes the previous one (expired on the client)."""
     analysis = canary.spec.analysis
@@ -372,39 +350,42 @@ def next_cookies(
     primary = status.primary_session_affinity_cookie if status else None
     previous = status.previous_session_affinity_cookie if status else None
     if affinity is None:
-        return AffinityCookies(session, primary, previous)
+        return SessionAffinityCookies(session, primary, previous)
     if canary_weight > 0:
         session = session or f"{affinity.cookie_name}={token()}"
         if primary_cookie and affinity.primary_cookie_name:
             primary = primary or f"{affinity.primary_cookie_name}={token()}"
-        return AffinityCookies(session, primary, previous)
+        return SessionAffinityCookies(session, primary, previous)
     if session:
         previous = session
-    return AffinityCookies(None, primary, previous)
+    return SessionAffinityCookies(None, primary, previous)
 
 
-def status_cookies(canary: Canary) -> AffinityCookies:
+def status_cookies(canary: Canary) -> SessionAffinityCookies:
     status = canary.status
     if status is None:
-        return AffinityCookies()
-    return AffinityCookies(
+        return SessionAffinityCookies()
+    return SessionAffinityCookies(
         status.session_affinity_cookie,
         status.primary_session_affinity_cookie,
         status.previous_session_affinity_cookie,
     )
 
 
-def reconcile_cookies(canary: Canary, live_set_cookies: Mapping[str, str]) -> AffinityCookies:
+def reconcile_cookies(
+    canary: Canary, live_set_cookies: Mapping[str, str]
+) -> SessionAffinityCookies:
     """The cookies to rebuild a live object with: the status's, or, when the status lost them
     (a crash between writing the route and the status), the ones the live object sets, so a
     reconcile never swaps the cookie under clients mid-run. Keys: `session`, `primary`."""
     cookies = status_cookies(canary)
     session = live_set_cookies.get("session")
     primary = live_set_cookies.get("primary")
-    return AffinityCookies(
-        cookies.session or (session.split(";")[0].strip() if session else None),
-        cookies.primary or (primary.split(";")[0].strip() if primary else None),
-        cookies.previous,
+    return SessionAffinityCookies(
+        cookies.session_affinity_cookie or (session.split(";")[0].strip() if session else None),
+        cookies.primary_session_affinity_cookie
+        or (primary.split(";")[0].strip() if primary else None),
+        cookies.previous_session_affinity_cookie,
     )
 
 

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from coalmine.api.models import Canary, HTTPMatchRequest, StringMatch, parse_go_duration
+from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
     SET_COOKIE_HEADER,
-    AffinityCookies,
     Capabilities,
     FinalizeAction,
     Obj,
@@ -24,7 +24,6 @@ from coalmine.routers.common import (
     Problem,
     RouterError,
     RouteUpdate,
-    RouteWeights,
     TargetKind,
     TokenSource,
     affinity_of,
@@ -254,7 +253,7 @@ class GatewayAPIRouter:
             )
         return rule
 
-    def _spec(self, canary: Canary, weights: RouteWeights, cookies: AffinityCookies | None) -> Obj:
+    def _spec(self, canary: Canary, weights: Routes, cookies: SessionAffinityCookies | None) -> Obj:
         self._require_gateways(canary)
         names = service_names(canary)
         service = canary.spec.required_service
@@ -268,8 +267,8 @@ class GatewayAPIRouter:
             canary,
             matches,
             [
-                self._backend(canary, names.primary, weights.primary),
-                self._backend(canary, names.canary, weights.canary),
+                self._backend(canary, names.primary, weights.primary_weight),
+                self._backend(canary, names.canary, weights.canary_weight),
             ],
         )
         analysis = canary.spec.analysis
@@ -305,8 +304,8 @@ class GatewayAPIRouter:
     def _affinity_rules(
         self,
         canary: Canary,
-        weights: RouteWeights,
-        cookies: AffinityCookies,
+        weights: Routes,
+        cookies: SessionAffinityCookies,
         weighted: Obj,
         sticky: Obj,
     ) -> list[Obj]:
@@ -319,35 +318,42 @@ class GatewayAPIRouter:
             header = {"name": "Cookie", "type": "RegularExpression", "value": cookie_regex(cookie)}
             return _merge_matches([{"headers": [header]}], service_matches)
 
-        if weights.canary > 0 and cookies.session:
+        if weights.canary_weight > 0 and cookies.session_affinity_cookie:
             for backend in weighted["backendRefs"]:
                 if backend["name"] == names.canary:
-                    value = build_cookie(affinity, cookies.session)
-                elif backend["name"] == names.primary and cookies.primary:
+                    value = build_cookie(affinity, cookies.session_affinity_cookie)
+                elif backend["name"] == names.primary and cookies.primary_session_affinity_cookie:
                     if self.version != "v1":
                         continue
-                    value = build_cookie(affinity, cookies.primary, primary_cookie_max_age(canary))
+                    value = build_cookie(
+                        affinity,
+                        cookies.primary_session_affinity_cookie,
+                        primary_cookie_max_age(canary),
+                    )
                 else:
                     continue
                 backend["filters"] = [_set_cookie_filter(value)]
-            sticky["matches"] = cookie_match(cookies.session)
+            sticky["matches"] = cookie_match(cookies.session_affinity_cookie)
             sticky["backendRefs"] = [
                 self._backend(canary, names.primary, 0),
                 self._backend(canary, names.canary, 100),
             ]
             rules = [sticky]
-            if cookies.primary and self.version == "v1":
+            if cookies.primary_session_affinity_cookie and self.version == "v1":
                 primary_sticky = copy.deepcopy(sticky)
-                primary_sticky["matches"] = cookie_match(cookies.primary)
+                primary_sticky["matches"] = cookie_match(cookies.primary_session_affinity_cookie)
                 primary_sticky["backendRefs"] = [
                     self._backend(canary, names.primary, 100),
                     self._backend(canary, names.canary, 0),
                 ]
                 rules.append(primary_sticky)
             return [*rules, weighted]
-        if cookies.previous:
-            sticky["matches"] = cookie_match(cookies.previous)
-            expire = {"name": SET_COOKIE_HEADER, "value": f"{cookies.previous}; Max-Age=-1"}
+        if cookies.previous_session_affinity_cookie:
+            sticky["matches"] = cookie_match(cookies.previous_session_affinity_cookie)
+            expire = {
+                "name": SET_COOKIE_HEADER,
+                "value": f"{cookies.previous_session_affinity_cookie}; Max-Age=-1",
+            }
             filters = sticky.setdefault("filters", [])
             for item in filters:
                 if item["type"] == "ResponseHeaderModifier":
@@ -357,7 +363,9 @@ class GatewayAPIRouter:
                 filters.append(_set_cookie_filter(expire["value"]))
         return [sticky, weighted]
 
-    def _built(self, canary: Canary, weights: RouteWeights, cookies: AffinityCookies | None) -> Obj:
+    def _built(
+        self, canary: Canary, weights: Routes, cookies: SessionAffinityCookies | None
+    ) -> Obj:
         return new_object(
             canary,
             self.api_version,
@@ -397,7 +405,7 @@ class GatewayAPIRouter:
         mirrored: bool = False,
     ) -> list[Obj]:
         check_weights(primary_weight, canary_weight)
-        weights = RouteWeights(primary_weight, canary_weight, mirrored)
+        weights = Routes(primary_weight, canary_weight, mirrored)
         built = self._built(canary, weights, status_cookies(canary))
         return [merge_onto(find(existing, KIND, built["metadata"]["name"]), built)]
 
@@ -405,7 +413,7 @@ class GatewayAPIRouter:
         """The HTTPRoute to write, rebuilt at the live weights (and live mirroring); [] if current."""
         current = find(existing, KIND, service_names(canary).apex)
         live = self._read_weights(canary, current) if current is not None else INITIAL_WEIGHTS
-        if live.primary == 0 and live.canary == 0:
+        if live.primary_weight == 0 and live.canary_weight == 0:
             live = INITIAL_WEIGHTS
         cookies = reconcile_cookies(canary, self._live_set_cookies(canary, current))
         built = self._built(canary, live, cookies)
@@ -429,10 +437,10 @@ class GatewayAPIRouter:
             cookies = next_cookies(
                 canary, canary_weight, token, primary_cookie=self.version == "v1"
             )
-        built = self._built(canary, RouteWeights(primary_weight, canary_weight, mirrored), cookies)
+        built = self._built(canary, Routes(primary_weight, canary_weight, mirrored), cookies)
         return RouteUpdate([merge_onto(current, built)], cookies)
 
-    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> RouteWeights:
+    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         names = service_names(canary)
         route = require(existing, KIND, names.apex, canary.namespace)
         if self.version == "v1":
@@ -462,7 +470,7 @@ class GatewayAPIRouter:
                     f"{prefix}: observedGeneration {observed} is behind generation {generation}"
                 )
 
-    def _read_weights(self, canary: Canary, route: Obj) -> RouteWeights:
+    def _read_weights(self, canary: Canary, route: Obj) -> Routes:
         names = service_names(canary)
         primary = canary_weight = 0
         mirrored = False
@@ -491,7 +499,7 @@ class GatewayAPIRouter:
                     primary = int(backend.get("weight", 1))
                 elif backend.get("name") == names.canary:
                     canary_weight = int(backend.get("weight", 1))
-        return RouteWeights(primary, canary_weight, mirrored)
+        return Routes(primary, canary_weight, mirrored)
 
     def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
         """Flagger leaves the HTTPRoute alone; the owner reference garbage-collects it."""

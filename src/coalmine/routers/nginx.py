@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 
 from coalmine.api import naming
 from coalmine.api.models import Canary
+from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
     Capabilities,
@@ -27,7 +28,6 @@ from coalmine.routers.common import (
     Problem,
     RouterError,
     RouteUpdate,
-    RouteWeights,
     TargetKind,
     capability_problems,
     check_weights,
@@ -113,7 +113,7 @@ class NginxRouter:
             )
         return spec
 
-    def _annotations(self, canary: Canary, base: dict[str, str], weights: RouteWeights) -> Obj:
+    def _annotations(self, canary: Canary, base: dict[str, str], weights: Routes) -> Obj:
         """Base annotations without ours, plus the canary annotations for these weights."""
         annotations = {
             k: v
@@ -123,7 +123,7 @@ class NginxRouter:
         annotations = with_toolkit_annotations(annotations)
         annotations[self._key("canary")] = "true"
         analysis = canary.spec.analysis
-        if weights.canary > 0 and analysis and analysis.match:
+        if weights.canary_weight > 0 and analysis and analysis.match:
             for match in analysis.match:
                 for name, value in (match.headers or {}).items():
                     if name.lower() == "cookie":
@@ -136,11 +136,11 @@ class NginxRouter:
                     if value.regex:
                         annotations[self._key("canary-by-header-pattern")] = value.regex
             return annotations
-        annotations[self._key("canary-weight")] = str(weights.canary)
+        annotations[self._key("canary-weight")] = str(weights.canary_weight)
         return annotations
 
     def _built(
-        self, canary: Canary, existing: Sequence[Obj], weights: RouteWeights, current: Obj | None
+        self, canary: Canary, existing: Sequence[Obj], weights: Routes, current: Obj | None
     ) -> Obj:
         source = self._source(canary, existing)
         source_meta = source.get("metadata") or {}
@@ -179,7 +179,7 @@ class NginxRouter:
     ) -> list[Obj]:
         check_weights(primary_weight, canary_weight)
         current = find(existing, KIND, canary_ingress_name(canary))
-        weights = RouteWeights(primary_weight, canary_weight)
+        weights = Routes(primary_weight, canary_weight)
         return [self._built(canary, existing, weights, current)]
 
     def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
@@ -207,10 +207,10 @@ class NginxRouter:
         check_weights(primary_weight, canary_weight)
         name = canary_ingress_name(canary)
         current = require(existing, KIND, name, canary.namespace)
-        weights = RouteWeights(primary_weight, canary_weight)
+        weights = Routes(primary_weight, canary_weight)
         return RouteUpdate([self._built(canary, existing, weights, current)])
 
-    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> RouteWeights:
+    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         name = canary_ingress_name(canary)
         ingress = require(existing, KIND, name, canary.namespace)
         annotations = ingress.get("metadata", {}).get("annotations") or {}
@@ -218,14 +218,14 @@ class NginxRouter:
         if analysis and analysis.match:
             for key in ("canary-by-cookie", "canary-by-header"):
                 if self._key(key) in annotations:
-                    return RouteWeights(0, 100, False)
+                    return Routes(0, 100, False)
         raw = annotations.get(self._key("canary-weight"))
         if raw is None:
             raise RouterError(
                 f"Ingress {name}.{canary.namespace} has no {self._key('canary-weight')} annotation"
             )
         weight = weight_from(raw)
-        return RouteWeights(100 - weight, weight, False)
+        return Routes(100 - weight, weight, False)
 
     @staticmethod
     def _ab_problems(canary: Canary) -> list[Problem]:

@@ -193,7 +193,11 @@ def test_session_affinity_v1_sticky_rules_and_cookie_attributes() -> None:
             "Path=/; SameSite=Strict; Secure"
         )
     ]
-    canary = with_status(canary, **update.cookies.status_patch())
+    canary = with_status(
+        canary,
+        sessionAffinityCookie=update.cookies.session_affinity_cookie,
+        primarySessionAffinityCookie=update.cookies.primary_session_affinity_cookie,
+    )
     assert ROUTER_V1.get_routes(canary, cluster) == Routes(90, 10)
     assert ROUTER_V1.reconcile(canary, cluster) == []
 

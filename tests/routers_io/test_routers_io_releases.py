@@ -162,7 +162,7 @@ async def test_an_ab_release_sends_matched_requests_to_the_canary_then_promotes(
 async def test_a_mirrored_release_mirrors_first_then_shifts_traffic(
     ctx: ClusterContext, gateway: AcceptingGateway, provider: str
 ) -> None:
-    rig, recorder = await start(ctx, provider, mirror=True, mirrorWeight=50)
+    _, recorder = await start(ctx, provider, mirror=True, mirrorWeight=50)
 
     await recorder.until("Succeeded")
 

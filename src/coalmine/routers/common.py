@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 from coalmine.api import naming
 from coalmine.api.models import Canary, SessionAffinity
 from coalmine.routers.base import Routes, SessionAffinityCookies
+from coalmine.targets import labels
 
 Obj = dict[str, Any]
 
@@ -150,17 +151,11 @@ def service_names(canary: Canary) -> ServiceNames:
 
 
 def owner_reference(canary: Canary) -> Obj:
-    """The Canary as controller owner, so routing objects are garbage-collected with it."""
+    """The Canary as controller owner (targets.labels builds it), refusing a Canary without a
+    uid: the API server would reject the reference, and the object would never be collected."""
     if not canary.metadata.uid:
         raise RouterError(f"Canary {canary.key} has no metadata.uid; cannot own routing objects")
-    return {
-        "apiVersion": naming.API_VERSION,
-        "kind": naming.CANARY_KIND,
-        "name": canary.name,
-        "uid": canary.metadata.uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return labels.owner_reference(canary)
 
 
 def with_toolkit_annotations(annotations: Mapping[str, str] | None) -> dict[str, str]:
@@ -213,17 +208,6 @@ def require(existing: Sequence[Obj], kind: str, name: str, namespace: str) -> Ob
     if obj is None:
         raise RouterError(f"{kind} {name}.{namespace} get query error: not found")
     return obj
-
-
-def controlled_by(obj: Obj, canary: Canary) -> bool:
-    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
-        if (
-            ref.get("controller")
-            and ref.get("kind") == naming.CANARY_KIND
-            and ref.get("name") == canary.name
-        ):
-            return True
-    return False
 
 
 def is_external_name(service: Obj | None) -> bool:

@@ -35,7 +35,6 @@ from coalmine.routers.common import (
     capability_problems,
     check_weights,
     contained_in,
-    controlled_by,
     cookie_regex,
     drop_none,
     find,
@@ -52,6 +51,7 @@ from coalmine.routers.common import (
     status_cookies,
     wire,
 )
+from coalmine.targets.labels import is_owned_by
 
 API_VERSION = "networking.istio.io/v1beta1"
 VIRTUAL_SERVICE = "VirtualService"
@@ -374,7 +374,7 @@ class IstioRouter:
             return
         if naming.ORIGINAL_CONFIGURATION_ANNOTATION in annotations:
             return
-        if controlled_by(current, canary):
+        if is_owned_by(current, canary.name):
             return
         if contained_in(merged.get("spec"), current.get("spec")):
             return

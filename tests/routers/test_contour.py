@@ -116,10 +116,13 @@ def test_get_routes_fails_when_services_are_missing() -> None:
 def test_compatibility_reports_tcp_mirroring_and_external_name() -> None:
     external = {"spec": {"type": "ExternalName", "externalName": "lb.example.com"}}
     (caveat,) = ROUTER.compatibility(make_canary(), "Service", external)
-    assert not caveat.fatal
-    assert "enableExternalNameService" in caveat.message
+    assert caveat.severity == "warning"
+    assert "enableExternalNameService" in str(caveat)
     tcp = make_canary(service={"appProtocol": "tcp"}, analysis={"mirror": True})
-    assert len([p for p in ROUTER.compatibility(tcp, "Deployment", None) if p.fatal]) == 2
+    assert (
+        len([p for p in ROUTER.compatibility(tcp, "Deployment", None) if p.severity == "error"])
+        == 2
+    )
 
 
 def test_ab_matches_contour_cannot_express_are_reported() -> None:
@@ -131,5 +134,5 @@ def test_ab_matches_contour_cannot_express_are_reported() -> None:
         }
     )
     problems = ROUTER.compatibility(canary, "Deployment", None)
-    assert [p.fatal for p in problems] == [True, True]
-    assert "headers.x-user" in problems[0].message
+    assert [p.severity for p in problems] == ["error", "error"]
+    assert "headers.x-user" in str(problems[0])

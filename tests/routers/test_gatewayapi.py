@@ -368,7 +368,7 @@ def test_unsupported_match_is_an_error() -> None:
     canary = canary_with({"match": [{"uri": {"suffix": ".png"}}]})
     with pytest.raises(RouterError, match="doesn't support the specified path matching selector"):
         ROUTER_V1.reconcile(canary, [])
-    assert any(p.fatal for p in ROUTER_V1.compatibility(canary, "Deployment", None))
+    assert any(p.severity == "error" for p in ROUTER_V1.compatibility(canary, "Deployment", None))
 
 
 def test_gateway_refs_are_required() -> None:
@@ -376,7 +376,7 @@ def test_gateway_refs_are_required() -> None:
     with pytest.raises(RouterError, match="GatewayRefs must be specified"):
         ROUTER_V1.reconcile(canary, [])
     problems = ROUTER_V1.compatibility(canary, "Deployment", None)
-    assert any(p.fatal and "gatewayRefs" in p.message for p in problems)
+    assert any(p.severity == "error" and "gatewayRefs" in str(p) for p in problems)
 
 
 def with_parent_status(route: dict[str, Any], status: str, observed: int) -> dict[str, Any]:
@@ -453,10 +453,10 @@ def test_finalize_leaves_the_route_to_garbage_collection() -> None:
 def test_external_name_backends_are_a_caveat_and_tcp_is_refused() -> None:
     external = {"spec": {"type": "ExternalName", "externalName": "lb.example.com"}}
     (caveat,) = ROUTER_V1.compatibility(canary_with(), "Service", external)
-    assert not caveat.fatal
-    assert "ExternalName" in caveat.message
+    assert caveat.severity == "warning"
+    assert "ExternalName" in str(caveat)
     tcp = canary_with({"appProtocol": "tcp"})
-    assert any(p.fatal for p in ROUTER_V1.compatibility(tcp, "Deployment", None))
+    assert any(p.severity == "error" for p in ROUTER_V1.compatibility(tcp, "Deployment", None))
 
 
 def test_settings_that_break_http_route_validation_rules_are_reported() -> None:
@@ -469,12 +469,12 @@ def test_settings_that_break_http_route_validation_rules_are_reported() -> None:
         },
     )
     problems = ROUTER_V1.compatibility(prefix_rewrite, "Deployment", None)
-    assert any(p.fatal and "ReplacePrefixMatch" in p.message for p in problems)
+    assert any(p.severity == "error" and "ReplacePrefixMatch" in str(p) for p in problems)
     single = canary_with({"rewrite": {"uri": "/", "type": "ReplacePrefixMatch"}})
     assert ROUTER_V1.compatibility(single, "Deployment", None) == []
     timeouts = canary_with({"timeout": "5s", "backendTimeout": "10s"})
     problems = ROUTER_V1.compatibility(timeouts, "Deployment", None)
-    assert any(p.fatal and "backendTimeout" in p.message for p in problems)
+    assert any(p.severity == "error" and "backendTimeout" in str(p) for p in problems)
 
 
 def test_source_label_matches_are_reported() -> None:
@@ -482,7 +482,7 @@ def test_source_label_matches_are_reported() -> None:
         analysis={"stepWeight": None, "iterations": 2, "match": [{"sourceLabels": {"app": "x"}}]}
     )
     problems = ROUTER_V1.compatibility(canary, "Deployment", None)
-    assert any(p.fatal and "sourceLabels" in p.message for p in problems)
+    assert any(p.severity == "error" and "sourceLabels" in str(p) for p in problems)
 
 
 def test_reconcile_keeps_the_live_cookie_when_the_status_lost_it() -> None:

@@ -308,7 +308,7 @@ def test_delegation_with_hosts_is_an_error() -> None:
     with pytest.raises(RouterError, match="cannot have hosts and gateways when delegation"):
         ROUTER.reconcile(canary, [])
     problems = ROUTER.compatibility(canary, "Deployment", None)
-    assert any(p.fatal and "delegation" in p.message for p in problems)
+    assert any(p.severity == "error" and "delegation" in str(p) for p in problems)
 
 
 def test_tcp_service_gets_a_weighted_tcp_route() -> None:
@@ -409,10 +409,10 @@ def test_external_name_backends_with_istio_mutual_tls_cannot_work() -> None:
     external = {"spec": {"type": "ExternalName", "externalName": "lb.other-cluster.example"}}
     canary = make_canary(service={"trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}})
     problems = ROUTER.compatibility(canary, "Service", external)
-    assert [p.fatal for p in problems] == [True]
-    assert "ISTIO_MUTUAL" in problems[0].message
+    assert [p.severity for p in problems] == ["error"]
+    assert "ISTIO_MUTUAL" in str(problems[0])
     caveats = ROUTER.compatibility(make_canary(), "Service", external)
-    assert [p.fatal for p in caveats] == [False]
+    assert [p.severity for p in caveats] == ["warning"]
     assert ROUTER.compatibility(make_canary(), "Service", {"spec": {"type": "ClusterIP"}}) == []
 
 
@@ -426,7 +426,7 @@ def test_tcp_with_ab_matches_is_reported() -> None:
         },
     )
     problems = ROUTER.compatibility(canary, "Deployment", None)
-    assert any(p.fatal and "spec.analysis.match" in p.message for p in problems)
+    assert any(p.severity == "error" and "spec.analysis.match" in str(p) for p in problems)
 
 
 def test_reconcile_keeps_the_live_cookie_when_the_status_lost_it() -> None:

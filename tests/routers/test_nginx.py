@@ -178,8 +178,8 @@ def test_service_target_ingress_routing_to_the_target_itself_is_fatal() -> None:
         canary, "Service", {"spec": {"type": "ClusterIP"}}, existing=[source_ingress()]
     )
     (problem,) = problems
-    assert problem.fatal
-    assert "route the Ingress to podinfo-primary" in problem.message
+    assert problem.severity == "error"
+    assert "route the Ingress to podinfo-primary" in str(problem)
     # a Deployment target's apex Service selects the primary pods: fine
     assert (
         ROUTER.compatibility(canary_with(), "Deployment", None, existing=[source_ingress()]) == []
@@ -194,7 +194,7 @@ def test_missing_ingress_ref_and_missing_backend_are_errors() -> None:
     problems = ROUTER.compatibility(
         canary_with(), "Deployment", None, existing=[source_ingress(backend="other")]
     )
-    assert any(p.fatal and "not found" in p.message for p in problems)
+    assert any(p.severity == "error" and "not found" in str(p) for p in problems)
 
 
 def test_finalize_deletes_the_canary_ingress() -> None:
@@ -212,8 +212,8 @@ def test_external_name_backends_are_a_caveat_naming_upstream_vhost() -> None:
     (caveat,) = ROUTER.compatibility(
         canary, "Service", external, existing=[source_ingress(backend="podinfo-primary")]
     )
-    assert not caveat.fatal
-    assert f"{PREFIX}/upstream-vhost" in caveat.message
+    assert caveat.severity == "warning"
+    assert f"{PREFIX}/upstream-vhost" in str(caveat)
 
 
 def test_ab_matches_ingress_nginx_cannot_express_are_reported() -> None:
@@ -229,7 +229,7 @@ def test_ab_matches_ingress_nginx_cannot_express_are_reported() -> None:
         }
     )
     messages = [
-        p.message
+        str(p)
         for p in ROUTER.compatibility(canary, "Deployment", None, existing=[source_ingress()])
     ]
     assert any("headers.x-b" in m for m in messages)

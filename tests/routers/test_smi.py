@@ -113,8 +113,8 @@ def test_istio_mesh_suffix_adds_the_gateways_annotation() -> None:
 def test_external_name_backends_cannot_be_split_by_linkerd() -> None:
     external = {"spec": {"type": "ExternalName", "externalName": "lb.example.com"}}
     (problem,) = LINKERD.compatibility(make_canary(), "Service", external)
-    assert problem.fatal
-    assert "ExternalName" in problem.message
+    assert problem.severity == "error"
+    assert "ExternalName" in str(problem)
 
 
 def test_ab_testing_and_mirroring_are_reported_as_unsupported() -> None:
@@ -126,6 +126,8 @@ def test_ab_testing_and_mirroring_are_reported_as_unsupported() -> None:
             "match": [{"headers": {"x": {"exact": "1"}}}],
         }
     )
-    messages = [p.message for p in LINKERD.compatibility(canary, "Deployment", None) if p.fatal]
+    messages = [
+        str(p) for p in LINKERD.compatibility(canary, "Deployment", None) if p.severity == "error"
+    ]
     assert any("spec.analysis.match" in m for m in messages)
     assert any("spec.analysis.mirror" in m for m in messages)

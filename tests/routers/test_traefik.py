@@ -72,8 +72,8 @@ def test_get_routes_fails_without_the_primary_entry() -> None:
 def test_external_name_is_a_caveat_and_ab_testing_is_refused() -> None:
     external = {"spec": {"type": "ExternalName", "externalName": "lb.example.com"}}
     (caveat,) = ROUTER.compatibility(make_canary(), "Service", external)
-    assert not caveat.fatal
-    assert "allowExternalNameServices" in caveat.message
+    assert caveat.severity == "warning"
+    assert "allowExternalNameServices" in str(caveat)
     ab = make_canary(
         analysis={
             "stepWeight": None,
@@ -81,4 +81,4 @@ def test_external_name_is_a_caveat_and_ab_testing_is_refused() -> None:
             "match": [{"headers": {"x": {"exact": "1"}}}],
         }
     )
-    assert any(p.fatal for p in ROUTER.compatibility(ab, "Deployment", None))
+    assert any(p.severity == "error" for p in ROUTER.compatibility(ab, "Deployment", None))

@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 from coalmine.api import naming
 from coalmine.api.models import Canary, SessionAffinity
+from coalmine.api.validation import Problem
 from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.targets import labels
 
@@ -79,14 +80,6 @@ class RouteUpdate:
 
     objects: list[Obj]
     cookies: SessionAffinityCookies | None = None
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A canary/target/router combination that cannot work (`fatal`) or may not work (a caveat)."""
-
-    message: str
-    fatal: bool = True
 
 
 TargetKind = Literal["Deployment", "DaemonSet", "Service"]
@@ -417,28 +410,29 @@ def capability_problems(canary: Canary, router: str, capabilities: Capabilities)
     if analysis and analysis.match and not capabilities.ab_testing:
         problems.append(
             Problem(
-                f"spec.analysis.match: the {router} router cannot route by header or cookie; an "
-                "A/B run would send all traffic to the canary"
+                "spec.analysis.match",
+                f"the {router} router cannot route by header or cookie; an A/B run would send "
+                "all traffic to the canary",
             )
         )
     if analysis and analysis.mirror and not capabilities.mirroring:
         problems.append(
             Problem(
-                f"spec.analysis.mirror: the {router} router cannot mirror traffic; the run would "
-                "never leave weight 0"
+                "spec.analysis.mirror",
+                f"the {router} router cannot mirror traffic; the run would never leave weight 0",
             )
         )
     if analysis and analysis.session_affinity and not capabilities.session_affinity:
         problems.append(
             Problem(
-                f"spec.analysis.sessionAffinity: the {router} router has no session affinity; "
-                "the setting is ignored",
-                fatal=False,
+                "spec.analysis.sessionAffinity",
+                f"the {router} router has no session affinity; the setting is ignored",
+                "warning",
             )
         )
     if (canary.spec.required_service.app_protocol or "").lower() == "tcp" and not capabilities.tcp:
         problems.append(
-            Problem(f"spec.required_service.appProtocol tcp: the {router} router routes HTTP only")
+            Problem("spec.service.appProtocol", f"tcp: the {router} router routes HTTP only")
         )
     return problems
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from coalmine.api.models import Canary
+from coalmine.api.validation import Problem
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
@@ -16,7 +17,6 @@ from coalmine.routers.common import (
     FinalizeAction,
     Obj,
     ObjectRef,
-    Problem,
     RouterError,
     RouteUpdate,
     TargetKind,
@@ -200,26 +200,27 @@ class ContourRouter:
                 if not (value.exact or value.prefix or value.suffix):
                     problems.append(
                         Problem(
-                            f"spec.analysis.match[{index}].headers.{name}: HTTPProxy header "
-                            "conditions take exact, prefix or suffix values only; without it the "
-                            "A/B route would match every request"
+                            f"spec.analysis.match[{index}].headers.{name}",
+                            "HTTPProxy header conditions take exact, prefix or suffix values "
+                            "only; without it the A/B route would match every request",
                         )
                     )
             for key in ("query_params", "uri", "method", "source_labels"):
                 if getattr(match, key) is not None:
                     problems.append(
                         Problem(
-                            f"spec.analysis.match[{index}]: the contour router matches headers "
-                            f"only; {key} would be ignored"
+                            f"spec.analysis.match[{index}]",
+                            f"the contour router matches headers only; {key} would be ignored",
                         )
                     )
         if is_external_name(target_service):
             problems.append(
                 Problem(
+                    "spec.targetRef",
                     "ExternalName backends: Contour routes to them only when started with "
                     "enableExternalNameService (off by default since CVE-2021-25740) and sends the "
                     "client's Host header unless the HTTPProxy rewrites it",
-                    fatal=False,
+                    "warning",
                 )
             )
         return problems

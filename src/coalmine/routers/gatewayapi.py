@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from coalmine.api.models import Canary, HTTPMatchRequest, StringMatch, parse_go_duration
+from coalmine.api.validation import Problem
 from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
@@ -21,7 +22,6 @@ from coalmine.routers.common import (
     FinalizeAction,
     Obj,
     ObjectRef,
-    Problem,
     RouterError,
     RouteUpdate,
     TargetKind,
@@ -72,7 +72,7 @@ def _header_match(name: str, match: StringMatch, what: str) -> Obj:
 
 
 def map_route_matches(requests: Sequence[HTTPMatchRequest | Any]) -> list[Obj]:
-    """Istio-style match requests (spec.required_service.match, analysis.match) as HTTPRouteMatches."""
+    """Istio-style match requests (spec.service.match, analysis.match) as HTTPRouteMatches."""
     matches: list[Obj] = []
     for request in requests:
         match: Obj = {}
@@ -518,8 +518,8 @@ class GatewayAPIRouter:
         if not service.gateway_refs:
             problems.append(
                 Problem(
-                    "spec.required_service.gatewayRefs: GatewayRefs must be specified when using "
-                    "Gateway API as a provider."
+                    "spec.service.gatewayRefs",
+                    "GatewayRefs must be specified when using Gateway API as a provider.",
                 )
             )
         try:
@@ -527,16 +527,17 @@ class GatewayAPIRouter:
             analysis = canary.spec.analysis
             map_route_matches(analysis.match if analysis and analysis.match else [])
         except RouterError as error:
-            problems.append(Problem(f"spec.required_service.match / spec.analysis.match: {error}"))
+            problems.append(Problem("spec.service.match / spec.analysis.match", str(error)))
         problems += self._schema_rule_problems(canary)
         if is_external_name(target_service):
             problems.append(
                 Problem(
+                    "spec.targetRef",
                     "ExternalName backends are implementation-specific in Gateway API (the spec "
                     "says implementations SHOULD NOT support them): Envoy Gateway, NGINX Gateway "
                     "Fabric and Traefik's Gateway provider do not route to them, Istio resolves "
                     "them as DNS services; check the HTTPRoute's ResolvedRefs condition",
-                    fatal=False,
+                    "warning",
                 )
             )
         return problems
@@ -556,8 +557,9 @@ class GatewayAPIRouter:
             if match.source_labels:
                 problems.append(
                     Problem(
-                        f"spec.analysis.match[{index}].sourceLabels: an HTTPRoute cannot match "
-                        "on the client's labels; the A/B rule would match every request"
+                        f"spec.analysis.match[{index}].sourceLabels",
+                        "an HTTPRoute cannot match on the client's labels; the A/B rule would "
+                        "match every request",
                     )
                 )
         rewrite = service.rewrite
@@ -567,9 +569,10 @@ class GatewayAPIRouter:
                 if paths != ["PathPrefix"]:
                     problems.append(
                         Problem(
-                            "spec.required_service.rewrite type ReplacePrefixMatch: the HTTPRoute rule needs "
-                            "exactly one PathPrefix match, the Canary produces "
-                            f"{len(rule_matches)} match(es) of type {paths}"
+                            "spec.service.rewrite",
+                            "type ReplacePrefixMatch: the HTTPRoute rule needs exactly one "
+                            f"PathPrefix match, the Canary produces {len(rule_matches)} match(es) "
+                            f"of type {paths}",
                         )
                     )
                     break
@@ -579,8 +582,9 @@ class GatewayAPIRouter:
             if request is not None and backend is not None and backend > request > 0:
                 problems.append(
                     Problem(
-                        f"spec.required_service.backendTimeout {service.backend_timeout} is longer than "
-                        f"spec.required_service.timeout {service.timeout}; the HTTPRoute would be rejected"
+                        "spec.service.backendTimeout",
+                        f"{service.backend_timeout} is longer than spec.service.timeout "
+                        f"{service.timeout}; the HTTPRoute would be rejected",
                     )
                 )
         return problems

@@ -14,6 +14,7 @@ from typing import Any
 
 from coalmine.api import naming
 from coalmine.api.models import Canary
+from coalmine.api.validation import Problem
 from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
@@ -22,7 +23,6 @@ from coalmine.routers.common import (
     FinalizeAction,
     Obj,
     ObjectRef,
-    Problem,
     RouterError,
     RouteUpdate,
     TargetKind,
@@ -472,8 +472,9 @@ class IstioRouter:
         if service.delegation and (service.hosts or service.gateways):
             problems.append(
                 Problem(
+                    "spec.service.delegation",
                     f"VirtualService {names.apex}.{canary.namespace} cannot have hosts and "
-                    "gateways when delegation enabled (spec.required_service.delegation)"
+                    "gateways when delegation enabled",
                 )
             )
         if is_external_name(target_service):
@@ -481,18 +482,20 @@ class IstioRouter:
             if tls_mode == "ISTIO_MUTUAL":
                 problems.append(
                     Problem(
-                        f"spec.required_service.trafficPolicy.tls.mode ISTIO_MUTUAL cannot reach the "
-                        f"ExternalName backends of {names.primary}/{names.canary}: hosts outside "
-                        "the mesh have no Istio certificates; use DISABLE or SIMPLE"
+                        "spec.service.trafficPolicy.tls.mode",
+                        f"ISTIO_MUTUAL cannot reach the ExternalName backends of {names.primary}/"
+                        f"{names.canary}: hosts outside the mesh have no Istio certificates; use "
+                        "DISABLE or SIMPLE",
                     )
                 )
             else:
                 problems.append(
                     Problem(
+                        "spec.targetRef",
                         "ExternalName backends: Istio routes to the DNS name of each copy; the "
                         "external endpoint is outside the mesh (no Istio mTLS, no sidecar metrics "
                         "on its side) and the copies must declare the port",
-                        fatal=False,
+                        "warning",
                     )
                 )
         return problems

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 
 from coalmine.api import naming
 from coalmine.api.models import Canary
+from coalmine.api.validation import Problem
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
@@ -25,7 +26,6 @@ from coalmine.routers.common import (
     FinalizeAction,
     Obj,
     ObjectRef,
-    Problem,
     RouterError,
     RouteUpdate,
     TargetKind,
@@ -241,27 +241,29 @@ class NginxRouter:
                 if name.lower() == "cookie":
                     if not value.exact:
                         problems.append(
-                            Problem(f"{field}: canary-by-cookie takes a cookie name (exact) only")
+                            Problem(field, "canary-by-cookie takes a cookie name (exact) only")
                         )
                     continue
                 headers.append(name)
                 if not (value.exact or value.regex):
                     problems.append(
-                        Problem(f"{field}: canary-by-header takes exact or regex values only")
+                        Problem(field, "canary-by-header takes exact or regex values only")
                     )
             for key in ("query_params", "uri", "method", "source_labels"):
                 if getattr(match, key) is not None:
                     problems.append(
                         Problem(
-                            f"spec.analysis.match[{index}]: the nginx router matches a header or "
-                            f"a cookie only; {key} would be ignored"
+                            f"spec.analysis.match[{index}]",
+                            f"the nginx router matches a header or a cookie only; {key} would be "
+                            "ignored",
                         )
                     )
         if len(set(headers)) > 1:
             problems.append(
                 Problem(
-                    "spec.analysis.match: ingress-nginx matches a single header per canary "
-                    f"Ingress, the Canary names {sorted(set(headers))}"
+                    "spec.analysis.match",
+                    "ingress-nginx matches a single header per canary Ingress, the Canary names "
+                    f"{sorted(set(headers))}",
                 )
             )
         return problems
@@ -285,7 +287,7 @@ class NginxRouter:
         problems += self._ab_problems(canary)
         ref = canary.spec.ingress_ref
         if ref is None:
-            problems.append(Problem("spec.ingressRef: ingress selector is empty"))
+            problems.append(Problem("spec.ingressRef", "ingress selector is empty"))
             return problems
         source = find(existing, KIND, ref.name)
         names = service_names(canary)
@@ -294,26 +296,28 @@ class NginxRouter:
             if not routed & self._primary_backend_names(canary):
                 problems.append(
                     Problem(
-                        f"Ingress {ref.name}: backend {names.apex} not found in ingress {ref.name}"
+                        "spec.ingressRef", f"backend {names.apex} not found in ingress {ref.name}"
                     )
                 )
             target = canary.spec.target_ref.name
             if target_kind == "Service" and target in routed and target != names.primary:
                 problems.append(
                     Problem(
+                        "spec.ingressRef",
                         f"Ingress {ref.name} routes to Service {target}, the canary's target: "
                         f"the primary share of traffic would reach the new version; route the "
-                        f"Ingress to {names.primary}"
+                        f"Ingress to {names.primary}",
                     )
                 )
         if is_external_name(target_service):
             problems.append(
                 Problem(
+                    "spec.targetRef",
                     "ExternalName backends: ingress-nginx resolves the external name but keeps "
                     "the client's Host header unless the Ingress sets "
                     f"{self._key('upstream-vhost')}, and canary Ingresses whose main backend is "
                     "an ExternalName Service are reported not to split (ingress-nginx#9635)",
-                    fatal=False,
+                    "warning",
                 )
             )
         return problems

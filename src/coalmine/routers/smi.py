@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from coalmine.api.models import Canary
+from coalmine.api.validation import Problem
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
@@ -18,7 +19,6 @@ from coalmine.routers.common import (
     FinalizeAction,
     Obj,
     ObjectRef,
-    Problem,
     RouterError,
     RouteUpdate,
     TargetKind,
@@ -143,17 +143,19 @@ class SMIRouter:
             if self.mesh in (None, "linkerd", "osm"):
                 problems.append(
                     Problem(
+                        "spec.targetRef",
                         "ExternalName backends cannot be split by a TrafficSplit: the mesh "
                         "resolves backends to pod endpoints and an ExternalName Service has "
                         "none (Linkerd falls back to the original destination, so the split is "
-                        "silently not applied)"
+                        "silently not applied)",
                     )
                 )
             else:
                 problems.append(
                     Problem(
+                        "spec.targetRef",
                         f"ExternalName backends depend on how {self.mesh} implements SMI",
-                        fatal=False,
+                        "warning",
                     )
                 )
         return problems

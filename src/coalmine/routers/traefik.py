@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from coalmine.api.models import Canary
+from coalmine.api.validation import Problem
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
@@ -16,7 +17,6 @@ from coalmine.routers.common import (
     FinalizeAction,
     Obj,
     ObjectRef,
-    Problem,
     RouterError,
     RouteUpdate,
     TargetKind,
@@ -147,9 +147,10 @@ class TraefikRouter:
         if is_external_name(target_service):
             problems.append(
                 Problem(
+                    "spec.targetRef",
                     "ExternalName backends: Traefik's Kubernetes CRD provider ignores them unless "
                     "started with allowExternalNameServices (off by default)",
-                    fatal=False,
+                    "warning",
                 )
             )
         return problems

@@ -5,6 +5,7 @@ is validated and pruned by the API server, so a wrong field fails the write (422
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,10 +13,12 @@ import pytest
 
 from coalmine.api.models import Canary
 from coalmine.controller.seams import ControllerSeams, MeshRouter
+from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.context import ClusterContext
+from coalmine.kube.kinds import kind_for
 from coalmine.routers.base import Routes
 from coalmine.routers.common import RouterError
-from targets_io.io_helpers import POLL_SECONDS, WAIT_SECONDS, counting_writes, make_canary
+from targets_io.io_helpers import NS, POLL_SECONDS, WAIT_SECONDS, counting_writes, make_canary
 
 from .gateway import AcceptingGateway, accepting_gateway
 from .routing import (
@@ -45,8 +48,6 @@ def mesh_router(ctx: ClusterContext, canary: Canary) -> MeshRouter:
 
 async def live_routes(router: MeshRouter, canary: Canary) -> Routes:
     """get_routes once the route is readable (Gateway API: once its gateway accepted it)."""
-    import asyncio
-
     loop = asyncio.get_running_loop()
     deadline = loop.time() + WAIT_SECONDS
     while True:
@@ -223,3 +224,24 @@ async def test_mirroring_copies_primary_traffic_to_the_canary(
 def test_routers_without_mirroring_say_so(ctx: ClusterContext, provider: str) -> None:
     canary = make_canary("Service", **canary_spec(provider))
     assert mesh_router(ctx, canary).supports_mirroring is False
+
+
+async def test_a_write_that_loses_a_race_is_recomputed_from_the_server(
+    ctx: ClusterContext, devcluster: DevCluster
+) -> None:
+    """409 on the replace: the router reads the object again and decides on what is there."""
+    canary, router = await prepared(ctx, "traefik")
+    await router.reconcile(canary)
+    kind = kind_for("traefik.io/v1alpha1", "TraefikService")
+    await ctx.api.patch(kind, "podinfo", {"metadata": {"labels": {"team": "edge"}}}, NS)
+    devcluster.faults.inject_error(
+        409, "Conflict", "the object has been modified", verb="update", resource="traefikservices"
+    )
+
+    await router.set_routes(canary, 80, 20, False)
+
+    stored = await routing_object(ctx.api, canary, router.pure)
+    assert split_of(stored) == (80, 20)
+    assert stored["metadata"]["labels"]["team"] == "edge"
+    assert ctx.api.requests["replace traefikservices.traefik.io"] == 2
+    assert ctx.api.requests["get traefikservices.traefik.io"] >= 1

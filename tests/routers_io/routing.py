@@ -9,9 +9,11 @@ import functools
 from typing import Any
 
 from coalmine.api.models import Canary
+from coalmine.controller.seams import ControllerSeams, MeshRouter
 from coalmine.devcluster.cluster import load_manifests
 from coalmine.devcluster.crds import crd_path
 from coalmine.kube.api import KubeApi, Object
+from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import INGRESS, kind_for
 from coalmine.routers.common import PureRouter
 from targets_io.io_helpers import NS
@@ -165,3 +167,34 @@ def split_of(obj: Object) -> tuple[int, int]:
         canary = int(annotations["nginx.ingress.kubernetes.io/canary-weight"])
         return 100 - canary, canary
     return weights.get(PRIMARY, 0), weights.get(CANARY, 0)
+
+
+def mesh_router(ctx: ClusterContext, canary: Canary) -> MeshRouter:
+    """The router the controller's seams resolve for the canary's provider."""
+    router = ControllerSeams(ctx).mesh_router(canary, canary.spec.provider or "")
+    assert isinstance(router, MeshRouter)
+    return router
+
+
+# A/B matches per router family.
+AB_MATCH: dict[str, list[dict[str, Any]]] = {
+    "istio": [
+        {"headers": {"x-canary": {"exact": "insider"}}},
+        {"headers": {"cookie": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}},
+    ],
+    "gatewayapi": [
+        {"headers": {"x-canary": {"exact": "insider"}}},
+        {"headers": {"cookie": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}},
+    ],
+    "nginx": [
+        {"headers": {"x-canary": {"exact": "insider"}}},
+        {"headers": {"cookie": {"exact": "canary"}}},
+    ],
+    "contour": [{"headers": {"x-canary": {"exact": "insider"}}}],
+}
+
+
+def ab_match(provider: str) -> list[dict[str, Any]]:
+    """`analysis.match` in the forms the provider can express (a header, and a cookie where
+    the router can match one)."""
+    return AB_MATCH[provider.split(":")[0]]

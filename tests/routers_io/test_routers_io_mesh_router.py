@@ -6,13 +6,12 @@ is validated and pruned by the API server, so a wrong field fails the write (422
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from coalmine.api.models import Canary
-from coalmine.controller.seams import ControllerSeams, MeshRouter
+from coalmine.controller.seams import MeshRouter
 from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import kind_for
@@ -20,30 +19,20 @@ from coalmine.routers.base import Routes
 from coalmine.routers.common import RouterError
 from targets_io.io_helpers import NS, POLL_SECONDS, WAIT_SECONDS, counting_writes, make_canary
 
-from .gateway import AcceptingGateway, accepting_gateway
+from .gateway import AcceptingGateway
 from .routing import (
     AB_PROVIDERS,
     MIRROR_PROVIDERS,
     PROVIDERS,
+    ab_match,
     canary_spec,
+    mesh_router,
     routing_object,
     seed,
     split_of,
 )
 
 STEPS = [(80, 20), (60, 40), (40, 60)]
-
-
-@pytest.fixture
-async def gateway(ctx: ClusterContext) -> AsyncIterator[AcceptingGateway]:
-    async with accepting_gateway(ctx.api) as stand_in:
-        yield stand_in
-
-
-def mesh_router(ctx: ClusterContext, canary: Canary) -> MeshRouter:
-    router = ControllerSeams(ctx).mesh_router(canary, canary.spec.provider or "")
-    assert isinstance(router, MeshRouter)
-    return router
 
 
 async def live_routes(router: MeshRouter, canary: Canary) -> Routes:
@@ -87,27 +76,6 @@ async def test_weights_step_on_the_api_server_and_read_back(
         assert await counting_writes(ctx.api, lambda: router.reconcile(canary)) == {}, (
             f"reconcile at {primary}/{weight} rewrote a routing object"
         )
-
-
-AB_MATCH: dict[str, list[dict[str, Any]]] = {
-    "istio": [
-        {"headers": {"x-canary": {"exact": "insider"}}},
-        {"headers": {"cookie": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}},
-    ],
-    "gatewayapi": [
-        {"headers": {"x-canary": {"exact": "insider"}}},
-        {"headers": {"cookie": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}},
-    ],
-    "nginx": [
-        {"headers": {"x-canary": {"exact": "insider"}}},
-        {"headers": {"cookie": {"exact": "canary"}}},
-    ],
-    "contour": [{"headers": {"x-canary": {"exact": "insider"}}}],
-}
-
-
-def ab_match(provider: str) -> list[dict[str, Any]]:
-    return AB_MATCH[provider.split(":")[0]]
 
 
 def assert_ab_routing(provider: str, obj: dict[str, Any]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -30,25 +29,20 @@ from targets_io.io_helpers import (
 )
 from targets_io.scheduler_rig import ClusterRig, FailingAfter
 
-from .gateway import AcceptingGateway, accepting_gateway
+from .gateway import AcceptingGateway
 from .routing import (
     AB_PROVIDERS,
     MIRROR_PROVIDERS,
     PROVIDERS,
+    ab_match,
     canary_spec,
+    mesh_router,
     routing_object,
     seed,
     split_of,
 )
-from .test_routers_io_mesh_router import ab_match, mesh_router
 
 CANARY_RUN = [(100, 0), (80, 20), (60, 40), (40, 60), (100, 0)]
-
-
-@pytest.fixture
-async def gateway(ctx: ClusterContext) -> AsyncIterator[AcceptingGateway]:
-    async with accepting_gateway(ctx.api) as stand_in:
-        yield stand_in
 
 
 class Recorder:

@@ -56,6 +56,8 @@ class MeshRouter:
                 obj = await self.ctx.api.get_or_none(informer.kind, ref.name, ref.namespace)
                 if obj is not None:
                     await informer.observe(obj)
+                else:
+                    await informer.forget(ref.name, ref.namespace)
             else:
                 obj = informer.get(ref.name, ref.namespace)
             if obj is not None:

@@ -46,12 +46,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def devcluster_with_crds() -> Iterator[DevClusterProcess]:
-    """devcluster with coalmine's own CRDs loaded, as `coalmine crds | kubectl apply -f -` would."""
+def devcluster_with_crds(*extra: Path) -> Iterator[DevClusterProcess]:
+    """devcluster with coalmine's own CRDs loaded, as `coalmine crds | kubectl apply -f -` would,
+    plus `extra` manifest files (e.g. a router's CRDs from `coalmine.devcluster.crds.crd_path`)."""
     with tempfile.TemporaryDirectory(prefix="e2e-") as directory:
         loads = [
             f"--load={path}"
-            for path in sorted(CRD_DIR.glob("*.yaml"))
+            for path in [*sorted(CRD_DIR.glob("*.yaml")), *extra]
             if path.name != "kustomization.yaml"
         ]
         server = start_devcluster_process(

@@ -59,13 +59,17 @@ def test_cookies_are_generated_once_per_run_and_retired_at_weight_0() -> None:
         analysis={"sessionAffinity": {"cookieName": "c", "primaryCookieName": "p"}}
     )
     first = next_cookies(canary, 10, lambda: "token")
-    assert (first.session, first.primary, first.previous) == ("c=token", "p=token", None)
+    assert (
+        first.session_affinity_cookie,
+        first.primary_session_affinity_cookie,
+        first.previous_session_affinity_cookie,
+    ) == ("c=token", "p=token", None)
     running = with_status(
         canary, sessionAffinityCookie="c=live", primarySessionAffinityCookie="p=live"
     )
-    assert next_cookies(running, 30, lambda: "other").session == "c=live"
+    assert next_cookies(running, 30, lambda: "other").session_affinity_cookie == "c=live"
     done = next_cookies(running, 0, lambda: "other")
-    assert (done.session, done.previous) == (None, "c=live")
+    assert (done.session_affinity_cookie, done.previous_session_affinity_cookie) == (None, "c=live")
 
 
 def test_weights_accept_integers_strings_and_milli_quantities() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from coalmine.api import naming
-from coalmine.routers.common import RouterError, RouteWeights
+from coalmine.routers.base import Routes
+from coalmine.routers.common import RouterError
 from coalmine.routers.contour import ROUTER, ContourRouter
 from routers.canaries import apply, make_canary
 from routers.schemas import assert_valid
@@ -52,7 +53,7 @@ def test_routes_50_50_then_100_0_then_0_100() -> None:
         update = ROUTER.set_routes(canary, cluster, primary, weight)
         assert_valid(*update.objects)
         cluster = apply(cluster, update.objects)
-        assert ROUTER.get_routes(canary, cluster) == RouteWeights(primary, weight)
+        assert ROUTER.get_routes(canary, cluster) == Routes(primary, weight)
 
 
 def test_set_routes_refuses_zero_weights() -> None:
@@ -86,7 +87,7 @@ def test_ab_testing_adds_header_conditions_and_a_primary_route() -> None:
     assert second["conditions"] == [{"prefix": "/"}]
     assert [s["weight"] for s in second["services"]] == [100, 0]
     cluster = apply(cluster, update.objects)
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(0, 100)
+    assert ROUTER.get_routes(canary, cluster) == Routes(0, 100)
 
 
 def test_reconcile_keeps_live_weights_while_updating_port_and_timeout() -> None:
@@ -115,10 +116,13 @@ def test_get_routes_fails_when_services_are_missing() -> None:
 def test_compatibility_reports_tcp_mirroring_and_external_name() -> None:
     external = {"spec": {"type": "ExternalName", "externalName": "lb.example.com"}}
     (caveat,) = ROUTER.compatibility(make_canary(), "Service", external)
-    assert not caveat.fatal
-    assert "enableExternalNameService" in caveat.message
+    assert caveat.severity == "warning"
+    assert "enableExternalNameService" in str(caveat)
     tcp = make_canary(service={"appProtocol": "tcp"}, analysis={"mirror": True})
-    assert len([p for p in ROUTER.compatibility(tcp, "Deployment", None) if p.fatal]) == 2
+    assert (
+        len([p for p in ROUTER.compatibility(tcp, "Deployment", None) if p.severity == "error"])
+        == 2
+    )
 
 
 def test_ab_matches_contour_cannot_express_are_reported() -> None:
@@ -130,5 +134,5 @@ def test_ab_matches_contour_cannot_express_are_reported() -> None:
         }
     )
     problems = ROUTER.compatibility(canary, "Deployment", None)
-    assert [p.fatal for p in problems] == [True, True]
-    assert "headers.x-user" in problems[0].message
+    assert [p.severity for p in problems] == ["error", "error"]
+    assert "headers.x-user" in str(problems[0])

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from coalmine.routers.common import RouterError, RouteWeights
+from coalmine.routers.base import Routes
+from coalmine.routers.common import RouterError
 from coalmine.routers.gatewayapi import ROUTER_V1, ROUTER_V1BETA1, GatewayAPIRouter
 from routers.canaries import apply, make_canary, with_status
 from routers.schemas import assert_valid
@@ -57,7 +58,7 @@ def test_weight_steps_round_trip(router: GatewayAPIRouter) -> None:
         update = router.set_routes(canary, cluster, primary, weight)
         assert_valid(*update.objects)
         cluster = apply(cluster, update.objects)
-        assert router.get_routes(canary, cluster) == RouteWeights(primary, weight)
+        assert router.get_routes(canary, cluster) == Routes(primary, weight)
 
 
 @pytest.mark.parametrize("router", ROUTERS, ids=lambda r: r.version)
@@ -101,7 +102,7 @@ def test_ab_testing_with_header_and_cookie_matches(router: GatewayAPIRouter) -> 
         {"path": {"type": "PathPrefix", "value": "/api"}, "method": "GET"}
     ]
     assert [(b["name"], b["weight"]) for b in fallback["backendRefs"]] == [("podinfo-primary", 100)]
-    assert router.get_routes(canary, cluster) == RouteWeights(0, 100)
+    assert router.get_routes(canary, cluster) == Routes(0, 100)
 
 
 @pytest.mark.parametrize("router", ROUTERS, ids=lambda r: r.version)
@@ -130,10 +131,10 @@ def test_mirroring_adds_a_request_mirror_filter(router: GatewayAPIRouter, iterat
             },
         }
     ]
-    assert router.get_routes(canary, cluster) == RouteWeights(100, 0, mirrored=True)
+    assert router.get_routes(canary, cluster) == Routes(100, 0, mirrored=True)
     assert router.reconcile(canary, cluster) == [], "a mirroring run is not undone by reconcile"
     cluster = apply(cluster, router.set_routes(canary, cluster, 0, 100).objects)
-    assert router.get_routes(canary, cluster) == RouteWeights(0, 100, mirrored=False)
+    assert router.get_routes(canary, cluster) == Routes(0, 100, mirrored=False)
 
 
 AFFINITY = {
@@ -166,8 +167,8 @@ def test_session_affinity_v1_sticky_rules_and_cookie_attributes() -> None:
     update = ROUTER_V1.set_routes(canary, cluster, 90, 10, token=token)
     assert_valid(*update.objects)
     assert update.cookies is not None
-    assert update.cookies.session == "flagger-cookie=abcdefghij"
-    assert update.cookies.primary == "primary-cookie=abcdefghij"
+    assert update.cookies.session_affinity_cookie == "flagger-cookie=abcdefghij"
+    assert update.cookies.primary_session_affinity_cookie == "primary-cookie=abcdefghij"
     cluster = apply(cluster, update.objects)
     sticky, primary_sticky, weighted = route_of(cluster)["spec"]["rules"]
     assert sticky["matches"] == [
@@ -192,15 +193,19 @@ def test_session_affinity_v1_sticky_rules_and_cookie_attributes() -> None:
             "Path=/; SameSite=Strict; Secure"
         )
     ]
-    canary = with_status(canary, **update.cookies.status_patch())
-    assert ROUTER_V1.get_routes(canary, cluster) == RouteWeights(90, 10)
+    canary = with_status(
+        canary,
+        sessionAffinityCookie=update.cookies.session_affinity_cookie,
+        primarySessionAffinityCookie=update.cookies.primary_session_affinity_cookie,
+    )
+    assert ROUTER_V1.get_routes(canary, cluster) == Routes(90, 10)
     assert ROUTER_V1.reconcile(canary, cluster) == []
 
     update = ROUTER_V1.set_routes(canary, cluster, 100, 0, token=token)
     assert_valid(*update.objects)
     assert update.cookies is not None
-    assert update.cookies.session is None
-    assert update.cookies.previous == "flagger-cookie=abcdefghij"
+    assert update.cookies.session_affinity_cookie is None
+    assert update.cookies.previous_session_affinity_cookie == "flagger-cookie=abcdefghij"
     cleanup, weighted = route_of(update.objects)["spec"]["rules"]
     assert cleanup["filters"] == [set_cookie("flagger-cookie=abcdefghij; Max-Age=-1")]
     assert "filters" not in weighted["backendRefs"][1]
@@ -212,7 +217,7 @@ def test_session_affinity_v1beta1_has_no_primary_cookie() -> None:
     update = ROUTER_V1BETA1.set_routes(canary, cluster, 90, 10, token=token)
     assert_valid(*update.objects)
     assert update.cookies is not None
-    assert update.cookies.primary is None
+    assert update.cookies.primary_session_affinity_cookie is None
     sticky, weighted = route_of(update.objects)["spec"]["rules"]
     assert [b["weight"] for b in sticky["backendRefs"]] == [0, 100]
     assert "filters" not in weighted["backendRefs"][0]
@@ -363,7 +368,7 @@ def test_unsupported_match_is_an_error() -> None:
     canary = canary_with({"match": [{"uri": {"suffix": ".png"}}]})
     with pytest.raises(RouterError, match="doesn't support the specified path matching selector"):
         ROUTER_V1.reconcile(canary, [])
-    assert any(p.fatal for p in ROUTER_V1.compatibility(canary, "Deployment", None))
+    assert any(p.severity == "error" for p in ROUTER_V1.compatibility(canary, "Deployment", None))
 
 
 def test_gateway_refs_are_required() -> None:
@@ -371,7 +376,7 @@ def test_gateway_refs_are_required() -> None:
     with pytest.raises(RouterError, match="GatewayRefs must be specified"):
         ROUTER_V1.reconcile(canary, [])
     problems = ROUTER_V1.compatibility(canary, "Deployment", None)
-    assert any(p.fatal and "gatewayRefs" in p.message for p in problems)
+    assert any(p.severity == "error" and "gatewayRefs" in str(p) for p in problems)
 
 
 def with_parent_status(route: dict[str, Any], status: str, observed: int) -> dict[str, Any]:
@@ -407,11 +412,9 @@ def test_get_routes_v1_requires_every_parent_to_accept_the_route() -> None:
         ROUTER_V1.get_routes(canary, [rejected])
     accepted = with_parent_status(route, "True", generation)
     assert_valid(accepted)
-    assert ROUTER_V1.get_routes(canary, [accepted]) == RouteWeights(100, 0)
+    assert ROUTER_V1.get_routes(canary, [accepted]) == Routes(100, 0)
     # v1beta1 reads weights without the gate
-    assert ROUTER_V1BETA1.get_routes(canary, [{**rejected, "apiVersion": "x"}]) == RouteWeights(
-        100, 0
-    )
+    assert ROUTER_V1BETA1.get_routes(canary, [{**rejected, "apiVersion": "x"}]) == Routes(100, 0)
 
 
 def test_get_routes_v1_waits_for_the_gateway_to_observe_the_latest_generation() -> None:
@@ -450,10 +453,10 @@ def test_finalize_leaves_the_route_to_garbage_collection() -> None:
 def test_external_name_backends_are_a_caveat_and_tcp_is_refused() -> None:
     external = {"spec": {"type": "ExternalName", "externalName": "lb.example.com"}}
     (caveat,) = ROUTER_V1.compatibility(canary_with(), "Service", external)
-    assert not caveat.fatal
-    assert "ExternalName" in caveat.message
+    assert caveat.severity == "warning"
+    assert "ExternalName" in str(caveat)
     tcp = canary_with({"appProtocol": "tcp"})
-    assert any(p.fatal for p in ROUTER_V1.compatibility(tcp, "Deployment", None))
+    assert any(p.severity == "error" for p in ROUTER_V1.compatibility(tcp, "Deployment", None))
 
 
 def test_settings_that_break_http_route_validation_rules_are_reported() -> None:
@@ -466,12 +469,12 @@ def test_settings_that_break_http_route_validation_rules_are_reported() -> None:
         },
     )
     problems = ROUTER_V1.compatibility(prefix_rewrite, "Deployment", None)
-    assert any(p.fatal and "ReplacePrefixMatch" in p.message for p in problems)
+    assert any(p.severity == "error" and "ReplacePrefixMatch" in str(p) for p in problems)
     single = canary_with({"rewrite": {"uri": "/", "type": "ReplacePrefixMatch"}})
     assert ROUTER_V1.compatibility(single, "Deployment", None) == []
     timeouts = canary_with({"timeout": "5s", "backendTimeout": "10s"})
     problems = ROUTER_V1.compatibility(timeouts, "Deployment", None)
-    assert any(p.fatal and "backendTimeout" in p.message for p in problems)
+    assert any(p.severity == "error" and "backendTimeout" in str(p) for p in problems)
 
 
 def test_source_label_matches_are_reported() -> None:
@@ -479,7 +482,7 @@ def test_source_label_matches_are_reported() -> None:
         analysis={"stepWeight": None, "iterations": 2, "match": [{"sourceLabels": {"app": "x"}}]}
     )
     problems = ROUTER_V1.compatibility(canary, "Deployment", None)
-    assert any(p.fatal and "sourceLabels" in p.message for p in problems)
+    assert any(p.severity == "error" and "sourceLabels" in str(p) for p in problems)
 
 
 def test_reconcile_keeps_the_live_cookie_when_the_status_lost_it() -> None:

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from coalmine.api import naming
-from coalmine.routers.common import RouterError, RouteWeights, Write
+from coalmine.routers.base import Routes, SessionAffinityCookies
+from coalmine.routers.common import RouterError, Write
 from coalmine.routers.istio import ROUTER
 from routers.canaries import apply, make_canary, with_status
 from routers.schemas import assert_valid
@@ -97,7 +98,7 @@ def test_weight_steps_are_written_and_read_back() -> None:
         cluster = apply(cluster, update.objects)
         route = virtual_service(cluster)["spec"]["http"][0]["route"]
         assert [d["weight"] for d in route] == [primary, weight]
-        assert ROUTER.get_routes(canary, cluster) == RouteWeights(primary, weight)
+        assert ROUTER.get_routes(canary, cluster) == Routes(primary, weight)
 
 
 @pytest.mark.parametrize("label", ["promotion", "rollback"])
@@ -106,7 +107,7 @@ def test_promotion_and_rollback_route_everything_to_the_primary(label: str) -> N
     cluster = apply([], ROUTER.reconcile(canary, []))
     cluster = apply(cluster, ROUTER.set_routes(canary, cluster, 40, 60).objects)
     cluster = apply(cluster, ROUTER.set_routes(canary, cluster, 100, 0).objects)
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(100, 0)
+    assert ROUTER.get_routes(canary, cluster) == Routes(100, 0)
     assert_valid(*cluster)
 
 
@@ -137,7 +138,7 @@ def test_ab_testing_merges_header_and_cookie_matches_with_service_match() -> Non
     assert [d["weight"] for d in first["route"]] == [0, 100]
     assert second["match"] == [{"uri": {"prefix": "/api"}}]
     assert second["route"] == [{"destination": {"host": "podinfo-primary"}, "weight": 0}]
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(0, 100)
+    assert ROUTER.get_routes(canary, cluster) == Routes(0, 100)
 
 
 def test_mirroring_adds_mirror_and_mirror_percentage() -> None:
@@ -149,12 +150,12 @@ def test_mirroring_adds_mirror_and_mirror_percentage() -> None:
     route = virtual_service(cluster)["spec"]["http"][0]
     assert route["mirror"] == {"host": "podinfo-canary"}
     assert route["mirrorPercentage"] == {"value": 50.0}
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(100, 0, mirrored=True)
+    assert ROUTER.get_routes(canary, cluster) == Routes(100, 0, mirrored=True)
     # reconcile keeps the live mirror (the run is mirroring)
     assert ROUTER.reconcile(canary, cluster) == []
     cluster = apply(cluster, ROUTER.set_routes(canary, cluster, 80, 20).objects)
     assert "mirror" not in virtual_service(cluster)["spec"]["http"][0]
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(80, 20, mirrored=False)
+    assert ROUTER.get_routes(canary, cluster) == Routes(80, 20, mirrored=False)
 
 
 def test_mirroring_without_mirror_weight_mirrors_everything() -> None:
@@ -182,11 +183,7 @@ def test_session_affinity_sets_cookie_on_canary_and_adds_sticky_route() -> None:
     update = ROUTER.set_routes(canary, cluster, 90, 10, token=token)
     assert_valid(*update.objects)
     assert update.cookies is not None
-    assert update.cookies.status_patch() == {
-        "sessionAffinityCookie": "flagger-cookie=abcdefghij",
-        "primarySessionAffinityCookie": None,
-        "previousSessionAffinityCookie": None,
-    }
+    assert update.cookies == SessionAffinityCookies("flagger-cookie=abcdefghij", None, None)
     cluster = apply(cluster, update.objects)
     sticky, weighted = virtual_service(cluster)["spec"]["http"]
     assert sticky["name"] == "sticky-route"
@@ -203,15 +200,15 @@ def test_session_affinity_sets_cookie_on_canary_and_adds_sticky_route() -> None:
         }
     }
     canary = with_status(canary, sessionAffinityCookie="flagger-cookie=abcdefghij")
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(90, 10)
+    assert ROUTER.get_routes(canary, cluster) == Routes(90, 10)
     assert ROUTER.reconcile(canary, cluster) == []
 
     # the run ends: the cookie becomes the previous one and is expired on the client
     update = ROUTER.set_routes(canary, cluster, 100, 0, token=token)
     assert_valid(*update.objects)
     assert update.cookies is not None
-    assert update.cookies.session is None
-    assert update.cookies.previous == "flagger-cookie=abcdefghij"
+    assert update.cookies.session_affinity_cookie is None
+    assert update.cookies.previous_session_affinity_cookie == "flagger-cookie=abcdefghij"
     cleanup, weighted = virtual_service(update.objects)["spec"]["http"]
     assert cleanup["match"] == [
         {"headers": {"Cookie": {"regex": ".*flagger-cookie.*abcdefghij.*"}}}
@@ -231,7 +228,7 @@ def test_session_affinity_with_primary_cookie_adds_primary_sticky_route() -> Non
     update = ROUTER.set_routes(canary, cluster, 80, 20, token=token)
     assert_valid(*update.objects)
     assert update.cookies is not None
-    assert update.cookies.primary == "primary-c=abcdefghij"
+    assert update.cookies.primary_session_affinity_cookie == "primary-c=abcdefghij"
     sticky, primary_sticky, weighted = virtual_service(update.objects)["spec"]["http"]
     assert sticky["name"] == "sticky-route"
     assert primary_sticky["name"] == "sticky-route-primary"
@@ -252,7 +249,7 @@ def test_session_affinity_cookie_is_kept_for_the_whole_run() -> None:
     cluster = apply([], ROUTER.reconcile(canary, []))
     update = ROUTER.set_routes(canary, cluster, 60, 40, token=token)
     assert update.cookies is not None
-    assert update.cookies.session == "c=existing"
+    assert update.cookies.session_affinity_cookie == "c=existing"
 
 
 def test_reconcile_keeps_live_weights_and_foreign_metadata_while_updating_hosts() -> None:
@@ -311,7 +308,7 @@ def test_delegation_with_hosts_is_an_error() -> None:
     with pytest.raises(RouterError, match="cannot have hosts and gateways when delegation"):
         ROUTER.reconcile(canary, [])
     problems = ROUTER.compatibility(canary, "Deployment", None)
-    assert any(p.fatal and "delegation" in p.message for p in problems)
+    assert any(p.severity == "error" and "delegation" in str(p) for p in problems)
 
 
 def test_tcp_service_gets_a_weighted_tcp_route() -> None:
@@ -325,7 +322,7 @@ def test_tcp_service_gets_a_weighted_tcp_route() -> None:
     assert_valid(*update.objects)
     cluster = apply(cluster, update.objects)
     assert [d["weight"] for d in virtual_service(cluster)["spec"]["tcp"][0]["route"]] == [70, 30]
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(70, 30)
+    assert ROUTER.get_routes(canary, cluster) == Routes(70, 30)
 
 
 def test_get_routes_fails_when_the_virtual_service_has_no_split() -> None:
@@ -412,10 +409,10 @@ def test_external_name_backends_with_istio_mutual_tls_cannot_work() -> None:
     external = {"spec": {"type": "ExternalName", "externalName": "lb.other-cluster.example"}}
     canary = make_canary(service={"trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}})
     problems = ROUTER.compatibility(canary, "Service", external)
-    assert [p.fatal for p in problems] == [True]
-    assert "ISTIO_MUTUAL" in problems[0].message
+    assert [p.severity for p in problems] == ["error"]
+    assert "ISTIO_MUTUAL" in str(problems[0])
     caveats = ROUTER.compatibility(make_canary(), "Service", external)
-    assert [p.fatal for p in caveats] == [False]
+    assert [p.severity for p in caveats] == ["warning"]
     assert ROUTER.compatibility(make_canary(), "Service", {"spec": {"type": "ClusterIP"}}) == []
 
 
@@ -429,7 +426,7 @@ def test_tcp_with_ab_matches_is_reported() -> None:
         },
     )
     problems = ROUTER.compatibility(canary, "Deployment", None)
-    assert any(p.fatal and "spec.analysis.match" in p.message for p in problems)
+    assert any(p.severity == "error" and "spec.analysis.match" in str(p) for p in problems)
 
 
 def test_reconcile_keeps_the_live_cookie_when_the_status_lost_it() -> None:
@@ -438,7 +435,7 @@ def test_reconcile_keeps_the_live_cookie_when_the_status_lost_it() -> None:
     cluster = apply(cluster, ROUTER.set_routes(canary, cluster, 70, 30, token=token).objects)
     # the status write was lost: reconcile must not rewrite the sticky route with a new cookie
     assert ROUTER.reconcile(canary, cluster) == []
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(70, 30)
+    assert ROUTER.get_routes(canary, cluster) == Routes(70, 30)
 
 
 def test_finalize_after_the_virtual_service_is_gone_does_nothing() -> None:

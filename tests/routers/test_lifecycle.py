@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from coalmine.api.models import Canary
-from coalmine.routers.common import Delete, PureRouter, RouteWeights
+from coalmine.routers.base import Routes
+from coalmine.routers.common import Delete, PureRouter
 from coalmine.routers.registry import ROUTERS
 from routers.canaries import apply, make_canary
 from routers.schemas import as_stored, assert_valid
@@ -65,14 +66,14 @@ def test_canary_run_objects_are_valid_and_weights_round_trip(provider: str) -> N
     assert created, "initialization writes the routing objects"
     assert_valid(*created)
     cluster = apply(cluster, created)
-    assert router.get_routes(canary, cluster) == RouteWeights(100, 0, False)
+    assert router.get_routes(canary, cluster) == Routes(100, 0, False)
     assert router.reconcile(canary, cluster) == [], "a second reconcile writes nothing"
 
     for primary, weight in [(80, 20), (60, 40), (40, 60), (100, 0)]:
         update = router.set_routes(canary, cluster, primary, weight)
         assert_valid(*update.objects)
         cluster = apply(cluster, update.objects)
-        assert router.get_routes(canary, cluster) == RouteWeights(primary, weight, False)
+        assert router.get_routes(canary, cluster) == Routes(primary, weight, False)
         assert router.reconcile(canary, cluster) == [], f"reconcile at {primary}/{weight}"
 
 
@@ -86,7 +87,7 @@ def test_server_defaults_are_not_mistaken_for_drift(provider: str) -> None:
     assert router.reconcile(canary, cluster) == []
     update = router.set_routes(canary, cluster, 70, 30)
     cluster = apply(cluster, [as_stored(o) for o in update.objects])
-    assert router.get_routes(canary, cluster) == RouteWeights(70, 30, False)
+    assert router.get_routes(canary, cluster) == Routes(70, 30, False)
     assert router.reconcile(canary, cluster) == []
 
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from coalmine.api import naming
-from coalmine.routers.common import Delete, ObjectRef, RouterError, RouteWeights
+from coalmine.routers.base import Routes
+from coalmine.routers.common import Delete, ObjectRef, RouterError
 from coalmine.routers.nginx import ROUTER, NginxRouter
 from routers.canaries import apply, make_canary
 from routers.schemas import assert_valid
@@ -90,10 +91,10 @@ def test_weights_are_written_as_canary_weight_annotation() -> None:
     annotations = canary_ingress(cluster)["metadata"]["annotations"]
     assert annotations[f"{PREFIX}/canary-weight"] == "50"
     assert annotations[f"{PREFIX}/canary"] == "true"
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(50, 50)
+    assert ROUTER.get_routes(canary, cluster) == Routes(50, 50)
     cluster = apply(cluster, ROUTER.set_routes(canary, cluster, 100, 0).objects)
     assert canary_ingress(cluster)["metadata"]["annotations"][f"{PREFIX}/canary-weight"] == "0"
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(100, 0)
+    assert ROUTER.get_routes(canary, cluster) == Routes(100, 0)
 
 
 @pytest.mark.parametrize(
@@ -124,13 +125,13 @@ def test_ab_testing_writes_header_and_cookie_annotations(
     annotations = canary_ingress(cluster)["metadata"]["annotations"]
     ours = {k.removeprefix(f"{PREFIX}/"): v for k, v in annotations.items() if k.startswith(PREFIX)}
     assert ours == {"canary": "true", **expected}
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(0, 100)
+    assert ROUTER.get_routes(canary, cluster) == Routes(0, 100)
     # promotion resets the header routing
     cluster = apply(cluster, ROUTER.set_routes(canary, cluster, 100, 0).objects)
     annotations = canary_ingress(cluster)["metadata"]["annotations"]
     ours = {k.removeprefix(f"{PREFIX}/"): v for k, v in annotations.items() if k.startswith(PREFIX)}
     assert ours == {"canary": "true", "canary-weight": "0"}
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(100, 0)
+    assert ROUTER.get_routes(canary, cluster) == Routes(100, 0)
 
 
 def test_annotation_prefix_is_configurable() -> None:
@@ -140,7 +141,7 @@ def test_annotation_prefix_is_configurable() -> None:
     assert ingress["metadata"]["annotations"]["custom.ingress.kubernetes.io/canary-weight"] == "0"
     cluster = apply([source_ingress()], [ingress])
     cluster = apply(cluster, router.set_routes(canary, cluster, 70, 30).objects)
-    assert router.get_routes(canary, cluster) == RouteWeights(70, 30)
+    assert router.get_routes(canary, cluster) == Routes(70, 30)
 
 
 def test_reconcile_follows_the_user_ingress_and_keeps_the_live_weight() -> None:
@@ -177,8 +178,8 @@ def test_service_target_ingress_routing_to_the_target_itself_is_fatal() -> None:
         canary, "Service", {"spec": {"type": "ClusterIP"}}, existing=[source_ingress()]
     )
     (problem,) = problems
-    assert problem.fatal
-    assert "route the Ingress to podinfo-primary" in problem.message
+    assert problem.severity == "error"
+    assert "route the Ingress to podinfo-primary" in str(problem)
     # a Deployment target's apex Service selects the primary pods: fine
     assert (
         ROUTER.compatibility(canary_with(), "Deployment", None, existing=[source_ingress()]) == []
@@ -193,7 +194,7 @@ def test_missing_ingress_ref_and_missing_backend_are_errors() -> None:
     problems = ROUTER.compatibility(
         canary_with(), "Deployment", None, existing=[source_ingress(backend="other")]
     )
-    assert any(p.fatal and "not found" in p.message for p in problems)
+    assert any(p.severity == "error" and "not found" in str(p) for p in problems)
 
 
 def test_finalize_deletes_the_canary_ingress() -> None:
@@ -211,8 +212,8 @@ def test_external_name_backends_are_a_caveat_naming_upstream_vhost() -> None:
     (caveat,) = ROUTER.compatibility(
         canary, "Service", external, existing=[source_ingress(backend="podinfo-primary")]
     )
-    assert not caveat.fatal
-    assert f"{PREFIX}/upstream-vhost" in caveat.message
+    assert caveat.severity == "warning"
+    assert f"{PREFIX}/upstream-vhost" in str(caveat)
 
 
 def test_ab_matches_ingress_nginx_cannot_express_are_reported() -> None:
@@ -228,7 +229,7 @@ def test_ab_matches_ingress_nginx_cannot_express_are_reported() -> None:
         }
     )
     messages = [
-        p.message
+        str(p)
         for p in ROUTER.compatibility(canary, "Deployment", None, existing=[source_ingress()])
     ]
     assert any("headers.x-b" in m for m in messages)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from coalmine.routers.common import RouterError, RouteWeights
+from coalmine.routers.base import Routes
+from coalmine.routers.common import RouterError
 from coalmine.routers.registry import router_for
 from coalmine.routers.smi import (
     LINKERD,
@@ -56,7 +57,7 @@ def test_set_routes_and_get_routes_round_trip(router: SMIRouter) -> None:
         update = router.set_routes(canary, cluster, primary, weight)
         assert_valid(*update.objects)
         cluster = apply(cluster, update.objects)
-        assert router.get_routes(canary, cluster) == RouteWeights(primary, weight)
+        assert router.get_routes(canary, cluster) == Routes(primary, weight)
 
 
 def test_v1alpha1_weights_may_be_quantities() -> None:
@@ -73,7 +74,7 @@ def test_v1alpha1_weights_may_be_quantities() -> None:
             ],
         },
     }
-    assert LINKERD.get_routes(canary, [split]) == RouteWeights(70, 30)
+    assert LINKERD.get_routes(canary, [split]) == Routes(70, 30)
 
 
 def test_get_routes_fails_without_weights() -> None:
@@ -112,8 +113,8 @@ def test_istio_mesh_suffix_adds_the_gateways_annotation() -> None:
 def test_external_name_backends_cannot_be_split_by_linkerd() -> None:
     external = {"spec": {"type": "ExternalName", "externalName": "lb.example.com"}}
     (problem,) = LINKERD.compatibility(make_canary(), "Service", external)
-    assert problem.fatal
-    assert "ExternalName" in problem.message
+    assert problem.severity == "error"
+    assert "ExternalName" in str(problem)
 
 
 def test_ab_testing_and_mirroring_are_reported_as_unsupported() -> None:
@@ -125,6 +126,8 @@ def test_ab_testing_and_mirroring_are_reported_as_unsupported() -> None:
             "match": [{"headers": {"x": {"exact": "1"}}}],
         }
     )
-    messages = [p.message for p in LINKERD.compatibility(canary, "Deployment", None) if p.fatal]
+    messages = [
+        str(p) for p in LINKERD.compatibility(canary, "Deployment", None) if p.severity == "error"
+    ]
     assert any("spec.analysis.match" in m for m in messages)
     assert any("spec.analysis.mirror" in m for m in messages)

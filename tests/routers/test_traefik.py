@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from coalmine.routers.common import RouterError, RouteWeights
+from coalmine.routers.base import Routes
+from coalmine.routers.common import RouterError
 from coalmine.routers.traefik import ROUTER
 from routers.canaries import apply, make_canary
 from routers.schemas import assert_valid
@@ -35,7 +36,7 @@ def test_canary_entry_exists_only_while_it_has_weight() -> None:
         ("podinfo-canary", 40),
     ]
     cluster = apply(cluster, update.objects)
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(60, 40)
+    assert ROUTER.get_routes(canary, cluster) == Routes(60, 40)
     update = ROUTER.set_routes(canary, cluster, 100, 0)
     assert [s["name"] for s in services(update.objects[0])] == ["podinfo-primary"]
 
@@ -57,7 +58,7 @@ def test_reconcile_keeps_the_live_split(primary: int, weight: int) -> None:
     assert_valid(written)
     assert written["metadata"]["labels"] == {"new": "label"}
     cluster = apply(cluster, [written])
-    assert ROUTER.get_routes(canary, cluster) == RouteWeights(primary, weight)
+    assert ROUTER.get_routes(canary, cluster) == Routes(primary, weight)
 
 
 def test_get_routes_fails_without_the_primary_entry() -> None:
@@ -71,8 +72,8 @@ def test_get_routes_fails_without_the_primary_entry() -> None:
 def test_external_name_is_a_caveat_and_ab_testing_is_refused() -> None:
     external = {"spec": {"type": "ExternalName", "externalName": "lb.example.com"}}
     (caveat,) = ROUTER.compatibility(make_canary(), "Service", external)
-    assert not caveat.fatal
-    assert "allowExternalNameServices" in caveat.message
+    assert caveat.severity == "warning"
+    assert "allowExternalNameServices" in str(caveat)
     ab = make_canary(
         analysis={
             "stepWeight": None,
@@ -80,4 +81,4 @@ def test_external_name_is_a_caveat_and_ab_testing_is_refused() -> None:
             "match": [{"headers": {"x": {"exact": "1"}}}],
         }
     )
-    assert any(p.fatal for p in ROUTER.compatibility(ab, "Deployment", None))
+    assert any(p.severity == "error" for p in ROUTER.compatibility(ab, "Deployment", None))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from coalmine.analysis import AnalysisOutcome, AvailabilityOutcome
+from coalmine.analysis import AnalysisOutcome, Analyzer, AvailabilityOutcome, MetricResult
 from coalmine.api.models import Canary, CanaryStatus, CanaryWebhook, Phase, Strategy
 from coalmine.controller.adapters import SystemClock
 from coalmine.controller.seams import ControllerSeams
@@ -26,6 +26,26 @@ class PassingAnalysis:
 
     async def analyse(self, canary: Canary, *, route: str | None = None) -> AnalysisOutcome:
         return AnalysisOutcome()
+
+
+@dataclass
+class FailingAfter:
+    """Metric checks that pass `passes` times, then fail (a rollback on demand)."""
+
+    passes: int
+    calls: int = 0
+
+    async def check_availability(self, canary: Canary) -> AvailabilityOutcome:
+        return AvailabilityOutcome(True, "all the metrics providers are available!")
+
+    async def analyse(self, canary: Canary, *, route: str | None = None) -> AnalysisOutcome:
+        self.calls += 1
+        if self.calls <= self.passes:
+            return AnalysisOutcome()
+        failed = MetricResult(
+            "error-rate", 100.0, False, "Halt advancement error-rate 100 > 1", "warning"
+        )
+        return AnalysisOutcome((failed,))
 
 
 class AcceptingWebhooks:
@@ -76,13 +96,15 @@ class NoMetrics:
 class ClusterRig:
     """One canary advanced cycle by cycle by the real scheduler against devcluster."""
 
-    def __init__(self, ctx: ClusterContext, canary: Canary) -> None:
+    def __init__(
+        self, ctx: ClusterContext, canary: Canary, analyzer: Analyzer | None = None
+    ) -> None:
         self.events = Events()
         self.store = StatusStore(canary)
         self.scheduler = Scheduler(
             Dependencies(
                 seams=ControllerSeams(ctx),
-                analyzer=PassingAnalysis(),
+                analyzer=analyzer or PassingAnalysis(),
                 webhooks=AcceptingWebhooks(),
                 alerts=SilentAlerts(),
                 recorder=self.events,

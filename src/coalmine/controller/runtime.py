@@ -349,9 +349,9 @@ class CanaryReconciler:
         if target.kind == "Service":
             service = self.caches[SERVICE].get(target.name, canary.namespace)
         fatal = [
-            p.message
+            str(p)
             for p in selection.router.compatibility(canary, target.kind, service)
-            if p.fatal
+            if p.severity == "error"
         ]
         return "; ".join(fatal)
 

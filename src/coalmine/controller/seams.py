@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from coalmine.api.models import Canary
@@ -19,7 +19,7 @@ from coalmine.kube.cache import object_key
 from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import kind_for
 from coalmine.routers.base import Router, Routes, ServiceRouter, SessionAffinityCookies
-from coalmine.routers.common import Delete, PureRouter, RouterError, Write
+from coalmine.routers.common import Delete, PureRouter, RouterError, RouteUpdate, Write
 from coalmine.routers.kubernetes import KubernetesMeshRouter, service_router_for
 from coalmine.routers.registry import router_for
 from coalmine.targets.base import ScalerReconciler, TargetController
@@ -31,19 +31,35 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+WRITE_ATTEMPTS = 3
+
+
 class MeshRouter:
-    """The I/O half of a pure router: cache reads in, writes on difference out."""
+    """The I/O half of a pure router: cache reads in, writes on difference out.
+
+    A write that loses a race (409: someone else changed the object since the cache saw it, e.g.
+    a Gateway controller writing an HTTPRoute's status) is recomputed from the objects read
+    again from the API server, so the pure router decides on what is really there.
+    """
 
     def __init__(self, ctx: ClusterContext, pure: PureRouter) -> None:
         self.ctx = ctx
         self.pure = pure
         self.supports_mirroring = pure.capabilities.mirroring
 
-    async def _existing(self, canary: Canary) -> list[Object]:
+    async def _existing(self, canary: Canary, *, fresh: bool = False) -> list[Object]:
+        """The routing objects from the cache, or (`fresh`) from the API server."""
         found: list[Object] = []
         for ref in self.pure.references(canary):
             informer = await self.ctx.caches.synced(kind_for(ref.api_version, ref.kind))
-            obj = informer.get(ref.name, ref.namespace)
+            if fresh:
+                obj = await self.ctx.api.get_or_none(informer.kind, ref.name, ref.namespace)
+                if obj is not None:
+                    await informer.observe(obj)
+                else:
+                    await informer.forget(ref.name, ref.namespace)
+            else:
+                obj = informer.get(ref.name, ref.namespace)
             if obj is not None:
                 found.append(obj)
         return found
@@ -58,40 +74,48 @@ class MeshRouter:
             if key in present and obj.get("metadata", {}).get("resourceVersion"):
                 written = await self.ctx.api.replace(kind, obj)
             else:
-                try:
-                    written = await self.ctx.api.create(kind, obj)
-                except Conflict:
-                    written = await self.ctx.api.replace(kind, obj)
+                written = await self.ctx.api.create(kind, obj)
             await informer.observe(written)
 
-    async def reconcile(self, canary: Canary) -> None:
+    async def _apply(self, canary: Canary, compute: Callable[[list[Object]], list[Object]]) -> None:
+        """Write what `compute` makes of the live objects, recomputing after a lost race."""
         existing = await self._existing(canary)
-        await self._write(self.pure.reconcile(canary, existing), existing)
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                await self._write(compute(existing), existing)
+                return
+            except Conflict:
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+                existing = await self._existing(canary, fresh=True)
+
+    async def reconcile(self, canary: Canary) -> None:
+        await self._apply(canary, lambda existing: self.pure.reconcile(canary, existing))
 
     async def set_routes(
         self, canary: Canary, primary_weight: int, canary_weight: int, mirrored: bool
     ) -> SessionAffinityCookies | None:
-        existing = await self._existing(canary)
-        update = self.pure.set_routes(canary, existing, primary_weight, canary_weight, mirrored)
-        await self._write(update.objects, existing)
-        if update.cookies is None:
-            return None
-        return SessionAffinityCookies(
-            session_affinity_cookie=update.cookies.session,
-            primary_session_affinity_cookie=update.cookies.primary,
-            previous_session_affinity_cookie=update.cookies.previous,
-        )
+        updates: list[RouteUpdate] = []
+
+        def compute(existing: list[Object]) -> list[Object]:
+            update = self.pure.set_routes(canary, existing, primary_weight, canary_weight, mirrored)
+            updates.append(update)
+            return update.objects
+
+        await self._apply(canary, compute)
+        return updates[-1].cookies
 
     async def get_routes(self, canary: Canary) -> Routes:
-        weights = self.pure.get_routes(canary, await self._existing(canary))
-        return Routes(weights.primary, weights.canary, weights.mirrored)
+        return self.pure.get_routes(canary, await self._existing(canary))
 
     async def finalize(self, canary: Canary) -> None:
-        existing = await self._existing(canary)
-        for action in self.pure.finalize(canary, existing):
-            if isinstance(action, Write):
-                await self._write([action.obj], existing)
-            elif isinstance(action, Delete):
+        def writes(existing: list[Object]) -> list[Object]:
+            actions = self.pure.finalize(canary, existing)
+            return [action.obj for action in actions if isinstance(action, Write)]
+
+        await self._apply(canary, writes)
+        for action in self.pure.finalize(canary, await self._existing(canary)):
+            if isinstance(action, Delete):
                 kind = kind_for(action.ref.api_version, action.ref.kind)
                 with contextlib.suppress(NotFound):
                     await self.ctx.api.delete(kind, action.ref.name, action.ref.namespace)

@@ -16,6 +16,9 @@ from typing import Any, Literal, Protocol
 
 from coalmine.api import naming
 from coalmine.api.models import Canary, SessionAffinity
+from coalmine.api.validation import Problem
+from coalmine.routers.base import Routes, SessionAffinityCookies
+from coalmine.targets import labels
 
 Obj = dict[str, Any]
 
@@ -24,14 +27,7 @@ class RouterError(Exception):
     """A routing object is missing, malformed or not ready; the message names object and reason."""
 
 
-@dataclass(frozen=True)
-class RouteWeights:
-    primary: int
-    canary: int
-    mirrored: bool = False
-
-
-INITIAL_WEIGHTS = RouteWeights(100, 0, False)
+INITIAL_WEIGHTS = Routes(100, 0, False)
 
 
 @dataclass(frozen=True)
@@ -79,35 +75,11 @@ FinalizeAction = Delete | Write
 
 
 @dataclass(frozen=True)
-class AffinityCookies:
-    """Session-affinity cookies to store in the Canary status (`<name>=<value>` or None to clear)."""
-
-    session: str | None = None
-    primary: str | None = None
-    previous: str | None = None
-
-    def status_patch(self) -> dict[str, str | None]:
-        return {
-            "sessionAffinityCookie": self.session,
-            "primarySessionAffinityCookie": self.primary,
-            "previousSessionAffinityCookie": self.previous,
-        }
-
-
-@dataclass(frozen=True)
 class RouteUpdate:
     """What SetRoutes produces: objects to write, and status fields when session affinity is used."""
 
     objects: list[Obj]
-    cookies: AffinityCookies | None = None
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A canary/target/router combination that cannot work (`fatal`) or may not work (a caveat)."""
-
-    message: str
-    fatal: bool = True
+    cookies: SessionAffinityCookies | None = None
 
 
 TargetKind = Literal["Deployment", "DaemonSet", "Service"]
@@ -142,7 +114,7 @@ class PureRouter(Protocol):
         mirrored: bool = False,
     ) -> RouteUpdate: ...
 
-    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> RouteWeights: ...
+    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes: ...
 
     def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]: ...
 
@@ -172,17 +144,11 @@ def service_names(canary: Canary) -> ServiceNames:
 
 
 def owner_reference(canary: Canary) -> Obj:
-    """The Canary as controller owner, so routing objects are garbage-collected with it."""
+    """The Canary as controller owner (targets.labels builds it), refusing a Canary without a
+    uid: the API server would reject the reference, and the object would never be collected."""
     if not canary.metadata.uid:
         raise RouterError(f"Canary {canary.key} has no metadata.uid; cannot own routing objects")
-    return {
-        "apiVersion": naming.API_VERSION,
-        "kind": naming.CANARY_KIND,
-        "name": canary.name,
-        "uid": canary.metadata.uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return labels.owner_reference(canary)
 
 
 def with_toolkit_annotations(annotations: Mapping[str, str] | None) -> dict[str, str]:
@@ -235,17 +201,6 @@ def require(existing: Sequence[Obj], kind: str, name: str, namespace: str) -> Ob
     if obj is None:
         raise RouterError(f"{kind} {name}.{namespace} get query error: not found")
     return obj
-
-
-def controlled_by(obj: Obj, canary: Canary) -> bool:
-    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
-        if (
-            ref.get("controller")
-            and ref.get("kind") == naming.CANARY_KIND
-            and ref.get("name") == canary.name
-        ):
-            return True
-    return False
 
 
 def is_external_name(service: Obj | None) -> bool:
@@ -362,7 +317,7 @@ def cookie_regex(cookie: str) -> str:
 
 def next_cookies(
     canary: Canary, canary_weight: int, token: TokenSource, *, primary_cookie: bool = True
-) -> AffinityCookies:
+) -> SessionAffinityCookies:
     """Flagger's cookie life cycle: generate once per run while the canary gets traffic; when it
     gets none, the run's cookie becomes the previous one (expired on the client)."""
     analysis = canary.spec.analysis
@@ -372,39 +327,42 @@ def next_cookies(
     primary = status.primary_session_affinity_cookie if status else None
     previous = status.previous_session_affinity_cookie if status else None
     if affinity is None:
-        return AffinityCookies(session, primary, previous)
+        return SessionAffinityCookies(session, primary, previous)
     if canary_weight > 0:
         session = session or f"{affinity.cookie_name}={token()}"
         if primary_cookie and affinity.primary_cookie_name:
             primary = primary or f"{affinity.primary_cookie_name}={token()}"
-        return AffinityCookies(session, primary, previous)
+        return SessionAffinityCookies(session, primary, previous)
     if session:
         previous = session
-    return AffinityCookies(None, primary, previous)
+    return SessionAffinityCookies(None, primary, previous)
 
 
-def status_cookies(canary: Canary) -> AffinityCookies:
+def status_cookies(canary: Canary) -> SessionAffinityCookies:
     status = canary.status
     if status is None:
-        return AffinityCookies()
-    return AffinityCookies(
+        return SessionAffinityCookies()
+    return SessionAffinityCookies(
         status.session_affinity_cookie,
         status.primary_session_affinity_cookie,
         status.previous_session_affinity_cookie,
     )
 
 
-def reconcile_cookies(canary: Canary, live_set_cookies: Mapping[str, str]) -> AffinityCookies:
+def reconcile_cookies(
+    canary: Canary, live_set_cookies: Mapping[str, str]
+) -> SessionAffinityCookies:
     """The cookies to rebuild a live object with: the status's, or, when the status lost them
     (a crash between writing the route and the status), the ones the live object sets, so a
     reconcile never swaps the cookie under clients mid-run. Keys: `session`, `primary`."""
     cookies = status_cookies(canary)
     session = live_set_cookies.get("session")
     primary = live_set_cookies.get("primary")
-    return AffinityCookies(
-        cookies.session or (session.split(";")[0].strip() if session else None),
-        cookies.primary or (primary.split(";")[0].strip() if primary else None),
-        cookies.previous,
+    return SessionAffinityCookies(
+        cookies.session_affinity_cookie or (session.split(";")[0].strip() if session else None),
+        cookies.primary_session_affinity_cookie
+        or (primary.split(";")[0].strip() if primary else None),
+        cookies.previous_session_affinity_cookie,
     )
 
 
@@ -452,28 +410,29 @@ def capability_problems(canary: Canary, router: str, capabilities: Capabilities)
     if analysis and analysis.match and not capabilities.ab_testing:
         problems.append(
             Problem(
-                f"spec.analysis.match: the {router} router cannot route by header or cookie; an "
-                "A/B run would send all traffic to the canary"
+                "spec.analysis.match",
+                f"the {router} router cannot route by header or cookie; an A/B run would send "
+                "all traffic to the canary",
             )
         )
     if analysis and analysis.mirror and not capabilities.mirroring:
         problems.append(
             Problem(
-                f"spec.analysis.mirror: the {router} router cannot mirror traffic; the run would "
-                "never leave weight 0"
+                "spec.analysis.mirror",
+                f"the {router} router cannot mirror traffic; the run would never leave weight 0",
             )
         )
     if analysis and analysis.session_affinity and not capabilities.session_affinity:
         problems.append(
             Problem(
-                f"spec.analysis.sessionAffinity: the {router} router has no session affinity; "
-                "the setting is ignored",
-                fatal=False,
+                "spec.analysis.sessionAffinity",
+                f"the {router} router has no session affinity; the setting is ignored",
+                "warning",
             )
         )
     if (canary.spec.required_service.app_protocol or "").lower() == "tcp" and not capabilities.tcp:
         problems.append(
-            Problem(f"spec.required_service.appProtocol tcp: the {router} router routes HTTP only")
+            Problem("spec.service.appProtocol", f"tcp: the {router} router routes HTTP only")
         )
     return problems
 

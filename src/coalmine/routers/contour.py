@@ -9,16 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from coalmine.api.models import Canary
+from coalmine.api.validation import Problem
+from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
     Capabilities,
     FinalizeAction,
     Obj,
     ObjectRef,
-    Problem,
     RouterError,
     RouteUpdate,
-    RouteWeights,
     TargetKind,
     apex_annotations,
     apex_labels,
@@ -84,7 +84,7 @@ class ContourRouter:
             },
         }
 
-    def _route(self, canary: Canary, conditions: list[Obj], weights: RouteWeights) -> Obj:
+    def _route(self, canary: Canary, conditions: list[Obj], weights: Routes) -> Obj:
         names = service_names(canary)
         service = canary.spec.required_service
         route: Obj = {"conditions": conditions}
@@ -100,12 +100,12 @@ class ContourRouter:
                 ]
             route["retryPolicy"] = retry
         route["services"] = [
-            self._service(canary, names.primary, weights.primary),
-            self._service(canary, names.canary, weights.canary),
+            self._service(canary, names.primary, weights.primary_weight),
+            self._service(canary, names.canary, weights.canary_weight),
         ]
         return route
 
-    def _built(self, canary: Canary, weights: RouteWeights) -> Obj:
+    def _built(self, canary: Canary, weights: Routes) -> Obj:
         names = service_names(canary)
         analysis = canary.spec.analysis
         prefix_only = [{"prefix": self._prefix(canary)}]
@@ -139,7 +139,7 @@ class ContourRouter:
         mirrored: bool = False,
     ) -> list[Obj]:
         check_weights(primary_weight, canary_weight)
-        built = self._built(canary, RouteWeights(primary_weight, canary_weight))
+        built = self._built(canary, Routes(primary_weight, canary_weight))
         return [merge_onto(find(existing, KIND, built["metadata"]["name"]), built)]
 
     def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
@@ -168,10 +168,10 @@ class ContourRouter:
                 f"HTTPProxy {names.apex}.{canary.namespace} update failed: no valid weights"
             )
         current = require(existing, KIND, names.apex, canary.namespace)
-        built = self._built(canary, RouteWeights(primary_weight, canary_weight))
+        built = self._built(canary, Routes(primary_weight, canary_weight))
         return RouteUpdate([merge_onto(current, built)])
 
-    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> RouteWeights:
+    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         names = service_names(canary)
         proxy = require(existing, KIND, names.apex, canary.namespace)
         routes = (proxy.get("spec") or {}).get("routes") or []
@@ -180,7 +180,7 @@ class ContourRouter:
         if len(services) < 2 or primary is None:
             raise RouterError(f"HTTPProxy {names.apex}.{canary.namespace} services not found")
         weight = weight_from(primary.get("weight"))
-        return RouteWeights(weight, 100 - weight, False)
+        return Routes(weight, 100 - weight, False)
 
     def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
         return []
@@ -200,26 +200,27 @@ class ContourRouter:
                 if not (value.exact or value.prefix or value.suffix):
                     problems.append(
                         Problem(
-                            f"spec.analysis.match[{index}].headers.{name}: HTTPProxy header "
-                            "conditions take exact, prefix or suffix values only; without it the "
-                            "A/B route would match every request"
+                            f"spec.analysis.match[{index}].headers.{name}",
+                            "HTTPProxy header conditions take exact, prefix or suffix values "
+                            "only; without it the A/B route would match every request",
                         )
                     )
             for key in ("query_params", "uri", "method", "source_labels"):
                 if getattr(match, key) is not None:
                     problems.append(
                         Problem(
-                            f"spec.analysis.match[{index}]: the contour router matches headers "
-                            f"only; {key} would be ignored"
+                            f"spec.analysis.match[{index}]",
+                            f"the contour router matches headers only; {key} would be ignored",
                         )
                     )
         if is_external_name(target_service):
             problems.append(
                 Problem(
+                    "spec.targetRef",
                     "ExternalName backends: Contour routes to them only when started with "
                     "enableExternalNameService (off by default since CVE-2021-25740) and sends the "
                     "client's Host header unless the HTTPProxy rewrites it",
-                    fatal=False,
+                    "warning",
                 )
             )
         return problems

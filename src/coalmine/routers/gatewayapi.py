@@ -13,18 +13,17 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from coalmine.api.models import Canary, HTTPMatchRequest, StringMatch, parse_go_duration
+from coalmine.api.validation import Problem
+from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
     SET_COOKIE_HEADER,
-    AffinityCookies,
     Capabilities,
     FinalizeAction,
     Obj,
     ObjectRef,
-    Problem,
     RouterError,
     RouteUpdate,
-    RouteWeights,
     TargetKind,
     TokenSource,
     affinity_of,
@@ -73,7 +72,7 @@ def _header_match(name: str, match: StringMatch, what: str) -> Obj:
 
 
 def map_route_matches(requests: Sequence[HTTPMatchRequest | Any]) -> list[Obj]:
-    """Istio-style match requests (spec.required_service.match, analysis.match) as HTTPRouteMatches."""
+    """Istio-style match requests (spec.service.match, analysis.match) as HTTPRouteMatches."""
     matches: list[Obj] = []
     for request in requests:
         match: Obj = {}
@@ -254,7 +253,7 @@ class GatewayAPIRouter:
             )
         return rule
 
-    def _spec(self, canary: Canary, weights: RouteWeights, cookies: AffinityCookies | None) -> Obj:
+    def _spec(self, canary: Canary, weights: Routes, cookies: SessionAffinityCookies | None) -> Obj:
         self._require_gateways(canary)
         names = service_names(canary)
         service = canary.spec.required_service
@@ -268,8 +267,8 @@ class GatewayAPIRouter:
             canary,
             matches,
             [
-                self._backend(canary, names.primary, weights.primary),
-                self._backend(canary, names.canary, weights.canary),
+                self._backend(canary, names.primary, weights.primary_weight),
+                self._backend(canary, names.canary, weights.canary_weight),
             ],
         )
         analysis = canary.spec.analysis
@@ -305,8 +304,8 @@ class GatewayAPIRouter:
     def _affinity_rules(
         self,
         canary: Canary,
-        weights: RouteWeights,
-        cookies: AffinityCookies,
+        weights: Routes,
+        cookies: SessionAffinityCookies,
         weighted: Obj,
         sticky: Obj,
     ) -> list[Obj]:
@@ -319,35 +318,42 @@ class GatewayAPIRouter:
             header = {"name": "Cookie", "type": "RegularExpression", "value": cookie_regex(cookie)}
             return _merge_matches([{"headers": [header]}], service_matches)
 
-        if weights.canary > 0 and cookies.session:
+        if weights.canary_weight > 0 and cookies.session_affinity_cookie:
             for backend in weighted["backendRefs"]:
                 if backend["name"] == names.canary:
-                    value = build_cookie(affinity, cookies.session)
-                elif backend["name"] == names.primary and cookies.primary:
+                    value = build_cookie(affinity, cookies.session_affinity_cookie)
+                elif backend["name"] == names.primary and cookies.primary_session_affinity_cookie:
                     if self.version != "v1":
                         continue
-                    value = build_cookie(affinity, cookies.primary, primary_cookie_max_age(canary))
+                    value = build_cookie(
+                        affinity,
+                        cookies.primary_session_affinity_cookie,
+                        primary_cookie_max_age(canary),
+                    )
                 else:
                     continue
                 backend["filters"] = [_set_cookie_filter(value)]
-            sticky["matches"] = cookie_match(cookies.session)
+            sticky["matches"] = cookie_match(cookies.session_affinity_cookie)
             sticky["backendRefs"] = [
                 self._backend(canary, names.primary, 0),
                 self._backend(canary, names.canary, 100),
             ]
             rules = [sticky]
-            if cookies.primary and self.version == "v1":
+            if cookies.primary_session_affinity_cookie and self.version == "v1":
                 primary_sticky = copy.deepcopy(sticky)
-                primary_sticky["matches"] = cookie_match(cookies.primary)
+                primary_sticky["matches"] = cookie_match(cookies.primary_session_affinity_cookie)
                 primary_sticky["backendRefs"] = [
                     self._backend(canary, names.primary, 100),
                     self._backend(canary, names.canary, 0),
                 ]
                 rules.append(primary_sticky)
             return [*rules, weighted]
-        if cookies.previous:
-            sticky["matches"] = cookie_match(cookies.previous)
-            expire = {"name": SET_COOKIE_HEADER, "value": f"{cookies.previous}; Max-Age=-1"}
+        if cookies.previous_session_affinity_cookie:
+            sticky["matches"] = cookie_match(cookies.previous_session_affinity_cookie)
+            expire = {
+                "name": SET_COOKIE_HEADER,
+                "value": f"{cookies.previous_session_affinity_cookie}; Max-Age=-1",
+            }
             filters = sticky.setdefault("filters", [])
             for item in filters:
                 if item["type"] == "ResponseHeaderModifier":
@@ -357,7 +363,9 @@ class GatewayAPIRouter:
                 filters.append(_set_cookie_filter(expire["value"]))
         return [sticky, weighted]
 
-    def _built(self, canary: Canary, weights: RouteWeights, cookies: AffinityCookies | None) -> Obj:
+    def _built(
+        self, canary: Canary, weights: Routes, cookies: SessionAffinityCookies | None
+    ) -> Obj:
         return new_object(
             canary,
             self.api_version,
@@ -397,7 +405,7 @@ class GatewayAPIRouter:
         mirrored: bool = False,
     ) -> list[Obj]:
         check_weights(primary_weight, canary_weight)
-        weights = RouteWeights(primary_weight, canary_weight, mirrored)
+        weights = Routes(primary_weight, canary_weight, mirrored)
         built = self._built(canary, weights, status_cookies(canary))
         return [merge_onto(find(existing, KIND, built["metadata"]["name"]), built)]
 
@@ -405,7 +413,7 @@ class GatewayAPIRouter:
         """The HTTPRoute to write, rebuilt at the live weights (and live mirroring); [] if current."""
         current = find(existing, KIND, service_names(canary).apex)
         live = self._read_weights(canary, current) if current is not None else INITIAL_WEIGHTS
-        if live.primary == 0 and live.canary == 0:
+        if live.primary_weight == 0 and live.canary_weight == 0:
             live = INITIAL_WEIGHTS
         cookies = reconcile_cookies(canary, self._live_set_cookies(canary, current))
         built = self._built(canary, live, cookies)
@@ -429,10 +437,10 @@ class GatewayAPIRouter:
             cookies = next_cookies(
                 canary, canary_weight, token, primary_cookie=self.version == "v1"
             )
-        built = self._built(canary, RouteWeights(primary_weight, canary_weight, mirrored), cookies)
+        built = self._built(canary, Routes(primary_weight, canary_weight, mirrored), cookies)
         return RouteUpdate([merge_onto(current, built)], cookies)
 
-    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> RouteWeights:
+    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         names = service_names(canary)
         route = require(existing, KIND, names.apex, canary.namespace)
         if self.version == "v1":
@@ -462,7 +470,7 @@ class GatewayAPIRouter:
                     f"{prefix}: observedGeneration {observed} is behind generation {generation}"
                 )
 
-    def _read_weights(self, canary: Canary, route: Obj) -> RouteWeights:
+    def _read_weights(self, canary: Canary, route: Obj) -> Routes:
         names = service_names(canary)
         primary = canary_weight = 0
         mirrored = False
@@ -491,7 +499,7 @@ class GatewayAPIRouter:
                     primary = int(backend.get("weight", 1))
                 elif backend.get("name") == names.canary:
                     canary_weight = int(backend.get("weight", 1))
-        return RouteWeights(primary, canary_weight, mirrored)
+        return Routes(primary, canary_weight, mirrored)
 
     def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
         """Flagger leaves the HTTPRoute alone; the owner reference garbage-collects it."""
@@ -510,8 +518,8 @@ class GatewayAPIRouter:
         if not service.gateway_refs:
             problems.append(
                 Problem(
-                    "spec.required_service.gatewayRefs: GatewayRefs must be specified when using "
-                    "Gateway API as a provider."
+                    "spec.service.gatewayRefs",
+                    "GatewayRefs must be specified when using Gateway API as a provider.",
                 )
             )
         try:
@@ -519,16 +527,17 @@ class GatewayAPIRouter:
             analysis = canary.spec.analysis
             map_route_matches(analysis.match if analysis and analysis.match else [])
         except RouterError as error:
-            problems.append(Problem(f"spec.required_service.match / spec.analysis.match: {error}"))
+            problems.append(Problem("spec.service.match / spec.analysis.match", str(error)))
         problems += self._schema_rule_problems(canary)
         if is_external_name(target_service):
             problems.append(
                 Problem(
+                    "spec.targetRef",
                     "ExternalName backends are implementation-specific in Gateway API (the spec "
                     "says implementations SHOULD NOT support them): Envoy Gateway, NGINX Gateway "
                     "Fabric and Traefik's Gateway provider do not route to them, Istio resolves "
                     "them as DNS services; check the HTTPRoute's ResolvedRefs condition",
-                    fatal=False,
+                    "warning",
                 )
             )
         return problems
@@ -548,8 +557,9 @@ class GatewayAPIRouter:
             if match.source_labels:
                 problems.append(
                     Problem(
-                        f"spec.analysis.match[{index}].sourceLabels: an HTTPRoute cannot match "
-                        "on the client's labels; the A/B rule would match every request"
+                        f"spec.analysis.match[{index}].sourceLabels",
+                        "an HTTPRoute cannot match on the client's labels; the A/B rule would "
+                        "match every request",
                     )
                 )
         rewrite = service.rewrite
@@ -559,9 +569,10 @@ class GatewayAPIRouter:
                 if paths != ["PathPrefix"]:
                     problems.append(
                         Problem(
-                            "spec.required_service.rewrite type ReplacePrefixMatch: the HTTPRoute rule needs "
-                            "exactly one PathPrefix match, the Canary produces "
-                            f"{len(rule_matches)} match(es) of type {paths}"
+                            "spec.service.rewrite",
+                            "type ReplacePrefixMatch: the HTTPRoute rule needs exactly one "
+                            f"PathPrefix match, the Canary produces {len(rule_matches)} match(es) "
+                            f"of type {paths}",
                         )
                     )
                     break
@@ -571,8 +582,9 @@ class GatewayAPIRouter:
             if request is not None and backend is not None and backend > request > 0:
                 problems.append(
                     Problem(
-                        f"spec.required_service.backendTimeout {service.backend_timeout} is longer than "
-                        f"spec.required_service.timeout {service.timeout}; the HTTPRoute would be rejected"
+                        "spec.service.backendTimeout",
+                        f"{service.backend_timeout} is longer than spec.service.timeout "
+                        f"{service.timeout}; the HTTPRoute would be rejected",
                     )
                 )
         return problems

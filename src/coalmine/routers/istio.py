@@ -14,18 +14,17 @@ from typing import Any
 
 from coalmine.api import naming
 from coalmine.api.models import Canary
+from coalmine.api.validation import Problem
+from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
     SET_COOKIE_HEADER,
-    AffinityCookies,
     Capabilities,
     FinalizeAction,
     Obj,
     ObjectRef,
-    Problem,
     RouterError,
     RouteUpdate,
-    RouteWeights,
     TargetKind,
     TokenSource,
     Write,
@@ -36,7 +35,6 @@ from coalmine.routers.common import (
     capability_problems,
     check_weights,
     contained_in,
-    controlled_by,
     cookie_regex,
     drop_none,
     find,
@@ -53,6 +51,7 @@ from coalmine.routers.common import (
     status_cookies,
     wire,
 )
+from coalmine.targets.labels import is_owned_by
 
 API_VERSION = "networking.istio.io/v1beta1"
 VIRTUAL_SERVICE = "VirtualService"
@@ -162,8 +161,8 @@ class IstioRouter:
     def _vs_spec(
         self,
         canary: Canary,
-        weights: RouteWeights,
-        cookies: AffinityCookies | None,
+        weights: Routes,
+        cookies: SessionAffinityCookies | None,
     ) -> Obj:
         names = service_names(canary)
         hosts, gateways = self._hosts_and_gateways(canary)
@@ -171,8 +170,8 @@ class IstioRouter:
 
         def weighted() -> list[Obj]:
             return [
-                self._destination(canary, names.primary, weights.primary),
-                self._destination(canary, names.canary, weights.canary),
+                self._destination(canary, names.primary, weights.primary_weight),
+                self._destination(canary, names.canary, weights.canary_weight),
             ]
 
         if _is_tcp(canary):
@@ -191,7 +190,7 @@ class IstioRouter:
                 self._http_route(
                     canary,
                     service_match,
-                    [self._destination(canary, names.primary, weights.primary)],
+                    [self._destination(canary, names.primary, weights.primary_weight)],
                 ),
             ]
             return spec
@@ -209,7 +208,7 @@ class IstioRouter:
         return spec
 
     def _affinity_routes(
-        self, canary: Canary, weights: RouteWeights, cookies: AffinityCookies, weighted_route: Obj
+        self, canary: Canary, weights: Routes, cookies: SessionAffinityCookies, weighted_route: Obj
     ) -> list[Obj]:
         """Sticky routes first (cookie holders keep their backend), the weighted split last."""
         affinity = affinity_of(canary)
@@ -221,29 +220,42 @@ class IstioRouter:
         sticky.pop("mirror", None)
         sticky.pop("mirrorPercentage", None)
         sticky = {"name": STICKY_ROUTE, **sticky}
-        if weights.canary > 0 and cookies.session:
+        if weights.canary_weight > 0 and cookies.session_affinity_cookie:
             for destination in weighted_route["route"]:
                 host = destination["destination"]["host"]
                 if host == names.canary:
-                    value = build_cookie(affinity, cookies.session)
-                elif host == names.primary and cookies.primary:
-                    value = build_cookie(affinity, cookies.primary, primary_cookie_max_age(canary))
+                    value = build_cookie(affinity, cookies.session_affinity_cookie)
+                elif host == names.primary and cookies.primary_session_affinity_cookie:
+                    value = build_cookie(
+                        affinity,
+                        cookies.primary_session_affinity_cookie,
+                        primary_cookie_max_age(canary),
+                    )
                 else:
                     continue
                 destination["headers"] = {"response": {"add": {SET_COOKIE_HEADER: value}}}
             sticky["match"] = merge_match_conditions(
-                [{"headers": {"Cookie": {"regex": cookie_regex(cookies.session)}}}], service_match
+                [{"headers": {"Cookie": {"regex": cookie_regex(cookies.session_affinity_cookie)}}}],
+                service_match,
             )
             sticky["route"] = [
                 self._destination(canary, names.primary, 0),
                 self._destination(canary, names.canary, 100),
             ]
             routes = [sticky]
-            if cookies.primary:
+            if cookies.primary_session_affinity_cookie:
                 primary_sticky = copy.deepcopy(sticky)
                 primary_sticky["name"] = STICKY_PRIMARY_ROUTE
                 primary_sticky["match"] = merge_match_conditions(
-                    [{"headers": {"Cookie": {"regex": cookie_regex(cookies.primary)}}}],
+                    [
+                        {
+                            "headers": {
+                                "Cookie": {
+                                    "regex": cookie_regex(cookies.primary_session_affinity_cookie)
+                                }
+                            }
+                        }
+                    ],
                     service_match,
                 )
                 primary_sticky["route"] = [
@@ -252,18 +264,28 @@ class IstioRouter:
                 ]
                 routes.append(primary_sticky)
             return [*routes, weighted_route]
-        if cookies.previous:
+        if cookies.previous_session_affinity_cookie:
             sticky["match"] = merge_match_conditions(
-                [{"headers": {"Cookie": {"regex": cookie_regex(cookies.previous)}}}],
+                [
+                    {
+                        "headers": {
+                            "Cookie": {
+                                "regex": cookie_regex(cookies.previous_session_affinity_cookie)
+                            }
+                        }
+                    }
+                ],
                 service_match,
             )
             headers = sticky.setdefault("headers", {})
             response = headers.setdefault("response", {})
-            response.setdefault("add", {})[SET_COOKIE_HEADER] = f"{cookies.previous}; Max-Age=-1"
+            response.setdefault("add", {})[SET_COOKIE_HEADER] = (
+                f"{cookies.previous_session_affinity_cookie}; Max-Age=-1"
+            )
         return [sticky, weighted_route]
 
     def _built(
-        self, canary: Canary, weights: RouteWeights, cookies: AffinityCookies | None
+        self, canary: Canary, weights: Routes, cookies: SessionAffinityCookies | None
     ) -> list[Obj]:
         names = service_names(canary)
         policy = canary.spec.required_service.traffic_policy
@@ -314,7 +336,7 @@ class IstioRouter:
         mirrored: bool = False,
     ) -> list[Obj]:
         check_weights(primary_weight, canary_weight)
-        weights = RouteWeights(primary_weight, canary_weight, mirrored)
+        weights = Routes(primary_weight, canary_weight, mirrored)
         built = self._built(canary, weights, status_cookies(canary))
         return [merge_onto(find(existing, o["kind"], o["metadata"]["name"]), o) for o in built]
 
@@ -352,7 +374,7 @@ class IstioRouter:
             return
         if naming.ORIGINAL_CONFIGURATION_ANNOTATION in annotations:
             return
-        if controlled_by(current, canary):
+        if is_owned_by(current, canary.name):
             return
         if contained_in(merged.get("spec"), current.get("spec")):
             return
@@ -374,11 +396,11 @@ class IstioRouter:
         names = service_names(canary)
         current = require(existing, VIRTUAL_SERVICE, names.apex, canary.namespace)
         cookies = next_cookies(canary, canary_weight, token) if _has_affinity(canary) else None
-        weights = RouteWeights(primary_weight, canary_weight, mirrored)
+        weights = Routes(primary_weight, canary_weight, mirrored)
         vs = next(o for o in self._built(canary, weights, cookies) if o["kind"] == VIRTUAL_SERVICE)
         return RouteUpdate([merge_onto(current, vs)], cookies)
 
-    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> RouteWeights:
+    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         names = service_names(canary)
         vs = require(existing, VIRTUAL_SERVICE, names.apex, canary.namespace)
         spec = vs.get("spec") or {}
@@ -408,7 +430,7 @@ class IstioRouter:
                 f"VirtualService {names.apex}.{canary.namespace} does not contain routes for "
                 f"{names.apex}-primary and {names.apex}-canary"
             )
-        return RouteWeights(primary, canary_weight, mirrored)
+        return Routes(primary, canary_weight, mirrored)
 
     def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
         """Put back the VirtualService spec the user had before the Canary took it over."""
@@ -450,8 +472,9 @@ class IstioRouter:
         if service.delegation and (service.hosts or service.gateways):
             problems.append(
                 Problem(
+                    "spec.service.delegation",
                     f"VirtualService {names.apex}.{canary.namespace} cannot have hosts and "
-                    "gateways when delegation enabled (spec.required_service.delegation)"
+                    "gateways when delegation enabled",
                 )
             )
         if is_external_name(target_service):
@@ -459,18 +482,20 @@ class IstioRouter:
             if tls_mode == "ISTIO_MUTUAL":
                 problems.append(
                     Problem(
-                        f"spec.required_service.trafficPolicy.tls.mode ISTIO_MUTUAL cannot reach the "
-                        f"ExternalName backends of {names.primary}/{names.canary}: hosts outside "
-                        "the mesh have no Istio certificates; use DISABLE or SIMPLE"
+                        "spec.service.trafficPolicy.tls.mode",
+                        f"ISTIO_MUTUAL cannot reach the ExternalName backends of {names.primary}/"
+                        f"{names.canary}: hosts outside the mesh have no Istio certificates; use "
+                        "DISABLE or SIMPLE",
                     )
                 )
             else:
                 problems.append(
                     Problem(
+                        "spec.targetRef",
                         "ExternalName backends: Istio routes to the DNS name of each copy; the "
                         "external endpoint is outside the mesh (no Istio mTLS, no sidecar metrics "
                         "on its side) and the copies must declare the port",
-                        fatal=False,
+                        "warning",
                     )
                 )
         return problems

@@ -65,7 +65,7 @@ def _role_metadata(canary: Canary, role: Role) -> CustomMetadata | None:
 
 
 def desired_labels(canary: Canary, role: Role, label: str) -> dict[str, str]:
-    """`spec.required_service.<role>.labels` plus `<label>: <service name>`."""
+    """`spec.service.<role>.labels` plus `<label>: <service name>`."""
     custom = _role_metadata(canary, role)
     labels = dict((custom.labels if custom else None) or {})
     labels[label] = service_name(canary, role)
@@ -73,7 +73,7 @@ def desired_labels(canary: Canary, role: Role, label: str) -> dict[str, str]:
 
 
 def desired_annotations(canary: Canary, role: Role) -> dict[str, str]:
-    """`spec.required_service.<role>.annotations` plus the annotations that keep Flux from fighting us."""
+    """`spec.service.<role>.annotations` plus the annotations that keep Flux from fighting us."""
     custom = _role_metadata(canary, role)
     annotations = dict((custom.annotations if custom else None) or {})
     annotations.update(naming.TOOLKIT_DISABLE_ANNOTATIONS)
@@ -137,7 +137,7 @@ def merge_for_update(
     * Ports (compared regardless of order) and selector are replaced together when they differ;
       type, clusterIP and other spec fields are left to whoever set them.
     * Labels and annotations are replaced only on a Service this Canary owns; the keys listed in
-      `spec.required_service.unmanagedMetadata` keep their current values there.
+      `spec.service.unmanagedMetadata` keep their current values there.
     * Whatever is written carries the Flux-disabling annotations.
     """
     actual_spec = actual.get("spec") or {}

@@ -17,6 +17,8 @@ from collections.abc import Iterator, Sequence
 
 from coalmine.api import naming
 from coalmine.api.models import Canary
+from coalmine.api.validation import Problem
+from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
     Capabilities,
@@ -24,10 +26,8 @@ from coalmine.routers.common import (
     FinalizeAction,
     Obj,
     ObjectRef,
-    Problem,
     RouterError,
     RouteUpdate,
-    RouteWeights,
     TargetKind,
     capability_problems,
     check_weights,
@@ -113,7 +113,7 @@ class NginxRouter:
             )
         return spec
 
-    def _annotations(self, canary: Canary, base: dict[str, str], weights: RouteWeights) -> Obj:
+    def _annotations(self, canary: Canary, base: dict[str, str], weights: Routes) -> Obj:
         """Base annotations without ours, plus the canary annotations for these weights."""
         annotations = {
             k: v
@@ -123,7 +123,7 @@ class NginxRouter:
         annotations = with_toolkit_annotations(annotations)
         annotations[self._key("canary")] = "true"
         analysis = canary.spec.analysis
-        if weights.canary > 0 and analysis and analysis.match:
+        if weights.canary_weight > 0 and analysis and analysis.match:
             for match in analysis.match:
                 for name, value in (match.headers or {}).items():
                     if name.lower() == "cookie":
@@ -136,11 +136,11 @@ class NginxRouter:
                     if value.regex:
                         annotations[self._key("canary-by-header-pattern")] = value.regex
             return annotations
-        annotations[self._key("canary-weight")] = str(weights.canary)
+        annotations[self._key("canary-weight")] = str(weights.canary_weight)
         return annotations
 
     def _built(
-        self, canary: Canary, existing: Sequence[Obj], weights: RouteWeights, current: Obj | None
+        self, canary: Canary, existing: Sequence[Obj], weights: Routes, current: Obj | None
     ) -> Obj:
         source = self._source(canary, existing)
         source_meta = source.get("metadata") or {}
@@ -179,7 +179,7 @@ class NginxRouter:
     ) -> list[Obj]:
         check_weights(primary_weight, canary_weight)
         current = find(existing, KIND, canary_ingress_name(canary))
-        weights = RouteWeights(primary_weight, canary_weight)
+        weights = Routes(primary_weight, canary_weight)
         return [self._built(canary, existing, weights, current)]
 
     def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
@@ -207,10 +207,10 @@ class NginxRouter:
         check_weights(primary_weight, canary_weight)
         name = canary_ingress_name(canary)
         current = require(existing, KIND, name, canary.namespace)
-        weights = RouteWeights(primary_weight, canary_weight)
+        weights = Routes(primary_weight, canary_weight)
         return RouteUpdate([self._built(canary, existing, weights, current)])
 
-    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> RouteWeights:
+    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         name = canary_ingress_name(canary)
         ingress = require(existing, KIND, name, canary.namespace)
         annotations = ingress.get("metadata", {}).get("annotations") or {}
@@ -218,14 +218,14 @@ class NginxRouter:
         if analysis and analysis.match:
             for key in ("canary-by-cookie", "canary-by-header"):
                 if self._key(key) in annotations:
-                    return RouteWeights(0, 100, False)
+                    return Routes(0, 100, False)
         raw = annotations.get(self._key("canary-weight"))
         if raw is None:
             raise RouterError(
                 f"Ingress {name}.{canary.namespace} has no {self._key('canary-weight')} annotation"
             )
         weight = weight_from(raw)
-        return RouteWeights(100 - weight, weight, False)
+        return Routes(100 - weight, weight, False)
 
     @staticmethod
     def _ab_problems(canary: Canary) -> list[Problem]:
@@ -241,27 +241,29 @@ class NginxRouter:
                 if name.lower() == "cookie":
                     if not value.exact:
                         problems.append(
-                            Problem(f"{field}: canary-by-cookie takes a cookie name (exact) only")
+                            Problem(field, "canary-by-cookie takes a cookie name (exact) only")
                         )
                     continue
                 headers.append(name)
                 if not (value.exact or value.regex):
                     problems.append(
-                        Problem(f"{field}: canary-by-header takes exact or regex values only")
+                        Problem(field, "canary-by-header takes exact or regex values only")
                     )
             for key in ("query_params", "uri", "method", "source_labels"):
                 if getattr(match, key) is not None:
                     problems.append(
                         Problem(
-                            f"spec.analysis.match[{index}]: the nginx router matches a header or "
-                            f"a cookie only; {key} would be ignored"
+                            f"spec.analysis.match[{index}]",
+                            f"the nginx router matches a header or a cookie only; {key} would be "
+                            "ignored",
                         )
                     )
         if len(set(headers)) > 1:
             problems.append(
                 Problem(
-                    "spec.analysis.match: ingress-nginx matches a single header per canary "
-                    f"Ingress, the Canary names {sorted(set(headers))}"
+                    "spec.analysis.match",
+                    "ingress-nginx matches a single header per canary Ingress, the Canary names "
+                    f"{sorted(set(headers))}",
                 )
             )
         return problems
@@ -285,7 +287,7 @@ class NginxRouter:
         problems += self._ab_problems(canary)
         ref = canary.spec.ingress_ref
         if ref is None:
-            problems.append(Problem("spec.ingressRef: ingress selector is empty"))
+            problems.append(Problem("spec.ingressRef", "ingress selector is empty"))
             return problems
         source = find(existing, KIND, ref.name)
         names = service_names(canary)
@@ -294,26 +296,28 @@ class NginxRouter:
             if not routed & self._primary_backend_names(canary):
                 problems.append(
                     Problem(
-                        f"Ingress {ref.name}: backend {names.apex} not found in ingress {ref.name}"
+                        "spec.ingressRef", f"backend {names.apex} not found in ingress {ref.name}"
                     )
                 )
             target = canary.spec.target_ref.name
             if target_kind == "Service" and target in routed and target != names.primary:
                 problems.append(
                     Problem(
+                        "spec.ingressRef",
                         f"Ingress {ref.name} routes to Service {target}, the canary's target: "
                         f"the primary share of traffic would reach the new version; route the "
-                        f"Ingress to {names.primary}"
+                        f"Ingress to {names.primary}",
                     )
                 )
         if is_external_name(target_service):
             problems.append(
                 Problem(
+                    "spec.targetRef",
                     "ExternalName backends: ingress-nginx resolves the external name but keeps "
                     "the client's Host header unless the Ingress sets "
                     f"{self._key('upstream-vhost')}, and canary Ingresses whose main backend is "
                     "an ExternalName Service are reported not to split (ingress-nginx#9635)",
-                    fatal=False,
+                    "warning",
                 )
             )
         return problems

@@ -11,16 +11,16 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from coalmine.api.models import Canary
+from coalmine.api.validation import Problem
+from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
     Capabilities,
     FinalizeAction,
     Obj,
     ObjectRef,
-    Problem,
     RouterError,
     RouteUpdate,
-    RouteWeights,
     TargetKind,
     capability_problems,
     check_weights,
@@ -58,7 +58,7 @@ class SMIRouter:
     def _weight(self, value: int) -> Any:
         return str(value) if self.version == "v1alpha1" else value
 
-    def _built(self, canary: Canary, weights: RouteWeights) -> Obj:
+    def _built(self, canary: Canary, weights: Routes) -> Obj:
         names = service_names(canary)
         service = canary.spec.required_service
         annotations = {}
@@ -67,8 +67,8 @@ class SMIRouter:
         spec = {
             "service": (service.hosts or [names.apex])[0],
             "backends": [
-                {"service": names.canary, "weight": self._weight(weights.canary)},
-                {"service": names.primary, "weight": self._weight(weights.primary)},
+                {"service": names.canary, "weight": self._weight(weights.canary_weight)},
+                {"service": names.primary, "weight": self._weight(weights.primary_weight)},
             ],
         }
         return new_object(canary, self.api_version, KIND, names.apex, spec, annotations=annotations)
@@ -83,7 +83,7 @@ class SMIRouter:
         mirrored: bool = False,
     ) -> list[Obj]:
         check_weights(primary_weight, canary_weight)
-        built = self._built(canary, RouteWeights(primary_weight, canary_weight))
+        built = self._built(canary, Routes(primary_weight, canary_weight))
         return [merge_onto(find(existing, KIND, built["metadata"]["name"]), built)]
 
     def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
@@ -108,10 +108,10 @@ class SMIRouter:
         check_weights(primary_weight, canary_weight)
         names = service_names(canary)
         current = require(existing, KIND, names.apex, canary.namespace)
-        built = self._built(canary, RouteWeights(primary_weight, canary_weight))
+        built = self._built(canary, Routes(primary_weight, canary_weight))
         return RouteUpdate([merge_onto(current, built)])
 
-    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> RouteWeights:
+    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         names = service_names(canary)
         split = require(existing, KIND, names.apex, canary.namespace)
         primary = canary_weight = 0
@@ -125,7 +125,7 @@ class SMIRouter:
                 f"TrafficSplit {names.apex}.{canary.namespace} does not contain routes for "
                 f"{names.primary} and {names.canary}"
             )
-        return RouteWeights(primary, canary_weight, False)
+        return Routes(primary, canary_weight, False)
 
     def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
         return []
@@ -143,17 +143,19 @@ class SMIRouter:
             if self.mesh in (None, "linkerd", "osm"):
                 problems.append(
                     Problem(
+                        "spec.targetRef",
                         "ExternalName backends cannot be split by a TrafficSplit: the mesh "
                         "resolves backends to pod endpoints and an ExternalName Service has "
                         "none (Linkerd falls back to the original destination, so the split is "
-                        "silently not applied)"
+                        "silently not applied)",
                     )
                 )
             else:
                 problems.append(
                     Problem(
+                        "spec.targetRef",
                         f"ExternalName backends depend on how {self.mesh} implements SMI",
-                        fatal=False,
+                        "warning",
                     )
                 )
         return problems

@@ -9,16 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from coalmine.api.models import Canary
+from coalmine.api.validation import Problem
+from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
     Capabilities,
     FinalizeAction,
     Obj,
     ObjectRef,
-    Problem,
     RouterError,
     RouteUpdate,
-    RouteWeights,
     TargetKind,
     apex_annotations,
     apex_labels,
@@ -48,7 +48,7 @@ class TraefikRouter:
     def references(self, canary: Canary) -> list[ObjectRef]:
         return [ObjectRef(API_VERSION, KIND, service_names(canary).apex, canary.namespace)]
 
-    def _built(self, canary: Canary, weights: RouteWeights) -> Obj:
+    def _built(self, canary: Canary, weights: Routes) -> Obj:
         names = service_names(canary)
         port = canary.spec.required_service.port
         services = [
@@ -56,16 +56,16 @@ class TraefikRouter:
                 "name": names.primary,
                 "namespace": canary.namespace,
                 "port": port,
-                "weight": weights.primary,
+                "weight": weights.primary_weight,
             },
         ]
-        if weights.canary > 0:
+        if weights.canary_weight > 0:
             services.append(
                 {
                     "name": names.canary,
                     "namespace": canary.namespace,
                     "port": port,
-                    "weight": weights.canary,
+                    "weight": weights.canary_weight,
                 }
             )
         return new_object(
@@ -88,7 +88,7 @@ class TraefikRouter:
         mirrored: bool = False,
     ) -> list[Obj]:
         check_weights(primary_weight, canary_weight)
-        built = self._built(canary, RouteWeights(primary_weight, canary_weight))
+        built = self._built(canary, Routes(primary_weight, canary_weight))
         return [merge_onto(find(existing, KIND, built["metadata"]["name"]), built)]
 
     def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
@@ -117,10 +117,10 @@ class TraefikRouter:
                 f"TraefikService {names.apex}.{canary.namespace} update failed: no valid weights"
             )
         current = require(existing, KIND, names.apex, canary.namespace)
-        built = self._built(canary, RouteWeights(primary_weight, canary_weight))
+        built = self._built(canary, Routes(primary_weight, canary_weight))
         return RouteUpdate([merge_onto(current, built)])
 
-    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> RouteWeights:
+    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         names = service_names(canary)
         service = require(existing, KIND, names.apex, canary.namespace)
         entries = ((service.get("spec") or {}).get("weighted") or {}).get("services") or []
@@ -130,7 +130,7 @@ class TraefikRouter:
                 f"TraefikService {names.apex}.{canary.namespace} has no service {names.primary}"
             )
         weight = weight_from(primary.get("weight"))
-        return RouteWeights(weight, 100 - weight, False)
+        return Routes(weight, 100 - weight, False)
 
     def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
         return []
@@ -147,9 +147,10 @@ class TraefikRouter:
         if is_external_name(target_service):
             problems.append(
                 Problem(
+                    "spec.targetRef",
                     "ExternalName backends: Traefik's Kubernetes CRD provider ignores them unless "
                     "started with allowExternalNameServices (off by default)",
-                    fatal=False,
+                    "warning",
                 )
             )
         return problems

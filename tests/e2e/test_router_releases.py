@@ -1,0 +1,149 @@
+"""End to end through a mesh: `coalmine devcluster` serving Istio's or Gateway API's official CRDs
+and `coalmine controller` as processes release a Service target (selector blue → green), and the
+test watches the routing object the way a mesh would, recording every split it is given.
+
+With stepWeight 20 and maxWeight 50 the canary weight goes 20, 40, 60 (a step is never clamped to
+maxWeight; reference §3.5), then promotion routes everything back to the primary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coalmine.devcluster.crds import crd_path
+from coalmine.devcluster.testing import DevClusterProcess
+from coalmine.kube.api import KubeApi, Object
+from coalmine.kube.cache import Informer
+from coalmine.kube.kinds import CANARY, SERVICE, Kind, kind_for
+from routers_io.gateway import HTTP_ROUTE, accepting_gateway
+from routers_io.routing import split_of
+
+from .harness import (
+    CanaryWatch,
+    ControllerProcess,
+    cluster_client,
+    devcluster_with_crds,
+    event_messages,
+    eventually,
+    start_controller,
+)
+
+pytestmark = pytest.mark.e2e
+
+EXPECTED_SPLITS = [(100, 0), (80, 20), (60, 40), (40, 60), (100, 0)]
+VIRTUAL_SERVICE = kind_for("networking.istio.io/v1beta1", "VirtualService")
+ROUTER_CRDS = (
+    crd_path("istio/networking.istio.io_virtualservices.yaml"),
+    crd_path("istio/networking.istio.io_destinationrules.yaml"),
+    crd_path("gateway-api/gateway.networking.k8s.io_httproutes.yaml"),
+)
+
+
+@pytest.fixture
+def cluster() -> Iterator[DevClusterProcess]:
+    with devcluster_with_crds(*ROUTER_CRDS) as server:
+        yield server
+
+
+@pytest.fixture
+def controller(cluster: DevClusterProcess, tmp_path: Path) -> Iterator[ControllerProcess]:
+    process = start_controller(cluster.kubeconfig_path, tmp_path)
+    yield process
+    if process.process.poll() is None:
+        process.terminate()
+
+
+class SplitWatch:
+    """Every distinct split the routing object `podinfo` was given, in order."""
+
+    def __init__(self) -> None:
+        self.splits: list[tuple[int, int]] = []
+
+    def __call__(self, event_type: str, obj: Object) -> None:
+        if event_type == "DELETED" or obj["metadata"]["name"] != "podinfo":
+            return
+        split = split_of(obj)
+        if not self.splits or self.splits[-1] != split:
+            self.splits.append(split)
+
+
+def target_service(selector: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "podinfo", "namespace": "default"},
+        "spec": {"selector": {"app": selector}, "ports": [{"name": "http", "port": 9898}]},
+    }
+
+
+def canary(provider: str) -> dict[str, Any]:
+    service: dict[str, Any] = {"port": 9898}
+    if provider.startswith("gatewayapi"):
+        service["gatewayRefs"] = [{"name": "public", "namespace": "gateways"}]
+    return {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "Canary",
+        "metadata": {"name": "podinfo", "namespace": "default"},
+        "spec": {
+            "provider": provider,
+            "targetRef": {"apiVersion": "v1", "kind": "Service", "name": "podinfo"},
+            "service": service,
+            "analysis": {
+                "interval": "1s",
+                "threshold": 2,
+                "stepWeight": 20,
+                "maxWeight": 50,
+                "metrics": [],
+            },
+        },
+    }
+
+
+async def release(api: KubeApi, canaries: Informer, provider: str, kind: Kind) -> SplitWatch:
+    """Apply the target and the Canary, change the selector, wait for Succeeded."""
+    async with AsyncExitStack() as stack:
+        watch = CanaryWatch("podinfo")
+        canaries.subscribe(watch)
+        routes = SplitWatch()
+        informer = Informer(api, kind, "default")
+        informer.subscribe(routes)
+        informer.start()
+        stack.push_async_callback(informer.stop)
+        await informer.wait_synced()
+        if provider.startswith("gatewayapi"):
+            await stack.enter_async_context(accepting_gateway(api))
+        await api.create(SERVICE, target_service("podinfo-blue"))
+        await api.create(CANARY, canary(provider))
+        await eventually(lambda: watch.phase == "Initialized", what="Initialized", watch=watch)
+        await api.patch(
+            SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-green"}}}, "default"
+        )
+        await eventually(lambda: watch.phase == "Succeeded", what="Succeeded", watch=watch)
+        primary = await api.get(SERVICE, "podinfo-primary", "default")
+        assert primary["spec"]["selector"] == {"app": "podinfo-green"}
+        messages = await event_messages(api)
+        for weight in (20, 40, 60):
+            assert f"Advance podinfo.default canary weight {weight}" in messages
+        assert "Promotion completed! Scaling down podinfo.default" in messages
+        return routes
+
+
+async def test_a_service_target_is_released_through_istio(
+    cluster: DevClusterProcess, controller: ControllerProcess
+) -> None:
+    async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
+        routes = await release(api, canaries, "istio", VIRTUAL_SERVICE)
+    assert routes.splits == EXPECTED_SPLITS, controller.logs()[-3000:]
+
+
+async def test_a_service_target_is_released_through_gateway_api(
+    cluster: DevClusterProcess, controller: ControllerProcess
+) -> None:
+    async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
+        routes = await release(api, canaries, "gatewayapi:v1", HTTP_ROUTE)
+    assert routes.splits == EXPECTED_SPLITS, controller.logs()[-3000:]

@@ -1,0 +1,200 @@
+"""The routers on devcluster: CRDs to load, canaries and seed objects per provider, and the split
+each routing object holds as the API server stores it (read independently of the routers' own
+`get_routes`, so a router that writes one thing and reads back another is caught)."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+from coalmine.api.models import Canary
+from coalmine.controller.seams import ControllerSeams, MeshRouter
+from coalmine.devcluster.cluster import load_manifests
+from coalmine.devcluster.crds import crd_path
+from coalmine.kube.api import KubeApi, Object
+from coalmine.kube.context import ClusterContext
+from coalmine.kube.kinds import INGRESS, kind_for
+from coalmine.routers.common import PureRouter
+from targets_io.io_helpers import NS
+
+# Every provider with an official CRD devcluster can serve (smi:v1alpha3 is defined by no served
+# CRD version; see coalmine/devcluster/crds/SOURCES.md).
+PROVIDERS = (
+    "istio",
+    "gatewayapi:v1",
+    "gatewayapi:v1beta1",
+    "smi:v1alpha1",
+    "smi:v1alpha2",
+    "linkerd",
+    "osm",
+    "nginx",
+    "contour",
+    "traefik",
+)
+AB_PROVIDERS = ("istio", "gatewayapi:v1", "gatewayapi:v1beta1", "nginx", "contour")
+MIRROR_PROVIDERS = ("istio", "gatewayapi:v1", "gatewayapi:v1beta1")
+
+ROUTER_CRDS = (
+    "istio/networking.istio.io_virtualservices.yaml",
+    "istio/networking.istio.io_destinationrules.yaml",
+    "gateway-api/gateway.networking.k8s.io_httproutes.yaml",
+    "linkerd-smi/split.smi-spec.io_trafficsplits.yaml",
+    "contour/projectcontour.io_httpproxies.yaml",
+    "traefik/traefik.io_traefikservices.yaml",
+)
+
+PRIMARY = "podinfo-primary"
+CANARY = "podinfo-canary"
+
+
+@functools.cache
+def _crd_documents() -> tuple[dict[str, Any], ...]:
+    return tuple(doc for path in ROUTER_CRDS for doc in load_manifests(crd_path(path).read_text()))
+
+
+def router_crds() -> list[dict[str, Any]]:
+    """The official CRDs of every routing object (parsed once per session)."""
+    return copy.deepcopy(list(_crd_documents()))
+
+
+def service_settings(provider: str) -> dict[str, Any]:
+    if provider.startswith("gatewayapi"):
+        return {"port": 9898, "gatewayRefs": [{"name": "public", "namespace": "gateways"}]}
+    return {"port": 9898}
+
+
+def canary_spec(provider: str, **analysis: Any) -> dict[str, Any]:
+    """Spec fields of `make_canary` for this provider: stepWeight 20 up to maxWeight 60."""
+    spec: dict[str, Any] = {
+        "provider": provider,
+        "service": service_settings(provider),
+        "analysis": {
+            "interval": "1m",
+            "threshold": 1,
+            "stepWeight": 20,
+            "maxWeight": 60,
+            **analysis,
+        },
+    }
+    if provider == "nginx":
+        spec["ingressRef"] = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "name": "podinfo",
+        }
+    return spec
+
+
+def user_ingress() -> dict[str, Any]:
+    """The user's Ingress NGINX canaries start from; it routes to the primary copy (Service
+    targets: routing to the target itself would send the "primary" share to the new version)."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": "podinfo",
+            "namespace": NS,
+            "labels": {"app": "podinfo"},
+            "annotations": {"kubernetes.io/ingress.class": "nginx"},
+        },
+        "spec": {
+            "rules": [
+                {
+                    "host": "app.example.com",
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": PRIMARY, "port": {"number": 9898}}},
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+    }
+
+
+async def seed(api: KubeApi, provider: str) -> None:
+    """What the user has in the cluster before the Canary (NGINX: the Ingress)."""
+    if provider == "nginx":
+        await api.create(INGRESS, user_ingress())
+
+
+async def routing_object(api: KubeApi, canary: Canary, router: PureRouter) -> Object:
+    """The object holding the split, as the server stores it (a GET, not the cache)."""
+    kind, name = weighted_object(router.provider)
+    ref = next(r for r in router.references(canary) if (r.kind, r.name) == (kind, name))
+    return await api.get(kind_for(ref.api_version, ref.kind), ref.name, ref.namespace)
+
+
+def weighted_object(provider: str) -> tuple[str, str]:
+    """(kind, name) of the object that holds the split."""
+    if provider == "istio":
+        return "VirtualService", "podinfo"
+    if provider.startswith("gatewayapi"):
+        return "HTTPRoute", "podinfo"
+    if provider == "nginx":
+        return "Ingress", "podinfo-canary"
+    if provider == "contour":
+        return "HTTPProxy", "podinfo"
+    if provider == "traefik":
+        return "TraefikService", "podinfo"
+    return "TrafficSplit", "podinfo"
+
+
+def split_of(obj: Object) -> tuple[int, int]:
+    """(primary, canary) weights of the routed (first weighted) rule of a stored object."""
+    kind = obj["kind"]
+    spec = obj.get("spec") or {}
+    weights: dict[str, int] = {}
+    if kind == "VirtualService":
+        route = next(r for r in spec["http"] if len(r["route"]) == 2)
+        weights = {d["destination"]["host"]: int(d.get("weight", 0)) for d in route["route"]}
+    elif kind == "HTTPRoute":
+        rule = next(r for r in spec["rules"] if len(r["backendRefs"]) == 2)
+        weights = {b["name"]: int(b.get("weight", 1)) for b in rule["backendRefs"]}
+    elif kind == "TrafficSplit":
+        weights = {b["service"]: int(str(b["weight"])) for b in spec["backends"]}
+    elif kind == "HTTPProxy":
+        weights = {s["name"]: int(s.get("weight", 0)) for s in spec["routes"][0]["services"]}
+    elif kind == "TraefikService":
+        weights = {s["name"]: int(s["weight"]) for s in spec["weighted"]["services"]}
+    elif kind == "Ingress":
+        annotations = obj["metadata"]["annotations"]
+        canary = int(annotations["nginx.ingress.kubernetes.io/canary-weight"])
+        return 100 - canary, canary
+    return weights.get(PRIMARY, 0), weights.get(CANARY, 0)
+
+
+def mesh_router(ctx: ClusterContext, canary: Canary) -> MeshRouter:
+    """The router the controller's seams resolve for the canary's provider."""
+    router = ControllerSeams(ctx).mesh_router(canary, canary.spec.provider or "")
+    assert isinstance(router, MeshRouter)
+    return router
+
+
+# A/B matches per router family.
+AB_MATCH: dict[str, list[dict[str, Any]]] = {
+    "istio": [
+        {"headers": {"x-canary": {"exact": "insider"}}},
+        {"headers": {"cookie": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}},
+    ],
+    "gatewayapi": [
+        {"headers": {"x-canary": {"exact": "insider"}}},
+        {"headers": {"cookie": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}},
+    ],
+    "nginx": [
+        {"headers": {"x-canary": {"exact": "insider"}}},
+        {"headers": {"cookie": {"exact": "canary"}}},
+    ],
+    "contour": [{"headers": {"x-canary": {"exact": "insider"}}}],
+}
+
+
+def ab_match(provider: str) -> list[dict[str, Any]]:
+    """`analysis.match` in the forms the provider can express (a header, and a cookie where
+    the router can match one)."""
+    return AB_MATCH[provider.split(":")[0]]

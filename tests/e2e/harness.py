@@ -317,24 +317,45 @@ async def prometheus_scraping(targets: list[str], workdir: Path) -> AsyncIterato
 class LoadTesterProcess:
     process: subprocess.Popen[str]
     url: str
+    log_path: Path
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def metric(self, name: str, labels: dict[str, str]) -> float:
+        """One series of the load tester's `/metrics` (0 when it was never counted)."""
+        exposition = await http_get_text(f"{self.url}/metrics")
+        return sample_value(exposition, name, labels) or 0.0
 
 
 @contextlib.contextmanager
-def loadtester_process(*flags: str) -> Iterator[LoadTesterProcess]:
-    """`coalmine loadtester --port 0` on loopback; its URL is the line it prints when ready."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "coalmine", "loadtester", "--port=0", "--host=127.0.0.1", *flags],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+def loadtester_process(log_path: Path, *flags: str) -> Iterator[LoadTesterProcess]:
+    """`coalmine loadtester --port 0` on loopback; its URL is the line it prints when ready.
+
+    Its log (stderr) goes to `log_path`."""
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "coalmine",
+                "loadtester",
+                "--port=0",
+                "--host=127.0.0.1",
+                "--log-cmd-output",
+                *flags,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     try:
         assert process.stdout is not None
         url = process.stdout.readline().strip()
         if not url.startswith("http://"):
             raise RuntimeError(f"coalmine loadtester did not print its URL (got {url!r})")
-        yield LoadTesterProcess(process, url)
+        yield LoadTesterProcess(process, url, log_path)
     finally:
         process.send_signal(signal.SIGTERM)
         try:

@@ -98,6 +98,16 @@ def canary(
     }
 
 
+def alert_provider(name: str, address: str, channel: str | None = None) -> dict[str, Any]:
+    spec = {"type": "slack", "address": address, **({"channel": channel} if channel else {})}
+    return {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "AlertProvider",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": spec,
+    }
+
+
 async def create_and_release(api: KubeApi, watch: CanaryWatch, manifest: dict[str, Any]) -> None:
     """podinfo from blue, initialised; then the new revision (green) is applied."""
     await api.create(SERVICE, service("podinfo-blue"))
@@ -177,15 +187,22 @@ async def test_a_pre_rollout_cmd_task_runs_hey_against_the_application_through_t
         assert "Pre-rollout check load-test passed" in await event_messages(api)
 
 
-async def test_opening_the_rollback_switch_during_analysis_fails_the_canary(
+async def test_opening_the_rollback_switch_during_analysis_fails_the_canary_and_alerts(
     cluster: DevClusterProcess, controller: ControllerProcess, loadtester: LoadTesterProcess
 ) -> None:
     hooks = [{"name": "stop", "type": "rollback", "url": f"{loadtester.url}/rollback/check"}]
-    async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
+    # A `warn` subscriber hears the rollback, not the routine `info` alerts of the run.
+    alerts = [{"name": "pager", "severity": "warn", "providerRef": {"name": "pager"}}]
+    pager = Recorder()
+    async with (
+        serve_app(pager.app()) as pager_url,
+        cluster_client(cluster.kubeconfig_path) as (api, canaries),
+    ):
+        await api.create(ALERT_PROVIDER, alert_provider("pager", f"{pager_url}/hook"))
         watch = CanaryWatch("podinfo")
         canaries.subscribe(watch)
         # Enough iterations that only the switch can end this run.
-        await create_and_release(api, watch, canary(iterations=30, webhooks=hooks))
+        await create_and_release(api, watch, canary(iterations=30, webhooks=hooks, alerts=alerts))
         await eventually(
             lambda: watch.phase == "Progressing" and watch.history[-1][2] >= 1,
             what="analysis under way",
@@ -200,6 +217,12 @@ async def test_opening_the_rollback_switch_during_analysis_fails_the_canary(
         assert "Rollback check stop passed" in messages
         assert "Rolling back podinfo.default manual webhook invoked" in messages
         assert "Canary failed! Scaling down podinfo.default" in messages
+        await eventually(lambda: bool(pager.bodies), what="the rollback alert")
+
+    assert [body["attachments"][0]["text"] for body in pager.bodies] == [
+        "Rolling back manual webhook invoked"
+    ]
+    assert pager.bodies[0]["attachments"][0]["color"] == "good"  # red is for `error` only
 
 
 async def test_the_event_webhook_receives_every_event_of_the_run_with_flaggers_payload(
@@ -249,13 +272,7 @@ async def test_slack_alerts_of_a_release_reach_the_alert_provider_in_flaggers_fo
         cluster_client(cluster.kubeconfig_path) as (api, canaries),
     ):
         await api.create(
-            ALERT_PROVIDER,
-            {
-                "apiVersion": "flagger.app/v1beta1",
-                "kind": "AlertProvider",
-                "metadata": {"name": "on-call", "namespace": "default"},
-                "spec": {"type": "slack", "channel": "releases", "address": f"{slack_url}/hook"},
-            },
+            ALERT_PROVIDER, alert_provider("on-call", f"{slack_url}/hook", channel="releases")
         )
         alerts = [{"name": "on-call", "severity": "info", "providerRef": {"name": "on-call"}}]
         watch = CanaryWatch("podinfo")

@@ -221,7 +221,7 @@ async def test_a_canary_copy_at_half_success_is_rolled_back_after_threshold_fail
         await release(api, watch, "podinfo")
         await eventually(lambda: watch.phase == "Failed", what="Failed", watch=watch)
 
-        assert "Progressing" in watch.phases
+        assert watch.phases[-2:] == ["Progressing", "Failed"], watch.phases
         assert "Promoting" not in watch.phases
         failed_checks = [failed for phase, _, _, failed in watch.history if phase == "Progressing"]
         assert max(failed_checks) == 2, watch.history

@@ -267,6 +267,35 @@ async def test_a_healthy_canary_copy_passes_the_template_check_and_is_promoted(
         assert measured == pytest.approx(100.0)
 
 
+async def test_a_canary_copy_without_traffic_is_never_read_as_zero_and_is_rolled_back(
+    cluster: DevClusterProcess, controller: ControllerProcess, prometheus_url: str
+) -> None:
+    """`idle-canary` has no series at all: "no values found" halts, it is never a value of 0."""
+    async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
+        watch = CanaryWatch("idle")
+        canaries.subscribe(watch)
+        await api.create(METRIC_TEMPLATE, success_rate_template(prometheus_url))
+        await api.create(SERVICE, service("idle", "idle-blue"))
+        await api.create(CANARY, canary("idle", [TEMPLATE_METRIC]))
+        await release(api, watch, "idle")
+        await eventually(lambda: watch.phase == "Failed", what="Failed", watch=watch)
+
+        messages = await event_messages(api)
+        halts = [m for m in messages if m.startswith("Halt")]
+        assert (
+            halts
+            == ["Halt advancement no values found for custom metric: success-rate: no values found"]
+            * 2
+        ), messages
+        assert "Rolling back idle.default failed checks threshold reached 2" in messages
+        measured = await controller_metric(
+            controller,
+            "flagger_canary_metric_analysis",
+            {"name": "idle", "namespace": "default", "metric": "success-rate"},
+        )
+        assert measured is None
+
+
 async def test_the_kubernetes_providers_builtin_checks_pass_a_healthy_canary(
     cluster: DevClusterProcess, controller: ControllerProcess, prometheus_url: str
 ) -> None:

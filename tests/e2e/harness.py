@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -19,6 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from binaries import require_binary
 from coalmine.devcluster.testing import (
     DevClusterProcess,
     start_devcluster_process,
@@ -174,3 +180,187 @@ async def event_messages(api: KubeApi, namespace: str = "default") -> list[str]:
     events = (await api.list(EVENT, namespace)).items
     events.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))
     return [e["message"] for e in events for _ in range(int(e.get("count") or 1))]
+
+
+# --- peers of a release: local HTTP servers, a scraping Prometheus, the load tester ---------------
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    """An aiohttp app on a free loopback port, as `http://127.0.0.1:<port>`; stopped on exit."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@dataclass
+class Recorder:
+    """A local HTTP peer that keeps every JSON body POSTed to it (webhooks, alerts)."""
+
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+
+    def app(self) -> web.Application:
+        async def receive(request: web.Request) -> web.Response:
+            self.bodies.append(json.loads(await request.text()))
+            return web.Response(text="ok")
+
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", receive)
+        return app
+
+
+async def http_get_text(url: str) -> str:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        response.raise_for_status()
+        return await response.text()
+
+
+async def http_post_json(url: str, body: dict[str, Any]) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.post(url, json=body) as response:
+        return response.status, await response.text()
+
+
+def sample_value(exposition: str, name: str, labels: dict[str, str]) -> float | None:
+    """The value of one series in a Prometheus text exposition, or None when absent."""
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
+
+
+async def controller_metric(
+    controller: ControllerProcess, name: str, labels: dict[str, str]
+) -> float | None:
+    """One series of the controller's own `/metrics`."""
+    exposition = await http_get_text(f"http://127.0.0.1:{controller.port}/metrics")
+    return sample_value(exposition, name, labels)
+
+
+def _start_prometheus(
+    targets: list[str], workdir: Path
+) -> tuple[subprocess.Popen[bytes], str, Path]:
+    binary = require_binary("prometheus")
+    data = workdir / "prometheus-data"
+    data.mkdir(parents=True, exist_ok=True)
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+        "scrape_configs:\n  - job_name: exporter\n    static_configs:\n"
+        f"      - targets: {json.dumps(targets)}\n"
+    )
+    port = free_port()
+    log_path = workdir / "prometheus.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={data}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    return process, f"http://127.0.0.1:{port}", log_path
+
+
+@contextlib.asynccontextmanager
+async def prometheus_scraping(targets: list[str], workdir: Path) -> AsyncIterator[str]:
+    """A real Prometheus scraping `targets` (host:port) every second; yields its URL once it has
+    scraped every target at least three times, so `rate()` over a few seconds has data.
+
+    Waits are async: the exporters it scrapes may run on the caller's event loop.
+    """
+    process, url, log_path = _start_prometheus(targets, workdir)
+    up = 'up{job="exporter"}'
+    query = f"count(count_over_time({up}[1m]) >= 3 and {up} == 1) == {len(targets)}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            try:
+                async with asyncio.timeout(30):
+                    while True:
+                        if process.poll() is not None:
+                            raise RuntimeError(
+                                f"prometheus exited: {log_path.read_text(errors='replace')[-2000:]}"
+                            )
+                        with contextlib.suppress(aiohttp.ClientError):
+                            async with session.get(
+                                f"{url}/api/v1/query", params={"query": query}
+                            ) as response:
+                                if response.status == 200:
+                                    body = await response.json()
+                                    if body["data"]["result"]:
+                                        break
+                        await asyncio.sleep(0.2)
+            except TimeoutError:
+                raise RuntimeError(
+                    f"prometheus at {url} did not scrape {targets} in 30s: "
+                    f"{log_path.read_text(errors='replace')[-2000:]}"
+                ) from None
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class LoadTesterProcess:
+    process: subprocess.Popen[str]
+    url: str
+    log_path: Path
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def metric(self, name: str, labels: dict[str, str]) -> float:
+        """One series of the load tester's `/metrics` (0 when it was never counted)."""
+        exposition = await http_get_text(f"{self.url}/metrics")
+        return sample_value(exposition, name, labels) or 0.0
+
+
+@contextlib.contextmanager
+def loadtester_process(log_path: Path, *flags: str) -> Iterator[LoadTesterProcess]:
+    """`coalmine loadtester --port 0` on loopback; its URL is the line it prints when ready.
+
+    Its log (stderr) goes to `log_path`."""
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "coalmine",
+                "loadtester",
+                "--port=0",
+                "--host=127.0.0.1",
+                "--log-cmd-output",
+                *flags,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        if not url.startswith("http://"):
+            raise RuntimeError(f"coalmine loadtester did not print its URL (got {url!r})")
+        yield LoadTesterProcess(process, url, log_path)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

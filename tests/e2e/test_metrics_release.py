@@ -329,16 +329,6 @@ async def test_the_kubernetes_providers_builtin_checks_pass_a_healthy_canary(
         assert 0.025 <= duration <= 0.05
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "controller runtime bug: CanaryReconciler.run subscribes _on_canary before caches.start, "
-        "so the Canary informer's first list starts jobs (JobManager.ensure) before the "
-        "MetricTemplate/Secret/AlertProvider informers have listed; CacheSources.metric_template "
-        "reads the unsynced cache and each early cycle counts 'Metric template ... not found' "
-        "as a failed check, rolling back a healthy canary after a restart"
-    ),
-)
 async def test_a_controller_restarted_mid_analysis_waits_for_its_templates_before_checking(
     cluster: DevClusterProcess, prometheus_url: str, tmp_path: Path
 ) -> None:

@@ -205,6 +205,7 @@ class CanaryReconciler:
         self.metrics = metrics
         self.jobs = JobManager()
         self.ready = False
+        self._synced = asyncio.Event()
         self._known: dict[str, _Known] = {}
         sources = CacheSources(caches)
         webhooks = WebhookClient(session, event_webhook_url=settings.event_webhook)
@@ -266,6 +267,7 @@ class CanaryReconciler:
         await self.caches.start(
             CANARY, METRIC_TEMPLATE, ALERT_PROVIDER, SECRET, *TARGET_KINDS.values()
         )
+        self._synced.set()
         self.ready = True
         if on_ready is not None:
             on_ready()
@@ -440,6 +442,10 @@ class CanaryReconciler:
         name, _, namespace = key.partition(".")
 
         async def cycle() -> None:
+            # Jobs start as the Canary list arrives; a check must not read a MetricTemplate,
+            # AlertProvider or Secret cache that has not listed yet ("not found" would count as a
+            # failed check and could roll back a healthy canary after a restart).
+            await self._synced.wait()
             obj = self.caches[CANARY].get(name, namespace)
             if obj is None or key not in self._known:
                 return

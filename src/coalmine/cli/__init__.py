@@ -24,6 +24,8 @@ SUBCOMMANDS: tuple[str, ...] = (
     "coalmine.cli.crds",
     "coalmine.cli.devcluster",
     "coalmine.cli.loadtester",
+    "coalmine.cli.status",
+    "coalmine.cli.verbs",
 )
 
 

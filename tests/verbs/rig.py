@@ -46,8 +46,8 @@ async def controller(devcluster: DevCluster, api: KubeApi) -> AsyncIterator[Cont
     settings = Settings(
         kubeconfig=str(devcluster.kubeconfig_path),
         listen_address="127.0.0.1:0",
-        min_analysis_interval=1.0,
-        control_loop_interval=1.0,
+        min_analysis_interval=0.2,
+        control_loop_interval=0.2,
         mesh_provider="kubernetes",
         metrics_server="http://127.0.0.1:9",
     )
@@ -108,7 +108,7 @@ def service(name: str, colour: str) -> Object:
 
 
 def canary(name: str, **analysis: Any) -> Object:
-    body: dict[str, Any] = {"interval": "1s", "threshold": 1, "iterations": 2}
+    body: dict[str, Any] = {"interval": "200ms", "threshold": 1, "iterations": 2}
     body.update(analysis)
     return {
         "apiVersion": "flagger.app/v1beta1",

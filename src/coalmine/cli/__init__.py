@@ -25,7 +25,11 @@ SUBCOMMANDS: tuple[str, ...] = (
     "coalmine.cli.devcluster",
     "coalmine.cli.loadtester",
     "coalmine.cli.status",
-    "coalmine.cli.verbs",
+    "coalmine.cli.promote",
+    "coalmine.cli.abort",
+    "coalmine.cli.retry",
+    "coalmine.cli.pause",
+    "coalmine.cli.resume",
 )
 
 

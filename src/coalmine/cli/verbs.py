@@ -1,4 +1,5 @@
-"""`coalmine promote|abort|retry|pause|resume NAME`: act on a release without editing its spec.
+"""The release verbs `coalmine promote|abort|retry|pause|resume NAME` (one module each registers
+one of them): act on a release without editing its spec.
 
 Each verb merges annotations onto the Canary (`coalmine.dev/action`, a fresh
 `coalmine.dev/action-id`, and for pause/resume `coalmine.dev/paused`), which GitOps tools leave
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import sys
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from coalmine.cli.status import (
@@ -45,10 +47,13 @@ WRITE_ATTEMPTS = 3
 POLL_SECONDS = 0.2
 
 
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    from coalmine.controller.settings import parse_duration
+def registrar(verb: Verb) -> Callable[[argparse._SubParsersAction[Any]], None]:
+    """The `register` function of the subcommand module `coalmine.cli.<verb>`."""
 
-    for verb, text in HELP.items():
+    def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+        from coalmine.controller.settings import parse_duration
+
+        text = HELP[verb]
         parser = subparsers.add_parser(
             verb,
             help=text,
@@ -74,6 +79,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
             help="how long to wait for the controller to handle the request (default 1m)",
         )
         parser.set_defaults(handler=run, verb=verb)
+
+    return register
 
 
 def run(args: argparse.Namespace) -> int:

@@ -477,3 +477,28 @@ def test_a_request_is_pending_until_its_own_id_is_handled() -> None:
     again = {**handled, naming.ACTION_ANNOTATION: "abort", naming.ACTION_ID_ANNOTATION: "2"}
     assert verbs.pending_action(again) == verbs.Action("abort", "2")
     assert verbs.pending_action({naming.ACTION_ANNOTATION: "explode", "x": "y"}) is None
+
+
+def test_every_verb_is_refused_on_a_suspended_canary() -> None:
+    for verb in verbs.VERBS:
+        reason = verbs.refusal(verb, "Progressing", paused=verb == "resume", suspended=True)
+        assert reason is not None
+        assert "spec.suspend" in reason
+
+
+async def test_without_an_action_log_verbs_stay_pending_and_a_failed_run_is_not_retried() -> None:
+    rig = Rig(make_canary(analysis={"interval": "1m", "threshold": 2, "stepWeight": 25}))
+    await rig.new_revision()
+    await rig.cycles(2)
+    rig.analyzer.fail_with("Halt podinfo.default advancement success rate 50.00% < 99%")
+    for _ in range(10):
+        await rig.cycle()
+    assert rig.phase == "Failed"
+    rig.store.update_spec(
+        lambda canary: setattr(
+            canary.metadata, "annotations", verbs.request_annotations("retry", "1")
+        )
+    )
+    await rig.cycles(3)
+    assert rig.phase == "Failed"
+    assert not any(m.startswith("Retry requested") for m in rig.recorder.messages)

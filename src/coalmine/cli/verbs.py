@@ -132,7 +132,8 @@ async def request_verb(
         metadata = obj.get("metadata") or {}
         annotations = metadata.get("annotations") or {}
         phase = str((obj.get("status") or {}).get("phase") or "")
-        reason = refusal(verb, phase, paused=is_paused(annotations))
+        suspended = bool((obj.get("spec") or {}).get("suspend"))
+        reason = refusal(verb, phase, paused=is_paused(annotations), suspended=suspended)
         if reason is not None:
             print(f"coalmine {verb}: canary {key} is left as it is: {reason}", file=sys.stderr)
             return EXIT_FAILED

@@ -84,7 +84,8 @@ class Dependencies:
     status: StatusWriter
     metrics: MetricsSink
     clock: Clock
-    # Acknowledges release verbs (`coalmine promote` ...); without it verbs are left pending.
+    # Acknowledges release verbs (`coalmine promote` ...). Without it promote/abort/retry are left
+    # pending (acting without acknowledging would retry a failing run for ever); a pause holds.
     actions: ActionLog | None = None
 
 
@@ -445,7 +446,7 @@ class Scheduler:
         acknowledgement) is acknowledged as done; one that makes no sense in the phase is refused.
         """
         action = verbs.pending_action(verbs.annotations_of(c.canary))
-        if action is None or action.verb in ("pause", "resume"):
+        if action is None or action.verb in ("pause", "resume") or self.deps.actions is None:
             return True
         c.action = action
         phase = c.phase

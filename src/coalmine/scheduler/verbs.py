@@ -64,13 +64,18 @@ def pending_action(annotations: Mapping[str, str]) -> Action | None:
     return action
 
 
-def refusal(verb: Verb, phase: str, *, paused: bool) -> str | None:
+def refusal(verb: Verb, phase: str, *, paused: bool, suspended: bool = False) -> str | None:
     """Why `verb` makes no sense for a canary in `phase` (None: it does).
 
     The CLI refuses these without writing; the controller records them as the action's result
-    when the phase moved between the CLI's check and its own.
+    when the phase moved between the CLI's check and its own. A suspended canary (`spec.suspend`)
+    runs no cycle at all, so nothing would ever handle the request.
     """
     shown = phase or "Initializing"
+    if suspended:
+        return (
+            "it is suspended (spec.suspend: true): the controller acts on nothing until it is not"
+        )
     if verb == "pause":
         return "it is already paused" if paused else None
     if verb == "resume":

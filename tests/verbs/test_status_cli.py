@@ -11,7 +11,7 @@ from coalmine.cli.verbs import request_verb
 from coalmine.controller.runtime import Controller
 from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.api import KubeApi
-from coalmine.kube.kinds import SERVICE
+from coalmine.kube.kinds import EVENT, SERVICE
 
 from .rig import Hooks, Output, create, eventually, get_canary, primary_colour, release, wait_phase
 
@@ -148,11 +148,25 @@ async def test_the_detail_shows_spec_checks_webhooks_and_events(
         webhooks=[hooks.hook("smoke", "pre-rollout")],
     )
     await wait_phase(api, "Initialized")
+    await api.create(
+        EVENT,
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": "podinfo.", "namespace": "default"},
+            "involvedObject": {"kind": "Canary", "name": "podinfo", "namespace": "default"},
+            "reason": "Synced",
+            "type": "Warning",
+            "message": "Halt advancement latency 900.00 > 500 [p99]",
+            "lastTimestamp": "2099-01-01T00:00:00Z",
+        },
+    )
     code = await status_command(
         api, "default", "podinfo", watch=False, limit=1, console=output.console()
     )
     assert code == 0
     text = output.text
+    assert "2099-01-01T00:00:00Z Halt advancement latency 900.00 > 500 [p99]" in text
     assert "podinfo.default" in text
     assert "Service/podinfo" in text
     assert "blue/green: 2 iterations" in text

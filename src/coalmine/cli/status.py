@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
     from coalmine.kube.api import KubeApi, Object
 
@@ -116,7 +117,8 @@ async def connect(args: argparse.Namespace) -> AsyncIterator[tuple[KubeApi, str]
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    console = Console(highlight=False)
+    # No markup: event messages and names are printed as they are, brackets included.
+    console = Console(highlight=False, markup=False)
 
     async def main() -> int:
         async with connect(args) as (api, namespace):
@@ -421,9 +423,14 @@ def print_table(views: Sequence[View], console: Console) -> None:
     console.print(table)
 
 
-def _phase_text(phase: str) -> str:
+def _phase_text(phase: str, suffix: str = "") -> Text:
+    from rich.text import Text
+
     colour = {"Succeeded": "green", "Failed": "red", "Initialized": "green"}.get(phase, "yellow")
-    return f"[{colour}]{phase or 'Initializing'}[/]"
+    text = Text(phase or "Initializing", style=colour)
+    if suffix:
+        text.append(suffix)
+    return text
 
 
 def strategy_of(analysis: Mapping[str, Any]) -> str:
@@ -501,6 +508,7 @@ async def canary_events(api: KubeApi, view: View) -> list[Object]:
 
 async def print_detail(api: KubeApi, view: View, console: Console) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     from coalmine.api import naming
     from coalmine.scheduler.verbs import requested_action, result_of
@@ -522,7 +530,7 @@ async def print_detail(api: KubeApi, view: View, console: Console) -> None:
         f"every {analysis.get('interval') or '1m'}, roll back after {view.threshold} failed checks"
         + (", skipped (skipAnalysis)" if spec.get("skipAnalysis") else ""),
     )
-    summary.add_row("Phase", _phase_text(view.phase) + (f" ({view.flags})" if view.flags else ""))
+    summary.add_row("Phase", _phase_text(view.phase, f" ({view.flags})" if view.flags else ""))
     summary.add_row("Weight", str(view.weight))
     summary.add_row("Iterations", str(status.get("iterations") or 0))
     summary.add_row("Failed checks", view.failed_checks)
@@ -551,13 +559,10 @@ async def print_detail(api: KubeApi, view: View, console: Console) -> None:
         for metric in metrics:
             metric_name = str(metric.get("name") or "")
             template = metric.get("templateRef") or {}
-            source = (
-                f"template {template.get('name')}"
-                if template
-                else "query"
-                if metric.get("query")
-                else "builtin"
-            )
+            if template:
+                source = f"template {template.get('name')}"
+            else:
+                source = "query" if metric.get("query") else "builtin"
             checks.add_row(
                 metric_name,
                 threshold_of(metric),
@@ -574,6 +579,7 @@ async def print_detail(api: KubeApi, view: View, console: Console) -> None:
         console.print("Checks: none (only webhooks gate this canary)")
     hooks = analysis.get("webhooks") or []
     if hooks:
+        console.print()
         table = Table(title="Webhooks", title_justify="left", box=None, header_style="bold")
         for column in ("NAME", "TYPE", "URL"):
             table.add_column(column)
@@ -591,7 +597,7 @@ async def print_detail(api: KubeApi, view: View, console: Console) -> None:
             kind = str(event.get("type") or "")
             table.add_row(
                 _event_time(event),
-                f"[red]{kind}[/]" if kind == "Warning" else kind,
+                Text(kind, style="red" if kind == "Warning" else ""),
                 str(event.get("count") or 1),
                 str(event.get("message") or ""),
             )
@@ -604,4 +610,4 @@ def console_for(out: TextIO, width: int = 200) -> Console:
     """A console writing plain text to `out` (tests, pipes)."""
     from rich.console import Console
 
-    return Console(file=out, width=width, highlight=False, color_system=None)
+    return Console(file=out, width=width, highlight=False, markup=False, color_system=None)

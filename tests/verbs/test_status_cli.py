@@ -227,3 +227,25 @@ async def test_the_commands_as_a_pipeline_runs_them(
     assert (await api.get(SERVICE, "podinfo-primary", "default"))["spec"]["selector"] == {
         "app": "podinfo-green"
     }
+
+
+async def test_an_unreachable_api_server_exits_3_with_the_address(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+        f"clusters: [{{name: c, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n"
+        "users: [{name: u, user: {}}]\n"
+        "contexts: [{name: x, context: {cluster: c, user: u, namespace: team}}]\n"
+    )
+    code, text = await run_cli("status", f"--kubeconfig={kubeconfig}")
+    assert code == 3
+    assert f"cannot reach the API server at http://127.0.0.1:{port}" in text
+    assert "/namespaces/team/canaries" in text
+    code, text = await run_cli("abort", "podinfo", f"--kubeconfig={kubeconfig}", "--context=y")
+    assert code == 3
+    assert "Context 'y' not found" in text

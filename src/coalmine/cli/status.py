@@ -136,16 +136,29 @@ def run(args: argparse.Namespace) -> int:
 
 def run_cli(main: Any) -> int:
     """Run an async command; API and configuration failures become a message and exit 3."""
-    from coalmine.kube.api import KubeApiError, NotFound
+    import httpx2
+
+    from coalmine.kube.api import Conflict, KubeApiError, NotFound
 
     try:
         code: int = asyncio.run(main())
         return code
-    except (CliError, NotFound, KubeApiError, OSError) as error:
+    except (CliError, NotFound, Conflict, KubeApiError, OSError) as error:
         print(f"coalmine: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except httpx2.HTTPError as error:
+        where = f" at {error.request.url}" if _has_request(error) else ""
+        print(f"coalmine: cannot reach the API server{where}: {error}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+
+
+def _has_request(error: Exception) -> bool:
+    try:
+        return getattr(error, "request", None) is not None
+    except RuntimeError:  # httpx raises when the request was never set
+        return False
 
 
 # --- reading a canary -----------------------------------------------------------------------

@@ -171,3 +171,39 @@ async def test_a_request_for_a_missing_canary_is_an_error(
 
     with pytest.raises(CliError, match="canary ghost not found in namespace default"):
         await request_verb(api, "default", "ghost", "abort")
+
+
+async def test_a_verb_is_handled_at_once_even_with_an_hour_between_cycles(
+    api: KubeApi, controller: Controller
+) -> None:
+    await create(api, interval="60m")
+    await wait_phase(api, "Initialized")
+    # Only the annotation change can run the cycle that acknowledges these within the limit.
+    assert await request_verb(api, "default", "podinfo", "pause", limit=20) == 0
+    assert await request_verb(api, "default", "podinfo", "resume", limit=20) == 0
+
+
+async def test_a_gitops_apply_of_the_manifest_keeps_the_pause(
+    api: KubeApi, controller: Controller, devcluster: DevCluster
+) -> None:
+    from lightkube.types import PatchType
+
+    from coalmine.kube.api import load_config
+
+    from .rig import canary
+
+    await create(api, iterations=1000)
+    await release(api)
+    await wait_phase(api, "Progressing")
+    assert await request_verb(api, "default", "podinfo", "pause", limit=30) == 0
+    gitops = KubeApi(load_config(str(devcluster.kubeconfig_path)), field_manager="flux")
+    try:
+        manifest = canary("podinfo", iterations=1000)
+        manifest["metadata"]["annotations"] = {"team": "payments"}
+        await gitops.patch(CANARY, "podinfo", manifest, "default", patch_type=PatchType.APPLY)
+    finally:
+        await gitops.close()
+    annotations = annotations_of(await get_canary(api))
+    assert annotations["team"] == "payments"
+    assert annotations[naming.PAUSED_ANNOTATION] == "true"
+    assert await request_verb(api, "default", "podinfo", "pause", limit=5) == 1

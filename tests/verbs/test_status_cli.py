@@ -11,7 +11,7 @@ from coalmine.cli.verbs import request_verb
 from coalmine.controller.runtime import Controller
 from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.api import KubeApi
-from coalmine.kube.kinds import EVENT, SERVICE
+from coalmine.kube.kinds import CANARY, EVENT, SERVICE
 
 from .rig import Hooks, Output, create, eventually, get_canary, primary_colour, release, wait_phase
 
@@ -249,3 +249,17 @@ async def test_an_unreachable_api_server_exits_3_with_the_address(tmp_path: Path
     code, text = await run_cli("abort", "podinfo", f"--kubeconfig={kubeconfig}", "--context=y")
     assert code == 3
     assert "Context 'y' not found" in text
+
+
+async def test_watch_of_a_canary_the_controller_refuses_exits_1_with_the_reason(
+    api: KubeApi, controller: Controller, output: Output
+) -> None:
+    from .rig import canary, service
+
+    await api.create(SERVICE, service("podinfo", "blue"))
+    bad = canary("podinfo", stepWeights=[20, 10])
+    del bad["spec"]["analysis"]["iterations"]
+    await api.create(CANARY, bad)
+    assert await watch(api, output) == 1
+    assert "refused by the controller" in output.text
+    assert "spec.analysis.stepWeights[1]" in output.text

@@ -1,7 +1,8 @@
 """`coalmine status [NAME]`: canaries at a glance, one in detail, and a wait for CI pipelines.
 
 Exit status (also with `--watch`): 0 when the canary (every canary, without NAME) is at rest and
-not Failed — Initialized or Succeeded; 1 when one is Failed; 2 when `--watch` timed out first
+not Failed — Initialized or Succeeded; 1 when one is Failed or refused by the controller (an
+invalid spec, a target another canary releases: a `Valid=False` condition); 2 when `--watch` timed out first
 (argparse also uses 2 for bad usage); 3 when the status cannot be read (no such canary, API
 server unreachable, bad kubeconfig).
 
@@ -53,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description=(
             "Without NAME: a table of the canaries in the namespace. With NAME: the spec summary, "
             "checks, webhooks and recent events. --watch waits until the release in progress ends. "
-            "Exit status: 0 Succeeded/Initialized, 1 Failed, 2 timed out, 3 cannot read."
+            "Exit status: 0 Succeeded/Initialized, 1 Failed or refused, 2 timed out, 3 cannot read."
         ),
     )
     parser.add_argument("name", nargs="?", metavar="NAME", help="a Canary's name")
@@ -302,6 +303,8 @@ def settled(view: View, expected_hash: str | None) -> bool:
     """At rest, with no request and no target change still to be acted on."""
     from coalmine.scheduler.verbs import pending_action
 
+    if view.refused:
+        return True  # the controller will not run it until the spec is fixed
     if view.phase not in AT_REST:
         return False
     pending = pending_action(view.annotations)
@@ -311,7 +314,8 @@ def settled(view: View, expected_hash: str | None) -> bool:
 
 
 def exit_code(views: Iterable[View]) -> int:
-    return EXIT_FAILED if any(view.phase == "Failed" for view in views) else EXIT_OK
+    failed = any(view.phase == "Failed" or view.refused for view in views)
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 # --- the command ----------------------------------------------------------------------------

@@ -345,8 +345,12 @@ class Scheduler:
                     f"Retry requested by coalmine retry: starting a new run of {c.target_key}",
                 )
             await self._start_run(c)
-            if c.retry_requested and c.phase != "Failed":
-                await self._resolve_action(c, verbs.DONE, f"new run started, phase {c.phase}")
+            if c.retry_requested and c.phase == "Progressing":
+                await self._resolve_action(c, verbs.DONE, "new run started")
+            elif c.retry_requested and c.phase == "Waiting":
+                await self._resolve_action(
+                    c, verbs.DONE, "new run waiting for confirm-rollout approval"
+                )
             return False
         # 17. a newer revision restarts the run from zero
         if c.phase in {"Progressing", "WaitingPromotion"} and self._revision_changed(

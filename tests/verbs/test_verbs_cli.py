@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from coalmine.api import naming
+from coalmine.cli.status import status_command
 from coalmine.cli.verbs import request_verb
 from coalmine.controller.runtime import Controller
 from coalmine.devcluster.cluster import DevCluster
@@ -14,6 +15,7 @@ from coalmine.scheduler.verbs import Verb
 
 from .rig import (
     Hooks,
+    Output,
     create,
     eventually,
     get_canary,
@@ -50,6 +52,10 @@ async def test_promote_skips_a_closed_promotion_gate_and_releases(
         annotations[naming.HANDLED_ACTION_ANNOTATION] == (annotations[naming.ACTION_ID_ANNOTATION])
     )
     assert annotations[naming.ACTION_RESULT_ANNOTATION] == "done: promoting"
+    detail = Output()
+    await status_command(api, "default", "podinfo", watch=False, limit=1, console=detail.console())
+    action_id = annotations[naming.ACTION_ID_ANNOTATION]
+    assert f"coalmine promote ({action_id}): done: promoting" in detail.text
 
 
 async def test_abort_rolls_back_a_run_in_progress_and_keeps_the_primary(

@@ -43,7 +43,7 @@ HELP: dict[str, str] = {
     "pause": "freeze the canary (like spec.suspend, without touching the spec)",
     "resume": "let a paused canary carry on",
 }
-WRITE_ATTEMPTS = 3
+WRITE_ATTEMPTS = 5
 POLL_SECONDS = 0.2
 
 

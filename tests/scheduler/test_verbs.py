@@ -502,3 +502,38 @@ async def test_without_an_action_log_verbs_stay_pending_and_a_failed_run_is_not_
     await rig.cycles(3)
     assert rig.phase == "Failed"
     assert not any(m.startswith("Retry requested") for m in rig.recorder.messages)
+
+
+async def test_retry_after_a_failed_promotion_with_the_primary_still_broken_is_refused_once() -> (
+    None
+):
+    rig = VerbRig(make_canary(analysis={"interval": "1m", "threshold": 5, "stepWeight": 50}))
+    await rig.new_revision()
+    await rig.run_until("Promoting")
+    rig.target.primary_error = TargetNotReady("primary stuck", retriable=False)
+    await rig.cycle()
+    assert rig.phase == "Failed"
+    assert rig.weights == (0, 100)
+    failures = dict(rig.metrics.failures)
+    action_id = rig.request("retry")
+    await rig.cycles(3)
+    assert rig.result(action_id) == ("refused", "the primary is not ready: primary stuck")
+    assert rig.phase == "Failed"
+    assert rig.weights == (0, 100)
+    assert rig.metrics.failures == failures
+
+
+async def test_retry_after_a_failed_promotion_promotes_once_the_primary_recovers() -> None:
+    rig = VerbRig(make_canary(analysis={"interval": "1m", "threshold": 5, "stepWeight": 50}))
+    await rig.new_revision()
+    await rig.run_until("Promoting")
+    rig.target.primary_error = TargetNotReady("primary stuck", retriable=False)
+    await rig.cycle()
+    assert rig.phase == "Failed"
+    rig.target.primary_error = None
+    action_id = rig.request("retry")
+    await rig.cycle()
+    assert rig.result(action_id) == ("done", "new run started")
+    await rig.run_until("Succeeded")
+    assert rig.weights == (100, 0)
+    assert rig.target.promotions == 1

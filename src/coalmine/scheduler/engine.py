@@ -323,7 +323,13 @@ class Scheduler:
             except Exception as error:
                 await self._warn(c, error)
                 if not is_retriable(error):
-                    if c.phase in {"Promoting", "Finalising"}:
+                    if c.retry_requested:
+                        # Still Failed: a retry cannot run while the primary cannot serve, and
+                        # rolling back again every cycle would repeat hooks, alerts and counts.
+                        await self._resolve_action(
+                            c, verbs.REFUSED, f"the primary is not ready: {error}"
+                        )
+                    elif c.phase in {"Promoting", "Finalising"}:
                         await self._failed_promotion(c, error)
                     else:
                         await self._rollback(c)

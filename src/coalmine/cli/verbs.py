@@ -182,8 +182,10 @@ async def wait_until_handled(
     except TimeoutError:
         print(
             f"coalmine {verb}: the controller did not handle the request for {key} within "
-            f"{limit:g}s; is it running and watching namespace {namespace}? The request stays "
-            "on the canary and is acted on when the controller sees it.",
+            f"{limit:g}s. It stays on the canary and is acted on when the controller can (a "
+            f"promote waits for the canary to be ready): see `coalmine status {name} -n "
+            f"{namespace}` for its events, and check that the controller runs and watches "
+            f"namespace {namespace}.",
             file=sys.stderr,
         )
         return EXIT_TIMEOUT

@@ -63,3 +63,12 @@ def is_toolkit_key(key: str) -> bool:
 # The release (`coalmine.api.hashing.release_checksum`) a primary was last promoted to, written
 # on the primary in the promotion's own write so a crash before the status write is recognised.
 PROMOTED_REVISION_ANNOTATION: Final = "coalmine.dev/promoted-revision"
+
+# Release verbs (`coalmine promote|abort|retry|pause|resume`): requests are annotations on the
+# Canary, which GitOps tools leave alone (they own the spec), never spec fields. The CLI writes the
+# action and a fresh id; the controller acts once per id and writes the id back as handled.
+ACTION_ANNOTATION: Final = "coalmine.dev/action"
+ACTION_ID_ANNOTATION: Final = "coalmine.dev/action-id"
+PAUSED_ANNOTATION: Final = "coalmine.dev/paused"
+HANDLED_ACTION_ANNOTATION: Final = "coalmine.dev/handled-action"
+ACTION_RESULT_ANNOTATION: Final = "coalmine.dev/action-result"

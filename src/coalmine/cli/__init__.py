@@ -24,6 +24,12 @@ SUBCOMMANDS: tuple[str, ...] = (
     "coalmine.cli.crds",
     "coalmine.cli.devcluster",
     "coalmine.cli.loadtester",
+    "coalmine.cli.status",
+    "coalmine.cli.promote",
+    "coalmine.cli.abort",
+    "coalmine.cli.retry",
+    "coalmine.cli.pause",
+    "coalmine.cli.resume",
 )
 
 

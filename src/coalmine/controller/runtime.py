@@ -22,6 +22,7 @@ from coalmine.analysis.checks import AnalysisSettings, MetricAnalyzer
 from coalmine.api import naming
 from coalmine.api.models import Canary
 from coalmine.api.validation import ManifestError, parse_canary, summarize_problems
+from coalmine.controller.actions import KubeActionLog, verb_annotations_changed
 from coalmine.controller.adapters import (
     CacheSources,
     CanaryRecorder,
@@ -256,6 +257,7 @@ class CanaryReconciler:
                 status=self.status,
                 metrics=sink,
                 clock=SystemClock(),
+                actions=KubeActionLog(api, caches),
             ),
             SchedulerConfig(mesh_provider=settings.mesh_provider),
         )
@@ -331,9 +333,10 @@ class CanaryReconciler:
         )
         # A spec change (a new interval, a resumed canary) acts at once; our own status writes,
         # which do not change the generation, must not run cycles back to back.
-        if (
-            previous is not None
-            and previous.canary.metadata.generation != canary.metadata.generation
+        if previous is not None and (
+            previous.canary.metadata.generation != canary.metadata.generation
+            # `coalmine promote|abort|retry|pause|resume`: annotations keep the generation.
+            or verb_annotations_changed(previous.canary, canary)
         ):
             job.trigger()
 

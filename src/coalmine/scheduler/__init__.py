@@ -2,11 +2,13 @@
 
 Entry points for the controller: `Scheduler(deps, config).advance(canary)` once per analysis
 interval, `Scheduler.finalize(canary)` for deleted canaries with the finalizer, and
-`status.initial_status` for a canary seen for the first time. See docs/state-machine.md.
+`status.initial_status` for a canary seen for the first time. See docs/state-machine.md; release
+verbs (`coalmine promote` ...) in `verbs` and docs/release-verbs.md.
 """
 
 from coalmine.scheduler.engine import Dependencies, Scheduler, SchedulerConfig
 from coalmine.scheduler.ports import (
+    ActionLog,
     Alerts,
     Clock,
     MetricsSink,
@@ -17,6 +19,7 @@ from coalmine.scheduler.ports import (
 )
 
 __all__ = [
+    "ActionLog",
     "Alerts",
     "Clock",
     "Dependencies",

@@ -21,7 +21,9 @@ from coalmine.api.models import Canary, CanaryAnalysis, CanaryStatus, CanaryWebh
 from coalmine.hooks.payloads import hooks_of_type
 from coalmine.routers.base import Router, Routes, ServiceRouter, SessionAffinityCookies
 from coalmine.scheduler import status as st
+from coalmine.scheduler import verbs
 from coalmine.scheduler.ports import (
+    ActionLog,
     Alerts,
     AlertSeverity,
     Clock,
@@ -82,6 +84,9 @@ class Dependencies:
     status: StatusWriter
     metrics: MetricsSink
     clock: Clock
+    # Acknowledges release verbs (`coalmine promote` ...). Without it promote/abort/retry are left
+    # pending (acting without acknowledging would retry a failing run for ever); a pause holds.
+    actions: ActionLog | None = None
 
 
 @dataclass
@@ -99,6 +104,10 @@ class _Cycle:
     routes: Routes = field(default_factory=lambda: Routes(TOTAL_WEIGHT, 0, False))
     cookies: SessionAffinityCookies | None = None
     iterations: int = 0
+    # The release verb this cycle acts on (docs/release-verbs.md).
+    action: verbs.Action | None = None
+    promote_requested: bool = False
+    retry_requested: bool = False
 
     @property
     def status(self) -> CanaryStatus:
@@ -167,6 +176,9 @@ class Scheduler:
         started = self.deps.clock.monotonic()
         if canary.spec.suspend:
             await self._record(canary, "Normal", "skipping canary run as object is suspended", None)
+            return
+        canary, paused = await self._pause_or_resume(canary)
+        if paused:
             return
         c = self._cycle(canary)
         reached_analysis = await self._advance(c)
@@ -279,9 +291,16 @@ class Scheduler:
                 c, f"New {c.kind} detected, initialization completed.", "info", metadata=True
             )
             return False
+        # release verbs: abort acts here; promote and retry mark the cycle for later steps
+        if not await self._take_action(c):
+            return False
         # 13. anything to do?
         await self._adopt_foreign_hashes(c, fingerprint)
-        if c.phase not in ADVANCING_PHASES and not self._revision_changed(c, fingerprint):
+        if (
+            c.phase not in ADVANCING_PHASES
+            and not c.retry_requested
+            and not self._revision_changed(c, fingerprint)
+        ):
             if c.phase == "Failed" and fingerprint.spec_hash != c.status.last_applied_spec:
                 # Back to the promoted spec after a failure: remember it, so re-applying the
                 # failed revision later is seen as a change again.
@@ -304,7 +323,13 @@ class Scheduler:
             except Exception as error:
                 await self._warn(c, error)
                 if not is_retriable(error):
-                    if c.phase in {"Promoting", "Finalising"}:
+                    if c.retry_requested:
+                        # Still Failed: a retry cannot run while the primary cannot serve, and
+                        # rolling back again every cycle would repeat hooks, alerts and counts.
+                        await self._resolve_action(
+                            c, verbs.REFUSED, f"the primary is not ready: {error}"
+                        )
+                    elif c.phase in {"Promoting", "Finalising"}:
                         await self._failed_promotion(c, error)
                     else:
                         await self._rollback(c)
@@ -319,7 +344,19 @@ class Scheduler:
         # 16. a new revision starts (or waits for approval)
         self.deps.metrics.set_status(c.canary, st.phase_gauge(c.phase))
         if c.phase not in RUNNING_PHASES:
+            if c.retry_requested:
+                await self._event(
+                    c,
+                    "Normal",
+                    f"Retry requested by coalmine retry: starting a new run of {c.target_key}",
+                )
             await self._start_run(c)
+            if c.retry_requested and c.phase == "Progressing":
+                await self._resolve_action(c, verbs.DONE, "new run started")
+            elif c.retry_requested and c.phase == "Waiting":
+                await self._resolve_action(
+                    c, verbs.DONE, "new run waiting for confirm-rollout approval"
+                )
             return False
         # 17. a newer revision restarts the run from zero
         if c.phase in {"Progressing", "WaitingPromotion"} and self._revision_changed(
@@ -334,6 +371,10 @@ class Scheduler:
             return False
         # 18. the canary must serve
         if not await self._attempt_or_roll_back(c, c.target.is_canary_ready(c.canary)):
+            return False
+        # coalmine promote: skip the rest of the analysis and its gates
+        if c.promote_requested:
+            await self._requested_promotion(c)
             return False
         # 19. no analysis: promote straight away
         if c.skip_analysis:
@@ -366,6 +407,121 @@ class Scheduler:
         # 24.-27. the analysis proper
         await self._analyse_and_step(c)
         return True
+
+    # --- release verbs -----------------------------------------------------------------------
+
+    async def _pause_or_resume(self, canary: Canary) -> tuple[Canary, bool]:
+        """`coalmine.dev/paused` freezes the canary like `spec.suspend`; acknowledges pause/resume.
+
+        Returns the canary (with the acknowledgement) and whether this cycle must stop here.
+        """
+        annotations = verbs.annotations_of(canary)
+        action = verbs.pending_action(annotations)
+        if verbs.is_paused(annotations):
+            if action is not None and action.verb == "pause":
+                await self._record(
+                    canary,
+                    "Normal",
+                    "Paused by coalmine pause: no step is taken until coalmine resume",
+                    None,
+                )
+                return await self._handled(canary, action, verbs.DONE, "paused"), True
+            await self._record(
+                canary,
+                "Normal",
+                f"skipping canary run as object is paused ({naming.PAUSED_ANNOTATION})",
+                None,
+            )
+            return canary, True
+        if action is not None and action.verb == "resume":
+            await self._record(
+                canary, "Normal", "Resumed by coalmine resume: the canary run carries on", None
+            )
+            canary = await self._handled(canary, action, verbs.DONE, "resumed")
+        elif action is not None and action.verb == "pause":
+            canary = await self._handled(
+                canary,
+                action,
+                verbs.REFUSED,
+                f"the {naming.PAUSED_ANNOTATION} annotation was removed before the pause was seen",
+            )
+        return canary, False
+
+    async def _take_action(self, c: _Cycle) -> bool:
+        """Act on a pending promote/abort/retry; False when the cycle ends here (abort).
+
+        Promote and retry only mark the cycle: they act at the step where the same transition
+        happens on its own (promotion after canary readiness, a new run at step 16). A request
+        whose transition already happened (a crash after the status write, before the
+        acknowledgement) is acknowledged as done; one that makes no sense in the phase is refused.
+        """
+        action = verbs.pending_action(verbs.annotations_of(c.canary))
+        if action is None or action.verb in ("pause", "resume") or self.deps.actions is None:
+            return True
+        c.action = action
+        phase = c.phase
+        if action.verb == "promote":
+            if phase in verbs.ANALYSING:
+                c.promote_requested = True
+                return True
+            if phase in verbs.PROMOTING:
+                await self._resolve_action(c, verbs.DONE, f"already {phase}")
+                return True
+        elif action.verb == "abort":
+            if phase in verbs.ABORTABLE:
+                await self._event(
+                    c, "Warning", f"Rolling back {c.key}: abort requested by coalmine abort"
+                )
+                await self._alert(c, "Rolling back: abort requested by coalmine abort", "warn")
+                await self._rollback(c)
+                if c.phase == "Failed":
+                    await self._resolve_action(c, verbs.DONE, "rolled back")
+                return False
+            if phase == "Failed":
+                await self._resolve_action(c, verbs.DONE, "already Failed")
+                return True
+        else:
+            if phase == "Failed":
+                c.retry_requested = True
+                return True
+            if phase in verbs.RUNNING:
+                await self._resolve_action(c, verbs.DONE, f"a run is in progress, phase {phase}")
+                return True
+        reason = verbs.refusal(action.verb, phase, paused=False) or f"phase {phase}"
+        await self._event(c, "Warning", f"coalmine {action.verb} refused for {c.key}: {reason}")
+        await self._resolve_action(c, verbs.REFUSED, reason)
+        return True
+
+    async def _requested_promotion(self, c: _Cycle) -> None:
+        """`coalmine promote`: as if the analysis had completed; confirm-promotion is skipped
+        because a person asked for the promotion explicitly (the event records who)."""
+        await self._event(
+            c,
+            "Normal",
+            "Promotion requested by coalmine promote: skipping the rest of the analysis",
+        )
+        await self._alert(c, "Promotion requested by coalmine promote.", "info")
+        await self._promote(c)
+        if c.phase == "Promoting":
+            await self._resolve_action(c, verbs.DONE, "promoting")
+
+    async def _resolve_action(self, c: _Cycle, outcome: str, message: str) -> None:
+        assert c.action is not None
+        c.canary = await self._handled(c.canary, c.action, outcome, message)
+
+    async def _handled(
+        self, canary: Canary, action: verbs.Action, outcome: str, message: str
+    ) -> Canary:
+        """Acknowledge `action`; a failed write leaves it pending for the next cycle."""
+        if self.deps.actions is None:
+            return canary
+        try:
+            return await self.deps.actions.handled(
+                canary, verbs.handled_annotations(action.action_id, outcome, message)
+            )
+        except Exception:
+            log.exception("%s: acknowledging coalmine %s failed", canary.key, action.verb)
+            return canary
 
     async def _start_run(self, c: _Cycle) -> None:
         """Step 16 for Initialized/Succeeded/Failed/Waiting: approval, scale up, Progressing."""

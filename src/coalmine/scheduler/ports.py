@@ -61,6 +61,14 @@ class StatusWriter(Protocol):
         ...
 
 
+class ActionLog(Protocol):
+    async def handled(self, canary: Canary, annotations: dict[str, str]) -> Canary:
+        """Merge `annotations` (the handled release verb, `coalmine.dev/handled-action`) into the
+        Canary's metadata; return the canary with them. Called only after the effects and status
+        write of the verb, so a crash in between makes the next cycle handle it again."""
+        ...
+
+
 class MetricsSink(Protocol):
     """Flagger's controller metrics; the controller owns the Prometheus registry and labels.
 

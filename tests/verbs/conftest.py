@@ -1,0 +1,7 @@
+"""Fixtures of tests/verbs (defined in `rig`)."""
+
+from __future__ import annotations
+
+from .rig import api, controller, hooks, output
+
+__all__ = ["api", "controller", "hooks", "output"]

@@ -195,6 +195,23 @@ class ClusterTraffic:
         return version_in(backend_texts(service, deployments), self.versions)
 
 
+def describe_primary(cluster: DevCluster, scenario: Scenario) -> str:
+    """What the primary copy serves at the end: the proof of a promotion or of a rollback."""
+    name = f"{APEX}-primary"
+    try:
+        if scenario.target_kind == "Deployment":
+            spec = cluster.store.get("deployments.apps", name, NAMESPACE)["spec"]
+            images = [c["image"] for c in spec["template"]["spec"]["containers"]]
+            return f"Deployment {name} image {', '.join(images)}"
+        spec = cluster.store.get("services", name, NAMESPACE)["spec"]
+    except (ApiError, KeyError) as error:
+        return f"{name}: not readable ({error})"
+    if spec.get("type") == "ExternalName":
+        return f"Service {name} externalName {spec.get('externalName')}"
+    selector = ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items()))
+    return f"Service {name} selector {selector}"
+
+
 def make_view(options: DemoOptions, out: TextIO) -> View:
     plain = options.plain if options.plain is not None else not out.isatty()
     if plain:
@@ -373,6 +390,7 @@ async def _drive(
     ):
         return EXIT_INTERRUPTED if stop.is_set() else EXIT_UNEXPECTED
     state.finished_at = time.monotonic()
+    state.primary = describe_primary(cluster, scenario)
     return EXIT_OK if state.phase == scenario.expected_phase else EXIT_UNEXPECTED
 
 

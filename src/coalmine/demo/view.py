@@ -72,6 +72,7 @@ class DemoState:
     released_at: float | None = None
     finished_at: float | None = None
     progressed: bool = False
+    primary: str = ""
     note: str = ""
 
     def elapsed(self, at: float | None = None) -> float:
@@ -109,6 +110,7 @@ class DemoState:
             f"Duration: {self.elapsed(end):.1f}s in all, {release_time:.1f}s from change to end",
             f"Steps:    {steps}",
             f"Checks:   {self.passed_checks} passed, {self.halts} failed",
+            f"Primary:  {self.primary or 'unknown'}",
             "Metrics:  " + ", ".join(f"{m.name} {m.shown()} ({m.bound})" for m in self.metrics),
         ]
 
@@ -126,6 +128,7 @@ class PlainView:
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self._events_printed = 0
+        self._header_printed = False
         self._last: tuple[str, int, int] | None = None
 
     def __enter__(self) -> PlainView:
@@ -138,6 +141,10 @@ class PlainView:
         print(line, file=self.out, flush=True)
 
     def refresh(self, state: DemoState) -> None:
+        if not self._header_printed:
+            self._header_printed = True
+            self.say(f"coalmine demo: {state.title}")
+            self.say(f"metrics: {state.metrics_source}")
         for event in state.events[self._events_printed :]:
             kind = "change" if event.type == CHANGE else f"event {event.type}"
             self.say(f"[{state.elapsed(event.at):6.1f}s] {kind}: {event.message}")

@@ -45,6 +45,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="leave devcluster up after the release (prints its kubeconfig) until Ctrl-C",
     )
     parser.add_argument(
+        "--kubeconfig-out",
+        metavar="PATH",
+        default="",
+        help="write devcluster's kubeconfig here (default: a temporary file, removed at exit)",
+    )
+    parser.add_argument(
         "--plain",
         action="store_true",
         default=None,
@@ -67,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         metrics=args.metrics,
         keep_running=args.keep_running,
         plain=args.plain,
+        kubeconfig_out=args.kubeconfig_out,
     )
     try:
         options.interval_seconds()

@@ -54,9 +54,12 @@ EXIT_UNEXPECTED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 TERMINAL_PHASES = ("Succeeded", "Failed")
-GATEWAY_CRDS = (
+# Gateway API for the demo itself; Istio's too, so the tutorials can try it on the demo's cluster.
+ROUTER_CRDS = (
     "gateway-api/gateway.networking.k8s.io_gateways.yaml",
     "gateway-api/gateway.networking.k8s.io_httproutes.yaml",
+    "istio/networking.istio.io_virtualservices.yaml",
+    "istio/networking.istio.io_destinationrules.yaml",
 )
 ROUTE_RESOURCE = "httproutes.gateway.networking.k8s.io"
 
@@ -68,6 +71,7 @@ class DemoOptions:
     metrics: str = "auto"  # prometheus | http | auto
     keep_running: bool = False
     plain: bool | None = None  # None: plain unless stdout is a terminal
+    kubeconfig_out: str = ""  # where to write devcluster's kubeconfig (default: a temp dir)
 
     def interval_seconds(self) -> float:
         seconds = parse_go_duration(self.interval)
@@ -195,6 +199,16 @@ class ClusterTraffic:
         return version_in(backend_texts(service, deployments), self.versions)
 
 
+def endpoints_config_map(app_url: str, prometheus_url: str) -> dict[str, Any]:
+    """Where the demo's app and Prometheus listen, for the tutorials' own MetricTemplates."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "coalmine-demo", "namespace": NAMESPACE},
+        "data": {"app": app_url, "prometheus": prometheus_url},
+    }
+
+
 def describe_primary(cluster: DevCluster, scenario: Scenario) -> str:
     """What the primary copy serves at the end: the proof of a promotion or of a rollback."""
     name = f"{APEX}-primary"
@@ -246,11 +260,14 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event, out: TextIO = sys.
     configure_demo_logging(view)
     async with contextlib.AsyncExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="coalmine-demo-")))
-        cluster = DevCluster(port=0, rollout_delay=0.3, kubeconfig_path=workdir / "kubeconfig")
+        kubeconfig = (
+            Path(options.kubeconfig_out) if options.kubeconfig_out else workdir / "kubeconfig"
+        )
+        cluster = DevCluster(port=0, rollout_delay=0.3, kubeconfig_path=kubeconfig)
         await cluster.start()
         stack.push_async_callback(cluster.stop)
         cluster.apply_manifests(crd_documents())
-        for relative in GATEWAY_CRDS:
+        for relative in ROUTER_CRDS:
             cluster.apply_manifests(load_manifests(crd_path(relative).read_text()))
 
         server = TrafficServer(scenario.versions)
@@ -267,6 +284,9 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event, out: TextIO = sys.
             address = server.url
             source = f"http provider, JSON stats of the demo app at {address}"
 
+        cluster.apply_manifests(
+            [endpoints_config_map(server.url, address if metrics == "prometheus" else "")]
+        )
         state = DemoState(
             scenario=scenario.name,
             title=scenario.title,
@@ -330,6 +350,7 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event, out: TextIO = sys.
             view.say(
                 f"devcluster keeps running; kubeconfig: {cluster.kubeconfig_path}\n"
                 f"  kubectl --kubeconfig {cluster.kubeconfig_path} get canaries,services,httproutes\n"
+                "The controller keeps running too: apply your own Canaries (see docs/tutorials).\n"
                 "Ctrl-C to stop."
             )
             await stop.wait()

@@ -90,9 +90,10 @@ def test_the_manifests_have_the_charts_objects_rules_and_flags() -> None:
     names = {(d["kind"], d["metadata"]["name"]) for d in docs}
     assert ("ClusterRole", "coalmine") in names
     assert ("Role", "coalmine-leader-election") in names
-    for kind, template in (("ClusterRole", "clusterrole.yaml"), ("Role", "role.yaml")):
+    for kind, file_name in (("ClusterRole", "clusterrole.yaml"), ("Role", "role.yaml")):
         assert (
-            by_kind(docs, kind)[0]["rules"] == literal_yaml(CHART / "templates" / template)["rules"]
+            by_kind(docs, kind)[0]["rules"]
+            == literal_yaml(CHART / "templates" / file_name)["rules"]
         )
     (deployment,) = by_kind(docs, "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]

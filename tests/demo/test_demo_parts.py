@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from coalmine.analysis.templates import TemplateModel, render_query
+from coalmine.demo.gateway import accepted_status
 from coalmine.demo.runner import route_weights
 from coalmine.demo.scenarios import backend_texts, metric_templates, metric_window, version_in
 from coalmine.demo.traffic import SmoothWeightedPicker, _Request, summarize
@@ -81,3 +83,19 @@ def test_the_templates_render_to_the_canary_backend() -> None:
             query = render_query(template["spec"]["query"], model)
             assert "podinfo-canary" in query
             assert "5s" in query
+
+
+def test_the_gateway_stand_in_accepts_only_its_routes_and_only_once_per_generation() -> None:
+    route: dict[str, Any] = {
+        "metadata": {"name": "podinfo", "namespace": "test", "generation": 3},
+        "spec": {"parentRefs": [{"name": "demo-gateway", "namespace": "default"}]},
+    }
+    status = accepted_status(route, "demo-gateway", "default")
+    assert status is not None
+    (accepted,) = [c for c in status["parents"][0]["conditions"] if c["type"] == "Accepted"]
+    assert accepted["status"] == "True"
+    assert accepted["observedGeneration"] == 3
+    assert accepted_status({**route, "status": status}, "demo-gateway", "default") is None
+    newer = {**route, "metadata": {**route["metadata"], "generation": 4}, "status": status}
+    assert accepted_status(newer, "demo-gateway", "default") is not None
+    assert accepted_status(route, "other-gateway", "default") is None

@@ -26,9 +26,11 @@ from coalmine.api.crds import crd_documents
 from coalmine.api.models import parse_go_duration
 from coalmine.controller.runtime import Controller
 from coalmine.controller.settings import Settings
+from coalmine.demo.gateway import GatewayStandIn
 from coalmine.demo.prometheus import PrometheusError, PrometheusProcess, prometheus_binary
 from coalmine.demo.scenarios import (
     APEX,
+    GATEWAY,
     LATENCY_MAX_MS,
     LATENCY_METRIC,
     NAMESPACE,
@@ -299,6 +301,8 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event, out: TextIO = sys.
         )
         watcher = ClusterWatcher(cluster, state)
         stack.callback(watcher.close)
+        gateway_stand_in = GatewayStandIn(cluster, GATEWAY, NAMESPACE)
+        stack.callback(gateway_stand_in.close)
 
         controller = Controller(
             Settings(

@@ -154,18 +154,25 @@ def _event_count(obj: dict[str, Any]) -> int:
     return int(obj.get("count") or series.get("count") or 1)
 
 
-def route_weights(route: dict[str, Any]) -> dict[str, int]:
-    """primary/canary weights of the HTTPRoute's first weighted rule."""
+def backend_weights(route: dict[str, Any]) -> dict[str, int]:
+    """Backend Service → weight, from the HTTPRoute's first rule with backends."""
     weights: dict[str, int] = {}
     for rule in (route.get("spec") or {}).get("rules") or []:
-        refs = rule.get("backendRefs") or []
-        if not refs:
-            continue
-        for ref in refs:
-            side = "canary" if str(ref.get("name", "")).endswith("-canary") else "primary"
-            weights[side] = weights.get(side, 0) + int(ref.get("weight", 1))
-        break
+        for ref in rule.get("backendRefs") or []:
+            name = str(ref.get("name", ""))
+            weights[name] = weights.get(name, 0) + int(ref.get("weight", 1))
+        if weights:
+            break
     return weights
+
+
+def route_weights(route: dict[str, Any]) -> dict[str, int]:
+    """The same, as primary/canary shares for the view."""
+    shares: dict[str, int] = {}
+    for name, weight in backend_weights(route).items():
+        side = "canary" if name.endswith("-canary") else "primary"
+        shares[side] = shares.get(side, 0) + weight
+    return shares
 
 
 class ClusterTraffic:
@@ -180,15 +187,7 @@ class ClusterTraffic:
             route = self.store.get(ROUTE_RESOURCE, APEX, NAMESPACE)
         except ApiError:
             return {APEX: 1}  # before initialization: straight to the target
-        weights: dict[str, int] = {}
-        for rule in (route.get("spec") or {}).get("rules") or []:
-            for ref in rule.get("backendRefs") or []:
-                weights[str(ref["name"])] = weights.get(str(ref["name"]), 0) + int(
-                    ref.get("weight", 1)
-                )
-            if weights:
-                break
-        return weights
+        return backend_weights(route)
 
     def version_of(self, backend: str) -> str | None:
         try:

@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import aiohttp
+
 from coalmine.analysis.templates import TemplateModel, render_query
 from coalmine.demo.gateway import accepted_status
 from coalmine.demo.runner import route_weights
 from coalmine.demo.scenarios import backend_texts, metric_templates, metric_window, version_in
-from coalmine.demo.traffic import SmoothWeightedPicker, _Request, summarize
+from coalmine.demo.traffic import (
+    SmoothWeightedPicker,
+    TrafficServer,
+    VersionBehaviour,
+    _Request,
+    summarize,
+)
 
 
 def test_the_picker_splits_requests_exactly_by_weight() -> None:
@@ -99,3 +107,36 @@ def test_the_gateway_stand_in_accepts_only_its_routes_and_only_once_per_generati
     newer = {**route, "metadata": {**route["metadata"], "generation": 4}, "status": status}
     assert accepted_status(newer, "demo-gateway", "default") is not None
     assert accepted_status(route, "other-gateway", "default") is None
+
+
+async def test_the_demo_app_serves_each_version_as_configured_and_reports_per_backend() -> None:
+    server = TrafficServer({"blue": VersionBehaviour(100.0, 1.0)})
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.put(
+                f"{server.url}/version/green", json={"successRate": 0, "latencyMs": 1}
+            ) as response:
+                assert response.status == 200
+            for version in ("blue", "green"):
+                async with session.get(
+                    f"{server.url}/version/{version}", params={"backend": f"b-{version}"}
+                ) as response:
+                    assert response.status == (200 if version == "blue" else 500)
+            async with session.get(
+                f"{server.url}/api/stats", params={"backend": "b-green", "window": "1m"}
+            ) as response:
+                assert (await response.json())["successRate"] == 0.0
+            async with session.get(
+                f"{server.url}/api/stats", params={"backend": "nobody", "window": "1m"}
+            ) as response:
+                assert (await response.json())["successRate"] is None
+            async with session.put(
+                f"{server.url}/version/green", json={"successRate": 140}
+            ) as response:
+                assert response.status == 400
+            async with session.get(f"{server.url}/metrics") as response:
+                text = await response.text()
+            assert 'demo_requests_total{backend="b-green",code="500",version="green"} 1.0' in text
+    finally:
+        await server.stop()

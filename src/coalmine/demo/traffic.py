@@ -114,14 +114,17 @@ class TrafficServer:
         app = web.Application()
         app.router.add_get("/", self._index)
         app.router.add_get("/version/{name}", self._serve)
+        app.router.add_put("/version/{name}", self._configure)
         app.router.add_get("/api/stats", self._stats)
         app.router.add_get("/metrics", self._metrics)
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, shutdown_timeout=1.0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         server = site._server
         assert server is not None
@@ -154,6 +157,28 @@ class TrafficServer:
         if ok:
             return web.json_response({"version": name})
         return web.json_response({"version": name, "error": "simulated failure"}, status=500)
+
+    async def _configure(self, request: web.Request) -> web.Response:
+        """`PUT /version/green {"successRate": 80, "latencyMs": 300}`: change a version live."""
+        name = request.match_info["name"]
+        try:
+            body = await request.json()
+            success_rate = float(body.get("successRate", 100.0))
+            latency_ms = float(body.get("latencyMs", 30.0))
+        except (ValueError, TypeError, AttributeError) as error:
+            return web.json_response(
+                {"error": f"body: expected {{successRate, latencyMs}} numbers: {error}"},
+                status=400,
+            )
+        if not 0 <= success_rate <= 100 or latency_ms < 0:
+            return web.json_response(
+                {"error": "successRate must be within 0..100 and latencyMs at least 0"},
+                status=400,
+            )
+        self.versions[name] = VersionBehaviour(success_rate, latency_ms)
+        return web.json_response(
+            {"version": name, "successRate": success_rate, "latencyMs": latency_ms}
+        )
 
     def _record(self, request: _Request, version: str) -> None:
         self.history.append(request)

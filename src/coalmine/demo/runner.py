@@ -383,7 +383,8 @@ async def _drive(
             if stop.is_set():
                 return False
             if controller_task.done():
-                state.note = "the controller stopped unexpectedly"
+                error = None if controller_task.cancelled() else controller_task.exception()
+                state.note = f"the controller stopped unexpectedly: {error!r}"
                 return False
             if loop.time() > deadline:
                 state.note = f"timed out waiting for {what}"

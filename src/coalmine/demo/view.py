@@ -105,7 +105,9 @@ class DemoState:
             steps += " → promoted"
         elif self.phase == "Failed" and self.finished_at is not None:
             steps += " → rolled back"
+        lines = [f"Note:     {self.note}"] if self.note else []
         return [
+            *lines,
             f"Result:   {self.result} (expected {self.expected_phase})",
             f"Duration: {self.elapsed(end):.1f}s in all, {release_time:.1f}s from change to end",
             f"Steps:    {steps}",

@@ -259,3 +259,38 @@ async def test_a_steady_canary_costs_no_api_requests_per_cycle(
     assert cycles >= 2
     requests = reconciler.api.request_total - before_requests
     assert requests <= cycles * 1.5, reconciler.api.requests
+
+
+async def test_a_standby_replica_is_ready_before_it_leads(
+    devcluster: DevCluster, api: KubeApi
+) -> None:
+    from coalmine.kube.kinds import LEASE
+
+    await api.create(
+        LEASE,
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "flagger-leader-election", "namespace": "default"},
+            "spec": {"holderIdentity": "someone-else", "leaseDurationSeconds": 3600},
+        },
+    )
+    settings = Settings(
+        kubeconfig=str(devcluster.kubeconfig_path),
+        listen_address="127.0.0.1:0",
+        mesh_provider="kubernetes",
+        enable_leader_election=True,
+        leader_election_namespace="default",
+        leader_election_lease=3.0,
+        leader_election_renew_deadline=2.0,
+        leader_election_retry=0.5,
+    )
+    standby = Controller(settings)
+    task = asyncio.create_task(standby.run())
+    await eventually(_async(standby.is_ready))
+    assert standby.reconciler is None
+    base = f"http://127.0.0.1:{standby.http_port}"
+    async with aiohttp.ClientSession() as session, session.get(f"{base}/readyz") as response:
+        assert response.status == 200
+    standby.stop()
+    assert await asyncio.wait_for(task, 40) == 0

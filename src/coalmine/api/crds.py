@@ -28,6 +28,8 @@ from coalmine.api import naming
 from coalmine.api.models import AlertProvider, Canary, MetricTemplate, Model, ObjectMeta
 
 DEFAULT_DIRECTORY = Path("deploy/crds")
+# The Helm chart ships the same CRDs (without the kustomization); `--write` keeps both in step.
+CHART_CRD_DIRECTORY = Path("deploy/chart/coalmine/crds")
 HEADER = (
     "# Generated from coalmine.api.models by `python -m coalmine.api.crds --write`; do not edit.\n"
 )
@@ -331,6 +333,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.write:
         for path in write(args.dir):
             print(path)
+        if args.dir == DEFAULT_DIRECTORY and CHART_CRD_DIRECTORY.is_dir():
+            for path in write(CHART_CRD_DIRECTORY):
+                if path.name == "kustomization.yaml":
+                    path.unlink()
+                else:
+                    print(path)
         return 0
     if args.check:
         stale = stale_files(args.dir)

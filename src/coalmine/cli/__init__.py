@@ -19,17 +19,17 @@ Handler = Callable[[argparse.Namespace], int]
 
 SUBCOMMANDS: tuple[str, ...] = (
     "coalmine.cli.demo",
+    "coalmine.cli.abort",
     "coalmine.cli.check",
     "coalmine.cli.controller",
     "coalmine.cli.crds",
     "coalmine.cli.devcluster",
     "coalmine.cli.loadtester",
-    "coalmine.cli.status",
-    "coalmine.cli.promote",
-    "coalmine.cli.abort",
-    "coalmine.cli.retry",
     "coalmine.cli.pause",
+    "coalmine.cli.promote",
     "coalmine.cli.resume",
+    "coalmine.cli.retry",
+    "coalmine.cli.status",
 )
 
 

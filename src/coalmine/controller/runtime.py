@@ -97,9 +97,19 @@ class Controller:
         self.reconciler: CanaryReconciler | None = None
         self.on_ready: Callable[[], None] | None = None
         self._stopping = asyncio.Event()
+        self._checked = False
 
     def is_ready(self) -> bool:
-        return self.reconciler is not None and self.reconciler.ready
+        """Ready once the API server answered the start-up check; a leader also needs its caches.
+
+        A standby replica is ready (it can take over), so a rolling update of two replicas with
+        leader election completes.
+        """
+        if not self._checked:
+            return False
+        if self.reconciler is None:
+            return self.settings.enable_leader_election
+        return self.reconciler.ready
 
     def stop(self) -> None:
         """Ask the controller to finish the cycles in flight and exit (SIGTERM)."""
@@ -127,6 +137,7 @@ class Controller:
         session = create_session()
         try:
             await check_crds(api, settings.namespace or None)
+            self._checked = True
 
             async def lead() -> None:
                 self.reconciler = CanaryReconciler(settings, api, caches, session, self.metrics)

@@ -14,20 +14,14 @@ from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
     Capabilities,
-    FinalizeAction,
     Obj,
-    ObjectRef,
     RouterError,
-    RouteUpdate,
     TargetKind,
+    WeightedRouter,
     apex_annotations,
     apex_labels,
     capability_problems,
-    check_weights,
-    find,
     is_external_name,
-    merge_onto,
-    needs_write,
     new_object,
     require,
     service_names,
@@ -42,15 +36,15 @@ DESTINATION_OVERRIDE_HEADER = "l5d-dst-override"
 __all__ = ["ROUTER", "ContourRouter"]
 
 
-class ContourRouter:
+class ContourRouter(WeightedRouter):
+    api_version = API_VERSION
+    kind = KIND
     capabilities = CAPABILITIES
     provider = "contour"
+    refuses_empty_split = True
 
     def __init__(self, ingress_class: str | None = None) -> None:
         self.ingress_class = ingress_class
-
-    def references(self, canary: Canary) -> list[ObjectRef]:
-        return [ObjectRef(API_VERSION, KIND, service_names(canary).apex, canary.namespace)]
 
     def _prefix(self, canary: Canary) -> str:
         matches = canary.spec.required_service.match or []
@@ -129,48 +123,6 @@ class ContourRouter:
             annotations=apex_annotations(canary),
         )
 
-    def desired(
-        self,
-        canary: Canary,
-        *,
-        existing: Sequence[Obj] = (),
-        primary_weight: int = 100,
-        canary_weight: int = 0,
-        mirrored: bool = False,
-    ) -> list[Obj]:
-        check_weights(primary_weight, canary_weight)
-        built = self._built(canary, Routes(primary_weight, canary_weight))
-        return [merge_onto(find(existing, KIND, built["metadata"]["name"]), built)]
-
-    def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
-        current = find(existing, KIND, service_names(canary).apex)
-        live = INITIAL_WEIGHTS
-        if current is not None:
-            try:
-                live = self.get_routes(canary, existing)
-            except RouterError:
-                live = INITIAL_WEIGHTS
-        built = self._built(canary, live)
-        return [merge_onto(current, built)] if needs_write(current, built) else []
-
-    def set_routes(
-        self,
-        canary: Canary,
-        existing: Sequence[Obj],
-        primary_weight: int,
-        canary_weight: int,
-        mirrored: bool = False,
-    ) -> RouteUpdate:
-        check_weights(primary_weight, canary_weight)
-        names = service_names(canary)
-        if primary_weight == 0 and canary_weight == 0:
-            raise RouterError(
-                f"HTTPProxy {names.apex}.{canary.namespace} update failed: no valid weights"
-            )
-        current = require(existing, KIND, names.apex, canary.namespace)
-        built = self._built(canary, Routes(primary_weight, canary_weight))
-        return RouteUpdate([merge_onto(current, built)])
-
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         names = service_names(canary)
         proxy = require(existing, KIND, names.apex, canary.namespace)
@@ -181,9 +133,6 @@ class ContourRouter:
             raise RouterError(f"HTTPProxy {names.apex}.{canary.namespace} services not found")
         weight = weight_from(primary.get("weight"))
         return Routes(weight, 100 - weight, False)
-
-    def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
-        return []
 
     def compatibility(
         self,

@@ -19,33 +19,22 @@ from coalmine.routers.common import (
     INITIAL_WEIGHTS,
     SET_COOKIE_HEADER,
     Capabilities,
-    FinalizeAction,
     Obj,
-    ObjectRef,
     RouterError,
-    RouteUpdate,
     TargetKind,
-    TokenSource,
+    WeightedRouter,
     affinity_of,
     apex_annotations,
     apex_labels,
     build_cookie,
     capability_problems,
-    check_weights,
     cookie_regex,
     drop_none,
-    find,
     is_external_name,
-    merge_onto,
-    needs_write,
     new_object,
-    next_cookies,
     primary_cookie_max_age,
-    random_token,
-    reconcile_cookies,
     require,
     service_names,
-    status_cookies,
 )
 
 GROUP = "gateway.networking.k8s.io"
@@ -129,16 +118,16 @@ def _sorted_headers(values: dict[str, str] | None) -> list[Obj] | None:
     return [{"name": k, "value": v} for k, v in sorted(values.items(), key=lambda kv: kv)]
 
 
-class GatewayAPIRouter:
+class GatewayAPIRouter(WeightedRouter):
+    kind = KIND
     capabilities = CAPABILITIES
 
     def __init__(self, version: Version) -> None:
         self.version: Version = version
         self.provider = f"gatewayapi:{version}"
         self.api_version = f"{GROUP}/{version}"
-
-    def references(self, canary: Canary) -> list[ObjectRef]:
-        return [ObjectRef(self.api_version, KIND, service_names(canary).apex, canary.namespace)]
+        # v1beta1 routes have no primary cookie (Flagger sets it on v1 only).
+        self.sets_primary_cookie = version == "v1"
 
     # --- builders ---------------------------------------------------------------------------
 
@@ -363,10 +352,10 @@ class GatewayAPIRouter:
                 filters.append(_set_cookie_filter(expire["value"]))
         return [sticky, weighted]
 
-    def _built(
+    def _objects(
         self, canary: Canary, weights: Routes, cookies: SessionAffinityCookies | None
-    ) -> Obj:
-        return new_object(
+    ) -> list[Obj]:
+        route = new_object(
             canary,
             self.api_version,
             KIND,
@@ -375,9 +364,9 @@ class GatewayAPIRouter:
             labels=apex_labels(canary),
             annotations=apex_annotations(canary),
         )
+        return [route]
 
-    @staticmethod
-    def _live_set_cookies(canary: Canary, route: Obj | None) -> dict[str, str]:
+    def _live_set_cookies(self, canary: Canary, route: Obj | None) -> dict[str, str]:
         names = service_names(canary)
         found: dict[str, str] = {}
         for rule in ((route or {}).get("spec") or {}).get("rules") or []:
@@ -395,50 +384,12 @@ class GatewayAPIRouter:
 
     # --- the router interface ---------------------------------------------------------------
 
-    def desired(
-        self,
-        canary: Canary,
-        *,
-        existing: Sequence[Obj] = (),
-        primary_weight: int = 100,
-        canary_weight: int = 0,
-        mirrored: bool = False,
-    ) -> list[Obj]:
-        check_weights(primary_weight, canary_weight)
-        weights = Routes(primary_weight, canary_weight, mirrored)
-        built = self._built(canary, weights, status_cookies(canary))
-        return [merge_onto(find(existing, KIND, built["metadata"]["name"]), built)]
-
-    def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
-        """The HTTPRoute to write, rebuilt at the live weights (and live mirroring); [] if current."""
-        current = find(existing, KIND, service_names(canary).apex)
+    def _live_weights(self, canary: Canary, existing: Sequence[Obj], current: Obj | None) -> Routes:
+        """The weights and mirroring as written, whether or not the gateways accepted them yet."""
         live = self._read_weights(canary, current) if current is not None else INITIAL_WEIGHTS
         if live.primary_weight == 0 and live.canary_weight == 0:
-            live = INITIAL_WEIGHTS
-        cookies = reconcile_cookies(canary, self._live_set_cookies(canary, current))
-        built = self._built(canary, live, cookies)
-        return [merge_onto(current, built)] if needs_write(current, built) else []
-
-    def set_routes(
-        self,
-        canary: Canary,
-        existing: Sequence[Obj],
-        primary_weight: int,
-        canary_weight: int,
-        mirrored: bool = False,
-        *,
-        token: TokenSource = random_token,
-    ) -> RouteUpdate:
-        check_weights(primary_weight, canary_weight)
-        names = service_names(canary)
-        current = require(existing, KIND, names.apex, canary.namespace)
-        cookies = None
-        if affinity_of(canary) is not None:
-            cookies = next_cookies(
-                canary, canary_weight, token, primary_cookie=self.version == "v1"
-            )
-        built = self._built(canary, Routes(primary_weight, canary_weight, mirrored), cookies)
-        return RouteUpdate([merge_onto(current, built)], cookies)
+            return INITIAL_WEIGHTS
+        return live
 
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         names = service_names(canary)
@@ -500,10 +451,6 @@ class GatewayAPIRouter:
                 elif backend.get("name") == names.canary:
                     canary_weight = int(backend.get("weight", 1))
         return Routes(primary, canary_weight, mirrored)
-
-    def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
-        """Flagger leaves the HTTPRoute alone; the owner reference garbage-collects it."""
-        return []
 
     def compatibility(
         self,

@@ -17,38 +17,29 @@ from coalmine.api.models import Canary
 from coalmine.api.validation import Problem
 from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.routers.common import (
-    INITIAL_WEIGHTS,
     SET_COOKIE_HEADER,
     Capabilities,
     FinalizeAction,
     Obj,
     ObjectRef,
     RouterError,
-    RouteUpdate,
     TargetKind,
-    TokenSource,
+    WeightedRouter,
     Write,
     affinity_of,
     apex_annotations,
     apex_labels,
     build_cookie,
     capability_problems,
-    check_weights,
     contained_in,
     cookie_regex,
     drop_none,
     find,
     is_external_name,
-    merge_onto,
-    needs_write,
     new_object,
-    next_cookies,
     primary_cookie_max_age,
-    random_token,
-    reconcile_cookies,
     require,
     service_names,
-    status_cookies,
     wire,
 )
 from coalmine.targets.labels import is_owned_by
@@ -99,7 +90,9 @@ def merge_match_conditions(canary_matches: list[Obj], defaults: list[Obj]) -> li
     return merged
 
 
-class IstioRouter:
+class IstioRouter(WeightedRouter):
+    api_version = API_VERSION
+    kind = VIRTUAL_SERVICE
     capabilities = CAPABILITIES
     provider = "istio"
 
@@ -284,7 +277,7 @@ class IstioRouter:
             )
         return [sticky, weighted_route]
 
-    def _built(
+    def _objects(
         self, canary: Canary, weights: Routes, cookies: SessionAffinityCookies | None
     ) -> list[Obj]:
         names = service_names(canary)
@@ -308,8 +301,7 @@ class IstioRouter:
         )
         return objects
 
-    @staticmethod
-    def _live_set_cookies(canary: Canary, vs: Obj | None) -> dict[str, str]:
+    def _live_set_cookies(self, canary: Canary, vs: Obj | None) -> dict[str, str]:
         names = service_names(canary)
         found: dict[str, str] = {}
         for route in ((vs or {}).get("spec") or {}).get("http") or []:
@@ -324,45 +316,7 @@ class IstioRouter:
                     found["primary"] = str(value)
         return found
 
-    # --- the router interface ---------------------------------------------------------------
-
-    def desired(
-        self,
-        canary: Canary,
-        *,
-        existing: Sequence[Obj] = (),
-        primary_weight: int = 100,
-        canary_weight: int = 0,
-        mirrored: bool = False,
-    ) -> list[Obj]:
-        check_weights(primary_weight, canary_weight)
-        weights = Routes(primary_weight, canary_weight, mirrored)
-        built = self._built(canary, weights, status_cookies(canary))
-        return [merge_onto(find(existing, o["kind"], o["metadata"]["name"]), o) for o in built]
-
-    def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
-        """Objects to write: missing ones, and drifted ones rebuilt at the weights that are live."""
-        names = service_names(canary)
-        live = INITIAL_WEIGHTS
-        vs = find(existing, VIRTUAL_SERVICE, names.apex)
-        if vs is not None:
-            try:
-                live = self.get_routes(canary, existing)
-            except RouterError:
-                live = INITIAL_WEIGHTS
-        writes = []
-        cookies = reconcile_cookies(canary, self._live_set_cookies(canary, vs))
-        for obj in self._built(canary, live, cookies):
-            current = find(existing, obj["kind"], obj["metadata"]["name"])
-            if not needs_write(current, obj):
-                continue
-            merged = merge_onto(current, obj)
-            if obj["kind"] == VIRTUAL_SERVICE and current is not None:
-                self._remember_original(canary, current, merged)
-            writes.append(merged)
-        return writes
-
-    def _remember_original(self, canary: Canary, current: Obj, merged: Obj) -> None:
+    def _taking_over(self, canary: Canary, current: Obj, merged: Obj) -> None:
         """Keep the user's own VirtualService spec so Finalize can put it back.
 
         Only for a VirtualService someone else created (not controlled by this Canary), only when
@@ -382,23 +336,7 @@ class IstioRouter:
             naming.ORIGINAL_CONFIGURATION_ANNOTATION
         ] = json.dumps(current.get("spec") or {}, separators=(",", ":"), sort_keys=True)
 
-    def set_routes(
-        self,
-        canary: Canary,
-        existing: Sequence[Obj],
-        primary_weight: int,
-        canary_weight: int,
-        mirrored: bool = False,
-        *,
-        token: TokenSource = random_token,
-    ) -> RouteUpdate:
-        check_weights(primary_weight, canary_weight)
-        names = service_names(canary)
-        current = require(existing, VIRTUAL_SERVICE, names.apex, canary.namespace)
-        cookies = next_cookies(canary, canary_weight, token) if _has_affinity(canary) else None
-        weights = Routes(primary_weight, canary_weight, mirrored)
-        vs = next(o for o in self._built(canary, weights, cookies) if o["kind"] == VIRTUAL_SERVICE)
-        return RouteUpdate([merge_onto(current, vs)], cookies)
+    # --- the router interface ---------------------------------------------------------------
 
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         names = service_names(canary)

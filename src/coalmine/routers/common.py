@@ -452,6 +452,12 @@ def weight_from(value: Any) -> int:
         raise RouterError(f"weight {text!r} is not a number") from error
 
 
+def split_from_primary(value: Any) -> Routes:
+    """The split of routers that write only the primary's weight: the canary gets the rest."""
+    weight = weight_from(value)
+    return Routes(weight, 100 - weight, False)
+
+
 # --- the life cycle of routers whose weights live in one object `<apex>` ------------------------
 
 
@@ -464,7 +470,8 @@ class WeightedRouter:
     Reconcile rebuild them at the weights that are live (DESIGN 12) and write only what differs;
     on SetRoutes rewrite the routing object. A subclass supplies what is its own: the object's
     shape (`_built`, or `_objects` when it writes more than one object or uses session cookies),
-    how weights are read back (`get_routes`), its capabilities and its compatibility rules.
+    how weights are read back (`get_routes`), its capabilities and its compatibility rules
+    (`_rule_problems`, `_external_name_problems`).
     """
 
     api_version: str
@@ -509,10 +516,37 @@ class WeightedRouter:
     def _taking_over(self, canary: Canary, current: Obj, merged: Obj) -> None:
         """Called before Reconcile rewrites a live routing object (Istio keeps the user's spec)."""
 
+    def _capabilities_for(self, canary: Canary) -> Capabilities:
+        return self.capabilities
+
+    def _rule_problems(self, canary: Canary) -> list[Problem]:
+        """What this router cannot do with the Canary beyond the shared capability checks."""
+        return []
+
+    def _external_name_problems(self, canary: Canary) -> list[Problem]:
+        """What routing to ExternalName Service copies means for this router."""
+        return []
+
     # --- the shared life cycle ------------------------------------------------------------------
 
     def _name(self, canary: Canary) -> str:
         return service_names(canary).apex
+
+    def _routing_object(self, canary: Canary, spec: Obj) -> Obj:
+        """`<apex>` with this spec, the apex labels and annotations, owned by the Canary."""
+        return new_object(
+            canary,
+            self.api_version,
+            self.kind,
+            self._name(canary),
+            spec,
+            labels=apex_labels(canary),
+            annotations=apex_annotations(canary),
+        )
+
+    def _required(self, canary: Canary, existing: Sequence[Obj]) -> Obj:
+        """The live routing object; a missing one is "<Kind> <apex>.<ns> get query error"."""
+        return require(existing, self.kind, self._name(canary), canary.namespace)
 
     def references(self, canary: Canary) -> list[ObjectRef]:
         return [ObjectRef(self.api_version, self.kind, self._name(canary), canary.namespace)]
@@ -563,7 +597,7 @@ class WeightedRouter:
             raise RouterError(
                 f"{self.kind} {name}.{canary.namespace} update failed: no valid weights"
             )
-        current = require(existing, self.kind, name, canary.namespace)
+        current = self._required(canary, existing)
         cookies = None
         if self.capabilities.session_affinity and affinity_of(canary) is not None:
             cookies = next_cookies(
@@ -577,3 +611,17 @@ class WeightedRouter:
     def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
         """Nothing to undo: the owner reference garbage-collects the routing object."""
         return []
+
+    def compatibility(
+        self,
+        canary: Canary,
+        target_kind: TargetKind,
+        target_service: Obj | None,
+        *,
+        existing: Sequence[Obj] = (),
+    ) -> list[Problem]:
+        problems = capability_problems(canary, self.provider, self._capabilities_for(canary))
+        problems += self._rule_problems(canary)
+        if is_external_name(target_service):
+            problems += self._external_name_problems(canary)
+        return problems

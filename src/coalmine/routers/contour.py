@@ -16,16 +16,9 @@ from coalmine.routers.common import (
     Capabilities,
     Obj,
     RouterError,
-    TargetKind,
     WeightedRouter,
-    apex_annotations,
-    apex_labels,
-    capability_problems,
-    is_external_name,
-    new_object,
-    require,
     service_names,
-    weight_from,
+    split_from_primary,
 )
 
 API_VERSION = "projectcontour.io/v1"
@@ -100,7 +93,6 @@ class ContourRouter(WeightedRouter):
         return route
 
     def _built(self, canary: Canary, weights: Routes) -> Obj:
-        names = service_names(canary)
         analysis = canary.spec.analysis
         prefix_only = [{"prefix": self._prefix(canary)}]
         if analysis and analysis.match:
@@ -113,36 +105,19 @@ class ContourRouter(WeightedRouter):
         spec: Obj = {"routes": routes}
         if self.ingress_class:
             spec["ingressClassName"] = self.ingress_class
-        return new_object(
-            canary,
-            API_VERSION,
-            KIND,
-            names.apex,
-            spec,
-            labels=apex_labels(canary),
-            annotations=apex_annotations(canary),
-        )
+        return self._routing_object(canary, spec)
 
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         names = service_names(canary)
-        proxy = require(existing, KIND, names.apex, canary.namespace)
-        routes = (proxy.get("spec") or {}).get("routes") or []
+        routes = (self._required(canary, existing).get("spec") or {}).get("routes") or []
         services = (routes[0].get("services") or []) if routes else []
         primary = next((s for s in services if s.get("name") == names.primary), None)
         if len(services) < 2 or primary is None:
             raise RouterError(f"HTTPProxy {names.apex}.{canary.namespace} services not found")
-        weight = weight_from(primary.get("weight"))
-        return Routes(weight, 100 - weight, False)
+        return split_from_primary(primary.get("weight"))
 
-    def compatibility(
-        self,
-        canary: Canary,
-        target_kind: TargetKind,
-        target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
-    ) -> list[Problem]:
-        problems = capability_problems(canary, self.provider, CAPABILITIES)
+    def _rule_problems(self, canary: Canary) -> list[Problem]:
+        problems: list[Problem] = []
         analysis = canary.spec.analysis
         for index, match in enumerate(analysis.match or [] if analysis else []):
             for name, value in (match.headers or {}).items():
@@ -162,17 +137,18 @@ class ContourRouter(WeightedRouter):
                             f"the contour router matches headers only; {key} would be ignored",
                         )
                     )
-        if is_external_name(target_service):
-            problems.append(
-                Problem(
-                    "spec.targetRef",
-                    "ExternalName backends: Contour routes to them only when started with "
-                    "enableExternalNameService (off by default since CVE-2021-25740) and sends the "
-                    "client's Host header unless the HTTPProxy rewrites it",
-                    "warning",
-                )
-            )
         return problems
+
+    def _external_name_problems(self, canary: Canary) -> list[Problem]:
+        return [
+            Problem(
+                "spec.targetRef",
+                "ExternalName backends: Contour routes to them only when started with "
+                "enableExternalNameService (off by default since CVE-2021-25740) and sends the "
+                "client's Host header unless the HTTPProxy rewrites it",
+                "warning",
+            )
+        ]
 
 
 ROUTER = ContourRouter()

@@ -21,19 +21,12 @@ from coalmine.routers.common import (
     Capabilities,
     Obj,
     RouterError,
-    TargetKind,
     WeightedRouter,
     affinity_of,
-    apex_annotations,
-    apex_labels,
     build_cookie,
-    capability_problems,
     cookie_regex,
     drop_none,
-    is_external_name,
-    new_object,
     primary_cookie_max_age,
-    require,
     service_names,
 )
 
@@ -355,16 +348,7 @@ class GatewayAPIRouter(WeightedRouter):
     def _objects(
         self, canary: Canary, weights: Routes, cookies: SessionAffinityCookies | None
     ) -> list[Obj]:
-        route = new_object(
-            canary,
-            self.api_version,
-            KIND,
-            service_names(canary).apex,
-            self._spec(canary, weights, cookies),
-            labels=apex_labels(canary),
-            annotations=apex_annotations(canary),
-        )
-        return [route]
+        return [self._routing_object(canary, self._spec(canary, weights, cookies))]
 
     def _live_set_cookies(self, canary: Canary, route: Obj | None) -> dict[str, str]:
         names = service_names(canary)
@@ -392,8 +376,7 @@ class GatewayAPIRouter(WeightedRouter):
         return live
 
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
-        names = service_names(canary)
-        route = require(existing, KIND, names.apex, canary.namespace)
+        route = self._required(canary, existing)
         if self.version == "v1":
             self._check_parents(canary, route)
         return self._read_weights(canary, route)
@@ -452,17 +435,9 @@ class GatewayAPIRouter(WeightedRouter):
                     canary_weight = int(backend.get("weight", 1))
         return Routes(primary, canary_weight, mirrored)
 
-    def compatibility(
-        self,
-        canary: Canary,
-        target_kind: TargetKind,
-        target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
-    ) -> list[Problem]:
-        problems = capability_problems(canary, self.provider, CAPABILITIES)
-        service = canary.spec.required_service
-        if not service.gateway_refs:
+    def _rule_problems(self, canary: Canary) -> list[Problem]:
+        problems: list[Problem] = []
+        if not canary.spec.required_service.gateway_refs:
             problems.append(
                 Problem(
                     "spec.service.gatewayRefs",
@@ -475,19 +450,19 @@ class GatewayAPIRouter(WeightedRouter):
             map_route_matches(analysis.match if analysis and analysis.match else [])
         except RouterError as error:
             problems.append(Problem("spec.service.match / spec.analysis.match", str(error)))
-        problems += self._schema_rule_problems(canary)
-        if is_external_name(target_service):
-            problems.append(
-                Problem(
-                    "spec.targetRef",
-                    "ExternalName backends are implementation-specific in Gateway API (the spec "
-                    "says implementations SHOULD NOT support them): Envoy Gateway, NGINX Gateway "
-                    "Fabric and Traefik's Gateway provider do not route to them, Istio resolves "
-                    "them as DNS services; check the HTTPRoute's ResolvedRefs condition",
-                    "warning",
-                )
+        return problems + self._schema_rule_problems(canary)
+
+    def _external_name_problems(self, canary: Canary) -> list[Problem]:
+        return [
+            Problem(
+                "spec.targetRef",
+                "ExternalName backends are implementation-specific in Gateway API (the spec says "
+                "implementations SHOULD NOT support them): Envoy Gateway, NGINX Gateway Fabric "
+                "and Traefik's Gateway provider do not route to them, Istio resolves them as DNS "
+                "services; check the HTTPRoute's ResolvedRefs condition",
+                "warning",
             )
-        return problems
+        ]
 
     def _schema_rule_problems(self, canary: Canary) -> list[Problem]:
         """The HTTPRoute CRD's CEL rules our settings could break (the API server rejects the

@@ -23,22 +23,16 @@ from coalmine.routers.common import (
     Obj,
     ObjectRef,
     RouterError,
-    TargetKind,
     WeightedRouter,
     Write,
     affinity_of,
-    apex_annotations,
-    apex_labels,
     build_cookie,
-    capability_problems,
     contained_in,
     cookie_regex,
     drop_none,
     find,
-    is_external_name,
     new_object,
     primary_cookie_max_age,
-    require,
     service_names,
     wire,
 )
@@ -288,17 +282,7 @@ class IstioRouter(WeightedRouter):
             if policy:
                 spec["trafficPolicy"] = copy.deepcopy(policy)
             objects.append(new_object(canary, API_VERSION, DESTINATION_RULE, host, spec))
-        objects.append(
-            new_object(
-                canary,
-                API_VERSION,
-                VIRTUAL_SERVICE,
-                names.apex,
-                self._vs_spec(canary, weights, cookies),
-                labels=apex_labels(canary),
-                annotations=apex_annotations(canary),
-            )
-        )
+        objects.append(self._routing_object(canary, self._vs_spec(canary, weights, cookies)))
         return objects
 
     def _live_set_cookies(self, canary: Canary, vs: Obj | None) -> dict[str, str]:
@@ -340,7 +324,7 @@ class IstioRouter(WeightedRouter):
 
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         names = service_names(canary)
-        vs = require(existing, VIRTUAL_SERVICE, names.apex, canary.namespace)
+        vs = self._required(canary, existing)
         spec = vs.get("spec") or {}
         routes: list[Obj] = spec.get("tcp" if _is_tcp(canary) else "http") or []
         chosen: Obj = {}
@@ -394,49 +378,43 @@ class IstioRouter(WeightedRouter):
         restored["spec"] = stored
         return [Write(restored)]
 
-    def compatibility(
-        self,
-        canary: Canary,
-        target_kind: TargetKind,
-        target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
-    ) -> list[Problem]:
-        problems = capability_problems(
-            canary, self.provider, CAPABILITIES_TCP if _is_tcp(canary) else CAPABILITIES
-        )
+    def _capabilities_for(self, canary: Canary) -> Capabilities:
+        return CAPABILITIES_TCP if _is_tcp(canary) else CAPABILITIES
+
+    def _rule_problems(self, canary: Canary) -> list[Problem]:
         service = canary.spec.required_service
-        names = service_names(canary)
         if service.delegation and (service.hosts or service.gateways):
-            problems.append(
+            names = service_names(canary)
+            return [
                 Problem(
                     "spec.service.delegation",
                     f"VirtualService {names.apex}.{canary.namespace} cannot have hosts and "
                     "gateways when delegation enabled",
                 )
+            ]
+        return []
+
+    def _external_name_problems(self, canary: Canary) -> list[Problem]:
+        names = service_names(canary)
+        policy = canary.spec.required_service.traffic_policy
+        if ((policy or {}).get("tls") or {}).get("mode") == "ISTIO_MUTUAL":
+            return [
+                Problem(
+                    "spec.service.trafficPolicy.tls.mode",
+                    f"ISTIO_MUTUAL cannot reach the ExternalName backends of {names.primary}/"
+                    f"{names.canary}: hosts outside the mesh have no Istio certificates; use "
+                    "DISABLE or SIMPLE",
+                )
+            ]
+        return [
+            Problem(
+                "spec.targetRef",
+                "ExternalName backends: Istio routes to the DNS name of each copy; the external "
+                "endpoint is outside the mesh (no Istio mTLS, no sidecar metrics on its side) and "
+                "the copies must declare the port",
+                "warning",
             )
-        if is_external_name(target_service):
-            tls_mode = ((service.traffic_policy or {}).get("tls") or {}).get("mode")
-            if tls_mode == "ISTIO_MUTUAL":
-                problems.append(
-                    Problem(
-                        "spec.service.trafficPolicy.tls.mode",
-                        f"ISTIO_MUTUAL cannot reach the ExternalName backends of {names.primary}/"
-                        f"{names.canary}: hosts outside the mesh have no Istio certificates; use "
-                        "DISABLE or SIMPLE",
-                    )
-                )
-            else:
-                problems.append(
-                    Problem(
-                        "spec.targetRef",
-                        "ExternalName backends: Istio routes to the DNS name of each copy; the "
-                        "external endpoint is outside the mesh (no Istio mTLS, no sidecar metrics "
-                        "on its side) and the copies must declare the port",
-                        "warning",
-                    )
-                )
-        return problems
+        ]
 
 
 def _host(destination: Obj) -> str | None:

@@ -17,12 +17,8 @@ from coalmine.routers.common import (
     Capabilities,
     Obj,
     RouterError,
-    TargetKind,
     WeightedRouter,
-    capability_problems,
-    is_external_name,
     new_object,
-    require,
     service_names,
     weight_from,
 )
@@ -66,9 +62,8 @@ class SMIRouter(WeightedRouter):
 
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         names = service_names(canary)
-        split = require(existing, KIND, names.apex, canary.namespace)
         primary = canary_weight = 0
-        for backend in (split.get("spec") or {}).get("backends") or []:
+        for backend in (self._required(canary, existing).get("spec") or {}).get("backends") or []:
             if backend.get("service") == names.primary:
                 primary = weight_from(backend.get("weight"))
             elif backend.get("service") == names.canary:
@@ -80,35 +75,24 @@ class SMIRouter(WeightedRouter):
             )
         return Routes(primary, canary_weight, False)
 
-    def compatibility(
-        self,
-        canary: Canary,
-        target_kind: TargetKind,
-        target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
-    ) -> list[Problem]:
-        problems = capability_problems(canary, self.provider, CAPABILITIES)
-        if is_external_name(target_service):
-            if self.mesh in (None, "linkerd", "osm"):
-                problems.append(
-                    Problem(
-                        "spec.targetRef",
-                        "ExternalName backends cannot be split by a TrafficSplit: the mesh "
-                        "resolves backends to pod endpoints and an ExternalName Service has "
-                        "none (Linkerd falls back to the original destination, so the split is "
-                        "silently not applied)",
-                    )
+    def _external_name_problems(self, canary: Canary) -> list[Problem]:
+        if self.mesh in (None, "linkerd", "osm"):
+            return [
+                Problem(
+                    "spec.targetRef",
+                    "ExternalName backends cannot be split by a TrafficSplit: the mesh resolves "
+                    "backends to pod endpoints and an ExternalName Service has none (Linkerd "
+                    "falls back to the original destination, so the split is silently not "
+                    "applied)",
                 )
-            else:
-                problems.append(
-                    Problem(
-                        "spec.targetRef",
-                        f"ExternalName backends depend on how {self.mesh} implements SMI",
-                        "warning",
-                    )
-                )
-        return problems
+            ]
+        return [
+            Problem(
+                "spec.targetRef",
+                f"ExternalName backends depend on how {self.mesh} implements SMI",
+                "warning",
+            )
+        ]
 
 
 ROUTER_V1ALPHA1 = SMIRouter("v1alpha1")

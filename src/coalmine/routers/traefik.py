@@ -15,16 +15,9 @@ from coalmine.routers.common import (
     Capabilities,
     Obj,
     RouterError,
-    TargetKind,
     WeightedRouter,
-    apex_annotations,
-    apex_labels,
-    capability_problems,
-    is_external_name,
-    new_object,
-    require,
     service_names,
-    weight_from,
+    split_from_primary,
 )
 
 API_VERSION = "traefik.io/v1alpha1"
@@ -61,47 +54,29 @@ class TraefikRouter(WeightedRouter):
                     "weight": weights.canary_weight,
                 }
             )
-        return new_object(
-            canary,
-            API_VERSION,
-            KIND,
-            names.apex,
-            {"weighted": {"services": services}},
-            labels=apex_labels(canary),
-            annotations=apex_annotations(canary),
-        )
+        return self._routing_object(canary, {"weighted": {"services": services}})
 
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         names = service_names(canary)
-        service = require(existing, KIND, names.apex, canary.namespace)
-        entries = ((service.get("spec") or {}).get("weighted") or {}).get("services") or []
+        entries = ((self._required(canary, existing).get("spec") or {}).get("weighted") or {}).get(
+            "services"
+        ) or []
         primary = next((e for e in entries if e.get("name") == names.primary), None)
         if primary is None:
             raise RouterError(
                 f"TraefikService {names.apex}.{canary.namespace} has no service {names.primary}"
             )
-        weight = weight_from(primary.get("weight"))
-        return Routes(weight, 100 - weight, False)
+        return split_from_primary(primary.get("weight"))
 
-    def compatibility(
-        self,
-        canary: Canary,
-        target_kind: TargetKind,
-        target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
-    ) -> list[Problem]:
-        problems = capability_problems(canary, self.provider, CAPABILITIES)
-        if is_external_name(target_service):
-            problems.append(
-                Problem(
-                    "spec.targetRef",
-                    "ExternalName backends: Traefik's Kubernetes CRD provider ignores them unless "
-                    "started with allowExternalNameServices (off by default)",
-                    "warning",
-                )
+    def _external_name_problems(self, canary: Canary) -> list[Problem]:
+        return [
+            Problem(
+                "spec.targetRef",
+                "ExternalName backends: Traefik's Kubernetes CRD provider ignores them unless "
+                "started with allowExternalNameServices (off by default)",
+                "warning",
             )
-        return problems
+        ]
 
 
 ROUTER = TraefikRouter()

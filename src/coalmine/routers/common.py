@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from coalmine.api import naming
-from coalmine.api.models import Canary, SessionAffinity
+from coalmine.api.models import ABMatch, Canary, SessionAffinity
 from coalmine.api.validation import Problem
 from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.targets import labels
@@ -376,6 +376,27 @@ def primary_cookie_max_age(canary: Canary) -> int:
     return int(analysis.interval_seconds()) if analysis else 60
 
 
+def sticky_set_cookie(
+    canary: Canary,
+    affinity: SessionAffinity,
+    backend: str | None,
+    cookies: SessionAffinityCookies,
+    *,
+    primary_cookie: bool = True,
+) -> str | None:
+    """The Set-Cookie value the weighted route sends with responses from `backend` while the
+    canary gets traffic: the run's cookie from the canary, the primary cookie (when used) from
+    the primary, nothing from anything else."""
+    names = service_names(canary)
+    if backend == names.canary and cookies.session_affinity_cookie:
+        return build_cookie(affinity, cookies.session_affinity_cookie)
+    if backend == names.primary and primary_cookie and cookies.primary_session_affinity_cookie:
+        return build_cookie(
+            affinity, cookies.primary_session_affinity_cookie, primary_cookie_max_age(canary)
+        )
+    return None
+
+
 # --- field helpers ------------------------------------------------------------------------------
 
 
@@ -435,6 +456,19 @@ def capability_problems(canary: Canary, router: str, capabilities: Capabilities)
             Problem("spec.service.appProtocol", f"tcp: the {router} router routes HTTP only")
         )
     return problems
+
+
+def ignored_match_fields(index: int, match: ABMatch, router: str, matches: str) -> list[Problem]:
+    """A/B match fields a header-matching router would drop: the A/B route would then match
+    more than the user asked for."""
+    return [
+        Problem(
+            f"spec.analysis.match[{index}]",
+            f"the {router} router matches {matches} only; {key} would be ignored",
+        )
+        for key in ("query_params", "uri", "method", "source_labels")
+        if getattr(match, key) is not None
+    ]
 
 
 def weight_from(value: Any) -> int:

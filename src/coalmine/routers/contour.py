@@ -17,6 +17,7 @@ from coalmine.routers.common import (
     Obj,
     RouterError,
     WeightedRouter,
+    ignored_match_fields,
     service_names,
     split_from_primary,
 )
@@ -129,14 +130,7 @@ class ContourRouter(WeightedRouter):
                             "only; without it the A/B route would match every request",
                         )
                     )
-            for key in ("query_params", "uri", "method", "source_labels"):
-                if getattr(match, key) is not None:
-                    problems.append(
-                        Problem(
-                            f"spec.analysis.match[{index}]",
-                            f"the contour router matches headers only; {key} would be ignored",
-                        )
-                    )
+            problems += ignored_match_fields(index, match, self.provider, "headers")
         return problems
 
     def _external_name_problems(self, canary: Canary) -> list[Problem]:

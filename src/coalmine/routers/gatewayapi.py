@@ -23,11 +23,10 @@ from coalmine.routers.common import (
     RouterError,
     WeightedRouter,
     affinity_of,
-    build_cookie,
     cookie_regex,
     drop_none,
-    primary_cookie_max_age,
     service_names,
+    sticky_set_cookie,
 )
 
 GROUP = "gateway.networking.k8s.io"
@@ -302,19 +301,15 @@ class GatewayAPIRouter(WeightedRouter):
 
         if weights.canary_weight > 0 and cookies.session_affinity_cookie:
             for backend in weighted["backendRefs"]:
-                if backend["name"] == names.canary:
-                    value = build_cookie(affinity, cookies.session_affinity_cookie)
-                elif backend["name"] == names.primary and cookies.primary_session_affinity_cookie:
-                    if self.version != "v1":
-                        continue
-                    value = build_cookie(
-                        affinity,
-                        cookies.primary_session_affinity_cookie,
-                        primary_cookie_max_age(canary),
-                    )
-                else:
-                    continue
-                backend["filters"] = [_set_cookie_filter(value)]
+                value = sticky_set_cookie(
+                    canary,
+                    affinity,
+                    backend["name"],
+                    cookies,
+                    primary_cookie=self.sets_primary_cookie,
+                )
+                if value is not None:
+                    backend["filters"] = [_set_cookie_filter(value)]
             sticky["matches"] = cookie_match(cookies.session_affinity_cookie)
             sticky["backendRefs"] = [
                 self._backend(canary, names.primary, 0),

@@ -26,14 +26,13 @@ from coalmine.routers.common import (
     WeightedRouter,
     Write,
     affinity_of,
-    build_cookie,
     contained_in,
     cookie_regex,
     drop_none,
     find,
     new_object,
-    primary_cookie_max_age,
     service_names,
+    sticky_set_cookie,
     wire,
 )
 from coalmine.targets.labels import is_owned_by
@@ -209,18 +208,9 @@ class IstioRouter(WeightedRouter):
         sticky = {"name": STICKY_ROUTE, **sticky}
         if weights.canary_weight > 0 and cookies.session_affinity_cookie:
             for destination in weighted_route["route"]:
-                host = destination["destination"]["host"]
-                if host == names.canary:
-                    value = build_cookie(affinity, cookies.session_affinity_cookie)
-                elif host == names.primary and cookies.primary_session_affinity_cookie:
-                    value = build_cookie(
-                        affinity,
-                        cookies.primary_session_affinity_cookie,
-                        primary_cookie_max_age(canary),
-                    )
-                else:
-                    continue
-                destination["headers"] = {"response": {"add": {SET_COOKIE_HEADER: value}}}
+                value = sticky_set_cookie(canary, affinity, _host(destination), cookies)
+                if value is not None:
+                    destination["headers"] = {"response": {"add": {SET_COOKIE_HEADER: value}}}
             sticky["match"] = merge_match_conditions(
                 [{"headers": {"Cookie": {"regex": cookie_regex(cookies.session_affinity_cookie)}}}],
                 service_match,

@@ -1,4 +1,5 @@
-"""Shared pieces of the pure routers: weights, errors, provider strings, metadata, comparison.
+"""Shared pieces of the pure routers: weights, errors, provider strings, metadata, comparison,
+and `WeightedRouter`, the life cycle of the routers whose split lives in one object `<apex>`.
 
 Every router module is a set of pure functions over plain dicts (the routing objects as the API
 server stores them). The I/O layer reads the objects from the watch cache, hands them in as
@@ -10,6 +11,7 @@ from __future__ import annotations
 import copy
 import random
 import string
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -495,7 +497,7 @@ def split_from_primary(value: Any) -> Routes:
 # --- the life cycle of routers whose weights live in one object `<apex>` ------------------------
 
 
-class WeightedRouter:
+class WeightedRouter(ABC):
     """Desired / Reconcile / SetRoutes for routers whose split is one object `<apex>` of `kind`
     (Istio VirtualService, Gateway API HTTPRoute, SMI TrafficSplit, Contour HTTPProxy,
     TraefikService).
@@ -531,8 +533,9 @@ class WeightedRouter:
         session-affinity cookies to route by; routers without affinity ignore them."""
         return [self._built(canary, weights)]
 
+    @abstractmethod
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
-        raise NotImplementedError(f"{type(self).__name__} does not read weights")
+        """The live split, read from the routing object (RouterError when it holds none)."""
 
     def _live_weights(self, canary: Canary, existing: Sequence[Obj], current: Obj | None) -> Routes:
         """The weights Reconcile keeps: the live ones, or 100/0 when none can be read."""
@@ -547,10 +550,12 @@ class WeightedRouter:
         """The Set-Cookie values the live routing object sends (keys `session`, `primary`)."""
         return {}
 
-    def _taking_over(self, canary: Canary, current: Obj, merged: Obj) -> None:
-        """Called before Reconcile rewrites a live routing object (Istio keeps the user's spec)."""
+    def _taking_over(self, canary: Canary, current: Obj, merged: Obj) -> None:  # noqa: B027
+        """Optional hook before Reconcile rewrites a live routing object (Istio keeps the user's
+        spec)."""
 
     def _capabilities_for(self, canary: Canary) -> Capabilities:
+        """What the router can do for this Canary (Istio: less for a TCP route)."""
         return self.capabilities
 
     def _rule_problems(self, canary: Canary) -> list[Problem]:

@@ -14,24 +14,12 @@ from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
     Capabilities,
-    FinalizeAction,
     Obj,
-    ObjectRef,
     RouterError,
-    RouteUpdate,
-    TargetKind,
-    apex_annotations,
-    apex_labels,
-    capability_problems,
-    check_weights,
-    find,
-    is_external_name,
-    merge_onto,
-    needs_write,
-    new_object,
-    require,
+    WeightedRouter,
+    ignored_match_fields,
     service_names,
-    weight_from,
+    split_from_primary,
 )
 
 API_VERSION = "projectcontour.io/v1"
@@ -42,15 +30,15 @@ DESTINATION_OVERRIDE_HEADER = "l5d-dst-override"
 __all__ = ["ROUTER", "ContourRouter"]
 
 
-class ContourRouter:
+class ContourRouter(WeightedRouter):
+    api_version = API_VERSION
+    kind = KIND
     capabilities = CAPABILITIES
     provider = "contour"
+    refuses_empty_split = True
 
     def __init__(self, ingress_class: str | None = None) -> None:
         self.ingress_class = ingress_class
-
-    def references(self, canary: Canary) -> list[ObjectRef]:
-        return [ObjectRef(API_VERSION, KIND, service_names(canary).apex, canary.namespace)]
 
     def _prefix(self, canary: Canary) -> str:
         matches = canary.spec.required_service.match or []
@@ -106,7 +94,6 @@ class ContourRouter:
         return route
 
     def _built(self, canary: Canary, weights: Routes) -> Obj:
-        names = service_names(canary)
         analysis = canary.spec.analysis
         prefix_only = [{"prefix": self._prefix(canary)}]
         if analysis and analysis.match:
@@ -119,81 +106,19 @@ class ContourRouter:
         spec: Obj = {"routes": routes}
         if self.ingress_class:
             spec["ingressClassName"] = self.ingress_class
-        return new_object(
-            canary,
-            API_VERSION,
-            KIND,
-            names.apex,
-            spec,
-            labels=apex_labels(canary),
-            annotations=apex_annotations(canary),
-        )
-
-    def desired(
-        self,
-        canary: Canary,
-        *,
-        existing: Sequence[Obj] = (),
-        primary_weight: int = 100,
-        canary_weight: int = 0,
-        mirrored: bool = False,
-    ) -> list[Obj]:
-        check_weights(primary_weight, canary_weight)
-        built = self._built(canary, Routes(primary_weight, canary_weight))
-        return [merge_onto(find(existing, KIND, built["metadata"]["name"]), built)]
-
-    def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
-        current = find(existing, KIND, service_names(canary).apex)
-        live = INITIAL_WEIGHTS
-        if current is not None:
-            try:
-                live = self.get_routes(canary, existing)
-            except RouterError:
-                live = INITIAL_WEIGHTS
-        built = self._built(canary, live)
-        return [merge_onto(current, built)] if needs_write(current, built) else []
-
-    def set_routes(
-        self,
-        canary: Canary,
-        existing: Sequence[Obj],
-        primary_weight: int,
-        canary_weight: int,
-        mirrored: bool = False,
-    ) -> RouteUpdate:
-        check_weights(primary_weight, canary_weight)
-        names = service_names(canary)
-        if primary_weight == 0 and canary_weight == 0:
-            raise RouterError(
-                f"HTTPProxy {names.apex}.{canary.namespace} update failed: no valid weights"
-            )
-        current = require(existing, KIND, names.apex, canary.namespace)
-        built = self._built(canary, Routes(primary_weight, canary_weight))
-        return RouteUpdate([merge_onto(current, built)])
+        return self._routing_object(canary, spec)
 
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         names = service_names(canary)
-        proxy = require(existing, KIND, names.apex, canary.namespace)
-        routes = (proxy.get("spec") or {}).get("routes") or []
+        routes = (self._required(canary, existing).get("spec") or {}).get("routes") or []
         services = (routes[0].get("services") or []) if routes else []
         primary = next((s for s in services if s.get("name") == names.primary), None)
         if len(services) < 2 or primary is None:
             raise RouterError(f"HTTPProxy {names.apex}.{canary.namespace} services not found")
-        weight = weight_from(primary.get("weight"))
-        return Routes(weight, 100 - weight, False)
+        return split_from_primary(primary.get("weight"))
 
-    def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
-        return []
-
-    def compatibility(
-        self,
-        canary: Canary,
-        target_kind: TargetKind,
-        target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
-    ) -> list[Problem]:
-        problems = capability_problems(canary, self.provider, CAPABILITIES)
+    def _rule_problems(self, canary: Canary) -> list[Problem]:
+        problems: list[Problem] = []
         analysis = canary.spec.analysis
         for index, match in enumerate(analysis.match or [] if analysis else []):
             for name, value in (match.headers or {}).items():
@@ -205,25 +130,19 @@ class ContourRouter:
                             "only; without it the A/B route would match every request",
                         )
                     )
-            for key in ("query_params", "uri", "method", "source_labels"):
-                if getattr(match, key) is not None:
-                    problems.append(
-                        Problem(
-                            f"spec.analysis.match[{index}]",
-                            f"the contour router matches headers only; {key} would be ignored",
-                        )
-                    )
-        if is_external_name(target_service):
-            problems.append(
-                Problem(
-                    "spec.targetRef",
-                    "ExternalName backends: Contour routes to them only when started with "
-                    "enableExternalNameService (off by default since CVE-2021-25740) and sends the "
-                    "client's Host header unless the HTTPProxy rewrites it",
-                    "warning",
-                )
-            )
+            problems += ignored_match_fields(index, match, self.provider, "headers")
         return problems
+
+    def _external_name_problems(self, canary: Canary) -> list[Problem]:
+        return [
+            Problem(
+                "spec.targetRef",
+                "ExternalName backends: Contour routes to them only when started with "
+                "enableExternalNameService (off by default since CVE-2021-25740) and sends the "
+                "client's Host header unless the HTTPProxy rewrites it",
+                "warning",
+            )
+        ]
 
 
 ROUTER = ContourRouter()

@@ -19,33 +19,14 @@ from coalmine.routers.common import (
     INITIAL_WEIGHTS,
     SET_COOKIE_HEADER,
     Capabilities,
-    FinalizeAction,
     Obj,
-    ObjectRef,
     RouterError,
-    RouteUpdate,
-    TargetKind,
-    TokenSource,
+    WeightedRouter,
     affinity_of,
-    apex_annotations,
-    apex_labels,
-    build_cookie,
-    capability_problems,
-    check_weights,
     cookie_regex,
     drop_none,
-    find,
-    is_external_name,
-    merge_onto,
-    needs_write,
-    new_object,
-    next_cookies,
-    primary_cookie_max_age,
-    random_token,
-    reconcile_cookies,
-    require,
     service_names,
-    status_cookies,
+    sticky_set_cookie,
 )
 
 GROUP = "gateway.networking.k8s.io"
@@ -129,16 +110,16 @@ def _sorted_headers(values: dict[str, str] | None) -> list[Obj] | None:
     return [{"name": k, "value": v} for k, v in sorted(values.items(), key=lambda kv: kv)]
 
 
-class GatewayAPIRouter:
+class GatewayAPIRouter(WeightedRouter):
+    kind = KIND
     capabilities = CAPABILITIES
 
     def __init__(self, version: Version) -> None:
         self.version: Version = version
         self.provider = f"gatewayapi:{version}"
         self.api_version = f"{GROUP}/{version}"
-
-    def references(self, canary: Canary) -> list[ObjectRef]:
-        return [ObjectRef(self.api_version, KIND, service_names(canary).apex, canary.namespace)]
+        # v1beta1 routes have no primary cookie (Flagger sets it on v1 only).
+        self.sets_primary_cookie = version == "v1"
 
     # --- builders ---------------------------------------------------------------------------
 
@@ -320,19 +301,15 @@ class GatewayAPIRouter:
 
         if weights.canary_weight > 0 and cookies.session_affinity_cookie:
             for backend in weighted["backendRefs"]:
-                if backend["name"] == names.canary:
-                    value = build_cookie(affinity, cookies.session_affinity_cookie)
-                elif backend["name"] == names.primary and cookies.primary_session_affinity_cookie:
-                    if self.version != "v1":
-                        continue
-                    value = build_cookie(
-                        affinity,
-                        cookies.primary_session_affinity_cookie,
-                        primary_cookie_max_age(canary),
-                    )
-                else:
-                    continue
-                backend["filters"] = [_set_cookie_filter(value)]
+                value = sticky_set_cookie(
+                    canary,
+                    affinity,
+                    backend["name"],
+                    cookies,
+                    primary_cookie=self.sets_primary_cookie,
+                )
+                if value is not None:
+                    backend["filters"] = [_set_cookie_filter(value)]
             sticky["matches"] = cookie_match(cookies.session_affinity_cookie)
             sticky["backendRefs"] = [
                 self._backend(canary, names.primary, 0),
@@ -363,21 +340,12 @@ class GatewayAPIRouter:
                 filters.append(_set_cookie_filter(expire["value"]))
         return [sticky, weighted]
 
-    def _built(
+    def _objects(
         self, canary: Canary, weights: Routes, cookies: SessionAffinityCookies | None
-    ) -> Obj:
-        return new_object(
-            canary,
-            self.api_version,
-            KIND,
-            service_names(canary).apex,
-            self._spec(canary, weights, cookies),
-            labels=apex_labels(canary),
-            annotations=apex_annotations(canary),
-        )
+    ) -> list[Obj]:
+        return [self._routing_object(canary, self._spec(canary, weights, cookies))]
 
-    @staticmethod
-    def _live_set_cookies(canary: Canary, route: Obj | None) -> dict[str, str]:
+    def _live_set_cookies(self, canary: Canary, route: Obj | None) -> dict[str, str]:
         names = service_names(canary)
         found: dict[str, str] = {}
         for rule in ((route or {}).get("spec") or {}).get("rules") or []:
@@ -395,54 +363,15 @@ class GatewayAPIRouter:
 
     # --- the router interface ---------------------------------------------------------------
 
-    def desired(
-        self,
-        canary: Canary,
-        *,
-        existing: Sequence[Obj] = (),
-        primary_weight: int = 100,
-        canary_weight: int = 0,
-        mirrored: bool = False,
-    ) -> list[Obj]:
-        check_weights(primary_weight, canary_weight)
-        weights = Routes(primary_weight, canary_weight, mirrored)
-        built = self._built(canary, weights, status_cookies(canary))
-        return [merge_onto(find(existing, KIND, built["metadata"]["name"]), built)]
-
-    def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
-        """The HTTPRoute to write, rebuilt at the live weights (and live mirroring); [] if current."""
-        current = find(existing, KIND, service_names(canary).apex)
+    def _live_weights(self, canary: Canary, existing: Sequence[Obj], current: Obj | None) -> Routes:
+        """The weights and mirroring as written, whether or not the gateways accepted them yet."""
         live = self._read_weights(canary, current) if current is not None else INITIAL_WEIGHTS
         if live.primary_weight == 0 and live.canary_weight == 0:
-            live = INITIAL_WEIGHTS
-        cookies = reconcile_cookies(canary, self._live_set_cookies(canary, current))
-        built = self._built(canary, live, cookies)
-        return [merge_onto(current, built)] if needs_write(current, built) else []
-
-    def set_routes(
-        self,
-        canary: Canary,
-        existing: Sequence[Obj],
-        primary_weight: int,
-        canary_weight: int,
-        mirrored: bool = False,
-        *,
-        token: TokenSource = random_token,
-    ) -> RouteUpdate:
-        check_weights(primary_weight, canary_weight)
-        names = service_names(canary)
-        current = require(existing, KIND, names.apex, canary.namespace)
-        cookies = None
-        if affinity_of(canary) is not None:
-            cookies = next_cookies(
-                canary, canary_weight, token, primary_cookie=self.version == "v1"
-            )
-        built = self._built(canary, Routes(primary_weight, canary_weight, mirrored), cookies)
-        return RouteUpdate([merge_onto(current, built)], cookies)
+            return INITIAL_WEIGHTS
+        return live
 
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
-        names = service_names(canary)
-        route = require(existing, KIND, names.apex, canary.namespace)
+        route = self._required(canary, existing)
         if self.version == "v1":
             self._check_parents(canary, route)
         return self._read_weights(canary, route)
@@ -501,21 +430,9 @@ class GatewayAPIRouter:
                     canary_weight = int(backend.get("weight", 1))
         return Routes(primary, canary_weight, mirrored)
 
-    def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
-        """Flagger leaves the HTTPRoute alone; the owner reference garbage-collects it."""
-        return []
-
-    def compatibility(
-        self,
-        canary: Canary,
-        target_kind: TargetKind,
-        target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
-    ) -> list[Problem]:
-        problems = capability_problems(canary, self.provider, CAPABILITIES)
-        service = canary.spec.required_service
-        if not service.gateway_refs:
+    def _rule_problems(self, canary: Canary) -> list[Problem]:
+        problems: list[Problem] = []
+        if not canary.spec.required_service.gateway_refs:
             problems.append(
                 Problem(
                     "spec.service.gatewayRefs",
@@ -528,19 +445,19 @@ class GatewayAPIRouter:
             map_route_matches(analysis.match if analysis and analysis.match else [])
         except RouterError as error:
             problems.append(Problem("spec.service.match / spec.analysis.match", str(error)))
-        problems += self._schema_rule_problems(canary)
-        if is_external_name(target_service):
-            problems.append(
-                Problem(
-                    "spec.targetRef",
-                    "ExternalName backends are implementation-specific in Gateway API (the spec "
-                    "says implementations SHOULD NOT support them): Envoy Gateway, NGINX Gateway "
-                    "Fabric and Traefik's Gateway provider do not route to them, Istio resolves "
-                    "them as DNS services; check the HTTPRoute's ResolvedRefs condition",
-                    "warning",
-                )
+        return problems + self._schema_rule_problems(canary)
+
+    def _external_name_problems(self, canary: Canary) -> list[Problem]:
+        return [
+            Problem(
+                "spec.targetRef",
+                "ExternalName backends are implementation-specific in Gateway API (the spec says "
+                "implementations SHOULD NOT support them): Envoy Gateway, NGINX Gateway Fabric "
+                "and Traefik's Gateway provider do not route to them, Istio resolves them as DNS "
+                "services; check the HTTPRoute's ResolvedRefs condition",
+                "warning",
             )
-        return problems
+        ]
 
     def _schema_rule_problems(self, canary: Canary) -> list[Problem]:
         """The HTTPRoute CRD's CEL rules our settings could break (the API server rejects the

@@ -17,38 +17,22 @@ from coalmine.api.models import Canary
 from coalmine.api.validation import Problem
 from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.routers.common import (
-    INITIAL_WEIGHTS,
     SET_COOKIE_HEADER,
     Capabilities,
     FinalizeAction,
     Obj,
     ObjectRef,
     RouterError,
-    RouteUpdate,
-    TargetKind,
-    TokenSource,
+    WeightedRouter,
     Write,
     affinity_of,
-    apex_annotations,
-    apex_labels,
-    build_cookie,
-    capability_problems,
-    check_weights,
     contained_in,
     cookie_regex,
     drop_none,
     find,
-    is_external_name,
-    merge_onto,
-    needs_write,
     new_object,
-    next_cookies,
-    primary_cookie_max_age,
-    random_token,
-    reconcile_cookies,
-    require,
     service_names,
-    status_cookies,
+    sticky_set_cookie,
     wire,
 )
 from coalmine.targets.labels import is_owned_by
@@ -99,7 +83,9 @@ def merge_match_conditions(canary_matches: list[Obj], defaults: list[Obj]) -> li
     return merged
 
 
-class IstioRouter:
+class IstioRouter(WeightedRouter):
+    api_version = API_VERSION
+    kind = VIRTUAL_SERVICE
     capabilities = CAPABILITIES
     provider = "istio"
 
@@ -222,18 +208,9 @@ class IstioRouter:
         sticky = {"name": STICKY_ROUTE, **sticky}
         if weights.canary_weight > 0 and cookies.session_affinity_cookie:
             for destination in weighted_route["route"]:
-                host = destination["destination"]["host"]
-                if host == names.canary:
-                    value = build_cookie(affinity, cookies.session_affinity_cookie)
-                elif host == names.primary and cookies.primary_session_affinity_cookie:
-                    value = build_cookie(
-                        affinity,
-                        cookies.primary_session_affinity_cookie,
-                        primary_cookie_max_age(canary),
-                    )
-                else:
-                    continue
-                destination["headers"] = {"response": {"add": {SET_COOKIE_HEADER: value}}}
+                value = sticky_set_cookie(canary, affinity, _host(destination), cookies)
+                if value is not None:
+                    destination["headers"] = {"response": {"add": {SET_COOKIE_HEADER: value}}}
             sticky["match"] = merge_match_conditions(
                 [{"headers": {"Cookie": {"regex": cookie_regex(cookies.session_affinity_cookie)}}}],
                 service_match,
@@ -284,7 +261,7 @@ class IstioRouter:
             )
         return [sticky, weighted_route]
 
-    def _built(
+    def _objects(
         self, canary: Canary, weights: Routes, cookies: SessionAffinityCookies | None
     ) -> list[Obj]:
         names = service_names(canary)
@@ -295,21 +272,10 @@ class IstioRouter:
             if policy:
                 spec["trafficPolicy"] = copy.deepcopy(policy)
             objects.append(new_object(canary, API_VERSION, DESTINATION_RULE, host, spec))
-        objects.append(
-            new_object(
-                canary,
-                API_VERSION,
-                VIRTUAL_SERVICE,
-                names.apex,
-                self._vs_spec(canary, weights, cookies),
-                labels=apex_labels(canary),
-                annotations=apex_annotations(canary),
-            )
-        )
+        objects.append(self._routing_object(canary, self._vs_spec(canary, weights, cookies)))
         return objects
 
-    @staticmethod
-    def _live_set_cookies(canary: Canary, vs: Obj | None) -> dict[str, str]:
+    def _live_set_cookies(self, canary: Canary, vs: Obj | None) -> dict[str, str]:
         names = service_names(canary)
         found: dict[str, str] = {}
         for route in ((vs or {}).get("spec") or {}).get("http") or []:
@@ -324,45 +290,7 @@ class IstioRouter:
                     found["primary"] = str(value)
         return found
 
-    # --- the router interface ---------------------------------------------------------------
-
-    def desired(
-        self,
-        canary: Canary,
-        *,
-        existing: Sequence[Obj] = (),
-        primary_weight: int = 100,
-        canary_weight: int = 0,
-        mirrored: bool = False,
-    ) -> list[Obj]:
-        check_weights(primary_weight, canary_weight)
-        weights = Routes(primary_weight, canary_weight, mirrored)
-        built = self._built(canary, weights, status_cookies(canary))
-        return [merge_onto(find(existing, o["kind"], o["metadata"]["name"]), o) for o in built]
-
-    def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
-        """Objects to write: missing ones, and drifted ones rebuilt at the weights that are live."""
-        names = service_names(canary)
-        live = INITIAL_WEIGHTS
-        vs = find(existing, VIRTUAL_SERVICE, names.apex)
-        if vs is not None:
-            try:
-                live = self.get_routes(canary, existing)
-            except RouterError:
-                live = INITIAL_WEIGHTS
-        writes = []
-        cookies = reconcile_cookies(canary, self._live_set_cookies(canary, vs))
-        for obj in self._built(canary, live, cookies):
-            current = find(existing, obj["kind"], obj["metadata"]["name"])
-            if not needs_write(current, obj):
-                continue
-            merged = merge_onto(current, obj)
-            if obj["kind"] == VIRTUAL_SERVICE and current is not None:
-                self._remember_original(canary, current, merged)
-            writes.append(merged)
-        return writes
-
-    def _remember_original(self, canary: Canary, current: Obj, merged: Obj) -> None:
+    def _taking_over(self, canary: Canary, current: Obj, merged: Obj) -> None:
         """Keep the user's own VirtualService spec so Finalize can put it back.
 
         Only for a VirtualService someone else created (not controlled by this Canary), only when
@@ -382,27 +310,11 @@ class IstioRouter:
             naming.ORIGINAL_CONFIGURATION_ANNOTATION
         ] = json.dumps(current.get("spec") or {}, separators=(",", ":"), sort_keys=True)
 
-    def set_routes(
-        self,
-        canary: Canary,
-        existing: Sequence[Obj],
-        primary_weight: int,
-        canary_weight: int,
-        mirrored: bool = False,
-        *,
-        token: TokenSource = random_token,
-    ) -> RouteUpdate:
-        check_weights(primary_weight, canary_weight)
-        names = service_names(canary)
-        current = require(existing, VIRTUAL_SERVICE, names.apex, canary.namespace)
-        cookies = next_cookies(canary, canary_weight, token) if _has_affinity(canary) else None
-        weights = Routes(primary_weight, canary_weight, mirrored)
-        vs = next(o for o in self._built(canary, weights, cookies) if o["kind"] == VIRTUAL_SERVICE)
-        return RouteUpdate([merge_onto(current, vs)], cookies)
+    # --- the router interface ---------------------------------------------------------------
 
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         names = service_names(canary)
-        vs = require(existing, VIRTUAL_SERVICE, names.apex, canary.namespace)
+        vs = self._required(canary, existing)
         spec = vs.get("spec") or {}
         routes: list[Obj] = spec.get("tcp" if _is_tcp(canary) else "http") or []
         chosen: Obj = {}
@@ -456,49 +368,43 @@ class IstioRouter:
         restored["spec"] = stored
         return [Write(restored)]
 
-    def compatibility(
-        self,
-        canary: Canary,
-        target_kind: TargetKind,
-        target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
-    ) -> list[Problem]:
-        problems = capability_problems(
-            canary, self.provider, CAPABILITIES_TCP if _is_tcp(canary) else CAPABILITIES
-        )
+    def _capabilities_for(self, canary: Canary) -> Capabilities:
+        return CAPABILITIES_TCP if _is_tcp(canary) else CAPABILITIES
+
+    def _rule_problems(self, canary: Canary) -> list[Problem]:
         service = canary.spec.required_service
-        names = service_names(canary)
         if service.delegation and (service.hosts or service.gateways):
-            problems.append(
+            names = service_names(canary)
+            return [
                 Problem(
                     "spec.service.delegation",
                     f"VirtualService {names.apex}.{canary.namespace} cannot have hosts and "
                     "gateways when delegation enabled",
                 )
+            ]
+        return []
+
+    def _external_name_problems(self, canary: Canary) -> list[Problem]:
+        names = service_names(canary)
+        policy = canary.spec.required_service.traffic_policy
+        if ((policy or {}).get("tls") or {}).get("mode") == "ISTIO_MUTUAL":
+            return [
+                Problem(
+                    "spec.service.trafficPolicy.tls.mode",
+                    f"ISTIO_MUTUAL cannot reach the ExternalName backends of {names.primary}/"
+                    f"{names.canary}: hosts outside the mesh have no Istio certificates; use "
+                    "DISABLE or SIMPLE",
+                )
+            ]
+        return [
+            Problem(
+                "spec.targetRef",
+                "ExternalName backends: Istio routes to the DNS name of each copy; the external "
+                "endpoint is outside the mesh (no Istio mTLS, no sidecar metrics on its side) and "
+                "the copies must declare the port",
+                "warning",
             )
-        if is_external_name(target_service):
-            tls_mode = ((service.traffic_policy or {}).get("tls") or {}).get("mode")
-            if tls_mode == "ISTIO_MUTUAL":
-                problems.append(
-                    Problem(
-                        "spec.service.trafficPolicy.tls.mode",
-                        f"ISTIO_MUTUAL cannot reach the ExternalName backends of {names.primary}/"
-                        f"{names.canary}: hosts outside the mesh have no Istio certificates; use "
-                        "DISABLE or SIMPLE",
-                    )
-                )
-            else:
-                problems.append(
-                    Problem(
-                        "spec.targetRef",
-                        "ExternalName backends: Istio routes to the DNS name of each copy; the "
-                        "external endpoint is outside the mesh (no Istio mTLS, no sidecar metrics "
-                        "on its side) and the copies must declare the port",
-                        "warning",
-                    )
-                )
-        return problems
+        ]
 
 
 def _host(destination: Obj) -> str | None:

@@ -32,6 +32,7 @@ from coalmine.routers.common import (
     capability_problems,
     check_weights,
     find,
+    ignored_match_fields,
     is_external_name,
     owner_reference,
     require,
@@ -249,15 +250,7 @@ class NginxRouter:
                     problems.append(
                         Problem(field, "canary-by-header takes exact or regex values only")
                     )
-            for key in ("query_params", "uri", "method", "source_labels"):
-                if getattr(match, key) is not None:
-                    problems.append(
-                        Problem(
-                            f"spec.analysis.match[{index}]",
-                            f"the nginx router matches a header or a cookie only; {key} would be "
-                            "ignored",
-                        )
-                    )
+            problems += ignored_match_fields(index, match, "nginx", "a header or a cookie")
         if len(set(headers)) > 1:
             problems.append(
                 Problem(

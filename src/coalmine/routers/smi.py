@@ -14,22 +14,11 @@ from coalmine.api.models import Canary
 from coalmine.api.validation import Problem
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
-    INITIAL_WEIGHTS,
     Capabilities,
-    FinalizeAction,
     Obj,
-    ObjectRef,
     RouterError,
-    RouteUpdate,
-    TargetKind,
-    capability_problems,
-    check_weights,
-    find,
-    is_external_name,
-    merge_onto,
-    needs_write,
+    WeightedRouter,
     new_object,
-    require,
     service_names,
     weight_from,
 )
@@ -43,7 +32,8 @@ Version = Literal["v1alpha1", "v1alpha2", "v1alpha3"]
 __all__ = ["LINKERD", "OSM", "ROUTER_V1ALPHA1", "ROUTER_V1ALPHA2", "ROUTER_V1ALPHA3", "SMIRouter"]
 
 
-class SMIRouter:
+class SMIRouter(WeightedRouter):
+    kind = KIND
     capabilities = CAPABILITIES
 
     def __init__(self, version: Version, mesh: str | None = None, provider: str | None = None):
@@ -51,9 +41,6 @@ class SMIRouter:
         self.mesh = mesh
         self.provider = provider or f"smi:{version}" + (f":{mesh}" if mesh else "")
         self.api_version = f"{GROUP}/{version}"
-
-    def references(self, canary: Canary) -> list[ObjectRef]:
-        return [ObjectRef(self.api_version, KIND, service_names(canary).apex, canary.namespace)]
 
     def _weight(self, value: int) -> Any:
         return str(value) if self.version == "v1alpha1" else value
@@ -73,49 +60,10 @@ class SMIRouter:
         }
         return new_object(canary, self.api_version, KIND, names.apex, spec, annotations=annotations)
 
-    def desired(
-        self,
-        canary: Canary,
-        *,
-        existing: Sequence[Obj] = (),
-        primary_weight: int = 100,
-        canary_weight: int = 0,
-        mirrored: bool = False,
-    ) -> list[Obj]:
-        check_weights(primary_weight, canary_weight)
-        built = self._built(canary, Routes(primary_weight, canary_weight))
-        return [merge_onto(find(existing, KIND, built["metadata"]["name"]), built)]
-
-    def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
-        current = find(existing, KIND, service_names(canary).apex)
-        live = INITIAL_WEIGHTS
-        if current is not None:
-            try:
-                live = self.get_routes(canary, existing)
-            except RouterError:
-                live = INITIAL_WEIGHTS
-        built = self._built(canary, live)
-        return [merge_onto(current, built)] if needs_write(current, built) else []
-
-    def set_routes(
-        self,
-        canary: Canary,
-        existing: Sequence[Obj],
-        primary_weight: int,
-        canary_weight: int,
-        mirrored: bool = False,
-    ) -> RouteUpdate:
-        check_weights(primary_weight, canary_weight)
-        names = service_names(canary)
-        current = require(existing, KIND, names.apex, canary.namespace)
-        built = self._built(canary, Routes(primary_weight, canary_weight))
-        return RouteUpdate([merge_onto(current, built)])
-
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         names = service_names(canary)
-        split = require(existing, KIND, names.apex, canary.namespace)
         primary = canary_weight = 0
-        for backend in (split.get("spec") or {}).get("backends") or []:
+        for backend in (self._required(canary, existing).get("spec") or {}).get("backends") or []:
             if backend.get("service") == names.primary:
                 primary = weight_from(backend.get("weight"))
             elif backend.get("service") == names.canary:
@@ -127,38 +75,24 @@ class SMIRouter:
             )
         return Routes(primary, canary_weight, False)
 
-    def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
-        return []
-
-    def compatibility(
-        self,
-        canary: Canary,
-        target_kind: TargetKind,
-        target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
-    ) -> list[Problem]:
-        problems = capability_problems(canary, self.provider, CAPABILITIES)
-        if is_external_name(target_service):
-            if self.mesh in (None, "linkerd", "osm"):
-                problems.append(
-                    Problem(
-                        "spec.targetRef",
-                        "ExternalName backends cannot be split by a TrafficSplit: the mesh "
-                        "resolves backends to pod endpoints and an ExternalName Service has "
-                        "none (Linkerd falls back to the original destination, so the split is "
-                        "silently not applied)",
-                    )
+    def _external_name_problems(self, canary: Canary) -> list[Problem]:
+        if self.mesh in (None, "linkerd", "osm"):
+            return [
+                Problem(
+                    "spec.targetRef",
+                    "ExternalName backends cannot be split by a TrafficSplit: the mesh resolves "
+                    "backends to pod endpoints and an ExternalName Service has none (Linkerd "
+                    "falls back to the original destination, so the split is silently not "
+                    "applied)",
                 )
-            else:
-                problems.append(
-                    Problem(
-                        "spec.targetRef",
-                        f"ExternalName backends depend on how {self.mesh} implements SMI",
-                        "warning",
-                    )
-                )
-        return problems
+            ]
+        return [
+            Problem(
+                "spec.targetRef",
+                f"ExternalName backends depend on how {self.mesh} implements SMI",
+                "warning",
+            )
+        ]
 
 
 ROUTER_V1ALPHA1 = SMIRouter("v1alpha1")

@@ -12,26 +12,12 @@ from coalmine.api.models import Canary
 from coalmine.api.validation import Problem
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
-    INITIAL_WEIGHTS,
     Capabilities,
-    FinalizeAction,
     Obj,
-    ObjectRef,
     RouterError,
-    RouteUpdate,
-    TargetKind,
-    apex_annotations,
-    apex_labels,
-    capability_problems,
-    check_weights,
-    find,
-    is_external_name,
-    merge_onto,
-    needs_write,
-    new_object,
-    require,
+    WeightedRouter,
     service_names,
-    weight_from,
+    split_from_primary,
 )
 
 API_VERSION = "traefik.io/v1alpha1"
@@ -41,12 +27,12 @@ CAPABILITIES = Capabilities(ab_testing=False, mirroring=False, session_affinity=
 __all__ = ["ROUTER", "TraefikRouter"]
 
 
-class TraefikRouter:
+class TraefikRouter(WeightedRouter):
+    api_version = API_VERSION
+    kind = KIND
     capabilities = CAPABILITIES
     provider = "traefik"
-
-    def references(self, canary: Canary) -> list[ObjectRef]:
-        return [ObjectRef(API_VERSION, KIND, service_names(canary).apex, canary.namespace)]
+    refuses_empty_split = True
 
     def _built(self, canary: Canary, weights: Routes) -> Obj:
         names = service_names(canary)
@@ -68,92 +54,29 @@ class TraefikRouter:
                     "weight": weights.canary_weight,
                 }
             )
-        return new_object(
-            canary,
-            API_VERSION,
-            KIND,
-            names.apex,
-            {"weighted": {"services": services}},
-            labels=apex_labels(canary),
-            annotations=apex_annotations(canary),
-        )
-
-    def desired(
-        self,
-        canary: Canary,
-        *,
-        existing: Sequence[Obj] = (),
-        primary_weight: int = 100,
-        canary_weight: int = 0,
-        mirrored: bool = False,
-    ) -> list[Obj]:
-        check_weights(primary_weight, canary_weight)
-        built = self._built(canary, Routes(primary_weight, canary_weight))
-        return [merge_onto(find(existing, KIND, built["metadata"]["name"]), built)]
-
-    def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
-        current = find(existing, KIND, service_names(canary).apex)
-        live = INITIAL_WEIGHTS
-        if current is not None:
-            try:
-                live = self.get_routes(canary, existing)
-            except RouterError:
-                live = INITIAL_WEIGHTS
-        built = self._built(canary, live)
-        return [merge_onto(current, built)] if needs_write(current, built) else []
-
-    def set_routes(
-        self,
-        canary: Canary,
-        existing: Sequence[Obj],
-        primary_weight: int,
-        canary_weight: int,
-        mirrored: bool = False,
-    ) -> RouteUpdate:
-        check_weights(primary_weight, canary_weight)
-        names = service_names(canary)
-        if primary_weight == 0 and canary_weight == 0:
-            raise RouterError(
-                f"TraefikService {names.apex}.{canary.namespace} update failed: no valid weights"
-            )
-        current = require(existing, KIND, names.apex, canary.namespace)
-        built = self._built(canary, Routes(primary_weight, canary_weight))
-        return RouteUpdate([merge_onto(current, built)])
+        return self._routing_object(canary, {"weighted": {"services": services}})
 
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         names = service_names(canary)
-        service = require(existing, KIND, names.apex, canary.namespace)
-        entries = ((service.get("spec") or {}).get("weighted") or {}).get("services") or []
+        entries = ((self._required(canary, existing).get("spec") or {}).get("weighted") or {}).get(
+            "services"
+        ) or []
         primary = next((e for e in entries if e.get("name") == names.primary), None)
         if primary is None:
             raise RouterError(
                 f"TraefikService {names.apex}.{canary.namespace} has no service {names.primary}"
             )
-        weight = weight_from(primary.get("weight"))
-        return Routes(weight, 100 - weight, False)
+        return split_from_primary(primary.get("weight"))
 
-    def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
-        return []
-
-    def compatibility(
-        self,
-        canary: Canary,
-        target_kind: TargetKind,
-        target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
-    ) -> list[Problem]:
-        problems = capability_problems(canary, self.provider, CAPABILITIES)
-        if is_external_name(target_service):
-            problems.append(
-                Problem(
-                    "spec.targetRef",
-                    "ExternalName backends: Traefik's Kubernetes CRD provider ignores them unless "
-                    "started with allowExternalNameServices (off by default)",
-                    "warning",
-                )
+    def _external_name_problems(self, canary: Canary) -> list[Problem]:
+        return [
+            Problem(
+                "spec.targetRef",
+                "ExternalName backends: Traefik's Kubernetes CRD provider ignores them unless "
+                "started with allowExternalNameServices (off by default)",
+                "warning",
             )
-        return problems
+        ]
 
 
 ROUTER = TraefikRouter()

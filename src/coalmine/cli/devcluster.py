@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--no-simulator",
         dest="simulator",
         action="store_false",
-        help="do not simulate workloads (pods, ReplicaSets, rollout status)",
+        help="do not simulate the rollout status of Deployments and DaemonSets",
     )
     parser.add_argument(
         "--rollout-delay",

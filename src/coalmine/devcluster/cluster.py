@@ -3,8 +3,8 @@
     async with DevCluster(port=0) as cluster:
         client = lightkube.AsyncClient(KubeConfig.from_file(cluster.kubeconfig_path))
 
-Like envtest, but in-process and instant: no etcd, no binaries. The workload simulator (pods,
-ReplicaSets and rollout status for Deployments and DaemonSets, by `coalmine.devcluster.simulator`)
+Like envtest, but in-process and instant: no etcd, no binaries. The workload simulator (the rollout
+status of Deployments and DaemonSets, by `coalmine.devcluster.simulator`; no Pods or ReplicaSets)
 runs unless `simulator=False`; `rollout_delay` is the seconds it waits before a rollout step.
 """
 

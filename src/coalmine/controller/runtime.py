@@ -193,7 +193,7 @@ class CanaryReconciler:
         self.api = api
         self.caches = caches
         self.metrics = metrics
-        self.jobs = JobManager()
+        self.jobs = JobManager(on_cycle=metrics.count_cycle)
         self.ready = False
         self._known: dict[str, _Known] = {}
         sources = CacheSources(caches)

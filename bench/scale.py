@@ -39,6 +39,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -396,10 +397,10 @@ async def run(args: argparse.Namespace) -> None:
                     },
                 )
             await in_parallel(
-                (lambda i=i: api.create(SERVICE, service(i, "blue"))) for i in range(count)
+                partial(api.create, SERVICE, service(i, "blue")) for i in range(count)
             )
             await in_parallel(
-                (lambda i=i: api.create(CANARY, canary(i, args.interval))) for i in range(count)
+                partial(api.create, CANARY, canary(i, args.interval)) for i in range(count)
             )
             print(f"created {count} Services and Canaries in {time.monotonic() - started:.1f} s")
             informer.start()

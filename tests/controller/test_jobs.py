@@ -140,3 +140,20 @@ async def test_draining_cancels_a_cycle_that_outlives_the_grace_period() -> None
     await asyncio.wait_for(started.wait(), 5)
     await asyncio.wait_for(jobs.drain(grace=0.05), 5)
     assert not job.running
+
+
+async def test_every_cycle_is_reported_failed_ones_included() -> None:
+    reported = 0
+
+    def on_cycle() -> None:
+        nonlocal reported
+        reported += 1
+
+    async def failing() -> None:
+        raise RuntimeError("boom")
+
+    jobs = JobManager(on_cycle=on_cycle)
+    job = jobs.ensure("podinfo.test", 0.01, failing)
+    await wait_for(lambda: job.cycles >= 3)
+    await jobs.stop_all()
+    assert reported == job.cycles

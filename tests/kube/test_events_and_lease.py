@@ -43,6 +43,30 @@ async def test_a_repeated_event_is_counted_not_duplicated(api: KubeApi) -> None:
     assert [event["count"] for event in events] == [3]
 
 
+async def test_a_repeating_message_stays_remembered_while_one_off_messages_are_forgotten(
+    api: KubeApi,
+) -> None:
+    recorder = EventRecorder(api, max_remembered=2)
+    await recorder.record(canary_object(), "Warning", "Halt advancement")
+    await recorder.record(canary_object(), "Normal", "Advance iteration 1")
+    await recorder.record(canary_object(), "Warning", "Halt advancement")
+    await recorder.record(canary_object(), "Normal", "Advance iteration 2")
+    await recorder.record(canary_object(), "Warning", "Halt advancement")
+    await recorder.record(canary_object(), "Normal", "Advance iteration 3")
+    await recorder.record(canary_object(), "Normal", "Advance iteration 4")
+    await recorder.record(canary_object(), "Normal", "Advance iteration 1")
+    events = (await api.list(EVENT, "default")).items
+    counts = sorted((event["message"], event["count"]) for event in events)
+    assert counts == [
+        ("Advance iteration 1", 1),
+        ("Advance iteration 1", 1),
+        ("Advance iteration 2", 1),
+        ("Advance iteration 3", 1),
+        ("Advance iteration 4", 1),
+        ("Halt advancement", 3),
+    ]
+
+
 async def test_a_failing_event_write_never_raises(api: KubeApi, devcluster: DevCluster) -> None:
     devcluster.faults.inject_error(code=500, reason="InternalError", message="down", verb="create")
     await EventRecorder(api).record(canary_object(), "Normal", "lost")

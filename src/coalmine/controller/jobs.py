@@ -15,13 +15,18 @@ from collections.abc import Awaitable, Callable
 log = logging.getLogger(__name__)
 
 Cycle = Callable[[], Awaitable[None]]
+CycleDone = Callable[[], None]
+"""Told after every cycle (failed ones too): how the controller counts cycles for `/metrics`."""
 
 
 class CanaryJob:
-    def __init__(self, key: str, cycle: Cycle, interval: float) -> None:
+    def __init__(
+        self, key: str, cycle: Cycle, interval: float, on_cycle: CycleDone | None = None
+    ) -> None:
         self.key = key
         self.interval = interval
         self._cycle = cycle
+        self._on_cycle = on_cycle
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._draining = False
@@ -71,6 +76,8 @@ class CanaryJob:
             except Exception:
                 log.exception("cycle of canary %s failed", self.key)
             self.cycles += 1
+            if self._on_cycle is not None:
+                self._on_cycle()
             if self._draining:
                 return
             with contextlib.suppress(TimeoutError):
@@ -81,8 +88,9 @@ class CanaryJob:
 class JobManager:
     """The set of running jobs, reconciled with the set of canaries."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_cycle: CycleDone | None = None) -> None:
         self._jobs: dict[str, CanaryJob] = {}
+        self._on_cycle = on_cycle
 
     def __contains__(self, key: str) -> bool:
         return key in self._jobs
@@ -97,7 +105,7 @@ class JobManager:
         """Start a job for `key` if none runs; apply a new interval to a running one."""
         job = self._jobs.get(key)
         if job is None:
-            job = CanaryJob(key, cycle, interval)
+            job = CanaryJob(key, cycle, interval, self._on_cycle)
             self._jobs[key] = job
             job.start()
         else:

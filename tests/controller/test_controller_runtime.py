@@ -294,3 +294,49 @@ async def test_a_standby_replica_is_ready_before_it_leads(
         assert response.status == 200
     standby.stop()
     assert await asyncio.wait_for(task, 40) == 0
+
+
+async def test_a_router_whose_crd_is_not_installed_is_a_warning_not_a_hang(
+    api: KubeApi, controller: Controller
+) -> None:
+    await api.create(SERVICE, service("meshless"))
+    await api.create(CANARY, canary("meshless", "meshless", provider="istio"))
+
+    async def warned() -> bool:
+        return any("is its CRD installed?" in m for m in await warnings(api, "meshless"))
+
+    await eventually(warned)
+    assert await phase_of(api, "meshless") == "Initializing"
+
+
+async def test_a_target_that_becomes_unroutable_is_refused_at_the_next_cycle(
+    api: KubeApi, controller: Controller, devcluster: DevCluster
+) -> None:
+    from coalmine.devcluster.crds import crd_path
+
+    devcluster.apply_manifests(
+        crd_path("linkerd-smi/split.smi-spec.io_trafficsplits.yaml").read_text()
+    )
+    await api.create(SERVICE, service("split"))
+    await api.create(CANARY, canary("split", "split", provider="linkerd"))
+
+    async def initialized() -> bool:
+        return await phase_of(api, "split") == "Initialized"
+
+    await eventually(initialized)
+    await api.replace(
+        SERVICE,
+        {
+            **(await api.get(SERVICE, "split", "default")),
+            "spec": {"type": "ExternalName", "externalName": "other.example.com"},
+        },
+    )
+
+    async def refused() -> bool:
+        return condition(await api.get(CANARY, "split", "default"), "Valid") is not None
+
+    await eventually(refused)
+    found = condition(await api.get(CANARY, "split", "default"), "Valid")
+    assert found is not None
+    assert found["reason"] == "UnsupportedRouting"
+    assert "ExternalName" in found["message"]

@@ -9,9 +9,9 @@ import pytest
 
 from coalmine.api import naming
 from coalmine.devcluster.cluster import DevCluster
+from coalmine.kube.cache import KindUnavailable
 from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import CONFIG_MAP, DAEMON_SET, DEPLOYMENT, HPA, SCALED_OBJECT, SECRET
-from coalmine.targets.cluster_io import KindUnavailable
 from coalmine.targets.daemonset_controller import DaemonSetController
 from coalmine.targets.deployment_controller import DeploymentController
 from coalmine.targets.errors import TargetError

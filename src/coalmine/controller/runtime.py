@@ -433,9 +433,16 @@ class CanaryReconciler:
 
     # --- writes outside the scheduler -------------------------------------------------------
 
-    async def _refuse(self, obj: Object, key: str, reason: str, message: str) -> None:
-        """An unusable canary: no job, a Warning event and a `Valid=False` condition, once."""
-        await self.jobs.remove(key)
+    async def _refuse(
+        self, obj: Object, key: str, reason: str, message: str, *, stop_job: bool = True
+    ) -> None:
+        """An unusable canary: no job, a Warning event and a `Valid=False` condition, once.
+
+        From inside the canary's own cycle the job cannot stop itself (`stop_job=False`): the
+        canary is forgotten, so its later cycles do nothing until a change of it is seen.
+        """
+        if stop_job:
+            await self.jobs.remove(key)
         self._known.pop(key, None)
         conditions = (obj.get("status") or {}).get("conditions") or []
         if any(
@@ -506,8 +513,15 @@ class CanaryReconciler:
                 canary = self._parse(obj)
             except ManifestError:
                 return
-            if not canary.metadata.deletion_timestamp:
-                await self.scheduler.advance(canary)
+            if canary.metadata.deletion_timestamp:
+                return
+            # Judged again with synced caches: the target Service may not have been listed when
+            # the canary event came, or may since have become something the router cannot reach.
+            problem = self._routing_problem(canary)
+            if problem:
+                await self._refuse(obj, key, "UnsupportedRouting", problem, stop_job=False)
+                return
+            await self.scheduler.advance(canary)
 
         return cycle
 

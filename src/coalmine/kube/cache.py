@@ -28,7 +28,14 @@ Listener = Callable[[str, Object], Awaitable[None] | None]
 """Called with ("ADDED" | "MODIFIED" | "DELETED", object) after the cache changed."""
 
 INITIAL_BACKOFF_SECONDS = 0.2
+SYNC_WAIT_SECONDS = 5.0
 MAX_BACKOFF_SECONDS = 30.0
+
+
+class KindUnavailable(RuntimeError):
+    """The API server does not serve a kind (e.g. KEDA's CRD is not installed); waiting may help."""
+
+    retriable = True
 
 
 def object_key(obj: Object) -> Key:
@@ -204,15 +211,25 @@ class Caches:
             informer.start()
         await asyncio.gather(*(informer.wait_synced() for informer in informers))
 
-    async def synced(self, kind: Kind) -> Informer:
+    async def synced(self, kind: Kind, within: float | None = SYNC_WAIT_SECONDS) -> Informer:
         """The informer of `kind`, started on first use and listed at least once.
 
         Kinds a canary may or may not need (ScaledObjects, a router's CRD) are watched only once
-        some canary needs them, so a cluster without KEDA or Istio costs nothing.
+        some canary needs them, so a cluster without KEDA or Istio costs nothing. A kind the
+        server does not serve raises `KindUnavailable` after `within` seconds instead of waiting
+        for ever; the informer keeps retrying, so a CRD installed later is picked up.
         """
         informer = self.informer(kind)
+        if informer.synced:
+            return informer
         informer.start()
-        await informer.wait_synced()
+        try:
+            async with asyncio.timeout(within):
+                await informer.wait_synced()
+        except TimeoutError:
+            raise KindUnavailable(
+                f"cannot list {kind.kind} ({kind.api_version}): is its CRD installed?"
+            ) from None
         return informer
 
     async def stop(self) -> None:

@@ -7,47 +7,26 @@ when the API server agrees. Writes happen only when they change something.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Mapping
 from typing import Any
 
 from coalmine.kube.api import Conflict, NotFound, Object
-from coalmine.kube.cache import Informer
+from coalmine.kube.cache import SYNC_WAIT_SECONDS, Informer
 from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import Kind
 from coalmine.targets.base import TargetNotReady
 from coalmine.targets.errors import TargetError
 
-SYNC_TIMEOUT_SECONDS = 5.0
+SYNC_TIMEOUT_SECONDS = SYNC_WAIT_SECONDS
 """How long a cycle waits for a kind's first list (a missing CRD never lists)."""
-
-
-class KindUnavailable(RuntimeError):
-    """The API server does not serve a kind (e.g. KEDA's CRD is not installed); waiting may help."""
-
-    retriable = True
 
 
 async def informer_for(
     ctx: ClusterContext, kind: Kind, sync_timeout: float = SYNC_TIMEOUT_SECONDS
 ) -> Informer:
-    """The started, listed informer of `kind`; KindUnavailable when it cannot list in time.
-
-    `Caches.synced` would wait for ever on a kind the server does not serve; the informer keeps
-    retrying in the background, so a CRD installed later is picked up by a later cycle.
-    """
-    informer = ctx.caches.informer(kind)
-    if informer.synced:
-        return informer
-    informer.start()
-    try:
-        await asyncio.wait_for(informer.wait_synced(), sync_timeout)
-    except TimeoutError:
-        raise KindUnavailable(
-            f"cannot list {kind.kind} ({kind.api_version}): is its CRD installed?"
-        ) from None
-    return informer
+    """The started, listed informer of `kind`; `KindUnavailable` when it cannot list in time."""
+    return await ctx.caches.synced(kind, sync_timeout)
 
 
 def not_found(label: str, name: str, namespace: str) -> TargetError:

@@ -340,3 +340,28 @@ async def test_a_target_that_becomes_unroutable_is_refused_at_the_next_cycle(
     assert found is not None
     assert found["reason"] == "UnsupportedRouting"
     assert "ExternalName" in found["message"]
+
+
+async def test_a_refused_second_canary_takes_over_when_the_first_is_deleted(
+    api: KubeApi, controller: Controller
+) -> None:
+    await api.create(SERVICE, service("handover"))
+    await api.create(CANARY, canary("old", "handover"))
+
+    async def old_initialized() -> bool:
+        return await phase_of(api, "old") == "Initialized"
+
+    await eventually(old_initialized)
+    await api.create(CANARY, canary("new", "handover"))
+
+    async def new_refused() -> bool:
+        return condition(await api.get(CANARY, "new", "default"), "Valid") is not None
+
+    await eventually(new_refused)
+    await api.delete(CANARY, "old", "default")
+
+    async def new_initialized() -> bool:
+        return await phase_of(api, "new") == "Initialized"
+
+    await eventually(new_initialized)
+    assert condition(await api.get(CANARY, "new", "default"), "Valid") is None

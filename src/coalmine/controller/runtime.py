@@ -259,6 +259,8 @@ class CanaryReconciler:
         self.ready = False
         self._synced = asyncio.Event()
         self._known = _KnownCanaries()
+        # Canaries refused for a reason a change of their target may remove (key -> target).
+        self._refused: dict[str, tuple[str, str, str]] = {}
         sources = CacheSources(caches)
         webhooks = WebhookClient(session, event_webhook_url=settings.event_webhook)
         self.recorder = CanaryRecorder(EventRecorder(api), webhooks)
@@ -345,8 +347,11 @@ class CanaryReconciler:
         namespace, name = object_key(obj)
         key = f"{name}.{namespace}"
         if event_type == "DELETED":
-            self._known.pop(key, None)
+            gone = self._known.pop(key, None)
+            self._refused.pop(key, None)
             await self.jobs.remove(key)
+            if gone is not None:
+                await self._rejudge(gone.target)
             return
         try:
             canary = self._parse(obj)
@@ -356,21 +361,17 @@ class CanaryReconciler:
         target = (canary.spec.target_ref.kind, canary.namespace, canary.spec.target_ref.name)
         owner = self._owner_of(target, key, obj)
         if owner is not None:
-            where = f"{target[2]}.{target[1]}"
-            await self._refuse(
-                obj,
-                key,
-                "DuplicateTarget",
-                f"spec.targetRef: {target[0]} {where} is already released by canary {owner}; "
-                f"{duplicate_target_message(where)}",
-            )
+            await self._refuse_duplicate(obj, key, target, owner)
             return
         problem = self._routing_problem(canary)
         if problem:
+            self._refused[key] = target
             await self._refuse(obj, key, "UnsupportedRouting", problem)
             return
+        self._refused.pop(key, None)
         previous = self._known.get(key)
         self._known[key] = _Known(canary, target)
+        await self._displace_newer(target, key)
         if canary.metadata.deletion_timestamp:
             await self._finalize(canary, key)
             return
@@ -412,15 +413,37 @@ class CanaryReconciler:
         return "; ".join(fatal)
 
     def _owner_of(self, target: tuple[str, str, str], key: str, obj: Object) -> str | None:
-        """The canary that already releases `target`, when it is not this one (oldest wins)."""
+        """The canary that releases `target` instead of this one: the oldest; on a tie (same
+        second), the one already running keeps it."""
         created = obj.get("metadata", {}).get("creationTimestamp") or ""
         for other_key, known in self._known.releasing(target):
-            if other_key == key:
-                continue
-            other_created = known.canary.metadata.creation_timestamp or ""
-            if (other_created, other_key) < (created, key):
+            if other_key != key and (known.canary.metadata.creation_timestamp or "") <= created:
                 return other_key
         return None
+
+    async def _displace_newer(self, target: tuple[str, str, str], key: str) -> None:
+        """An older canary seen after a newer one (a restart lists in name order) takes the
+        target back; the newer one is refused as it would have been."""
+        for other_key, _ in list(self._known.releasing(target)):
+            if other_key == key:
+                continue
+            name, _, namespace = other_key.partition(".")
+            obj = self.caches[CANARY].get(name, namespace)
+            if obj is not None:
+                await self._refuse_duplicate(obj, other_key, target, key)
+
+    async def _refuse_duplicate(
+        self, obj: Object, key: str, target: tuple[str, str, str], owner: str
+    ) -> None:
+        where = f"{target[2]}.{target[1]}"
+        self._refused[key] = target
+        await self._refuse(
+            obj,
+            key,
+            "DuplicateTarget",
+            f"spec.targetRef: {target[0]} {where} is already released by canary {owner}; "
+            f"{duplicate_target_message(where)}",
+        )
 
     async def _on_target(self, event_type: str, obj: Object) -> None:
         """A new revision starts a cycle within a second instead of at the next tick."""
@@ -430,6 +453,18 @@ class CanaryReconciler:
         kind = obj.get("kind", "")
         for key, _ in self._known.releasing((kind, namespace, name)):
             self.jobs.trigger(key)
+        await self._rejudge((kind, namespace, name))
+
+    async def _rejudge(self, target: tuple[str, str, str]) -> None:
+        """Canaries refused because of `target` (it was taken, or not routable) are judged again
+        when the target or the canary that held it changes, so they start without a user edit."""
+        for key in [k for k, refused_for in self._refused.items() if refused_for == target]:
+            name, _, namespace = key.partition(".")
+            obj = self.caches[CANARY].get(name, namespace)
+            if obj is None:
+                self._refused.pop(key, None)
+                continue
+            await self._on_canary("MODIFIED", obj)
 
     # --- writes outside the scheduler -------------------------------------------------------
 
@@ -519,6 +554,11 @@ class CanaryReconciler:
             # the canary event came, or may since have become something the router cannot reach.
             problem = self._routing_problem(canary)
             if problem:
+                self._refused[key] = (
+                    canary.spec.target_ref.kind,
+                    namespace,
+                    canary.spec.target_ref.name,
+                )
                 await self._refuse(obj, key, "UnsupportedRouting", problem, stop_job=False)
                 return
             await self.scheduler.advance(canary)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,10 +16,9 @@ import pytest
 from coalmine.controller.runtime import Controller
 from coalmine.controller.settings import Settings
 from coalmine.devcluster.cluster import DevCluster
-from coalmine.kube.api import KubeApi, load_config
+from coalmine.kube.api import KubeApi
 from coalmine.kube.kinds import CANARY, EVENT, SERVICE
-
-CRD_DIR = Path(__file__).resolve().parents[2] / "deploy" / "crds"
+from inprocess import cluster_api, running_controller
 
 
 async def eventually(predicate: Callable[[], Any], limit: float = 30.0) -> None:
@@ -31,30 +29,14 @@ async def eventually(predicate: Callable[[], Any], limit: float = 30.0) -> None:
 
 @pytest.fixture
 async def api(devcluster: DevCluster) -> AsyncIterator[KubeApi]:
-    for path in sorted(CRD_DIR.glob("*.yaml")):
-        if path.name != "kustomization.yaml":
-            devcluster.apply_manifests(path.read_text())
-    client = KubeApi(load_config(str(devcluster.kubeconfig_path)))
-    yield client
-    await client.close()
+    async with cluster_api(devcluster) as client:
+        yield client
 
 
 @pytest.fixture
 async def controller(devcluster: DevCluster, api: KubeApi) -> AsyncIterator[Controller]:
-    settings = Settings(
-        kubeconfig=str(devcluster.kubeconfig_path),
-        listen_address="127.0.0.1:0",
-        min_analysis_interval=1.0,
-        control_loop_interval=1.0,
-        mesh_provider="kubernetes",
-        metrics_server="http://127.0.0.1:9",
-    )
-    controller = Controller(settings)
-    task = asyncio.create_task(controller.run())
-    await eventually(_async(controller.is_ready))
-    yield controller
-    controller.stop()
-    assert await asyncio.wait_for(task, 40) == 0
+    async with running_controller(devcluster, interval=1.0) as running:
+        yield running
 
 
 def _async(check: Callable[[], bool]) -> Callable[[], Any]:

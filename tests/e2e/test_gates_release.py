@@ -26,7 +26,6 @@ from .harness import (
     LoadTesterProcess,
     Recorder,
     cluster_client,
-    devcluster_with_crds,
     event_messages,
     eventually,
     http_post_json,
@@ -39,20 +38,6 @@ pytestmark = pytest.mark.e2e
 
 REQUESTS_TOTAL = "coalmine_loadtester_requests_total"
 PODINFO = {"name": "podinfo", "namespace": "default"}
-
-
-@pytest.fixture
-def cluster() -> Iterator[DevClusterProcess]:
-    with devcluster_with_crds() as server:
-        yield server
-
-
-@pytest.fixture
-def controller(cluster: DevClusterProcess, tmp_path: Path) -> Iterator[ControllerProcess]:
-    process = start_controller(cluster.kubeconfig_path, tmp_path)
-    yield process
-    if process.process.poll() is None:
-        process.terminate()
 
 
 @pytest.fixture

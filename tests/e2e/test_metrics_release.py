@@ -9,7 +9,7 @@ test chose, and the primary copy fails loudly so that a query leaking onto it wo
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,6 @@ from .harness import (
     ControllerProcess,
     cluster_client,
     controller_metric,
-    devcluster_with_crds,
     event_messages,
     eventually,
     http_post_json,
@@ -139,20 +138,6 @@ async def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
         workdir = tmp_path_factory.mktemp("prometheus")
         async with prometheus_scraping([target], workdir) as url:
             yield url
-
-
-@pytest.fixture
-def cluster() -> Iterator[DevClusterProcess]:
-    with devcluster_with_crds() as server:
-        yield server
-
-
-@pytest.fixture
-def controller(cluster: DevClusterProcess, tmp_path: Path) -> Iterator[ControllerProcess]:
-    process = start_controller(cluster.kubeconfig_path, tmp_path)
-    yield process
-    if process.process.poll() is None:
-        process.terminate()
 
 
 def service(name: str, app: str) -> dict[str, Any]:

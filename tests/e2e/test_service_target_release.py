@@ -7,7 +7,7 @@ selector, a new externalName) is a new revision, analysed and promoted onto `<sv
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,27 +23,12 @@ from .harness import (
     CanaryWatch,
     ControllerProcess,
     cluster_client,
-    devcluster_with_crds,
     event_messages,
     eventually,
     start_controller,
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def cluster() -> Iterator[DevClusterProcess]:
-    with devcluster_with_crds() as server:
-        yield server
-
-
-@pytest.fixture
-def controller(cluster: DevClusterProcess, tmp_path: Path) -> Iterator[ControllerProcess]:
-    process = start_controller(cluster.kubeconfig_path, tmp_path)
-    yield process
-    if process.process.poll() is None:
-        process.terminate()
 
 
 def service(name: str, selector: str | None = None, external: str | None = None) -> dict[str, Any]:

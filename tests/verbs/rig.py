@@ -6,7 +6,6 @@ import asyncio
 import io
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,12 +13,10 @@ from aiohttp import web
 
 from coalmine.cli.status import console_for
 from coalmine.controller.runtime import Controller
-from coalmine.controller.settings import Settings
 from coalmine.devcluster.cluster import DevCluster
-from coalmine.kube.api import KubeApi, Object, load_config
+from coalmine.kube.api import KubeApi, Object
 from coalmine.kube.kinds import CANARY, EVENT, SERVICE
-
-CRD_DIR = Path(__file__).resolve().parents[2] / "deploy" / "crds"
+from inprocess import cluster_api, running_controller
 
 
 async def eventually(predicate: Callable[[], Any], limit: float = 30.0, what: str = "") -> None:
@@ -33,34 +30,14 @@ async def eventually(predicate: Callable[[], Any], limit: float = 30.0, what: st
 
 @pytest.fixture
 async def api(devcluster: DevCluster) -> AsyncIterator[KubeApi]:
-    for path in sorted(CRD_DIR.glob("*.yaml")):
-        if path.name != "kustomization.yaml":
-            devcluster.apply_manifests(path.read_text())
-    client = KubeApi(load_config(str(devcluster.kubeconfig_path)))
-    yield client
-    await client.close()
+    async with cluster_api(devcluster) as client:
+        yield client
 
 
 @pytest.fixture
 async def controller(devcluster: DevCluster, api: KubeApi) -> AsyncIterator[Controller]:
-    settings = Settings(
-        kubeconfig=str(devcluster.kubeconfig_path),
-        listen_address="127.0.0.1:0",
-        min_analysis_interval=0.2,
-        control_loop_interval=0.2,
-        mesh_provider="kubernetes",
-        metrics_server="http://127.0.0.1:9",
-    )
-    controller = Controller(settings)
-    task = asyncio.create_task(controller.run())
-
-    async def ready() -> bool:
-        return controller.is_ready()
-
-    await eventually(ready, what="controller ready")
-    yield controller
-    controller.stop()
-    assert await asyncio.wait_for(task, 40) == 0
+    async with running_controller(devcluster, interval=0.2) as running:
+        yield running
 
 
 @dataclass

@@ -38,11 +38,16 @@ def check_update_strategy(target: Mapping[str, Any]) -> None:
         )
 
 
-def _without_parking(template: dict[str, Any]) -> dict[str, Any]:
-    pod_spec = template.get("spec") or {}
-    selector = pod_spec.get("nodeSelector")
-    if isinstance(selector, dict) and naming.SCALE_TO_ZERO_NODE_SELECTOR in selector:
-        selector = {k: v for k, v in selector.items() if k != naming.SCALE_TO_ZERO_NODE_SELECTOR}
+def without_parking(template: dict[str, Any]) -> dict[str, Any]:
+    """`template` (changed in place) without the scale-to-zero node selector; a node selector left
+    empty is removed, since nil and `{}` select the same nodes."""
+    pod_spec = template.get("spec")
+    if isinstance(pod_spec, dict) and "nodeSelector" in pod_spec:
+        selector = {
+            key: value
+            for key, value in (pod_spec.get("nodeSelector") or {}).items()
+            if key != naming.SCALE_TO_ZERO_NODE_SELECTOR
+        }
         if selector:
             pod_spec["nodeSelector"] = selector
         else:
@@ -67,7 +72,7 @@ def desired_primary_daemonset(
         meta,
         kind="DaemonSet",
         copied_fields=COPIED_SPEC_FIELDS,
-        template=_without_parking(primary_pod_template(target, meta, tracked, template_id)),
+        template=without_parking(primary_pod_template(target, meta, tracked, template_id)),
         include_label_prefixes=include_label_prefixes,
     )
 
@@ -90,7 +95,7 @@ def promoted_primary_daemonset(
         primary,
         meta,
         copied_fields=COPIED_SPEC_FIELDS,
-        template=_without_parking(primary_pod_template(target, meta, tracked, template_id)),
+        template=without_parking(primary_pod_template(target, meta, tracked, template_id)),
         include_label_prefixes=include_label_prefixes,
     )
 

@@ -9,8 +9,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from coalmine.api import naming
 from coalmine.api.hashing import spec_hash
+from coalmine.targets.daemonset import without_parking
 
 
 def workload_hash_input(workload: Mapping[str, Any]) -> Any:
@@ -19,16 +19,7 @@ def workload_hash_input(workload: Mapping[str, Any]) -> Any:
     The DaemonSet scale-to-zero node selector is removed so that scaling the target down and up is
     never mistaken for a new revision; an emptied node selector counts as absent.
     """
-    template = copy.deepcopy((workload.get("spec") or {}).get("template") or {})
-    pod_spec = template.get("spec")
-    if isinstance(pod_spec, dict) and "nodeSelector" in pod_spec:
-        selector = dict(pod_spec.get("nodeSelector") or {})
-        selector.pop(naming.SCALE_TO_ZERO_NODE_SELECTOR, None)
-        if selector:
-            pod_spec["nodeSelector"] = selector
-        else:
-            del pod_spec["nodeSelector"]
-    return template
+    return without_parking(copy.deepcopy((workload.get("spec") or {}).get("template") or {}))
 
 
 def workload_hash(workload: Mapping[str, Any]) -> str:

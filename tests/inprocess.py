@@ -1,0 +1,53 @@
+"""The controller in-process on the `devcluster` fixture, for tests that drive it through the API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from coalmine.controller.runtime import Controller
+from coalmine.controller.settings import Settings
+from coalmine.devcluster.cluster import DevCluster
+from coalmine.kube.api import KubeApi, load_config
+
+CRD_DIR = Path(__file__).resolve().parents[1] / "deploy" / "crds"
+
+
+@contextlib.asynccontextmanager
+async def cluster_api(devcluster: DevCluster) -> AsyncIterator[KubeApi]:
+    """A client of `devcluster` with coalmine's CRDs loaded."""
+    for path in sorted(CRD_DIR.glob("*.yaml")):
+        if path.name != "kustomization.yaml":
+            devcluster.apply_manifests(path.read_text())
+    client = KubeApi(load_config(str(devcluster.kubeconfig_path)))
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@contextlib.asynccontextmanager
+async def running_controller(devcluster: DevCluster, interval: float) -> AsyncIterator[Controller]:
+    """`coalmine controller` with the kubernetes provider and `interval` as the shortest cycle;
+    stopped like SIGTERM would, and it must exit 0."""
+    controller = Controller(
+        Settings(
+            kubeconfig=str(devcluster.kubeconfig_path),
+            listen_address="127.0.0.1:0",
+            min_analysis_interval=interval,
+            control_loop_interval=interval,
+            mesh_provider="kubernetes",
+            metrics_server="http://127.0.0.1:9",
+        )
+    )
+    task = asyncio.create_task(controller.run())
+    try:
+        async with asyncio.timeout(30):
+            while not controller.is_ready():
+                await asyncio.sleep(0.05)
+        yield controller
+    finally:
+        controller.stop()
+        assert await asyncio.wait_for(task, 40) == 0

@@ -70,3 +70,5 @@ def controller(cluster: TestCluster, tmp_path: Path) -> Iterator[ControllerProce
     yield process
     if process.process.poll() is None:
         process.terminate()
+    # pytest shows this only when the test failed: the controller's side of the story.
+    print(f"--- controller log (last 6000 characters)\n{process.logs()[-6000:]}")

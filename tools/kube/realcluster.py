@@ -530,7 +530,22 @@ def ready_nodes(api: Api) -> int:
     return count
 
 
-def load(cluster: RealCluster, kubeconfig_path: Path, files: list[str]) -> None:
+def crds_served(api: Api) -> bool:
+    """Every CRD lists: Established is not enough, a new CRD answers 503 "storage is
+    (re)initializing" for a moment after it."""
+    status, body = api.call("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
+    if status != 200:
+        return False
+    for crd in body.get("items", []):
+        spec = crd["spec"]
+        served = [v["name"] for v in spec["versions"] if v.get("served")]
+        path = f"/apis/{spec['group']}/{served[0]}/{spec['names']['plural']}?limit=1"
+        if api.call("GET", path)[0] != 200:
+            return False
+    return True
+
+
+def load(cluster: RealCluster, api: Api, kubeconfig_path: Path, files: list[str]) -> None:
     """`--load FILE` as devcluster has it: `kubectl apply --server-side`, CRDs waited for."""
     kubectl = [str(cluster.bin_dir / "kubectl"), f"--kubeconfig={kubeconfig_path}"]
     for file in files:
@@ -547,6 +562,7 @@ def load(cluster: RealCluster, kubeconfig_path: Path, files: list[str]) -> None:
         capture_output=True,
         check=False,
     )
+    wait_for(cluster, "the loaded CRDs to be served", lambda: crds_served(api), 60)
 
 
 def build() -> Path:
@@ -594,11 +610,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        boot(cluster)
+        api = boot(cluster)
         kubeconfig_path = Path(args.kubeconfig_out or data / "admin.kubeconfig")
         pki_admin = kubeconfig_from_files(cluster, data)
         write(kubeconfig_path, yaml.safe_dump(pki_admin))
-        load(cluster, kubeconfig_path, args.load)
+        load(cluster, api, kubeconfig_path, args.load)
         print(f"realcluster: kubeconfig {kubeconfig_path}; logs in {data}", file=sys.stderr)
         print(cluster.url, flush=True)
         while True:

@@ -12,7 +12,10 @@ INSTALL_HINTS = {
     "prometheus": "apt-get install prometheus",
     "promtool": "apt-get install prometheus",
     "hey": "apt-get install hey",
-    "kubectl": "apt-get install kubernetes-client",
+    "kubectl": "scripts/test builds it from tools/kube and puts it on the PATH",
+    "helm": "scripts/test builds it from tools/kube and puts it on the PATH",
+    "curl": "apt-get install curl",
+    "jq": "apt-get install jq",
 }
 
 

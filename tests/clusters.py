@@ -33,7 +33,6 @@ import pytest
 import yaml
 
 from coalmine.devcluster.crds import crd_path
-from coalmine.devcluster.testing import start_devcluster_process, stop_devcluster_process
 
 ROOT = Path(__file__).resolve().parents[1]
 CRD_DIR = ROOT / "deploy" / "crds"
@@ -263,6 +262,9 @@ def namespace_for_test(cluster: RealClusterProcess, sa_kubeconfig: Path) -> Test
 @contextlib.contextmanager
 def devcluster_for_test(*extra: Path) -> Iterator[TestCluster]:
     """devcluster with coalmine's CRDs (and `extra` manifests) loaded, as `--load` does."""
+    # Imported here: pytest registers coalmine.devcluster.testing as a plugin, which must come first.
+    from coalmine.devcluster.testing import start_devcluster_process, stop_devcluster_process
+
     with tempfile.TemporaryDirectory(prefix="e2e-") as directory:
         kubeconfig = Path(directory) / "kubeconfig"
         loads = [f"--load={path}" for path in [*coalmine_crds(), *ROUTER_CRDS, *extra]]

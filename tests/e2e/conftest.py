@@ -8,34 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from clusters import (
-    RealClusterProcess,
-    TestCluster,
-    controller_kubeconfig,
-    devcluster_for_test,
-    namespace_for_test,
-    require_go,
-    start_realcluster,
-    stop_realcluster,
-    tiers,
-)
+from clusters import TestCluster, devcluster_for_test, namespace_for_test, tiers
 
 from .harness import ControllerProcess, start_controller
-
-
-@pytest.fixture(scope="session")
-def realcluster_session(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[RealClusterProcess, Path]]:
-    """One real control plane for the session (it takes tens of seconds to start); tests keep
-    apart by namespace."""
-    require_go()
-    workdir = tmp_path_factory.mktemp("realcluster")
-    cluster = start_realcluster(workdir)
-    try:
-        yield cluster, controller_kubeconfig(cluster, workdir / "controller.kubeconfig")
-    finally:
-        stop_realcluster(cluster)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

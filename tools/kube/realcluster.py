@@ -40,7 +40,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 HERE = Path(__file__).resolve().parent
 SERVICE_RANGES = "10.96.0.0/16,fd00:10:96::/112"
@@ -99,7 +99,7 @@ def _issue(
         usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
         builder = builder.add_extension(usage, critical=True)
     else:
-        purposes = [x509.ExtendedKeyUsageOID.CLIENT_AUTH, x509.ExtendedKeyUsageOID.SERVER_AUTH]
+        purposes = [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
         builder = builder.add_extension(x509.ExtendedKeyUsage(purposes), critical=False)
     alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in server_names]
     alt_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
@@ -326,7 +326,7 @@ class RealCluster:
         for component in reversed(self.components):
             if component.process.poll() is None:
                 component.process.terminate()
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 5  # its data is removed next: nothing to flush
         for component in reversed(self.components):
             try:
                 component.process.wait(max(0.1, deadline - time.monotonic()))

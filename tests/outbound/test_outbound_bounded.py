@@ -8,15 +8,15 @@ from collections.abc import AsyncIterator, Mapping
 import aiohttp
 import pytest
 from aiohttp import web
+from outbound_rig import Answering, canary, serve
 
 from coalmine.analysis.checks import AnalysisSettings, MetricAnalyzer
 from coalmine.api.models import CanaryWebhook, MetricTemplate
 from coalmine.hooks.client import call_webhook, create_session
 from coalmine.notify.base import NotificationError
-from coalmine.notify.registry import make_notifier
 from coalmine.notify.message import AlertMessage
+from coalmine.notify.registry import make_notifier
 from coalmine.outbound import safe_text
-from outbound_rig import Answering, canary, serve
 
 MIB = 1 << 20
 
@@ -137,7 +137,8 @@ async def test_a_binary_error_body_becomes_one_short_printable_line(
         result = await call_webhook(session, CanaryWebhook(name="t", url=url), {})
     assert not result.ok
     assert result.error.isprintable()
-    assert "\x1b" not in result.error and "\n" not in result.error
+    assert "\x1b" not in result.error
+    assert "\n" not in result.error
     assert len(result.error) <= 1001
 
 

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from outbound_rig import serve
 
 from coalmine.analysis.providers.base import (
     ProviderConfigError,
@@ -17,7 +18,6 @@ from coalmine.api.models import AlertProvider, CanaryAlert, CanaryWebhook, Metri
 from coalmine.hooks.client import call_webhook, create_session
 from coalmine.notify.alerter import AlertProviderError, resolve_alert_provider
 from coalmine.outbound import redact_url, redact_urls_in, safe_text
-from outbound_rig import serve
 
 SECRET = "S3CRET-planted-value"
 
@@ -103,7 +103,9 @@ async def test_a_metric_address_with_credentials_is_redacted_in_failures(
     assert SECRET not in str(raised.value)
     assert "admin:xxxxx@" in str(raised.value)
     with pytest.raises(ProviderConfigError) as refused:
-        provider_for(MetricTemplateProvider(type="graphite", address=f"ftp://a:{SECRET}@h"), {}, context)
+        provider_for(
+            MetricTemplateProvider(type="graphite", address=f"ftp://a:{SECRET}@h"), {}, context
+        )
     assert SECRET not in str(refused.value)
 
 

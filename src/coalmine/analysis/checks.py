@@ -401,7 +401,8 @@ async def check_provider_availability(
                 prometheus = analyzer.prometheus_for(canary)
             except Exception as error:  # a provider bug or odd answer must not crash the cycle
                 return AvailabilityOutcome(
-                    False, f"error building Prometheus client for {server} {_describe(error)}"
+                    False,
+                    f"error building Prometheus client for {redact_url(server)} {_describe(error)}",
                 )
             try:
                 await prometheus.is_online()

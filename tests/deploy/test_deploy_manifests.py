@@ -291,9 +291,9 @@ def test_the_kustomize_patch_example_replaces_the_mesh_provider() -> None:
     """The overlay example in deploy/kustomize/kustomization.yaml points at the right arg."""
     (deployment,) = by_kind(manifests(), "Deployment")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[5].startswith("--mesh-provider=")
+    assert args[4].startswith("--mesh-provider=")
     assert (
-        "/spec/template/spec/containers/0/args/5"
+        "/spec/template/spec/containers/0/args/4"
         in (DEPLOY / "kustomize" / "kustomization.yaml").read_text()
     )
 

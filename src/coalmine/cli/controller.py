@@ -1,4 +1,4 @@
-"""`coalmine controller`: the operator (Flagger's flags as long options)."""
+"""`coalmine controller`: the operator (Flagger's flags, with one dash or two)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from coalmine.controller.settings import settings_from
 
     settings = settings_from(args)
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.zap_encoding)
     controller = Controller(settings)
 
     async def main() -> int:

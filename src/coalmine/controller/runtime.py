@@ -168,7 +168,15 @@ class Controller:
                 "--kubeconfig-service-mesh: routing objects in a separate mesh cluster are not "
                 "supported yet; leave it empty or equal to --kubeconfig"
             )
-        api = KubeApi(load_config(settings.kubeconfig or None, settings.kubeconfig_context or None))
+        api = KubeApi(
+            load_config(
+                settings.kubeconfig or None,
+                settings.kubeconfig_context or None,
+                settings.master or None,
+            ),
+            qps=settings.kubeconfig_qps,
+            burst=settings.kubeconfig_burst,
+        )
         caches = Caches(api, settings.namespace or None)
         self.metrics.watch_api_requests(api.requests)
         host, port = settings.listen_host_port
@@ -274,7 +282,7 @@ class CanaryReconciler:
         self.api = api
         self.caches = caches
         self.metrics = metrics
-        self.jobs = JobManager(on_cycle=metrics.count_cycle)
+        self.jobs = JobManager(on_cycle=metrics.count_cycle, threadiness=settings.threadiness)
         self.ready = False
         self._synced = asyncio.Event()
         self._known = _KnownCanaries()

@@ -6,7 +6,6 @@ reports API requests per canary cycle) and error translation live in one place.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
@@ -14,10 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx2
+import msgspec
 from lightkube import ApiError, AsyncClient, KubeConfig, SingleConfig
 from lightkube.types import PatchType
 
 from coalmine.kube.kinds import Kind
+from coalmine.kube.ratelimit import RequestGate
 
 Object = dict[str, Any]
 
@@ -79,9 +80,23 @@ def to_dict(obj: Any) -> Object:
 
 
 def load_config(
-    kubeconfig: str | None = None, context: str | None = None
+    kubeconfig: str | None = None, context: str | None = None, master: str | None = None
 ) -> KubeConfig | SingleConfig:
-    """The given kubeconfig; inside a pod the service account; else $KUBECONFIG or ~/.kube/config."""
+    """The given kubeconfig; inside a pod the service account; else $KUBECONFIG or ~/.kube/config.
+    `master` (Flagger's `-master`) is an API server URL that wins over the kubeconfig's server;
+    alone, it is an unauthenticated server (as client-go's BuildConfigFromFlags)."""
+    if master and not kubeconfig:
+        return KubeConfig.from_server(master)
+    config = _load_config(kubeconfig, context)
+    if not master:
+        return config
+    selected = config if isinstance(config, SingleConfig) else config.get()
+    if selected is None:
+        raise ValueError(f"{kubeconfig} has no current context")
+    return selected._replace(cluster=msgspec.structs.replace(selected.cluster, server=master))
+
+
+def _load_config(kubeconfig: str | None, context: str | None) -> KubeConfig | SingleConfig:
     if kubeconfig:
         config = KubeConfig.from_file(kubeconfig)
         if context is None:
@@ -105,10 +120,12 @@ class KubeApi:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         field_manager: str = FIELD_MANAGER,
         max_in_flight: int = MAX_IN_FLIGHT,
+        qps: float = 0.0,
+        burst: int = 0,
     ) -> None:
         self._client = AsyncClient(config=config, timeout=httpx2.Timeout(timeout))
         self._timeout = timeout
-        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._in_flight = RequestGate(max_in_flight, qps, burst)
         self.field_manager = field_manager
         self.requests: Counter[str] = Counter()
 

@@ -193,6 +193,7 @@ def test_controller_started_with_flaggers_chart_args_starts_and_logs_json(tmp_pa
     lines = [line for line in log_path.read_text().splitlines() if line.strip()]
     entries = [json.loads(line) for line in lines]
     assert {"ts", "level", "logger", "caller", "msg"} <= set(entries[0])
+    assert entries[0]["ts"].endswith("Z")  # zap's ISO8601 encoder
 
 
 def _wait_for_log(

@@ -32,10 +32,16 @@ ZAP_LEVEL_NAMES = {
 }
 
 
+def _zap_time(created: float) -> str:
+    """zap's ISO8601 time encoder: `2026-01-02T15:04:05.000Z`."""
+    moment = datetime.fromtimestamp(created, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": _zap_time(record.created),
             "level": ZAP_LEVEL_NAMES.get(record.levelno, record.levelname.lower()),
             "logger": record.name,
             "caller": f"{record.filename}:{record.lineno}",

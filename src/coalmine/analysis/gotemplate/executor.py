@@ -296,19 +296,36 @@ class Executor:
         return value
 
     def check_arity(self, name: str, function: Callable[..., Any], count: int) -> None:
-        try:
-            parameters = inspect.signature(function).parameters.values()
-        except (TypeError, ValueError):
+        arity = _arity(function)
+        if arity is None:
             return
-        positional = [
-            p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-        required = sum(1 for p in positional if p.default is p.empty)
-        if any(p.kind == p.VAR_POSITIONAL for p in parameters):
-            if count < required:
-                self.fail(f"wrong number of args for {name}: want at least {required} got {count}")
-        elif count != len(positional):
-            self.fail(f"wrong number of args for {name}: want {len(positional)} got {count}")
+        required, most = arity
+        if most is None and count < required:
+            self.fail(f"wrong number of args for {name}: want at least {required} got {count}")
+        if most is not None and count != most:
+            self.fail(f"wrong number of args for {name}: want {most} got {count}")
+
+
+def _arity(function: Callable[..., Any]) -> tuple[int, int | None] | None:
+    """(required, positional or None when variadic); from the code object when there is one
+    (cheap: model functions are fresh closures per render), else from the signature."""
+    code = getattr(function, "__code__", None)
+    if code is not None and not inspect.ismethod(function):
+        defaults = len(getattr(function, "__defaults__", None) or ())
+        positional = code.co_argcount
+        variadic = bool(code.co_flags & inspect.CO_VARARGS)
+        return positional - defaults, None if variadic else positional
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    positional_parameters = [
+        p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    required = sum(1 for p in positional_parameters if p.default is p.empty)
+    if any(p.kind == p.VAR_POSITIONAL for p in parameters):
+        return required, None
+    return required, len(positional_parameters)
 
 
 def _type(value: Any) -> str:

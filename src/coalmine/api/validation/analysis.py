@@ -7,9 +7,12 @@ from collections.abc import Iterable
 from coalmine.api.models import (
     BUILTIN_METRICS,
     KUBERNETES_PROVIDER_ITERATIONS,
+    SUCCESS_RATE_METRIC,
     Canary,
     CanaryAnalysis,
+    CanaryMetric,
     StringMatch,
+    duration_overflows,
     parse_go_duration,
 )
 from coalmine.api.validation.problems import Problem, is_http_url, key_path, show
@@ -18,6 +21,41 @@ GATEWAY_API = ("gatewayapi:v1", "gatewayapi:v1beta1")
 _SESSION_AFFINITY_PROVIDERS = ("istio", *GATEWAY_API)
 _MIRROR_PROVIDERS = ("istio", *GATEWAY_API)
 _AB_PROVIDERS = ("istio", "appmesh", "appmesh:v1beta2", "nginx", "contour", "gloo", *GATEWAY_API)
+
+
+# Sensible maximums (docs/decisions.md): far beyond any working analysis, short of typos.
+MAX_ANALYSIS_INTERVAL = 24 * 3600.0
+MAX_WEBHOOK_TIMEOUT = 24 * 3600.0
+MAX_METRIC_INTERVAL = 30 * 24 * 3600.0
+
+
+def duration_problems(path: str, text: str, maximum: float, *, unparsable: str) -> list[Problem]:
+    """A duration Go cannot hold or above `maximum` is an error; one Go cannot parse, a warning."""
+    if duration_overflows(text):
+        return [
+            Problem(
+                path,
+                f"{show(text)} is longer than a Go duration can be (about 292 years); "
+                f"Flagger cannot parse it (at most {format_duration(maximum)})",
+            )
+        ]
+    seconds = parse_go_duration(text)
+    if seconds is None:
+        return [Problem(path, f"{show(text)} {unparsable}", "warning")]
+    if seconds > maximum:
+        return [
+            Problem(path, f"{show(text)} is more than the maximum of {format_duration(maximum)}")
+        ]
+    return []
+
+
+def format_duration(seconds: float) -> str:
+    """`86400` → `24h`, `90` → `1m30s` (whole seconds, Go's notation)."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text + (f"{secs}s" if secs or not text else "")
 
 
 def analysis_problems(
@@ -29,12 +67,13 @@ def analysis_problems(
     # Flagger's CRD: interval and threshold, and exactly one of iterations/stepWeight/stepWeights.
     if analysis.interval is None:
         problems.append(Problem(f"{prefix}.interval", "required"))
-    elif parse_go_duration(analysis.interval) is None:
-        problems.append(
-            Problem(
+    else:
+        problems.extend(
+            duration_problems(
                 f"{prefix}.interval",
-                f"{show(analysis.interval)} is not a Go duration; 60s is used",
-                "warning",
+                analysis.interval,
+                MAX_ANALYSIS_INTERVAL,
+                unparsable="is not a Go duration; 60s is used",
             )
         )
     if analysis.threshold is None:
@@ -205,36 +244,73 @@ def _metric_problems(analysis: CanaryAnalysis) -> list[Problem]:
                     f"min must not be greater than max ({bounds.min:g} > {bounds.max:g})",
                 )
             )
-        if (
-            not metric.is_builtin
-            and (bounds is None or (bounds.min is None and bounds.max is None))
-            and metric.threshold is None
-        ):
-            problems.append(
-                Problem(
-                    path,
-                    f"metric {show(metric.name)} has no thresholdRange: "
-                    "the check fails whenever the value is above 0",
-                    "warning",
-                )
-            )
-        if metric.interval is not None and parse_go_duration(metric.interval) is None:
-            problems.append(
-                Problem(
+        problems.extend(_threshold_problems(path, metric))
+        if metric.interval is not None:
+            problems.extend(
+                duration_problems(
                     f"{path}.interval",
-                    f"{show(metric.interval)} is not a Go duration "
-                    "(the query window is probably invalid)",
-                    "warning",
+                    metric.interval,
+                    MAX_METRIC_INTERVAL,
+                    unparsable="is not a Go duration (the query window is probably invalid)",
                 )
             )
     problems.extend(duplicates("metrics", (metric.name for metric in metrics)))
     return problems
 
 
+def _threshold_problems(path: str, metric: CanaryMetric) -> list[Problem]:
+    """Checks that can never fail, or fail on any positive value (Flagger's evaluation)."""
+    bounds = metric.threshold_range
+    name = show(metric.name)
+    if bounds is not None:
+        if bounds.min is None and bounds.max is None:
+            return [
+                Problem(
+                    f"{path}.thresholdRange",
+                    f"metric {name} sets neither min nor max: the check can never fail",
+                    "warning",
+                )
+            ]
+        return []
+    builtin_success_rate = (
+        metric.name == SUCCESS_RATE_METRIC and not metric.query and metric.template_ref is None
+    )
+    if builtin_success_rate:
+        if metric.threshold is None or metric.threshold <= 0:
+            return [
+                Problem(
+                    path,
+                    f"metric {name} has no thresholdRange: the check can never fail "
+                    "(set thresholdRange.min, e.g. 99)",
+                    "warning",
+                )
+            ]
+        return []
+    if metric.threshold is None:
+        return [
+            Problem(
+                path,
+                f"metric {name} has no thresholdRange: "
+                "the check fails whenever the value is above 0",
+                "warning",
+            )
+        ]
+    return []
+
+
 def _webhook_problems(analysis: CanaryAnalysis) -> list[Problem]:
     problems: list[Problem] = []
     webhooks = analysis.webhooks or []
     for index, hook in enumerate(webhooks):
+        if hook.timeout is not None:
+            problems.extend(
+                duration_problems(
+                    f"spec.analysis.webhooks[{index}].timeout",
+                    hook.timeout,
+                    MAX_WEBHOOK_TIMEOUT,
+                    unparsable="is not a Go duration; the default timeout is used",
+                )
+            )
         if not is_http_url(hook.url):
             problems.append(
                 Problem(

@@ -5,12 +5,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from coalmine.api import naming
-from coalmine.api.models import AlertProvider, Canary, MetricTemplate, Model
+from coalmine.api.models import (
+    AlertProvider,
+    Canary,
+    CanaryAlert,
+    CanaryMetric,
+    CanaryWebhook,
+    MetricTemplate,
+    Model,
+)
 from coalmine.api.validation.canary import validate_canary
-from coalmine.api.validation.problems import FlaggerObject, Inspection, ManifestError, Problem, show
+from coalmine.api.validation.problems import (
+    FlaggerObject,
+    Inspection,
+    ManifestError,
+    Problem,
+    key_path,
+    show,
+)
 from coalmine.api.validation.pydantic_errors import translate_validation_error
 from coalmine.api.validation.templates import validate_alert_provider, validate_metric_template
 
@@ -101,10 +116,12 @@ def inspect_object(
     try:
         obj = model_class.model_validate(data)
     except ValidationError as exc:
-        problems.extend(translate_validation_error(exc))
+        problems.extend(translate_validation_error(exc, model_class))
         obj = None
 
     problems.extend(check_metadata(doc))
+    if obj is not None:
+        problems.extend(empty_name_problems(obj))
     if isinstance(obj, Canary):
         problems.extend(
             validate_canary(
@@ -271,3 +288,34 @@ def check_metadata(doc: Mapping[Any, Any]) -> list[Problem]:
     if not metadata.get("name") and not metadata.get("generateName"):
         return [Problem("metadata.name", "required")]
     return []
+
+
+# Named items of a list: an empty name is odd but works (Flagger keys events by it).
+_LIST_ITEMS = (CanaryMetric, CanaryWebhook, CanaryAlert)
+
+
+def empty_name_problems(model: BaseModel, path: str = "") -> list[Problem]:
+    """Every required `name` left empty: a reference to nothing (`targetRef`, `templateRef`, ...).
+
+    Flagger's schema accepts `name: ""`; the object it names is then never found.
+    """
+    problems: list[Problem] = []
+    for field_name, info in type(model).model_fields.items():
+        value = getattr(model, field_name)
+        field_path = f"{path}.{info.alias or field_name}" if path else (info.alias or field_name)
+        if field_name == "name" and info.is_required() and value == "":
+            if isinstance(model, _LIST_ITEMS):
+                problems.append(Problem(field_path, "should not be empty", "warning"))
+            else:
+                problems.append(Problem(field_path, "must not be empty: it names no object"))
+        elif isinstance(value, BaseModel):
+            problems.extend(empty_name_problems(value, field_path))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    problems.extend(empty_name_problems(item, f"{field_path}[{index}]"))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, BaseModel):
+                    problems.extend(empty_name_problems(item, f"{field_path}{key_path(key)}"))
+    return problems

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import re
-from typing import Any, cast
+import types
+from typing import Annotated, Any, Union, cast, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from coalmine.api.models import DURATION_PATTERN
@@ -32,8 +35,14 @@ _TYPE_NOUNS = {
 }
 
 
-def translate_validation_error(exc: ValidationError) -> list[Problem]:
-    """Our path/reason form of pydantic's errors (union alternatives folded into one problem)."""
+def translate_validation_error(
+    exc: ValidationError, model: type[BaseModel] | None = None
+) -> list[Problem]:
+    """Our path/reason form of pydantic's errors (union alternatives folded into one problem).
+
+    With the validated `model`, unknown fields get a "did you mean" from the fields of the object
+    they are in, and non-string durations a hint at the duration form.
+    """
     problems: list[Problem] = []
     union_nouns: dict[str, list[str]] = {}
     union_inputs: dict[str, object] = {}
@@ -51,7 +60,10 @@ def translate_validation_error(exc: ValidationError) -> list[Problem]:
                 Problem(format_path(loc[:-1]), f"keys must be strings, got {show(loc[-1])}")
             )
             continue
-        problems.append(Problem(format_path(loc), _reason(error)))
+        reason = _reason(error)
+        if model is not None:
+            reason = _with_hint(model, loc, error, reason)
+        problems.append(Problem(format_path(loc), reason))
     for path, nouns in union_nouns.items():
         problems.append(
             Problem(path, f"must be {' or '.join(nouns)}, got {show(union_inputs[path])}")
@@ -96,3 +108,92 @@ def _reason(error: ErrorDetails) -> str:
         if message.startswith(prefix):
             return message[len(prefix) :]
     return f"is invalid ({message})"
+
+
+# --- hints from the model: "did you mean", durations -------------------------------------------
+
+
+def _with_hint(
+    model: type[BaseModel], loc: list[str | int], error: ErrorDetails, reason: str
+) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden" and loc and isinstance(loc[-1], str):
+        owner = _model_at(model, loc[:-1])
+        if owner is not None:
+            suggestion = suggest_field(loc[-1], field_aliases(owner))
+            if suggestion is not None:
+                return f'{reason}; did you mean "{suggestion}"?'
+    if kind in _TYPE_NOUNS and isinstance(error["input"], int | float | bool):
+        info = _field_at(model, loc)
+        if info is not None and _is_duration(info):
+            return f"must be a duration like 5s or 1m (a number needs a unit), got {show(error['input'])}"
+    return reason
+
+
+def field_aliases(model: type[BaseModel]) -> list[str]:
+    """The names a user writes for the fields of `model` (camelCase)."""
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def suggest_field(name: str, candidates: list[str]) -> str | None:
+    """The field `name` was probably meant to be: same letters in another case, or a close spelling."""
+    by_lower = {candidate.lower(): candidate for candidate in candidates}
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.75)
+    return by_lower[close[0]] if close else None
+
+
+def _is_duration(info: FieldInfo) -> bool:
+    return any(getattr(meta, "pattern", None) == DURATION_PATTERN for meta in info.metadata)
+
+
+def _options(annotation: Any) -> list[Any]:
+    """The alternatives of an optional, union or annotated type (the type itself otherwise)."""
+    origin = get_origin(annotation)
+    if origin is Union or origin is types.UnionType:
+        return [option for arg in get_args(annotation) for option in _options(arg)]
+    if origin is Annotated:
+        return _options(get_args(annotation)[0])
+    return [annotation]
+
+
+def _step(annotation: Any, part: str | int) -> tuple[Any, FieldInfo | None] | None:
+    """The type found at `part` inside a value of type `annotation`, and its field when a model's."""
+    for option in _options(annotation):
+        origin = get_origin(option)
+        if isinstance(part, int) and origin in (list, tuple):
+            return get_args(option)[0], None
+        if isinstance(part, str) and origin is dict:
+            return get_args(option)[1], None
+        if isinstance(part, str) and isinstance(option, type) and issubclass(option, BaseModel):
+            for name, info in option.model_fields.items():
+                if part in (info.alias, name):
+                    return info.annotation, info
+    return None
+
+
+def _walk(model: type[BaseModel], loc: list[str | int]) -> tuple[Any, FieldInfo | None] | None:
+    annotation: Any = model
+    info: FieldInfo | None = None
+    for part in loc:
+        found = _step(annotation, part)
+        if found is None:
+            return None
+        annotation, info = found
+    return annotation, info
+
+
+def _model_at(model: type[BaseModel], loc: list[str | int]) -> type[BaseModel] | None:
+    found = _walk(model, loc)
+    if found is None:
+        return None
+    for option in _options(found[0]):
+        if isinstance(option, type) and issubclass(option, BaseModel):
+            return option
+    return None
+
+
+def _field_at(model: type[BaseModel], loc: list[str | int]) -> FieldInfo | None:
+    found = _walk(model, loc)
+    return found[1] if found is not None else None

@@ -35,8 +35,8 @@ def duration_problems(path: str, text: str, maximum: float, *, unparsable: str) 
         return [
             Problem(
                 path,
-                f"{show(text)} is longer than a Go duration can be (about 292 years); "
-                f"Flagger cannot parse it (at most {format_duration(maximum)})",
+                f"{show(text)} does not fit a Go duration (about 292 years at most), so "
+                f"Flagger cannot parse it; the maximum here is {format_duration(maximum)}",
             )
         ]
     seconds = parse_go_duration(text)

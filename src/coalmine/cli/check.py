@@ -214,6 +214,17 @@ def check_stream(text: str, source: str, options: Options = Options()) -> Result
     return result
 
 
+def check_bytes(data: bytes, source: str, options: Options = Options()) -> Result:
+    """`check_stream` of a file's bytes: text that is not UTF-8 is a problem at its position."""
+    from coalmine.api.manifests import YamlSyntaxError, decode
+
+    try:
+        text = decode(data)
+    except YamlSyntaxError as exc:
+        return Result(findings=[_yaml_finding(source, exc)], files=1)
+    return check_stream(text, source, options)
+
+
 def _yaml_finding(source: str, error: Exception) -> Finding:
     line = getattr(error, "line", 0) or 1
     column = getattr(error, "column", 0) or 1
@@ -294,8 +305,6 @@ def _read(path: Path | None) -> bytes:
 
 
 def run(args: argparse.Namespace) -> int:
-    from coalmine.api.manifests import YamlSyntaxError, decode
-
     options = Options(args.no_cross_namespace_refs, args.mesh_provider)
     out = _Output(sys.stdout)
     total = Result()
@@ -305,10 +314,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"{source}: cannot read: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_USAGE
-        try:
-            result = check_stream(decode(data), source, options)
-        except YamlSyntaxError as exc:
-            result = Result(findings=[_yaml_finding(source, exc)], files=1)
+        result = check_bytes(data, source, options)
         total.files += result.files
         total.objects += result.objects
         total.findings.extend(result.findings)
@@ -320,13 +326,13 @@ def run(args: argparse.Namespace) -> int:
     if code == EXIT_NOTHING_CHECKED:
         _warn("nothing checked: no Canary, MetricTemplate or AlertProvider (flagger.app) found")
     if args.output == "json":
-        out.write(json.dumps(_json_report(total, code, quiet=args.quiet), indent=2) + "\n")
+        out.write(json.dumps(json_report(total, code, quiet=args.quiet), indent=2) + "\n")
     elif not args.quiet:
         out.write(total.summary() + "\n")
     return code
 
 
-def _json_report(result: Result, code: int, *, quiet: bool) -> dict[str, object]:
+def json_report(result: Result, code: int, *, quiet: bool = False) -> dict[str, object]:
     shown = [f for f in result.findings if not (quiet and f.severity == "warning")]
     return {
         "version": OUTPUT_VERSION,

@@ -151,17 +151,12 @@ def parse_go_duration(text: str | None) -> float | None:
 
     Like `time.ParseDuration`, a duration longer than an int64 of nanoseconds does not parse.
     """
-    seconds = _duration_seconds(text)
+    seconds = duration_seconds(text)
     return seconds if seconds is not None and seconds <= GO_DURATION_MAX_SECONDS else None
 
 
-def duration_overflows(text: str | None) -> bool:
-    """True for a well-formed duration too long for Go (`99999999999999999999m`)."""
-    seconds = _duration_seconds(text)
-    return seconds is not None and seconds > GO_DURATION_MAX_SECONDS
-
-
-def _duration_seconds(text: str | None) -> float | None:
+def duration_seconds(text: str | None) -> float | None:
+    """Seconds of a well-formed Go duration string, even one too long for Go (validation's view)."""
     if not text:
         return None
     if text == "0":

@@ -6,14 +6,14 @@ from collections.abc import Iterable
 
 from coalmine.api.models import (
     BUILTIN_METRICS,
+    GO_DURATION_MAX_SECONDS,
     KUBERNETES_PROVIDER_ITERATIONS,
     SUCCESS_RATE_METRIC,
     Canary,
     CanaryAnalysis,
     CanaryMetric,
     StringMatch,
-    duration_overflows,
-    parse_go_duration,
+    duration_seconds,
 )
 from coalmine.api.validation.problems import Problem, is_http_url, key_path, show
 
@@ -31,7 +31,8 @@ MAX_METRIC_INTERVAL = 30 * 24 * 3600.0
 
 def duration_problems(path: str, text: str, maximum: float, *, unparsable: str) -> list[Problem]:
     """A duration Go cannot hold or above `maximum` is an error; one Go cannot parse, a warning."""
-    if duration_overflows(text):
+    seconds = duration_seconds(text)
+    if seconds is not None and seconds > GO_DURATION_MAX_SECONDS:
         return [
             Problem(
                 path,
@@ -39,7 +40,6 @@ def duration_problems(path: str, text: str, maximum: float, *, unparsable: str) 
                 f"Flagger cannot parse it; the maximum here is {format_duration(maximum)}",
             )
         ]
-    seconds = parse_go_duration(text)
     if seconds is None:
         return [Problem(path, f"{show(text)} {unparsable}", "warning")]
     if seconds > maximum:

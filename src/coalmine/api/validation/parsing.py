@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -26,7 +27,7 @@ from coalmine.api.validation.problems import (
     key_path,
     show,
 )
-from coalmine.api.validation.pydantic_errors import translate_validation_error
+from coalmine.api.validation.pydantic_errors import options_of, translate_validation_error
 from coalmine.api.validation.templates import validate_alert_provider, validate_metric_template
 
 _M = TypeVar("_M", bound=Model)
@@ -294,20 +295,42 @@ def check_metadata(doc: Mapping[Any, Any]) -> list[Problem]:
 _LIST_ITEMS = (CanaryMetric, CanaryWebhook, CanaryAlert)
 
 
+@functools.cache
+def _name_plan(model_class: type[BaseModel]) -> tuple[tuple[str, str, bool], ...]:
+    """The fields worth a look: (field, wire name, is a required `name`), others may hold models."""
+    plan: list[tuple[str, str, bool]] = []
+    for field_name, info in model_class.model_fields.items():
+        wire = info.alias or field_name
+        if field_name == "name" and info.is_required():
+            plan.append((field_name, wire, True))
+        elif _may_hold_models(info.annotation):
+            plan.append((field_name, wire, False))
+    return tuple(plan)
+
+
+def _may_hold_models(annotation: Any) -> bool:
+    for option in options_of(annotation):
+        if isinstance(option, type) and issubclass(option, BaseModel):
+            return True
+        if any(_may_hold_models(arg) for arg in get_args(option)):
+            return True
+    return False
+
+
 def empty_name_problems(model: BaseModel, path: str = "") -> list[Problem]:
     """Every required `name` left empty: a reference to nothing (`targetRef`, `templateRef`, ...).
 
     Flagger's schema accepts `name: ""`; the object it names is then never found.
     """
     problems: list[Problem] = []
-    for field_name, info in type(model).model_fields.items():
+    for field_name, wire, is_name in _name_plan(type(model)):
         value = getattr(model, field_name)
-        field_path = f"{path}.{info.alias or field_name}" if path else (info.alias or field_name)
-        if field_name == "name" and info.is_required() and value == "":
-            if isinstance(model, _LIST_ITEMS):
-                problems.append(Problem(field_path, "should not be empty", "warning"))
-            else:
-                problems.append(Problem(field_path, "must not be empty: it names no object"))
+        if value is None:
+            continue
+        field_path = f"{path}.{wire}" if path else wire
+        if is_name:
+            if value == "":
+                problems.append(_empty_name(model, field_path))
         elif isinstance(value, BaseModel):
             problems.extend(empty_name_problems(value, field_path))
         elif isinstance(value, list):
@@ -319,3 +342,9 @@ def empty_name_problems(model: BaseModel, path: str = "") -> list[Problem]:
                 if isinstance(item, BaseModel):
                     problems.extend(empty_name_problems(item, f"{field_path}{key_path(key)}"))
     return problems
+
+
+def _empty_name(model: BaseModel, path: str) -> Problem:
+    if isinstance(model, _LIST_ITEMS):
+        return Problem(path, "should not be empty", "warning")
+    return Problem(path, "must not be empty: it names no object")

@@ -148,19 +148,19 @@ def _is_duration(info: FieldInfo) -> bool:
     return any(getattr(meta, "pattern", None) == DURATION_PATTERN for meta in info.metadata)
 
 
-def _options(annotation: Any) -> list[Any]:
+def options_of(annotation: Any) -> list[Any]:
     """The alternatives of an optional, union or annotated type (the type itself otherwise)."""
     origin = get_origin(annotation)
     if origin is Union or origin is types.UnionType:
-        return [option for arg in get_args(annotation) for option in _options(arg)]
+        return [option for arg in get_args(annotation) for option in options_of(arg)]
     if origin is Annotated:
-        return _options(get_args(annotation)[0])
+        return options_of(get_args(annotation)[0])
     return [annotation]
 
 
 def _step(annotation: Any, part: str | int) -> tuple[Any, FieldInfo | None] | None:
     """The type found at `part` inside a value of type `annotation`, and its field when a model's."""
-    for option in _options(annotation):
+    for option in options_of(annotation):
         origin = get_origin(option)
         if isinstance(part, int) and origin in (list, tuple):
             return get_args(option)[0], None
@@ -188,7 +188,7 @@ def _model_at(model: type[BaseModel], loc: list[str | int]) -> type[BaseModel] |
     found = _walk(model, loc)
     if found is None:
         return None
-    for option in _options(found[0]):
+    for option in options_of(found[0]):
         if isinstance(option, type) and issubclass(option, BaseModel):
             return option
     return None

@@ -27,7 +27,11 @@ from coalmine.api.validation.problems import (
     key_path,
     show,
 )
-from coalmine.api.validation.pydantic_errors import options_of, translate_validation_error
+from coalmine.api.validation.pydantic_errors import (
+    options_of,
+    suggest_field,
+    translate_validation_error,
+)
 from coalmine.api.validation.templates import validate_alert_provider, validate_metric_template
 
 _M = TypeVar("_M", bound=Model)
@@ -82,7 +86,9 @@ def inspect_object(
                 obj=None,
                 problems=(
                     Problem(
-                        "kind", f"must be one of {expected} for {naming.GROUP}, got {show(kind)}"
+                        "kind",
+                        f"must be one of {expected} for {naming.GROUP}, got {show(kind)}"
+                        + _did_you_mean(kind, list(FLAGGER_KINDS)),
                     ),
                 ),
             )
@@ -139,6 +145,11 @@ def inspect_object(
     has_errors = any(problem.severity == "error" for problem in problems)
     result = None if has_errors else cast(FlaggerObject | None, obj)
     return Inspection(kind=kind, obj=result, problems=tuple(problems))
+
+
+def _did_you_mean(value: object, candidates: list[str]) -> str:
+    suggestion = suggest_field(value, candidates) if isinstance(value, str) else None
+    return f'; did you mean "{suggestion}"?' if suggestion else ""
 
 
 def parse_object(

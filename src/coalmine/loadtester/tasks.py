@@ -164,15 +164,13 @@ def _script(
         script = parse(source)
     except ShellError as error:
         return Refusal(400, f"cannot run cmd {command[:200]!r}: {error}")
-    refusal = _check_programs(script, config, which)
+    refusal = _check_programs(script, config)
     if refusal is None and not signed:
         refusal = _check_unsigned(script)
-    return refusal or script
+    return refusal or _check_installed(script, which) or script
 
 
-def _check_programs(
-    script: Sequence, config: LoadTesterConfig, which: Callable[[str], str | None]
-) -> Refusal | None:
+def _check_programs(script: Sequence, config: LoadTesterConfig) -> Refusal | None:
     for command in commands_of(script):
         if not command.words:
             continue
@@ -187,8 +185,13 @@ def _check_programs(
                 f"program {program!r} is not allowed on this load tester (allowed: {allowed}); "
                 f"start it with --allow-program {program} to allow it",
             )
-        if which(program) is None:
-            return Refusal(400, f"program {program!r} is not installed on this load tester")
+    return None
+
+
+def _check_installed(script: Sequence, which: Callable[[str], str | None]) -> Refusal | None:
+    for command in commands_of(script):
+        if command.program is not None and which(command.program) is None:
+            return Refusal(400, f"program {command.program!r} is not installed on this load tester")
     return None
 
 

@@ -125,7 +125,8 @@ UNSIGNED_POLICIES: dict[str, ArgPolicy] = {
             **_opts("--call --name --tags --authority -O --format --lb-strategy", any_value),
             **_opts("-d --data -m --metadata", no_file),
             **_opts("-n --total -c --concurrency -z --duration -x --max-duration", duration),
-            **_opts("-r --rps -t --timeout --connections --connect-timeout --cpus", duration),
+            **_opts("-r --rps -q --qps -t --timeout --connections --connect-timeout", duration),
+            **_opts("--cpus", duration),
             **_opts("--keepalive --skipFirst", duration),
         },
         operand=host_port,
@@ -151,6 +152,22 @@ UNSIGNED_POLICIES: dict[str, ArgPolicy] = {
         operand=any_value,
         max_operands=1,  # the pattern; a second operand would be a file to read
         forbidden={"-f": "reads a local file", "-r": "reads files", "-R": "reads files"},
+    ),
+    "grpc_health_probe": ArgPolicy(
+        flags=_names("-tls -tls-no-verify -v"),
+        options={
+            "-addr": host_port,
+            **_opts("-connect-timeout -rpc-timeout", duration),
+            **_opts("-service -tls-server-name -user-agent", any_value),
+        },
+        operand=any_value,
+        max_operands=0,
+        single_dash_long=True,
+        forbidden={
+            "-tls-ca-cert": "reads a local file",
+            "-tls-client-cert": "reads a local file",
+            "-tls-client-key": "reads a local file",
+        },
     ),
     "sleep": ArgPolicy(flags=frozenset(), options={}, operand=duration, max_operands=1),
 }

@@ -165,6 +165,11 @@ def _statements(node: tree_sitter.Node) -> list[tree_sitter.Node]:
 
 
 def _statement(node: tree_sitter.Node) -> Node:
+    if node.type == "redirected_statement" and node.children[0].type in _COMPOUND:
+        # bash binds `a && b 2>&1` to `b`; tree-sitter hangs the redirect on the whole list.
+        body, *redirect_nodes = node.children
+        extra = tuple(item for redirect in redirect_nodes for item in _redirects(redirect))
+        return _redirect_last(_statement(body), extra)
     if node.type == "list":
         first, operator, second = node.children
         if operator.type not in ("&&", "||"):
@@ -172,11 +177,50 @@ def _statement(node: tree_sitter.Node) -> Node:
         op: Literal["&&", "||"] = "&&" if operator.type == "&&" else "||"
         return AndOr(_statement(first), op, _statement(second))
     if node.type == "negated_command":
-        inner = _statement(node.children[-1])
-        if not isinstance(inner, Pipeline):
+        return _negated(_statement(node.children[-1]))
+    return _pipeline(node)
+
+
+def _pipeline(node: tree_sitter.Node) -> Pipeline:
+    leading = node.children[0] if node.type == "pipeline" else None
+    if leading is not None and leading.type == "negated_command":
+        # `! a | b` negates the whole pipeline; tree-sitter attaches the `!` to `a`.
+        head = _statement(leading.children[-1])
+        rest = _pipeline_commands_after(node)
+        if not isinstance(head, Pipeline):
             raise ShellError("! is supported before a command or a pipeline only")
-        return Pipeline(inner.commands, negated=not inner.negated)
+        return Pipeline((*head.commands, *rest), negated=not head.negated)
     return Pipeline(tuple(_pipeline_commands(node)))
+
+
+def _pipeline_commands_after(node: tree_sitter.Node) -> list[Command]:
+    commands: list[Command] = []
+    for child in node.children[1:]:
+        if child.type != "|":
+            commands.extend(_pipeline_commands(child))
+    return commands
+
+
+_COMPOUND = ("list", "pipeline", "negated_command")
+
+
+def _redirect_last(node: Node, extra: tuple[Redirect, ...]) -> Node:
+    if isinstance(node, Pipeline):
+        *head, last = node.commands
+        redirected = Command(last.assignments, last.words, last.redirects + extra)
+        return Pipeline((*head, redirected), node.negated)
+    if isinstance(node, AndOr):
+        return AndOr(node.first, node.operator, _redirect_last(node.second, extra))
+    raise ShellError("redirection of a command list is not supported by the coalmine load tester")
+
+
+def _negated(node: Node) -> Node:
+    """`! a && b` is `(! a) && b` in bash; tree-sitter puts the whole list under the `!`."""
+    if isinstance(node, Pipeline):
+        return Pipeline(node.commands, negated=not node.negated)
+    if isinstance(node, AndOr):
+        return AndOr(_negated(node.first), node.operator, node.second)
+    raise ShellError("! is supported before a command or a pipeline only")
 
 
 def _pipeline_commands(node: tree_sitter.Node) -> list[Command]:
@@ -194,6 +238,8 @@ def _pipeline_commands(node: tree_sitter.Node) -> list[Command]:
             continue
         if child.type in UNSUPPORTED:
             raise _refuse(child)
+        if child.type == "negated_command":
+            raise ShellError("! is supported only at the start of a pipeline")
         commands.extend(_pipeline_commands(child))
     return commands
 

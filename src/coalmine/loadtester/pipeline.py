@@ -104,6 +104,10 @@ class _Execution:
             read_end, write_end = os.pipe() if index < last else (None, self.output)
             try:
                 started.append(await self._start(command, stdin, write_end))
+            except BaseException:  # cancelled (timeout) while starting: leak no descriptor
+                if read_end is not None:
+                    os.close(read_end)
+                raise
             finally:
                 if stdin is not None:
                     os.close(stdin)

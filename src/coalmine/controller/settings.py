@@ -66,6 +66,7 @@ class Settings:
     enable_config_tracking: bool = True
     cluster_name: str = ""
     no_cross_namespace_refs: bool = False
+    webhook_signing_key_file: str = ""
     # Client tuning (Flagger's Go client flags); 0 means no limit.
     master: str = ""
     kubeconfig_qps: float = 0.0
@@ -199,6 +200,10 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("kubeconfig-qps", "API requests per second (token bucket; 0 = no limit)", "float"),
     _Flag("kubeconfig-burst", "API requests allowed in a burst above the QPS", "int"),
     _Flag("threadiness", "canary cycles run at once (0 = no limit)", "int"),
+    _Flag(
+        "webhook-signing-key-file",
+        "file holding the HMAC key (one per line) that signs every webhook request",
+    ),
 )
 
 _CONVERTERS: dict[str, Callable[[str], Any]] = {

@@ -127,3 +127,32 @@ async def test_failed_status_writes_log_one_line_per_canary_without_tracebacks(
         assert "KubeApiError: etcd is gone" in mine[0]
     recovered = "\n".join(lines.lines)
     assert "quiet-0.default works again" in recovered
+
+
+async def test_an_api_server_refusing_everything_costs_a_line_per_canary_and_watch(
+    devcluster: DevCluster, api: KubeApi, lines: Lines
+) -> None:
+    names = [f"outage-{i}" for i in range(CANARIES)]
+    for name in names:
+        await api.create(SERVICE, service(name, "blue"))
+        await api.create(CANARY, canary(name))
+    async with running_controller(devcluster, interval=0.2):
+        await wait_all(api, names, "Initialized")
+        for name in names:
+            await api.patch(SERVICE, name, {"spec": {"selector": {"app": "green"}}}, "default")
+        await wait_all(api, names, "Progressing")
+        devcluster.faults.inject_error(
+            code=503, reason="ServiceUnavailable", message="storage is down", count=None
+        )
+        devcluster.faults.drop_watches()  # every informer has to come back through the outage
+        start = len(lines.lines)
+        await asyncio.sleep(OUTAGE_SECONDS)
+        during = lines.lines[start:]
+        devcluster.faults.clear()
+        await asyncio.sleep(2)
+
+    text = "\n".join(during)
+    assert "Traceback" not in text
+    problems = [line for line in during if " WARNING " in line or " ERROR " in line]
+    # Each canary's cycle, each watched kind and each canary's events: one line each at most.
+    assert len(problems) <= 3 * CANARIES + 8, text

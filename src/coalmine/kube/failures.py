@@ -17,7 +17,7 @@ from dataclasses import dataclass
 SUMMARY_SECONDS = 30.0
 """Repeats of one failure are summarised at most this often (per limiter: per canary, per kind)."""
 MAX_DISTINCT = 32
-"""Distinct failures remembered per limiter; the oldest is forgotten first (bounded memory)."""
+"""Distinct failures remembered per limiter (by default); the oldest is forgotten first."""
 
 
 class RequestFailed(RuntimeError):
@@ -63,9 +63,11 @@ class RepeatLimiter:
         logger: logging.Logger,
         summary_seconds: float = SUMMARY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        max_distinct: int = MAX_DISTINCT,
     ) -> None:
         self.logger = logger
         self.summary_seconds = summary_seconds
+        self.max_distinct = max_distinct
         self._clock = clock
         self._seen: dict[str, _Seen] = {}
 
@@ -82,7 +84,7 @@ class RepeatLimiter:
         now = self._clock()
         seen = self._seen.get(text)
         if seen is None:
-            if len(self._seen) >= MAX_DISTINCT:
+            if len(self._seen) >= self.max_distinct:
                 del self._seen[next(iter(self._seen))]
             self._seen[text] = _Seen(now)
             self.logger.log(level, text, extra=extra)

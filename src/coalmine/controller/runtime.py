@@ -285,7 +285,7 @@ class CanaryReconciler:
         self._known = _KnownCanaries()
         # Canaries refused for a reason a change of their target may remove (key -> target).
         self._refused: dict[str, tuple[str, str, str]] = {}
-        # The spec hash of every target seen, to tell a new revision from any other change.
+        # The spec hash of each target of a known canary: a new revision vs. any other change.
         self._revisions: dict[tuple[str, str, str], str | None] = {}
         sources = CacheSources(caches)
         self.sources = sources

@@ -184,8 +184,9 @@ class Run:
     # names and values that must read the same on both sides
     def ip(self, index: int) -> str:
         """A requested ClusterIP inside the cluster's service range (recorded as `<ip-N>`)."""
-        prefix = self._base_ip.rsplit(".", 1)[0]
-        value = f"{prefix}.{200 + index}"
+        # a third octet of this run's own, so a long-lived cluster has none of them taken
+        a, b, _, _ = self._base_ip.split(".")
+        value = f"{a}.{b}.{20 + int(self.run_id, 16) % 200}.{200 + index}"
         self.tokens[value] = f"<ip-{index}>"
         return value
 

@@ -274,7 +274,11 @@ class Run:
                 return reply
             await asyncio.sleep(0.2)
 
-    async def kubectl(self, *args: str, stdin: str | None = None, label: str = "") -> str:
+    async def kubectl(
+        self, *args: str, stdin: str | None = None, label: str = "", loose: bool = False
+    ) -> str:
+        """Run kubectl against this cluster; `loose` records `created`, `configured` and
+        `unchanged` alike (for cluster-wide objects an earlier case may have made)."""
         binary = os.environ.get("FIDELITY_KUBECTL", "kubectl")
         command = [binary, "--kubeconfig", str(self.cluster.kubeconfig), "-n", self.ns, *args]
         process = await asyncio.create_subprocess_exec(
@@ -294,6 +298,11 @@ class Run:
                 observed["stdout"] = self._text(stdout)
         else:
             observed["stdout"] = self._text(stdout)
+        if loose and "stdout" in observed:
+            observed["stdout"] = [
+                re.sub(r" (created|configured|unchanged)$", " <applied>", line)
+                for line in observed["stdout"]
+            ]
         self.steps.append(Step(label or "kubectl " + " ".join(args), observed, err.decode()[:300]))
         return stdout
 

@@ -374,7 +374,9 @@ async def _deploy_scale(r: Any) -> None:
         "sel": (b.get("status") or {}).get("selector"),
     }
     scale = await r.req("GET", scale_path, pick=pick)
-    body = {**scale.body, "spec": {"replicas": 4}}
+    # without its resourceVersion: the deployment controller writes status in between
+    meta = {k: v for k, v in scale.body["metadata"].items() if k != "resourceVersion"}
+    body = {**scale.body, "metadata": meta, "spec": {"replicas": 4}}
     await r.req("PUT", scale_path, body, pick=pick)
     await r.req("PATCH", scale_path, {"spec": {"replicas": 5}}, MERGE, pick=pick)
     await r.req(
@@ -423,6 +425,7 @@ async def _deploy_status(r: Any) -> None:
     body = dict(created.body)
     body["spec"] = {**body["spec"], "replicas": 7}
     body["status"] = {"observedGeneration": 42, "replicas": 9}
+    body["metadata"] = {k: v for k, v in body["metadata"].items() if k != "resourceVersion"}
     pick = lambda b: {
         "replicas": b["spec"]["replicas"],
         "observed": (b.get("status") or {}).get("observedGeneration"),

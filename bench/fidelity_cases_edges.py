@@ -238,15 +238,6 @@ async def _watch_zero(r: Any) -> None:
     r.note("events", summarise(events))
 
 
-@case("watch: from an old resourceVersion replays what is still in the history")
-async def _watch_old(r: Any) -> None:
-    await r.req("POST", r.path("configmaps"), configmap("a", labels={"w": "1"}), record=False)
-    events = await watch_events(
-        r, r.path("configmaps") + "?watch=1&labelSelector=w=1&resourceVersion=1", 1, 5
-    )
-    r.note("events", summarise(events))
-
-
 @case("watch: a single object by fieldSelector")
 async def _watch_field(r: Any) -> None:
     listed = await r.req("GET", r.path("configmaps"), record=False)

@@ -36,7 +36,8 @@ async def _apply_coalmine(r: Any) -> None:
             doc["roleRef"]["name"] = r.unique("coalmine")
         for subject in doc.get("subjects", []):
             subject["namespace"] = r.ns
-    await r.kubectl("apply", "-k", str(ROOT / "deploy" / "crds"))
+    # the CRDs are cluster-wide: earlier cases may have created them
+    await r.kubectl("apply", "-k", str(ROOT / "deploy" / "crds"), loose=True)
     await r.kubectl("apply", "-f", manifest(r, "coalmine.yaml", *docs))
     await r.kubectl("apply", "-f", manifest(r, "coalmine.yaml", *docs))
     await r.kubectl(
@@ -151,7 +152,7 @@ async def _delete(r: Any) -> None:
 
 @case("kubectl: get of a custom resource by short name and category")
 async def _get_canaries(r: Any) -> None:
-    await r.kubectl("apply", "-k", str(ROOT / "deploy" / "crds"))
+    await r.kubectl("apply", "-k", str(ROOT / "deploy" / "crds"), loose=True)
     canary = {
         "apiVersion": "flagger.app/v1beta1",
         "kind": "Canary",

@@ -65,6 +65,63 @@ INITIAL_STATUS: dict[tuple[str, str], Obj] = {
 }
 
 
+# The top-level fields of built-in kinds besides apiVersion, kind and metadata: a real server
+# decodes into Go structs, so anything else is dropped (or refused under fieldValidation=Strict).
+_SPEC_STATUS = ("spec", "status")
+_CORE_EVENT = (
+    "involvedObject",
+    "reason",
+    "message",
+    "source",
+    "firstTimestamp",
+    "lastTimestamp",
+    "count",
+    "type",
+    "eventTime",
+    "series",
+    "action",
+    "related",
+    "reportingComponent",
+    "reportingInstance",
+)
+_EVENTS_V1 = (
+    "eventTime",
+    "series",
+    "reportingController",
+    "reportingInstance",
+    "action",
+    "reason",
+    "regarding",
+    "related",
+    "note",
+    "type",
+    "deprecatedSource",
+    "deprecatedFirstTimestamp",
+    "deprecatedLastTimestamp",
+    "deprecatedCount",
+)
+TOP_LEVEL_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("", "ConfigMap"): ("data", "binaryData", "immutable"),
+    ("", "Secret"): ("data", "stringData", "type", "immutable"),
+    ("", "ServiceAccount"): ("secrets", "imagePullSecrets", "automountServiceAccountToken"),
+    ("", "Endpoints"): ("subsets",),
+    ("", "Event"): _CORE_EVENT,
+    ("events.k8s.io", "Event"): _EVENTS_V1,
+    (APPS, "ControllerRevision"): ("data", "revision"),
+    (RBAC, "Role"): ("rules",),
+    (RBAC, "ClusterRole"): ("rules", "aggregationRule"),
+    (RBAC, "RoleBinding"): ("subjects", "roleRef"),
+    (RBAC, "ClusterRoleBinding"): ("subjects", "roleRef"),
+    ("discovery.k8s.io", "EndpointSlice"): ("addressType", "endpoints", "ports"),
+}
+
+
+def unknown_top_level_fields(group: str, kind: str, obj: Obj) -> list[str]:
+    """Top-level fields a built-in kind does not have."""
+    known = ("apiVersion", "kind", "metadata", *TOP_LEVEL_FIELDS.get((group, kind), _SPEC_STATUS))
+    return [key for key in obj if key not in known]
+
+
 def has_generation(group: str, kind: str, builtin: bool) -> bool:
     return not builtin or (group, kind) in GENERATION
 
@@ -211,6 +268,15 @@ def _admit_workload(kind: str) -> Admit:
             spec.setdefault(
                 "updateStrategy",
                 {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
+            )
+        if kind == "StatefulSet":
+            spec.setdefault("podManagementPolicy", "OrderedReady")
+            spec.setdefault(
+                "updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
+            )
+            spec.setdefault(
+                "persistentVolumeClaimRetentionPolicy",
+                {"whenDeleted": "Retain", "whenScaled": "Retain"},
             )
         if kind == "Deployment":
             spec.setdefault("progressDeadlineSeconds", 600)
@@ -375,6 +441,16 @@ def _admit_hpa(obj: Obj, old: Obj | None) -> Obj:
         causes.append(
             Cause.invalid("spec.minReplicas", minimum, "must be greater than or equal to 1")
         )
+        if minimum == 0 and not any(
+            m.get("type") in ("Object", "External") for m in spec["metrics"] if isinstance(m, dict)
+        ):
+            causes.append(
+                Cause.forbidden(
+                    "spec.metrics",
+                    "must specify at least one Object or External metric to support scaling to "
+                    "zero replicas",
+                )
+            )
     if not isinstance(maximum, int) or maximum < 1:
         causes.append(Cause.invalid("spec.maxReplicas", maximum, "must be greater than 0"))
     elif isinstance(minimum, int) and maximum < minimum:
@@ -418,9 +494,6 @@ def _admit_event(obj: Obj, old: Obj | None) -> Obj:
     obj.setdefault("lastTimestamp", None)
     obj.setdefault("involvedObject", {})
     causes: list[Cause] = []
-    kind = obj.get("type")
-    if kind not in (None, "", "Normal", "Warning"):
-        causes.append(Cause.not_supported("type", kind, ["Normal", "Warning"]))
     involved_ns = obj["involvedObject"].get("namespace")
     namespace = obj["metadata"].get("namespace")
     if involved_ns and namespace and involved_ns != namespace:
@@ -479,7 +552,7 @@ def _admit_binding(kind: str) -> Admit:
         if not ref.get("name"):
             causes.append(Cause.required("roleRef.name"))
         for index, subject in enumerate(obj.get("subjects") or []):
-            if subject.get("kind") == "ServiceAccount":
+            if subject.get("kind") == "ServiceAccount" and kind == "ClusterRoleBinding":
                 if not subject.get("namespace"):
                     causes.append(Cause.required(f"subjects[{index}].namespace"))
             elif subject.get("kind") in ("User", "Group"):
@@ -518,6 +591,7 @@ ADMIT: dict[tuple[str, str], Admit] = {
     (APPS, "Deployment"): _admit_workload("Deployment"),
     (APPS, "ReplicaSet"): _admit_workload("ReplicaSet"),
     (APPS, "DaemonSet"): _admit_workload("DaemonSet"),
+    (APPS, "StatefulSet"): _admit_workload("StatefulSet"),
     ("", "Pod"): _admit_pod,
     ("", "Namespace"): _admit_namespace,
     ("", "ConfigMap"): _admit_configmap,

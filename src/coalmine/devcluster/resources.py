@@ -8,7 +8,7 @@ conversion is not supported).
 
 Built-in kinds are served at one version each (HorizontalPodAutoscalers at autoscaling/v2 only, so
 `kubectl autoscale`, which writes autoscaling/v1, fails); kinds not listed in `BUILTINS` (Nodes,
-Jobs, StatefulSets, PodDisruptionBudgets, ...) are not served unless loaded as CRDs. The RBAC kinds
+Jobs, PodDisruptionBudgets, ...) are not served unless loaded as CRDs. The RBAC kinds
 are stored and validated but not enforced: every request may do everything.
 """
 
@@ -186,6 +186,17 @@ BUILTINS: tuple[ResourceType, ...] = (
         status=True,
         scale=True,
     ),
+    _builtin(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        short=("sts",),
+        all_category=True,
+        status=True,
+        scale=True,
+    ),
+    _builtin("apps", "v1", "ControllerRevision", "controllerrevisions"),
     _builtin(
         "autoscaling",
         "v2",

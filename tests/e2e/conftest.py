@@ -1,5 +1,5 @@
-"""Fixtures of the end-to-end runs: `coalmine devcluster` (our CRDs loaded) and `coalmine controller`
-as processes."""
+"""Fixtures of the end-to-end runs: the `cluster` (devcluster, and the real control plane) and
+`coalmine controller` as a process on it."""
 
 from __future__ import annotations
 
@@ -8,20 +8,42 @@ from pathlib import Path
 
 import pytest
 
-from coalmine.devcluster.testing import DevClusterProcess
+from clusters import TestCluster, devcluster_for_test, namespace_for_test, tiers
 
-from .harness import ControllerProcess, devcluster_with_crds, start_controller
+from .harness import ControllerProcess, start_controller
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that takes `cluster` runs on each tier, except on the real control plane when
+    it is marked `devcluster_only(reason)` (it needs one of devcluster's own test hooks)."""
+    if "cluster" not in metafunc.fixturenames:
+        return
+    chosen = tiers()
+    if metafunc.definition.get_closest_marker("devcluster_only"):
+        chosen = [tier for tier in chosen if tier == "devcluster"]
+    metafunc.parametrize("cluster", chosen, indirect=True)
 
 
 @pytest.fixture
-def cluster() -> Iterator[DevClusterProcess]:
-    with devcluster_with_crds() as server:
-        yield server
+def cluster(request: pytest.FixtureRequest) -> Iterator[TestCluster]:
+    """The API server of one test: devcluster, or a fresh namespace of the real control plane
+    where, after the test, no request of the controller may have been denied."""
+    if request.param == "devcluster":
+        with devcluster_for_test() as server:
+            yield server
+        return
+    real, sa_kubeconfig = request.getfixturevalue("realcluster_session")
+    test_cluster = namespace_for_test(real, sa_kubeconfig)
+    yield test_cluster
+    denied = test_cluster.denied_requests()
+    assert not denied, f"the controller's RBAC refused: {denied}"
 
 
 @pytest.fixture
-def controller(cluster: DevClusterProcess, tmp_path: Path) -> Iterator[ControllerProcess]:
-    process = start_controller(cluster.kubeconfig_path, tmp_path)
+def controller(cluster: TestCluster, tmp_path: Path) -> Iterator[ControllerProcess]:
+    process = start_controller(cluster, tmp_path)
     yield process
     if process.process.poll() is None:
         process.terminate()
+    # pytest shows this only when the test failed: the controller's side of the story.
+    print(f"--- controller log (last 6000 characters)\n{process.logs()[-6000:]}")

@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,16 +24,10 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from binaries import require_binary
-from coalmine.devcluster.testing import (
-    DevClusterProcess,
-    start_devcluster_process,
-    stop_devcluster_process,
-)
+from clusters import TestCluster
 from coalmine.kube.api import KubeApi, load_config
 from coalmine.kube.cache import Informer
 from coalmine.kube.kinds import CANARY, EVENT
-
-CRD_DIR = Path(__file__).resolve().parents[2] / "deploy" / "crds"
 
 FAST_CONTROLLER_FLAGS = (
     "--min-analysis-interval=1s",
@@ -49,25 +42,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def devcluster_with_crds(*extra: Path) -> Iterator[DevClusterProcess]:
-    """devcluster with coalmine's own CRDs loaded, as `coalmine crds | kubectl apply -f -` would,
-    plus `extra` manifest files (e.g. a router's CRDs from `coalmine.devcluster.crds.crd_path`)."""
-    with tempfile.TemporaryDirectory(prefix="e2e-") as directory:
-        loads = [
-            f"--load={path}"
-            for path in [*sorted(CRD_DIR.glob("*.yaml")), *extra]
-            if path.name != "kustomization.yaml"
-        ]
-        server = start_devcluster_process(
-            Path(directory) / "kubeconfig", *loads, "--rollout-delay", "0.05"
-        )
-        try:
-            yield server
-        finally:
-            stop_devcluster_process(server)
 
 
 @dataclass
@@ -93,7 +67,9 @@ class ControllerProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def start_controller(kubeconfig: Path, log_dir: Path, *flags: str) -> ControllerProcess:
+def start_controller(cluster: TestCluster, log_dir: Path, *flags: str) -> ControllerProcess:
+    """`coalmine controller` on `cluster` with the cluster's controller identity (on the real
+    control plane: the deploy/ ServiceAccount, watching the test's namespace)."""
     port = free_port()
     log_path = log_dir / f"controller-{port}.log"
     with log_path.open("wb") as log_file:
@@ -103,9 +79,10 @@ def start_controller(kubeconfig: Path, log_dir: Path, *flags: str) -> Controller
                 "-m",
                 "coalmine",
                 "controller",
-                f"--kubeconfig={kubeconfig}",
+                f"--kubeconfig={cluster.controller_kubeconfig}",
                 f"--listen-address=127.0.0.1:{port}",
                 *FAST_CONTROLLER_FLAGS,
+                *cluster.controller_flags,
                 *flags,
             ],
             stdout=log_file,

@@ -8,12 +8,14 @@ test chose, and the primary copy fails loudly so that a query leaking onto it wo
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
@@ -21,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from coalmine.devcluster.testing import DevClusterProcess
+from clusters import TestCluster
 from coalmine.kube.api import KubeApi
 from coalmine.kube.kinds import CANARY, METRIC_TEMPLATE, SERVICE
 
@@ -66,11 +68,12 @@ class TrafficCollector(Collector):
     the histogram the `kubernetes` provider's builtin checks read.
     """
 
-    def __init__(
-        self, services: Mapping[str, Traffic], pods: Mapping[tuple[str, str], Traffic]
-    ) -> None:
+    def __init__(self, services: Mapping[str, Traffic], pods: Mapping[str, Traffic]) -> None:
         self.services = dict(services)
         self.pods = dict(pods)
+        # Pods are exported in each namespace a test asked for (each test has its own on the
+        # real control plane).
+        self.namespaces: set[str] = set()
         self.started = time.monotonic()
 
     def collect(self) -> Iterable[Metric]:
@@ -86,7 +89,8 @@ class TrafficCollector(Collector):
             "Request latency.",
             labels=["kubernetes_namespace", "kubernetes_pod_name", "status"],
         )
-        for (namespace, pod), traffic in self.pods.items():
+        pods = [(ns, pod, traffic) for ns in self.namespaces for pod, traffic in self.pods.items()]
+        for namespace, pod, traffic in pods:
             for code, rate in traffic.rates.items():
                 count = rate * elapsed
                 buckets = [
@@ -108,8 +112,8 @@ TRAFFIC_BY_SERVICE = {
     "frontend-primary": HALF_FAILING,
 }
 TRAFFIC_BY_POD = {
-    ("default", "backend-7b9d8c-x2k4z"): HEALTHY,
-    ("default", "backend-primary-5f7c9-abcde"): HALF_FAILING,
+    "backend-7b9d8c-x2k4z": HEALTHY,
+    "backend-primary-5f7c9-abcde": HALF_FAILING,
 }
 
 SUCCESS_RATE_QUERY = """
@@ -120,11 +124,14 @@ sum(rate(http_requests_total{service="{{ service }}-canary"}[{{ interval }}]))
 """
 
 
+TRAFFIC = TrafficCollector(TRAFFIC_BY_SERVICE, TRAFFIC_BY_POD)
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     """A real Prometheus scraping the exporter of `TRAFFIC_BY_SERVICE` / `TRAFFIC_BY_POD`."""
     registry = CollectorRegistry()
-    registry.register(TrafficCollector(TRAFFIC_BY_SERVICE, TRAFFIC_BY_POD))
+    registry.register(TRAFFIC)
 
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(
@@ -140,20 +147,20 @@ async def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
             yield url
 
 
-def service(name: str, app: str) -> dict[str, Any]:
+def service(name: str, ns: str, app: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": ns},
         "spec": {"selector": {"app": app}, "ports": [{"name": "http", "port": 9898}]},
     }
 
 
-def success_rate_template(prometheus: str) -> dict[str, Any]:
+def success_rate_template(ns: str, prometheus: str) -> dict[str, Any]:
     return {
         "apiVersion": "flagger.app/v1beta1",
         "kind": "MetricTemplate",
-        "metadata": {"name": "success-rate", "namespace": "default"},
+        "metadata": {"name": "success-rate", "namespace": ns},
         "spec": {
             "provider": {"type": "prometheus", "address": prometheus},
             "query": SUCCESS_RATE_QUERY,
@@ -162,7 +169,7 @@ def success_rate_template(prometheus: str) -> dict[str, Any]:
 
 
 def canary(
-    name: str, metrics: list[dict[str, Any]], *, metrics_server: str | None = None
+    name: str, ns: str, metrics: list[dict[str, Any]], *, metrics_server: str | None = None
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "provider": "kubernetes",
@@ -175,7 +182,7 @@ def canary(
     return {
         "apiVersion": "flagger.app/v1beta1",
         "kind": "Canary",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": ns},
         "spec": spec,
     }
 
@@ -188,21 +195,38 @@ TEMPLATE_METRIC = {
 }
 
 
+async def eventually_scraped(prometheus: str, query: str) -> None:
+    """Until `query` has a result: the series a check reads have enough samples for `rate()`."""
+
+    async def has_result() -> bool:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{prometheus}/api/v1/query", params={"query": query}) as response,
+        ):
+            return bool((await response.json())["data"]["result"])
+
+    async with asyncio.timeout(30):
+        while not await has_result():
+            await asyncio.sleep(0.2)
+
+
 async def release(api: KubeApi, watch: CanaryWatch, name: str) -> None:
     """Wait for initialization, then move the target Service from blue to green."""
+    ns = watch.namespace
     await eventually(lambda: watch.phase == "Initialized", what=f"{name} Initialized", watch=watch)
-    await api.patch(SERVICE, name, {"spec": {"selector": {"app": f"{name}-green"}}}, "default")
+    await api.patch(SERVICE, name, {"spec": {"selector": {"app": f"{name}-green"}}}, ns)
 
 
 async def test_a_canary_copy_at_half_success_is_rolled_back_after_threshold_failed_checks(
-    cluster: DevClusterProcess, controller: ControllerProcess, prometheus_url: str
+    cluster: TestCluster, controller: ControllerProcess, prometheus_url: str
 ) -> None:
+    ns = cluster.namespace
     async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
-        watch = CanaryWatch("podinfo")
+        watch = CanaryWatch("podinfo", ns)
         canaries.subscribe(watch)
-        await api.create(METRIC_TEMPLATE, success_rate_template(prometheus_url))
-        await api.create(SERVICE, service("podinfo", "podinfo-blue"))
-        await api.create(CANARY, canary("podinfo", [TEMPLATE_METRIC]))
+        await api.create(METRIC_TEMPLATE, success_rate_template(ns, prometheus_url))
+        await api.create(SERVICE, service("podinfo", ns, "podinfo-blue"))
+        await api.create(CANARY, canary("podinfo", ns, [TEMPLATE_METRIC]))
         await release(api, watch, "podinfo")
         await eventually(lambda: watch.phase == "Failed", what="Failed", watch=watch)
 
@@ -210,96 +234,102 @@ async def test_a_canary_copy_at_half_success_is_rolled_back_after_threshold_fail
         assert "Promoting" not in watch.phases
         failed_checks = [failed for phase, _, _, failed in watch.history if phase == "Progressing"]
         assert max(failed_checks) == 2, watch.history
-        primary = await api.get(SERVICE, "podinfo-primary", "default")
+        primary = await api.get(SERVICE, "podinfo-primary", ns)
         assert primary["spec"]["selector"] == {"app": "podinfo-blue"}
-        messages = await event_messages(api)
-        halts = [m for m in messages if m.startswith("Halt podinfo.default advancement")]
-        assert halts == ["Halt podinfo.default advancement success-rate 50.00 < 99"] * 2, messages
-        assert "Rolling back podinfo.default failed checks threshold reached 2" in messages
-        assert "Canary failed! Scaling down podinfo.default" in messages
+        messages = await event_messages(api, ns)
+        halts = [m for m in messages if m.startswith(f"Halt podinfo.{ns} advancement")]
+        assert halts == [f"Halt podinfo.{ns} advancement success-rate 50.00 < 99"] * 2, messages
+        assert f"Rolling back podinfo.{ns} failed checks threshold reached 2" in messages
+        assert f"Canary failed! Scaling down podinfo.{ns}" in messages
         measured = await controller_metric(
             controller,
             "flagger_canary_metric_analysis",
-            {"name": "podinfo", "namespace": "default", "metric": "success-rate"},
+            {"name": "podinfo", "namespace": ns, "metric": "success-rate"},
         )
         assert measured == pytest.approx(50.0)
 
 
 async def test_a_healthy_canary_copy_passes_the_template_check_and_is_promoted(
-    cluster: DevClusterProcess, controller: ControllerProcess, prometheus_url: str
+    cluster: TestCluster, controller: ControllerProcess, prometheus_url: str
 ) -> None:
+    ns = cluster.namespace
     async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
-        watch = CanaryWatch("frontend")
+        watch = CanaryWatch("frontend", ns)
         canaries.subscribe(watch)
-        await api.create(METRIC_TEMPLATE, success_rate_template(prometheus_url))
-        await api.create(SERVICE, service("frontend", "frontend-blue"))
-        await api.create(CANARY, canary("frontend", [TEMPLATE_METRIC]))
+        await api.create(METRIC_TEMPLATE, success_rate_template(ns, prometheus_url))
+        await api.create(SERVICE, service("frontend", ns, "frontend-blue"))
+        await api.create(CANARY, canary("frontend", ns, [TEMPLATE_METRIC]))
         await release(api, watch, "frontend")
         await eventually(lambda: watch.phase == "Succeeded", what="Succeeded", watch=watch)
 
         assert "Failed" not in watch.phases
         assert all(failed == 0 for _, _, _, failed in watch.history), watch.history
-        primary = await api.get(SERVICE, "frontend-primary", "default")
+        primary = await api.get(SERVICE, "frontend-primary", ns)
         assert primary["spec"]["selector"] == {"app": "frontend-green"}
-        messages = await event_messages(api)
+        messages = await event_messages(api, ns)
         assert not [m for m in messages if m.startswith("Halt")], messages
-        assert "Promotion completed! Scaling down frontend.default" in messages
+        assert f"Promotion completed! Scaling down frontend.{ns}" in messages
         measured = await controller_metric(
             controller,
             "flagger_canary_metric_analysis",
-            {"name": "frontend", "namespace": "default", "metric": "success-rate"},
+            {"name": "frontend", "namespace": ns, "metric": "success-rate"},
         )
         assert measured == pytest.approx(100.0)
 
 
 async def test_a_canary_copy_without_traffic_is_never_read_as_zero_and_is_rolled_back(
-    cluster: DevClusterProcess, controller: ControllerProcess, prometheus_url: str
+    cluster: TestCluster, controller: ControllerProcess, prometheus_url: str
 ) -> None:
     """`idle-canary` has no series at all: "no values found" halts, it is never a value of 0."""
+    ns = cluster.namespace
     async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
-        watch = CanaryWatch("idle")
+        watch = CanaryWatch("idle", ns)
         canaries.subscribe(watch)
-        await api.create(METRIC_TEMPLATE, success_rate_template(prometheus_url))
-        await api.create(SERVICE, service("idle", "idle-blue"))
-        await api.create(CANARY, canary("idle", [TEMPLATE_METRIC]))
+        await api.create(METRIC_TEMPLATE, success_rate_template(ns, prometheus_url))
+        await api.create(SERVICE, service("idle", ns, "idle-blue"))
+        await api.create(CANARY, canary("idle", ns, [TEMPLATE_METRIC]))
         await release(api, watch, "idle")
         await eventually(lambda: watch.phase == "Failed", what="Failed", watch=watch)
 
-        messages = await event_messages(api)
+        messages = await event_messages(api, ns)
         halts = [m for m in messages if m.startswith("Halt")]
         assert (
             halts
             == ["Halt advancement no values found for custom metric: success-rate: no values found"]
             * 2
         ), messages
-        assert "Rolling back idle.default failed checks threshold reached 2" in messages
+        assert f"Rolling back idle.{ns} failed checks threshold reached 2" in messages
         measured = await controller_metric(
             controller,
             "flagger_canary_metric_analysis",
-            {"name": "idle", "namespace": "default", "metric": "success-rate"},
+            {"name": "idle", "namespace": ns, "metric": "success-rate"},
         )
         assert measured is None
 
 
 async def test_the_kubernetes_providers_builtin_checks_pass_a_healthy_canary(
-    cluster: DevClusterProcess, controller: ControllerProcess, prometheus_url: str
+    cluster: TestCluster, controller: ControllerProcess, prometheus_url: str
 ) -> None:
+    ns = cluster.namespace
     builtin = [
         {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "10s"},
         {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "10s"},
     ]
+    TRAFFIC.namespaces.add(ns)
+    pod_series = f'http_request_duration_seconds_count{{kubernetes_namespace="{ns}"}}'
+    await eventually_scraped(prometheus_url, f"count_over_time({pod_series}[1m]) >= 3")
     async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
-        watch = CanaryWatch("backend")
+        watch = CanaryWatch("backend", ns)
         canaries.subscribe(watch)
-        await api.create(SERVICE, service("backend", "backend-blue"))
-        await api.create(CANARY, canary("backend", builtin, metrics_server=prometheus_url))
+        await api.create(SERVICE, service("backend", ns, "backend-blue"))
+        await api.create(CANARY, canary("backend", ns, builtin, metrics_server=prometheus_url))
         await release(api, watch, "backend")
         await eventually(lambda: watch.phase == "Succeeded", what="Succeeded", watch=watch)
 
         assert all(failed == 0 for _, _, _, failed in watch.history), watch.history
-        primary = await api.get(SERVICE, "backend-primary", "default")
+        primary = await api.get(SERVICE, "backend-primary", ns)
         assert primary["spec"]["selector"] == {"app": "backend-green"}
-        labels = {"name": "backend", "namespace": "default"}
+        labels = {"name": "backend", "namespace": ns}
         success = await controller_metric(
             controller,
             "flagger_canary_metric_analysis",
@@ -314,17 +344,19 @@ async def test_the_kubernetes_providers_builtin_checks_pass_a_healthy_canary(
         assert 0.025 <= duration <= 0.05
 
 
+@pytest.mark.devcluster_only("slow MetricTemplate lists are injected with devcluster's faults API")
 async def test_a_controller_restarted_mid_analysis_waits_for_its_templates_before_checking(
-    cluster: DevClusterProcess, prometheus_url: str, tmp_path: Path
+    cluster: TestCluster, prometheus_url: str, tmp_path: Path
 ) -> None:
-    first = start_controller(cluster.kubeconfig_path, tmp_path)
+    ns = cluster.namespace
+    first = start_controller(cluster, tmp_path)
     try:
         async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
-            watch = CanaryWatch("frontend")
+            watch = CanaryWatch("frontend", ns)
             canaries.subscribe(watch)
-            await api.create(METRIC_TEMPLATE, success_rate_template(prometheus_url))
-            await api.create(SERVICE, service("frontend", "frontend-blue"))
-            manifest = canary("frontend", [TEMPLATE_METRIC])
+            await api.create(METRIC_TEMPLATE, success_rate_template(ns, prometheus_url))
+            await api.create(SERVICE, service("frontend", ns, "frontend-blue"))
+            manifest = canary("frontend", ns, [TEMPLATE_METRIC])
             manifest["spec"]["analysis"]["iterations"] = 5
             await api.create(CANARY, manifest)
             await release(api, watch, "frontend")
@@ -334,7 +366,7 @@ async def test_a_controller_restarted_mid_analysis_waits_for_its_templates_befor
                 watch=watch,
             )
             first.kill()
-            before = len(await event_messages(api))
+            before = len(await event_messages(api, ns))
             # A large cluster lists MetricTemplates slowly; every list of them takes 3 s now.
             slow_list = {"type": "latency", "seconds": 3, "verb": "list"}
             added = await http_post_json(
@@ -342,14 +374,14 @@ async def test_a_controller_restarted_mid_analysis_waits_for_its_templates_befor
                 {**slow_list, "resource": "metrictemplates", "count": None},
             )
             assert added[0] == 201, added
-            second = start_controller(cluster.kubeconfig_path, tmp_path)
+            second = start_controller(cluster, tmp_path)
             try:
                 await eventually(
                     lambda: watch.phase in ("Succeeded", "Failed"), limit=60, watch=watch
                 )
             finally:
                 second.terminate()
-            after_restart = (await event_messages(api))[before:]
+            after_restart = (await event_messages(api, ns))[before:]
             assert not [m for m in after_restart if m.startswith("Metric template")], after_restart
             assert watch.phase == "Succeeded"
     finally:

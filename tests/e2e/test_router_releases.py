@@ -8,15 +8,12 @@ maxWeight; reference §3.5), then promotion routes everything back to the primar
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from coalmine.devcluster.crds import crd_path
-from coalmine.devcluster.testing import DevClusterProcess
+from clusters import TestCluster
 from coalmine.kube.api import KubeApi, Object
 from coalmine.kube.cache import Informer
 from coalmine.kube.kinds import CANARY, SERVICE, Kind, kind_for
@@ -27,35 +24,14 @@ from .harness import (
     CanaryWatch,
     ControllerProcess,
     cluster_client,
-    devcluster_with_crds,
     event_messages,
     eventually,
-    start_controller,
 )
 
 pytestmark = pytest.mark.e2e
 
 EXPECTED_SPLITS = [(100, 0), (80, 20), (60, 40), (40, 60), (100, 0)]
 VIRTUAL_SERVICE = kind_for("networking.istio.io/v1beta1", "VirtualService")
-ROUTER_CRDS = (
-    crd_path("istio/networking.istio.io_virtualservices.yaml"),
-    crd_path("istio/networking.istio.io_destinationrules.yaml"),
-    crd_path("gateway-api/gateway.networking.k8s.io_httproutes.yaml"),
-)
-
-
-@pytest.fixture
-def cluster() -> Iterator[DevClusterProcess]:
-    with devcluster_with_crds(*ROUTER_CRDS) as server:
-        yield server
-
-
-@pytest.fixture
-def controller(cluster: DevClusterProcess, tmp_path: Path) -> Iterator[ControllerProcess]:
-    process = start_controller(cluster.kubeconfig_path, tmp_path)
-    yield process
-    if process.process.poll() is None:
-        process.terminate()
 
 
 class SplitWatch:
@@ -72,23 +48,23 @@ class SplitWatch:
             self.splits.append(split)
 
 
-def target_service(selector: str) -> dict[str, Any]:
+def target_service(selector: str, ns: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": "podinfo", "namespace": "default"},
+        "metadata": {"name": "podinfo", "namespace": ns},
         "spec": {"selector": {"app": selector}, "ports": [{"name": "http", "port": 9898}]},
     }
 
 
-def canary(provider: str) -> dict[str, Any]:
+def canary(provider: str, ns: str) -> dict[str, Any]:
     service: dict[str, Any] = {"port": 9898}
     if provider.startswith("gatewayapi"):
         service["gatewayRefs"] = [{"name": "public", "namespace": "gateways"}]
     return {
         "apiVersion": "flagger.app/v1beta1",
         "kind": "Canary",
-        "metadata": {"name": "podinfo", "namespace": "default"},
+        "metadata": {"name": "podinfo", "namespace": ns},
         "spec": {
             "provider": provider,
             "targetRef": {"apiVersion": "v1", "kind": "Service", "name": "podinfo"},
@@ -104,46 +80,50 @@ def canary(provider: str) -> dict[str, Any]:
     }
 
 
-async def release(api: KubeApi, canaries: Informer, provider: str, kind: Kind) -> SplitWatch:
+async def release(
+    api: KubeApi, canaries: Informer, provider: str, kind: Kind, ns: str
+) -> SplitWatch:
     """Apply the target and the Canary, change the selector, wait for Succeeded."""
     async with AsyncExitStack() as stack:
-        watch = CanaryWatch("podinfo")
+        watch = CanaryWatch("podinfo", ns)
         canaries.subscribe(watch)
         routes = SplitWatch()
-        informer = Informer(api, kind, "default")
+        informer = Informer(api, kind, ns)
         informer.subscribe(routes)
         informer.start()
         stack.push_async_callback(informer.stop)
         await informer.wait_synced()
         if provider.startswith("gatewayapi"):
             await stack.enter_async_context(accepting_gateway(api))
-        await api.create(SERVICE, target_service("podinfo-blue"))
-        await api.create(CANARY, canary(provider))
+        await api.create(SERVICE, target_service("podinfo-blue", ns))
+        await api.create(CANARY, canary(provider, ns))
         await eventually(lambda: watch.phase == "Initialized", what="Initialized", watch=watch)
-        await api.patch(
-            SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-green"}}}, "default"
-        )
+        await api.patch(SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-green"}}}, ns)
         await eventually(lambda: watch.phase == "Succeeded", what="Succeeded", watch=watch)
-        primary = await api.get(SERVICE, "podinfo-primary", "default")
+        primary = await api.get(SERVICE, "podinfo-primary", ns)
         assert primary["spec"]["selector"] == {"app": "podinfo-green"}
-        messages = await event_messages(api)
+        messages = await event_messages(api, ns)
         for weight in (20, 40, 60):
-            assert f"Advance podinfo.default canary weight {weight}" in messages
-        assert "Promotion completed! Scaling down podinfo.default" in messages
+            assert f"Advance podinfo.{ns} canary weight {weight}" in messages
+        assert f"Promotion completed! Scaling down podinfo.{ns}" in messages
         return routes
 
 
 async def test_a_service_target_is_released_through_istio(
-    cluster: DevClusterProcess, controller: ControllerProcess
+    cluster: TestCluster, controller: ControllerProcess
 ) -> None:
+    ns = cluster.namespace
+    ns = cluster.namespace
     async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
-        routes = await release(api, canaries, "istio", VIRTUAL_SERVICE)
+        routes = await release(api, canaries, "istio", VIRTUAL_SERVICE, ns)
     assert routes.splits == EXPECTED_SPLITS, controller.logs()[-3000:]
 
 
 async def test_a_service_target_is_released_through_gateway_api(
-    cluster: DevClusterProcess, controller: ControllerProcess
+    cluster: TestCluster, controller: ControllerProcess
 ) -> None:
+    ns = cluster.namespace
+    ns = cluster.namespace
     async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
-        routes = await release(api, canaries, "gatewayapi:v1", HTTP_ROUTE)
+        routes = await release(api, canaries, "gatewayapi:v1", HTTP_ROUTE, ns)
     assert routes.splits == EXPECTED_SPLITS, controller.logs()[-3000:]

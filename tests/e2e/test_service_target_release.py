@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from lightkube.types import PatchType
 
-from coalmine.devcluster.testing import DevClusterProcess
+from clusters import TestCluster
 from coalmine.kube.api import KubeApi
 from coalmine.kube.kinds import CANARY, DEPLOYMENT, LEASE, SERVICE
 
@@ -31,7 +31,9 @@ from .harness import (
 pytestmark = pytest.mark.e2e
 
 
-def service(name: str, selector: str | None = None, external: str | None = None) -> dict[str, Any]:
+def service(
+    name: str, ns: str, selector: str | None = None, external: str | None = None
+) -> dict[str, Any]:
     spec: dict[str, Any]
     if external is not None:
         spec = {"type": "ExternalName", "externalName": external}
@@ -40,13 +42,14 @@ def service(name: str, selector: str | None = None, external: str | None = None)
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": ns},
         "spec": spec,
     }
 
 
 def canary(
     name: str,
+    ns: str,
     *,
     threshold: int = 2,
     iterations: int = 2,
@@ -63,7 +66,7 @@ def canary(
     return {
         "apiVersion": "flagger.app/v1beta1",
         "kind": "Canary",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": ns},
         "spec": {
             "provider": "kubernetes",
             "targetRef": {"apiVersion": "v1", "kind": "Service", "name": name},
@@ -78,17 +81,18 @@ async def start_release(
 ) -> None:
     """Wait for initialization, then change the target Service: a new revision."""
     await eventually(lambda: watch.phase == "Initialized", what=f"{name} Initialized")
-    await api.patch(SERVICE, name, {"spec": change}, "default")
+    await api.patch(SERVICE, name, {"spec": change}, watch.namespace)
 
 
 async def test_a_clusterip_service_selector_change_is_released_onto_the_primary(
-    cluster: DevClusterProcess, controller: ControllerProcess
+    cluster: TestCluster, controller: ControllerProcess
 ) -> None:
+    ns = cluster.namespace
     async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
-        watch = CanaryWatch("podinfo")
+        watch = CanaryWatch("podinfo", ns)
         canaries.subscribe(watch)
-        await api.create(SERVICE, service("podinfo", selector="podinfo-blue"))
-        await api.create(CANARY, canary("podinfo"))
+        await api.create(SERVICE, service("podinfo", ns, selector="podinfo-blue"))
+        await api.create(CANARY, canary("podinfo", ns))
         await start_release(api, watch, "podinfo", {"selector": {"app": "podinfo-green"}})
         await eventually(lambda: watch.phase == "Succeeded", what="Succeeded")
         assert watch.phases == [
@@ -101,9 +105,9 @@ async def test_a_clusterip_service_selector_change_is_released_onto_the_primary(
         ] or watch.phases[-4:] == ["Progressing", "Promoting", "Finalising", "Succeeded"], (
             watch.phases
         )
-        primary = await api.get(SERVICE, "podinfo-primary", "default")
-        canary_copy = await api.get(SERVICE, "podinfo-canary", "default")
-        target = await api.get(SERVICE, "podinfo", "default")
+        primary = await api.get(SERVICE, "podinfo-primary", ns)
+        canary_copy = await api.get(SERVICE, "podinfo-canary", ns)
+        target = await api.get(SERVICE, "podinfo", ns)
         assert primary["spec"]["selector"] == {"app": "podinfo-green"}
         assert canary_copy["spec"]["selector"] == {"app": "podinfo-green"}
         assert (
@@ -117,33 +121,30 @@ async def test_a_clusterip_service_selector_change_is_released_onto_the_primary(
             == 3
         )
         assert primary["metadata"]["ownerReferences"][0]["kind"] == "Canary"
-        messages = await event_messages(api)
-        assert "Initialization done! podinfo.default" in messages
-        assert (
-            messages.count("Copying podinfo.default template spec to podinfo-primary.default") == 1
-        )
-        assert "Promotion completed! Scaling down podinfo.default" in messages
+        messages = await event_messages(api, ns)
+        assert f"Initialization done! podinfo.{ns}" in messages
+        assert messages.count(f"Copying podinfo.{ns} template spec to podinfo-primary.{ns}") == 1
+        assert f"Promotion completed! Scaling down podinfo.{ns}" in messages
 
 
 async def test_an_externalname_change_releases_a_new_cluster(
-    cluster: DevClusterProcess, controller: ControllerProcess
+    cluster: TestCluster, controller: ControllerProcess
 ) -> None:
+    ns = cluster.namespace
     async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
-        watch = CanaryWatch("backend")
+        watch = CanaryWatch("backend", ns)
         canaries.subscribe(watch)
-        await api.create(SERVICE, service("backend", external="lb.blue.example.com"))
-        await api.create(CANARY, canary("backend"))
+        await api.create(SERVICE, service("backend", ns, external="lb.blue.example.com"))
+        await api.create(CANARY, canary("backend", ns))
         await eventually(lambda: watch.phase == "Initialized", what="Initialized")
-        primary = await api.get(SERVICE, "backend-primary", "default")
+        primary = await api.get(SERVICE, "backend-primary", ns)
         assert primary["spec"]["externalName"] == "lb.blue.example.com"
         assert "clusterIP" not in primary["spec"]
-        await api.patch(
-            SERVICE, "backend", {"spec": {"externalName": "lb.green.example.com"}}, "default"
-        )
+        await api.patch(SERVICE, "backend", {"spec": {"externalName": "lb.green.example.com"}}, ns)
         await eventually(lambda: watch.phase == "Succeeded", what="Succeeded")
         assert "Progressing" in watch.phases
         assert "Promoting" in watch.phases
-        primary = await api.get(SERVICE, "backend-primary", "default")
+        primary = await api.get(SERVICE, "backend-primary", ns)
         assert primary["spec"]["externalName"] == "lb.green.example.com"
 
 
@@ -167,40 +168,42 @@ async def failing_hook() -> AsyncIterator[str]:
 
 
 async def test_a_failing_check_rolls_back_and_leaves_the_primary_untouched(
-    cluster: DevClusterProcess, controller: ControllerProcess, failing_hook: str
+    cluster: TestCluster, controller: ControllerProcess, failing_hook: str
 ) -> None:
+    ns = cluster.namespace
     async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
-        watch = CanaryWatch("podinfo")
+        watch = CanaryWatch("podinfo", ns)
         canaries.subscribe(watch)
-        await api.create(SERVICE, service("podinfo", selector="podinfo-blue"))
+        await api.create(SERVICE, service("podinfo", ns, selector="podinfo-blue"))
         hooks = [{"name": "acceptance", "type": "rollout", "url": failing_hook, "timeout": "5s"}]
-        await api.create(CANARY, canary("podinfo", iterations=5, webhooks=hooks))
+        await api.create(CANARY, canary("podinfo", ns, iterations=5, webhooks=hooks))
         await start_release(api, watch, "podinfo", {"selector": {"app": "podinfo-green"}})
         await eventually(lambda: watch.phase == "Failed", what="Failed")
         assert "Promoting" not in watch.phases
-        primary = await api.get(SERVICE, "podinfo-primary", "default")
+        primary = await api.get(SERVICE, "podinfo-primary", ns)
         assert primary["spec"]["selector"] == {"app": "podinfo-blue"}
-        messages = await event_messages(api)
+        messages = await event_messages(api, ns)
         assert any(
             "advancement external check acceptance failed" in m and "error rate too high" in m
             for m in messages
         )
         assert any(
-            m.startswith("Canary failed! Scaling down podinfo.default") or "Rolling back" in m
+            m.startswith(f"Canary failed! Scaling down podinfo.{ns}") or "Rolling back" in m
             for m in messages
         ), messages
 
 
 async def test_a_controller_killed_mid_analysis_finishes_the_release_after_a_restart(
-    cluster: DevClusterProcess, tmp_path: Path
+    cluster: TestCluster, tmp_path: Path
 ) -> None:
-    first = start_controller(cluster.kubeconfig_path, tmp_path)
+    ns = cluster.namespace
+    first = start_controller(cluster, tmp_path)
     try:
         async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
-            watch = CanaryWatch("podinfo")
+            watch = CanaryWatch("podinfo", ns)
             canaries.subscribe(watch)
-            await api.create(SERVICE, service("podinfo", selector="podinfo-blue"))
-            await api.create(CANARY, canary("podinfo", iterations=4))
+            await api.create(SERVICE, service("podinfo", ns, selector="podinfo-blue"))
+            await api.create(CANARY, canary("podinfo", ns, iterations=4))
             await start_release(api, watch, "podinfo", {"selector": {"app": "podinfo-green"}})
             await eventually(
                 lambda: (
@@ -211,56 +214,55 @@ async def test_a_controller_killed_mid_analysis_finishes_the_release_after_a_res
                 watch=watch,
             )
             first.kill()
-            second = start_controller(cluster.kubeconfig_path, tmp_path)
+            second = start_controller(cluster, tmp_path)
             try:
                 await eventually(lambda: watch.phase == "Succeeded", what="Succeeded after restart")
             finally:
                 second.terminate()
-            primary = await api.get(SERVICE, "podinfo-primary", "default")
+            primary = await api.get(SERVICE, "podinfo-primary", ns)
             assert primary["spec"]["selector"] == {"app": "podinfo-green"}
-            messages = await event_messages(api)
+            messages = await event_messages(api, ns)
             assert (
-                messages.count("Copying podinfo.default template spec to podinfo-primary.default")
-                == 1
+                messages.count(f"Copying podinfo.{ns} template spec to podinfo-primary.{ns}") == 1
             )
-            assert messages.count("Initialization done! podinfo.default") == 1
+            assert messages.count(f"Initialization done! podinfo.{ns}") == 1
     finally:
         if first.process.poll() is None:
             first.kill()
 
 
 async def test_with_leader_election_killing_the_leader_hands_over_and_the_run_completes_once(
-    cluster: DevClusterProcess, tmp_path: Path
+    cluster: TestCluster, tmp_path: Path
 ) -> None:
+    ns = cluster.namespace
     election = (
         "--enable-leader-election",
-        "--leader-election-namespace=default",
+        f"--leader-election-namespace={ns}",
         "--leader-election-lease=3s",
         "--leader-election-renew-deadline=2s",
         "--leader-election-retry=500ms",
     )
-    replicas = [start_controller(cluster.kubeconfig_path, tmp_path, *election) for _ in range(2)]
+    replicas = [start_controller(cluster, tmp_path, *election) for _ in range(2)]
     try:
         async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
-            watch = CanaryWatch("podinfo")
+            watch = CanaryWatch("podinfo", ns)
             canaries.subscribe(watch)
-            await api.create(SERVICE, service("podinfo", selector="podinfo-blue"))
-            await api.create(CANARY, canary("podinfo", iterations=4))
+            await api.create(SERVICE, service("podinfo", ns, selector="podinfo-blue"))
+            await api.create(CANARY, canary("podinfo", ns, iterations=4))
             await start_release(api, watch, "podinfo", {"selector": {"app": "podinfo-green"}})
             await eventually(lambda: watch.phase == "Progressing", what="Progressing", watch=watch)
-            lease = await api.get(LEASE, "flagger-leader-election", "default")
+            lease = await api.get(LEASE, "flagger-leader-election", ns)
             holder = lease["spec"]["holderIdentity"]
             leader = next(r for r in replicas if f"{holder} became leader" in r.logs())
             leader.kill()
             await eventually(
                 lambda: watch.phase == "Succeeded", limit=90, what="Succeeded after hand-over"
             )
-            messages = await event_messages(api)
+            messages = await event_messages(api, ns)
             assert (
-                messages.count("Copying podinfo.default template spec to podinfo-primary.default")
-                == 1
+                messages.count(f"Copying podinfo.{ns} template spec to podinfo-primary.{ns}") == 1
             )
-            lease = await api.get(LEASE, "flagger-leader-election", "default")
+            lease = await api.get(LEASE, "flagger-leader-election", ns)
             assert lease["spec"]["holderIdentity"] != holder
     finally:
         for replica in replicas:
@@ -268,12 +270,12 @@ async def test_with_leader_election_killing_the_leader_hands_over_and_the_run_co
                 replica.kill()
 
 
-def deployment(name: str, image: str) -> dict[str, Any]:
+def deployment(name: str, ns: str, image: str) -> dict[str, Any]:
     labels = {"app": name}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": ns},
         "spec": {
             "replicas": 2,
             "selector": {"matchLabels": labels},
@@ -294,13 +296,16 @@ def deployment(name: str, image: str) -> dict[str, Any]:
 
 
 async def test_a_deployment_release_creates_the_primary_scales_the_target_and_promotes(
-    cluster: DevClusterProcess, controller: ControllerProcess
+    cluster: TestCluster, controller: ControllerProcess
 ) -> None:
+    ns = cluster.namespace
     async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
-        watch = CanaryWatch("podinfo")
+        watch = CanaryWatch("podinfo", ns)
         canaries.subscribe(watch)
-        await api.create(DEPLOYMENT, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
-        spec = canary("podinfo")
+        await api.create(
+            DEPLOYMENT, deployment("podinfo", ns, "ghcr.io/stefanprodan/podinfo:6.0.0")
+        )
+        spec = canary("podinfo", ns)
         spec["spec"]["targetRef"] = {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -308,18 +313,18 @@ async def test_a_deployment_release_creates_the_primary_scales_the_target_and_pr
         }
         await api.create(CANARY, spec)
         await eventually(lambda: watch.phase == "Initialized", what="Initialized", watch=watch)
-        target = await api.get(DEPLOYMENT, "podinfo", "default")
+        target = await api.get(DEPLOYMENT, "podinfo", ns)
         assert target["spec"]["replicas"] == 0
-        primary = await api.get(DEPLOYMENT, "podinfo-primary", "default")
+        primary = await api.get(DEPLOYMENT, "podinfo-primary", ns)
         assert primary["spec"]["selector"]["matchLabels"] == {"app": "podinfo-primary"}
-        apex = await api.get(SERVICE, "podinfo", "default")
+        apex = await api.get(SERVICE, "podinfo", ns)
         assert apex["spec"]["selector"] == {"app": "podinfo-primary"}
         image = "ghcr.io/stefanprodan/podinfo:6.0.1"
         patch = {
             "spec": {"template": {"spec": {"containers": [{"name": "podinfo", "image": image}]}}}
         }
-        await api.patch(DEPLOYMENT, "podinfo", patch, "default", patch_type=PatchType.STRATEGIC)
+        await api.patch(DEPLOYMENT, "podinfo", patch, ns, patch_type=PatchType.STRATEGIC)
         await eventually(lambda: watch.phase == "Succeeded", what="Succeeded", watch=watch)
-        primary = await api.get(DEPLOYMENT, "podinfo-primary", "default")
+        primary = await api.get(DEPLOYMENT, "podinfo-primary", ns)
         assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == image
-        assert (await api.get(DEPLOYMENT, "podinfo", "default"))["spec"]["replicas"] == 0
+        assert (await api.get(DEPLOYMENT, "podinfo", ns))["spec"]["replicas"] == 0

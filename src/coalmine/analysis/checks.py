@@ -42,6 +42,8 @@ from coalmine.analysis.providers.base import (
 from coalmine.analysis.providers.prometheus import PrometheusProvider
 from coalmine.analysis.templates import TemplateError, TemplateModel, go_sprintf, render_query
 from coalmine.api.models import Canary, CanaryMetric, MetricTemplateProvider
+from coalmine.outbound import redact_url, safe_text
+from coalmine.outbound.http import MAX_METRIC_RESPONSE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ class AnalysisSettings:
     mesh_provider: str = ""
     timeout: float = 5.0
     per_backend_concurrency: int = 8
+    max_response_bytes: int = MAX_METRIC_RESPONSE_BYTES
 
 
 class MetricAnalyzer:
@@ -105,6 +108,7 @@ class MetricAnalyzer:
             session=session,
             limiter=BackendLimiter(self.settings.per_backend_concurrency),
             timeout=self.settings.timeout,
+            max_response_bytes=self.settings.max_response_bytes,
             kube_api=kube_api,
             kube_token=kube_token,
             kube_ssl=kube_ssl,
@@ -161,9 +165,9 @@ def _describe(error: BaseException) -> str:
     """Our own errors read as they are; anything else is a bug or a surprising answer, logged with
     its traceback and reported by type so the event still says what happened."""
     if isinstance(error, AnalysisError | TemplateError | BuiltinQueryError):
-        return str(error)
-    log.warning("unexpected error in metric analysis", exc_info=error)
-    return f"unexpected {type(error).__name__}: {error}"
+        return safe_text(str(error))
+    log.warning("unexpected error in metric analysis: %s", safe_text(str(error)))
+    return safe_text(f"unexpected {type(error).__name__}: {error}")
 
 
 class _CheckFailed(Exception):
@@ -253,7 +257,7 @@ async def _builtin_check(
         )
     except Exception as error:  # a provider bug or odd answer must not crash the cycle
         server = canary.spec.metrics_server or analyzer.settings.metrics_server
-        message = f"Error building Prometheus client for {server} {_describe(error)}"
+        message = f"Error building Prometheus client for {redact_url(server)} {_describe(error)}"
         return MetricResult(metric.name, None, False, message, "error")
     target = f"{canary.spec.target_ref.name}.{canary.namespace}"
     try:
@@ -397,7 +401,8 @@ async def check_provider_availability(
                 prometheus = analyzer.prometheus_for(canary)
             except Exception as error:  # a provider bug or odd answer must not crash the cycle
                 return AvailabilityOutcome(
-                    False, f"error building Prometheus client for {server} {_describe(error)}"
+                    False,
+                    f"error building Prometheus client for {redact_url(server)} {_describe(error)}",
                 )
             try:
                 await prometheus.is_online()

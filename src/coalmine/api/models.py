@@ -119,7 +119,9 @@ MetricProviderType = Literal[
 
 AlertProviderType = Literal["slack", "msteams", "discord", "rocket", "gchat"]
 
-BUILTIN_METRICS: tuple[str, ...] = ("request-success-rate", "request-duration")
+SUCCESS_RATE_METRIC = "request-success-rate"
+DURATION_METRIC = "request-duration"
+BUILTIN_METRICS: tuple[str, ...] = (SUCCESS_RATE_METRIC, DURATION_METRIC)
 
 DURATION_PATTERN = r"^[0-9]+(m|s)"
 _GO_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
@@ -140,8 +142,21 @@ _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _SECTION_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
+# Go's time.Duration is an int64 of nanoseconds: about 292 years; ParseDuration refuses more.
+GO_DURATION_MAX_SECONDS = (2**63 - 1) / 1e9
+
+
 def parse_go_duration(text: str | None) -> float | None:
-    """Seconds of a Go duration string (`1m30s`, `500ms`), or None when it does not parse."""
+    """Seconds of a Go duration string (`1m30s`, `500ms`), or None when Go could not parse it.
+
+    Like `time.ParseDuration`, a duration longer than an int64 of nanoseconds does not parse.
+    """
+    seconds = duration_seconds(text)
+    return seconds if seconds is not None and seconds <= GO_DURATION_MAX_SECONDS else None
+
+
+def duration_seconds(text: str | None) -> float | None:
+    """Seconds of a well-formed Go duration string, even one too long for Go (validation's view)."""
     if not text:
         return None
     if text == "0":

@@ -231,13 +231,32 @@ class Controller:
         return False
 
 
-async def check_crds(api: KubeApi, namespace: str | None) -> None:
-    """Flagger's start-up check: the three CRDs must be served, else nothing can work."""
+CRD_CHECK_SECONDS = 60.0
+
+
+async def check_crds(
+    api: KubeApi, namespace: str | None, patience: float = CRD_CHECK_SECONDS
+) -> None:
+    """Flagger's start-up check: the three CRDs must be served, else nothing can work.
+
+    A missing CRD (404) or a refusal (403) stops the controller at once, as Flagger's does. A
+    server that is not ready to serve it yet (429, 5xx: kube-apiserver answers 503 "storage is
+    (re)initializing" for a CRD created moments ago) is asked again for up to `patience` seconds.
+    """
+    deadline = asyncio.get_running_loop().time() + patience
     for kind in (CANARY, METRIC_TEMPLATE, ALERT_PROVIDER):
-        try:
-            await api.list(kind, namespace)
-        except (KubeApiError, NotFound) as error:
-            raise StartupError(f"{kind.kind} CRD is not registered: {error}") from error
+        while True:
+            try:
+                await api.list(kind, namespace)
+                break
+            except NotFound as error:
+                raise StartupError(f"{kind.kind} CRD is not registered: {error}") from error
+            except KubeApiError as error:
+                transient = error.code == 429 or error.code >= 500
+                if not transient or asyncio.get_running_loop().time() > deadline:
+                    raise StartupError(f"{kind.kind} CRD is not served: {error}") from error
+                log.info("%s CRD is not served yet (%s); asking again", kind.kind, error)
+                await asyncio.sleep(1.0)
 
 
 class CanaryReconciler:

@@ -13,21 +13,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from coalmine import __version__
 from coalmine.api.models import CanaryWebhook, parse_go_duration
+from coalmine.outbound import redact_url, safe_text
+from coalmine.outbound.http import (
+    MAX_WEBHOOK_RESPONSE_BYTES,
+    ResponseTooLarge,
+    create_session,
+    read_text_capped,
+)
+
+__all__ = [
+    "WebhookResult",
+    "call_webhook",
+    "create_session",
+    "post_json",
+    "redact_url",
+    "webhook_timeout_seconds",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 RETRY_WAIT_MIN_SECONDS = 1.0
 RETRY_WAIT_MAX_SECONDS = 30.0
-# Bodies end up in Kubernetes events (message limit 1 KiB after truncation by the API server).
-MAX_ERROR_BODY_CHARS = 1000
-MAX_RESPONSE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -43,34 +54,6 @@ class WebhookResult:
     attempts: int
 
 
-async def read_text_capped(
-    response: aiohttp.ClientResponse, limit: int = MAX_RESPONSE_BYTES
-) -> str:
-    """The start of a response body: a peer answering with megabytes must not cost memory."""
-    data = bytearray()
-    while len(data) < limit:
-        chunk = await response.content.read(limit - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data.decode("utf-8", errors="replace")
-
-
-def create_session(*, total_timeout_seconds: float = 60.0) -> aiohttp.ClientSession:
-    """The one HTTP client session the controller shares for webhooks and chat tools.
-
-    Per-call timeouts are set on each request; the session timeout is only a backstop. Proxies
-    come from AlertProvider objects and flags, never from the environment (`trust_env=False`), so
-    a process-wide `HTTP_PROXY` cannot silently reroute webhooks.
-    """
-    return aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=total_timeout_seconds),
-        connector=aiohttp.TCPConnector(limit=100, limit_per_host=20),
-        headers={"User-Agent": f"coalmine/{__version__}"},
-        trust_env=False,
-    )
-
-
 def webhook_timeout_seconds(hook: CanaryWebhook) -> float:
     """Per-attempt timeout: Flagger uses 10s when `timeout` is empty or shorter than two characters."""
     if not hook.timeout or len(hook.timeout) < 2:
@@ -79,20 +62,6 @@ def webhook_timeout_seconds(hook: CanaryWebhook) -> float:
     if seconds is None or seconds <= 0:
         return DEFAULT_TIMEOUT_SECONDS
     return seconds
-
-
-def redact_url(url: str) -> str:
-    """The URL as it may appear in events and logs: a password in it is replaced by `xxxxx`."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if not password:
-        return url
-    user_info, _, host = parts.netloc.rpartition("@")
-    user = user_info.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:xxxxx@{host}"))
 
 
 def _is_retryable_status(status: int) -> bool:
@@ -117,16 +86,14 @@ def _retry_after_seconds(value: str | None) -> float | None:
 
 
 def _short(text: str) -> str:
-    text = text.strip()
-    if len(text) > MAX_ERROR_BODY_CHARS:
-        return text[:MAX_ERROR_BODY_CHARS] + "…"
-    return text
+    """A body or cause as event text: printable, URLs redacted, at most 1,000 characters."""
+    return safe_text(text)
 
 
 def _describe_error(error: BaseException, timeout: float) -> str:
     if isinstance(error, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return f"timeout after {timeout:g}s awaiting the response"
-    return str(error) or type(error).__name__
+    return safe_text(str(error)) or type(error).__name__
 
 
 async def post_json(
@@ -166,7 +133,7 @@ async def post_json(
                 timeout=aiohttp.ClientTimeout(total=timeout_seconds),
             ) as response:
                 last_status = response.status
-                last_body = await read_text_capped(response)
+                last_body = await read_text_capped(response, MAX_WEBHOOK_RESPONSE_BYTES)
                 retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
             if 200 <= last_status <= 299:
                 return WebhookResult(name, url, True, last_status, last_body, "", attempts)
@@ -175,6 +142,10 @@ async def post_json(
             if not retryable:
                 error = _short(last_body) or f"{last_status} {_reason(last_status)}".strip()
                 return WebhookResult(name, url, False, last_status, last_body, error, attempts)
+        except ResponseTooLarge as error:
+            return WebhookResult(
+                name, url, False, last_status, "", f"POST {shown_url}: {error}", attempts
+            )
         except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError, ValueError) as error:
             retryable = _is_retryable_error(error) and not isinstance(error, ValueError)
             cause = _describe_error(error, timeout_seconds)

@@ -22,6 +22,7 @@ from typing import Literal
 from coalmine.api import naming
 from coalmine.kube.api import KubeApi, KubeApiError, NotFound, Object
 from coalmine.kube.kinds import EVENT
+from coalmine.outbound import safe_text
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class EventRecorder:
         self._recent: OrderedDict[bytes, _Recorded] = OrderedDict()
 
     async def record(self, obj: Object, event_type: EventType, message: str) -> None:
+        # Messages may quote a peer's answer: printable, URLs redacted, within the API's limit.
+        message = safe_text(message)
         metadata = obj.get("metadata", {})
         namespace = metadata.get("namespace") or "default"
         uid = metadata.get("uid") or ""

@@ -31,6 +31,7 @@ from coalmine.notify.message import (
     provider_receives,
 )
 from coalmine.notify.registry import make_notifier
+from coalmine.outbound import safe_text
 
 if TYPE_CHECKING:
     from coalmine.scheduler.ports import Alerts
@@ -230,7 +231,7 @@ class Alerter:
             return self._failed(canary, destination, str(error))
         except Exception as error:  # a bug in one notifier must not stop a release either
             log.exception("alert to %s for canary %s crashed", destination, canary.key)
-            return self._failed(canary, destination, f"{type(error).__name__}: {error}")
+            return self._failed(canary, destination, safe_text(f"{type(error).__name__}: {error}"))
         self.sent += 1
         return AlertDelivery(destination, True)
 

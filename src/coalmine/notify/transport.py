@@ -10,25 +10,29 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from coalmine.hooks.client import read_text_capped
 from coalmine.notify.base import NotificationError, NotifierConfigError
 from coalmine.notify.message import AlertMessage
+from coalmine.outbound import redact_url, safe_text
+from coalmine.outbound.http import MAX_WEBHOOK_RESPONSE_BYTES, ResponseTooLarge, read_text_capped
 
 NOTIFICATION_TIMEOUT_SECONDS = 5.0
-MAX_BODY_CHARS = 1000
 
 
 def validate_url(address: str, kind: str) -> str:
-    """Reject an address that is not an absolute http(s) URL, naming the tool."""
+    """Reject an address that is not an absolute http(s) URL, naming the tool.
+
+    The address often comes from a Secret: the message shows it redacted, and printable.
+    """
+    shown = safe_text(redact_url(address), 200)
     try:
         url = urlsplit(address)
         host = url.hostname
     except ValueError as error:
-        raise NotifierConfigError(f"invalid {kind} URL {address!r}: {error}") from error
-    if url.scheme not in ("http", "https") or not host or " " in address:
         raise NotifierConfigError(
-            f"invalid {kind} URL {address!r}: expected an absolute http(s) URL"
-        )
+            f"invalid {kind} URL {shown!r}: {safe_text(str(error), 200)}"
+        ) from error
+    if url.scheme not in ("http", "https") or not host or " " in address:
+        raise NotifierConfigError(f"invalid {kind} URL {shown!r}: expected an absolute http(s) URL")
     return address
 
 
@@ -58,17 +62,15 @@ async def post_notification(
             proxy=proxy or None,
             timeout=aiohttp.ClientTimeout(total=timeout_seconds),
         ) as response:
-            text = await read_text_capped(response)
             status = response.status
-    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as error:
-        reason = str(error) or type(error).__name__
+            text = await read_text_capped(response, MAX_WEBHOOK_RESPONSE_BYTES)
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError, ResponseTooLarge) as error:
+        reason = safe_text(str(error)) or type(error).__name__
         if isinstance(error, asyncio.TimeoutError):
             reason = f"timeout after {timeout_seconds:g}s"
         raise NotificationError(f"sending notification failed: {reason}") from error
     if not 200 <= status <= 299:
-        if len(text) > MAX_BODY_CHARS:
-            text = text[:MAX_BODY_CHARS] + "…"
-        raise NotificationError(f"sending notification bad response {status}: {text}")
+        raise NotificationError(f"sending notification bad response {status}: {safe_text(text)}")
 
 
 class WebhookNotifier:

@@ -2,7 +2,9 @@
 
 Every provider speaks HTTP through one `aiohttp.ClientSession` owned by the caller, with a timeout
 on each request and a per-backend semaphore, so a slow or hanging backend only ever delays the
-canaries that query it.
+canaries that query it: the wait for the semaphore counts against the request's own timeout.
+Answers are read up to `ProviderContext.max_response_bytes`; texts from a backend reach messages
+only through `coalmine.outbound.safe_text`, URLs only through `redact_url`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from coalmine.api.models import MetricTemplateProvider, parse_go_duration
+from coalmine.outbound import redact_url, safe_text
+from coalmine.outbound.http import MAX_METRIC_RESPONSE_BYTES, ResponseTooLarge, read_text_capped
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
 DEFAULT_BACKEND_CONCURRENCY = 8
@@ -93,6 +97,7 @@ class ProviderContext:
     kube_api: str | None = None
     kube_token: str | None = None
     kube_ssl: ssl.SSLContext | None = None
+    max_response_bytes: int = MAX_METRIC_RESPONSE_BYTES
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,7 @@ class HTTPResponse:
             return json.loads(self.text)
         except ValueError as error:
             raise ProviderError(
-                f"error unmarshaling result: {error}, '{self.text[:200]}'"
+                f"error unmarshaling result: {error}, '{safe_text(self.text, 200)}'"
             ) from error
 
 
@@ -129,12 +134,16 @@ async def http_request(
     ssl_context: ssl.SSLContext | None = None,
     timeout: float | None = None,  # noqa: ASYNC109 - a per-request budget, not a cancel scope
 ) -> HTTPResponse:
-    """One request under the backend's semaphore and a total timeout; transport failures become
+    """One request under the backend's semaphore, all within one total timeout (the wait for the
+    semaphore included), its answer read up to the context's cap; transport failures become
     ProviderError so callers only ever see this package's errors."""
     seconds = timeout if timeout is not None else context.timeout
-    async with context.limiter.for_url(url):
-        try:
-            async with context.session.request(
+    shown = redact_url(url)
+    try:
+        async with (
+            asyncio.timeout(seconds),
+            context.limiter.for_url(url),
+            context.session.request(
                 method,
                 url,
                 params=params,
@@ -142,13 +151,16 @@ async def http_request(
                 data=data,
                 ssl=ssl_context if ssl_context is not None and verify_tls else verify_tls,
                 timeout=aiohttp.ClientTimeout(total=seconds),
-            ) as response:
-                text = await response.text(errors="replace")
-                return HTTPResponse(response.status, response.reason or "", text)
-        except TimeoutError as error:
-            raise ProviderError(f"request to {url} timed out after {seconds:g}s") from error
-        except aiohttp.ClientError as error:
-            raise ProviderError(f"request to {url} failed: {error}") from error
+            ) as response,
+        ):
+            text = await read_text_capped(response, context.max_response_bytes)
+            return HTTPResponse(response.status, response.reason or "", text)
+    except TimeoutError as error:
+        raise ProviderError(f"request to {shown} timed out after {seconds:g}s") from error
+    except ResponseTooLarge as error:
+        raise ProviderError(f"request to {shown} failed: {error}") from error
+    except (aiohttp.ClientError, ValueError) as error:
+        raise ProviderError(f"request to {shown} failed: {safe_text(str(error))}") from error
 
 
 async def request_ok(
@@ -165,7 +177,7 @@ async def request_ok(
     response = await http_request(context, method, url, params=params, headers=headers, data=data)
     if response.status != 200:
         raise ProviderError(
-            f"error response: {response.text.strip()[:500]}: status {response.status}"
+            f"error response: {safe_text(response.text, 500)}: status {response.status}"
         )
     return response
 
@@ -201,7 +213,9 @@ def validated_address(spec: MetricTemplateProvider, default: str | None = None) 
         raise ProviderConfigError(f"{spec.type} address is required")
     parts = urlsplit(address)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ProviderConfigError(f"{spec.type} address {address} is not a valid URL")
+        raise ProviderConfigError(
+            f"{spec.type} address {safe_text(redact_url(address), 200)} is not a valid URL"
+        )
     return address.rstrip("/")
 
 
@@ -228,12 +242,13 @@ def to_float(value: Any, what: str) -> float:
 
 def requesting_error(provider: str, status: int, text: str) -> ProviderError:
     """The cloud APIs' failure (cloudwatch, stackdriver): `error requesting <provider>: status …`."""
-    return ProviderError(f"error requesting {provider}: status {status}: {text.strip()[:500]}")
+    return ProviderError(f"error requesting {provider}: status {status}: {safe_text(text, 500)}")
 
 
 def error_response(response: HTTPResponse) -> ProviderError:
     return ProviderError(
-        f"error response: Status {response.status} {response.reason}: {response.text.strip()[:500]}"
+        f"error response: Status {response.status} {safe_text(response.reason, 100)}: "
+        f"{safe_text(response.text, 500)}"
     )
 
 

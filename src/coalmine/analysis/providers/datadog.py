@@ -16,6 +16,7 @@ from coalmine.analysis.providers.base import (
     validated_address,
 )
 from coalmine.api.models import MetricTemplateProvider
+from coalmine.outbound import safe_text
 
 DEFAULT_ADDRESS = "https://api.datadoghq.com"
 API_KEY = "datadog_api_key"
@@ -58,7 +59,7 @@ class DatadogProvider:
             self.context, "GET", f"{self.address}/api/v1/validate", headers=self.headers
         )
         if response.status != 200:
-            raise ProviderError(f"error response: {response.text.strip()[:500]}")
+            raise ProviderError(f"error response: {safe_text(response.text, 500)}")
         return True
 
 

@@ -28,6 +28,7 @@ from coalmine.analysis.providers.base import (
     to_float,
 )
 from coalmine.api.models import MetricTemplateProvider
+from coalmine.outbound import safe_text
 
 DEFAULT_ADDRESS = "https://monitoring.googleapis.com"
 SCOPE = "https://www.googleapis.com/auth/monitoring.read"
@@ -118,7 +119,7 @@ class StackdriverProvider:
             )
         if response.status != 200:
             raise ProviderError(
-                f"error getting access token: status {response.status}: {response.text.strip()[:300]}"
+                f"error getting access token: status {response.status}: {safe_text(response.text, 300)}"
             )
         body = response.json()
         token = body.get("access_token") if isinstance(body, dict) else None

@@ -11,13 +11,16 @@ Differences from a real API server:
   apply patches, and protobuf only for the kinds `kubectl create <generator>` sends (`protobuf`);
 - discovery is served in the legacy (unaggregated) form only, so clients asking for aggregated
   discovery fall back as they do with older servers;
-- `/openapi/v2` is 404 and `/openapi/v3` carries no schemas: `kubectl explain` has nothing to
-  show, and `fieldValidation` is accepted but unknown fields of built-in kinds are kept, not
-  rejected (custom resources are pruned by their schema);
+- `/openapi/v2` is a document without definitions (kubectl reads it to validate a `v1` `List`'s
+  items and, finding no schema, leaves validation to the server) and `/openapi/v3` carries no
+  schemas: `kubectl explain` has nothing to show; `fieldValidation=Strict` refuses unknown
+  top-level fields of built-in kinds, deeper unknown fields are kept (custom resources are pruned
+  by their schema);
 - `dryRun=All` is honoured for create, update, patch and delete, Service allocations included;
 - watches of Tables (`kubectl get -w`) stream one-row Tables;
 - there are no `pods/log`, `exec`, `attach`, `portforward` or `proxy` subresources (nothing runs),
-  no aggregated APIs and no RBAC (`kubectl auth can-i` fails); the only authentication is the
+  no aggregated APIs and no authorization: RBAC objects are stored and validated but not enforced
+  (`kubectl auth can-i` fails: no SelfSubjectAccessReview); the only authentication is the
   optional bearer token, and every authenticated request may do everything.
 """
 
@@ -54,12 +57,12 @@ log = logging.getLogger(__name__)
 
 KUBE_VERSION = {
     "major": "1",
-    "minor": "32",
-    "gitVersion": "v1.32.0-devcluster",
+    "minor": "36",
+    "gitVersion": "v1.36.3-devcluster",
     "gitCommit": "0000000000000000000000000000000000000000",
     "gitTreeState": "clean",
     "buildDate": "2026-01-01T00:00:00Z",
-    "goVersion": "go1.23.0",
+    "goVersion": "go1.26.0",
     "compiler": "gc",
     "platform": "linux/amd64",
 }

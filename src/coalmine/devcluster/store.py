@@ -23,25 +23,17 @@ In-process API (objects are plain dicts in the served apiVersion; results are co
 
 Errors are `errors.ApiError` with the Status a real server returns.
 
-Differences from a real API server, beyond those noted in `storage`, `services`, `crd`, `apply`:
-- there is no admission chain beyond namespace lifecycle, Service allocation, CRD schemas and a
-  few built-in defaults (no ServiceAccount tokens, no LimitRanges, no pod defaulting of containers);
-  built-in kinds are not schema-validated beyond names, labels, annotation keys, the Service
-  rules and workload selectors;
+Differences from a real API server, beyond those noted in `storage`, `services`, `crd`, `apply`,
+`admission` (per-kind rules) and `lifecycle` (deletion):
+- there is no admission chain beyond namespace lifecycle, Service allocation, CRD schemas and the
+  per-kind defaulting and validation of `admission` (no ServiceAccount tokens, no LimitRanges, no
+  full pod defaulting); fields of built-in kinds below the top level are not schema-checked;
 - pods are deleted at once (no kubelet grace period) unless they carry finalizers;
-- garbage collection, foreground deletion and namespace termination run synchronously inside the
-  delete request instead of in background controllers, so dependents are gone when it returns;
-- deleting a CRD removes its custom resources at once, ignoring their finalizers;
-- `metadata.generation` is kept for every kind (real servers keep it only for some);
 - managed fields are recorded for server-side apply, and for other writes only when the request
   names a `fieldManager`;
 - `/status` writes take only `status` from the body for every kind (kube's CRD rule; some
   built-in status strategies also let labels or annotations through);
-- `namespaces/{name}/finalize` is a plain update of the namespace;
-- built-in defaulting covers Services, Namespaces, the top level of Deployments, ReplicaSets and
-  DaemonSets (replicas, strategy, revisionHistoryLimit, progressDeadlineSeconds) and the common
-  pod spec defaults (restartPolicy, dnsPolicy, imagePullPolicy, terminationMessage*, container
-  port protocol...), not every defaulted field (probes' thresholds, volumes' modes, ...).
+- `namespaces/{name}/finalize` is a plain update of the namespace.
 """
 
 from __future__ import annotations

@@ -268,3 +268,31 @@ async def test_endpoint_slices_are_served(devcluster_http: Raw) -> None:
     assert causes(await devcluster_http.post(SLICES, missing)) == [
         ("addressType", "FieldValueRequired")
     ]
+
+
+async def test_autoscaling_v1_is_a_view_of_the_v2_objects(devcluster_http: Raw) -> None:
+    v1 = {
+        "apiVersion": "autoscaling/v1",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "maxReplicas": 3,
+            "targetCPUUtilizationPercentage": 70,
+        },
+    }
+    path = "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers"
+    created = await devcluster_http.post(path, v1)
+    assert created.status == 201
+    assert created.body["spec"]["targetCPUUtilizationPercentage"] == 70
+    assert created.body["spec"]["minReplicas"] == 1
+    assert created.body["status"] == {"currentReplicas": 0, "desiredReplicas": 0}
+    v2 = (await devcluster_http.get(f"{HPAS}/web")).body
+    assert v2["apiVersion"] == "autoscaling/v2"
+    assert v2["spec"]["metrics"][0]["resource"]["target"] == {
+        "type": "Utilization",
+        "averageUtilization": 70,
+    }
+    patched = await devcluster_http.patch(f"{path}/web", {"spec": {"maxReplicas": 5}})
+    assert patched.body["spec"]["targetCPUUtilizationPercentage"] == 70
+    assert (await devcluster_http.get(f"{HPAS}/web")).body["spec"]["maxReplicas"] == 5

@@ -6,8 +6,8 @@ views of one store, and every served version of a CRD reads the same objects (de
 between CRD versions by rewriting `apiVersion` only, i.e. the `None` conversion strategy; webhook
 conversion is not supported).
 
-Built-in kinds are served at one version each (HorizontalPodAutoscalers at autoscaling/v2 only, so
-`kubectl autoscale`, which writes autoscaling/v1, fails); kinds not listed in `BUILTINS` (Nodes,
+Built-in kinds are served at one version each, HorizontalPodAutoscalers at autoscaling/v2 and, as
+a converted view of the same objects, autoscaling/v1 (`kubectl autoscale` writes v1); kinds not listed in `BUILTINS` (Nodes,
 Jobs, PodDisruptionBudgets, ...) are not served unless loaded as CRDs. The RBAC kinds
 are stored and validated but not enforced: every request may do everything.
 """
@@ -205,6 +205,17 @@ BUILTINS: tuple[ResourceType, ...] = (
         short=("hpa",),
         all_category=True,
         status=True,
+    ),
+    # autoscaling/v1: a view of the same objects (devcluster.conversions)
+    _builtin(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        short=("hpa",),
+        all_category=True,
+        status=True,
+        storage="horizontalpodautoscalers.autoscaling",
     ),
     _builtin("coordination.k8s.io", "v1", "Lease", "leases"),
     _builtin("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),

@@ -54,6 +54,7 @@ from coalmine.devcluster.admission import (
     has_generation,
     unknown_top_level_fields,
 )
+from coalmine.devcluster.conversions import hpa_v1_to_v2
 from coalmine.devcluster.crd import crd_resource_types, now, prepare_crd
 from coalmine.devcluster.errors import (
     STALE,
@@ -325,6 +326,8 @@ class Store(Lifecycle, Scaling):
             obj = events_v1_to_core_event(obj)
         elif rt.storage == "events":
             obj["apiVersion"] = "v1"
+        elif rt.group == "autoscaling" and rt.version == "v1":
+            obj = hpa_v1_to_v2(obj)
         elif api_version != rt.api_version:
             obj["apiVersion"] = rt.api_version
         return obj

@@ -24,11 +24,11 @@ CREATES: dict[str, Spec] = {
     "clusterIP not an IP": lambda r: {"clusterIP": "not-an-ip"},
     "headless with selector": lambda r: {"clusterIP": "None"},
     "headless without selector": lambda r: {"clusterIP": "None", "selector": None},
-    "two clusterIPs on a single-stack cluster": lambda r: {
+    "two clusterIPs": lambda r: {
         "clusterIPs": [r.ip(6), "fd00::10"],
         "clusterIP": r.ip(6),
     },
-    "ipFamilies IPv6 on an IPv4 cluster": lambda r: {"ipFamilies": ["IPv6"]},
+    "ipFamilies IPv6 only": lambda r: {"ipFamilies": ["IPv6"]},
     "ipFamilies IPv4 and IPv6": lambda r: {"ipFamilies": ["IPv4", "IPv6"]},
     "ipFamilyPolicy PreferDualStack": lambda r: {"ipFamilyPolicy": "PreferDualStack"},
     "ipFamilyPolicy RequireDualStack": lambda r: {"ipFamilyPolicy": "RequireDualStack"},

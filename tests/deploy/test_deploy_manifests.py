@@ -147,7 +147,8 @@ def test_helm_renders_the_chart_as_the_plain_manifests(tmp_path: Path) -> None:
         check=True,
         timeout=60,
     ).stdout
-    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    # The chart generates the webhook signing key; with the manifests the operator creates it.
+    docs = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] != "Secret"]
     plain = [d for d in manifests() if d["kind"] != "Namespace"]
     assert sorted((d["kind"], d["metadata"]["name"]) for d in docs) == sorted(
         (d["kind"], d["metadata"]["name"]) for d in plain
@@ -158,6 +159,44 @@ def test_helm_renders_the_chart_as_the_plain_manifests(tmp_path: Path) -> None:
         by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
         == by_kind(plain, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
     )
+
+
+SIGNING_SECRET = "coalmine-webhook-signing"
+
+
+def signing_mount(deployment: Doc) -> tuple[str, str]:
+    """(Secret name, mount path) of the webhook signing key in a Deployment."""
+    pod = deployment["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if "secret" in v]
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"]]
+    return volume["secret"]["secretName"], mount["mountPath"]
+
+
+def test_the_controller_mounts_the_signing_key_where_its_flag_points() -> None:
+    (deployment,) = by_kind(manifests(), "Deployment")
+    secret, path = signing_mount(deployment)
+    assert secret == SIGNING_SECRET
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert f"--webhook-signing-key-file={path}/key" in args
+    assert values()["flags"]["webhook-signing-key-file"] == f"{path}/key"
+    chart = (CHART / "templates" / "deployment.yaml").read_text()
+    assert f"mountPath: {path}" in chart
+    assert 'secretName: {{ include "coalmine.signingSecret" . }}' in chart
+    template = (CHART / "templates" / "webhook-signing-secret.yaml").read_text()
+    assert "randAlphaNum 64" in template
+    assert "lookup" in template, "the key survives upgrades"
+    assert f"kubectl -n coalmine create secret generic {SIGNING_SECRET}" in MANIFESTS.read_text()
+
+
+def test_the_load_tester_mounts_the_same_key_and_is_given_it() -> None:
+    docs = {
+        d["kind"]: d
+        for d in yaml.safe_load_all((DEPLOY / "loadtester" / "loadtester.yaml").read_text())
+    }
+    secret, path = signing_mount(docs["Deployment"])
+    assert secret == SIGNING_SECRET
+    container = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert f"--signing-key-file={path}/key" in container["args"]
 
 
 def rbac_stand_in_crds() -> list[Doc]:

@@ -61,6 +61,7 @@ class Settings:
     enable_config_tracking: bool = True
     cluster_name: str = ""
     no_cross_namespace_refs: bool = False
+    webhook_signing_key_file: str = ""
 
     @property
     def lease_namespace(self) -> str:
@@ -154,6 +155,10 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("enable-config-tracking", "track ConfigMaps and Secrets of workload targets", "bool"),
     _Flag("cluster-name", "cluster name shown in alerts"),
     _Flag("no-cross-namespace-refs", "refuse references to other namespaces", "bool"),
+    _Flag(
+        "webhook-signing-key-file",
+        "file holding the HMAC key (one per line) that signs every webhook request",
+    ),
 )
 
 _CONVERTERS: dict[str, Callable[[str], Any]] = {

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx2
 import msgspec
+from httpx2 import HTTPStatusError
 from lightkube import ApiError, AsyncClient, KubeConfig, SingleConfig
 from lightkube.types import PatchType
 
@@ -69,7 +70,15 @@ REQUEST_ERRORS: tuple[type[Exception], ...] = (
 """What a request may raise: the server's refusals, and transport errors (unreachable, reset)."""
 
 
-def _translate(error: ApiError) -> Exception:
+def _translate(error: ApiError | HTTPStatusError) -> Exception:
+    if not isinstance(error, ApiError):
+        # kube-apiserver answers paths outside every served group/version (a CRD that is not
+        # installed) with a plain-text 404, which lightkube raises as an HTTP error
+        code = error.response.status_code
+        text = error.response.text.strip() or str(error)
+        if code == 404:
+            return NotFound(text)
+        return KubeApiError(code, "", text)
     status = error.status
     code = int(status.code or 0)
     message = status.message or str(error)
@@ -156,7 +165,7 @@ class KubeApi:
             async with self._in_flight:
                 obj = await self._client.get(kind.resource, name, namespace=namespace)
             return to_dict(obj)
-        except ApiError as error:
+        except (ApiError, HTTPStatusError) as error:
             raise _translate(error) from error
 
     async def get_or_none(
@@ -179,7 +188,7 @@ class KubeApi:
                 iterable = self._client.list(kind.resource, namespace=namespace or "*", **params)
                 items = [to_dict(item) async for item in iterable]
             return ListResult(items, iterable.resourceVersion)
-        except ApiError as error:
+        except (ApiError, HTTPStatusError) as error:
             raise _translate(error) from error
 
     async def watch(
@@ -201,7 +210,7 @@ class KubeApi:
         try:
             async for event_type, obj in stream:
                 yield event_type, to_dict(obj)
-        except ApiError as error:
+        except (ApiError, HTTPStatusError) as error:
             raise _translate(error) from error
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
@@ -214,7 +223,7 @@ class KubeApi:
                     kind.resource(obj), field_manager=self.field_manager
                 )
             return to_dict(created)
-        except ApiError as error:
+        except (ApiError, HTTPStatusError) as error:
             raise _translate(error) from error
 
     async def replace(self, kind: Kind, obj: Mapping[str, Any]) -> Object:
@@ -226,7 +235,7 @@ class KubeApi:
                     kind.resource(obj), field_manager=self.field_manager
                 )
             return to_dict(replaced)
-        except ApiError as error:
+        except (ApiError, HTTPStatusError) as error:
             raise _translate(error) from error
 
     async def patch(
@@ -254,7 +263,7 @@ class KubeApi:
                     force=patch_type is PatchType.APPLY,
                 )
             return to_dict(patched)
-        except ApiError as error:
+        except (ApiError, HTTPStatusError) as error:
             raise _translate(error) from error
 
     async def delete(self, kind: Kind, name: str, namespace: str | None = None) -> None:
@@ -262,7 +271,7 @@ class KubeApi:
         try:
             async with self._in_flight:
                 await self._client.delete(kind.resource, name, namespace=namespace)
-        except ApiError as error:
+        except (ApiError, HTTPStatusError) as error:
             raise _translate(error) from error
 
 

@@ -147,7 +147,9 @@ def apply_semantics(
     elif result.value is not None and (metric.success_condition or metric.failure_condition):
         result = _conditions(metric, result, key)
     if metric.dry_run and not result.passed:
-        result = replace(result, passed=True, dry_run=True, fatal=False)
+        result = replace(
+            result, passed=True, dry_run=True, fatal=False, verdict=result.effective_verdict
+        )
     elif metric.dry_run:
         result = replace(result, dry_run=True)
     return result

@@ -150,3 +150,18 @@ async def test_last_score_at_pass_promotes() -> None:
     rig.analyzer.default = scored(100.0)
     await rig.new_revision()
     await rig.run_until("Succeeded")
+
+
+async def test_a_new_revision_while_waiting_for_a_decision_restarts_the_run() -> None:
+    rig = VerbRig(make_canary())
+    await progressing(rig)
+    rig.analyzer.script = [INCONCLUSIVE]
+    await rig.cycle()
+    assert rig.phase == "WaitingDecision"
+    rig.target.set_image("podinfo:3.0.0")
+    await rig.cycle()
+    assert rig.phase == "Progressing"
+    assert rig.weights == (100, 0)
+    assert any(
+        m.startswith("New revision detected! Restarting analysis") for m in rig.recorder.messages
+    )

@@ -361,10 +361,12 @@ class Scheduler:
                     c, verbs.DONE, "new run waiting for confirm-rollout approval"
                 )
             return False
-        # 17. a newer revision restarts the run from zero
-        if c.phase in {"Progressing", "WaitingPromotion"} and self._revision_changed(
-            c, fingerprint
-        ):
+        # 17. a newer revision restarts the run from zero (also one pushed while a decision waits)
+        if c.phase in {
+            "Progressing",
+            "WaitingPromotion",
+            "WaitingDecision",
+        } and self._revision_changed(c, fingerprint):
             await self._event(
                 c, "Normal", f"New revision detected! Restarting analysis for {c.target_key}"
             )

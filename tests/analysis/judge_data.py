@@ -13,7 +13,6 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,12 +70,6 @@ def openmetrics() -> str:
                 lines.append(f'judge_sample{{case="{case}",role="{role}"}} {shown} {t}')
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
-
-
-@dataclass
-class RunningPrometheus:
-    url: str
-    process: subprocess.Popen[bytes]
 
 
 def start_prometheus(workdir: Path, series: str, port: int) -> Iterator[str]:

@@ -72,3 +72,24 @@ def test_config_defaults_follow_the_effect_size_kind() -> None:
     assert JudgeConfig.of(MetricJudge(), "m").allowed_increase == 1.0
     config = JudgeConfig.of(MetricJudge(effect_size="cles"), "m")
     assert (config.allowed_increase, config.allowed_decrease, config.group) == (0.5, 0.5, "m")
+
+
+def test_queries_see_the_workload_and_role_of_each_side() -> None:
+    from coalmine.analysis.judging import RoleTemplateModel
+    from coalmine.analysis.templates import render_query
+
+    from .conftest import make_canary
+
+    canary = make_canary("ns")
+    rendered = {
+        role: render_query(
+            "{{ workload }}/{{ role }}/{{ target }}.{{ namespace }}",
+            RoleTemplateModel.for_role(canary, "1m", None, role),
+        )
+        for role in ("canary", "primary", "baseline")
+    }
+    assert rendered == {
+        "canary": "podinfo/canary/podinfo.ns",
+        "primary": "podinfo-primary/primary/podinfo.ns",
+        "baseline": "podinfo-baseline/baseline/podinfo.ns",
+    }

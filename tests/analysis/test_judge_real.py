@@ -150,3 +150,41 @@ async def test_ten_percent_regression_fails_the_score_and_records_both_sides(
     assert score.fatal
     assert outcome.score == 0.0
     assert outcome.fatal
+
+
+async def test_a_metric_template_is_rendered_per_role_for_the_judge(judge_prometheus: str) -> None:
+    """`{{ workload }}` and `{{ role }}` in a MetricTemplate: one query serves both sides."""
+    sources = FakeSources()
+    sources.add_template(
+        {
+            "metadata": {"name": "sample", "namespace": "judge"},
+            "spec": {
+                "provider": {"type": "prometheus", "address": judge_prometheus},
+                # `workload` (podinfo / podinfo-primary) rides along in a label_replace so the
+                # answer shows it was rendered per side too.
+                "query": 'label_replace(judge_sample{case="lower-20pct",role="{{ role }}"}, '
+                '"workload", "{{ workload }}", "", "")',
+            },
+        }
+    )
+    canary = make_canary(
+        "judge",
+        [
+            {
+                "name": "latency",
+                "interval": "10m",
+                "templateRef": {"name": "sample"},
+                "judge": {"step": f"{STEP}s", "direction": "decrease"},
+            }
+        ],
+    )
+    async with aiohttp.ClientSession() as session:
+        analyzer = MetricAnalyzer(
+            session, sources, AnalysisSettings(metrics_server=judge_prometheus), clock=lambda: END
+        )
+        outcome = await analyzer.analyse(canary)
+    latency = outcome.results[0]
+    assert latency.effective_verdict == "Low", latency.message
+    assert latency.value is not None
+    assert latency.baseline is not None
+    assert latency.value < latency.baseline

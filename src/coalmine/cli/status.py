@@ -590,6 +590,7 @@ async def print_detail(api: KubeApi, view: View, console: Console) -> None:
         )
     else:
         console.print("Checks: none (only webhooks gate this canary)")
+    print_measurements(status, console)
     hooks = analysis.get("webhooks") or []
     if hooks:
         console.print()
@@ -617,6 +618,28 @@ async def print_detail(api: KubeApi, view: View, console: Console) -> None:
         console.print(table)
     else:
         console.print("Recent events: none")
+
+
+def print_measurements(status: Mapping[str, Any], console: Console) -> None:
+    """A line per metric from `status.metrics` (the last measurement) and the judge score."""
+    from pydantic import ValidationError
+
+    from coalmine.analysis.record import summary_line
+    from coalmine.api.models import MetricRecord
+
+    records = status.get("metrics") or []
+    if not records:
+        return
+    console.print()
+    console.print("Measurements (last per metric):")
+    for raw in records:
+        try:
+            record = MetricRecord.model_validate(raw, strict=False)
+        except ValidationError:
+            continue
+        console.print(f"  {summary_line(record)}")
+    if status.get("judgeScore") is not None:
+        console.print(f"  judge score: {status['judgeScore']}")
 
 
 def console_for(out: TextIO, width: int = 200) -> Console:

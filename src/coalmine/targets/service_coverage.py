@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from coalmine.api import naming
 from coalmine.api.models import Canary
+from coalmine.api.validation.problems import Problem
 
 Scope = Literal["mesh", "edge", "copies"]
 EventKind = Literal["Normal", "Warning"]
@@ -160,3 +161,17 @@ def service_target_refusal(
 ) -> str:
     """The first reason the controller refuses this Service-target canary, or ""."""
     return selectorless_reason(canary, service) or builtin_checks_reason(canary, mesh_provider)
+
+
+def check_findings(canary: Canary, mesh_provider: str | None) -> list[Problem]:
+    """What `coalmine check` adds for a Service-target canary: the coverage sentence (a warning,
+    so nobody misses it) and the refusal the controller would reach without reading the cluster."""
+    if not canary.spec.target_ref.is_core_service:
+        return []
+    path = "spec.provider" if canary.spec.provider else "spec.targetRef"
+    findings = [Problem(path, routing_coverage(canary, mesh_provider).sentence, "warning")]
+    refusal = builtin_checks_reason(canary, mesh_provider)
+    if refusal:
+        where, _, reason = refusal.partition(": ")
+        findings.append(Problem(where, reason))
+    return findings

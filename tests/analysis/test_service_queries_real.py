@@ -35,6 +35,7 @@ from .conftest import (
 )
 
 NS = "svc"
+CONTOUR_ONLY_NS = "gw"
 CANARY_TRAFFIC = Traffic({"200": 9.0, "500": 1.0}, latency_ms=80)
 PRIMARY_TRAFFIC = Traffic({"200": 40.0}, latency_ms=30)
 SUCCESS = {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"}
@@ -99,7 +100,8 @@ def series(now: int) -> str:
         linkerd_latency.append((linkerd, total, traffic.latency_ms))
         # OSM sidecars (`ns/svc|port`) and Contour, also as a Gateway API implementation
         # (alt_stat_name `ns_svc_port`).
-        for cluster in (f"{NS}/{copy}|9898", f"{NS}_{copy}_9898"):
+        # In namespace `gw` only a Contour gateway reports: the query's second branch answers.
+        for cluster in (f"{NS}/{copy}|9898", f"{NS}_{copy}_9898", f"{CONTOUR_ONLY_NS}_{copy}_9898"):
             for code, rate in traffic.rates.items():
                 envoy_requests.append(
                     ({"envoy_cluster_name": cluster, "envoy_response_code": code}, rate)
@@ -138,9 +140,14 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def service_canary(provider: str, metrics: list[dict[str, object]]) -> Canary:
+def service_canary(provider: str, metrics: list[dict[str, object]], namespace: str = NS) -> Canary:
     return make_canary(
-        NS, metrics, name="backend", target_kind="Service", provider=provider, service_name="web"
+        namespace,
+        metrics,
+        name="backend",
+        target_kind="Service",
+        provider=provider,
+        service_name="web",
     )
 
 
@@ -180,6 +187,19 @@ async def test_builtin_checks_of_a_service_target_measure_only_the_canary_copy(
     # (50, 100] bucket); the primary's 30 ms would pull a mixed reading under 50.
     assert duration.value is not None
     assert 50 < duration.value <= 100
+
+
+async def test_gateway_api_reads_a_contour_gateway_where_no_istio_gateway_reports(
+    session: aiohttp.ClientSession, prometheus: str
+) -> None:
+    canary = service_canary("gatewayapi:v1", [SUCCESS], CONTOUR_ONLY_NS)
+    analyzer = MetricAnalyzer(
+        session, FakeSources(), AnalysisSettings(metrics_server=prometheus, mesh_provider="")
+    )
+    outcome = await analyzer.analyse(canary)
+    assert outcome.messages == (
+        f"Halt backend.{CONTOUR_ONLY_NS} advancement success rate 90.00% < 99%",
+    )
 
 
 def test_provider_kubernetes_has_no_builtin_query_for_a_service_target() -> None:

@@ -1,7 +1,8 @@
 """`coalmine status [NAME]`: canaries at a glance, one in detail, and a wait for CI pipelines.
 
 Exit status (also with `--watch`): 0 when the canary (every canary, without NAME) is at rest and
-not Failed — Initialized or Succeeded; 1 when one is Failed or refused by the controller (an
+not Failed — Initialized or Succeeded, or Failed with its target reverted to the promoted revision
+(a `Reverted=True` condition: nothing left to release); 1 when one is Failed or refused by the controller (an
 invalid spec, a target another canary releases: a `Valid=False` condition); 2 when `--watch` timed out first
 (argparse also uses 2 for bad usage); 3 when the status cannot be read (no such canary, API
 server unreachable, bad kubeconfig).
@@ -236,6 +237,40 @@ class View:
         return ""
 
     @property
+    def reverted(self) -> bool:
+        """Failed, but the target is back on the promoted revision (the controller says so)."""
+        from coalmine.scheduler.status import REVERTED_CONDITION
+
+        return any(
+            condition.get("type") == REVERTED_CONDITION and condition.get("status") == "True"
+            for condition in self.status.get("conditions") or []
+        )
+
+    @property
+    def is_service_target(self) -> bool:
+        ref = self.spec.get("targetRef") or {}
+        return ref.get("kind") == "Service" and not str(ref.get("apiVersion")).startswith(
+            "serving.knative.dev"
+        )
+
+    @property
+    def coverage(self) -> str:
+        """Which traffic follows the weights: the controller's sentence, else our own reading."""
+        from coalmine.api.models import Canary
+        from coalmine.targets.service_coverage import COVERAGE_CONDITION, routing_coverage
+
+        if not self.is_service_target:
+            return ""
+        for condition in self.status.get("conditions") or []:
+            if condition.get("type") == COVERAGE_CONDITION and condition.get("message"):
+                return str(condition["message"])
+        try:
+            canary = Canary.model_validate({"metadata": self.metadata, "spec": self.spec})
+        except ValueError:
+            return ""
+        return routing_coverage(canary).sentence
+
+    @property
     def flags(self) -> str:
         from coalmine.scheduler.verbs import pending_action
 
@@ -249,6 +284,8 @@ class View:
             marks.append(f"{pending.verb} pending")
         if self.refused:
             marks.append("refused by the controller")
+        if self.phase == "Failed" and self.reverted:
+            marks.append("target reverted to the promoted revision")
         return ", ".join(marks)
 
     def line(self) -> str:
@@ -275,7 +312,15 @@ def pending_revision(view: View, target: Object | None) -> str | None:
         status = CanaryStatus.model_validate(dict(view.status))
     except ValueError:
         return None
-    return current if has_spec_changed(status, current) else None
+    if has_spec_changed(status, current):
+        return current
+    reverting = (
+        view.phase == "Failed"
+        and current == status.last_promoted_spec
+        and current != status.last_applied_spec
+    )
+    # A revert after a failure: wait until the controller has seen it (and said so).
+    return current if reverting else None
 
 
 async def read_target(api: KubeApi, view: View) -> Object | None:
@@ -310,7 +355,7 @@ def settled(view: View, expected_hash: str | None) -> bool:
 
 
 def exit_code(views: Iterable[View]) -> int:
-    failed = any(view.phase == "Failed" or view.refused for view in views)
+    failed = any((view.phase == "Failed" and not view.reverted) or view.refused for view in views)
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -434,6 +479,9 @@ def print_table(views: Sequence[View], console: Console) -> None:
             view.flags,
         )
     console.print(table)
+    for view in views:
+        if view.coverage:
+            console.print(f"{view.name}: {view.coverage}")
 
 
 def _phase_text(phase: str, suffix: str = "") -> Text:
@@ -537,6 +585,8 @@ async def print_detail(api: KubeApi, view: View, console: Console) -> None:
     if service.get("name"):
         summary.add_row("Service", str(service["name"]))
     summary.add_row("Provider", str(spec.get("provider") or "(controller default)"))
+    if view.coverage:
+        summary.add_row("Traffic", view.coverage)
     summary.add_row("Strategy", strategy_of(analysis))
     summary.add_row(
         "Analysis",

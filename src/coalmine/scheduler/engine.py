@@ -22,7 +22,7 @@ from coalmine.api.models import Canary, CanaryAnalysis, CanaryStatus, CanaryWebh
 from coalmine.hooks.payloads import hooks_of_type
 from coalmine.routers.base import Router, Routes, ServiceRouter, SessionAffinityCookies
 from coalmine.scheduler import status as st
-from coalmine.scheduler import verbs
+from coalmine.scheduler import texts, verbs
 from coalmine.scheduler.ports import (
     ActionLog,
     Alerts,
@@ -49,6 +49,7 @@ from coalmine.targets.base import (
     TargetMetadata,
     is_retriable,
 )
+from coalmine.targets.service_coverage import COVERAGE_CONDITION, routing_coverage
 
 log = logging.getLogger(__name__)
 
@@ -287,12 +288,7 @@ class Scheduler:
             return False
         # 12. initialised
         if initializing:
-            await self._write(c, self._sync(c, "Initialized", 0, 0, 0))
-            self.deps.metrics.set_status(c.canary, st.phase_gauge("Initialized"))
-            await self._event(c, "Normal", f"Initialization done! {c.key}")
-            await self._alert(
-                c, f"New {c.kind} detected, initialization completed.", "info", metadata=True
-            )
+            await self._initialized(c)
             return False
         # release verbs: abort acts here; promote and retry mark the cycle for later steps
         if not await self._take_action(c):
@@ -305,18 +301,7 @@ class Scheduler:
             and not self._revision_changed(c, fingerprint)
         ):
             if c.phase == "Failed" and fingerprint.spec_hash != c.status.last_applied_spec:
-                # Back to the promoted spec after a failure: remember it, so re-applying the
-                # failed revision later is seen as a change again.
-                await self._write(
-                    c,
-                    self._sync(
-                        c,
-                        "Failed",
-                        c.status.canary_weight or 0,
-                        c.status.failed_checks or 0,
-                        c.status.iterations or 0,
-                    ),
-                )
+                await self._reverted(c)
             self.deps.metrics.set_status(c.canary, st.phase_gauge(c.phase))
             return False
         # 14. the primary must serve
@@ -416,6 +401,42 @@ class Scheduler:
         # 24.-27. the analysis proper
         await self._analyse_and_step(c)
         return True
+
+    async def _initialized(self, c: _Cycle) -> None:
+        """Step 12; a Service target is also told which of its traffic follows the weights."""
+        status = self._sync(c, "Initialized", 0, 0, 0)
+        coverage = None
+        if c.canary.spec.target_ref.is_core_service:
+            coverage = routing_coverage(c.canary, c.provider)
+            status = st.with_condition(
+                status,
+                COVERAGE_CONDITION,
+                "True" if coverage.complete else "False",
+                coverage.reason,
+                coverage.sentence,
+                self._now(),
+            )
+        await self._write(c, status)
+        self.deps.metrics.set_status(c.canary, st.phase_gauge("Initialized"))
+        await self._event(c, "Normal", f"Initialization done! {c.key}")
+        if coverage is not None:
+            await self._event(c, coverage.event_type, coverage.sentence)
+        await self._alert(
+            c, f"New {c.kind} detected, initialization completed.", "info", metadata=True
+        )
+
+    async def _reverted(self, c: _Cycle) -> None:
+        """Back to the promoted spec after a failure (a GitOps revert): remember it, so re-applying
+        the failed revision later is a change again, and say that nothing is left to release."""
+        status = self._sync(
+            c,
+            "Failed",
+            c.status.canary_weight or 0,
+            c.status.failed_checks or 0,
+            c.status.iterations or 0,
+        )
+        await self._write(c, st.mark_reverted(status, self._now()))
+        await self._event(c, "Normal", texts.REVERTED)
 
     # --- release verbs -----------------------------------------------------------------------
 
@@ -540,9 +561,7 @@ class Scheduler:
             return
         if not await self._confirm_rollout(c):
             return
-        await self._event(
-            c, "Normal", f"New revision detected! Scaling up {c.target_key}", "Progressing"
-        )
+        await self._event(c, "Normal", texts.run_started(c.kind, c.target_key), "Progressing")
         await self._alert(
             c, "New revision detected, progressing canary analysis.", "info", metadata=True
         )
@@ -747,7 +766,9 @@ class Scheduler:
         self.deps.metrics.set_status(c.canary, st.phase_gauge("Succeeded"))
         self.deps.metrics.inc_successes(c.canary, c.strategy, "completed")
         await self._post_rollout(c, "Succeeded")
-        await self._event(c, "Normal", f"Promotion completed! Scaling down {c.target_key}")
+        await self._event(
+            c, "Normal", texts.promotion_completed(c.kind, c.target_key, c.primary_key)
+        )
         await self._alert(c, "Canary analysis completed successfully, promotion finished.", "info")
 
     async def _promote_without_analysis(self, c: _Cycle) -> None:
@@ -792,7 +813,7 @@ class Scheduler:
             await self._alert(c, f"Failed checks threshold reached {failed_checks}", "error")
         if not await self._set_routes(c, TOTAL_WEIGHT, 0, False):
             return
-        await self._event(c, "Warning", f"Canary failed! Scaling down {c.key}", "Failed")
+        await self._event(c, "Warning", texts.canary_failed(c.kind, c.key, c.primary_key), "Failed")
         self.deps.metrics.set_weight(c.canary, TOTAL_WEIGHT, 0)
         if c.scaler is not None and not await self._attempt(
             c, c.scaler.pause_target_scaler(c.canary)

@@ -192,7 +192,10 @@ async def test_a_ten_percent_latency_regression_under_a_fixed_threshold_is_rolle
             m.startswith(f"Halt regressed.{ns} advancement judge score 0 <= marginal 75")
             for m in messages
         ), messages
-        assert f"Canary failed! Scaling down regressed.{ns}" in messages
+        failed = (
+            f"Canary failed! Routing all traffic of regressed.{ns} back to regressed-primary.{ns}"
+        )
+        assert failed in messages
         measured = await controller_metric(
             controller,
             "coalmine_canary_metric_value",

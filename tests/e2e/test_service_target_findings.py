@@ -109,7 +109,16 @@ async def test_finding_1_provider_kubernetes_says_only_the_copies_clients_are_pr
             "CopiesOnly",
             sentence,
         )
-        assert sentence in await event_messages(api, ns)
+        # The event follows the condition's status write: wait for it rather than race it.
+        recorded: list[str] = []
+
+        async def record() -> None:
+            recorded[:] = await event_messages(api, ns)
+
+        async with asyncio.timeout(30):
+            while sentence not in recorded:
+                await record()
+                await asyncio.sleep(0.1)
         code, out = await coalmine(cluster, "status", "podinfo")
         assert code == 0, out
         assert sentence in " ".join(out.split())

@@ -362,11 +362,41 @@ def test_the_dashboard_queries_only_metrics_the_controller_exports() -> None:
     metrics.count_success("podinfo", "test", "canary", skipped=False)
     metrics.count_failure("podinfo", "test", "canary")
     metrics.set_canary_totals({"test": 1})
+    metrics.set_canaries(
+        [
+            {
+                "metadata": {"name": "podinfo", "namespace": "test"},
+                "spec": {"targetRef": {"name": "podinfo"}},
+                "status": {
+                    "failedChecks": 1,
+                    "conditions": [{"type": "Valid", "status": "False", "reason": "InvalidSpec"}],
+                },
+            }
+        ]
+    )
+    metrics.count_webhook_failure("podinfo", "test", "acceptance", "rollout")
     metrics.watch_api_requests({"get canaries": 1})
     exported = set(re.findall(r"^([a-z_]+)(?:\{| )", metrics.exposition().decode(), re.MULTILINE))
     for query in dashboard_queries():
         for name in re.findall(r"\b((?:flagger|coalmine)_[a-z_]+)", query):
             assert name in exported, name
+
+
+def test_the_dashboard_has_panels_for_refusals_checks_webhooks_and_primary_vs_canary() -> None:
+    dashboard = json.loads((DEPLOY / "grafana" / "coalmine.json").read_text())
+    panels = {panel["title"]: panel for panel in dashboard["panels"]}
+    assert "coalmine_canary_refused" in panels["Refused canaries"]["targets"][0]["expr"]
+    assert "reason" in panels["Refused canaries and why"]["targets"][0]["expr"]
+    assert "coalmine_canary_failed_checks" in str(panels["Failed checks (run in progress)"])
+    assert "coalmine_canary_webhook_failures_total" in str(panels["Webhook failures"])
+    for title in (
+        "Success rate: primary vs canary (Istio)",
+        "Latency p99: primary vs canary (Istio)",
+    ):
+        legends = [target["legendFormat"] for target in panels[title]["targets"]]
+        assert legends == ["primary", "canary"]
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
 
 
 def test_the_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:

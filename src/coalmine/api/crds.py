@@ -42,6 +42,13 @@ _KIND_DESCRIPTION = "Kind is a string value representing the REST resource this 
 CANARY_PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Weight", "type": "string", "jsonPath": ".status.canaryWeight"},
+    # coalmine: why the controller refuses the canary (its `Valid=False` condition's reason).
+    {
+        "name": "Refused",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Valid")].reason',
+        "description": "Why the controller does not run this canary (coalmine status NAME says more)",
+    },
     {"name": "Suspended", "type": "boolean", "jsonPath": ".spec.suspend", "priority": 1},
     {"name": "FailedChecks", "type": "string", "jsonPath": ".status.failedChecks", "priority": 1},
     {"name": "Interval", "type": "string", "jsonPath": ".spec.analysis.interval", "priority": 1},

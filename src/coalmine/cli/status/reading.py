@@ -157,10 +157,10 @@ class View:
     @property
     def refused(self) -> str:
         """The controller's reason for not running this canary (a `Valid=False` condition)."""
-        for condition in self.status.get("conditions") or []:
-            if condition.get("type") == "Valid" and condition.get("status") == "False":
-                return str(condition.get("message") or "")
-        return ""
+        from coalmine.api.refusals import refusal
+
+        found = refusal(self.obj)
+        return found.message if found is not None else ""
 
     @property
     def flags(self) -> str:

@@ -151,7 +151,13 @@ async def test_the_detail_shows_spec_checks_webhooks_and_events(
     await create(
         api,
         metrics=[
-            {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"},
+            # provider kubernetes + Service target: builtin checks are refused, queries are not
+            {
+                "name": "request-success-rate",
+                "query": "vector(100)",
+                "thresholdRange": {"min": 99},
+                "interval": "1m",
+            },
             {"name": "latency", "query": "vector(1)", "thresholdRange": {"max": 500}},
         ],
         webhooks=[hooks.hook("smoke", "pre-rollout")],
@@ -189,6 +195,11 @@ async def test_the_detail_shows_spec_checks_webhooks_and_events(
     ) in text
     assert "smoke  pre-rollout: not called in this run" in text
     assert "Initialization done! podinfo.default" in text
+    # which traffic is canaried, in one sentence (the controller's TrafficCoverage condition)
+    assert (
+        "├─ Traffic       provider kubernetes: no traffic follows the canary weights; only "
+        "clients of podinfo-primary and podinfo-canary are kept apart"
+    ) in text
 
 
 async def test_status_of_a_missing_canary_is_an_error(api: KubeApi, devcluster: DevCluster) -> None:

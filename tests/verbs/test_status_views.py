@@ -81,7 +81,7 @@ async def test_all_namespaces_lists_canaries_of_each_namespace(
     assert code == 0
     lines = output.text.splitlines()
     assert lines[0].split()[:2] == ["NAMESPACE", "NAME"]
-    assert [line.split()[:2] for line in lines[1:]] == [
+    assert [line.split()[:2] for line in lines[1:3]] == [
         ["default", "frontend"],
         ["team", "backend"],
     ]

@@ -102,6 +102,13 @@ class ControllerMetrics:
             ["name", "namespace", "metric"],
             registry=self.registry,
         )
+        # Not a Flagger metric: every measured value, judged metrics included (docs/analysis.md).
+        self.metric_value = Gauge(
+            "coalmine_canary_metric_value",
+            "Last measured value per canary metric (the canary side of a judged metric)",
+            ["name", "namespace", "metric"],
+            registry=self.registry,
+        )
         self.duration = GoHistogram(
             "flagger_canary_duration_seconds",
             "Seconds spent performing canary analysis.",
@@ -160,6 +167,7 @@ class ControllerMetrics:
 
     def set_metric_value(self, target: str, namespace: str, metric: str, value: float) -> None:
         self.metric_analysis.labels(name=target, namespace=namespace, metric=metric).set(value)
+        self.metric_value.labels(name=target, namespace=namespace, metric=metric).set(value)
 
     def observe_duration(self, target: str, namespace: str, seconds: float) -> None:
         self.duration.labels(name=target, namespace=namespace).observe(seconds)

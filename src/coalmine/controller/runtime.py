@@ -63,6 +63,7 @@ from coalmine.scheduler.timing import (
     job_interval,
 )
 from coalmine.targets.hashing import revision_hash
+from coalmine.targets.service_coverage import service_target_refusal
 
 log = logging.getLogger(__name__)
 
@@ -431,12 +432,13 @@ class CanaryReconciler:
             selection = router_for(provider)
         except RouterError as error:
             return f"spec.provider: {error}"
-        if selection.router is None:
-            return ""
         target = canary.spec.target_ref
         service = None
         if target.kind == "Service":
             service = self.caches[SERVICE].get(target.name, canary.namespace)
+        refusal = service_target_refusal(canary, service, self.settings.mesh_provider)
+        if refusal or selection.router is None:
+            return refusal
         fatal = [
             str(p)
             for p in selection.router.compatibility(canary, target.kind, service)

@@ -1,7 +1,8 @@
 """`coalmine status [NAME]`: canaries at a glance, one in detail, and a wait for CI pipelines.
 
 Exit status (also with `--watch`): 0 when the canary (every canary, without NAME) is at rest and
-not Failed — Initialized or Succeeded; 1 when one is Failed or refused by the controller (an
+not Failed — Initialized or Succeeded, or Failed with its target reverted to the promoted revision
+(a `Reverted=True` condition: nothing left to release); 1 when one is Failed or refused by the controller (an
 invalid spec, a target another canary releases: a `Valid=False` condition); 2 for bad usage
 (argparse); 3 when the status cannot be read (no such canary, API server unreachable, bad
 kubeconfig); 4 when `--watch` timed out first.
@@ -40,6 +41,7 @@ from coalmine.cli.status.reading import (
     exit_code,
     run_cli,
 )
+from coalmine.cli.status.render import print_measurements
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -59,6 +61,7 @@ __all__ = [
     "add_cluster_arguments",
     "connect",
     "console_for",
+    "print_measurements",
     "run_cli",
     "status_command",
 ]
@@ -217,10 +220,12 @@ def full_view(
 
     if detail:
         return [*tree_lines(models[0]), ("", ""), *event_lines(models[0])]
-    return [
+    table = [
         (line, "bold" if index == 0 else "")
         for index, line in enumerate(table_lines(models, all_namespaces))
     ]
+    traffic = [(f"{model['name']}: {model['traffic']}", "") for model in models if model["traffic"]]
+    return table + traffic
 
 
 def console_for(out: TextIO, width: int = 200) -> Console:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from coalmine.cli.status.reading import View, event_time
 
 if TYPE_CHECKING:
+    from coalmine.api.models import MetricRecord
     from coalmine.kube.api import Object
 
 SCHEMA_VERSION = "coalmine.dev/status/v1"
@@ -48,6 +49,8 @@ def describe(
         "phase": view.phase or "Initializing",
         "flags": view.flags.split(", ") if view.flags else [],
         "refused": view.refused or None,
+        "reverted": view.phase == "Failed" and view.reverted,
+        "traffic": view.coverage or None,
         "target": {
             "kind": str((view.spec.get("targetRef") or {}).get("kind") or "?"),
             "name": str((view.spec.get("targetRef") or {}).get("name") or "?"),
@@ -59,6 +62,7 @@ def describe(
         "time": timing(view, run, now),
         "metrics": [metric(view, item, run) for item in view.analysis.get("metrics") or []],
         "webhooks": [webhook(view, hook, run) for hook in view.analysis.get("webhooks") or []],
+        "judgeScore": view.status.get("judgeScore"),
         "lastRequest": last_request(view, events, run),
         "conditions": [
             {key: c.get(key) for key in ("type", "status", "reason", "message")}
@@ -233,18 +237,23 @@ def metric(view: View, item: Mapping[str, Any], run: Sequence[Object]) -> dict[s
         "source": source,
         "last": None,
     }
-    for record in view.status.get("metrics") or []:
-        measurements = record.get("measurements") or [] if record.get("name") == name else []
-        if measurements:
-            last = measurements[-1]
-            found["last"] = {
-                "from": "status",
-                "time": last.get("time"),
-                "value": last.get("value"),
-                "verdict": last.get("verdict"),
-                "message": last.get("message"),
-            }
-            return found
+    record = recorded(view.status).get(name)
+    if record is not None and record.measurements:
+        from coalmine.analysis.record import summary_line
+
+        last = record.measurements[-1]
+        found["last"] = {
+            "from": "status",
+            "time": last.time,
+            "value": last.value,
+            "baseline": last.baseline,
+            "recordedThreshold": last.threshold,
+            "dryRun": bool(last.dry_run),
+            "verdict": last.verdict,
+            "message": last.message,
+            "summary": summary_line(record),
+        }
+        return found
     phrase = BUILTIN_PHRASES.get(name)
     for event in reversed(run):
         message = str(event.get("message") or "")
@@ -255,10 +264,30 @@ def metric(view: View, item: Mapping[str, Any], run: Sequence[Object]) -> dict[s
                 "from": "events",
                 "time": event_time(event),
                 "value": None,
+                "baseline": None,
+                "recordedThreshold": None,
+                "dryRun": False,
                 "verdict": "Fail",
                 "message": message,
+                "summary": None,
             }
             break
+    return found
+
+
+def recorded(status: Mapping[str, Any]) -> dict[str, MetricRecord]:
+    """`status.metrics` (the controller's measurements), by metric name; unreadable ones skipped."""
+    from pydantic import ValidationError
+
+    from coalmine.api.models import MetricRecord
+
+    found: dict[str, MetricRecord] = {}
+    for raw in status.get("metrics") or []:
+        try:
+            record = MetricRecord.model_validate(raw, strict=False)
+        except ValidationError:
+            continue
+        found[record.name] = record
     return found
 
 

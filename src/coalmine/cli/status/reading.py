@@ -163,6 +163,40 @@ class View:
         return found.message if found is not None else ""
 
     @property
+    def reverted(self) -> bool:
+        """Failed, but the target is back on the promoted revision (the controller says so)."""
+        from coalmine.scheduler.status import REVERTED_CONDITION
+
+        return any(
+            condition.get("type") == REVERTED_CONDITION and condition.get("status") == "True"
+            for condition in self.status.get("conditions") or []
+        )
+
+    @property
+    def is_service_target(self) -> bool:
+        ref = self.spec.get("targetRef") or {}
+        return ref.get("kind") == "Service" and not str(ref.get("apiVersion")).startswith(
+            "serving.knative.dev"
+        )
+
+    @property
+    def coverage(self) -> str:
+        """Which traffic follows the weights: the controller's sentence, else our own reading."""
+        from coalmine.api.models import Canary
+        from coalmine.targets.service_coverage import COVERAGE_CONDITION, routing_coverage
+
+        if not self.is_service_target:
+            return ""
+        for condition in self.status.get("conditions") or []:
+            if condition.get("type") == COVERAGE_CONDITION and condition.get("message"):
+                return str(condition["message"])
+        try:
+            canary = Canary.model_validate({"metadata": self.metadata, "spec": self.spec})
+        except ValueError:
+            return ""
+        return routing_coverage(canary).sentence
+
+    @property
     def flags(self) -> str:
         from coalmine.scheduler.verbs import pending_action
 
@@ -176,6 +210,8 @@ class View:
             marks.append(f"{pending.verb} pending")
         if self.refused:
             marks.append("refused by the controller")
+        if self.phase == "Failed" and self.reverted:
+            marks.append("target reverted to the promoted revision")
         return ", ".join(marks)
 
 
@@ -194,7 +230,15 @@ def pending_revision(view: View, target: Object | None) -> str | None:
         status = CanaryStatus.model_validate(dict(view.status))
     except ValueError:
         return None
-    return current if has_spec_changed(status, current) else None
+    if has_spec_changed(status, current):
+        return current
+    reverting = (
+        view.phase == "Failed"
+        and current == status.last_promoted_spec
+        and current != status.last_applied_spec
+    )
+    # A revert after a failure: wait until the controller has seen it (and said so).
+    return current if reverting else None
 
 
 async def read_target(api: KubeApi, view: View, *, primary: bool = False) -> Object | None:
@@ -234,7 +278,7 @@ def settled(view: View, expected_hash: str | None) -> bool:
 
 
 def exit_code(views: Iterable[View]) -> int:
-    failed = any(view.phase == "Failed" or view.refused for view in views)
+    failed = any((view.phase == "Failed" and not view.reverted) or view.refused for view in views)
     return EXIT_FAILED if failed else EXIT_OK
 
 

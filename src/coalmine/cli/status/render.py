@@ -60,15 +60,26 @@ def failed_checks(model: Mapping[str, Any]) -> str:
     return text
 
 
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def metric_value(item: Mapping[str, Any]) -> str:
+    """`99.73 (≥ 99) Pass`, `110 vs baseline 100 (judge) High`, or the failure from an event."""
     last = item["last"]
     if last is None:
         return f"no value yet ({item['threshold']})"
+    threshold = last["recordedThreshold"] or item["threshold"]
+    dry_run = " [dry-run]" if last["dryRun"] else ""
     if last["value"] is not None:
-        value = last["value"]
-        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-        return f"{shown} ({item['threshold']}) {last['verdict'] or ''}".rstrip()
-    return f"failed ({item['threshold']}): {last['message']}"
+        shown = _number(last["value"])
+        if last["baseline"] is not None:
+            shown += f" vs baseline {_number(last['baseline'])}"
+        return f"{shown} ({threshold}) {last['verdict'] or ''}".rstrip() + dry_run
+    if last["from"] == "status":
+        why = f": {last['message']}" if last["message"] else ""
+        return f"{last['verdict']} ({threshold}){why}{dry_run}"
+    return f"failed ({threshold}): {last['message']}"
 
 
 def watch_line(model: Mapping[str, Any]) -> str:
@@ -113,6 +124,8 @@ def _sections(model: Mapping[str, Any]) -> list[tuple[str, str, list[tuple[str, 
     sections: list[tuple[str, str, list[tuple[str, str]]]] = [
         ("Target", f"{target['kind']}/{target['name']}", _revisions(target))
     ]
+    if model["traffic"]:
+        sections.append(("Traffic", str(model["traffic"]), []))
     if model["refused"]:
         sections.append(("Refused", str(model["refused"]), []))
     counts = model["analysis"]
@@ -147,6 +160,8 @@ def _sections(model: Mapping[str, Any]) -> list[tuple[str, str, list[tuple[str, 
         )
     )
     sections.append(_metrics_section(model))
+    if model["judgeScore"] is not None:
+        sections.append(("Judge score", f"{model['judgeScore']:g}", []))
     if model["webhooks"]:
         width = max(len(h["name"]) for h in model["webhooks"])
         sections.append(
@@ -275,3 +290,18 @@ def print_document(console: Console, document: Mapping[str, Any], output: str) -
 
         text = yaml.safe_dump(dict(document), sort_keys=False, allow_unicode=True).rstrip()
     console.print(text, highlight=False, soft_wrap=True, markup=False)
+
+
+def print_measurements(status: Mapping[str, Any], console: Console) -> None:
+    """A line per metric from `status.metrics` (the last measurement) and the judge score."""
+    from coalmine.analysis.record import summary_line
+    from coalmine.cli.status.model import recorded
+
+    records = recorded(status)
+    if not records:
+        return
+    console.print("Measurements (last per metric):")
+    for record in records.values():
+        console.print(f"  {summary_line(record)}", soft_wrap=True)
+    if status.get("judgeScore") is not None:
+        console.print(f"  judge score: {status['judgeScore']}")

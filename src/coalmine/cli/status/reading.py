@@ -36,7 +36,7 @@ class CliError(RuntimeError):
 
 @contextlib.asynccontextmanager
 async def connect(args: argparse.Namespace) -> AsyncIterator[tuple[KubeApi, str]]:
-    """A client for `--kubeconfig`/`--context` (else in-cluster, $KUBECONFIG, ~/.kube/config)."""
+    """A client for `--kubeconfig`/`--context` (else $KUBECONFIG, in-cluster, ~/.kube/config)."""
     import os
 
     from lightkube import ConfigError, KubeConfig
@@ -46,7 +46,11 @@ async def connect(args: argparse.Namespace) -> AsyncIterator[tuple[KubeApi, str]
     try:
         if args.kubeconfig:
             config = KubeConfig.from_file(args.kubeconfig)
-        elif os.environ.get("KUBERNETES_SERVICE_HOST") and not args.context:
+        elif (
+            os.environ.get("KUBERNETES_SERVICE_HOST")
+            and not args.context
+            and not os.environ.get("KUBECONFIG")
+        ):
             config = KubeConfig.from_service_account()
         else:
             config = KubeConfig.from_env()

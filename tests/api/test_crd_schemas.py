@@ -35,7 +35,7 @@ def test_check_mode_reports_a_stale_file(tmp_path: Path) -> None:
 
 
 def test_the_files_hold_one_crd_each_and_a_kustomization_listing_them() -> None:
-    kustomization = yaml.safe_load((CRD_DIRECTORY / "kustomization.yaml").read_text())
+    kustomization = yaml.safe_load((CRD_DIRECTORY / "Kustomization").read_text())
     assert kustomization["resources"] == [
         "canaries.yaml",
         "metrictemplates.yaml",

@@ -287,13 +287,20 @@ def _dump(document: Any) -> str:
     )
 
 
+KUSTOMIZATION = "Kustomization"
+
+
 def rendered_files() -> dict[str, str]:
-    """File name → content of `deploy/crds/` (one CRD per file, plus a kustomization)."""
+    """File name → content of `deploy/crds/` (one CRD per file, plus a kustomization).
+
+    The kustomization is named `Kustomization` (a name kustomize accepts), not
+    `kustomization.yaml`: `kubectl apply -f deploy/crds` reads every `*.yaml` and would fail on it.
+    """
     files: dict[str, str] = {}
     for document in crd_documents():
         plural = document["spec"]["names"]["plural"]
         files[f"{plural}.yaml"] = HEADER + _dump(document)
-    files["kustomization.yaml"] = HEADER + _dump(
+    files[KUSTOMIZATION] = HEADER + _dump(
         {
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
             "kind": "Kustomization",
@@ -342,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(path)
         if args.dir == DEFAULT_DIRECTORY and CHART_CRD_DIRECTORY.is_dir():
             for path in write(CHART_CRD_DIRECTORY):
-                if path.name == "kustomization.yaml":
+                if path.name == KUSTOMIZATION:
                     path.unlink()
                 else:
                     print(path)

@@ -81,3 +81,14 @@ def test_measured_values_in_the_status_are_shown_against_the_threshold() -> None
         "podinfo: Progressing, canary, step 2/5, 20 %, failed checks 1/5, "
         "request-success-rate 99.73 (≥ 99) Pass"
     )
+
+
+def test_the_live_view_moves_its_clocks_without_reading_again() -> None:
+    from coalmine.cli.status.watch import aged
+
+    events = [event("New revision detected! Scaling up podinfo.prod", "2026-01-01T12:00:00Z")]
+    model = describe(View(progressing()), events, None, None, NOW)
+    later = aged(model, 30)
+    assert (later["time"]["elapsedSeconds"], later["time"]["remainingSeconds"]) == (330, 150)
+    assert model["time"]["elapsedSeconds"] == 300  # the model read from the API is unchanged
+    assert aged(model, 1000)["time"]["remainingSeconds"] == 0

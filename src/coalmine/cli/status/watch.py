@@ -7,6 +7,8 @@ terminal (a CI log) each change is one timestamped line, never redrawn, never cu
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -128,26 +130,37 @@ async def _live(
         with Live(console=console, auto_refresh=False, transient=True) as live:
             async with asyncio.timeout(limit):
                 informer, changed = await _changes(api, namespace, name)
+                read_at, models = 0.0, list[dict[str, Any]]()
                 while True:
-                    changed.clear()
-                    current = _current(informer, namespace, name)
-                    models = await describe(current)
+                    if changed.is_set() or not models:
+                        changed.clear()
+                        current = _current(informer, namespace, name)
+                        models, read_at = await describe(current), time.monotonic()
+                        if all(settled(view, expected.get(view.key)) for view in current):
+                            return current
                     header = (f"{_clock()} watching, up to {duration(limit)}", "dim")
-                    live.update(Group(*styled([header, *frame(models)])), refresh=True)
-                    if all(settled(view, expected.get(view.key)) for view in current):
-                        return current
-                    # Redraw at least every TICK so elapsed time moves.
-                    try:
+                    shown = [aged(model, time.monotonic() - read_at) for model in models]
+                    live.update(Group(*styled([header, *frame(shown)])), refresh=True)
+                    # Redraw every TICK so the clocks move; read the API only on a change.
+                    with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(TICK):
                             await changed.wait()
-                    except TimeoutError:
-                        pass
     except TimeoutError:
         console.print(f"timed out after {duration(limit)} waiting for the release to end")
         return None
     finally:
         if informer is not None:
             await informer.stop()
+
+
+def aged(model: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The model as it reads `seconds` after it was built: elapsed up, remaining down."""
+    timing = dict(model["time"])
+    if timing["elapsedSeconds"] is not None:
+        timing["elapsedSeconds"] += seconds
+    if timing["remainingSeconds"] is not None:
+        timing["remainingSeconds"] = max(timing["remainingSeconds"] - seconds, 0.0)
+    return {**model, "time": timing}
 
 
 def _clock() -> str:

@@ -196,3 +196,31 @@ async def test_watch_on_a_terminal_redraws_the_tree_live(
         assert "watching, up to" not in screen  # the live frame is replaced by the result
     finally:
         tmux("kill-session", "-t", session)
+
+
+async def test_watch_with_json_output_keeps_stdout_a_document(
+    api: KubeApi, controller: Controller, hooks: Hooks, devcluster: DevCluster
+) -> None:
+    hooks.refusing.add("approve")
+    await create(api, webhooks=[hooks.hook("approve", "confirm-promotion")])
+    await release(api)
+    await wait_phase(api, "WaitingPromotion")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "coalmine",
+        "status",
+        "podinfo",
+        "--watch",
+        "-o",
+        "json",
+        f"--kubeconfig={devcluster.kubeconfig_path}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    await asyncio.sleep(1)
+    hooks.refusing.clear()
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert json.loads(out)["items"][0]["phase"] == "Succeeded"
+    assert "podinfo: WaitingPromotion" in err.decode()  # the progress, on stderr

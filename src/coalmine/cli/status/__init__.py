@@ -126,6 +126,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     # No markup: event messages and names are printed as they are, brackets included.
     console = Console(highlight=False, markup=False)
+    # With -o json|yaml stdout holds the document alone; the watch shows its progress on stderr.
+    progress = (
+        console if args.output == "tree" else Console(stderr=True, highlight=False, markup=False)
+    )
 
     async def main() -> int:
         async with connect(args) as (api, namespace):
@@ -137,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
                 limit=args.timeout,
                 console=console,
                 output=args.output,
+                progress=progress,
             )
 
     return run_cli(main)
@@ -151,6 +156,7 @@ async def status_command(
     limit: float,
     console: Console,
     output: str = "tree",
+    progress: Console | None = None,
 ) -> int:
     """The whole `coalmine status` (namespace None: every namespace); returns the exit status."""
     from coalmine.cli.status.watch import watch_until_settled
@@ -178,7 +184,7 @@ async def status_command(
 
     if watch:
         result = await watch_until_settled(
-            api, namespace, name, views, limit, console, describe, frame
+            api, namespace, name, views, limit, progress or console, describe, frame
         )
         if result is None:
             return EXIT_TIMEOUT

@@ -63,3 +63,38 @@ def test_the_completion_script_covers_both_programs() -> None:
     assert "complete" in script
     assert "kubectl-coalmine" in script
     assert "coalmine" in script
+
+
+async def test_kubectl_completes_canary_names_from_the_cluster(devcluster: DevCluster) -> None:
+    from coalmine.kube.kinds import CANARY, SERVICE
+
+    async with cluster_api(devcluster) as api:
+        await api.create(
+            SERVICE,
+            {
+                "metadata": {"name": "podinfo", "namespace": "default"},
+                "spec": {"selector": {"app": "podinfo"}, "ports": [{"port": 80}]},
+            },
+        )
+        for name in ("podinfo", "payments"):
+            await api.create(
+                CANARY,
+                {
+                    "apiVersion": "flagger.app/v1beta1",
+                    "kind": "Canary",
+                    "metadata": {"name": name, "namespace": "default"},
+                    "spec": {
+                        "targetRef": {"apiVersion": "v1", "kind": "Service", "name": "podinfo"},
+                        "analysis": {"interval": "1m", "threshold": 1, "iterations": 1},
+                    },
+                },
+            )
+        kubeconfig = f"--kubeconfig={devcluster.kubeconfig_path}"
+        words = await asyncio.to_thread(
+            kubectl, "__complete", "coalmine", "promote", kubeconfig, "p"
+        )
+        assert words.stdout.splitlines()[:2] == ["payments", "podinfo"], words.stdout
+        only = await asyncio.to_thread(
+            kubectl, "__complete", "coalmine", "status", kubeconfig, "pa"
+        )
+        assert only.stdout.splitlines()[0] == "payments"

@@ -71,3 +71,23 @@ def complete_for_kubectl() -> int:
         print(word)
     print(f":{COBRA_NO_FILE_COMPLETION}")
     return 0
+
+
+def canary_names(prefix: str, parsed_args: argparse.Namespace, **_kwargs: Any) -> list[str]:
+    """NAME completion: the canaries of the namespace the command line selects (nothing when the
+    cluster cannot be read within a few seconds: completion must never hang a shell)."""
+    import asyncio
+
+    from coalmine.cli.status.reading import connect
+    from coalmine.kube.kinds import CANARY
+
+    async def names() -> list[str]:
+        async with asyncio.timeout(3), connect(parsed_args) as (api, namespace):
+            items = (await api.list(CANARY, namespace)).items
+        return [str((item.get("metadata") or {}).get("name") or "") for item in items]
+
+    try:
+        found = asyncio.run(names())
+    except Exception:  # any failure: no suggestions, as kubectl does
+        return []
+    return sorted(name for name in found if name.startswith(prefix))

@@ -63,7 +63,10 @@ def registrar(verb: Verb) -> Callable[[argparse._SubParsersAction[Any]], None]:
                 "read or write the canary, 4 not handled within --timeout."
             ),
         )
-        parser.add_argument("name", metavar="NAME", help="a Canary's name")
+        from coalmine.cli.completion import canary_names
+
+        name = parser.add_argument("name", metavar="NAME", help="a Canary's name")
+        name.completer = canary_names
         add_cluster_arguments(parser)
         parser.add_argument(
             "--no-wait",

@@ -86,9 +86,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from coalmine.cli.completion import canary_names
     from coalmine.controller.settings import parse_duration
 
-    parser.add_argument("name", nargs="?", metavar="NAME", help="a Canary's name")
+    name = parser.add_argument("name", nargs="?", metavar="NAME", help="a Canary's name")
+    name.completer = canary_names  # type: ignore[attr-defined]
     add_cluster_arguments(parser)
     parser.add_argument(
         "-A",

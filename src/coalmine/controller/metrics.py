@@ -199,7 +199,10 @@ class ControllerMetrics:
         from coalmine.api.refusals import refusal
 
         totals: Counter_[str] = Counter_()
+        # Rebuilt whole (no await in between, so a scrape never sees them half-built): the
+        # series of deleted or fixed canaries disappear.
         self.refused.clear()
+        self.failed_checks.clear()
         for obj in objects:
             meta = obj.get("metadata") or {}
             namespace = str(meta.get("namespace") or "")

@@ -224,3 +224,39 @@ async def test_watch_with_json_output_keeps_stdout_a_document(
     assert process.returncode == 0, err.decode()
     assert json.loads(out)["items"][0]["phase"] == "Succeeded"
     assert "podinfo: WaitingPromotion" in err.decode()  # the progress, on stderr
+
+
+async def test_measurements_recorded_in_the_status_are_shown_with_the_judge_score(
+    api: KubeApi, output: Output
+) -> None:
+    await api.create(SERVICE, service("podinfo", "blue"))
+    body = canary(
+        "podinfo", metrics=[{"name": "latency", "query": "q", "thresholdRange": {"max": 500}}]
+    )
+    await api.create(CANARY, body)
+    status = {
+        "phase": "Progressing",
+        "failedChecks": 0,
+        "canaryWeight": 0,
+        "iterations": 1,
+        "judgeScore": 87.5,
+        "metrics": [
+            {
+                "name": "latency",
+                "measurements": [
+                    {"time": "2026-01-01T12:00:00Z", "verdict": "Pass", "value": 120.0},
+                    {
+                        "time": "2026-01-01T12:01:00Z",
+                        "verdict": "Pass",
+                        "value": 130.5,
+                        "threshold": "<= 500",
+                    },
+                ],
+            }
+        ],
+    }
+    await api.patch(CANARY, "podinfo", {"status": status}, "default", status=True)
+    await status_command(api, "default", "podinfo", watch=False, limit=1, console=output.console())
+    assert "latency  130.5 (<= 500) Pass at 2026-01-01T12:01:00Z [status]" in output.text
+    assert "└─ Judge score   87.5" in output.text
+    assert "├─ Strategy      blue/green, iteration 2/2" in output.text

@@ -32,7 +32,7 @@ from coalmine.controller.adapters import (
 )
 from coalmine.controller.http import start_http
 from coalmine.controller.jobs import JobManager
-from coalmine.controller.metrics import ControllerMetrics
+from coalmine.controller.metrics import ControllerMetrics, CountingWebhooks
 from coalmine.controller.seams import ControllerSeams
 from coalmine.controller.settings import Settings
 from coalmine.hooks.client import create_session
@@ -59,7 +59,6 @@ from coalmine.routers.registry import router_for
 from coalmine.scheduler import Dependencies, Scheduler, SchedulerConfig
 from coalmine.scheduler.status import initial_status
 from coalmine.scheduler.timing import (
-    canaries_per_namespace,
     duplicate_target_message,
     job_interval,
 )
@@ -340,7 +339,7 @@ class CanaryReconciler:
             Dependencies(
                 seams=self.seams,
                 analyzer=analyzer,
-                webhooks=webhooks,
+                webhooks=CountingWebhooks(webhooks, metrics),
                 alerts=alerter,
                 recorder=self.recorder,
                 status=self.status,
@@ -362,8 +361,8 @@ class CanaryReconciler:
             on_ready()
         try:
             while True:
-                canaries = [known.canary for known in self._known.values()]
-                self.metrics.set_canary_totals(canaries_per_namespace(canaries))
+                # Every Canary object, refused ones included (docs/metrics.md).
+                self.metrics.set_canaries(self.caches[CANARY].list())
                 await asyncio.sleep(self.settings.control_loop_interval)
         finally:
             await self.jobs.stop_all()

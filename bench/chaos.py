@@ -351,14 +351,16 @@ class Bench:
             await retry("create", lambda n=name: api.create(SERVICE, target(n, self.current(n))))
             await retry("create", lambda n=name: api.create(CANARY, canary(n, self.webhook_url)))
 
-    async def initialised(self) -> None:
+    async def initialised(self) -> str | None:
+        """None once every canary is `Initialized`, else what they are after `--deadline`."""
         status = self.observer.status
-        if not await self.observer.until(
+        if await self.observer.until(
             lambda: all(status.get(n, {}).get("phase") == "Initialized" for n in self.names),
             self.args.deadline,
         ):
-            phases = {n: status.get(n, {}).get("phase") for n in self.names}
-            raise SystemExit(f"canaries not Initialized in {self.args.deadline}s: {phases}")
+            return None
+        phases = {n: status.get(n, {}).get("phase") for n in self.names}
+        return f"canaries not Initialized in {self.args.deadline}s: {phases}"
 
     async def release(self, api: KubeApi, name: str, bad: bool) -> bool:
         """One revision to its end; False when it got stuck (a violation)."""
@@ -472,7 +474,10 @@ class Bench:
             await asyncio.sleep(1.0)  # let the bench's informers list the empty server
             await self.create_objects(api)
             self.figures.lost_state_recreated = len(self.names)
-            await self.initialised()
+            stuck = await self.initialised()
+            if stuck:
+                self.observer.violation(f"after the lost state, {stuck}")
+                return fresh
             for name in self.names:
                 phase = self.observer.first_phase.get(name)
                 if phase not in ("Initializing", "Initialized"):
@@ -495,7 +500,9 @@ class Bench:
             async with watching(kubeconfig, self.observer) as api:
                 await self.create_objects(api)
                 controllers.start()
-                await self.initialised()
+                stuck = await self.initialised()
+                if stuck:
+                    raise SystemExit(stuck)
                 await self.kills_phase(api, controllers, url)
                 if self.args.outage > 0:
                     pid = api_server_pid(self.args.cluster, server)

@@ -17,9 +17,10 @@ each release points the target's selector at a new revision `<svc>-r<N>`, bad wi
    `kill -9`s the controller at random intervals (`--kill-every MIN:MAX` seconds, at most `--kills`)
    and restarts it; with `--fault-rate P` (devcluster) every create/update/patch/list request fails
    with 500 with probability P meanwhile.
-2. *outage* (`--outage S`): the API server process is stopped (SIGSTOP; on the real control plane
-   kube-apiserver's) for S seconds; recovery time is from its SIGCONT to the Canary of a revision
-   made then reading `Progressing`.
+2. *outage* (`--outage S`): while every canary but the first is mid-release, the API server
+   process is stopped (SIGSTOP; on the real control plane kube-apiserver's) for S seconds; recovery
+   time is from its SIGCONT to the first canary's Canary, given a new revision then, reading
+   `Progressing`. `--deadline` must exceed S.
 3. *lost state* (`--lost-state`, devcluster): the API server is killed and a fresh, empty one started
    on the same port; the objects are re-created; the controller must re-list, initialise them anew
    (never write the status of the objects it knew into them) and release again.
@@ -444,6 +445,9 @@ class Bench:
 
     async def outage_phase(self, api: KubeApi, pid: int, controllers: Controllers) -> None:
         seconds = self.args.outage
+        # The other canaries are mid-release when the API stops: the controller's writes fail.
+        busy = [asyncio.create_task(self.release(api, n, bad=False)) for n in self.names[1:]]
+        await asyncio.sleep(1.5)
         lines_before = controllers.log_lines()[0]
         os.kill(pid, signal.SIGSTOP)
         await asyncio.sleep(seconds)
@@ -460,7 +464,7 @@ class Bench:
                     self.figures.outage_recovery_seconds = round(time.monotonic() - ended, 2)
                     break
             await asyncio.sleep(0.1)
-        await release
+        await asyncio.gather(release, *busy)
 
     async def lost_state_phase(self, server: Process, port: int) -> Process:
         server.popen.send_signal(signal.SIGKILL)

@@ -264,16 +264,12 @@ def pending_revision(view: View, target: Object | None) -> str | None:
     """The spec hash of a target change the controller has not started a run for, else None."""
     from coalmine.api.models import CanaryStatus
     from coalmine.scheduler.status import has_spec_changed
-    from coalmine.targets.hashing import service_hash, workload_hash
+    from coalmine.targets.hashing import revision_hash
 
     if target is None or view.phase not in AT_REST:
         return None
-    kind = target.get("kind")
-    if kind == "Service":
-        current = service_hash(target)
-    elif kind in {"Deployment", "DaemonSet"}:
-        current = workload_hash(target)
-    else:
+    current = revision_hash(target)
+    if current is None:
         return None
     try:
         status = CanaryStatus.model_validate(dict(view.status))

@@ -12,6 +12,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from coalmine.kube.failures import RepeatLimiter
+
 log = logging.getLogger(__name__)
 
 Cycle = Callable[[], Awaitable[None]]
@@ -30,6 +32,7 @@ class CanaryJob:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._draining = False
+        self._failures = RepeatLimiter(log)
         self.cycles = 0
 
     def start(self) -> None:
@@ -69,12 +72,17 @@ class CanaryJob:
     async def _run(self) -> None:
         while True:
             self._wake.clear()
+            extra = {"canary": self.key}
             try:
                 await self._cycle()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("cycle of canary %s failed", self.key)
+            except Exception as error:
+                # One line per distinct failure, repeats folded; the traceback at debug level.
+                self._failures.failed(f"cycle of canary {self.key} failed", error, extra=extra)
+            else:
+                if self._failures.failing:
+                    self._failures.clear(f"cycle of canary {self.key}", extra=extra)
             self.cycles += 1
             if self._on_cycle is not None:
                 self._on_cycle()

@@ -57,6 +57,17 @@ class KubeApiError(RuntimeError):
         self.reason = reason
 
 
+REQUEST_ERRORS: tuple[type[Exception], ...] = (
+    KubeApiError,
+    NotFound,
+    Conflict,
+    Gone,
+    httpx2.HTTPError,
+    OSError,
+)
+"""What a request may raise: the server's refusals, and transport errors (unreachable, reset)."""
+
+
 def _translate(error: ApiError) -> Exception:
     status = error.status
     code = int(status.code or 0)

@@ -1,6 +1,7 @@
 """`bench/chaos.py` in a tiny configuration: the controller `kill -9`ed three times during releases,
-with injected API faults, breaks none of the invariants (one promotion per revision, no bad revision
-promoted, no stuck canary). The bench starts its own devcluster and controllers."""
+with injected API faults, then an API server restarted empty, breaks none of the invariants (one
+promotion per revision, no bad revision promoted, no stuck canary, no stale status written into a
+re-created Canary). The bench starts its own devcluster and controllers."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_releases_survive_controller_kills_and_api_faults_without_invariant_violations(
+def test_releases_survive_controller_kills_api_faults_and_lost_state_without_violations(
     tmp_path: Path,
 ) -> None:
     figures_path = tmp_path / "figures.json"
@@ -29,6 +30,7 @@ def test_releases_survive_controller_kills_and_api_faults_without_invariant_viol
         "--kill-every=1:4",
         "--duration=20",
         "--fault-rate=0.05",
+        "--lost-state",
         "--deadline=90",
         f"--workdir={tmp_path / 'logs'}",
         f"--json={figures_path}",
@@ -45,3 +47,4 @@ def test_releases_survive_controller_kills_and_api_faults_without_invariant_viol
     assert figures["kills"] == 3, output
     assert figures["releases"] >= 2, output
     assert figures["controller_crashes"] == 0, output
+    assert figures["lost_state_recreated"] == 2, output

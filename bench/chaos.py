@@ -450,8 +450,10 @@ class Bench:
         await asyncio.sleep(1.5)
         lines_before = controllers.log_lines()[0]
         os.kill(pid, signal.SIGSTOP)
-        await asyncio.sleep(seconds)
-        os.kill(pid, signal.SIGCONT)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            os.kill(pid, signal.SIGCONT)
         ended = time.monotonic()
         self.figures.outage_seconds = seconds
         self.figures.outage_log_lines = controllers.log_lines()[0] - lines_before
@@ -466,10 +468,12 @@ class Bench:
             await asyncio.sleep(0.1)
         await asyncio.gather(release, *busy)
 
-    async def lost_state_phase(self, server: Process, port: int) -> Process:
+    async def lost_state_phase(self, servers: list[Process], port: int) -> None:
+        """`servers[0]` is replaced by the fresh server at once, so it is stopped whatever happens."""
+        server = servers[0]
         server.popen.send_signal(signal.SIGKILL)
         server.popen.wait(timeout=10)
-        fresh, _, kubeconfig = start_api_server("devcluster", self.workdir, port)
+        servers[0], _, kubeconfig = start_api_server("devcluster", self.workdir, port)
         self.observer.epoch += 1
         self.observer.status.clear()
         self.observer.first_phase.clear()
@@ -481,16 +485,16 @@ class Bench:
             stuck = await self.initialised()
             if stuck:
                 self.observer.violation(f"after the lost state, {stuck}")
-                return fresh
+                return
             for name in self.names:
                 phase = self.observer.first_phase.get(name)
                 if phase not in ("Initializing", "Initialized"):
                     self.observer.violation(f"{name}: re-created Canary got {phase} first")
             await asyncio.gather(*(self.release(api, n, bad=False) for n in self.names))
-        return fresh
 
     async def run(self) -> Figures:
         server, url, kubeconfig = start_api_server(self.args.cluster, self.workdir)
+        servers = [server]
         port = int(url.rsplit(":", 1)[1])
         controllers = Controllers(self.workdir, kubeconfig)
         app = web.Application()
@@ -512,10 +516,10 @@ class Bench:
                     pid = api_server_pid(self.args.cluster, server)
                     await self.outage_phase(api, pid, controllers)
             if self.args.lost_state and self.args.cluster == "devcluster":
-                server = await self.lost_state_phase(server, port)
+                await self.lost_state_phase(servers, port)
         finally:
             controllers.stop()
-            server.stop()
+            servers[0].stop()
             await runner.cleanup()
         lines, errors = controllers.log_lines()
         self.figures.controller_log_lines, self.figures.controller_error_lines = lines, errors

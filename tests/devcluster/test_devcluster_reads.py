@@ -258,6 +258,38 @@ async def test_faults_over_http(devcluster_http: Raw) -> None:
     assert bad.status == 400
 
 
+async def test_a_fault_rate_fails_only_a_share_of_matching_requests_and_counts_them(
+    devcluster_http: Raw,
+) -> None:
+    await devcluster_http.post(CM, configmap("r"))
+    rule = {"type": "error", "verb": "get", "resource": "configmaps", "count": None, "rate": 0.5}
+    assert (await devcluster_http.post("/devcluster/faults", rule)).status == 201
+    statuses = [(await devcluster_http.get(f"{CM}/r")).status for _ in range(100)]
+    failed = statuses.count(500)
+    assert 0 < failed < 100
+    assert failed + statuses.count(200) == 100
+    rules = (await devcluster_http.get("/devcluster/faults")).body["rules"]
+    assert rules[0]["injected"] == failed
+    assert rules[0]["count"] is None
+
+
+async def test_a_spared_request_uses_up_no_count_and_rate_zero_never_fails(
+    devcluster: DevCluster, devcluster_http: Raw
+) -> None:
+    await devcluster_http.post(CM, configmap("z"))
+    never = devcluster.faults.inject_error(verb="get", resource="configmaps", count=3, rate=0.0)
+    assert all([(await devcluster_http.get(f"{CM}/z")).status == 200 for _ in range(20)])
+    assert (never.count, never.injected) == (3, 0)
+
+
+async def test_a_fault_rate_outside_zero_to_one_is_refused(devcluster_http: Raw) -> None:
+    for rate in (1.5, -0.1, "often"):
+        reply = await devcluster_http.post("/devcluster/faults", {"type": "error", "rate": rate})
+        assert reply.status == 400
+        assert "rate" in reply.message or "often" in reply.message
+    assert (await devcluster_http.get("/devcluster/faults")).body["rules"] == []
+
+
 async def test_unsupported_protobuf_body_is_415_saying_to_send_json(devcluster_http: Raw) -> None:
     # a k8s protobuf envelope whose type is a kind devcluster does not decode (batch/v1 Job)
     type_meta = b"\x0a\x08batch/v1\x12\x03Job"

@@ -11,11 +11,14 @@ Reachable in Python as `cluster.faults` and over HTTP (devcluster only, not a Ku
 
 Matchers left out (or null) match anything. `resource` is a plural (`deployments`), optionally
 with its group (`deployments.apps`) or a subresource (`deployments/status`). `count` is how many
-matching requests the rule applies to (null: until cleared).
+matching requests the rule applies to (null: until cleared). `rate` (0 to 1, default 1) is the
+probability that a matching request is hit; requests it spares use up no `count`. `injected` (read
+only) counts the requests a rule hit, so a chaos run can report how many faults it caused.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -49,6 +52,12 @@ class FaultRule:
     reason: str = "InternalError"
     message: str = "injected fault"
     seconds: float = 0.0
+    rate: float = 1.0
+    injected: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError(f"rate must be between 0 and 1, got {self.rate}")
 
     def matches(self, info: RequestInfo) -> bool:
         if self.verb is not None and self.verb != info.verb:
@@ -87,8 +96,10 @@ class Faults:
         namespace: str | None = None,
         name: str | None = None,
         count: int | None = 1,
+        rate: float = 1.0,
     ) -> FaultRule:
-        """The next `count` matching requests fail with this Status."""
+        """The next `count` matching requests fail with this Status (each with probability
+        `rate`)."""
         rule = FaultRule(
             "error",
             verb,
@@ -99,6 +110,7 @@ class Faults:
             code=code,
             reason=reason,
             message=message,
+            rate=rate,
         )
         self.rules.append(rule)
         return rule
@@ -111,9 +123,13 @@ class Faults:
         namespace: str | None = None,
         name: str | None = None,
         count: int | None = None,
+        rate: float = 1.0,
     ) -> FaultRule:
-        """Matching requests wait `seconds` before they are served."""
-        rule = FaultRule("latency", verb, resource, namespace, name, count, seconds=seconds)
+        """Matching requests wait `seconds` before they are served (each with probability
+        `rate`)."""
+        rule = FaultRule(
+            "latency", verb, resource, namespace, name, count, seconds=seconds, rate=rate
+        )
         self.rules.append(rule)
         return rule
 
@@ -136,16 +152,20 @@ class Faults:
         if matchers["verb"] is not None and matchers["verb"] not in VERBS:
             raise ApiError(400, "BadRequest", f"unknown verb {matchers['verb']!r}; one of {VERBS}")
         try:
+            rate = float(body.get("rate", 1.0))
             if kind == "error":
                 return self.inject_error(
                     code=int(body.get("code", 500)),
                     reason=str(body.get("reason", "InternalError")),
                     message=str(body.get("message", "injected fault")),
                     count=body.get("count", 1),
+                    rate=rate,
                     **matchers,
                 )
             if kind == "latency":
-                return self.add_latency(float(body["seconds"]), count=body.get("count"), **matchers)
+                return self.add_latency(
+                    float(body["seconds"]), count=body.get("count"), rate=rate, **matchers
+                )
         except (KeyError, TypeError, ValueError) as error:
             raise ApiError(400, "BadRequest", f"bad fault {body!r}: {error}") from error
         raise ApiError(400, "BadRequest", 'a fault needs "type": "error" or "latency"')
@@ -157,12 +177,15 @@ class Faults:
         for rule in list(self.rules):
             if not rule.matches(info):
                 continue
+            if rule.rate < 1.0 and random.random() >= rule.rate:
+                continue
             if rule.type == "latency":
                 delay += rule.seconds
             elif error is None:
                 error = ApiError(rule.code, rule.reason, rule.message)
             else:
                 continue
+            rule.injected += 1
             if rule.count is not None:
                 rule.count -= 1
                 if rule.count <= 0:

@@ -67,6 +67,17 @@ class ControllerProcess:
         return self.log_path.read_text(errors="replace")
 
 
+def leader_election_flags(namespace: str) -> tuple[str, ...]:
+    """Leader election with short timings, the Lease in `namespace` (a hand-over in seconds)."""
+    return (
+        "--enable-leader-election",
+        f"--leader-election-namespace={namespace}",
+        "--leader-election-lease=3s",
+        "--leader-election-renew-deadline=2s",
+        "--leader-election-retry=500ms",
+    )
+
+
 def start_controller(cluster: TestCluster, log_dir: Path, *flags: str) -> ControllerProcess:
     """`coalmine controller` on `cluster` with the cluster's controller identity (on the real
     control plane: the deploy/ ServiceAccount, watching the test's namespace)."""

@@ -18,7 +18,14 @@ from coalmine.kube.api import KubeApi
 from coalmine.kube.kinds import CANARY, CONFIG_MAP, DEPLOYMENT, HPA, SECRET, SERVICE
 from coalmine.kube.permissions import CLUSTER_ROLE, LEADER_ELECTION_ROLE, granted
 
-from .harness import CanaryWatch, ControllerProcess, cluster_client, eventually, start_controller
+from .harness import (
+    CanaryWatch,
+    ControllerProcess,
+    cluster_client,
+    eventually,
+    leader_election_flags,
+    start_controller,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -173,13 +180,7 @@ async def test_every_request_is_granted_and_every_rule_of_the_kinds_involved_is_
     cluster: TestCluster, tmp_path: Any
 ) -> None:
     ns = cluster.namespace
-    election = (
-        "--enable-leader-election",
-        f"--leader-election-namespace={ns}",
-        "--leader-election-lease=3s",
-        "--leader-election-renew-deadline=2s",
-        "--leader-election-retry=500ms",
-    )
+    election = leader_election_flags(ns)
     controller: ControllerProcess = start_controller(cluster, tmp_path, *election)
     try:
         async with cluster_client(cluster.kubeconfig_path) as (api, canaries):

@@ -25,6 +25,7 @@ from .harness import (
     cluster_client,
     event_messages,
     eventually,
+    leader_election_flags,
     start_controller,
 )
 
@@ -240,13 +241,7 @@ async def test_with_leader_election_killing_the_leader_hands_over_and_the_run_co
     cluster: TestCluster, tmp_path: Path
 ) -> None:
     ns = cluster.namespace
-    election = (
-        "--enable-leader-election",
-        f"--leader-election-namespace={ns}",
-        "--leader-election-lease=3s",
-        "--leader-election-renew-deadline=2s",
-        "--leader-election-retry=500ms",
-    )
+    election = leader_election_flags(ns)
     replicas = [start_controller(cluster, tmp_path, *election) for _ in range(2)]
     try:
         async with cluster_client(cluster.kubeconfig_path) as (api, canaries):

@@ -9,15 +9,9 @@ compared with scipy on the same numbers.
 from __future__ import annotations
 
 import math
-import subprocess
 import time
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
-
-from binaries import require_binary
 
 STEP = 5
 POINTS = 121
@@ -70,57 +64,3 @@ def openmetrics() -> str:
                 lines.append(f'judge_sample{{case="{case}",role="{role}"}} {shown} {t}')
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
-
-
-def start_prometheus(workdir: Path, series: str, port: int) -> Iterator[str]:
-    """Backfill `series` (OpenMetrics) and serve it; stops the process afterwards."""
-    prometheus = require_binary("prometheus")
-    promtool = require_binary("promtool")
-    data = workdir / "data"
-    data.mkdir()
-    source = workdir / "series.om"
-    source.write_text(series)
-    subprocess.run(
-        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    config = workdir / "prometheus.yml"
-    config.write_text("global:\n  scrape_interval: 1m\n")
-    log_path = workdir / "prometheus.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                prometheus,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={data}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--storage.tsdb.retention.time=30d",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("prometheus did not become ready in 30s")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

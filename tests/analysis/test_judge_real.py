@@ -20,8 +20,8 @@ from coalmine.analysis.judge import JudgeConfig, judge
 from coalmine.analysis.providers.base import ProviderContext
 from coalmine.analysis.providers.prometheus import PrometheusProvider
 
-from .conftest import FakeSources, _free_port, make_canary
-from .judge_data import END, STEP, WINDOW, cases, openmetrics, start_prometheus
+from .conftest import FakeSources, backfilled_prometheus, make_canary
+from .judge_data import END, STEP, WINDOW, cases, openmetrics
 
 CONFIDENCE = 0.98
 TOLERANCE = 0.01
@@ -46,7 +46,8 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def judge_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from start_prometheus(tmp_path_factory.mktemp("judge"), openmetrics(), _free_port())
+    with backfilled_prometheus(openmetrics(), tmp_path_factory.mktemp("judge")) as url:
+        yield url
 
 
 def scipy_verdict(canary: list[float], control: list[float]) -> tuple[str, float | None]:

@@ -19,8 +19,8 @@ from coalmine.analysis.checks import AnalysisSettings, MetricAnalyzer
 from coalmine.analysis.semantics import ConditionError, evaluate_condition
 from coalmine.api.models import CanaryStatus, MetricRecord
 
-from .conftest import FakeSources, _free_port, make_canary
-from .judge_data import END, cases, openmetrics, start_prometheus
+from .conftest import FakeSources, backfilled_prometheus, make_canary
+from .judge_data import END, cases, openmetrics
 
 SAME = 'judge_sample{case="shift-20pct",role="canary"}'
 MISSING = 'judge_sample{case="nothing-here"}'
@@ -29,7 +29,8 @@ BROKEN = "sum(("
 
 @pytest.fixture(scope="module")
 def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from start_prometheus(tmp_path_factory.mktemp("semantics"), openmetrics(), _free_port())
+    with backfilled_prometheus(openmetrics(), tmp_path_factory.mktemp("semantics")) as url:
+        yield url
 
 
 async def analyse(

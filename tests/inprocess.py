@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from coalmine.controller.runtime import Controller
 from coalmine.controller.settings import Settings
@@ -51,3 +52,27 @@ async def running_controller(devcluster: DevCluster, interval: float) -> AsyncIt
     finally:
         controller.stop()
         assert await asyncio.wait_for(task, 40) == 0
+
+
+def service(name: str, app: str, namespace: str = "default") -> dict[str, Any]:
+    """A target Service selecting `app=<app>` (a new `app` is a new revision)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"selector": {"app": app}, "ports": [{"port": 80}]},
+    }
+
+
+def service_canary(name: str, iterations: int, namespace: str = "default") -> dict[str, Any]:
+    """A Canary of the Service `name`, 1 s interval: long analyses for tests that act meanwhile."""
+    return {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "Canary",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "targetRef": {"apiVersion": "v1", "kind": "Service", "name": name},
+            "service": {"port": 80},
+            "analysis": {"interval": "1s", "threshold": 5, "iterations": iterations},
+        },
+    }

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,33 +18,11 @@ from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.api import KubeApi, Object, load_config
 from coalmine.kube.cache import Informer
 from coalmine.kube.kinds import CANARY, SERVICE
-from inprocess import CRD_DIR, running_controller
+from inprocess import CRD_DIR, running_controller, service, service_canary
 
 INTERVAL = 0.5
 RECOVERY_LIMIT = 10.0
 """Waits end with a failure after this long; with the old 30 s backoff recovery took longer."""
-
-
-def service(name: str, app: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"selector": {"app": app}, "ports": [{"port": 80}]},
-    }
-
-
-def canary(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "flagger.app/v1beta1",
-        "kind": "Canary",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "targetRef": {"apiVersion": "v1", "kind": "Service", "name": name},
-            "service": {"port": 80},
-            "analysis": {"interval": "1s", "threshold": 5, "iterations": 100},
-        },
-    }
 
 
 def load_crds(cluster: DevCluster) -> None:
@@ -90,7 +67,7 @@ async def test_a_revision_made_just_after_an_api_server_restart_is_released(
     devcluster: DevCluster, api: KubeApi
 ) -> None:
     await api.create(SERVICE, service("kept", "blue"))
-    await api.create(CANARY, canary("kept"))
+    await api.create(CANARY, service_canary("kept", 100))
     async with running_controller(devcluster, interval=INTERVAL):
         await wait_for_phase(api, "kept", "Initialized")
         await devcluster.stop()
@@ -104,7 +81,7 @@ async def test_a_canary_recreated_on_an_api_server_that_lost_its_state_gets_no_s
     devcluster: DevCluster, api: KubeApi, tmp_path: Path
 ) -> None:
     await api.create(SERVICE, service("restored", "blue"))
-    await api.create(CANARY, canary("restored"))
+    await api.create(CANARY, service_canary("restored", 100))
     async with running_controller(devcluster, interval=INTERVAL) as controller:
         await progressing(api, "restored")
         port = devcluster.port
@@ -123,7 +100,7 @@ async def test_a_canary_recreated_on_an_api_server_that_lost_its_state_gets_no_s
                 await watch.wait_synced()
                 # Re-created at once: the controller still holds the old run in its caches.
                 await fresh.create(SERVICE, service("restored", "blue"))
-                await fresh.create(CANARY, canary("restored"))
+                await fresh.create(CANARY, service_canary("restored", 100))
                 await wait_for_phase(fresh, "restored", "Initialized")
                 await asyncio.sleep(2)  # cycles of the old job, had it kept going, write here
                 phases = [(o.get("status") or {}).get("phase") for o in seen]

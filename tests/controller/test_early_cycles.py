@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
@@ -18,7 +17,7 @@ from coalmine.controller.runtime import Controller
 from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.api import KubeApi
 from coalmine.kube.kinds import CANARY, SERVICE
-from inprocess import cluster_api, running_controller
+from inprocess import cluster_api, running_controller, service, service_canary
 
 INTERVAL = 1.0
 CHURN_SECONDS = 4.0
@@ -28,29 +27,6 @@ CHURN_SECONDS = 4.0
 async def api(devcluster: DevCluster) -> AsyncIterator[KubeApi]:
     async with cluster_api(devcluster) as client:
         yield client
-
-
-def service(name: str, app: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"selector": {"app": app}, "ports": [{"port": 80}]},
-    }
-
-
-def canary(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "flagger.app/v1beta1",
-        "kind": "Canary",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "targetRef": {"apiVersion": "v1", "kind": "Service", "name": name},
-            "service": {"port": 80},
-            # Long enough that the analysis is still running when the churn ends.
-            "analysis": {"interval": "1s", "threshold": 5, "iterations": 50},
-        },
-    }
 
 
 async def phase(api: KubeApi, name: str) -> str:
@@ -96,7 +72,7 @@ async def test_metadata_and_status_churn_of_the_target_does_not_speed_up_the_ana
     devcluster: DevCluster, api: KubeApi
 ) -> None:
     await api.create(SERVICE, service("churned", "blue"))
-    await api.create(CANARY, canary("churned"))
+    await api.create(CANARY, service_canary("churned", 50))
     async with running_controller(devcluster, interval=INTERVAL) as controller:
         await wait_for_phase(api, "churned", "Initialized")
         await api.patch(SERVICE, "churned", {"spec": {"selector": {"app": "green"}}}, "default")
@@ -114,7 +90,7 @@ async def test_a_new_revision_during_analysis_still_starts_a_cycle_at_once(
     devcluster: DevCluster, api: KubeApi
 ) -> None:
     await api.create(SERVICE, service("revised", "blue"))
-    slow = canary("revised")
+    slow = service_canary("revised", 50)
     slow["spec"]["analysis"]["interval"] = "1m"
     await api.create(CANARY, slow)
     async with running_controller(devcluster, interval=INTERVAL) as controller:

@@ -17,7 +17,7 @@ from coalmine.controller.logs import PlainFormatter
 from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.api import KubeApi
 from coalmine.kube.kinds import CANARY, SERVICE
-from inprocess import cluster_api, running_controller
+from inprocess import cluster_api, running_controller, service, service_canary
 
 CANARIES = 5
 OUTAGE_SECONDS = 4.0
@@ -55,28 +55,6 @@ async def api(devcluster: DevCluster) -> AsyncIterator[KubeApi]:
         yield client
 
 
-def service(name: str, app: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"selector": {"app": app}, "ports": [{"port": 80}]},
-    }
-
-
-def canary(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "flagger.app/v1beta1",
-        "kind": "Canary",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "targetRef": {"apiVersion": "v1", "kind": "Service", "name": name},
-            "service": {"port": 80},
-            "analysis": {"interval": "1s", "threshold": 5, "iterations": 100},
-        },
-    }
-
-
 async def status_of(api: KubeApi, name: str) -> dict[str, Any]:
     return dict((await api.get(CANARY, name, "default")).get("status") or {})
 
@@ -94,7 +72,7 @@ async def test_failed_status_writes_log_one_line_per_canary_without_tracebacks(
     names = [f"quiet-{i}" for i in range(CANARIES)]
     for name in names:
         await api.create(SERVICE, service(name, "blue"))
-        await api.create(CANARY, canary(name))
+        await api.create(CANARY, service_canary(name, 100))
     async with running_controller(devcluster, interval=0.2):
         await wait_all(api, names, "Initialized")
         for name in names:
@@ -135,7 +113,7 @@ async def test_an_api_server_refusing_everything_costs_a_line_per_canary_and_wat
     names = [f"outage-{i}" for i in range(CANARIES)]
     for name in names:
         await api.create(SERVICE, service(name, "blue"))
-        await api.create(CANARY, canary(name))
+        await api.create(CANARY, service_canary(name, 100))
     async with running_controller(devcluster, interval=0.2):
         await wait_all(api, names, "Initialized")
         for name in names:

@@ -1,4 +1,6 @@
-"""Fixtures of the target/router I/O tests: a KubeApi and a ClusterContext on devcluster."""
+"""Fixtures of the target/router I/O tests, on both tiers (see tests/tiered.py): the test's
+namespace, a KubeApi and a ClusterContext as the controller has them, and the stored Canary that
+owns the copies."""
 
 from __future__ import annotations
 
@@ -6,21 +8,48 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.api import KubeApi, load_config
 from coalmine.kube.cache import Caches
 from coalmine.kube.context import ClusterContext
-from coalmine.kube.kinds import NAMESPACE
+from coalmine.kube.kinds import CANARY
+from tiered import ApiServer
 
-from .io_helpers import NS
+from .io_helpers import OWNER_UIDS
 
 
 @pytest.fixture
-async def api(devcluster: DevCluster) -> AsyncIterator[KubeApi]:
-    client = KubeApi(load_config(str(devcluster.kubeconfig_path)))
-    await client.create(
-        NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
+def ns(apiserver: ApiServer) -> str:
+    return apiserver.namespace
+
+
+@pytest.fixture
+async def owner(apiserver: ApiServer, ns: str) -> AsyncIterator[str]:
+    """The Canary `podinfo` in the API, so the copies' ownerReferences point at a real object
+    (`make_canary` uses its uid)."""
+    admin = KubeApi(load_config(str(apiserver.kubeconfig_path)))
+    stored = await admin.create(
+        CANARY,
+        {
+            "apiVersion": "flagger.app/v1beta1",
+            "kind": "Canary",
+            "metadata": {"name": "podinfo", "namespace": ns},
+            "spec": {
+                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+                "service": {"port": 9898},
+                "analysis": {"interval": "1m", "threshold": 5, "iterations": 2},
+            },
+        },
     )
+    await admin.close()
+    OWNER_UIDS[ns] = stored["metadata"]["uid"]
+    yield OWNER_UIDS[ns]
+    del OWNER_UIDS[ns]
+
+
+@pytest.fixture
+async def api(apiserver: ApiServer, owner: str) -> AsyncIterator[KubeApi]:
+    """The client as the controller has it (the ServiceAccount on the real tier)."""
+    client = KubeApi(load_config(str(apiserver.controller_kubeconfig)))
     yield client
     await client.close()
 

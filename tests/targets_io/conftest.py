@@ -23,11 +23,19 @@ def ns(apiserver: ApiServer) -> str:
 
 
 @pytest.fixture
-async def owner(apiserver: ApiServer, ns: str) -> AsyncIterator[str]:
+async def admin_api(apiserver: ApiServer) -> AsyncIterator[KubeApi]:
+    """A client of the cluster's admin, for what stands in for other parties (a Gateway
+    controller, the user)."""
+    client = KubeApi(load_config(str(apiserver.kubeconfig_path)))
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def owner(admin_api: KubeApi, ns: str) -> AsyncIterator[str]:
     """The Canary `podinfo` in the API, so the copies' ownerReferences point at a real object
     (`make_canary` uses its uid)."""
-    admin = KubeApi(load_config(str(apiserver.kubeconfig_path)))
-    stored = await admin.create(
+    stored = await admin_api.create(
         CANARY,
         {
             "apiVersion": "flagger.app/v1beta1",
@@ -40,7 +48,6 @@ async def owner(apiserver: ApiServer, ns: str) -> AsyncIterator[str]:
             },
         },
     )
-    await admin.close()
     OWNER_UIDS[ns] = stored["metadata"]["uid"]
     yield OWNER_UIDS[ns]
     del OWNER_UIDS[ns]

@@ -64,12 +64,22 @@ class Recorder:
             split = split_of(obj)
             if not self.splits or self.splits[-1] != split:
                 self.splits.append(split)
-        try:
-            routes = await self.router.get_routes(self.canary)
-        except RouterError:
-            return  # a Gateway API route its gateway has not accepted yet
-        if not self.routes or self.routes[-1] != routes:
+        routes = await self._accepted_routes()
+        if routes is not None and (not self.routes or self.routes[-1] != routes):
             self.routes.append(routes)
+
+    async def _accepted_routes(self) -> Routes | None:
+        """The router's reading once the gateway stand-in has accepted the route's current
+        generation (it reacts to a watch event: later on a real API server than in-process)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_SECONDS
+        while True:
+            try:
+                return await self.router.get_routes(self.canary)
+            except RouterError:
+                if loop.time() > deadline:
+                    return None  # a route its gateway never accepted
+            await asyncio.sleep(POLL_SECONDS)
 
     async def step(self) -> None:
         await self.rig.cycle()

@@ -6,6 +6,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+import yaml
+
 from coalmine.cli.status import status_command
 from coalmine.cli.verbs import request_verb
 from coalmine.controller.runtime import Controller
@@ -197,10 +199,27 @@ async def run_cli(*args: str) -> tuple[int, str]:
     return process.returncode, out.decode()
 
 
+def in_namespace(kubeconfig: Path, ns: str, directory: Path) -> Path:
+    """A copy of `kubeconfig` whose current context works in `ns`."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    for context in config["contexts"]:
+        if context["name"] == config["current-context"]:
+            context["context"]["namespace"] = ns
+    path = directory / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 async def test_the_commands_as_a_pipeline_runs_them(
-    ns: str, api: KubeApi, controller: Controller, hooks: Hooks, apiserver: ApiServer
+    ns: str,
+    api: KubeApi,
+    controller: Controller,
+    hooks: Hooks,
+    apiserver: ApiServer,
+    tmp_path: Path,
 ) -> None:
-    kubeconfig = f"--kubeconfig={Path(apiserver.kubeconfig_path)}"
+    """Without `-n` the commands work in the kubeconfig context's namespace."""
+    kubeconfig = f"--kubeconfig={in_namespace(apiserver.kubeconfig_path, ns, tmp_path)}"
     hooks.refusing.add("approve")
     await create(ns, api, webhooks=[hooks.hook("approve", "confirm-promotion")])
     await release(ns, api)

@@ -174,7 +174,7 @@ async def test_a_request_for_a_missing_canary_is_an_error(
 ) -> None:
     from coalmine.cli.status import CliError
 
-    with pytest.raises(CliError, match="canary ghost not found in namespace default"):
+    with pytest.raises(CliError, match=f"canary ghost not found in namespace {ns}"):
         await request_verb(api, ns, "ghost", "abort")
 
 

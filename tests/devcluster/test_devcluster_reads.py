@@ -188,15 +188,15 @@ async def test_core_and_events_v1_are_two_views_of_one_store(devcluster_http: Ra
     assert view["regarding"]["name"] == "web"
 
 
-async def test_unknown_paths_are_404_status(devcluster_http: Raw) -> None:
-    for path in (
-        "/apis/nope.io/v1",
-        "/api/v1/namespaces/default/nothings",
-        "/apis/apps/v9/deployments",
-    ):
+async def test_unknown_paths_are_404_as_kube_apiserver_words_them(devcluster_http: Raw) -> None:
+    for path in ("/api/v1/namespaces/default/nothings", "/api/v2"):
         reply = await devcluster_http.get(path)
         assert reply.status == 404
         assert reply.body["kind"] == "Status"
+    for path in ("/apis/nope.io/v1", "/apis/apps/v9/deployments"):
+        reply = await devcluster_http.get(path)
+        assert reply.status == 404
+        assert reply.body == "404 page not found\n", "outside every group/version: plain text"
 
 
 async def test_bearer_token_is_required_when_configured() -> None:

@@ -313,7 +313,7 @@ async def test_deleting_a_workload_mid_rollout_and_stopping_leaves_nothing_pendi
     sim.stop()
     store.create(deployment("after-stop"))
     await asyncio.sleep(0.02)
-    assert "status" not in store.get("deployments", "after-stop", "default")
+    assert not store.get("deployments", "after-stop", "default").get("status")
 
 
 async def test_many_workloads_all_roll_out(store: Store, simulator: WorkloadSimulator) -> None:

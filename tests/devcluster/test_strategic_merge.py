@@ -408,7 +408,9 @@ async def test_kubectl_client_side_apply_round_trips_through_strategic_merge(
     assert podinfod["env"] == [{"name": "C", "value": "3"}, {"name": "A", "value": "1"}]
     assert "args" not in podinfod
     assert "volumeMounts" not in podinfod
-    assert live_pod["volumes"] == [{"name": "config", "configMap": {"name": "podinfo-config"}}]
+    assert live_pod["volumes"] == [
+        {"name": "config", "configMap": {"name": "podinfo-config", "defaultMode": 420}}
+    ], "the server defaults the volume's mode, as kube-apiserver does"
     assert live_pod["tolerations"] == pod["tolerations"], "fields both manifests share stay"
     assert live["spec"]["strategy"] == {"type": "Recreate"}
 

@@ -154,7 +154,14 @@ async def eventually(
 
 
 async def event_messages(api: KubeApi, namespace: str = "default") -> list[str]:
-    events = (await api.list(EVENT, namespace)).items
+    """The controller's Event messages, oldest first, each repeated `count` times. Events of the
+    cluster's own controllers (kube-apiserver's IP repair, the ReplicaSet controller) are left
+    out: they exist on the real control plane only."""
+    events = [
+        event
+        for event in (await api.list(EVENT, namespace)).items
+        if (event.get("source") or {}).get("component") == "flagger"
+    ]
     events.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))
     return [e["message"] for e in events for _ in range(int(e.get("count") or 1))]
 

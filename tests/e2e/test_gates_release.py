@@ -8,15 +8,18 @@ and Slack.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from binaries import require_binary
 from clusters import TestCluster
+from coalmine.hooks.signing import sign_headers
 from coalmine.kube.api import KubeApi
 from coalmine.kube.kinds import ALERT_PROVIDER, CANARY, SERVICE
 
@@ -39,10 +42,33 @@ pytestmark = pytest.mark.e2e
 REQUESTS_TOTAL = "coalmine_loadtester_requests_total"
 
 
+SIGNING_KEY = b"e2e-webhook-signing-key-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Secret both mount: the controller signs every webhook, the load tester verifies (both
+    processes read COALMINE_WEBHOOK_SIGNING_KEY_FILE)."""
+    path = tmp_path / "webhook-signing-key"
+    path.write_bytes(SIGNING_KEY + b"\n")
+    monkeypatch.setenv("COALMINE_WEBHOOK_SIGNING_KEY_FILE", str(path))
+
+
 @pytest.fixture
 def loadtester(tmp_path: Path) -> Iterator[LoadTesterProcess]:
     with loadtester_process(tmp_path / "loadtester.log") as process:
         yield process
+
+
+async def signed_post(url: str, body: dict[str, Any]) -> tuple[int, str]:
+    """What an operator's signed `curl` to /gate/open sends (docs/loadtester.md)."""
+    raw = json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", **sign_headers([SIGNING_KEY], raw)}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=raw, headers=headers) as response,
+    ):
+        return response.status, await response.text()
 
 
 def service(selector: str, ns: str) -> dict[str, Any]:
@@ -128,9 +154,9 @@ async def test_a_confirm_rollout_gate_holds_the_canary_waiting_until_it_is_opene
         messages = await event_messages(api, ns)
         assert messages.count(f"Halt podinfo.{ns} advancement waiting for approval gate") == 1
 
-        assert await http_post_json(
-            f"{loadtester.url}/gate/open", {"name": "podinfo", "namespace": ns}
-        ) == (202, "")
+        gate = {"name": "podinfo", "namespace": ns}
+        assert (await http_post_json(f"{loadtester.url}/gate/open", gate))[0] == 401
+        assert await signed_post(f"{loadtester.url}/gate/open", gate) == (202, "")
         await eventually(lambda: watch.phase == "Succeeded", what="Succeeded", watch=watch)
         assert watch.phases[watch.phases.index("Waiting") + 1] == "Progressing", watch.phases
         assert await primary_selector(api, ns) == {"app": "podinfo-green"}
@@ -201,7 +227,7 @@ async def test_opening_the_rollback_switch_during_analysis_fails_the_canary_and_
             what="analysis under way",
             watch=watch,
         )
-        assert await http_post_json(
+        assert await signed_post(
             f"{loadtester.url}/rollback/open", {"name": "podinfo", "namespace": ns}
         ) == (202, "")
         await eventually(lambda: watch.phase == "Failed", what="Failed", watch=watch)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from coalmine.cli import build_parser
+from coalmine.loadtester import DEFAULT_ALLOWED_PROGRAMS
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "loadtester"
 
@@ -42,3 +44,27 @@ def test_image_runs_the_loadtester_as_non_root_with_hey() -> None:
     assert 'ENTRYPOINT ["python", "-m", "coalmine", "loadtester"]' in dockerfile
     assert "USER 10001" in dockerfile
     assert " hey " in dockerfile
+
+
+DEBIAN_PACKAGES = {
+    "hey": "hey",
+    "wrk": "wrk",
+    "curl": "curl",
+    "jq": "jq",
+    "bats": "bats",
+    "kubectl": "kubernetes-client",
+}
+IN_THE_BASE_IMAGE = {"grep", "sleep", "test"}
+NOT_IN_DEBIAN = {"ghz", "grpc_health_probe", "helm"}
+
+
+def test_image_installs_the_default_programs_debian_packages() -> None:
+    assert set(DEFAULT_ALLOWED_PROGRAMS) == set(DEBIAN_PACKAGES) | IN_THE_BASE_IMAGE | NOT_IN_DEBIAN
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    (install,) = re.findall(
+        r"apt-get install -y --no-install-recommends \\\n\s+([^\\]+)", dockerfile
+    )
+    assert set(DEBIAN_PACKAGES.values()) <= set(install.split())
+    docs = (DEPLOY.parents[1] / "docs" / "loadtester.md").read_text()
+    for program in NOT_IN_DEBIAN:
+        assert program in docs

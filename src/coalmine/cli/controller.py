@@ -1,4 +1,4 @@
-"""`coalmine controller`: the operator (Flagger's flags as long options)."""
+"""`coalmine controller`: the operator (Flagger's flags, with one dash or two)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,23 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(handler=run)
 
 
+def install_signing_keys(path: str) -> bool:
+    """Sign every webhook request with the keys in `path` (unsigned when empty); False on error."""
+    import logging
+
+    from coalmine.hooks import keys
+
+    if not path:
+        keys.install(())
+        return True
+    try:
+        keys.install(keys.read_key_file(path))
+    except ValueError as error:
+        logging.getLogger("coalmine").error("--webhook-signing-key-file: %s", error)
+        return False
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
@@ -28,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
     from coalmine.controller.settings import settings_from
 
     settings = settings_from(args)
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.zap_encoding)
+    if not install_signing_keys(settings.webhook_signing_key_file):
+        return 1
     controller = Controller(settings)
 
     async def main() -> int:

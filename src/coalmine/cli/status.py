@@ -264,16 +264,12 @@ def pending_revision(view: View, target: Object | None) -> str | None:
     """The spec hash of a target change the controller has not started a run for, else None."""
     from coalmine.api.models import CanaryStatus
     from coalmine.scheduler.status import has_spec_changed
-    from coalmine.targets.hashing import service_hash, workload_hash
+    from coalmine.targets.hashing import revision_hash
 
     if target is None or view.phase not in AT_REST:
         return None
-    kind = target.get("kind")
-    if kind == "Service":
-        current = service_hash(target)
-    elif kind in {"Deployment", "DaemonSet"}:
-        current = workload_hash(target)
-    else:
+    current = revision_hash(target)
+    if current is None:
         return None
     try:
         status = CanaryStatus.model_validate(dict(view.status))
@@ -594,6 +590,7 @@ async def print_detail(api: KubeApi, view: View, console: Console) -> None:
         )
     else:
         console.print("Checks: none (only webhooks gate this canary)")
+    print_measurements(status, console)
     hooks = analysis.get("webhooks") or []
     if hooks:
         console.print()
@@ -621,6 +618,28 @@ async def print_detail(api: KubeApi, view: View, console: Console) -> None:
         console.print(table)
     else:
         console.print("Recent events: none")
+
+
+def print_measurements(status: Mapping[str, Any], console: Console) -> None:
+    """A line per metric from `status.metrics` (the last measurement) and the judge score."""
+    from pydantic import ValidationError
+
+    from coalmine.analysis.record import summary_line
+    from coalmine.api.models import MetricRecord
+
+    records = status.get("metrics") or []
+    if not records:
+        return
+    console.print()
+    console.print("Measurements (last per metric):")
+    for raw in records:
+        try:
+            record = MetricRecord.model_validate(raw, strict=False)
+        except ValidationError:
+            continue
+        console.print(f"  {summary_line(record)}")
+    if status.get("judgeScore") is not None:
+        console.print(f"  judge score: {status['judgeScore']}")
 
 
 def console_for(out: TextIO, width: int = 200) -> Console:

@@ -19,9 +19,10 @@ from coalmine.api.models import Canary, CanaryStatus, MetricTemplate, Phase, Str
 from coalmine.api.validation import ManifestError, parse_alert_provider, parse_metric_template
 from coalmine.controller.metrics import ControllerMetrics
 from coalmine.hooks.webhooks import WebhookClient
-from coalmine.kube.api import KubeApi, Object
-from coalmine.kube.cache import Caches
+from coalmine.kube.api import REQUEST_ERRORS, KubeApi, Object
+from coalmine.kube.cache import Caches, uid_of
 from coalmine.kube.events import EventRecorder
+from coalmine.kube.failures import RequestFailed, StaleObject, describe
 from coalmine.kube.kinds import ALERT_PROVIDER, CANARY, METRIC_TEMPLATE, SECRET
 from coalmine.notify.alerter import ResolvedAlertProvider, resolve_alert_provider
 from coalmine.scheduler.ports import AnalysisStatus, EventType
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from coalmine.scheduler.ports import Clock, MetricsSink, Recorder, StatusWriter
 
 log = logging.getLogger("coalmine.canary")
+
+CACHE_CURRENT_WAIT_SECONDS = 10.0
+"""How long a status write waits for the Canary cache to re-list after a lost connection."""
 
 
 def canary_object(canary: Canary) -> Object:
@@ -43,15 +47,42 @@ class KubeStatusWriter:
     A merge patch of the whole status with explicit nulls for cleared fields: it cannot lose a
     race on resourceVersion (the scheduler already decided on the complete status), and fields
     the scheduler cleared (a session-affinity cookie) are removed rather than left behind.
+
+    A status is only written onto the object it was derived from: the Canary cache must be
+    current (re-listed after a lost connection) and hold the same uid, and the patch carries the
+    uid, which a real API server checks; so a Canary deleted and re-created (or restored with
+    other state) never receives the previous run's status. A failed write is a `RequestFailed`
+    naming verb and object, and a skipped one a `StaleObject`.
     """
 
     def __init__(self, api: KubeApi, caches: Caches) -> None:
         self.api = api
         self.caches = caches
 
+    async def _check_current(self, canary: Canary) -> None:
+        informer = self.caches[CANARY]
+        where = f"canary {canary.key}"
+        if not await informer.wait_current(CACHE_CURRENT_WAIT_SECONDS):
+            raise StaleObject(f"status of {where} not written: the Canary cache is re-listing")
+        cached = informer.get(canary.name, canary.namespace)
+        uid = canary.metadata.uid or ""
+        if cached is None or (uid and uid_of(cached) != uid):
+            raise StaleObject(
+                f"status of {where} not written: the object it was derived from "
+                f"(uid {uid or '?'}) is gone"
+            )
+
     async def write_status(self, canary: Canary, status: CanaryStatus) -> Canary:
-        patch = {"status": status.model_dump(by_alias=True, mode="json")}
-        written = await self.api.patch(CANARY, canary.name, patch, canary.namespace, status=True)
+        await self._check_current(canary)
+        patch: dict[str, object] = {"status": status.model_dump(by_alias=True, mode="json")}
+        if canary.metadata.uid:
+            patch["metadata"] = {"uid": canary.metadata.uid}
+        try:
+            written = await self.api.patch(
+                CANARY, canary.name, patch, canary.namespace, status=True
+            )
+        except REQUEST_ERRORS as error:
+            raise RequestFailed("patch", f"canaries/status {canary.key}", error) from error
         await self.caches[CANARY].observe(written)
         updated = canary.model_copy(
             update={"status": CanaryStatus.model_validate(written.get("status") or {})}
@@ -146,8 +177,26 @@ class CacheSources:
             return None
 
     def secret_data(self, namespace: str, name: str) -> Mapping[str, bytes | str] | None:
-        obj = self.caches[SECRET].get(name, namespace)
+        """A provider's credentials, as `prefetch` read them at the start of the cycle."""
+        obj = self.caches.on_demand_cache(SECRET).last_known(name, namespace)
         return decode_secret(obj) if obj is not None else None
+
+    async def prefetch(self, canary: Canary) -> None:
+        """Read the Secrets the canary's metric templates name (one GET each while stale).
+
+        Secrets are read on demand, never watched; the analysis reads credentials synchronously,
+        so they are fetched once per cycle before it starts.
+        """
+        analysis = canary.spec.analysis
+        secrets = self.caches.on_demand_cache(SECRET)
+        for metric in (analysis.metrics if analysis else None) or []:
+            if metric.template_ref is None:
+                continue
+            namespace = metric.template_ref.namespace or canary.namespace
+            template = self.metric_template(namespace, metric.template_ref.name)
+            if template is None or template.spec.provider.secret_ref is None:
+                continue
+            await secrets.refresh(template.spec.provider.secret_ref.name, namespace)
 
     async def alert_providers(self, canary: Canary) -> Sequence[ResolvedAlertProvider]:
         """The canary's `analysis.alerts`, resolved; a broken entry is logged and skipped."""
@@ -168,11 +217,19 @@ class CacheSources:
                 provider = parse_alert_provider(obj)
                 secret: dict[str, str] | None = None
                 if provider.spec.secret_ref is not None:
-                    found = self.caches[SECRET].get(provider.spec.secret_ref.name, namespace)
+                    found = await self.caches.on_demand_cache(SECRET).refresh(
+                        provider.spec.secret_ref.name, namespace
+                    )
                     secret = decode_secret(found) if found is not None else None
                 resolved.append(resolve_alert_provider(alert, provider, secret))
             except (ManifestError, ValueError) as error:
                 log.warning("alert provider of canary %s unusable: %s", canary.key, error)
+            except REQUEST_ERRORS as error:
+                log.warning(
+                    "alert provider of canary %s: cannot read its secret: %s",
+                    canary.key,
+                    describe(error),
+                )
         return resolved
 
 

@@ -3,6 +3,7 @@
 Each canary's cycles run in their own task and never overlap; a slow or hanging cycle of one
 canary delays nobody else. `trigger()` runs the next cycle now (a new revision of the target
 must start within a second, not at the next tick), and a changed interval takes effect at once.
+Flagger's `-threadiness` caps how many cycles run at once (a shared semaphore); 0 means no cap.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+
+from coalmine.kube.failures import RepeatLimiter
 
 log = logging.getLogger(__name__)
 
@@ -21,15 +24,22 @@ CycleDone = Callable[[], None]
 
 class CanaryJob:
     def __init__(
-        self, key: str, cycle: Cycle, interval: float, on_cycle: CycleDone | None = None
+        self,
+        key: str,
+        cycle: Cycle,
+        interval: float,
+        on_cycle: CycleDone | None = None,
+        slots: asyncio.Semaphore | None = None,
     ) -> None:
         self.key = key
+        self._slots = slots
         self.interval = interval
         self._cycle = cycle
         self._on_cycle = on_cycle
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._draining = False
+        self._failures = RepeatLimiter(log)
         self.cycles = 0
 
     def start(self) -> None:
@@ -69,12 +79,18 @@ class CanaryJob:
     async def _run(self) -> None:
         while True:
             self._wake.clear()
+            extra = {"canary": self.key}
             try:
-                await self._cycle()
+                async with self._slots or contextlib.nullcontext():
+                    await self._cycle()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("cycle of canary %s failed", self.key)
+            except Exception as error:
+                # One line per distinct failure, repeats folded; the traceback at debug level.
+                self._failures.failed(f"cycle of canary {self.key} failed", error, extra=extra)
+            else:
+                if self._failures.failing:
+                    self._failures.clear(f"cycle of canary {self.key}", extra=extra)
             self.cycles += 1
             if self._on_cycle is not None:
                 self._on_cycle()
@@ -88,9 +104,10 @@ class CanaryJob:
 class JobManager:
     """The set of running jobs, reconciled with the set of canaries."""
 
-    def __init__(self, on_cycle: CycleDone | None = None) -> None:
+    def __init__(self, on_cycle: CycleDone | None = None, threadiness: int = 0) -> None:
         self._jobs: dict[str, CanaryJob] = {}
         self._on_cycle = on_cycle
+        self._slots = asyncio.Semaphore(threadiness) if threadiness > 0 else None
 
     def __contains__(self, key: str) -> bool:
         return key in self._jobs
@@ -105,7 +122,7 @@ class JobManager:
         """Start a job for `key` if none runs; apply a new interval to a running one."""
         job = self._jobs.get(key)
         if job is None:
-            job = CanaryJob(key, cycle, interval, self._on_cycle)
+            job = CanaryJob(key, cycle, interval, self._on_cycle, self._slots)
             self._jobs[key] = job
             job.start()
         else:

@@ -3,18 +3,35 @@
 Dashboards and alerts written for Flagger (`flagger_canary_status`, `flagger_canary_weight`, …)
 work unchanged. Each controller owns its registry so that tests and several controllers in one
 process never share series. All `name` labels are the target's name, as in Flagger.
+
+The exposition follows Go's client where a query could see the difference: histogram buckets
+are Go's default set with Go's label text (`le="1"`, not `le="1.0"`), no `_created` series, and
+the `process_*` series of Go's default registry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from coalmine import __version__
+from coalmine.analysis.gotemplate.fmt import go_float
 from coalmine.api import naming
+
+GO_DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""client_golang's `prometheus.DefBuckets`, which Flagger's duration histogram uses."""
 
 STATUS_PROGRESSING = 0
 STATUS_OK = 1
@@ -30,9 +47,24 @@ def status_value(phase: str) -> int:
     return STATUS_OK
 
 
+class GoHistogram(Histogram):
+    """A histogram whose `le` labels read as Go's client writes them (`1`, `10`, `0.005`):
+    PromQL matches label text, so `le="1"` in a Flagger dashboard must find the bucket."""
+
+    def _child_samples(self) -> Iterable[Sample]:
+        return tuple(
+            sample._replace(labels={**sample.labels, "le": go_float(float(sample.labels["le"]))})
+            if "le" in sample.labels
+            else sample
+            for sample in super()._child_samples()
+        )
+
+
 class ControllerMetrics:
     def __init__(self, mesh_provider: str, registry: CollectorRegistry | None = None) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # Go writes no `_created`
         self.registry = registry or CollectorRegistry()
+        ProcessCollector(registry=self.registry)
         info = Gauge(
             "flagger_info",
             "Flagger version and mesh provider information",
@@ -64,11 +96,19 @@ class ControllerMetrics:
             ["name", "namespace", "metric"],
             registry=self.registry,
         )
-        self.duration = Histogram(
+        # Not a Flagger metric: every measured value, judged metrics included (docs/analysis.md).
+        self.metric_value = Gauge(
+            "coalmine_canary_metric_value",
+            "Last measured value per canary metric (the canary side of a judged metric)",
+            ["name", "namespace", "metric"],
+            registry=self.registry,
+        )
+        self.duration = GoHistogram(
             "flagger_canary_duration_seconds",
             "Seconds spent performing canary analysis.",
             ["name", "namespace"],
             registry=self.registry,
+            buckets=GO_DEFAULT_BUCKETS,
         )
         self.successes = Counter(
             "flagger_canary_successes",
@@ -103,6 +143,7 @@ class ControllerMetrics:
 
     def set_metric_value(self, target: str, namespace: str, metric: str, value: float) -> None:
         self.metric_analysis.labels(name=target, namespace=namespace, metric=metric).set(value)
+        self.metric_value.labels(name=target, namespace=namespace, metric=metric).set(value)
 
     def observe_duration(self, target: str, namespace: str, seconds: float) -> None:
         self.duration.labels(name=target, namespace=namespace).observe(seconds)

@@ -44,6 +44,7 @@ from coalmine.kube.events import EventRecorder
 from coalmine.kube.kinds import (
     ALERT_PROVIDER,
     CANARY,
+    CONFIG_MAP,
     DAEMON_SET,
     DEPLOYMENT,
     METRIC_TEMPLATE,
@@ -62,6 +63,7 @@ from coalmine.scheduler.timing import (
     duplicate_target_message,
     job_interval,
 )
+from coalmine.targets.hashing import revision_hash
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ TARGET_KINDS: dict[str, Kind] = {
     "DaemonSet": DAEMON_SET,
     "Service": SERVICE,
 }
+ON_DEMAND_KINDS = frozenset({SECRET, CONFIG_MAP})
 VALID_CONDITION = "Valid"
 SHUTDOWN_GRACE_SECONDS = 30.0
 
@@ -168,8 +171,18 @@ class Controller:
                 "--kubeconfig-service-mesh: routing objects in a separate mesh cluster are not "
                 "supported yet; leave it empty or equal to --kubeconfig"
             )
-        api = KubeApi(load_config(settings.kubeconfig or None, settings.kubeconfig_context or None))
-        caches = Caches(api, settings.namespace or None)
+        api = KubeApi(
+            load_config(
+                settings.kubeconfig or None,
+                settings.kubeconfig_context or None,
+                settings.master or None,
+            ),
+            qps=settings.kubeconfig_qps,
+            burst=settings.kubeconfig_burst,
+        )
+        # Secrets and ConfigMaps are read one by one when a canary needs them (GET, short TTL),
+        # never listed or watched: the controller sees no Secret that it does not use.
+        caches = Caches(api, settings.namespace or None, on_demand=ON_DEMAND_KINDS)
         self.metrics.watch_api_requests(api.requests)
         host, port = settings.listen_host_port
         runner, self.http_port = await start_http(self.metrics, self.is_ready, host, port)
@@ -274,13 +287,16 @@ class CanaryReconciler:
         self.api = api
         self.caches = caches
         self.metrics = metrics
-        self.jobs = JobManager(on_cycle=metrics.count_cycle)
+        self.jobs = JobManager(on_cycle=metrics.count_cycle, threadiness=settings.threadiness)
         self.ready = False
         self._synced = asyncio.Event()
         self._known = _KnownCanaries()
         # Canaries refused for a reason a change of their target may remove (key -> target).
         self._refused: dict[str, tuple[str, str, str]] = {}
+        # The spec hash of each target of a known canary: a new revision vs. any other change.
+        self._revisions: dict[tuple[str, str, str], str | None] = {}
         sources = CacheSources(caches)
+        self.sources = sources
         webhooks = WebhookClient(session, event_webhook_url=settings.event_webhook)
         self.recorder = CanaryRecorder(EventRecorder(api), webhooks)
         self.status = KubeStatusWriter(api, caches)
@@ -338,9 +354,7 @@ class CanaryReconciler:
         self.caches[CANARY].subscribe(self._on_canary)
         for kind in TARGET_KINDS.values():
             self.caches[kind].subscribe(self._on_target)
-        await self.caches.start(
-            CANARY, METRIC_TEMPLATE, ALERT_PROVIDER, SECRET, *TARGET_KINDS.values()
-        )
+        await self.caches.start(CANARY, METRIC_TEMPLATE, ALERT_PROVIDER, *TARGET_KINDS.values())
         self._synced.set()
         self.ready = True
         if on_ready is not None:
@@ -465,14 +479,28 @@ class CanaryReconciler:
         )
 
     async def _on_target(self, event_type: str, obj: Object) -> None:
-        """A new revision starts a cycle within a second instead of at the next tick."""
-        if event_type != "MODIFIED":
-            return
+        """A new revision starts a cycle within a second instead of at the next tick.
+
+        Only a change of the spec hash the scheduler compares is a revision: metadata (labels,
+        annotations) and status writes (a rollout's progress, `collisionCount`) are not, and
+        each early cycle would take an analysis step, shortening the analysis to nothing under
+        churn. A tracked ConfigMap or Secret change is seen at the next cycle.
+        """
         namespace, name = object_key(obj)
-        kind = obj.get("kind", "")
-        for key, _ in self._known.releasing((kind, namespace, name)):
-            self.jobs.trigger(key)
-        await self._rejudge((kind, namespace, name))
+        target = (obj.get("kind", ""), namespace, name)
+        releasing = self._known.releasing(target)
+        if event_type == "DELETED" or not releasing:
+            # Remembered only for targets of canaries: the hash is not free, the cluster is big.
+            self._revisions.pop(target, None)
+        else:
+            revision = revision_hash(obj)
+            new = target not in self._revisions or self._revisions[target] != revision
+            self._revisions[target] = revision
+            if new and event_type == "MODIFIED":
+                for key, _ in releasing:
+                    self.jobs.trigger(key)
+        if event_type == "MODIFIED":
+            await self._rejudge(target)
 
     async def _rejudge(self, target: tuple[str, str, str]) -> None:
         """Canaries refused because of `target` (it was taken, or not routable) are judged again
@@ -580,6 +608,7 @@ class CanaryReconciler:
                 )
                 await self._refuse(obj, key, "UnsupportedRouting", problem, stop_job=False)
                 return
+            await self.sources.prefetch(canary)
             await self.scheduler.advance(canary)
 
         return cycle

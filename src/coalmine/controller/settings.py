@@ -1,21 +1,26 @@
-"""The controller's settings: Flagger's flags as long options, each with an environment variable.
+"""The controller's settings: Flagger's flags, each with an environment variable.
 
-Every flag `--some-flag` can also be set as `COALMINE_SOME_FLAG`; a flag on the command line wins
-over that variable. Flagger's own variables (`SLACK_URL`, `EVENT_WEBHOOK_URL`, …) are honoured as
-Flagger honours them: a non-empty variable wins over the flag. Boolean flags accept Go's forms
-(`--enable-leader-election`, `--enable-config-tracking=false`).
+Flagger's chart passes Go-style flags (`-mesh-provider=istio`, `-log-level warn`, `-version`), so
+every flag is accepted with one dash or two (`go_style_argv`). Every flag `--some-flag` can also be
+set as `COALMINE_SOME_FLAG`; a flag on the command line wins over that variable. Flagger's own
+variables (`SLACK_URL`, `EVENT_WEBHOOK_URL`, …) are honoured as Flagger honours them: a non-empty
+variable wins over the flag. Boolean flags accept Go's forms (`--enable-leader-election`,
+`--enable-config-tracking=false`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from coalmine import __version__
 from coalmine.api import naming
 from coalmine.api.models import parse_go_duration
+from coalmine.controller.logs import LEVELS
 
 FLAGGER_ENVIRONMENT_OVERRIDES = {
     "slack_url": "SLACK_URL",
@@ -37,7 +42,7 @@ class Settings:
     control_loop_interval: float = 10.0
     min_analysis_interval: float = 10.0
     log_level: str = "info"
-    log_json: bool = False
+    zap_encoding: str = "json"
     listen_address: str = ":8080"
     slack_url: str = ""
     slack_token: str = ""
@@ -61,6 +66,16 @@ class Settings:
     enable_config_tracking: bool = True
     cluster_name: str = ""
     no_cross_namespace_refs: bool = False
+    webhook_signing_key_file: str = ""
+    # Client tuning (Flagger's Go client flags); 0 means no limit.
+    master: str = ""
+    kubeconfig_qps: float = 0.0
+    kubeconfig_burst: int = 0
+    threadiness: int = 0
+
+    @property
+    def log_json(self) -> bool:
+        return self.zap_encoding == "json"
 
     @property
     def lease_namespace(self) -> str:
@@ -93,6 +108,33 @@ def parse_list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(","))
 
 
+def parse_log_level(text: str) -> str:
+    level = text.strip().lower()
+    if level not in LEVELS:
+        raise argparse.ArgumentTypeError(f"not a log level (debug, info, warn, error): {text!r}")
+    return level
+
+
+def parse_encoding(text: str) -> str:
+    if text not in ("json", "console"):
+        raise argparse.ArgumentTypeError(f"not a zap encoding (json or console): {text!r}")
+    return text
+
+
+def parse_count(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def parse_rate(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
 def parse_listen_address(text: str) -> str:
     _host, separator, port = text.rpartition(":")
     if not separator or not port.isdigit():
@@ -104,7 +146,7 @@ def parse_listen_address(text: str) -> str:
 class _Flag:
     name: str
     help: str
-    kind: str = "str"  # str | bool | duration | list | address
+    kind: str = "str"  # a key of _CONVERTERS
 
 
 FLAGS: tuple[_Flag, ...] = (
@@ -121,8 +163,8 @@ FLAGS: tuple[_Flag, ...] = (
         "shortest analysis interval; shorter ones are raised to it",
         "duration",
     ),
-    _Flag("log-level", "debug, info, warning or error"),
-    _Flag("log-json", "log one JSON object per line", "bool"),
+    _Flag("log-level", "debug, info, warn or error", "level"),
+    _Flag("zap-encoding", "log format: json (one object per line) or console", "encoding"),
     _Flag("listen-address", "address of /metrics, /healthz and /readyz", "address"),
     _Flag("slack-url", "global Slack webhook (env SLACK_URL wins)"),
     _Flag("slack-token", "Slack bearer token (env SLACK_TOKEN wins)"),
@@ -154,6 +196,14 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("enable-config-tracking", "track ConfigMaps and Secrets of workload targets", "bool"),
     _Flag("cluster-name", "cluster name shown in alerts"),
     _Flag("no-cross-namespace-refs", "refuse references to other namespaces", "bool"),
+    _Flag("master", "API server URL; overrides the kubeconfig's server"),
+    _Flag("kubeconfig-qps", "API requests per second (token bucket; 0 = no limit)", "float"),
+    _Flag("kubeconfig-burst", "API requests allowed in a burst above the QPS", "int"),
+    _Flag("threadiness", "canary cycles run at once (0 = no limit)", "int"),
+    _Flag(
+        "webhook-signing-key-file",
+        "file holding the HMAC key (one per line) that signs every webhook request",
+    ),
 )
 
 _CONVERTERS: dict[str, Callable[[str], Any]] = {
@@ -162,18 +212,34 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "duration": parse_duration,
     "list": parse_list,
     "address": parse_listen_address,
+    "level": parse_log_level,
+    "encoding": parse_encoding,
+    "int": parse_count,
+    "float": parse_rate,
 }
 
-# Flagger flags accepted for compatibility; they tune Go's client and have no meaning here.
-ACCEPTED_AND_IGNORED = (
-    "master",
-    "kubeconfig-qps",
-    "kubeconfig-burst",
-    "threadiness",
-    "port",
-    "zap-replace-globals",
-    "zap-encoding",
-)
+# Flags accepted for compatibility that have no meaning here: `--port` (folded into
+# `--listen-address`), zap's global-logger switch and klog's flags (Go's client library logger).
+ACCEPTED_AND_IGNORED = ("port", "vmodule", "stderrthreshold", "log_dir", "log_file",
+                        "log_file_max_size", "log_backtrace_at", "v")  # fmt: skip
+ACCEPTED_AND_IGNORED_BOOLEANS = ("zap-replace-globals", "logtostderr", "alsologtostderr",
+                                 "skip_headers", "skip_log_headers", "add_dir_header",
+                                 "one_output")  # fmt: skip
+LEGACY_LOG_JSON = "log-json"
+"""coalmine's older `--log-json[=BOOL]`: the same as `--zap-encoding=json|console`."""
+
+_GO_FLAG = re.compile(r"-[A-Za-z][A-Za-z0-9_-]*(=.*)?", re.DOTALL)
+
+
+def go_style_argv(argv: Sequence[str]) -> list[str]:
+    """Go's flag package takes `-flag` and `--flag` alike; argparse wants two dashes for long
+    names, so single-dash flags gain a dash. `--` ends the flags, as in Go."""
+    out: list[str] = []
+    for position, arg in enumerate(argv):
+        if arg == "--":
+            return out + list(argv[position:])
+        out.append("-" + arg if _GO_FLAG.fullmatch(arg) and arg != "-h" else arg)
+    return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -195,6 +261,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             f"--{name}", dest=f"ignored_{name.replace('-', '_')}", help=argparse.SUPPRESS
         )
+    for name in (*ACCEPTED_AND_IGNORED_BOOLEANS, LEGACY_LOG_JSON):
+        parser.add_argument(
+            f"--{name}",
+            dest=f"ignored_{name.replace('-', '_')}",
+            type=parse_bool,
+            nargs="?",
+            const=True,
+            help=argparse.SUPPRESS,
+        )
+    parser.add_argument("--version", action="version", version=f"coalmine {__version__}")
 
 
 def environment_name(flag: str) -> str:
@@ -221,10 +297,13 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str] | None = 
     port = getattr(args, "ignored_port", None)
     if port and "listen_address" not in values:
         values["listen_address"] = f":{port}"
+    log_json = getattr(args, "ignored_log_json", None)
+    if log_json is not None and "zap_encoding" not in values:
+        values["zap_encoding"] = "json" if log_json else "console"
     return Settings(**values)
 
 
 def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Settings:
     parser = argparse.ArgumentParser(prog="coalmine controller")
     add_arguments(parser)
-    return settings_from(parser.parse_args(list(argv)), environ)
+    return settings_from(parser.parse_args(go_style_argv(argv)), environ)

@@ -51,8 +51,23 @@ def to_fields_v1(paths: set[Path]) -> Obj:
     for path in sorted(paths):
         node = root
         for part in path:
-            node = node.setdefault(f"f:{part}", {})
+            node = node.setdefault("." if part == "." else f"f:{part}", {})
     return root
+
+
+def map_markers(fields: Obj) -> set[Path]:
+    """The maps a manager owns as such (the `"."` entries of fieldsV1)."""
+    found: set[Path] = set()
+
+    def walk(node: Obj, prefix: Path) -> None:
+        if "." in node and prefix:
+            found.add(prefix)
+        for key, child in node.items():
+            if key.startswith("f:") and isinstance(child, dict):
+                walk(child, (*prefix, key[2:]))
+
+    walk(fields, ())
+    return found
 
 
 def from_fields_v1(fields: Obj) -> set[Path]:
@@ -204,16 +219,31 @@ def record_update(old: Obj, new: Obj, manager: str, api_version: str, timestamp:
     entries = [dict(e) for e in meta.get("managedFields") or []]
     kept: list[Obj] = []
     mine: set[Path] = set()
+    markers: set[Path] = set()
     for entry in entries:
         paths = from_fields_v1(entry.get("fieldsV1") or {})
         if entry.get("manager") == manager and entry.get("operation") == "Update":
             mine = paths
+            markers = map_markers(entry.get("fieldsV1") or {})
             continue
         remaining = {p for p in paths if not any(overlaps(p, c) for c in changed)}
-        if remaining:
-            entry["fieldsV1"] = to_fields_v1(remaining)
+        if remaining == paths:
+            kept.append(entry)  # untouched, its map markers included
+        elif remaining:
+            held = {(*m, ".") for m in map_markers(entry.get("fieldsV1") or {})}
+            entry["fieldsV1"] = to_fields_v1(remaining | held)
             kept.append(entry)
     mine = (mine | changed) & new_paths
+    # a map this update brought into being is the manager's too, as a whole ("." in fieldsV1)
+    for path in changed:
+        for end in range(1, len(path)):
+            prefix = path[:end]
+            if isinstance(get_path(new, prefix), dict) and not isinstance(
+                get_path(old, prefix), dict
+            ):
+                markers.add(prefix)
+    markers = {m for m in markers if isinstance(get_path(new, m), dict)}
+    mine |= {(*m, ".") for m in markers}
     kept.append(
         {
             "manager": manager,

@@ -118,10 +118,21 @@ def prepare_crd(crd: Obj, old: Obj | None) -> Obj:
     versions = spec.get("versions") or []
     if not versions:
         causes.append(
-            Cause.required(
-                "spec.versions", "must have exactly one version marked as storage version"
+            Cause.invalid(
+                "spec.versions", [], "must have exactly one version marked as storage version"
             )
         )
+        causes.append(
+            Cause.invalid("status.storedVersions", [], "must have at least one stored version")
+        )
+    for index, version in enumerate(versions):
+        if not (version.get("schema") or {}).get("openAPIV3Schema"):
+            causes.append(
+                Cause.required(
+                    f"spec.versions[{index}].schema.openAPIV3Schema",
+                    "schemas are required",
+                )
+            )
     storage = [v.get("name") for v in versions if v.get("storage")]
     if versions and len(storage) != 1:
         causes.append(
@@ -133,6 +144,7 @@ def prepare_crd(crd: Obj, old: Obj | None) -> Obj:
         )
     if causes:
         raise invalid("CustomResourceDefinition", "apiextensions.k8s.io", name, causes)
+    spec.setdefault("conversion", {"strategy": "None"})
     names.setdefault("singular", names["kind"].lower())
     names.setdefault("listKind", f"{names['kind']}List")
     stored = list((old or {}).get("status", {}).get("storedVersions") or [])

@@ -97,6 +97,8 @@ class ApiError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
+        if not self.reason:
+            del body["reason"]  # kube-apiserver leaves it out of some internal errors
         if self.details:
             body["details"] = self.details
         return body

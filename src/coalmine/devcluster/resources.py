@@ -6,9 +6,10 @@ views of one store, and every served version of a CRD reads the same objects (de
 between CRD versions by rewriting `apiVersion` only, i.e. the `None` conversion strategy; webhook
 conversion is not supported).
 
-Built-in kinds are served at one version each (HorizontalPodAutoscalers at autoscaling/v2 only, so
-`kubectl autoscale`, which writes autoscaling/v1, fails); kinds not listed in `BUILTINS` (Nodes,
-Jobs, StatefulSets, PodDisruptionBudgets, RBAC, ...) are not served unless loaded as CRDs.
+Built-in kinds are served at one version each, HorizontalPodAutoscalers at autoscaling/v2 and, as
+a converted view of the same objects, autoscaling/v1 (`kubectl autoscale` writes v1); kinds not listed in `BUILTINS` (Nodes,
+Jobs, PodDisruptionBudgets, ...) are not served unless loaded as CRDs. The RBAC kinds
+are stored and validated but not enforced: every request may do everything.
 """
 
 from __future__ import annotations
@@ -143,7 +144,17 @@ def _builtin(
 
 
 BUILTINS: tuple[ResourceType, ...] = (
-    _builtin("", "v1", "Namespace", "namespaces", False, ("ns",), status=True),
+    ResourceType(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        False,
+        singular="namespace",
+        short_names=("ns",),
+        status=True,
+        verbs=tuple(v for v in ALL_VERBS if v != "deletecollection"),
+    ),
     _builtin("", "v1", "Service", "services", short=("svc",), all_category=True, status=True),
     _builtin("", "v1", "Endpoints", "endpoints", short=("ep",)),
     _builtin("", "v1", "ConfigMap", "configmaps", short=("cm",)),
@@ -176,6 +187,17 @@ BUILTINS: tuple[ResourceType, ...] = (
         scale=True,
     ),
     _builtin(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        short=("sts",),
+        all_category=True,
+        status=True,
+        scale=True,
+    ),
+    _builtin("apps", "v1", "ControllerRevision", "controllerrevisions"),
+    _builtin(
         "autoscaling",
         "v2",
         "HorizontalPodAutoscaler",
@@ -184,7 +206,23 @@ BUILTINS: tuple[ResourceType, ...] = (
         all_category=True,
         status=True,
     ),
+    # autoscaling/v1: a view of the same objects (devcluster.conversions)
+    _builtin(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        short=("hpa",),
+        all_category=True,
+        status=True,
+        storage="horizontalpodautoscalers.autoscaling",
+    ),
     _builtin("coordination.k8s.io", "v1", "Lease", "leases"),
+    _builtin("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
+    _builtin("rbac.authorization.k8s.io", "v1", "Role", "roles"),
+    _builtin("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
+    _builtin("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
+    _builtin("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
     _builtin("networking.k8s.io", "v1", "Ingress", "ingresses", short=("ing",), status=True),
     _builtin(
         "apiextensions.k8s.io",

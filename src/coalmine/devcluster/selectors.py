@@ -5,8 +5,9 @@ Label selector syntax: `a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x,y)`, `a`
 with Kubernetes' rules and messages. Field selectors: `path=value`, `path==value`, `path!=value`
 on dotted paths, with `\\,`, `\\=` and `\\\\` escapes.
 
-Difference from a real server: field selectors are accepted on every path of every kind (a real
-server allows only a few per kind, e.g. `metadata.name`, `metadata.namespace`, `status.phase`).
+Field selectors are accepted on the paths a real server allows for each kind (`FIELD_LABELS`:
+`metadata.name` and `metadata.namespace` everywhere, plus a few per built-in kind such as a Pod's
+`status.phase` or a Secret's `type`); CRD `selectableFields` are not supported.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "parse_field_selector",
     "parse_label_selector",
     "qualified_name_problems",
+    "unknown_field_label",
 ]
 
 
@@ -393,6 +395,48 @@ class FieldSelector:
 
     def __str__(self) -> str:
         return ",".join(f"{r.path}{r.operator}{_escape(r.value)}" for r in self.requirements)
+
+
+META_FIELDS = ("metadata.name", "metadata.namespace")
+_EVENT_FIELDS = (
+    *(
+        f"involvedObject.{f}"
+        for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+    ),
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+)
+FIELD_LABELS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("", "Pod"): (
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.podIPs",
+        "status.nominatedNodeName",
+    ),
+    ("", "Event"): _EVENT_FIELDS,
+    ("events.k8s.io", "Event"): _EVENT_FIELDS,
+    ("", "Secret"): ("type",),
+    ("", "Namespace"): ("status.phase",),
+    ("", "Service"): ("spec.clusterIP", "spec.type"),
+    ("", "Node"): ("spec.unschedulable",),
+}
+
+
+def unknown_field_label(group: str, kind: str, selector: FieldSelector) -> str | None:
+    """kube-apiserver's refusal of a field selector on a path it does not index, or None."""
+    allowed = META_FIELDS + FIELD_LABELS.get((group, kind), ())
+    for requirement in selector.requirements:
+        if requirement.path not in allowed:
+            only = ", ".join(f'"{path}"' for path in allowed)
+            return f'"{requirement.path}" is not a known field selector: only {only}'
+    return None
 
 
 def _escape(value: str) -> str:

@@ -11,13 +11,16 @@ Differences from a real API server:
   apply patches, and protobuf only for the kinds `kubectl create <generator>` sends (`protobuf`);
 - discovery is served in the legacy (unaggregated) form only, so clients asking for aggregated
   discovery fall back as they do with older servers;
-- `/openapi/v2` is 404 and `/openapi/v3` carries no schemas: `kubectl explain` has nothing to
-  show, and `fieldValidation` is accepted but unknown fields of built-in kinds are kept, not
-  rejected (custom resources are pruned by their schema);
+- `/openapi/v2` is a document without definitions (kubectl reads it to validate a `v1` `List`'s
+  items and, finding no schema, leaves validation to the server) and `/openapi/v3` carries no
+  schemas: `kubectl explain` has nothing to show; `fieldValidation=Strict` refuses unknown
+  top-level fields of built-in kinds, deeper unknown fields are kept (custom resources are pruned
+  by their schema);
 - `dryRun=All` is honoured for create, update, patch and delete, Service allocations included;
 - watches of Tables (`kubectl get -w`) stream one-row Tables;
 - there are no `pods/log`, `exec`, `attach`, `portforward` or `proxy` subresources (nothing runs),
-  no aggregated APIs and no RBAC (`kubectl auth can-i` fails); the only authentication is the
+  no aggregated APIs and no authorization: RBAC objects are stored and validated but not enforced
+  (`kubectl auth can-i` fails: no SelfSubjectAccessReview); the only authentication is the
   optional bearer token, and every authenticated request may do everything.
 """
 
@@ -37,6 +40,7 @@ import yaml
 from aiohttp import web
 
 from coalmine.devcluster import protobuf
+from coalmine.devcluster.admission import unknown_top_level_fields
 from coalmine.devcluster.errors import (
     ApiError,
     bad_request,
@@ -53,12 +57,12 @@ log = logging.getLogger(__name__)
 
 KUBE_VERSION = {
     "major": "1",
-    "minor": "32",
-    "gitVersion": "v1.32.0-devcluster",
+    "minor": "36",
+    "gitVersion": "v1.36.3-devcluster",
     "gitCommit": "0000000000000000000000000000000000000000",
     "gitTreeState": "clean",
     "buildDate": "2026-01-01T00:00:00Z",
-    "goVersion": "go1.23.0",
+    "goVersion": "go1.26.0",
     "compiler": "gc",
     "platform": "linux/amd64",
 }
@@ -91,6 +95,14 @@ def error_response(error: ApiError) -> web.Response:
     return json_response(error.status(), error.code)
 
 
+class PageNotFound(Exception):
+    """A path outside every served group/version: kube-apiserver's plain-text 404."""
+
+
+def page_not_found() -> web.Response:
+    return web.Response(status=404, text="404 page not found\n")
+
+
 @dataclass
 class ServerOptions:
     token: str | None = None
@@ -106,6 +118,19 @@ class Target:
     name: str
     subresource: str
     watch_path: bool
+
+
+def _refuse_unknown_fields(rt: ResourceType, body: Any) -> None:
+    """`fieldValidation=Strict` (kubectl's default): unknown top-level fields of a built-in kind
+    are a 400, as kube-apiserver's strict decoding makes them."""
+    if not rt.builtin or not isinstance(body, dict):
+        return
+    unknown = unknown_top_level_fields(rt.group, rt.kind, body)
+    if unknown:
+        raise bad_request(
+            f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: strict '
+            f'decoding error: unknown field "{unknown[0]}"'
+        )
 
 
 def _truthy(value: str | None) -> bool:
@@ -150,6 +175,8 @@ class ApiServer:
             return await handler(request)
         except ApiError as error:
             return error_response(error)
+        except PageNotFound:
+            return page_not_found()
         except web.HTTPException as http_error:
             if http_error.status == 404:
                 return error_response(
@@ -174,7 +201,15 @@ class ApiServer:
         return web.Response(text="ok")
 
     async def openapi_v2(self, request: web.Request) -> web.Response:
-        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        """A Swagger document without definitions. kubectl reads it (as protobuf, where an empty
+        message is an empty `Document`) to validate a `v1` `List`'s items client-side; finding
+        no schema for a kind it leaves validation to the server."""
+        if "protobuf" in request.headers.get("Accept", ""):
+            return web.Response(
+                body=b"", content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+            )
+        info = {"title": "Kubernetes", "version": KUBE_VERSION["gitVersion"]}
+        return json_response({"swagger": "2.0", "info": info, "paths": {}, "definitions": {}})
 
     async def openapi_v3(self, request: web.Request) -> web.Response:
         paths = {}
@@ -300,13 +335,13 @@ class ApiServer:
                 return json_response(self._api_group_list())
             if len(parts) == 2:
                 if parts[1] not in self.store.registry.group_versions:
-                    raise ApiError(
-                        404, "NotFound", "the server could not find the requested resource"
-                    )
+                    raise PageNotFound()
                 body = self._api_group(parts[1])
                 body.update(kind="APIGroup", apiVersion="v1")
                 return json_response(body)
             group, version, rest = parts[1], parts[2], parts[3:]
+            if version not in self.store.registry.group_versions.get(group, []):
+                raise PageNotFound()
         if not rest:
             if request.method != "GET":
                 raise method_not_allowed()
@@ -365,6 +400,7 @@ class ApiServer:
             if error is not None:
                 raise error
         query = request.query
+        strict = query.get("fieldValidation") == "Strict"
         dry_run = "All" in query.getall("dryRun", [])
         field_manager = query.get("fieldManager", "")
         if verb == "get":
@@ -387,14 +423,21 @@ class ApiServer:
             if target.name:
                 raise method_not_allowed()
             body = await self._json_body(request)
+            if strict:
+                _refuse_unknown_fields(rt, body)
             entry = self.store.create_entry(rt, body, target.namespace, field_manager, dry_run)
             return json_response(entry.json(rt), 201)
         if verb == "update":
             body = await self._json_body(request)
+            if strict and not target.subresource:
+                _refuse_unknown_fields(rt, body)
             if target.subresource == "scale":
                 current = self.store.entry(rt, target.name, target.namespace)
                 written = self.store.write_scale(rt, current, body, dry_run)
                 return json_response(self.store.scale_of(rt, written))
+            existed = self.store.storage.get(
+                rt.storage_key, (target.namespace or "" if rt.namespaced else "", target.name)
+            )
             entry = self.store.update_entry(
                 rt,
                 target.name,
@@ -404,7 +447,7 @@ class ApiServer:
                 field_manager,
                 dry_run,
             )
-            return json_response(entry.json(rt))
+            return json_response(entry.json(rt), 201 if existed is None else 200)
         if verb == "patch":
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
             patch_type = PATCH_TYPES.get(content_type)
@@ -425,6 +468,8 @@ class ApiServer:
                 )
             raw = await request.read()
             patch = self._decode(raw, yaml_ok=patch_type == "apply")
+            if strict and not target.subresource and patch_type != "json":
+                _refuse_unknown_fields(rt, patch)
             existed = self.store.storage.get(
                 rt.storage_key, (target.namespace or "" if rt.namespaced else "", target.name)
             )
@@ -458,7 +503,9 @@ class ApiServer:
             return json_response(self._success(rt, current))
         if verb == "deletecollection":
             options = await self._delete_options(request)
-            matches = make_matcher(query.get("labelSelector", ""), query.get("fieldSelector", ""))
+            matches = make_matcher(
+                query.get("labelSelector", ""), query.get("fieldSelector", ""), rt
+            )
             deleted = self.store.delete_collection(
                 rt, target.namespace, matches, options.get("propagationPolicy")
             )
@@ -554,7 +601,7 @@ class ApiServer:
     def _list(self, request: web.Request, target: Target) -> web.Response:
         rt = target.rt
         query = request.query
-        matches = make_matcher(query.get("labelSelector", ""), query.get("fieldSelector", ""))
+        matches = make_matcher(query.get("labelSelector", ""), query.get("fieldSelector", ""), rt)
         entries = self.store.entries(rt, target.namespace, matches)
         start = query.get("continue")
         if start:
@@ -580,7 +627,10 @@ class ApiServer:
                 ).decode()
                 body = self._list_bytes(rt, entries, token)
                 parsed = json.loads(body)
-                parsed["metadata"]["remainingItemCount"] = remaining
+                if matches is None:  # a real server cannot count what a selector would keep
+                    parsed["metadata"]["remainingItemCount"] = remaining
+                else:
+                    parsed["metadata"].pop("remainingItemCount", None)
                 body = dumps(parsed)
                 return self._maybe_table(request, rt, body)
         return self._maybe_table(request, rt, self._list_bytes(rt, entries, token))
@@ -609,7 +659,7 @@ class ApiServer:
     async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
         rt = target.rt
         query = request.query
-        matches = make_matcher(query.get("labelSelector", ""), query.get("fieldSelector", ""))
+        matches = make_matcher(query.get("labelSelector", ""), query.get("fieldSelector", ""), rt)
         if target.name:
             name = target.name
             inner = matches
@@ -636,7 +686,13 @@ class ApiServer:
             try:
                 since = int(rv)
             except ValueError as error:
-                raise bad_request(f"invalid resource version: {rv}") from error
+                # kube-apiserver answers a watch (not a list) with an unparsable version this way
+                raise ApiError(
+                    500,
+                    "",
+                    f'resourceVersion: Invalid value: "{rv}": strconv.ParseUint: parsing "{rv}": '
+                    "invalid syntax",
+                ) from error
             changes = storage.changes_since(since)
             if changes is None:
                 status = ApiError(

@@ -4,7 +4,7 @@ the validation rules clients hit when they copy or switch Services.
 The rules and messages follow kube-apiserver's service REST storage (`alloc.go`: allocation,
 `patchAllocatedValues`, `dropTypeDependentFields`, `NormalizeClusterIPs`) and
 `ValidateService`/`ValidateServiceUpdate`. Known differences: IPv4 single-stack only (a dual-stack
-request is rejected as unsupported by this cluster), no `loadBalancerClass` or
+request is rejected as a single-stack kube-apiserver rejects it), no `loadBalancerClass` or
 `externalIPs` admission, no Endpoints/EndpointSlice maintenance, and validation covers the
 allocation-related fields, ports and types rather than every field of a Service.
 """
@@ -21,6 +21,10 @@ from coalmine.devcluster.errors import Cause, invalid
 Obj = dict[str, Any]
 
 TYPES = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]
+POLICIES = ["PreferDualStack", "RequireDualStack", "SingleStack"]
+FAMILIES = ["IPv4", "IPv6"]
+DEFAULTED_DUAL = "__devcluster_defaulted_dual_stack"
+IANA_SVC_NAME = re.compile(r"^(?=.{1,15}$)(?=.*[a-z])[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 PROTOCOLS = ["SCTP", "TCP", "UDP"]
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -327,15 +331,24 @@ def _set_defaults(svc: Obj) -> None:
     if kind != "ExternalName":
         spec.setdefault("internalTrafficPolicy", "Cluster")
         headless_without_selector = spec.get("clusterIP") == "None" and not spec.get("selector")
-        spec.setdefault(
-            "ipFamilyPolicy", "RequireDualStack" if headless_without_selector else "SingleStack"
-        )
+        if headless_without_selector and "ipFamilyPolicy" not in spec:
+            # kube-apiserver gives such a Service every family, even on a single-stack cluster
+            spec["ipFamilyPolicy"] = "RequireDualStack"
+            spec.setdefault("ipFamilies", ["IPv4", "IPv6"])
+            svc[DEFAULTED_DUAL] = True
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
         spec.setdefault("ipFamilies", ["IPv4"])
     if kind in ("NodePort", "LoadBalancer"):
         spec.setdefault("externalTrafficPolicy", "Cluster")
     if kind == "LoadBalancer":
         spec.setdefault("allocateLoadBalancerNodePorts", True)
+    if spec.get("sessionAffinity") == "ClientIP":
+        config = spec.setdefault("sessionAffinityConfig", {}).setdefault("clientIP", {})
+        config.setdefault("timeoutSeconds", 10800)
     svc.setdefault("status", {"loadBalancer": {}})
+    for ingress in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
+        if isinstance(ingress, dict) and ingress.get("ip"):
+            ingress.setdefault("ipMode", "VIP")
 
 
 def _validate(svc: Obj, old: Obj | None) -> list[Cause]:
@@ -377,10 +390,10 @@ def _validate(svc: Obj, old: Obj | None) -> list[Cause]:
             causes.append(
                 Cause.invalid("spec.clusterIPs", cluster_ips, "first value must match `clusterIP`")
             )
-        if len(cluster_ips) > 1:
+        for index in range(1, len(cluster_ips)):
             causes.append(
                 Cause.invalid(
-                    "spec.clusterIPs",
+                    f"spec.clusterIPs[{index}]",
                     cluster_ips,
                     "may specify no more than one IP for each IP family (this cluster is IPv4 "
                     "single-stack)",
@@ -407,10 +420,15 @@ def _validate(svc: Obj, old: Obj | None) -> list[Cause]:
                         "must be empty, 'None', or a valid IP address",
                     )
                 )
-        families = spec.get("ipFamilies") or []
-        if any(family != "IPv4" for family in families):
+        if not svc.pop(DEFAULTED_DUAL, False):
+            causes.extend(_family_causes(spec))
+        if spec.get("externalTrafficPolicy") and kind == "ClusterIP":
             causes.append(
-                Cause.invalid("spec.ipFamilies", families, "this cluster supports IPv4 only")
+                Cause.invalid(
+                    "spec.externalTrafficPolicy",
+                    spec["externalTrafficPolicy"],
+                    "may only be set for externally-accessible services",
+                )
             )
         ports = spec.get("ports") or []
         if not ports and cluster_ip != "None":
@@ -423,6 +441,56 @@ def _validate(svc: Obj, old: Obj | None) -> list[Cause]:
             )
     causes.extend(_validate_ports(spec))
     return causes
+
+
+def _family_causes(spec: Obj) -> list[Cause]:
+    """`ipFamilyPolicy` and `ipFamilies` on this IPv4 single-stack cluster."""
+    policy = spec.get("ipFamilyPolicy")
+    if policy not in POLICIES:
+        return [Cause.not_supported("spec.ipFamilyPolicy", policy, POLICIES)]
+    families = spec.get("ipFamilies") or []
+    many = "families" if len(families) > 1 else "cluster IPs"
+    if policy == "SingleStack" and (len(families) > 1 or len(spec.get("clusterIPs") or []) > 1):
+        return [
+            Cause.invalid(
+                "spec.ipFamilyPolicy",
+                policy,
+                f"must be 'RequireDualStack' or 'PreferDualStack' when multiple {many} are "
+                "specified",
+            )
+        ]
+    if policy == "RequireDualStack":
+        return [
+            Cause.invalid(
+                "spec.ipFamilyPolicy",
+                policy,
+                "this cluster is not configured for dual-stack services",
+            )
+        ]
+    causes: list[Cause] = []
+    for index, family in enumerate(families):
+        if family not in FAMILIES:
+            causes.append(Cause.not_supported(f"spec.ipFamilies[{index}]", family, FAMILIES))
+        elif family != "IPv4":
+            causes.append(
+                Cause.invalid(f"spec.ipFamilies[{index}]", family, "not configured on this cluster")
+            )
+    return causes
+
+
+def _target_port_causes(path: str, target: Any) -> list[Cause]:
+    if isinstance(target, int) and not isinstance(target, bool):
+        if not 1 <= target <= 65535:
+            return [Cause.invalid(path, target, "must be between 1 and 65535, inclusive")]
+    elif isinstance(target, str) and not IANA_SVC_NAME.match(target):
+        return [
+            Cause.invalid(
+                path,
+                target,
+                "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+            )
+        ]
+    return []
 
 
 def _validate_ports(spec: Obj) -> list[Cause]:
@@ -444,6 +512,7 @@ def _validate_ports(spec: Obj) -> list[Cause]:
             causes.append(
                 Cause.invalid(f"{path}.port", number, "must be between 1 and 65535, inclusive")
             )
+        causes.extend(_target_port_causes(f"{path}.targetPort", port.get("targetPort")))
         protocol = port.get("protocol")
         if protocol not in PROTOCOLS:
             causes.append(Cause.not_supported(f"{path}.protocol", protocol, PROTOCOLS))
@@ -457,6 +526,11 @@ def _validate_ports(spec: Obj) -> list[Cause]:
                     )
                 )
             elif (node_port, protocol) in node_ports:
-                causes.append(Cause.duplicate(f"{path}.nodePort", node_port))
+                # what the allocator says (validation's Duplicate comes after it on a real server)
+                causes.append(
+                    Cause.invalid(
+                        f"{path}.nodePort", node_port, "provided port is already allocated"
+                    )
+                )
             node_ports.add((node_port, str(protocol)))
     return causes

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from coalmine.devcluster.conversions import hpa_v2_to_v1
 from coalmine.devcluster.resources import ResourceType
 
 Obj = dict[str, Any]
@@ -50,6 +51,9 @@ def core_event_to_events_v1(obj: Obj) -> Obj:
     for core, new in EVENT_FIELDS:
         if core in out:
             out[new] = out.pop(core)
+    for empty in ("reportingController", "reportingInstance", "deprecatedCount", "note", "type"):
+        if not out.get(empty):
+            out.pop(empty, None)  # omitempty in events.k8s.io/v1
     out["apiVersion"] = "events.k8s.io/v1"
     return out
 
@@ -71,6 +75,8 @@ def view(resource: ResourceType, obj: Obj) -> Obj:
         return core_event_to_events_v1(obj)
     if resource.storage == "events":
         return events_v1_to_core_event(obj)
+    if resource.group == "autoscaling" and resource.version == "v1":
+        return hpa_v2_to_v1(obj)
     out = dict(obj)
     out["apiVersion"] = resource.api_version
     return out

@@ -23,33 +23,22 @@ In-process API (objects are plain dicts in the served apiVersion; results are co
 
 Errors are `errors.ApiError` with the Status a real server returns.
 
-Differences from a real API server, beyond those noted in `storage`, `services`, `crd`, `apply`:
-- PUT to a missing object is 404 for every kind (real servers create Leases, Endpoints and a few
-  others on PUT);
-- there is no admission chain beyond namespace lifecycle, Service allocation, CRD schemas and a
-  few built-in defaults (no ServiceAccount tokens, no LimitRanges, no pod defaulting of containers);
-  built-in kinds are not schema-validated beyond names, labels, annotation keys, the Service
-  rules and workload selectors;
+Differences from a real API server, beyond those noted in `storage`, `services`, `crd`, `apply`,
+`admission` (per-kind rules) and `lifecycle` (deletion):
+- there is no admission chain beyond namespace lifecycle, Service allocation, CRD schemas and the
+  per-kind defaulting and validation of `admission` (no ServiceAccount tokens, no LimitRanges, no
+  full pod defaulting); fields of built-in kinds below the top level are not schema-checked;
 - pods are deleted at once (no kubelet grace period) unless they carry finalizers;
-- garbage collection, foreground deletion and namespace termination run synchronously inside the
-  delete request instead of in background controllers, so dependents are gone when it returns;
-- deleting a CRD removes its custom resources at once, ignoring their finalizers;
-- `metadata.generation` is kept for every kind (real servers keep it only for some);
 - managed fields are recorded for server-side apply, and for other writes only when the request
   names a `fieldManager`;
 - `/status` writes take only `status` from the body for every kind (kube's CRD rule; some
   built-in status strategies also let labels or annotations through);
-- `namespaces/{name}/finalize` is a plain update of the namespace;
-- built-in defaulting covers Services, Namespaces, the top level of Deployments, ReplicaSets and
-  DaemonSets (replicas, strategy, revisionHistoryLimit, progressDeadlineSeconds) and the common
-  pod spec defaults (restartPolicy, dnsPolicy, imagePullPolicy, terminationMessage*, container
-  port protocol...), not every defaulted field (probes' thresholds, volumes' modes, ...).
+- `namespaces/{name}/finalize` is a plain update of the namespace.
 """
 
 from __future__ import annotations
 
 import builtins
-import contextlib
 import json
 import random
 import re
@@ -58,6 +47,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from coalmine.devcluster import apply as ssa
+from coalmine.devcluster.admission import (
+    ADMIT,
+    INITIAL_STATUS,
+    generation_changed,
+    has_generation,
+    unknown_top_level_fields,
+)
+from coalmine.devcluster.conversions import hpa_v1_to_v2
 from coalmine.devcluster.crd import crd_resource_types, now, prepare_crd
 from coalmine.devcluster.errors import (
     STALE,
@@ -70,7 +67,9 @@ from coalmine.devcluster.errors import (
     invalid,
     not_found,
 )
+from coalmine.devcluster.lifecycle import Lifecycle
 from coalmine.devcluster.resources import Registry, ResourceType
+from coalmine.devcluster.scale import Scaling
 from coalmine.devcluster.services import ServiceAllocator
 from coalmine.devcluster.storage import Change, Entry, Obj, Storage, events_v1_to_core_event, view
 
@@ -105,6 +104,17 @@ SYSTEM_META = (
 )
 
 ResourceArg = str | ResourceType
+# Kinds whose PUT creates a missing object (their strategies' AllowCreateOnUpdate).
+CREATE_ON_UPDATE = {
+    ("", "Endpoints"),
+    ("", "Event"),
+    ("events.k8s.io", "Event"),
+    ("coordination.k8s.io", "Lease"),
+    ("rbac.authorization.k8s.io", "Role"),
+    ("rbac.authorization.k8s.io", "RoleBinding"),
+    ("rbac.authorization.k8s.io", "ClusterRole"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+}
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 
 
@@ -120,25 +130,7 @@ def _without(obj: Obj, keys: tuple[str, ...]) -> Obj:
     return {k: v for k, v in obj.items() if k not in keys}
 
 
-def get_json_path(obj: Any, path: str) -> Any:
-    """Value at a simple JSON path such as `.spec.replicas` (None when absent)."""
-    for part in path.strip(".").split("."):
-        if not part:
-            continue
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(part)
-    return obj
-
-
-def set_json_path(obj: Obj, path: str, value: Any) -> None:
-    parts = [p for p in path.strip(".").split(".") if p]
-    for part in parts[:-1]:
-        obj = obj.setdefault(part, {})
-    obj[parts[-1]] = value
-
-
-class Store:
+class Store(Lifecycle, Scaling):
     """Objects of every served kind and the operations of the Kubernetes API on them."""
 
     def __init__(
@@ -223,7 +215,7 @@ class Store:
         field_selector: str = "",
     ) -> list[Obj]:
         rt = self.resolve(resource)
-        matches = make_matcher(label_selector, field_selector)
+        matches = make_matcher(label_selector, field_selector, rt)
         return [json.loads(e.json(rt)) for e in self.entries(rt, namespace, matches)]
 
     def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
@@ -282,7 +274,11 @@ class Store:
         meta = obj["metadata"]
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now()
-        meta["generation"] = 1
+        if has_generation(rt.group, rt.kind, rt.builtin):
+            meta["generation"] = 1
+        initial = INITIAL_STATUS.get((rt.group, rt.kind))
+        if initial is not None and "status" not in obj:
+            obj["status"] = _copy(initial)
         if field_manager:
             ssa.record_update({}, obj, field_manager, rt.api_version, meta["creationTimestamp"])
         if dry_run:
@@ -317,6 +313,8 @@ class Store:
         obj["apiVersion"] = api_version
         obj["kind"] = kind
         if rt.builtin:
+            for unknown in unknown_top_level_fields(rt.group, rt.kind, obj):
+                del obj[unknown]
             for key in ("metadata", "spec", "status"):
                 value = obj.get(key)
                 if value is not None and not isinstance(value, dict):
@@ -328,6 +326,8 @@ class Store:
             obj = events_v1_to_core_event(obj)
         elif rt.storage == "events":
             obj["apiVersion"] = "v1"
+        elif rt.group == "autoscaling" and rt.version == "v1":
+            obj = hpa_v1_to_v2(obj)
         elif api_version != rt.api_version:
             obj["apiVersion"] = rt.api_version
         return obj
@@ -346,12 +346,13 @@ class Store:
             elif not DNS1123_LABEL.match(name):
                 causes.append(Cause.invalid("metadata.name", name, LABEL_MSG))
         elif rt.kind == "Service" and rt.group == "":
+            # RFC 1123 labels since Kubernetes 1.34 (RelaxedServiceNameValidation)
             if len(name) > 63:
                 causes.append(
                     Cause.invalid("metadata.name", name, "must be no more than 63 characters")
                 )
-            elif not DNS1035_LABEL.match(name):
-                causes.append(Cause.invalid("metadata.name", name, DNS1035_MSG))
+            elif not DNS1123_LABEL.match(name):
+                causes.append(Cause.invalid("metadata.name", name, LABEL_MSG))
         elif rt.kind == "Event" and rt.storage == "events":
             pass  # event names embed a dotted hex timestamp and are not validated further
         elif len(name) > 253:
@@ -370,6 +371,7 @@ class Store:
                 )
                 continue
             causes.extend(_label_causes(f"metadata.{field}", value, values=field == "labels"))
+        causes.extend(_finalizer_causes(meta.get("finalizers"), rt.builtin))
         for index, ref in enumerate(meta.get("ownerReferences") or []):
             for required in ("apiVersion", "kind", "name", "uid"):
                 if not isinstance(ref, dict) or not ref.get(required):
@@ -411,66 +413,14 @@ class Store:
             ) from error
 
     def _admit_kind(self, rt: ResourceType, obj: Obj, old: Obj | None) -> Obj:
-        name = obj["metadata"].get("name", "")
         if not rt.builtin and rt.schema is not None:
-            obj = self._admit_custom(rt, obj)
-        elif rt.group == "" and rt.kind == "Service":
-            obj = self.services.admit(obj, old)
-        elif rt.group == "" and rt.kind == "Namespace":
-            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-            if old is None:
-                obj["status"] = {"phase": "Active"}
-        elif rt.group == "apiextensions.k8s.io" and rt.kind == "CustomResourceDefinition":
-            obj = prepare_crd(obj, old)
-        elif rt.group == "apps" and rt.kind in ("Deployment", "ReplicaSet", "DaemonSet"):
-            spec = obj.get("spec")
-            if not isinstance(spec, dict) or not isinstance(spec.get("selector"), dict):
-                raise invalid(rt.kind, rt.group, name, [Cause.required("spec.selector")])
-            if rt.kind != "DaemonSet":
-                spec.setdefault("replicas", 1)
-            spec.setdefault("revisionHistoryLimit", 10)
-            if rt.kind == "DaemonSet":
-                spec.setdefault(
-                    "updateStrategy",
-                    {
-                        "type": "RollingUpdate",
-                        "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0},
-                    },
-                )
-            template = spec.get("template")
-            if isinstance(template, dict) and isinstance(template.get("spec"), dict):
-                default_pod_spec(template["spec"])
-            if rt.kind == "Deployment":
-                spec.setdefault("progressDeadlineSeconds", 600)
-                spec.setdefault(
-                    "strategy",
-                    {
-                        "type": "RollingUpdate",
-                        "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
-                    },
-                )
-            labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
-            selector = spec["selector"]
-            match = selector.get("matchLabels") or {}
-            if match and any(labels.get(k) != v for k, v in match.items()):
-                raise invalid(
-                    rt.kind,
-                    rt.group,
-                    name,
-                    [
-                        Cause.invalid(
-                            "spec.template.metadata.labels",
-                            labels,
-                            "`selector` does not match template `labels`",
-                        )
-                    ],
-                )
-        elif rt.group == "" and rt.kind == "Pod":
-            if isinstance(obj.get("spec"), dict):
-                default_pod_spec(obj["spec"])
-            if old is None:
-                obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
-        return obj
+            return self._admit_custom(rt, obj)
+        if rt.group == "" and rt.kind == "Service":
+            return self.services.admit(obj, old)
+        if rt.group == "apiextensions.k8s.io" and rt.kind == "CustomResourceDefinition":
+            return prepare_crd(obj, old)
+        admit = ADMIT.get((rt.group, rt.kind))
+        return admit(obj, old) if admit is not None else obj
 
     def _admit_custom(self, rt: ResourceType, obj: Obj) -> Obj:
         from coalmine.devcluster import openapi
@@ -514,6 +464,13 @@ class Store:
         dry_run: bool = False,
         managed_fields: Any = None,
     ) -> Entry:
+        key = (self._namespace(rt, namespace), name)
+        if (
+            not subresource
+            and (rt.group, rt.kind) in CREATE_ON_UPDATE
+            and self.storage.get(rt.storage_key, key) is None
+        ):
+            return self.create_entry(rt, body, namespace, field_manager, dry_run)
         current = self.entry(rt, name, namespace)
         obj = self._check_body(rt, body)
         meta = obj.get("metadata")
@@ -550,11 +507,16 @@ class Store:
                 else:
                     new.pop("status", None)
         new_meta = new["metadata"]
-        for key in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
-            if key in old_meta:
-                new_meta[key] = old_meta[key]
+        for field in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ):
+            if field in old_meta:
+                new_meta[field] = old_meta[field]
             else:
-                new_meta.pop(key, None)
+                new_meta.pop(field, None)
         new_meta["name"] = name
         if rt.namespaced:
             new_meta["namespace"] = old_meta["namespace"]
@@ -572,25 +534,22 @@ class Store:
                 if f not in (old_meta.get("finalizers") or [])
             ]
             if added:
-                raise invalid(
-                    rt.kind,
-                    rt.group,
-                    name,
-                    [
-                        Cause.forbidden(
-                            "metadata.finalizers",
-                            "no new finalizers can be added if the object is being deleted, found "
-                            f"new finalizers {_go_strings(added)}",
-                        )
-                    ],
+                cause = Cause.forbidden(
+                    "metadata.finalizers",
+                    "no new finalizers can be added if the object is being deleted, found "
+                    f"new finalizers {_go_strings(added)}",
                 )
+                # kube-apiserver reports it twice (ObjectMeta's update rules run twice)
+                raise invalid(rt.kind, rt.group, name, [cause, cause])
         new = self._admit(rt, new, old)
         new_meta = new["metadata"]
-        skip = ("metadata", "status") if rt.status else ("metadata",)
-        generation = int(old_meta.get("generation", 1))
-        if _without(new, skip) != _without(old, skip):
-            generation += 1
-        new_meta["generation"] = generation
+        if has_generation(rt.group, rt.kind, rt.builtin):
+            generation = int(old_meta.get("generation", 1))
+            if generation_changed(rt.group, rt.kind, old, new, rt.status):
+                generation += 1
+            new_meta["generation"] = generation
+        else:
+            new_meta.pop("generation", None)
         new_meta["resourceVersion"] = old_meta["resourceVersion"]
         if field_manager:
             ssa.record_update(old, new, field_manager, rt.api_version, now())
@@ -706,9 +665,11 @@ class Store:
         dry_run: bool,
     ) -> Entry:
         if not field_manager:
-            raise bad_request(
-                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is '
-                "required for apply patch"
+            raise invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                [Cause.required("fieldManager", "is required for apply patch")],
             )
         if not isinstance(applied, dict):
             raise bad_request("apply patch must be an object")
@@ -741,328 +702,12 @@ class Store:
             rt, name, namespace, result, subresource, dry_run=dry_run, managed_fields=managed
         )
 
-    # --- scale -----------------------------------------------------------------------------
-    def scale_of(self, rt: ResourceType, entry: Entry) -> Obj:
-        if rt.scale is None:
-            raise not_found(f"{rt.plural}/scale", rt.group, entry.name)
-        obj = entry.obj
-        meta = obj["metadata"]
-        selector: Any = None
-        if rt.scale.label_selector:
-            selector = get_json_path(obj, rt.scale.label_selector)
-        if rt.builtin:
-            match = (obj.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
-            selector = ",".join(f"{k}={v}" for k, v in sorted(match.items())) or None
-        scale_meta = {
-            "name": meta["name"],
-            "uid": meta["uid"],
-            "resourceVersion": meta["resourceVersion"],
-            "creationTimestamp": meta["creationTimestamp"],
-        }
-        if rt.namespaced:
-            scale_meta["namespace"] = meta["namespace"]
-        status: Obj = {"replicas": get_json_path(obj, rt.scale.status_replicas) or 0}
-        if isinstance(selector, str) and selector:
-            status["selector"] = selector
-        spec: Obj = {}
-        replicas = get_json_path(obj, rt.scale.spec_replicas)
-        if replicas is not None:
-            spec["replicas"] = replicas
-        return {
-            "kind": "Scale",
-            "apiVersion": "autoscaling/v1",
-            "metadata": scale_meta,
-            "spec": spec,
-            "status": status,
-        }
-
-    def get_scale(self, resource: ResourceArg, name: str, namespace: str | None = None) -> Obj:
-        rt = self.resolve(resource)
-        return self.scale_of(rt, self.entry(rt, name, namespace))
-
-    def update_scale(
-        self, resource: ResourceArg, name: str, scale: Obj, namespace: str | None = None
-    ) -> Obj:
-        rt = self.resolve(resource)
-        current = self.entry(rt, name, namespace)
-        return self.scale_of(rt, self.write_scale(rt, current, scale, False))
-
-    def write_scale(self, rt: ResourceType, current: Entry, scale: Any, dry_run: bool) -> Entry:
-        assert rt.scale is not None
-        if not isinstance(scale, dict):
-            raise bad_request("the body of the request must be a Scale object")
-        rv = (scale.get("metadata") or {}).get("resourceVersion")
-        if rv not in (None, "") and str(rv) != str(current.rv):
-            raise conflict(rt.plural, rt.group, current.name, STALE)
-        replicas = (scale.get("spec") or {}).get("replicas")
-        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise invalid(
-                "Scale",
-                "autoscaling",
-                current.name,
-                [Cause.invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
-            )
-        obj = _copy(current.obj)
-        set_json_path(obj, rt.scale.spec_replicas, replicas)
-        return self.update_entry(rt, current.name, current.namespace, obj, dry_run=dry_run)
-
-    # --- delete ----------------------------------------------------------------------------
-    def delete(
-        self,
-        resource: ResourceArg,
-        name: str,
-        namespace: str | None = None,
-        propagation_policy: str | None = None,
-        preconditions: Obj | None = None,
-    ) -> Obj | None:
-        """Delete; returns the object when it stays (finalizers), None when it is gone."""
-        rt = self.resolve(resource)
-        entry = self.delete_entry(rt, name, namespace, propagation_policy, preconditions)
-        if entry is None:
-            return None
-        return json.loads(entry.json(rt))  # type: ignore[no-any-return]
-
-    def delete_entry(
-        self,
-        rt: ResourceType,
-        name: str,
-        namespace: str | None,
-        propagation_policy: str | None = None,
-        preconditions: Obj | None = None,
-        dry_run: bool = False,
-    ) -> Entry | None:
-        current = self.entry(rt, name, namespace)
-        meta = current.obj["metadata"]
-        for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
-            wanted = (preconditions or {}).get(field)
-            if wanted not in (None, "") and str(wanted) != str(meta.get(field)):
-                raise conflict(
-                    rt.plural,
-                    rt.group,
-                    name,
-                    f"Precondition failed: {label} in precondition: {wanted}, {label} in object "
-                    f"meta: {meta.get(field)}",
-                )
-        if propagation_policy not in (None, "", "Background", "Foreground", "Orphan"):
-            raise invalid(
-                "DeleteOptions",
-                "meta.k8s.io",
-                "",
-                [
-                    Cause.not_supported(
-                        "propagationPolicy",
-                        propagation_policy,
-                        ["Foreground", "Background", "Orphan"],
-                    )
-                ],
-            )
-        is_namespace = rt.kind == "Namespace" and rt.group == ""
-        if is_namespace and name in PROTECTED_NAMESPACES:
-            raise forbidden(rt.plural, rt.group, name, "this namespace may not be deleted")
-        if dry_run:
-            return current
-        uid = meta["uid"]
-        if propagation_policy == "Orphan":
-            self._orphan_dependents(uid)
-        dependents = self.storage.dependents.get(uid)
-        finalizers = list(meta.get("finalizers") or [])
-        if propagation_policy == "Foreground" and dependents and FOREGROUND not in finalizers:
-            finalizers.append(FOREGROUND)
-        if finalizers or is_namespace:
-            obj = _copy(current.obj)
-            obj_meta = obj["metadata"]
-            first = not obj_meta.get("deletionTimestamp")
-            if first:
-                obj_meta["deletionTimestamp"] = now()
-                obj_meta["deletionGracePeriodSeconds"] = 0
-                obj_meta["generation"] = int(obj_meta.get("generation", 1)) + 1
-            if finalizers:
-                obj_meta["finalizers"] = finalizers
-            if is_namespace:
-                obj["status"] = {"phase": "Terminating"}
-            if obj != current.obj:
-                obj_meta["resourceVersion"] = str(self.storage.next_rv())
-                current = self.storage.commit(rt.storage_key, "MODIFIED", obj, current.obj)
-            if is_namespace:
-                self._empty_namespace(name)
-                return self._finish_namespace(name)
-            if propagation_policy == "Foreground":
-                for dep_storage, dep_key in list(self.storage.dependents.get(uid, ())):
-                    dep = self.storage.get(dep_storage, dep_key)
-                    if dep is not None:
-                        self._delete_dependent(dep_storage, dep, "Foreground")
-                return self.storage.get(rt.storage_key, (current.namespace, name))
-            return current
-        self._remove(rt, _copy(current.obj), current.obj)
-        return None
-
-    def _remove(self, rt: ResourceType, final: Obj, old: Obj) -> Entry:
-        """Remove an object for good, then run what its disappearance triggers."""
-        meta = final["metadata"]
-        meta["resourceVersion"] = str(self.storage.next_rv())
-        if rt.kind == "CustomResourceDefinition" and rt.group == "apiextensions.k8s.io":
-            self._drop_crd(final)
-        entry = self.storage.commit(rt.storage_key, "DELETED", final, old)
-        if rt.kind == "Service" and rt.group == "":
-            self.services.release(final)
-        self._collect_dependents(meta["uid"])
-        self._release_foreground_owners(final)
-        namespace = meta.get("namespace")
-        if namespace:
-            ns = self.storage.get("namespaces", ("", namespace))
-            if (
-                namespace not in self._emptying
-                and ns is not None
-                and ns.obj["metadata"].get("deletionTimestamp")
-            ):
-                self._finish_namespace(namespace)
-        return entry
-
-    def _resource_of_storage(self, storage: str, obj: Obj) -> ResourceType:
-        for rt in self.registry:
-            if rt.storage_key == storage and rt.api_version == obj.get("apiVersion"):
-                return rt
-        for rt in self.registry:
-            if rt.storage_key == storage:
-                return rt
-        raise KeyError(storage)
-
-    def _delete_dependent(self, storage: str, entry: Entry, policy: str) -> None:
-        rt = self._resource_of_storage(storage, entry.obj)
-        with contextlib.suppress(ApiError):
-            self.delete_entry(rt, entry.name, entry.namespace or None, policy)
-
-    def _collect_dependents(self, owner_uid: str) -> None:
-        """Background garbage collection: dependents whose owners are all gone are deleted."""
-        for storage, key in list(self.storage.dependents.get(owner_uid, ())):
-            dep = self.storage.get(storage, key)
-            if dep is None:
-                continue
-            refs = dep.obj["metadata"].get("ownerReferences") or []
-            alive = [
-                r for r in refs if r.get("uid") != owner_uid and r.get("uid") in self.storage.by_uid
-            ]
-            if alive:
-                obj = _copy(dep.obj)
-                obj["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != owner_uid]
-                obj["metadata"]["resourceVersion"] = str(self.storage.next_rv())
-                self.storage.commit(storage, "MODIFIED", obj, dep.obj)
-            elif not dep.obj["metadata"].get("deletionTimestamp"):
-                self._delete_dependent(storage, dep, "Background")
-
-    def _orphan_dependents(self, owner_uid: str) -> None:
-        for storage, key in list(self.storage.dependents.get(owner_uid, ())):
-            dep = self.storage.get(storage, key)
-            if dep is None:
-                continue
-            obj = _copy(dep.obj)
-            refs = [
-                r for r in obj["metadata"].get("ownerReferences") or [] if r.get("uid") != owner_uid
-            ]
-            if refs:
-                obj["metadata"]["ownerReferences"] = refs
-            else:
-                obj["metadata"].pop("ownerReferences", None)
-            obj["metadata"]["resourceVersion"] = str(self.storage.next_rv())
-            self.storage.commit(storage, "MODIFIED", obj, dep.obj)
-
-    def _release_foreground_owners(self, obj: Obj) -> None:
-        for ref in obj["metadata"].get("ownerReferences") or []:
-            located = self.storage.by_uid.get(ref.get("uid", ""))
-            if located is None:
-                continue
-            storage, key = located
-            owner = self.storage.get(storage, key)
-            if owner is None:
-                continue
-            owner_meta = owner.obj["metadata"]
-            if FOREGROUND not in (owner_meta.get("finalizers") or []):
-                continue
-            if self.storage.dependents.get(owner_meta["uid"]):
-                continue
-            updated = _copy(owner.obj)
-            updated["metadata"]["finalizers"] = [
-                f for f in owner_meta["finalizers"] if f != FOREGROUND
-            ]
-            rt = self._resource_of_storage(storage, owner.obj)
-            if not updated["metadata"]["finalizers"]:
-                self._remove(rt, updated, owner.obj)
-            else:
-                updated["metadata"]["resourceVersion"] = str(self.storage.next_rv())
-                self.storage.commit(storage, "MODIFIED", updated, owner.obj)
-
-    def _namespace_busy(self, namespace: str) -> bool:
-        for storage, table in self.storage.objects.items():
-            if storage == "namespaces":
-                continue
-            for ns, _ in table:
-                if ns == namespace:
-                    return True
-        return False
-
-    def _empty_namespace(self, namespace: str) -> None:
-        self._emptying.add(namespace)
-        try:
-            self._delete_namespace_contents(namespace)
-        finally:
-            self._emptying.discard(namespace)
-
-    def _delete_namespace_contents(self, namespace: str) -> None:
-        for storage, table in list(self.storage.objects.items()):
-            if storage == "namespaces":
-                continue
-            for key in [k for k in table if k[0] == namespace]:
-                entry = table.get(key)
-                if entry is not None and not entry.obj["metadata"].get("deletionTimestamp"):
-                    self._delete_dependent(storage, entry, "Background")
-
-    def _finish_namespace(self, namespace: str) -> Entry | None:
-        """Remove a terminating namespace once it is empty and its finalizers are gone."""
-        ns = self.storage.get("namespaces", ("", namespace))
-        if ns is None or self._namespace_busy(namespace):
-            return ns
-        rt = self.resolve("namespaces")
-        final = _copy(ns.obj)
-        final.setdefault("spec", {})["finalizers"] = []
-        if final["metadata"].get("finalizers"):
-            if final != ns.obj:
-                final["metadata"]["resourceVersion"] = str(self.storage.next_rv())
-                return self.storage.commit("namespaces", "MODIFIED", final, ns.obj)
-            return ns
-        self._remove(rt, final, ns.obj)
-        return None
-
-    def delete_collection(
-        self,
-        rt: ResourceType,
-        namespace: str | None,
-        matches: Callable[[Obj], bool] | None,
-        propagation_policy: str | None = None,
-    ) -> builtins.list[Entry]:
-        deleted: builtins.list[Entry] = []
-        for entry in self.entries(rt, namespace, matches):
-            self.delete_entry(rt, entry.name, entry.namespace or None, propagation_policy)
-            deleted.append(entry)
-        return deleted
-
     # --- CRDs ------------------------------------------------------------------------------
     def _register_crd(self, crd: Obj) -> None:
         self.registry.remove_crd(crd["metadata"]["name"])
         types = crd_resource_types(crd)
         for index, rt in enumerate(types):
             self.registry.add(rt, preferred=index == 0)
-
-    def _drop_crd(self, crd: Obj) -> None:
-        names = crd["spec"]["names"]
-        storage = f"{names['plural']}.{crd['spec']['group']}"
-        for entry in list(self.storage.entries(storage)):
-            final = _copy(entry.obj)
-            final["metadata"]["resourceVersion"] = str(self.storage.next_rv())
-            self.storage.commit(storage, "DELETED", final, entry.obj)
-        self.registry.remove_crd(crd["metadata"]["name"])
-        for watcher in list(self.storage.watchers.get(storage, ())):
-            watcher.close()  # the resource is gone, so are its watches (clients re-list and fail)
-        self.storage.watchers.pop(storage, None)
 
     # --- manifests -------------------------------------------------------------------------
     def apply_manifests(
@@ -1090,26 +735,6 @@ class Store:
         return results
 
 
-def default_pod_spec(spec: Obj) -> None:
-    """The defaults kube-apiserver writes into every pod spec (and pod template)."""
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("securityContext", {})
-    spec.setdefault("schedulerName", "default-scheduler")
-    for key in ("containers", "initContainers"):
-        for container in spec.get(key) or []:
-            image = str(container.get("image", ""))
-            tag = image.rsplit("/", 1)[-1].partition("@")[0]
-            latest = ":" not in tag or tag.endswith(":latest")
-            container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
-            container.setdefault("terminationMessagePath", "/dev/termination-log")
-            container.setdefault("terminationMessagePolicy", "File")
-            container.setdefault("resources", {})
-            for port in container.get("ports") or []:
-                port.setdefault("protocol", "TCP")
-
-
 def _label_causes(path: str, mapping: dict[str, str], values: bool) -> list[Cause]:
     """ObjectMeta's rules: keys are qualified names; label values are at most 63 characters of
     the label alphabet (the selectors module's checks, the same apimachinery rules)."""
@@ -1124,6 +749,30 @@ def _label_causes(path: str, mapping: dict[str, str], values: bool) -> list[Caus
             value_problems = label_value_problems(value)
             if value_problems:
                 causes.append(Cause.invalid(path, value, "; ".join(value_problems)))
+    return causes
+
+
+STANDARD_FINALIZERS = ("kubernetes", "orphan", "foregroundDeletion")
+
+
+def _finalizer_causes(finalizers: Any, builtin: bool) -> list[Cause]:
+    """Finalizers are qualified names; on built-in kinds those without a domain prefix must be
+    standard ones (custom resources get only a warning from a real server, here nothing)."""
+    from coalmine.devcluster.selectors import qualified_name_problems
+
+    causes: list[Cause] = []
+    for index, name in enumerate(finalizers or []):
+        problems = qualified_name_problems(str(name))
+        if problems:
+            causes.append(Cause.invalid("metadata.finalizers", name, "; ".join(problems)))
+        elif builtin and "/" not in str(name) and name not in STANDARD_FINALIZERS:
+            causes.append(
+                Cause.invalid(
+                    f"metadata.finalizers[{index}]",
+                    name,
+                    "name is neither a standard finalizer name nor is it fully qualified",
+                )
+            )
     return causes
 
 
@@ -1143,14 +792,18 @@ def _go_strings(values: list[str]) -> str:
     return "[]string{" + ", ".join(json.dumps(v) for v in values) + "}"
 
 
-def make_matcher(label_selector: str, field_selector: str) -> Callable[[Obj], bool] | None:
-    """A predicate for the `labelSelector`/`fieldSelector` query parameters; 400 when malformed."""
+def make_matcher(
+    label_selector: str, field_selector: str, rt: ResourceType | None = None
+) -> Callable[[Obj], bool] | None:
+    """A predicate for the `labelSelector`/`fieldSelector` query parameters; 400 when malformed
+    or (given the resource type) when a field is not one the real server indexes for the kind."""
     if not label_selector and not field_selector:
         return None
     from coalmine.devcluster.selectors import (
         SelectorError,
         parse_field_selector,
         parse_label_selector,
+        unknown_field_label,
     )
 
     try:
@@ -1160,7 +813,11 @@ def make_matcher(label_selector: str, field_selector: str) -> Callable[[Obj], bo
     try:
         fields = parse_field_selector(field_selector) if field_selector else None
     except SelectorError as error:
-        raise bad_request(f"invalid field selector: {error}") from error
+        raise bad_request(str(error)) from error
+    if fields is not None and rt is not None:
+        refused = unknown_field_label(rt.group, rt.kind, fields)
+        if refused:
+            raise bad_request(refused)
 
     def matches(obj: Obj) -> bool:
         if labels is not None and not labels.matches(obj.get("metadata", {}).get("labels") or {}):

@@ -6,6 +6,8 @@ level is free of HTTP libraries: the pure payload builders, the checksum and `ho
 The controller imports the I/O from submodules: `coalmine.hooks.webhooks.WebhookClient` (the
 scheduler's `WebhookCaller`, plus `forward_event`), `send_event` / `call_event_webhook`, and
 `coalmine.hooks.client.create_session` / `call_webhook` / `post_json` / `WebhookResult`.
+Request signing is `coalmine.hooks.signing` (pure) with the process's key in `coalmine.hooks.keys`:
+`post_json` signs every body it sends when a key is installed.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ results into events, failed checks or rollbacks; a broken hook must never crash 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
 from collections.abc import Mapping
@@ -17,6 +18,8 @@ from typing import Any
 import aiohttp
 
 from coalmine.api.models import CanaryWebhook, parse_go_duration
+from coalmine.hooks import keys as signing_keys
+from coalmine.hooks.signing import sign_headers
 from coalmine.outbound import redact_url, safe_text
 from coalmine.outbound.http import (
     MAX_WEBHOOK_RESPONSE_BYTES,
@@ -126,9 +129,13 @@ async def post_json(
         retryable = False
         retry_after: float | None = None
         try:
+            body = json.dumps(dict(payload)).encode()  # signed as sent: one serialisation
+            headers = {"Content-Type": "application/json"}
+            headers.update(sign_headers(signing_keys.installed(), body))
             async with session.post(
                 url,
-                json=dict(payload),
+                data=body,
+                headers=headers,
                 ssl=not disable_tls,
                 timeout=aiohttp.ClientTimeout(total=timeout_seconds),
             ) as response:

@@ -6,7 +6,6 @@ reports API requests per canary cycle) and error translation live in one place.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
@@ -14,10 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx2
+import msgspec
+from httpx2 import HTTPStatusError
 from lightkube import ApiError, AsyncClient, KubeConfig, SingleConfig
 from lightkube.types import PatchType
 
 from coalmine.kube.kinds import Kind
+from coalmine.kube.ratelimit import RequestGate
 
 Object = dict[str, Any]
 
@@ -57,7 +59,26 @@ class KubeApiError(RuntimeError):
         self.reason = reason
 
 
-def _translate(error: ApiError) -> Exception:
+REQUEST_ERRORS: tuple[type[Exception], ...] = (
+    KubeApiError,
+    NotFound,
+    Conflict,
+    Gone,
+    httpx2.HTTPError,
+    OSError,
+)
+"""What a request may raise: the server's refusals, and transport errors (unreachable, reset)."""
+
+
+def _translate(error: ApiError | HTTPStatusError) -> Exception:
+    if not isinstance(error, ApiError):
+        # kube-apiserver answers paths outside every served group/version (a CRD that is not
+        # installed) with a plain-text 404, which lightkube raises as an HTTP error
+        code = error.response.status_code
+        text = error.response.text.strip() or str(error)
+        if code == 404:
+            return NotFound(text)
+        return KubeApiError(code, "", text)
     status = error.status
     code = int(status.code or 0)
     message = status.message or str(error)
@@ -88,9 +109,23 @@ def with_type(obj: Object, kind: Kind) -> Object:
 
 
 def load_config(
-    kubeconfig: str | None = None, context: str | None = None
+    kubeconfig: str | None = None, context: str | None = None, master: str | None = None
 ) -> KubeConfig | SingleConfig:
-    """The given kubeconfig; inside a pod the service account; else $KUBECONFIG or ~/.kube/config."""
+    """The given kubeconfig; inside a pod the service account; else $KUBECONFIG or ~/.kube/config.
+    `master` (Flagger's `-master`) is an API server URL that wins over the kubeconfig's server;
+    alone, it is an unauthenticated server (as client-go's BuildConfigFromFlags)."""
+    if master and not kubeconfig:
+        return KubeConfig.from_server(master)
+    config = _load_config(kubeconfig, context)
+    if not master:
+        return config
+    selected = config if isinstance(config, SingleConfig) else config.get()
+    if selected is None:
+        raise ValueError(f"{kubeconfig} has no current context")
+    return selected._replace(cluster=msgspec.structs.replace(selected.cluster, server=master))
+
+
+def _load_config(kubeconfig: str | None, context: str | None) -> KubeConfig | SingleConfig:
     if kubeconfig:
         config = KubeConfig.from_file(kubeconfig)
         if context is None:
@@ -114,10 +149,12 @@ class KubeApi:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         field_manager: str = FIELD_MANAGER,
         max_in_flight: int = MAX_IN_FLIGHT,
+        qps: float = 0.0,
+        burst: int = 0,
     ) -> None:
         self._client = AsyncClient(config=config, timeout=httpx2.Timeout(timeout))
         self._timeout = timeout
-        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._in_flight = RequestGate(max_in_flight, qps, burst)
         self.field_manager = field_manager
         self.requests: Counter[str] = Counter()
 
@@ -137,7 +174,7 @@ class KubeApi:
             async with self._in_flight:
                 obj = await self._client.get(kind.resource, name, namespace=namespace)
             return to_dict(obj)
-        except ApiError as error:
+        except (ApiError, HTTPStatusError) as error:
             raise _translate(error) from error
 
     async def get_or_none(
@@ -160,7 +197,7 @@ class KubeApi:
                 iterable = self._client.list(kind.resource, namespace=namespace or "*", **params)
                 items = [with_type(to_dict(item), kind) async for item in iterable]
             return ListResult(items, iterable.resourceVersion)
-        except ApiError as error:
+        except (ApiError, HTTPStatusError) as error:
             raise _translate(error) from error
 
     async def watch(
@@ -182,7 +219,7 @@ class KubeApi:
         try:
             async for event_type, obj in stream:
                 yield event_type, to_dict(obj)
-        except ApiError as error:
+        except (ApiError, HTTPStatusError) as error:
             raise _translate(error) from error
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
@@ -195,7 +232,7 @@ class KubeApi:
                     kind.resource(obj), field_manager=self.field_manager
                 )
             return to_dict(created)
-        except ApiError as error:
+        except (ApiError, HTTPStatusError) as error:
             raise _translate(error) from error
 
     async def replace(self, kind: Kind, obj: Mapping[str, Any]) -> Object:
@@ -207,7 +244,7 @@ class KubeApi:
                     kind.resource(obj), field_manager=self.field_manager
                 )
             return to_dict(replaced)
-        except ApiError as error:
+        except (ApiError, HTTPStatusError) as error:
             raise _translate(error) from error
 
     async def patch(
@@ -235,7 +272,7 @@ class KubeApi:
                     force=patch_type is PatchType.APPLY,
                 )
             return to_dict(patched)
-        except ApiError as error:
+        except (ApiError, HTTPStatusError) as error:
             raise _translate(error) from error
 
     async def delete(self, kind: Kind, name: str, namespace: str | None = None) -> None:
@@ -243,7 +280,7 @@ class KubeApi:
         try:
             async with self._in_flight:
                 await self._client.delete(kind.resource, name, namespace=namespace)
-        except ApiError as error:
+        except (ApiError, HTTPStatusError) as error:
             raise _translate(error) from error
 
 

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from coalmine.api import naming
-from coalmine.kube.api import KubeApi, KubeApiError, NotFound, Object
+from coalmine.kube.api import REQUEST_ERRORS, KubeApi, NotFound, Object
+from coalmine.kube.failures import RepeatLimiter
 from coalmine.kube.kinds import EVENT
 from coalmine.outbound import safe_text
 
@@ -46,6 +47,9 @@ class _Recorded:
     first_seen: float
 
 
+_RECORD_ERRORS: tuple[type[Exception], ...] = (*REQUEST_ERRORS, RuntimeError)
+
+
 class EventRecorder:
     """Writes Events; never raises, because losing an Event must not stop a release."""
 
@@ -59,6 +63,7 @@ class EventRecorder:
         self.component = component
         self.max_remembered = max_remembered
         self._recent: OrderedDict[bytes, _Recorded] = OrderedDict()
+        self._failures = RepeatLimiter(log, max_distinct=max_remembered)
 
     async def record(self, obj: Object, event_type: EventType, message: str) -> None:
         # Messages may quote a peer's answer: printable, URLs redacted, within the API's limit.
@@ -91,8 +96,10 @@ class EventRecorder:
                 self._recent.popitem(last=False)
         except NotFound:
             self._recent.pop(fingerprint, None)
-        except (KubeApiError, OSError, RuntimeError) as error:
-            log.warning("could not record event %r on %s: %s", message, metadata.get("name"), error)
+        except _RECORD_ERRORS as error:
+            # The message itself is in the decision's log line; repeats are folded per object.
+            where = f"{metadata.get('name')}.{namespace}"
+            self._failures.failed(f"could not record an event on {where}", error)
 
     def _build(
         self, obj: Object, namespace: str, event_type: EventType, message: str, timestamp: str

@@ -31,6 +31,11 @@ async def ensure(
     metadata = desired["metadata"]
     name, namespace = metadata["name"], metadata.get("namespace")
     actual = informer.get(name, namespace)
+    if actual is None and not informer.complete:
+        # A cache read on demand: a miss tells nothing, ask the server (one GET, not a failed create).
+        actual = await api.get_or_none(informer.kind, name, namespace)
+        if actual is not None:
+            await informer.observe(actual)
     for attempt in range(2):
         if actual is None:
             try:

@@ -1,77 +1,40 @@
-"""Running task processes: argv only (no shell unless the task is `bash`), with a timeout."""
+"""Running tasks with a timeout, and capping how many run at once (globally, per namespace).
+
+Background (`cmd`) tasks run one instance per task key at a time; blocking tasks count towards
+the same caps while they run, so no caller can make the load tester start an unbounded number
+of processes: past a cap the answer is 429 and the controller's webhook retry policy applies.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import os
-import signal
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterator
 
+from coalmine.loadtester.pipeline import TaskOutcome, run_script
 from coalmine.loadtester.tasks import Task
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class TaskOutcome:
-    exit_code: int | None
-    output: str
-    timed_out: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out
-
-    def failure_text(self, task: Task, timeout_seconds: float) -> str:
-        """Flagger's wording: `command <cmd> failed: <output>: <exit error>`."""
-        if self.timed_out:
-            cause = f"timeout after {timeout_seconds:g}s"
-        else:
-            cause = f"exit status {self.exit_code}"
-        return f"command {task.command} failed: {self.output.strip()}: {cause}"
-
-
-def _kill_group(process: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-async def run_process(task: Task, timeout_seconds: float) -> TaskOutcome:
-    """Run the task's argv in its own process group; kill the whole group on timeout or cancel."""
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *task.argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-    except OSError as error:
-        return TaskOutcome(None, f"cannot start {task.argv[0]}: {error}")
-    try:
-        output, _ = await asyncio.wait_for(process.communicate(), timeout_seconds)
-    except TimeoutError:
-        _kill_group(process)
-        output = b""
-        with contextlib.suppress(Exception):
-            output, _ = await asyncio.wait_for(process.communicate(), 5)
-        return TaskOutcome(process.returncode, output.decode(errors="replace"), timed_out=True)
-    except asyncio.CancelledError:
-        _kill_group(process)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(process.wait(), 5)
-        raise
-    return TaskOutcome(process.returncode, output.decode(errors="replace"))
+async def run_task(task: Task, timeout_seconds: float) -> TaskOutcome:
+    """Run the task's script; every process group it started is killed on timeout or cancel."""
+    return await run_script(task.script, timeout_seconds)
 
 
 class TaskRunner:
-    """Runs asynchronous (`cmd`) tasks in the background, one instance per task key at a time."""
+    """Runs background tasks; keeps the count of running tasks per namespace for the caps."""
 
-    def __init__(self, timeout_seconds: float) -> None:
+    def __init__(
+        self, timeout_seconds: float, *, max_tasks: int = 32, max_tasks_per_namespace: int = 8
+    ) -> None:
         self.timeout_seconds = timeout_seconds
+        self.max_tasks = max_tasks
+        self.max_tasks_per_namespace = max_tasks_per_namespace
         self._running: dict[str, asyncio.Task[TaskOutcome]] = {}
+        self._by_namespace: Counter[str] = Counter()
         self.completed = 0
 
     def is_running(self, task: Task) -> bool:
@@ -79,13 +42,43 @@ class TaskRunner:
 
     @property
     def running_count(self) -> int:
-        return len(self._running)
+        """Tasks running now, background and blocking."""
+        return sum(self._by_namespace.values())
+
+    def over_capacity(self, task: Task) -> str:
+        """'' when one more task may start, else why not (the 429 text)."""
+        if self.running_count >= self.max_tasks:
+            return f"too many tasks running ({self.running_count}); try again later"
+        if self._by_namespace[task.namespace] >= self.max_tasks_per_namespace:
+            return (
+                f"too many tasks running for namespace {task.namespace!r} "
+                f"({self._by_namespace[task.namespace]}); try again later"
+            )
+        return ""
+
+    @contextlib.contextmanager
+    def slot(self, task: Task) -> Iterator[None]:
+        self._by_namespace[task.namespace] += 1
+        try:
+            yield
+        finally:
+            self._release(task.namespace)
+
+    def _release(self, namespace: str) -> None:
+        self._by_namespace[namespace] -= 1
+        if self._by_namespace[namespace] <= 0:
+            del self._by_namespace[namespace]
+
+    async def run_blocking(self, task: Task) -> TaskOutcome:
+        with self.slot(task):
+            return await run_task(task, self.timeout_seconds)
 
     def start(self, task: Task) -> bool:
         """Start the task unless the same command for the same canary is still running."""
         if task.key in self._running:
             log.info("task %r for %s is already running; skipped", task.command, task.canary)
             return False
+        self._by_namespace[task.namespace] += 1  # counted from now: the next request sees it
         runner = asyncio.create_task(self._run(task), name=f"loadtester:{task.canary}")
         self._running[task.key] = runner
         return True
@@ -93,15 +86,18 @@ class TaskRunner:
     async def _run(self, task: Task) -> TaskOutcome:
         log.info("starting task %r for %s", task.command, task.canary)
         try:
-            outcome = await run_process(task, self.timeout_seconds)
+            outcome = await run_task(task, self.timeout_seconds)
         finally:
             self._running.pop(task.key, None)
+            self._release(task.namespace)
             self.completed += 1
         if outcome.ok:
             log.info("task %r for %s finished", task.command, task.canary)
         else:
             log.warning(
-                "task for %s: %s", task.canary, outcome.failure_text(task, self.timeout_seconds)
+                "task for %s: %s",
+                task.canary,
+                outcome.failure_text(task.command, self.timeout_seconds),
             )
         if task.log_output and outcome.output:
             log.info("task %r output:\n%s", task.command, outcome.output)

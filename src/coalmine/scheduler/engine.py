@@ -14,7 +14,8 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from coalmine.analysis import Analyzer, AvailabilityOutcome
+from coalmine.analysis import AnalysisOutcome, Analyzer, AvailabilityOutcome
+from coalmine.analysis.record import final_score_verdict, with_measurements
 from coalmine.api import naming
 from coalmine.api.hashing import is_foreign_hash, release_checksum
 from coalmine.api.models import Canary, CanaryAnalysis, CanaryStatus, CanaryWebhook, Phase, Strategy
@@ -53,10 +54,10 @@ log = logging.getLogger(__name__)
 
 INITIALIZING_PHASES: frozenset[str] = frozenset({"", "Initializing"})
 ADVANCING_PHASES: frozenset[str] = frozenset(
-    {"Progressing", "Waiting", "WaitingPromotion", "Promoting", "Finalising"}
+    {"Progressing", "Waiting", "WaitingPromotion", "WaitingDecision", "Promoting", "Finalising"}
 )
 RUNNING_PHASES: frozenset[str] = frozenset(
-    {"Progressing", "WaitingPromotion", "Promoting", "Finalising"}
+    {"Progressing", "WaitingPromotion", "WaitingDecision", "Promoting", "Finalising"}
 )
 KUBERNETES_PROVIDER = "kubernetes"
 KUBERNETES_DEFAULT_ITERATIONS = 10
@@ -108,6 +109,8 @@ class _Cycle:
     action: verbs.Action | None = None
     promote_requested: bool = False
     retry_requested: bool = False
+    # An inconclusive measurement this cycle: the run waits in WaitingDecision (docs/analysis.md).
+    decision_needed: str = ""
 
     @property
     def status(self) -> CanaryStatus:
@@ -358,10 +361,12 @@ class Scheduler:
                     c, verbs.DONE, "new run waiting for confirm-rollout approval"
                 )
             return False
-        # 17. a newer revision restarts the run from zero
-        if c.phase in {"Progressing", "WaitingPromotion"} and self._revision_changed(
-            c, fingerprint
-        ):
+        # 17. a newer revision restarts the run from zero (also one pushed while a decision waits)
+        if c.phase in {
+            "Progressing",
+            "WaitingPromotion",
+            "WaitingDecision",
+        } and self._revision_changed(c, fingerprint):
             await self._event(
                 c, "Normal", f"New revision detected! Restarting analysis for {c.target_key}"
             )
@@ -381,7 +386,7 @@ class Scheduler:
             await self._promote_without_analysis(c)
             return False
         # 20. manual rollback
-        if c.phase in {"Progressing", "Waiting", "WaitingPromotion"} and (
+        if c.phase in {"Progressing", "Waiting", "WaitingPromotion", "WaitingDecision"} and (
             await self._rollback_requested(c)
         ):
             await self._manual_rollback(c)
@@ -397,6 +402,10 @@ class Scheduler:
         # 22. done
         if c.phase == "Finalising":
             await self._finish(c)
+            return False
+        # an inconclusive analysis waits for coalmine promote/abort or a confirm-decision hook
+        if c.phase == "WaitingDecision":
+            await self._await_decision(c)
             return False
         # 23. too many failed checks
         if c.phase in {"Progressing", "WaitingPromotion"} and (
@@ -561,6 +570,9 @@ class Scheduler:
             passed = await self._pre_rollout(c)
         else:
             passed = await self._run_checks(c)
+        if c.decision_needed:
+            await self._wait_for_decision(c, c.decision_needed)
+            return
         if not passed:
             await self._write(
                 c,
@@ -627,7 +639,7 @@ class Scheduler:
             return
         if not await self._confirm_promotion(c):
             return
-        await self._promote(c)
+        await self._judged_promotion(c)
 
     async def _ab_testing(self, c: _Cycle) -> None:
         done = c.status.iterations or 0
@@ -640,7 +652,7 @@ class Scheduler:
         if not await self._confirm_promotion(c):
             return
         if done == c.iterations:
-            await self._promote(c)
+            await self._judged_promotion(c)
 
     async def _next_iteration(self, c: _Cycle, done: int) -> None:
         await self._write(c, st.set_iterations(c.status, done + 1, now=self._now()))
@@ -675,7 +687,7 @@ class Scheduler:
             await self._write(c, st.set_iterations(c.status, done + 1, now=self._now()))
             return
         if done > c.iterations:
-            await self._promote(c)
+            await self._judged_promotion(c)
 
     async def _promote(self, c: _Cycle) -> None:
         """Copy the canary spec onto the primary once, then enter Promoting."""
@@ -909,10 +921,64 @@ class Scheduler:
         except Exception as error:
             await self._warn(c, error)
             return False
+        await self._record_measurements(c, outcome)
         if outcome.failure is not None:
             await self._event(c, "Warning", outcome.failure.message)
+            if outcome.fatal:
+                # A critical judged metric or a judge score at or below marginal fails the run:
+                # the increment by the caller reaches the threshold, the next cycle rolls back.
+                failed = max(c.threshold - 1, c.status.failed_checks or 0)
+                await self._write(c, st.set_failed_checks(c.status, failed, now=self._now()))
             return False
+        if outcome.inconclusive:
+            first = next(r for r in outcome.results if r.effective_verdict == "Inconclusive")
+            c.decision_needed = first.message or f"metric {first.name} is inconclusive"
         return True
+
+    async def _record_measurements(self, c: _Cycle, outcome: AnalysisOutcome) -> None:
+        """Measurements on record (docs/analysis.md): the last ones per metric in the status."""
+        if not outcome.results:
+            return
+        stamp = st.timestamp(self._now())
+        await self._write(c, with_measurements(c.status, outcome, time=stamp))
+
+    async def _wait_for_decision(self, c: _Cycle, reason: str) -> None:
+        """Enter WaitingDecision: no step is taken until a person (or a hook) decides."""
+        await self._write(c, self._set_phase(c, "WaitingDecision"))
+        await self._event(
+            c,
+            "Warning",
+            f"Halt {c.key} advancement waiting for a decision: {reason} "
+            "(coalmine promote or coalmine abort)",
+        )
+        await self._alert(
+            c, f"Canary analysis is inconclusive, waiting for a decision: {reason}", "warn"
+        )
+
+    async def _await_decision(self, c: _Cycle) -> None:
+        """WaitingDecision: confirm-decision hooks that all approve resume the analysis."""
+        hooks = c.webhooks("confirm-decision")
+        if not hooks:
+            return
+        refused = await self._gate(c, "confirm-decision", "WaitingDecision", "Confirm-decision")
+        if refused is not None:
+            return
+        await self._event(c, "Normal", f"Decision approved for {c.key}: the analysis carries on")
+        await self._write(c, self._set_phase(c, "Progressing"))
+
+    async def _judged_promotion(self, c: _Cycle) -> None:
+        """The last analysis must reach the judge's pass score (Kayenta); marginal waits for a
+        decision, below fails the run; canaries without judged metrics promote as before."""
+        verdict = final_score_verdict(c.canary)
+        score = c.status.judge_score
+        if verdict == "Inconclusive":
+            await self._wait_for_decision(c, f"judge score {score:g} is marginal")
+            return
+        if verdict == "Fail":
+            await self._event(c, "Warning", f"Halt {c.key} advancement judge score {score:g}")
+            await self._write(c, st.set_failed_checks(c.status, c.threshold, now=self._now()))
+            return
+        await self._promote(c)
 
     async def _rollback_requested(self, c: _Cycle) -> bool:
         for hook in c.webhooks("rollback"):

@@ -19,7 +19,9 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 PROMOTED_CONDITION = "Promoted"
 
 # Phases whose weight and iterations SetStatusPhase leaves alone.
-_KEEPS_COUNTERS: frozenset[str] = frozenset({"Progressing", "Waiting", "Promoting"})
+_KEEPS_COUNTERS: frozenset[str] = frozenset(
+    {"Progressing", "Waiting", "Promoting", "WaitingDecision"}
+)
 # Phases after which the applied spec counts as promoted.
 _PROMOTES: frozenset[str] = frozenset({"Initialized", "Succeeded"})
 
@@ -36,6 +38,8 @@ def condition_for(phase: Phase | str, kind: str) -> tuple[ConditionStatus, str]:
             return "True", f"{kind} initialization completed."
         case "Waiting" | "WaitingPromotion":
             return "Unknown", "Waiting for approval."
+        case "WaitingDecision":
+            return "Unknown", "Canary analysis is inconclusive, waiting for a decision."
         case "Progressing":
             return "Unknown", "New revision detected, progressing canary analysis."
         case "Promoting":

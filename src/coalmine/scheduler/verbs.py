@@ -25,9 +25,11 @@ DONE = "done"
 REFUSED = "refused"
 
 # Phases where analysis runs and promotion has not begun.
-ANALYSING: frozenset[str] = frozenset({"Progressing", "WaitingPromotion"})
+ANALYSING: frozenset[str] = frozenset({"Progressing", "WaitingPromotion", "WaitingDecision"})
 PROMOTING: frozenset[str] = frozenset({"Promoting", "Finalising"})
-ABORTABLE: frozenset[str] = frozenset({"Waiting", "Progressing", "WaitingPromotion"})
+ABORTABLE: frozenset[str] = frozenset(
+    {"Waiting", "Progressing", "WaitingPromotion", "WaitingDecision"}
+)
 RUNNING: frozenset[str] = ABORTABLE | PROMOTING
 
 

@@ -57,3 +57,14 @@ def service_hash_input(service: Mapping[str, Any]) -> Any:
 def service_hash(service: Mapping[str, Any]) -> str:
     """`status.lastAppliedSpec` of a Service target: metadata and allocations do not count."""
     return spec_hash(service_hash_input(service))
+
+
+def revision_hash(target: Mapping[str, Any]) -> str | None:
+    """The spec hash of a target by its kind (None for a kind that is not a target): what the
+    scheduler compares with `status.lastAppliedSpec`, so a change of it is a new revision."""
+    kind = target.get("kind")
+    if kind == "Service":
+        return service_hash(target)
+    if kind in {"Deployment", "DaemonSet"}:
+        return workload_hash(target)
+    return None

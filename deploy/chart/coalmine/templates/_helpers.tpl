@@ -13,3 +13,7 @@ helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
 app.kubernetes.io/name: coalmine
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
+
+{{- define "coalmine.signingSecret" -}}
+{{- .Values.webhookSigning.existingSecret | default (printf "%s-webhook-signing" (include "coalmine.fullname" .)) -}}
+{{- end -}}

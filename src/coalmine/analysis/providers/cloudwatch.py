@@ -1,20 +1,20 @@
-"""Amazon CloudWatch GetMetricData, signed with AWS Signature Version 4.
+"""Amazon CloudWatch GetMetricData, signed by botocore with credentials from botocore's chain.
 
 The request uses CloudWatch's JSON protocol (`X-Amz-Target: GraniteServiceVersion20100801.
 GetMetricData`); the MetricTemplate query is the JSON list of MetricDataQuery objects, as in
-Flagger. SigV4 is the small documented algorithm, implemented here with hashlib/hmac instead of
-pulling in botocore.
+Flagger. Keys in the template's Secret win; without them, botocore's default chain applies, as
+the AWS SDK does for Flagger: environment, web identity (IRSA, EKS Pod Identity), shared config
+and credentials files, the container endpoint (ECS) and the instance metadata service (IMDS).
+botocore is the optional extra `coalmine[aws]`; its resolution and refresh calls block, so they
+run in a worker thread. The request itself goes through the shared aiohttp session.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import hmac
+import asyncio
 import json
 import os
-from collections.abc import Mapping
-from urllib.parse import quote, urlsplit
+from typing import Any
 
 from coalmine.analysis.providers.base import (
     Credentials,
@@ -30,89 +30,43 @@ from coalmine.analysis.providers.base import (
     to_float,
 )
 from coalmine.api.models import MetricTemplateProvider
+from coalmine.outbound import safe_text
 
 TARGET = "GraniteServiceVersion20100801.GetMetricData"
 CONTENT_TYPE = "application/x-amz-json-1.0"
+MISSING_EXTRA = "the cloudwatch provider needs botocore: install coalmine[aws]"
+
+_chains: dict[tuple[tuple[str, str], ...], Any] = {}
+"""botocore's resolved (self-refreshing) credentials per AWS_* environment: one STS or metadata
+round trip per process, not per query."""
 
 
-def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+def _botocore() -> Any:
+    try:
+        import botocore.auth
+        import botocore.awsrequest
+        import botocore.credentials
+        import botocore.exceptions
+        import botocore.session
+    except ImportError as error:
+        raise ProviderConfigError(MISSING_EXTRA) from error
+    return botocore
 
 
-def _encode(text: str) -> str:
-    return quote(text, safe="-_.~")
-
-
-def canonical_query(query: str) -> str:
-    pairs: list[tuple[str, str]] = []
-    for part in query.split("&") if query else []:
-        key, _, value = part.partition("=")
-        pairs.append((_encode(_unquote(key)), _encode(_unquote(value))))
-    return "&".join(f"{k}={v}" for k, v in sorted(pairs))
-
-
-def _unquote(text: str) -> str:
-    from urllib.parse import unquote
-
-    return unquote(text)
-
-
-def sigv4_headers(
-    method: str,
-    url: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    access_key: str,
-    secret_key: str,
-    region: str,
-    service: str,
-    when: dt.datetime,
-    session_token: str | None = None,
-) -> dict[str, str]:
-    """The request's headers plus `X-Amz-Date`, `Authorization` (and the session token), per
-    AWS's documented Signature Version 4 algorithm."""
-    amz_date = when.strftime("%Y%m%dT%H%M%SZ")
-    date = amz_date[:8]
-    parts = urlsplit(url)
-    signed = {k.lower(): " ".join(v.strip().split()) for k, v in headers.items()}
-    signed.setdefault("host", parts.netloc)
-    signed["x-amz-date"] = amz_date
-    if session_token:
-        signed["x-amz-security-token"] = session_token
-    names = sorted(signed)
-    canonical_request = "\n".join(
-        [
-            method.upper(),
-            quote(parts.path or "/", safe="/-_.~"),
-            canonical_query(parts.query),
-            "".join(f"{name}:{signed[name]}\n" for name in names),
-            ";".join(names),
-            hashlib.sha256(body).hexdigest(),
-        ]
-    )
-    scope = f"{date}/{region}/{service}/aws4_request"
-    string_to_sign = "\n".join(
-        [
-            "AWS4-HMAC-SHA256",
-            amz_date,
-            scope,
-            hashlib.sha256(canonical_request.encode()).hexdigest(),
-        ]
-    )
-    key = _hmac(("AWS4" + secret_key).encode(), date)
-    for part in (region, service, "aws4_request"):
-        key = _hmac(key, part)
-    signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-    result = dict(headers)
-    result["X-Amz-Date"] = amz_date
-    if session_token:
-        result["X-Amz-Security-Token"] = session_token
-    result["Authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
-        f"SignedHeaders={';'.join(names)}, Signature={signature}"
-    )
-    return result
+def _chain_credentials(botocore: Any) -> Any:
+    """Blocking: the default chain's current (refreshed if due) credentials."""
+    key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+    resolved = _chains.get(key)
+    if resolved is None:
+        resolved = botocore.session.Session().get_credentials()
+        if resolved is None:
+            raise ProviderConfigError(
+                "no AWS credentials: set aws_access_key_id and aws_secret_access_key in the "
+                "Secret, or give the controller credentials through the standard chain "
+                "(environment, IRSA web identity, shared config, ECS container or instance role)"
+            )
+        _chains[key] = resolved
+    return resolved.get_frozen_credentials()
 
 
 class CloudWatchProvider:
@@ -125,43 +79,48 @@ class CloudWatchProvider:
     ) -> None:
         if not spec.region:
             raise ProviderConfigError("region not specified")
+        self.botocore = _botocore()
         self.region = spec.region
         self.endpoint = (spec.address or f"https://monitoring.{self.region}.amazonaws.com").rstrip(
             "/"
         )
         self.window = 10 * interval_seconds(interval, "cloudwatch")
-        # Secret keys first (an explicit choice in the template), then the standard environment.
-        self.access_key = credential(credentials, "aws_access_key_id") or os.environ.get(
-            "AWS_ACCESS_KEY_ID"
-        )
-        self.secret_key = credential(credentials, "aws_secret_access_key") or os.environ.get(
-            "AWS_SECRET_ACCESS_KEY"
-        )
-        self.session_token = credential(credentials, "aws_session_token") or os.environ.get(
-            "AWS_SESSION_TOKEN"
-        )
-        if not self.access_key or not self.secret_key:
+        access_key = credential(credentials, "aws_access_key_id")
+        secret_key = credential(credentials, "aws_secret_access_key")
+        if bool(access_key) != bool(secret_key):
             raise ProviderConfigError(
-                "no AWS credentials: set aws_access_key_id and aws_secret_access_key in the "
-                "Secret, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment"
+                "the Secret must hold both aws_access_key_id and aws_secret_access_key"
+            )
+        self.static = None
+        if access_key and secret_key:
+            self.static = self.botocore.credentials.ReadOnlyCredentials(
+                access_key, secret_key, credential(credentials, "aws_session_token") or None
             )
         self.context = context
+
+    async def _credentials(self) -> Any:
+        if self.static is not None:
+            return self.static
+        errors = self.botocore.exceptions
+        try:
+            return await asyncio.to_thread(_chain_credentials, self.botocore)
+        except (errors.BotoCoreError, errors.ClientError) as error:
+            raise ProviderError(
+                f"error getting AWS credentials: {safe_text(str(error))}"
+            ) from error
 
     async def _call(self, payload: dict[str, object]) -> tuple[int, object, str]:
         body = json.dumps(payload).encode()
         url = f"{self.endpoint}/"
-        headers = sigv4_headers(
-            "POST",
-            url,
-            {"Content-Type": CONTENT_TYPE, "X-Amz-Target": TARGET},
-            body,
-            access_key=self.access_key or "",
-            secret_key=self.secret_key or "",
-            session_token=self.session_token,
-            region=self.region,
-            service="monitoring",
-            when=dt.datetime.fromtimestamp(self.context.clock(), dt.UTC),
+        request = self.botocore.awsrequest.AWSRequest(
+            method="POST",
+            url=url,
+            data=body,
+            headers={"Content-Type": CONTENT_TYPE, "X-Amz-Target": TARGET},
         )
+        signer = self.botocore.auth.SigV4Auth(await self._credentials(), "monitoring", self.region)
+        signer.add_auth(request)
+        headers = {name: str(value) for name, value in request.headers.items()}
         response = await http_request(self.context, "POST", url, headers=headers, data=body)
         return response.status, response.json_or_empty(), response.text
 

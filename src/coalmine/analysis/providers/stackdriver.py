@@ -1,19 +1,20 @@
 """Google Cloud Monitoring (Stackdriver): MQL through `projects.timeSeries.query`.
 
-A service-account key from the Secret is exchanged for an access token with the OAuth 2.0 JWT
-bearer grant (an RS256-signed assertion posted to the key's `token_uri`); without a key, the GCE
-metadata server's token is used, as Google's client libraries do for ambient credentials.
+Credentials come from google-auth (the optional extra `coalmine[gcp]`): the Secret's
+`serviceAccountKey` when set, else google-auth's default chain, as Google's client libraries and
+Flagger use it: `GOOGLE_APPLICATION_CREDENTIALS` (a key or a workload identity federation file),
+gcloud's application default credentials, then the metadata server (GKE Workload Identity, GCE;
+`GCE_METADATA_HOST` moves it). google-auth's token calls block, so they run in a worker thread;
+the token is kept until it expires. Queries go through the shared aiohttp session.
 """
 
 from __future__ import annotations
 
-import base64
+import asyncio
+import hashlib
 import json
 import os
 from typing import Any
-
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from coalmine.analysis.providers.base import (
     Credentials,
@@ -32,35 +33,44 @@ from coalmine.outbound import safe_text
 
 DEFAULT_ADDRESS = "https://monitoring.googleapis.com"
 SCOPE = "https://www.googleapis.com/auth/monitoring.read"
-JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+MISSING_EXTRA = "the stackdriver provider needs google-auth: install coalmine[gcp]"
+
+DEFAULT_CHAIN_ENVIRONMENT = (
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "CLOUDSDK_CONFIG",
+    "GCE_METADATA_HOST",
+    "GCE_METADATA_IP",
+)
+_credentials: dict[str, Any] = {}
+"""google-auth credentials by source (a key's digest, or the default chain): tokens outlive a
+provider instance, which lives for one check."""
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+def _google() -> Any:
+    try:
+        import google.auth
+        import google.auth.exceptions
+        import google.auth.transport.requests
+        import google.oauth2.service_account
+    except ImportError as error:
+        raise ProviderConfigError(MISSING_EXTRA) from error
+    return google
 
 
-def signed_jwt(key: dict[str, Any], now: float, scope: str = SCOPE) -> str:
-    """An RS256 JWT assertion for Google's token endpoint from a service-account key."""
-    private_key = serialization.load_pem_private_key(key["private_key"].encode(), password=None)
-    if not isinstance(private_key, rsa.RSAPrivateKey):
-        raise ProviderConfigError("serviceAccountKey private_key is not an RSA key")
-    header = {"alg": "RS256", "typ": "JWT"}
-    if key.get("private_key_id"):
-        header["kid"] = key["private_key_id"]
-    claims = {
-        "iss": key["client_email"],
-        "scope": scope,
-        "aud": key["token_uri"],
-        "iat": int(now),
-        "exp": int(now) + 3600,
-    }
-    signing_input = (
-        _b64url(json.dumps(header, separators=(",", ":")).encode())
-        + "."
-        + _b64url(json.dumps(claims, separators=(",", ":")).encode())
-    )
-    signature = private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-    return f"{signing_input}.{_b64url(signature)}"
+def _token(google: Any, source: str, key: dict[str, Any] | None) -> str:
+    """Blocking: a valid access token, refreshed by google-auth when due."""
+    credentials = _credentials.get(source)
+    if credentials is None:
+        if key is not None:
+            credentials = google.oauth2.service_account.Credentials.from_service_account_info(
+                key, scopes=[SCOPE]
+            )
+        else:
+            credentials, _project = google.auth.default(scopes=[SCOPE])
+        _credentials[source] = credentials
+    if not credentials.valid:
+        credentials.refresh(google.auth.transport.requests.Request())
+    return str(credentials.token)
 
 
 class StackdriverProvider:
@@ -79,7 +89,11 @@ class StackdriverProvider:
             raise ProviderConfigError("stackdriver project is not set (Secret key project)")
         self.address = (spec.address or DEFAULT_ADDRESS).rstrip("/")
         self.url = f"{self.address}/v3/projects/{project}/timeSeries:query"
+        self.google = _google()
         self.key: dict[str, Any] | None = None
+        self.source = "default:" + ";".join(
+            os.environ.get(name, "") for name in DEFAULT_CHAIN_ENVIRONMENT
+        )
         raw_key = credential(credentials, "serviceAccountKey")
         if raw_key:
             try:
@@ -93,41 +107,20 @@ class StackdriverProvider:
             ]
             if missing:
                 raise ProviderConfigError(f"serviceAccountKey lacks {', '.join(missing)}")
+            self.source = hashlib.sha256(raw_key.encode()).hexdigest()
         self.context = context
-        self._token: str | None = None
-        self._token_expiry = 0.0
 
     async def _access_token(self) -> str:
-        now = self.context.clock()
-        if self._token and now < self._token_expiry - 60:
-            return self._token
-        if self.key is not None:
-            response = await http_request(
-                self.context,
-                "POST",
-                self.key["token_uri"],
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-                data=f"grant_type={JWT_GRANT.replace(':', '%3A')}&assertion={signed_jwt(self.key, now)}",
-            )
-        else:
-            host = os.environ.get("GCE_METADATA_HOST", "metadata.google.internal")
-            response = await http_request(
-                self.context,
-                "GET",
-                f"http://{host}/computeMetadata/v1/instance/service-accounts/default/token",
-                headers={"Metadata-Flavor": "Google"},
-            )
-        if response.status != 200:
-            raise ProviderError(
-                f"error getting access token: status {response.status}: {safe_text(response.text, 300)}"
-            )
-        body = response.json()
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not token:
-            raise ProviderError("error getting access token: no access_token in answer")
-        self._token = str(token)
-        self._token_expiry = now + float(body.get("expires_in", 3600))
-        return self._token
+        errors = self.google.auth.exceptions
+        try:
+            return await asyncio.to_thread(_token, self.google, self.source, self.key)
+        except errors.DefaultCredentialsError as error:
+            raise ProviderConfigError(
+                f"no Google credentials: set serviceAccountKey in the Secret, or give the "
+                f"controller Workload Identity or GOOGLE_APPLICATION_CREDENTIALS: {error}"
+            ) from error
+        except (errors.GoogleAuthError, ValueError) as error:
+            raise ProviderError(f"error getting access token: {safe_text(str(error))}") from error
 
     async def _query(self, mql: str) -> tuple[int, Any, str]:
         token = await self._access_token()

@@ -1,0 +1,140 @@
+"""The API requests the controller makes, per resource: the source of its RBAC rules.
+
+The chart's ClusterRole and Role, the plain manifests and docs/controller.md list exactly these
+verbs (tests/deploy compares them), and tests/controller/test_permissions.py runs releases on
+devcluster and checks that every request the controller made is one of them. A verb is here only
+when a call in the code makes it; the reason names that call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Grant:
+    group: str
+    resources: tuple[str, ...]
+    verbs: tuple[str, ...]
+    why: str
+
+
+WATCHED = ("get", "list", "watch")
+"""Watched kinds: list+watch fill the cache, get is the fallback on a cache miss (a just-created
+object the watch has not brought yet) and the re-read after a lost write race (409)."""
+
+CLUSTER_ROLE: tuple[Grant, ...] = (
+    Grant(
+        "flagger.app",
+        ("canaries",),
+        ("list", "watch", "patch"),
+        "cache of Canaries (list+watch); patch: the finalizer (revertOnDeletion) and clearing "
+        "`coalmine.dev/*` verb annotations once acted on. Canaries are never read by GET.",
+    ),
+    Grant(
+        "flagger.app",
+        ("canaries/status",),
+        ("patch",),
+        "status written as one merge patch of the status subresource (the uid as precondition)",
+    ),
+    Grant(
+        "flagger.app",
+        ("canaries/finalizers",),
+        ("update",),
+        "copies carry an ownerReference to their Canary with blockOwnerDeletion, which "
+        "OwnerReferencesPermissionEnforcement allows only with update on the owner's finalizers",
+    ),
+    Grant(
+        "flagger.app",
+        ("metrictemplates", "alertproviders"),
+        ("list", "watch"),
+        "caches read by the analysis and the alerter; the start-up check lists them",
+    ),
+    Grant("", ("events",), ("create", "patch"), "Events; patch raises the count of a repeat"),
+    Grant(
+        "",
+        ("services",),
+        (*WATCHED, "create", "update", "delete"),
+        "`<apex>`, `-primary`, `-canary` Services: created, updated on difference (PUT), "
+        "deleted and created again when an immutable field changed",
+    ),
+    Grant(
+        "",
+        ("configmaps",),
+        ("get", "create", "update"),
+        "tracked configs read on demand (GET, a few seconds' cache; never listed or watched) and "
+        "their `-primary` copies created and updated",
+    ),
+    Grant(
+        "",
+        ("secrets",),
+        ("get", "create", "update", "delete"),
+        "as configmaps, plus delete: a copy whose Secret type changed is re-created; provider "
+        "and alert credentials are read by GET",
+    ),
+    Grant(
+        "apps",
+        ("deployments", "daemonsets"),
+        (*WATCHED, "create", "update", "patch"),
+        "targets and `-primary` workloads: primary created, promoted by PUT, scaled by patch",
+    ),
+    Grant(
+        "autoscaling",
+        ("horizontalpodautoscalers",),
+        (*WATCHED, "create", "update"),
+        "`-primary` HPA created and kept in line with the target's",
+    ),
+    Grant(
+        "keda.sh",
+        ("scaledobjects",),
+        (*WATCHED, "create", "update", "patch"),
+        "`-primary` ScaledObject; patch pauses and resumes the target's",
+    ),
+    Grant(
+        "networking.k8s.io",
+        ("ingresses",),
+        (*WATCHED, "create", "update", "delete"),
+        "NGINX router: the `-canary` Ingress, deleted on finalization",
+    ),
+    Grant(
+        "networking.istio.io",
+        ("virtualservices", "destinationrules"),
+        (*WATCHED, "create", "update"),
+        "Istio router objects",
+    ),
+    Grant(
+        "gateway.networking.k8s.io",
+        ("httproutes",),
+        (*WATCHED, "create", "update"),
+        "Gateway API router",
+    ),
+    Grant("split.smi-spec.io", ("trafficsplits",), (*WATCHED, "create", "update"), "SMI router"),
+    Grant("projectcontour.io", ("httpproxies",), (*WATCHED, "create", "update"), "Contour router"),
+    Grant("traefik.io", ("traefikservices",), (*WATCHED, "create", "update"), "Traefik router"),
+)
+
+LEADER_ELECTION_ROLE: tuple[Grant, ...] = (
+    Grant(
+        "coordination.k8s.io",
+        ("leases",),
+        ("get", "create", "update"),
+        "the leader-election Lease, in its own namespace only",
+    ),
+)
+
+
+def as_rules(grants: tuple[Grant, ...]) -> list[dict[str, list[str]]]:
+    """RBAC `rules` as the chart and the manifests write them."""
+    return [
+        {"apiGroups": [g.group], "resources": list(g.resources), "verbs": list(g.verbs)}
+        for g in grants
+    ]
+
+
+def granted(grants: tuple[Grant, ...]) -> dict[tuple[str, str], set[str]]:
+    """(group, resource) -> verbs."""
+    result: dict[tuple[str, str], set[str]] = {}
+    for grant in grants:
+        for resource in grant.resources:
+            result.setdefault((grant.group, resource), set()).update(grant.verbs)
+    return result

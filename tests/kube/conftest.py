@@ -1,5 +1,6 @@
-"""A KubeApi as the controller has it, through the real lightkube client, on both tiers (see
-tests/tiered.py): the ServiceAccount on the real control plane."""
+"""A KubeApi through the real lightkube client, on both tiers (see tests/tiered.py): the cluster
+admin's, for the client library's own behaviour (informers, writes); events and leases use the
+controller's ServiceAccount (test_events_and_lease.py), so its RBAC is checked there."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def ns(apiserver: ApiServer) -> str:
 
 @pytest.fixture
 async def api(apiserver: ApiServer) -> AsyncIterator[KubeApi]:
-    client = KubeApi(load_config(str(apiserver.controller_kubeconfig)))
+    client = KubeApi(load_config(str(apiserver.kubeconfig_path)))
     yield client
     await client.close()
 

@@ -13,7 +13,7 @@ async def test_a_burst_beyond_the_cap_completes_and_failures_release_their_slot(
     ns: str,
     apiserver: ApiServer,
 ) -> None:
-    api = KubeApi(load_config(str(apiserver.controller_kubeconfig)), max_in_flight=2)
+    api = KubeApi(load_config(str(apiserver.kubeconfig_path)), max_in_flight=2)
     try:
         configmap = {
             "apiVersion": "v1",

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from coalmine.kube.api import KubeApi
+from coalmine.kube.api import KubeApi, load_config
 from coalmine.kube.events import EventRecorder
 from coalmine.kube.kinds import EVENT, LEASE
 from coalmine.kube.lease import LeaderElector, LeaseTimings
 from tiered import ApiServer
+
+
+@pytest.fixture
+async def api(apiserver: ApiServer) -> AsyncIterator[KubeApi]:
+    """The controller's client: events and leases are written as its ServiceAccount."""
+    client = KubeApi(load_config(str(apiserver.controller_kubeconfig)))
+    yield client
+    await client.close()
+
 
 FAST = LeaseTimings(lease_duration=2.0, renew_deadline=1.0, retry_period=0.2)
 

@@ -11,7 +11,7 @@ from coalmine.api.models import Canary, CanaryStatus
 from coalmine.kube.api import KubeApi, Object
 from coalmine.kube.cache import resource_version
 from coalmine.kube.context import ClusterContext
-from coalmine.kube.kinds import Kind
+from coalmine.kube.kinds import CONFIG_MAP, SECRET, Kind
 from coalmine.targets.base import TargetController, TargetNotReady
 
 CANARY_UID = "0c0ffee0-0000-4000-8000-000000000001"
@@ -155,8 +155,15 @@ async def until(check: Callable[[], bool], what: str) -> None:
         await asyncio.sleep(POLL_SECONDS)
 
 
+# Kinds the controller reads with a GET when it needs them, never through a watch cache (its
+# RBAC grants `get` only): there is no cache to wait for.
+READ_ON_DEMAND = (CONFIG_MAP, SECRET)
+
+
 async def cached(ctx: ClusterContext, kind: Kind, written: Object) -> None:
     """Wait until the watch cache holds `written` (or newer), as a later cycle would see it."""
+    if kind in READ_ON_DEMAND:
+        return
     informer = await ctx.caches.synced(kind)
     metadata = written["metadata"]
     wanted = resource_version(written)

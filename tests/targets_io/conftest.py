@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from coalmine.controller.runtime import ON_DEMAND_KINDS
 from coalmine.kube.api import KubeApi, load_config
 from coalmine.kube.cache import Caches
 from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import CANARY
 from tiered import ApiServer
 
-from .io_helpers import OWNER_UIDS
+from .io_helpers import OWNER_UIDS, USER_APIS
 
 
 @pytest.fixture
@@ -25,9 +26,11 @@ def ns(apiserver: ApiServer) -> str:
 @pytest.fixture
 async def admin_api(apiserver: ApiServer) -> AsyncIterator[KubeApi]:
     """A client of the cluster's admin, for what stands in for other parties (a Gateway
-    controller, the user)."""
+    controller, the user: `write` and `patch` use it)."""
     client = KubeApi(load_config(str(apiserver.kubeconfig_path)))
+    USER_APIS[apiserver.namespace] = client
     yield client
+    del USER_APIS[apiserver.namespace]
     await client.close()
 
 
@@ -62,7 +65,10 @@ async def api(apiserver: ApiServer, owner: str) -> AsyncIterator[KubeApi]:
 
 
 @pytest.fixture
-async def ctx(api: KubeApi) -> AsyncIterator[ClusterContext]:
-    caches = Caches(api)
+async def ctx(apiserver: ApiServer, api: KubeApi) -> AsyncIterator[ClusterContext]:
+    """Caches as `coalmine controller` builds them on this tier (`--namespace` on the real one;
+    Secrets and ConfigMaps read on demand)."""
+    settings = apiserver.controller_settings()
+    caches = Caches(api, settings.namespace or None, on_demand=ON_DEMAND_KINDS)
     yield ClusterContext(api=api, caches=caches)
     await caches.stop()

@@ -11,13 +11,16 @@ from coalmine.api.models import Canary, CanaryStatus
 from coalmine.kube.api import KubeApi, Object
 from coalmine.kube.cache import resource_version
 from coalmine.kube.context import ClusterContext
-from coalmine.kube.kinds import CONFIG_MAP, SECRET, Kind
+from coalmine.kube.kinds import Kind
 from coalmine.targets.base import TargetController, TargetNotReady
 
 CANARY_UID = "0c0ffee0-0000-4000-8000-000000000001"
 # The uid of the Canary `podinfo` stored in each test's namespace (the `owner` fixture): a real
 # API server's garbage collector deletes the copies if their owner does not exist.
 OWNER_UIDS: dict[str, str] = {}
+# The user's (admin) client of each test's namespace (the `admin_api` fixture): `write` and `patch`
+# act as the user, not as the controller's ServiceAccount.
+USER_APIS: dict[str, KubeApi] = {}
 WRITE_VERBS = ("create", "replace", "patch", "delete")
 POLL_SECONDS = 0.01
 WAIT_SECONDS = 10.0
@@ -155,17 +158,15 @@ async def until(check: Callable[[], bool], what: str) -> None:
         await asyncio.sleep(POLL_SECONDS)
 
 
-# Kinds the controller reads with a GET when it needs them, never through a watch cache (its
-# RBAC grants `get` only): there is no cache to wait for.
-READ_ON_DEMAND = (CONFIG_MAP, SECRET)
-
-
 async def cached(ctx: ClusterContext, kind: Kind, written: Object) -> None:
-    """Wait until the watch cache holds `written` (or newer), as a later cycle would see it."""
-    if kind in READ_ON_DEMAND:
+    """Wait until the watch cache holds `written` (or newer), as a later cycle would see it.
+    Kinds read on demand (Secrets, ConfigMaps: no watch) are forgotten instead, as their time to
+    live would let them expire, so the next read GETs them."""
+    metadata = written["metadata"]
+    if kind in ctx.caches.on_demand:
+        await ctx.caches.on_demand_cache(kind).forget(metadata["name"], metadata.get("namespace"))
         return
     informer = await ctx.caches.synced(kind)
-    metadata = written["metadata"]
     wanted = resource_version(written)
 
     def arrived() -> bool:
@@ -178,13 +179,14 @@ async def cached(ctx: ClusterContext, kind: Kind, written: Object) -> None:
 async def write(ctx: ClusterContext, kind: Kind, obj: Mapping[str, Any]) -> Object:
     """A user's write (create, or update of the current object), seen by the cache afterwards."""
     metadata = obj["metadata"]
-    current = await ctx.api.get_or_none(kind, metadata["name"], metadata.get("namespace"))
+    user = USER_APIS.get(metadata["namespace"], ctx.api)
+    current = await user.get_or_none(kind, metadata["name"], metadata.get("namespace"))
     if current is None:
-        written = await ctx.api.create(kind, obj)
+        written = await user.create(kind, obj)
     else:
         updated = copy.deepcopy(dict(obj))
         updated["metadata"] = {**current["metadata"], **obj["metadata"]}
-        written = await ctx.api.replace(kind, updated)
+        written = await user.replace(kind, updated)
     await cached(ctx, kind, written)
     return written
 
@@ -192,7 +194,7 @@ async def write(ctx: ClusterContext, kind: Kind, obj: Mapping[str, Any]) -> Obje
 async def patch(
     ctx: ClusterContext, ns: str, kind: Kind, name: str, body: Mapping[str, Any]
 ) -> Object:
-    written = await ctx.api.patch(kind, name, dict(body), ns)
+    written = await USER_APIS.get(ns, ctx.api).patch(kind, name, dict(body), ns)
     await cached(ctx, kind, written)
     return written
 

@@ -17,6 +17,7 @@ from coalmine.targets.errors import TargetError
 from coalmine.targets.service_controller import ServiceTargetController
 
 from .io_helpers import (
+    USER_APIS,
     cached,
     counting_writes,
     make_canary,
@@ -274,7 +275,7 @@ async def test_a_target_turning_headless_recreates_the_copy(ns: str, ctx: Cluste
     _, primary_before, canary_before = await services(ns, ctx)
 
     # A Service cannot turn headless in place: the user recreates the target too.
-    await ctx.api.delete(SERVICE, "podinfo", ns)
+    await USER_APIS[ns].delete(SERVICE, "podinfo", ns)
     await write(ctx, SERVICE, SHAPES["headless"](ns))
     await controller.initialize(canary)
     _, primary, canary_copy = await services(ns, ctx)
@@ -404,7 +405,9 @@ async def test_promotion_wins_a_race_with_another_writer_by_reading_again(
     stale = ctx.caches.informer(SERVICE).get("podinfo-primary", ns)
     assert stale is not None
     # Someone else writes the primary; this process's cache still holds the older copy.
-    await ctx.api.patch(SERVICE, "podinfo-primary", {"metadata": {"labels": {"zone": "a"}}}, ns)
+    await USER_APIS[ns].patch(
+        SERVICE, "podinfo-primary", {"metadata": {"labels": {"zone": "a"}}}, ns
+    )
     await ctx.caches.informer(SERVICE).stop()
     ctx.caches.informer(SERVICE)._objects[(ns, "podinfo-primary")] = stale
     await patch_target_selector(ns, ctx, "podinfo-green")
@@ -420,5 +423,7 @@ async def test_promotion_wins_a_race_with_another_writer_by_reading_again(
 
 async def patch_target_selector(ns: str, ctx: ClusterContext, app: str) -> None:
     """Change the target directly (the informer of this test is stopped)."""
-    written = await ctx.api.patch(SERVICE, "podinfo", {"spec": {"selector": {"app": app}}}, ns)
+    written = await USER_APIS[ns].patch(
+        SERVICE, "podinfo", {"spec": {"selector": {"app": app}}}, ns
+    )
     await ctx.caches.informer(SERVICE).observe(written)

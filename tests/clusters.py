@@ -39,17 +39,32 @@ ROOT = Path(__file__).resolve().parents[1]
 CRD_DIR = ROOT / "deploy" / "crds"
 RBAC_MANIFEST = ROOT / "deploy" / "manifests" / "coalmine.yaml"
 CONTROLLER_SA = ("coalmine", "coalmine")  # namespace, name
-# The routers' official CRDs the end-to-end releases write to, served by both tiers.
+# The official CRDs of the routing and scaling objects the tests write to, served by both tiers.
 ROUTER_CRDS = [
     crd_path("istio/networking.istio.io_virtualservices.yaml"),
     crd_path("istio/networking.istio.io_destinationrules.yaml"),
     crd_path("gateway-api/gateway.networking.k8s.io_httproutes.yaml"),
+    crd_path("linkerd-smi/split.smi-spec.io_trafficsplits.yaml"),
+    crd_path("contour/projectcontour.io_httpproxies.yaml"),
+    crd_path("traefik/traefik.io_traefikservices.yaml"),
 ]
+# CRDs a test installs itself on devcluster (another test there needs them absent); the real
+# control plane of the session serves them from the start.
+OPTIONAL_CRDS = [crd_path("keda/keda.sh_scaledobjects.yaml")]
 
 
 def tiers() -> list[str]:
     chosen = os.environ.get("COALMINE_TEST_CLUSTERS", "devcluster,realcluster")
     return [tier.strip() for tier in chosen.split(",") if tier.strip()]
+
+
+def tiers_for(definition: pytest.Function) -> list[str]:
+    """The tiers a test runs on: all chosen ones, or only devcluster when it is marked
+    `devcluster_only(reason)` (it needs one of devcluster's own test hooks)."""
+    chosen = tiers()
+    if definition.get_closest_marker("devcluster_only"):
+        chosen = [tier for tier in chosen if tier == "devcluster"]
+    return chosen
 
 
 def coalmine_crds() -> list[Path]:

@@ -9,14 +9,16 @@ import pytest
 
 from binaries import INSTALL_HINTS, require_binary
 from clusters import (
+    OPTIONAL_CRDS,
     RealClusterProcess,
     controller_kubeconfig,
     require_go,
     start_realcluster,
     stop_realcluster,
 )
+from tiered import apiserver, parametrize
 
-__all__ = ["INSTALL_HINTS", "require_binary"]
+__all__ = ["INSTALL_HINTS", "apiserver", "require_binary"]
 
 pytest_plugins = ["coalmine.devcluster.testing"]
 
@@ -29,8 +31,13 @@ def realcluster_session(
     controller's ServiceAccount kubeconfig; tests keep apart by namespace."""
     require_go()
     workdir = tmp_path_factory.mktemp("realcluster")
-    cluster = start_realcluster(workdir)
+    cluster = start_realcluster(workdir, *OPTIONAL_CRDS)
     try:
         yield cluster, controller_kubeconfig(cluster, workdir / "controller.kubeconfig")
     finally:
         stop_realcluster(cluster)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test taking `apiserver` runs on each tier (see tiered.py)."""
+    parametrize(metafunc)

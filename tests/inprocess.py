@@ -12,6 +12,7 @@ from coalmine.controller.runtime import Controller
 from coalmine.controller.settings import Settings
 from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.api import KubeApi, load_config
+from tiered import ApiServer
 
 CRD_DIR = Path(__file__).resolve().parents[1] / "deploy" / "crds"
 
@@ -43,6 +44,13 @@ async def running_controller(devcluster: DevCluster, interval: float) -> AsyncIt
             metrics_server="http://127.0.0.1:9",
         )
     )
+    async with _running(controller) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def _running(controller: Controller) -> AsyncIterator[Controller]:
+    """Run until ready; stop like SIGTERM would, and it must exit 0."""
     task = asyncio.create_task(controller.run())
     try:
         async with asyncio.timeout(30):
@@ -52,6 +60,31 @@ async def running_controller(devcluster: DevCluster, interval: float) -> AsyncIt
     finally:
         controller.stop()
         assert await asyncio.wait_for(task, 40) == 0
+
+
+@contextlib.asynccontextmanager
+async def controller_on(
+    apiserver: ApiServer, interval: float, **settings: Any
+) -> AsyncIterator[Controller]:
+    """`running_controller` on either tier: as the ServiceAccount watching the test's namespace
+    on the real control plane (see `ApiServer.controller_settings`)."""
+    controller = Controller(
+        apiserver.controller_settings(
+            min_analysis_interval=interval, control_loop_interval=interval, **settings
+        )
+    )
+    async with _running(controller) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def admin_api(apiserver: ApiServer) -> AsyncIterator[KubeApi]:
+    """A client of the cluster's admin: the user's side of a test."""
+    client = KubeApi(load_config(str(apiserver.kubeconfig_path)))
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 def service(name: str, app: str, namespace: str = "default") -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The controller in-process against devcluster: bad input, duplicates, endpoints, SIGTERM-style stop.
+"""The controller in-process on both tiers: bad input, duplicates, endpoints, SIGTERM-style stop.
 
 A user's mistake becomes a condition and a Warning event on that canary only; other canaries
 carry on.
@@ -14,11 +14,10 @@ import aiohttp
 import pytest
 
 from coalmine.controller.runtime import Controller
-from coalmine.controller.settings import Settings
-from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.api import KubeApi
 from coalmine.kube.kinds import CANARY, EVENT, SERVICE
-from inprocess import cluster_api, running_controller
+from inprocess import admin_api, controller_on
+from tiered import ApiServer
 
 
 async def eventually(predicate: Callable[[], Any], limit: float = 30.0) -> None:
@@ -28,14 +27,20 @@ async def eventually(predicate: Callable[[], Any], limit: float = 30.0) -> None:
 
 
 @pytest.fixture
-async def api(devcluster: DevCluster) -> AsyncIterator[KubeApi]:
-    async with cluster_api(devcluster) as client:
+def ns(apiserver: ApiServer) -> str:
+    return apiserver.namespace
+
+
+@pytest.fixture
+async def api(apiserver: ApiServer) -> AsyncIterator[KubeApi]:
+    """The user's client (admin)."""
+    async with admin_api(apiserver) as client:
         yield client
 
 
 @pytest.fixture
-async def controller(devcluster: DevCluster, api: KubeApi) -> AsyncIterator[Controller]:
-    async with running_controller(devcluster, interval=1.0) as running:
+async def controller(apiserver: ApiServer, api: KubeApi) -> AsyncIterator[Controller]:
+    async with controller_on(apiserver, interval=1.0) as running:
         yield running
 
 
@@ -46,20 +51,20 @@ def _async(check: Callable[[], bool]) -> Callable[[], Any]:
     return predicate
 
 
-def service(name: str) -> dict[str, Any]:
+def service(ns: str, name: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": ns},
         "spec": {"selector": {"app": f"{name}-blue"}, "ports": [{"port": 80}]},
     }
 
 
-def canary(name: str, target: str, **spec: Any) -> dict[str, Any]:
+def canary(ns: str, name: str, target: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "flagger.app/v1beta1",
         "kind": "Canary",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": ns},
         "spec": {
             "targetRef": {"apiVersion": "v1", "kind": "Service", "name": target},
             "service": {"port": 80},
@@ -69,13 +74,13 @@ def canary(name: str, target: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-async def phase_of(api: KubeApi, name: str) -> str:
-    obj = await api.get(CANARY, name, "default")
+async def phase_of(ns: str, api: KubeApi, name: str) -> str:
+    obj = await api.get(CANARY, name, ns)
     return str((obj.get("status") or {}).get("phase") or "")
 
 
-async def warnings(api: KubeApi, name: str) -> list[str]:
-    events = (await api.list(EVENT, "default")).items
+async def warnings(ns: str, api: KubeApi, name: str) -> list[str]:
+    events = (await api.list(EVENT, ns)).items
     return [
         e["message"]
         for e in events
@@ -91,119 +96,123 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
 
 
 async def test_an_invalid_canary_gets_a_condition_and_a_warning_naming_the_field_and_others_carry_on(
-    api: KubeApi, controller: Controller
+    ns: str, api: KubeApi, controller: Controller
 ) -> None:
-    await api.create(SERVICE, service("good"))
-    await api.create(SERVICE, service("bad"))
-    bad = canary("bad", "bad")
+    await api.create(SERVICE, service(ns, "good"))
+    await api.create(SERVICE, service(ns, "bad"))
+    bad = canary(ns, "bad", "bad")
     bad["spec"]["analysis"] = {"interval": "1s", "threshold": 1, "stepWeights": [20, 10]}
     await api.create(CANARY, bad)
-    await api.create(CANARY, canary("good", "good"))
+    await api.create(CANARY, canary(ns, "good", "good"))
 
     async def refused() -> bool:
-        return condition(await api.get(CANARY, "bad", "default"), "Valid") is not None
+        return condition(await api.get(CANARY, "bad", ns), "Valid") is not None
 
     await eventually(refused)
-    found = condition(await api.get(CANARY, "bad", "default"), "Valid")
+    found = condition(await api.get(CANARY, "bad", ns), "Valid")
     assert found is not None
     assert found["status"] == "False"
     assert found["reason"] == "InvalidSpec"
     assert "spec.analysis.stepWeights[1]" in found["message"]
-    assert any("spec.analysis.stepWeights[1]" in m for m in await warnings(api, "bad"))
+    assert any("spec.analysis.stepWeights[1]" in m for m in await warnings(ns, api, "bad"))
 
     async def good_initialized() -> bool:
-        return await phase_of(api, "good") == "Initialized"
+        return await phase_of(ns, api, "good") == "Initialized"
 
     await eventually(good_initialized)
 
 
-async def test_fixing_an_invalid_canary_starts_it(api: KubeApi, controller: Controller) -> None:
-    await api.create(SERVICE, service("podinfo"))
-    bad = canary("podinfo", "podinfo")
+async def test_fixing_an_invalid_canary_starts_it(
+    ns: str, api: KubeApi, controller: Controller
+) -> None:
+    await api.create(SERVICE, service(ns, "podinfo"))
+    bad = canary(ns, "podinfo", "podinfo")
     bad["spec"]["analysis"]["stepWeight"] = 0
     del bad["spec"]["analysis"]["iterations"]
     await api.create(CANARY, bad)
 
     async def refused() -> bool:
-        return condition(await api.get(CANARY, "podinfo", "default"), "Valid") is not None
+        return condition(await api.get(CANARY, "podinfo", ns), "Valid") is not None
 
     await eventually(refused)
     await api.patch(
         CANARY,
         "podinfo",
         {"spec": {"analysis": {"stepWeight": None, "iterations": 1}}},
-        "default",
+        ns,
     )
 
     async def initialized() -> bool:
-        return await phase_of(api, "podinfo") == "Initialized"
+        return await phase_of(ns, api, "podinfo") == "Initialized"
 
     await eventually(initialized)
 
 
 async def test_a_missing_target_keeps_the_canary_initializing_with_an_event(
-    api: KubeApi, controller: Controller
+    ns: str, api: KubeApi, controller: Controller
 ) -> None:
-    await api.create(CANARY, canary("ghost", "ghost"))
+    await api.create(CANARY, canary(ns, "ghost", "ghost"))
 
     async def warned() -> bool:
-        return any("ghost" in m for m in await warnings(api, "ghost"))
+        return any("ghost" in m for m in await warnings(ns, api, "ghost"))
 
     await eventually(warned)
-    assert await phase_of(api, "ghost") == "Initializing"
-    await api.create(SERVICE, service("ghost"))
+    assert await phase_of(ns, api, "ghost") == "Initializing"
+    await api.create(SERVICE, service(ns, "ghost"))
 
     async def initialized() -> bool:
-        return await phase_of(api, "ghost") == "Initialized"
+        return await phase_of(ns, api, "ghost") == "Initialized"
 
     await eventually(initialized)
 
 
 async def test_a_second_canary_on_the_same_target_is_refused(
-    api: KubeApi, controller: Controller
+    ns: str, api: KubeApi, controller: Controller
 ) -> None:
-    await api.create(SERVICE, service("shared"))
-    await api.create(CANARY, canary("first", "shared"))
+    await api.create(SERVICE, service(ns, "shared"))
+    await api.create(CANARY, canary(ns, "first", "shared"))
 
     async def first_initialized() -> bool:
-        return await phase_of(api, "first") == "Initialized"
+        return await phase_of(ns, api, "first") == "Initialized"
 
     await eventually(first_initialized)
-    await api.create(CANARY, canary("second", "shared"))
+    await api.create(CANARY, canary(ns, "second", "shared"))
 
     async def second_refused() -> bool:
-        return condition(await api.get(CANARY, "second", "default"), "Valid") is not None
+        return condition(await api.get(CANARY, "second", ns), "Valid") is not None
 
     await eventually(second_refused)
-    found = condition(await api.get(CANARY, "second", "default"), "Valid")
+    found = condition(await api.get(CANARY, "second", ns), "Valid")
     assert found is not None
     assert found["reason"] == "DuplicateTarget"
-    assert "already released by canary first.default" in found["message"]
-    assert await phase_of(api, "first") == "Initialized"
+    assert f"already released by canary first.{ns}" in found["message"]
+    assert await phase_of(ns, api, "first") == "Initialized"
 
 
 async def test_an_unsupported_provider_is_refused_with_the_reason(
-    api: KubeApi, controller: Controller
+    ns: str, api: KubeApi, controller: Controller
 ) -> None:
-    await api.create(SERVICE, service("mesh"))
-    await api.create(CANARY, canary("mesh", "mesh", provider="kuma"))
+    await api.create(SERVICE, service(ns, "mesh"))
+    await api.create(CANARY, canary(ns, "mesh", "mesh", provider="kuma"))
 
     async def refused() -> bool:
-        return condition(await api.get(CANARY, "mesh", "default"), "Valid") is not None
+        return condition(await api.get(CANARY, "mesh", ns), "Valid") is not None
 
     await eventually(refused)
-    found = condition(await api.get(CANARY, "mesh", "default"), "Valid")
+    found = condition(await api.get(CANARY, "mesh", ns), "Valid")
     assert found is not None
     assert found["reason"] == "UnsupportedRouting"
     assert "kuma" in found["message"]
 
 
-async def test_metrics_health_and_readiness_endpoints(api: KubeApi, controller: Controller) -> None:
-    await api.create(SERVICE, service("podinfo"))
-    await api.create(CANARY, canary("podinfo", "podinfo"))
+async def test_metrics_health_and_readiness_endpoints(
+    ns: str, api: KubeApi, controller: Controller
+) -> None:
+    await api.create(SERVICE, service(ns, "podinfo"))
+    await api.create(CANARY, canary(ns, "podinfo", "podinfo"))
 
     async def initialized() -> bool:
-        return await phase_of(api, "podinfo") == "Initialized"
+        return await phase_of(ns, api, "podinfo") == "Initialized"
 
     await eventually(initialized)
     base = f"http://127.0.0.1:{controller.http_port}"
@@ -215,24 +224,24 @@ async def test_metrics_health_and_readiness_endpoints(api: KubeApi, controller: 
         async with session.get(f"{base}/metrics") as response:
             body = await response.text()
     assert 'flagger_info{mesh_provider="kubernetes"' in body
-    assert 'flagger_canary_status{name="podinfo",namespace="default"} 1.0' in body
+    assert f'flagger_canary_status{{name="podinfo",namespace="{ns}"}} 1.0' in body
     assert 'coalmine_kube_requests_total{resource="canaries.flagger.app",verb="list"}' in body
 
 
 async def test_a_steady_canary_costs_no_api_requests_per_cycle(
-    api: KubeApi, controller: Controller
+    ns: str, api: KubeApi, controller: Controller
 ) -> None:
-    await api.create(SERVICE, service("steady"))
-    await api.create(CANARY, canary("steady", "steady"))
+    await api.create(SERVICE, service(ns, "steady"))
+    await api.create(CANARY, canary(ns, "steady", "steady"))
 
     async def initialized() -> bool:
-        return await phase_of(api, "steady") == "Initialized"
+        return await phase_of(ns, api, "steady") == "Initialized"
 
     await eventually(initialized)
     await asyncio.sleep(1.5)
     reconciler = controller.reconciler
     assert reconciler is not None
-    job = reconciler.jobs.get("steady.default")
+    job = reconciler.jobs.get(f"steady.{ns}")
     assert job is not None
     before_requests = reconciler.api.request_total
     before_cycles = job.cycles
@@ -244,7 +253,7 @@ async def test_a_steady_canary_costs_no_api_requests_per_cycle(
 
 
 async def test_a_standby_replica_is_ready_before_it_leads(
-    devcluster: DevCluster, api: KubeApi
+    ns: str, apiserver: ApiServer, api: KubeApi
 ) -> None:
     from coalmine.kube.kinds import LEASE
 
@@ -253,16 +262,13 @@ async def test_a_standby_replica_is_ready_before_it_leads(
         {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": {"name": "flagger-leader-election", "namespace": "default"},
+            "metadata": {"name": "flagger-leader-election", "namespace": ns},
             "spec": {"holderIdentity": "someone-else", "leaseDurationSeconds": 3600},
         },
     )
-    settings = Settings(
-        kubeconfig=str(devcluster.kubeconfig_path),
-        listen_address="127.0.0.1:0",
-        mesh_provider="kubernetes",
+    settings = apiserver.controller_settings(
         enable_leader_election=True,
-        leader_election_namespace="default",
+        leader_election_namespace=ns,
         leader_election_lease=3.0,
         leader_election_renew_deadline=2.0,
         leader_election_retry=0.5,
@@ -278,72 +284,67 @@ async def test_a_standby_replica_is_ready_before_it_leads(
     assert await asyncio.wait_for(task, 40) == 0
 
 
-async def test_a_router_whose_crd_is_not_installed_is_a_warning_not_a_hang(
-    api: KubeApi, controller: Controller
+async def test_a_router_whose_crd_is_not_served_is_a_warning_not_a_hang(
+    ns: str, api: KubeApi, controller: Controller
 ) -> None:
-    await api.create(SERVICE, service("meshless"))
-    await api.create(CANARY, canary("meshless", "meshless", provider="istio"))
+    await api.create(SERVICE, service(ns, "meshless"))
+    await api.create(CANARY, canary(ns, "meshless", "meshless", provider="smi:v1alpha3"))
 
     async def warned() -> bool:
-        return any("is its CRD installed?" in m for m in await warnings(api, "meshless"))
+        return any("is its CRD installed?" in m for m in await warnings(ns, api, "meshless"))
 
     await eventually(warned)
-    assert await phase_of(api, "meshless") == "Initializing"
+    assert await phase_of(ns, api, "meshless") == "Initializing"
 
 
 async def test_a_target_that_becomes_unroutable_is_refused_at_the_next_cycle(
-    api: KubeApi, controller: Controller, devcluster: DevCluster
+    ns: str, api: KubeApi, controller: Controller, apiserver: ApiServer
 ) -> None:
-    from coalmine.devcluster.crds import crd_path
-
-    devcluster.apply_manifests(
-        crd_path("linkerd-smi/split.smi-spec.io_trafficsplits.yaml").read_text()
-    )
-    await api.create(SERVICE, service("split"))
-    await api.create(CANARY, canary("split", "split", provider="linkerd"))
+    await api.create(SERVICE, service(ns, "split"))
+    await api.create(CANARY, canary(ns, "split", "split", provider="linkerd"))
 
     async def initialized() -> bool:
-        return await phase_of(api, "split") == "Initialized"
+        return await phase_of(ns, api, "split") == "Initialized"
 
     await eventually(initialized)
     await api.replace(
         SERVICE,
         {
-            **(await api.get(SERVICE, "split", "default")),
+            **(await api.get(SERVICE, "split", ns)),
             "spec": {"type": "ExternalName", "externalName": "other.example.com"},
         },
     )
 
     async def refused() -> bool:
-        return condition(await api.get(CANARY, "split", "default"), "Valid") is not None
+        return condition(await api.get(CANARY, "split", ns), "Valid") is not None
 
     await eventually(refused)
-    found = condition(await api.get(CANARY, "split", "default"), "Valid")
+    found = condition(await api.get(CANARY, "split", ns), "Valid")
     assert found is not None
     assert found["reason"] == "UnsupportedRouting"
     assert "ExternalName" in found["message"]
 
 
 async def test_a_refused_second_canary_takes_over_when_the_first_is_deleted(
-    api: KubeApi, controller: Controller
+    ns: str, api: KubeApi, controller: Controller
 ) -> None:
-    await api.create(SERVICE, service("handover"))
-    await api.create(CANARY, canary("old", "handover"))
+    await api.create(SERVICE, service(ns, "handover"))
+    await api.create(CANARY, canary(ns, "old", "handover"))
 
     async def old_initialized() -> bool:
-        return await phase_of(api, "old") == "Initialized"
+        return await phase_of(ns, api, "old") == "Initialized"
 
     await eventually(old_initialized)
-    await api.create(CANARY, canary("new", "handover"))
+    await api.create(CANARY, canary(ns, "new", "handover"))
 
     async def new_refused() -> bool:
-        return condition(await api.get(CANARY, "new", "default"), "Valid") is not None
+        return condition(await api.get(CANARY, "new", ns), "Valid") is not None
 
     await eventually(new_refused)
-    await api.delete(CANARY, "old", "default")
+    await api.delete(CANARY, "old", ns)
 
     async def new_initialized() -> bool:
-        return await phase_of(api, "new") == "Initialized"
+        return await phase_of(ns, api, "new") == "Initialized"
 
     await eventually(new_initialized)
-    assert condition(await api.get(CANARY, "new", "default"), "Valid") is None
+    assert condition(await api.get(CANARY, "new", ns), "Valid") is None

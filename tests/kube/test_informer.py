@@ -6,17 +6,19 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from coalmine.devcluster.cluster import DevCluster
+import pytest
+
 from coalmine.kube.api import KubeApi
 from coalmine.kube.cache import Informer
 from coalmine.kube.kinds import CONFIG_MAP
+from tiered import ApiServer
 
 
-def configmap(name: str, **data: str) -> dict[str, Any]:
+def configmap(ns: str, name: str, **data: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": ns},
         "data": data,
     }
 
@@ -27,79 +29,91 @@ async def eventually(predicate: Callable[[], bool], limit: float = 10.0) -> None
             await asyncio.sleep(0.01)
 
 
+# kube-controller-manager publishes this ConfigMap in every namespace (devcluster does not).
+ROOT_CA = "kube-root-ca.crt"
+
+
 class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, str]] = []
 
     def __call__(self, event_type: str, obj: dict[str, Any]) -> None:
+        if obj["metadata"]["name"] == ROOT_CA:
+            return
         self.events.append((event_type, obj["metadata"]["name"], obj.get("data", {}).get("v", "")))
 
 
-async def test_the_cache_lists_existing_objects_then_follows_changes(api: KubeApi) -> None:
-    await api.create(CONFIG_MAP, configmap("before", v="1"))
-    informer = Informer(api, CONFIG_MAP)
+async def test_the_cache_lists_existing_objects_then_follows_changes(ns: str, api: KubeApi) -> None:
+    await api.create(CONFIG_MAP, configmap(ns, "before", v="1"))
+    informer = Informer(api, CONFIG_MAP, ns)
     seen = Recorder()
     informer.subscribe(seen)
     informer.start()
     await informer.wait_synced()
-    assert informer.get("before", "default") is not None
-    await api.create(CONFIG_MAP, configmap("after", v="1"))
-    await api.patch(CONFIG_MAP, "after", {"data": {"v": "2"}}, "default")
-    await api.delete(CONFIG_MAP, "before", "default")
+    assert informer.get("before", ns) is not None
+    await api.create(CONFIG_MAP, configmap(ns, "after", v="1"))
+    await api.patch(CONFIG_MAP, "after", {"data": {"v": "2"}}, ns)
+    await api.delete(CONFIG_MAP, "before", ns)
     await eventually(lambda: ("DELETED", "before", "1") in seen.events)
     await eventually(lambda: ("MODIFIED", "after", "2") in seen.events)
     assert seen.events[0] == ("ADDED", "before", "1")
-    assert informer.get("before", "default") is None
-    assert informer.get("after", "default")["data"] == {"v": "2"}  # type: ignore[index]
+    assert informer.get("before", ns) is None
+    assert informer.get("after", ns)["data"] == {"v": "2"}  # type: ignore[index]
     await informer.stop()
 
 
+@pytest.mark.devcluster_only("needs devcluster's fault injection")
 async def test_a_dropped_watch_resumes_without_repeating_or_missing_events(
-    api: KubeApi, devcluster: DevCluster
+    ns: str, api: KubeApi, apiserver: ApiServer
 ) -> None:
-    informer = Informer(api, CONFIG_MAP)
+    informer = Informer(api, CONFIG_MAP, ns)
     seen = Recorder()
     informer.subscribe(seen)
     informer.start()
     await informer.wait_synced()
-    await api.create(CONFIG_MAP, configmap("a", v="1"))
+    await api.create(CONFIG_MAP, configmap(ns, "a", v="1"))
     await eventually(lambda: ("ADDED", "a", "1") in seen.events)
-    devcluster.faults.drop_watches()
-    await api.patch(CONFIG_MAP, "a", {"data": {"v": "2"}}, "default")
+    apiserver.hooks.faults.drop_watches()
+    await api.patch(CONFIG_MAP, "a", {"data": {"v": "2"}}, ns)
     await eventually(lambda: ("MODIFIED", "a", "2") in seen.events)
     assert seen.events == [("ADDED", "a", "1"), ("MODIFIED", "a", "2")]
     assert informer.relists == 1
     await informer.stop()
 
 
+@pytest.mark.devcluster_only("needs devcluster's fault injection")
 async def test_expired_history_relists_and_reports_deletions_missed_meanwhile(
-    api: KubeApi, devcluster: DevCluster
+    ns: str, api: KubeApi, apiserver: ApiServer
 ) -> None:
-    await api.create(CONFIG_MAP, configmap("doomed", v="1"))
-    informer = Informer(api, CONFIG_MAP)
+    await api.create(CONFIG_MAP, configmap(ns, "doomed", v="1"))
+    informer = Informer(api, CONFIG_MAP, ns)
     seen = Recorder()
     informer.subscribe(seen)
     informer.start()
     await informer.wait_synced()
-    devcluster.faults.inject_error(code=500, reason="InternalError", message="down", verb="watch")
-    devcluster.faults.drop_watches()
-    await api.delete(CONFIG_MAP, "doomed", "default")
-    devcluster.faults.expire_history()
+    apiserver.hooks.faults.inject_error(
+        code=500, reason="InternalError", message="down", verb="watch"
+    )
+    apiserver.hooks.faults.drop_watches()
+    await api.delete(CONFIG_MAP, "doomed", ns)
+    apiserver.hooks.faults.expire_history()
     await eventually(lambda: ("DELETED", "doomed", "1") in seen.events)
     assert informer.relists >= 2
-    assert informer.get("doomed", "default") is None
+    assert informer.get("doomed", ns) is None
     await informer.stop()
 
 
-async def test_observe_makes_an_own_write_visible_before_the_watch_brings_it(api: KubeApi) -> None:
-    informer = Informer(api, CONFIG_MAP)
+async def test_observe_makes_an_own_write_visible_before_the_watch_brings_it(
+    ns: str, api: KubeApi
+) -> None:
+    informer = Informer(api, CONFIG_MAP, ns)
     informer.start()
     await informer.wait_synced()
-    created = await api.create(CONFIG_MAP, configmap("mine", v="1"))
+    created = await api.create(CONFIG_MAP, configmap(ns, "mine", v="1"))
     await informer.observe(created)
-    assert informer.get("mine", "default") == created
+    assert informer.get("mine", ns) == created
     stale = dict(created, data={"v": "stale"})
     stale["metadata"] = dict(created["metadata"], resourceVersion="1")
     await informer.observe(stale)
-    assert informer.get("mine", "default") == created
+    assert informer.get("mine", ns) == created
     await informer.stop()

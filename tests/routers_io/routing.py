@@ -1,22 +1,17 @@
-"""The routers on devcluster: CRDs to load, canaries and seed objects per provider, and the split
+"""The routers on both tiers (they serve the CRDs of clusters.ROUTER_CRDS): canaries and seed objects per provider, and the split
 each routing object holds as the API server stores it (read independently of the routers' own
 `get_routes`, so a router that writes one thing and reads back another is caught)."""
 
 from __future__ import annotations
 
-import copy
-import functools
 from typing import Any
 
 from coalmine.api.models import Canary
 from coalmine.controller.seams import ControllerSeams, MeshRouter
-from coalmine.devcluster.cluster import load_manifests
-from coalmine.devcluster.crds import crd_path
 from coalmine.kube.api import KubeApi, Object
 from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import INGRESS, kind_for
 from coalmine.routers.common import PureRouter
-from targets_io.io_helpers import NS
 
 # Every provider with an official CRD devcluster can serve (smi:v1alpha3 is defined by no served
 # CRD version; see coalmine/devcluster/crds/SOURCES.md).
@@ -35,27 +30,8 @@ PROVIDERS = (
 AB_PROVIDERS = ("istio", "gatewayapi:v1", "gatewayapi:v1beta1", "nginx", "contour")
 MIRROR_PROVIDERS = ("istio", "gatewayapi:v1", "gatewayapi:v1beta1")
 
-ROUTER_CRDS = (
-    "istio/networking.istio.io_virtualservices.yaml",
-    "istio/networking.istio.io_destinationrules.yaml",
-    "gateway-api/gateway.networking.k8s.io_httproutes.yaml",
-    "linkerd-smi/split.smi-spec.io_trafficsplits.yaml",
-    "contour/projectcontour.io_httpproxies.yaml",
-    "traefik/traefik.io_traefikservices.yaml",
-)
-
 PRIMARY = "podinfo-primary"
 CANARY = "podinfo-canary"
-
-
-@functools.cache
-def _crd_documents() -> tuple[dict[str, Any], ...]:
-    return tuple(doc for path in ROUTER_CRDS for doc in load_manifests(crd_path(path).read_text()))
-
-
-def router_crds() -> list[dict[str, Any]]:
-    """The official CRDs of every routing object (parsed once per session)."""
-    return copy.deepcopy(list(_crd_documents()))
 
 
 def service_settings(provider: str) -> dict[str, Any]:
@@ -86,7 +62,7 @@ def canary_spec(provider: str, **analysis: Any) -> dict[str, Any]:
     return spec
 
 
-def user_ingress() -> dict[str, Any]:
+def user_ingress(ns: str) -> dict[str, Any]:
     """The user's Ingress NGINX canaries start from; it routes to the primary copy (Service
     targets: routing to the target itself would send the "primary" share to the new version)."""
     return {
@@ -94,7 +70,7 @@ def user_ingress() -> dict[str, Any]:
         "kind": "Ingress",
         "metadata": {
             "name": "podinfo",
-            "namespace": NS,
+            "namespace": ns,
             "labels": {"app": "podinfo"},
             "annotations": {"kubernetes.io/ingress.class": "nginx"},
         },
@@ -117,10 +93,10 @@ def user_ingress() -> dict[str, Any]:
     }
 
 
-async def seed(api: KubeApi, provider: str) -> None:
+async def seed(ns: str, api: KubeApi, provider: str) -> None:
     """What the user has in the cluster before the Canary (NGINX: the Ingress)."""
     if provider == "nginx":
-        await api.create(INGRESS, user_ingress())
+        await api.create(INGRESS, user_ingress(ns))
 
 
 async def routing_object(api: KubeApi, canary: Canary, router: PureRouter) -> Object:

@@ -12,12 +12,12 @@ import pytest
 
 from coalmine.api.models import Canary
 from coalmine.controller.seams import MeshRouter
-from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import kind_for
 from coalmine.routers.base import Routes
 from coalmine.routers.common import RouterError
-from targets_io.io_helpers import NS, POLL_SECONDS, WAIT_SECONDS, counting_writes, make_canary
+from targets_io.io_helpers import POLL_SECONDS, WAIT_SECONDS, counting_writes, make_canary
+from tiered import ApiServer
 
 from .gateway import AcceptingGateway
 from .routing import (
@@ -49,18 +49,18 @@ async def live_routes(router: MeshRouter, canary: Canary) -> Routes:
 
 
 async def prepared(
-    ctx: ClusterContext, provider: str, **analysis: Any
+    ns: str, ctx: ClusterContext, provider: str, **analysis: Any
 ) -> tuple[Canary, MeshRouter]:
-    await seed(ctx.api, provider)
-    canary = make_canary("Service", **canary_spec(provider, **analysis))
+    await seed(ns, ctx.api, provider)
+    canary = make_canary(ns, "Service", **canary_spec(provider, **analysis))
     return canary, mesh_router(ctx, canary)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_weights_step_on_the_api_server_and_read_back(
-    ctx: ClusterContext, gateway: AcceptingGateway, provider: str
+    ns: str, ctx: ClusterContext, gateway: AcceptingGateway, provider: str
 ) -> None:
-    canary, router = await prepared(ctx, provider)
+    canary, router = await prepared(ns, ctx, provider)
 
     await router.reconcile(canary)
 
@@ -134,9 +134,9 @@ def assert_ab_routing(provider: str, obj: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("provider", AB_PROVIDERS)
 async def test_ab_testing_routes_matched_requests_to_the_canary(
-    ctx: ClusterContext, gateway: AcceptingGateway, provider: str
+    ns: str, ctx: ClusterContext, gateway: AcceptingGateway, provider: str
 ) -> None:
-    canary, router = await prepared(ctx, provider, iterations=2, match=ab_match(provider))
+    canary, router = await prepared(ns, ctx, provider, iterations=2, match=ab_match(provider))
     await router.reconcile(canary)
 
     await router.set_routes(canary, 0, 100, False)
@@ -167,9 +167,9 @@ def mirror_of(provider: str, obj: dict[str, Any]) -> dict[str, Any] | None:
 
 @pytest.mark.parametrize("provider", MIRROR_PROVIDERS)
 async def test_mirroring_copies_primary_traffic_to_the_canary(
-    ctx: ClusterContext, gateway: AcceptingGateway, provider: str
+    ns: str, ctx: ClusterContext, gateway: AcceptingGateway, provider: str
 ) -> None:
-    canary, router = await prepared(ctx, provider, mirror=True, mirrorWeight=50)
+    canary, router = await prepared(ns, ctx, provider, mirror=True, mirrorWeight=50)
     await router.reconcile(canary)
     assert router.supports_mirroring
 
@@ -189,20 +189,21 @@ async def test_mirroring_copies_primary_traffic_to_the_canary(
 
 
 @pytest.mark.parametrize("provider", sorted(set(PROVIDERS) - set(MIRROR_PROVIDERS)))
-def test_routers_without_mirroring_say_so(ctx: ClusterContext, provider: str) -> None:
-    canary = make_canary("Service", **canary_spec(provider))
+def test_routers_without_mirroring_say_so(ns: str, ctx: ClusterContext, provider: str) -> None:
+    canary = make_canary(ns, "Service", **canary_spec(provider))
     assert mesh_router(ctx, canary).supports_mirroring is False
 
 
+@pytest.mark.devcluster_only("injects a 409 with devcluster's fault hook")
 async def test_a_write_that_loses_a_race_is_recomputed_from_the_server(
-    ctx: ClusterContext, devcluster: DevCluster
+    ns: str, ctx: ClusterContext, apiserver: ApiServer
 ) -> None:
     """409 on the replace: the router reads the object again and decides on what is there."""
-    canary, router = await prepared(ctx, "traefik")
+    canary, router = await prepared(ns, ctx, "traefik")
     await router.reconcile(canary)
     kind = kind_for("traefik.io/v1alpha1", "TraefikService")
-    await ctx.api.patch(kind, "podinfo", {"metadata": {"labels": {"team": "edge"}}}, NS)
-    devcluster.faults.inject_error(
+    await ctx.api.patch(kind, "podinfo", {"metadata": {"labels": {"team": "edge"}}}, ns)
+    apiserver.hooks.faults.inject_error(
         409, "Conflict", "the object has been modified", verb="update", resource="traefikservices"
     )
 

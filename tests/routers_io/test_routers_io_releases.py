@@ -18,11 +18,10 @@ from coalmine.kube.kinds import INGRESS, SERVICE, kind_for
 from coalmine.routers.base import Routes
 from coalmine.routers.common import RouterError
 from targets_io.io_helpers import (
-    CANARY_UID,
-    NS,
     POLL_SECONDS,
     WAIT_SECONDS,
     make_canary,
+    owner_uid,
     patch,
     service,
     write,
@@ -65,12 +64,22 @@ class Recorder:
             split = split_of(obj)
             if not self.splits or self.splits[-1] != split:
                 self.splits.append(split)
-        try:
-            routes = await self.router.get_routes(self.canary)
-        except RouterError:
-            return  # a Gateway API route its gateway has not accepted yet
-        if not self.routes or self.routes[-1] != routes:
+        routes = await self._accepted_routes()
+        if routes is not None and (not self.routes or self.routes[-1] != routes):
             self.routes.append(routes)
+
+    async def _accepted_routes(self) -> Routes | None:
+        """The router's reading once the gateway stand-in has accepted the route's current
+        generation (it reacts to a watch event: later on a real API server than in-process)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_SECONDS
+        while True:
+            try:
+                return await self.router.get_routes(self.canary)
+            except RouterError:
+                if loop.time() > deadline:
+                    return None  # a route its gateway never accepted
+            await asyncio.sleep(POLL_SECONDS)
 
     async def step(self) -> None:
         await self.rig.cycle()
@@ -89,59 +98,59 @@ class Recorder:
 
 
 async def start(
-    ctx: ClusterContext, provider: str, rig_analyzer: Any = None, **analysis: Any
+    ns: str, ctx: ClusterContext, provider: str, rig_analyzer: Any = None, **analysis: Any
 ) -> tuple[ClusterRig, Recorder]:
     """The target Service (blue), the user's objects, a rig initialised, then a new revision."""
-    await write(ctx, SERVICE, service())
-    await seed(ctx.api, provider)
-    canary = make_canary("Service", **canary_spec(provider, **analysis))
+    await write(ctx, SERVICE, service(ns))
+    await seed(ns, ctx.api, provider)
+    canary = make_canary(ns, "Service", **canary_spec(provider, **analysis))
     rig = ClusterRig(ctx, canary, rig_analyzer)
     recorder = Recorder(ctx, rig, canary)
     await recorder.until("Initialized")
-    await patch(ctx, SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-green"}}})
+    await patch(ctx, ns, SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-green"}}})
     return rig, recorder
 
 
-async def primary_selector(ctx: ClusterContext) -> Any:
-    return (await ctx.api.get(SERVICE, "podinfo-primary", NS))["spec"]["selector"]
+async def primary_selector(ns: str, ctx: ClusterContext) -> Any:
+    return (await ctx.api.get(SERVICE, "podinfo-primary", ns))["spec"]["selector"]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_a_release_steps_the_weights_up_to_max_weight_and_promotes(
-    ctx: ClusterContext, gateway: AcceptingGateway, provider: str
+    ns: str, ctx: ClusterContext, gateway: AcceptingGateway, provider: str
 ) -> None:
-    rig, recorder = await start(ctx, provider)
+    rig, recorder = await start(ns, ctx, provider)
 
     await recorder.until("Succeeded")
 
     assert recorder.splits == CANARY_RUN
     assert [(r.primary_weight, r.canary_weight) for r in recorder.routes] == CANARY_RUN
-    assert await primary_selector(ctx) == {"app": "podinfo-green"}
+    assert await primary_selector(ns, ctx) == {"app": "podinfo-green"}
     messages = rig.events.messages
     for weight in (20, 40, 60):
-        assert f"Advance podinfo.test canary weight {weight}" in messages
+        assert f"Advance podinfo.{ns} canary weight {weight}" in messages
     assert "Routing all traffic to primary" in messages
     assert (
-        "Promotion completed! podinfo-primary.test now serves the revision of podinfo.test"
+        f"Promotion completed! podinfo-primary.{ns} now serves the revision of podinfo.{ns}"
         in messages
     )
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_failed_checks_roll_the_traffic_back_to_the_primary(
-    ctx: ClusterContext, gateway: AcceptingGateway, provider: str
+    ns: str, ctx: ClusterContext, gateway: AcceptingGateway, provider: str
 ) -> None:
-    rig, recorder = await start(ctx, provider, FailingAfter(passes=2))
+    rig, recorder = await start(ns, ctx, provider, FailingAfter(passes=2))
 
     await recorder.until("Failed")
 
     assert recorder.splits == CANARY_RUN
     assert recorder.routes[-1] == Routes(100, 0, False)
-    assert await primary_selector(ctx) == {"app": "podinfo-blue"}
+    assert await primary_selector(ns, ctx) == {"app": "podinfo-blue"}
     assert "Halt advancement error-rate 100 > 1" in rig.events.messages
     assert any(
         m.startswith(
-            "Canary failed! Routing all traffic of podinfo.test back to podinfo-primary.test"
+            f"Canary failed! Routing all traffic of podinfo.{ns} back to podinfo-primary.{ns}"
         )
         for m in rig.events.messages
     )
@@ -149,22 +158,22 @@ async def test_failed_checks_roll_the_traffic_back_to_the_primary(
 
 @pytest.mark.parametrize("provider", AB_PROVIDERS)
 async def test_an_ab_release_sends_matched_requests_to_the_canary_then_promotes(
-    ctx: ClusterContext, gateway: AcceptingGateway, provider: str
+    ns: str, ctx: ClusterContext, gateway: AcceptingGateway, provider: str
 ) -> None:
-    rig, recorder = await start(ctx, provider, iterations=2, match=ab_match(provider))
+    rig, recorder = await start(ns, ctx, provider, iterations=2, match=ab_match(provider))
 
     await recorder.until("Succeeded")
 
     assert recorder.routes == [Routes(100, 0), Routes(0, 100), Routes(100, 0)]
-    assert "Advance podinfo.test canary iteration 2/2" in rig.events.messages
-    assert await primary_selector(ctx) == {"app": "podinfo-green"}
+    assert f"Advance podinfo.{ns} canary iteration 2/2" in rig.events.messages
+    assert await primary_selector(ns, ctx) == {"app": "podinfo-green"}
 
 
 @pytest.mark.parametrize("provider", MIRROR_PROVIDERS)
 async def test_a_mirrored_release_mirrors_first_then_shifts_traffic(
-    ctx: ClusterContext, gateway: AcceptingGateway, provider: str
+    ns: str, ctx: ClusterContext, gateway: AcceptingGateway, provider: str
 ) -> None:
-    _, recorder = await start(ctx, provider, mirror=True, mirrorWeight=50)
+    _, recorder = await start(ns, ctx, provider, mirror=True, mirrorWeight=50)
 
     await recorder.until("Succeeded")
 
@@ -184,12 +193,12 @@ USER_VIRTUAL_SERVICE_SPEC = {
 }
 
 
-async def user_virtual_service(ctx: ClusterContext) -> None:
+async def user_virtual_service(ns: str, ctx: ClusterContext) -> None:
     """A VirtualService the user applied with kubectl before the Canary took it over."""
     body = {
         "apiVersion": "networking.istio.io/v1beta1",
         "kind": "VirtualService",
-        "metadata": {"name": "podinfo", "namespace": NS},
+        "metadata": {"name": "podinfo", "namespace": ns},
         "spec": USER_VIRTUAL_SERVICE_SPEC,
     }
     body["metadata"]["annotations"] = {  # type: ignore[index]
@@ -199,16 +208,18 @@ async def user_virtual_service(ctx: ClusterContext) -> None:
 
 
 def owned(obj: Object) -> bool:
-    return [r["uid"] for r in obj["metadata"].get("ownerReferences") or []] == [CANARY_UID]
+    return [r["uid"] for r in obj["metadata"].get("ownerReferences") or []] == [
+        owner_uid(obj["metadata"]["namespace"])
+    ]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_deleting_a_canary_with_revert_on_deletion_reverts_the_routing(
-    ctx: ClusterContext, gateway: AcceptingGateway, provider: str
+    ns: str, ctx: ClusterContext, gateway: AcceptingGateway, provider: str
 ) -> None:
     if provider == "istio":
-        await user_virtual_service(ctx)
-    rig, recorder = await start(ctx, provider)
+        await user_virtual_service(ns, ctx)
+    rig, recorder = await start(ns, ctx, provider)
     await recorder.until("Progressing")
     await recorder.step()
     assert recorder.splits[-1] == (80, 20)
@@ -218,8 +229,8 @@ async def test_deleting_a_canary_with_revert_on_deletion_reverts_the_routing(
 
     if provider == "nginx":
         with pytest.raises(NotFound):
-            await ctx.api.get(INGRESS, "podinfo-canary", NS)
-        user = await ctx.api.get(INGRESS, "podinfo", NS)
+            await ctx.api.get(INGRESS, "podinfo-canary", ns)
+        user = await ctx.api.get(INGRESS, "podinfo", ns)
         assert "nginx.ingress.kubernetes.io/canary" not in user["metadata"]["annotations"]
         return
     routing = await routing_object(ctx.api, rig.store.canary, recorder.router.pure)

@@ -14,14 +14,24 @@ from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import Kind
 from coalmine.targets.base import TargetController, TargetNotReady
 
-NS = "test"
 CANARY_UID = "0c0ffee0-0000-4000-8000-000000000001"
+# The uid of the Canary `podinfo` stored in each test's namespace (the `owner` fixture): a real
+# API server's garbage collector deletes the copies if their owner does not exist.
+OWNER_UIDS: dict[str, str] = {}
+# The user's (admin) client of each test's namespace (the `admin_api` fixture): `write` and `patch`
+# act as the user, not as the controller's ServiceAccount.
+USER_APIS: dict[str, KubeApi] = {}
 WRITE_VERBS = ("create", "replace", "patch", "delete")
 POLL_SECONDS = 0.01
 WAIT_SECONDS = 10.0
 
 
+def owner_uid(ns: str) -> str:
+    return OWNER_UIDS.get(ns, CANARY_UID)
+
+
 def make_canary(
+    ns: str,
     kind: str = "Deployment",
     *,
     phase: str | None = None,
@@ -36,7 +46,7 @@ def make_canary(
         **spec,
     }
     canary = Canary.model_validate(
-        {"metadata": {"name": name, "namespace": NS, "uid": CANARY_UID}, "spec": body}
+        {"metadata": {"name": name, "namespace": ns, "uid": owner_uid(ns)}, "spec": body}
     )
     if phase is not None:
         canary.status = CanaryStatus(phase=phase)
@@ -67,11 +77,13 @@ def pod_template(image: str, app: str = "podinfo") -> dict[str, Any]:
     }
 
 
-def deployment(image: str = "podinfo:6.0.0", replicas: int = 2, **meta: Any) -> dict[str, Any]:
+def deployment(
+    ns: str, image: str = "podinfo:6.0.0", replicas: int = 2, **meta: Any
+) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "podinfo", "namespace": NS, "labels": {"app": "podinfo"}, **meta},
+        "metadata": {"name": "podinfo", "namespace": ns, "labels": {"app": "podinfo"}, **meta},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": "podinfo"}},
@@ -80,11 +92,13 @@ def deployment(image: str = "podinfo:6.0.0", replicas: int = 2, **meta: Any) -> 
     }
 
 
-def daemonset(image: str = "podinfo:6.0.0", strategy: str = "RollingUpdate") -> dict[str, Any]:
+def daemonset(
+    ns: str, image: str = "podinfo:6.0.0", strategy: str = "RollingUpdate"
+) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": {"name": "podinfo", "namespace": NS, "labels": {"app": "podinfo"}},
+        "metadata": {"name": "podinfo", "namespace": ns, "labels": {"app": "podinfo"}},
         "spec": {
             "updateStrategy": {"type": strategy},
             "selector": {"matchLabels": {"app": "podinfo"}},
@@ -93,27 +107,28 @@ def daemonset(image: str = "podinfo:6.0.0", strategy: str = "RollingUpdate") -> 
     }
 
 
-def configmap(color: str = "blue") -> dict[str, Any]:
+def configmap(ns: str, color: str = "blue") -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": "podinfo-config", "namespace": NS},
+        "metadata": {"name": "podinfo-config", "namespace": ns},
         "data": {"color": color},
         "binaryData": {"logo": "iVBORw0KGgo="},
     }
 
 
-def secret() -> dict[str, Any]:
+def secret(ns: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": {"name": "podinfo-secret", "namespace": NS},
+        "metadata": {"name": "podinfo-secret", "namespace": ns},
         "data": {"token": "c2VjcmV0"},
     }
 
 
 def service(
+    ns: str,
     name: str = "podinfo",
     *,
     selector: str | None = "podinfo-blue",
@@ -128,7 +143,7 @@ def service(
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name, "namespace": NS, "labels": {"app": "podinfo"}},
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": "podinfo"}},
         "spec": body,
     }
 
@@ -144,9 +159,14 @@ async def until(check: Callable[[], bool], what: str) -> None:
 
 
 async def cached(ctx: ClusterContext, kind: Kind, written: Object) -> None:
-    """Wait until the watch cache holds `written` (or newer), as a later cycle would see it."""
-    informer = await ctx.caches.synced(kind)
+    """Wait until the watch cache holds `written` (or newer), as a later cycle would see it.
+    Kinds read on demand (Secrets, ConfigMaps: no watch) are forgotten instead, as their time to
+    live would let them expire, so the next read GETs them."""
     metadata = written["metadata"]
+    if kind in ctx.caches.on_demand:
+        await ctx.caches.on_demand_cache(kind).forget(metadata["name"], metadata.get("namespace"))
+        return
+    informer = await ctx.caches.synced(kind)
     wanted = resource_version(written)
 
     def arrived() -> bool:
@@ -159,19 +179,22 @@ async def cached(ctx: ClusterContext, kind: Kind, written: Object) -> None:
 async def write(ctx: ClusterContext, kind: Kind, obj: Mapping[str, Any]) -> Object:
     """A user's write (create, or update of the current object), seen by the cache afterwards."""
     metadata = obj["metadata"]
-    current = await ctx.api.get_or_none(kind, metadata["name"], metadata.get("namespace"))
+    user = USER_APIS.get(metadata["namespace"], ctx.api)
+    current = await user.get_or_none(kind, metadata["name"], metadata.get("namespace"))
     if current is None:
-        written = await ctx.api.create(kind, obj)
+        written = await user.create(kind, obj)
     else:
         updated = copy.deepcopy(dict(obj))
         updated["metadata"] = {**current["metadata"], **obj["metadata"]}
-        written = await ctx.api.replace(kind, updated)
+        written = await user.replace(kind, updated)
     await cached(ctx, kind, written)
     return written
 
 
-async def patch(ctx: ClusterContext, kind: Kind, name: str, body: Mapping[str, Any]) -> Object:
-    written = await ctx.api.patch(kind, name, dict(body), NS)
+async def patch(
+    ctx: ClusterContext, ns: str, kind: Kind, name: str, body: Mapping[str, Any]
+) -> Object:
+    written = await USER_APIS.get(ns, ctx.api).patch(kind, name, dict(body), ns)
     await cached(ctx, kind, written)
     return written
 

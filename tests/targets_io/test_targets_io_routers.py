@@ -26,24 +26,25 @@ from coalmine.targets.kinds_registry import scaler_for, target_controller_for
 from coalmine.targets.scaler_controller import HpaScaler, KedaScaler
 from coalmine.targets.service_controller import ServiceTargetController
 
-from .io_helpers import NS, cached, counting_writes, make_canary, service, write
+from .io_helpers import cached, counting_writes, make_canary, service, write
 from .scheduler_rig import ClusterRig
 
 METADATA = TargetMetadata("app", "podinfo", {"http-metrics": 8080})
 
 
 async def test_workload_services_are_created_once_and_rewritten_only_on_difference(
+    ns: str,
     ctx: ClusterContext,
 ) -> None:
     router = KubernetesServiceRouter(ctx)
-    canary = make_canary(service={"port": 9898, "portDiscovery": True})
+    canary = make_canary(ns, service={"port": 9898, "portDiscovery": True})
 
     await router.initialize(canary, METADATA)
     await router.reconcile(canary, METADATA)
 
-    apex = await ctx.api.get(SERVICE, "podinfo", NS)
-    primary = await ctx.api.get(SERVICE, "podinfo-primary", NS)
-    canary_svc = await ctx.api.get(SERVICE, "podinfo-canary", NS)
+    apex = await ctx.api.get(SERVICE, "podinfo", ns)
+    primary = await ctx.api.get(SERVICE, "podinfo-primary", ns)
+    canary_svc = await ctx.api.get(SERVICE, "podinfo-canary", ns)
     assert apex["spec"]["selector"] == {"app": "podinfo-primary"}
     assert primary["spec"]["selector"] == {"app": "podinfo-primary"}
     assert canary_svc["spec"]["selector"] == {"app": "podinfo"}
@@ -60,19 +61,20 @@ async def test_workload_services_are_created_once_and_rewritten_only_on_differen
 
     fewer_ports = TargetMetadata("app", "podinfo", {})
     await router.initialize(canary, fewer_ports)
-    canary_svc = await ctx.api.get(SERVICE, "podinfo-canary", NS)
+    canary_svc = await ctx.api.get(SERVICE, "podinfo-canary", ns)
     assert [p["port"] for p in canary_svc["spec"]["ports"]] == [9898]
     assert canary_svc["spec"]["clusterIP"]
 
 
 async def test_finalize_points_a_users_apex_service_back_at_the_target_pods(
+    ns: str,
     ctx: ClusterContext,
 ) -> None:
-    await write(ctx, SERVICE, service(selector="podinfo"))
+    await write(ctx, SERVICE, service(ns, selector="podinfo"))
     router = KubernetesServiceRouter(ctx)
-    canary = make_canary()
+    canary = make_canary(ns)
     await router.reconcile(canary, METADATA)
-    taken = await ctx.api.get(SERVICE, "podinfo", NS)
+    taken = await ctx.api.get(SERVICE, "podinfo", ns)
     assert taken["spec"]["selector"] == {"app": "podinfo-primary"}
     assert "ownerReferences" not in taken["metadata"]
     assert taken["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/reconcile"] == "disabled"
@@ -80,13 +82,15 @@ async def test_finalize_points_a_users_apex_service_back_at_the_target_pods(
 
     await router.finalize(canary, METADATA)
 
-    restored = await ctx.api.get(SERVICE, "podinfo", NS)
+    restored = await ctx.api.get(SERVICE, "podinfo", ns)
     assert restored["spec"]["selector"] == {"app": "podinfo"}
     assert restored["spec"]["clusterIP"] == taken["spec"]["clusterIP"]
 
 
-async def test_finalize_prefers_the_selector_kubectl_last_applied(ctx: ClusterContext) -> None:
-    user_service = service(selector="podinfo-web")
+async def test_finalize_prefers_the_selector_kubectl_last_applied(
+    ns: str, ctx: ClusterContext
+) -> None:
+    user_service = service(ns, selector="podinfo-web")
     user_service["metadata"]["annotations"] = {
         naming.KUBECTL_LAST_APPLIED_ANNOTATION: json.dumps(
             {"spec": {"selector": {"app": "podinfo-web"}}}
@@ -94,39 +98,40 @@ async def test_finalize_prefers_the_selector_kubectl_last_applied(ctx: ClusterCo
     }
     await write(ctx, SERVICE, user_service)
     router = KubernetesServiceRouter(ctx)
-    canary = make_canary()
-    await cached(ctx, SERVICE, await router_reconciled(router, ctx))
+    canary = make_canary(ns)
+    await cached(ctx, SERVICE, await router_reconciled(ns, router, ctx))
 
     await router.finalize(canary, METADATA)
 
-    restored = await ctx.api.get(SERVICE, "podinfo", NS)
+    restored = await ctx.api.get(SERVICE, "podinfo", ns)
     assert restored["spec"]["selector"] == {"app": "podinfo-web"}
 
 
 async def router_reconciled(
-    router: KubernetesServiceRouter, ctx: ClusterContext
+    ns: str, router: KubernetesServiceRouter, ctx: ClusterContext
 ) -> dict[str, object]:
-    await router.reconcile(make_canary(), METADATA)
-    return await ctx.api.get(SERVICE, "podinfo", NS)
+    await router.reconcile(make_canary(ns), METADATA)
+    return await ctx.api.get(SERVICE, "podinfo", ns)
 
 
 async def test_finalize_leaves_services_the_canary_owns_to_garbage_collection(
+    ns: str,
     ctx: ClusterContext,
 ) -> None:
     router = KubernetesServiceRouter(ctx)
-    canary = make_canary()
+    canary = make_canary(ns)
     await router.reconcile(canary, METADATA)
-    await cached(ctx, SERVICE, await ctx.api.get(SERVICE, "podinfo", NS))
+    await cached(ctx, SERVICE, await ctx.api.get(SERVICE, "podinfo", ns))
 
     assert await counting_writes(ctx.api, lambda: router.finalize(canary, METADATA)) == {}
-    assert (await ctx.api.get(SERVICE, "podinfo", NS))["spec"]["selector"] == {
+    assert (await ctx.api.get(SERVICE, "podinfo", ns))["spec"]["selector"] == {
         "app": "podinfo-primary"
     }
 
 
-async def test_the_kubernetes_mesh_router_reports_blue_green_switches() -> None:
+async def test_the_kubernetes_mesh_router_reports_blue_green_switches(ns: str) -> None:
     router: Router = KubernetesMeshRouter()
-    canary = make_canary(provider="kubernetes")
+    canary = make_canary(ns, provider="kubernetes")
     assert router.supports_mirroring is False
     assert await router.get_routes(canary) == Routes(100, 0, False)
     assert await router.set_routes(canary, 0, 100, False) is None
@@ -134,45 +139,47 @@ async def test_the_kubernetes_mesh_router_reports_blue_green_switches() -> None:
     assert await router.get_routes(canary) == Routes(0, 100, False)
 
 
-async def test_service_targets_get_the_noop_service_router(ctx: ClusterContext) -> None:
-    noop: ServiceRouter = service_router_for(make_canary("Service"), ctx)
+async def test_service_targets_get_the_noop_service_router(ns: str, ctx: ClusterContext) -> None:
+    noop: ServiceRouter = service_router_for(make_canary(ns, "Service"), ctx)
     assert isinstance(noop, NoopServiceRouter)
-    assert await counting_writes(ctx.api, lambda: noop.initialize(make_canary(), METADATA)) == {}
-    assert isinstance(service_router_for(make_canary(), ctx), KubernetesServiceRouter)
+    assert await counting_writes(ctx.api, lambda: noop.initialize(make_canary(ns), METADATA)) == {}
+    assert isinstance(service_router_for(make_canary(ns), ctx), KubernetesServiceRouter)
 
 
-def test_registries_resolve_kinds_and_refuse_knative(ctx: ClusterContext) -> None:
-    assert isinstance(target_controller_for(make_canary(), ctx), DeploymentController)
-    assert isinstance(target_controller_for(make_canary("DaemonSet"), ctx), DaemonSetController)
-    assert isinstance(target_controller_for(make_canary("Service"), ctx), ServiceTargetController)
-    knative = make_canary("Service")
+def test_registries_resolve_kinds_and_refuse_knative(ns: str, ctx: ClusterContext) -> None:
+    assert isinstance(target_controller_for(make_canary(ns), ctx), DeploymentController)
+    assert isinstance(target_controller_for(make_canary(ns, "DaemonSet"), ctx), DaemonSetController)
+    assert isinstance(
+        target_controller_for(make_canary(ns, "Service"), ctx), ServiceTargetController
+    )
+    knative = make_canary(ns, "Service")
     knative.spec.target_ref.api_version = "serving.knative.dev/v1"
     with pytest.raises(TargetError, match=r"Knative Services .* are not supported yet"):
         target_controller_for(knative, ctx)
-    assert scaler_for(make_canary(), ctx) is None
+    assert scaler_for(make_canary(ns), ctx) is None
     hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "podinfo"}
     keda = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "podinfo"}
-    assert isinstance(scaler_for(make_canary(autoscalerRef=hpa), ctx), HpaScaler)
-    assert isinstance(scaler_for(make_canary(autoscalerRef=keda), ctx), KedaScaler)
+    assert isinstance(scaler_for(make_canary(ns, autoscalerRef=hpa), ctx), HpaScaler)
+    assert isinstance(scaler_for(make_canary(ns, autoscalerRef=keda), ctx), KedaScaler)
 
 
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
-        ("Deployment", "deployment podinfo.test get query error: not found"),
-        ("DaemonSet", "daemonset podinfo.test get query error: not found"),
-        ("Service", "service podinfo.test get query error: not found"),
+        ("Deployment", "deployment podinfo.{ns} get query error: not found"),
+        ("DaemonSet", "daemonset podinfo.{ns} get query error: not found"),
+        ("Service", "service podinfo.{ns} get query error: not found"),
     ],
 )
 async def test_the_scheduler_warns_about_a_missing_target_and_keeps_initializing(
-    ctx: ClusterContext, kind: str, message: str
+    ns: str, ctx: ClusterContext, kind: str, message: str
 ) -> None:
-    rig = ClusterRig(ctx, make_canary(kind))
+    rig = ClusterRig(ctx, make_canary(ns, kind))
 
     await rig.cycle()
     await rig.cycle()
 
-    assert rig.events.seen.count(("Warning", message)) == 2
+    assert rig.events.seen.count(("Warning", message.format(ns=ns))) == 2
     assert rig.phase == ""
     assert rig.store.phases == []
     assert await counting_writes(ctx.api, rig.cycle) == {}

@@ -19,11 +19,11 @@ from coalmine.targets.service import KEEP_TYPE_ANNOTATION
 from coalmine.targets.service_controller import ServiceTargetController
 
 from .io_helpers import (
-    CANARY_UID,
-    NS,
+    USER_APIS,
     cached,
     counting_writes,
     make_canary,
+    owner_uid,
     patch,
     service,
     write,
@@ -31,16 +31,18 @@ from .io_helpers import (
 from .scheduler_rig import ClusterRig
 
 
-async def get(ctx: ClusterContext, name: str) -> Object:
-    return await ctx.api.get(SERVICE, name, NS)
+async def get(ns: str, ctx: ClusterContext, name: str) -> Object:
+    return await ctx.api.get(SERVICE, name, ns)
 
 
-async def services(ctx: ClusterContext, apex: str = "podinfo") -> tuple[Object, Object, Object]:
+async def services(
+    ns: str, ctx: ClusterContext, apex: str = "podinfo"
+) -> tuple[Object, Object, Object]:
     """(target, primary copy, canary copy) as the server holds them."""
     return (
-        await get(ctx, "podinfo"),
-        await get(ctx, f"{apex}-primary"),
-        await get(ctx, f"{apex}-canary"),
+        await get(ns, ctx, "podinfo"),
+        await get(ns, ctx, f"{apex}-primary"),
+        await get(ns, ctx, f"{apex}-canary"),
     )
 
 
@@ -51,19 +53,20 @@ def node_ports(svc: Object) -> list[int]:
 def owned_by_canary(svc: Object) -> bool:
     refs = svc["metadata"].get("ownerReferences") or []
     return [(r["kind"], r["uid"], r.get("controller")) for r in refs] == [
-        ("Canary", CANARY_UID, True)
+        ("Canary", owner_uid(svc["metadata"]["namespace"]), True)
     ]
 
 
 async def test_clusterip_copies_get_their_own_cluster_ips_and_the_targets_selector(
+    ns: str,
     ctx: ClusterContext,
 ) -> None:
-    await write(ctx, SERVICE, service())
+    await write(ctx, SERVICE, service(ns))
     controller = ServiceTargetController(ctx)
 
-    await controller.initialize(make_canary("Service"))
+    await controller.initialize(make_canary(ns, "Service"))
 
-    target, primary, canary = await services(ctx)
+    target, primary, canary = await services(ns, ctx)
     ips = [svc["spec"]["clusterIP"] for svc in (target, primary, canary)]
     assert all(ips)
     assert len(set(ips)) == 3
@@ -76,22 +79,23 @@ async def test_clusterip_copies_get_their_own_cluster_ips_and_the_targets_select
 
 
 async def test_a_new_selector_moves_the_canary_copy_and_waits_for_promotion_on_the_primary(
+    ns: str,
     ctx: ClusterContext,
 ) -> None:
-    await write(ctx, SERVICE, service())
+    await write(ctx, SERVICE, service(ns))
     controller = ServiceTargetController(ctx)
-    canary = make_canary("Service")
+    canary = make_canary(ns, "Service")
     await controller.initialize(canary)
-    _, primary_before, canary_before = await services(ctx)
+    _, primary_before, canary_before = await services(ns, ctx)
     blue = await controller.fingerprint(canary)
 
-    await patch(ctx, SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-green"}}})
+    await patch(ctx, ns, SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-green"}}})
     green = await controller.fingerprint(canary)
     assert green.spec_hash != blue.spec_hash
     assert green.tracked_configs is None
     await controller.initialize(canary)
 
-    _, primary, canary_copy = await services(ctx)
+    _, primary, canary_copy = await services(ns, ctx)
     assert canary_copy["spec"]["selector"] == {"app": "podinfo-green"}
     assert canary_copy["spec"]["clusterIP"] == canary_before["spec"]["clusterIP"]
     assert primary["spec"]["selector"] == {"app": "podinfo-blue"}
@@ -99,7 +103,7 @@ async def test_a_new_selector_moves_the_canary_copy_and_waits_for_promotion_on_t
 
     await controller.promote(canary, "release-green")
 
-    _, promoted, _ = await services(ctx)
+    _, promoted, _ = await services(ns, ctx)
     assert promoted["spec"]["selector"] == {"app": "podinfo-green"}
     assert promoted["spec"]["clusterIP"] == primary_before["spec"]["clusterIP"]
     assert owned_by_canary(promoted)
@@ -111,33 +115,35 @@ async def test_a_new_selector_moves_the_canary_copy_and_waits_for_promotion_on_t
     assert await counting_writes(ctx.api, lambda: controller.promote(canary, "release-green")) == {}
 
 
-SHAPES: dict[str, Callable[[], dict[str, Any]]] = {
+SHAPES: dict[str, Callable[[str], dict[str, Any]]] = {
     "ClusterIP": service,
-    "headless": lambda: service(clusterIP="None"),
-    "NodePort": lambda: service(service_type="NodePort"),
-    "LoadBalancer": lambda: service(service_type="LoadBalancer", externalTrafficPolicy="Local"),
-    "ExternalName": lambda: service(
-        selector=None, service_type="ExternalName", externalName="lb.blue.example.com"
+    "headless": lambda ns: service(ns, clusterIP="None"),
+    "NodePort": lambda ns: service(ns, service_type="NodePort"),
+    "LoadBalancer": lambda ns: service(
+        ns, service_type="LoadBalancer", externalTrafficPolicy="Local"
+    ),
+    "ExternalName": lambda ns: service(
+        ns, selector=None, service_type="ExternalName", externalName="lb.blue.example.com"
     ),
 }
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
 async def test_a_second_initialize_with_nothing_changed_makes_no_write(
-    ctx: ClusterContext, shape: str
+    ns: str, ctx: ClusterContext, shape: str
 ) -> None:
-    target = SHAPES[shape]()
+    target = SHAPES[shape](ns)
     target["metadata"]["labels"]["app.kubernetes.io/name"] = "podinfo"
     target["metadata"]["annotations"] = {"app.kubernetes.io/version": "1"}
     ctx = dataclasses.replace(ctx, include_label_prefixes=("app.kubernetes.io/",))
     await write(ctx, SERVICE, target)
     controller = ServiceTargetController(ctx)
-    canary = make_canary("Service")
+    canary = make_canary(ns, "Service")
     first = await counting_writes(ctx.api, lambda: controller.initialize(canary))
     assert first == {"create services": 2}
     # The watch brings the copies back; the next cycle reads them from the cache.
     for name in ("podinfo-primary", "podinfo-canary"):
-        await write_seen(ctx, name)
+        await write_seen(ns, ctx, name)
 
     gets_before = ctx.api.requests["get services"]
     second = await counting_writes(ctx.api, lambda: controller.initialize(canary))
@@ -146,16 +152,19 @@ async def test_a_second_initialize_with_nothing_changed_makes_no_write(
     assert ctx.api.requests["get services"] == gets_before, "steady state reads the cache"
 
 
-async def write_seen(ctx: ClusterContext, name: str) -> None:
+async def write_seen(ns: str, ctx: ClusterContext, name: str) -> None:
     """Wait until the watch cache holds the copy as the server has it."""
-    await cached(ctx, SERVICE, await get(ctx, name))
+    await cached(ctx, SERVICE, await get(ns, ctx, name))
 
 
-async def test_node_ports_are_allocated_per_copy_without_collisions(ctx: ClusterContext) -> None:
+async def test_node_ports_are_allocated_per_copy_without_collisions(
+    ns: str, ctx: ClusterContext
+) -> None:
     await write(
         ctx,
         SERVICE,
         service(
+            ns,
             service_type="LoadBalancer",
             externalTrafficPolicy="Local",
             ports=[
@@ -165,10 +174,10 @@ async def test_node_ports_are_allocated_per_copy_without_collisions(ctx: Cluster
         ),
     )
     controller = ServiceTargetController(ctx)
-    canary = keeping_type(make_canary("Service"))
+    canary = keeping_type(make_canary(ns, "Service"))
     await controller.initialize(canary)
 
-    target, primary, canary_copy = await services(ctx)
+    target, primary, canary_copy = await services(ns, ctx)
     allocated = [*node_ports(target), *node_ports(primary), *node_ports(canary_copy)]
     assert len(allocated) == 6
     assert len(set(allocated)) == 6
@@ -176,10 +185,10 @@ async def test_node_ports_are_allocated_per_copy_without_collisions(ctx: Cluster
     assert len(set(health)) == 3
     assert not set(health) & set(allocated)
 
-    await patch(ctx, SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-green"}}})
+    await patch(ctx, ns, SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-green"}}})
     await controller.initialize(canary)
     await controller.promote(canary, "green")
-    _, promoted, moved = await services(ctx)
+    _, promoted, moved = await services(ns, ctx)
     assert node_ports(promoted) == node_ports(primary)
     assert node_ports(moved) == node_ports(canary_copy)
     assert promoted["spec"]["healthCheckNodePort"] == primary["spec"]["healthCheckNodePort"]
@@ -192,11 +201,13 @@ def keeping_type(canary: Canary) -> Canary:
 
 
 async def test_a_load_balancer_target_gets_cluster_ip_copies_by_default(
-    ctx: ClusterContext,
+    ns: str, ctx: ClusterContext
 ) -> None:
-    await write(ctx, SERVICE, service(service_type="LoadBalancer", externalTrafficPolicy="Local"))
-    await ServiceTargetController(ctx).initialize(make_canary("Service"))
-    target, primary, canary_copy = await services(ctx)
+    await write(
+        ctx, SERVICE, service(ns, service_type="LoadBalancer", externalTrafficPolicy="Local")
+    )
+    await ServiceTargetController(ctx).initialize(make_canary(ns, "Service"))
+    target, primary, canary_copy = await services(ns, ctx)
     for copy in (primary, canary_copy):
         assert copy["spec"]["type"] == "ClusterIP"
         assert not node_ports(copy)
@@ -205,29 +216,30 @@ async def test_a_load_balancer_target_gets_cluster_ip_copies_by_default(
     assert target["spec"]["type"] == "LoadBalancer"
 
 
-async def test_a_nodeport_target_gets_nodeport_copies(ctx: ClusterContext) -> None:
-    await write(ctx, SERVICE, service(service_type="NodePort"))
-    await ServiceTargetController(ctx).initialize(keeping_type(make_canary("Service")))
+async def test_a_nodeport_target_gets_nodeport_copies(ns: str, ctx: ClusterContext) -> None:
+    await write(ctx, SERVICE, service(ns, service_type="NodePort"))
+    await ServiceTargetController(ctx).initialize(keeping_type(make_canary(ns, "Service")))
 
-    target, primary, canary_copy = await services(ctx)
+    target, primary, canary_copy = await services(ns, ctx)
     assert {primary["spec"]["type"], canary_copy["spec"]["type"]} == {"NodePort"}
     ports = [*node_ports(target), *node_ports(primary), *node_ports(canary_copy)]
     assert len(set(ports)) == 3
 
 
 async def test_an_external_name_target_is_released_by_its_external_name(
+    ns: str,
     ctx: ClusterContext,
 ) -> None:
-    await write(ctx, SERVICE, SHAPES["ExternalName"]())
+    await write(ctx, SERVICE, SHAPES["ExternalName"](ns))
     controller = ServiceTargetController(ctx)
-    canary = make_canary("Service")
+    canary = make_canary(ns, "Service")
     await controller.initialize(canary)
     before = await controller.fingerprint(canary)
 
-    await patch(ctx, SERVICE, "podinfo", {"spec": {"externalName": "lb.green.example.com"}})
+    await patch(ctx, ns, SERVICE, "podinfo", {"spec": {"externalName": "lb.green.example.com"}})
     assert (await controller.fingerprint(canary)).spec_hash != before.spec_hash
     await controller.initialize(canary)
-    _, primary, canary_copy = await services(ctx)
+    _, primary, canary_copy = await services(ns, ctx)
     assert canary_copy["spec"]["externalName"] == "lb.green.example.com"
     assert primary["spec"]["externalName"] == "lb.blue.example.com"
     for copy in (primary, canary_copy):
@@ -236,93 +248,95 @@ async def test_an_external_name_target_is_released_by_its_external_name(
         assert "clusterIPs" not in copy["spec"]
 
     await controller.promote(canary, "green")
-    _, promoted, _ = await services(ctx)
+    _, promoted, _ = await services(ns, ctx)
     assert promoted["spec"]["externalName"] == "lb.green.example.com"
 
 
-async def test_a_headless_target_gets_headless_copies(ctx: ClusterContext) -> None:
-    await write(ctx, SERVICE, SHAPES["headless"]())
-    await ServiceTargetController(ctx).initialize(make_canary("Service"))
+async def test_a_headless_target_gets_headless_copies(ns: str, ctx: ClusterContext) -> None:
+    await write(ctx, SERVICE, SHAPES["headless"](ns))
+    await ServiceTargetController(ctx).initialize(make_canary(ns, "Service"))
 
-    _, primary, canary_copy = await services(ctx)
+    _, primary, canary_copy = await services(ns, ctx)
     assert primary["spec"]["clusterIP"] == "None"
     assert canary_copy["spec"]["clusterIP"] == "None"
 
 
 async def test_switching_the_target_to_external_name_and_back_is_followed_by_the_copies(
+    ns: str,
     ctx: ClusterContext,
 ) -> None:
-    await write(ctx, SERVICE, service())
+    await write(ctx, SERVICE, service(ns))
     controller = ServiceTargetController(ctx)
-    canary = make_canary("Service")
+    canary = make_canary(ns, "Service")
     await controller.initialize(canary)
-    _, primary_before, _ = await services(ctx)
+    _, primary_before, _ = await services(ns, ctx)
 
-    await write(ctx, SERVICE, SHAPES["ExternalName"]())
+    await write(ctx, SERVICE, SHAPES["ExternalName"](ns))
     await controller.initialize(canary)
-    _, primary, canary_copy = await services(ctx)
+    _, primary, canary_copy = await services(ns, ctx)
     assert canary_copy["spec"]["type"] == "ExternalName"
     assert "clusterIP" not in canary_copy["spec"]
     assert primary["spec"]["clusterIP"] == primary_before["spec"]["clusterIP"]
 
     await controller.promote(canary, "external")
-    _, promoted, _ = await services(ctx)
+    _, promoted, _ = await services(ns, ctx)
     assert promoted["spec"]["type"] == "ExternalName"
     assert promoted["metadata"]["uid"] == primary_before["metadata"]["uid"]
 
-    await write(ctx, SERVICE, service(selector="podinfo-green"))
+    await write(ctx, SERVICE, service(ns, selector="podinfo-green"))
     await controller.initialize(canary)
-    _, _, back = await services(ctx)
+    _, _, back = await services(ns, ctx)
     assert back["spec"]["type"] == "ClusterIP"
     assert back["spec"]["clusterIP"]
     assert back["spec"]["selector"] == {"app": "podinfo-green"}
 
 
-async def test_a_target_turning_headless_recreates_the_copy(ctx: ClusterContext) -> None:
-    await write(ctx, SERVICE, service())
+async def test_a_target_turning_headless_recreates_the_copy(ns: str, ctx: ClusterContext) -> None:
+    await write(ctx, SERVICE, service(ns))
     controller = ServiceTargetController(ctx)
-    canary = make_canary("Service")
+    canary = make_canary(ns, "Service")
     await controller.initialize(canary)
-    _, primary_before, canary_before = await services(ctx)
+    _, primary_before, canary_before = await services(ns, ctx)
 
     # A Service cannot turn headless in place: the user recreates the target too.
-    await ctx.api.delete(SERVICE, "podinfo", NS)
-    await write(ctx, SERVICE, SHAPES["headless"]())
+    await USER_APIS[ns].delete(SERVICE, "podinfo", ns)
+    await write(ctx, SERVICE, SHAPES["headless"](ns))
     await controller.initialize(canary)
-    _, primary, canary_copy = await services(ctx)
+    _, primary, canary_copy = await services(ns, ctx)
     assert canary_copy["spec"]["clusterIP"] == "None"
     assert canary_copy["metadata"]["uid"] != canary_before["metadata"]["uid"]
     assert owned_by_canary(canary_copy)
     assert primary["metadata"]["uid"] == primary_before["metadata"]["uid"]
 
     await controller.promote(canary, "headless")
-    _, promoted, _ = await services(ctx)
+    _, promoted, _ = await services(ns, ctx)
     assert promoted["spec"]["clusterIP"] == "None"
     assert promoted["metadata"]["annotations"][naming.PROMOTED_REVISION_ANNOTATION] == "headless"
     assert owned_by_canary(promoted)
 
 
-async def test_copies_are_named_after_spec_service_name(ctx: ClusterContext) -> None:
-    await write(ctx, SERVICE, service())
+async def test_copies_are_named_after_spec_service_name(ns: str, ctx: ClusterContext) -> None:
+    await write(ctx, SERVICE, service(ns))
     controller = ServiceTargetController(ctx)
-    canary = make_canary("Service", service={"port": 9898, "name": "web"})
+    canary = make_canary(ns, "Service", service={"port": 9898, "name": "web"})
 
     await controller.initialize(canary)
     await controller.promote(canary, "r1")
 
-    target, primary, canary_copy = await services(ctx, apex="web")
+    target, primary, canary_copy = await services(ns, ctx, apex="web")
     assert (
         primary["spec"]["selector"] == canary_copy["spec"]["selector"] == target["spec"]["selector"]
     )
-    assert await ctx.api.get_or_none(SERVICE, "podinfo-primary", NS) is None
-    assert await ctx.api.get_or_none(SERVICE, "podinfo-canary", NS) is None
+    assert await ctx.api.get_or_none(SERVICE, "podinfo-primary", ns) is None
+    assert await ctx.api.get_or_none(SERVICE, "podinfo-canary", ns) is None
     assert (await controller.fingerprint(canary)).primary_revision == "r1"
 
 
 async def test_copies_carry_prefixed_metadata_and_keep_what_others_wrote(
+    ns: str,
     ctx: ClusterContext,
 ) -> None:
-    target = service()
+    target = service(ns)
     target["metadata"]["labels"] = {"app.kubernetes.io/name": "podinfo", "team": "web"}
     target["metadata"]["annotations"] = {
         "app.kubernetes.io/version": "1.0",
@@ -332,65 +346,71 @@ async def test_copies_carry_prefixed_metadata_and_keep_what_others_wrote(
     ctx = dataclasses.replace(ctx, include_label_prefixes=("app.kubernetes.io/",))
     await write(ctx, SERVICE, target)
     controller = ServiceTargetController(ctx)
-    canary = make_canary("Service")
+    canary = make_canary(ns, "Service")
     await controller.initialize(canary)
-    _, primary, canary_copy = await services(ctx)
+    _, primary, canary_copy = await services(ns, ctx)
     for copy in (primary, canary_copy):
         assert copy["metadata"]["labels"] == {"app.kubernetes.io/name": "podinfo"}
         assert copy["metadata"]["annotations"] == {"app.kubernetes.io/version": "1.0"}
 
-    await patch(ctx, SERVICE, "podinfo-canary", {"metadata": {"labels": {"zone": "a"}}})
+    await patch(ctx, ns, SERVICE, "podinfo-canary", {"metadata": {"labels": {"zone": "a"}}})
     await patch(
-        ctx, SERVICE, "podinfo", {"metadata": {"annotations": {"app.kubernetes.io/version": "2"}}}
+        ctx,
+        ns,
+        SERVICE,
+        "podinfo",
+        {"metadata": {"annotations": {"app.kubernetes.io/version": "2"}}},
     )
     await controller.initialize(canary)
-    _, _, canary_copy = await services(ctx)
+    _, _, canary_copy = await services(ns, ctx)
     assert canary_copy["metadata"]["labels"] == {"app.kubernetes.io/name": "podinfo", "zone": "a"}
     assert canary_copy["metadata"]["annotations"] == {"app.kubernetes.io/version": "2"}
-    await write_seen(ctx, "podinfo-canary")
+    await write_seen(ns, ctx, "podinfo-canary")
     assert await counting_writes(ctx.api, lambda: controller.initialize(canary)) == {}
 
 
 async def test_a_missing_target_service_is_a_retriable_error_naming_it(
+    ns: str,
     ctx: ClusterContext,
 ) -> None:
     controller = ServiceTargetController(ctx)
-    canary = make_canary("Service")
+    canary = make_canary(ns, "Service")
     for call in (controller.initialize, controller.fingerprint):
         with pytest.raises(TargetError) as error:
             await call(canary)
-        assert str(error.value) == "service podinfo.test get query error: not found"
+        assert str(error.value) == f"service podinfo.{ns} get query error: not found"
         assert error.value.retriable
     assert (await controller.get_metadata(canary)).label == ""
 
 
 async def test_a_service_release_runs_through_the_scheduler_with_the_kubernetes_provider(
+    ns: str,
     ctx: ClusterContext,
 ) -> None:
-    await write(ctx, SERVICE, service())
-    rig = ClusterRig(ctx, make_canary("Service", provider="kubernetes"))
+    await write(ctx, SERVICE, service(ns))
+    rig = ClusterRig(ctx, make_canary(ns, "Service", provider="kubernetes"))
     await rig.cycle_until("Initialized")
 
-    await patch(ctx, SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-green"}}})
+    await patch(ctx, ns, SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-green"}}})
     await rig.cycle_until("Succeeded")
 
-    target, primary, canary_copy = await services(ctx)
+    target, primary, canary_copy = await services(ns, ctx)
     assert primary["spec"]["selector"] == {"app": "podinfo-green"}
     assert canary_copy["spec"]["selector"] == {"app": "podinfo-green"}
     assert owned_by_canary(primary)
     assert "ownerReferences" not in target["metadata"]
-    assert "Copying podinfo.test template spec to podinfo-primary.test" in rig.events.messages
+    assert f"Copying podinfo.{ns} template spec to podinfo-primary.{ns}" in rig.events.messages
     # the only Warning: which traffic is canaried with provider kubernetes (said once, on init)
     warnings = [m for kind, m in rig.events.seen if kind == "Warning"]
     assert [m.split(":")[0] for m in warnings] == ["provider kubernetes"], warnings
 
 
-async def test_a_service_cycle_at_rest_makes_no_api_requests(ctx: ClusterContext) -> None:
-    await write(ctx, SERVICE, service())
-    rig = ClusterRig(ctx, make_canary("Service", provider="kubernetes"))
+async def test_a_service_cycle_at_rest_makes_no_api_requests(ns: str, ctx: ClusterContext) -> None:
+    await write(ctx, SERVICE, service(ns))
+    rig = ClusterRig(ctx, make_canary(ns, "Service", provider="kubernetes"))
     await rig.cycle_until("Initialized")
     for name in ("podinfo-primary", "podinfo-canary"):
-        await write_seen(ctx, name)
+        await write_seen(ns, ctx, name)
     requests_before = ctx.api.request_total
 
     await rig.cycle()
@@ -400,31 +420,36 @@ async def test_a_service_cycle_at_rest_makes_no_api_requests(ctx: ClusterContext
 
 
 async def test_promotion_wins_a_race_with_another_writer_by_reading_again(
+    ns: str,
     ctx: ClusterContext,
 ) -> None:
-    await write(ctx, SERVICE, service())
+    await write(ctx, SERVICE, service(ns))
     controller = ServiceTargetController(ctx)
-    canary = make_canary("Service")
+    canary = make_canary(ns, "Service")
     await controller.initialize(canary)
-    await write_seen(ctx, "podinfo-primary")
-    stale = ctx.caches.informer(SERVICE).get("podinfo-primary", NS)
+    await write_seen(ns, ctx, "podinfo-primary")
+    stale = ctx.caches.informer(SERVICE).get("podinfo-primary", ns)
     assert stale is not None
     # Someone else writes the primary; this process's cache still holds the older copy.
-    await ctx.api.patch(SERVICE, "podinfo-primary", {"metadata": {"labels": {"zone": "a"}}}, NS)
+    await USER_APIS[ns].patch(
+        SERVICE, "podinfo-primary", {"metadata": {"labels": {"zone": "a"}}}, ns
+    )
     await ctx.caches.informer(SERVICE).stop()
-    ctx.caches.informer(SERVICE)._objects[(NS, "podinfo-primary")] = stale
-    await patch_target_selector(ctx, "podinfo-green")
+    ctx.caches.informer(SERVICE)._objects[(ns, "podinfo-primary")] = stale
+    await patch_target_selector(ns, ctx, "podinfo-green")
 
     await controller.promote(canary, "green")
 
-    promoted = await get(ctx, "podinfo-primary")
+    promoted = await get(ns, ctx, "podinfo-primary")
     assert promoted["spec"]["selector"] == {"app": "podinfo-green"}
     assert promoted["metadata"]["labels"]["zone"] == "a"
     assert promoted["metadata"]["annotations"][naming.PROMOTED_REVISION_ANNOTATION] == "green"
     assert ctx.api.requests["replace services"] == 2
 
 
-async def patch_target_selector(ctx: ClusterContext, app: str) -> None:
+async def patch_target_selector(ns: str, ctx: ClusterContext, app: str) -> None:
     """Change the target directly (the informer of this test is stopped)."""
-    written = await ctx.api.patch(SERVICE, "podinfo", {"spec": {"selector": {"app": app}}}, NS)
+    written = await USER_APIS[ns].patch(
+        SERVICE, "podinfo", {"spec": {"selector": {"app": app}}}, ns
+    )
     await ctx.caches.informer(SERVICE).observe(written)

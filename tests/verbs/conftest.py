@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .rig import api, controller, hooks, output
+from .rig import api, controller, hooks, ns, output, user_kubeconfig
 
-__all__ = ["api", "controller", "hooks", "output"]
+__all__ = ["api", "controller", "hooks", "ns", "output", "user_kubeconfig"]

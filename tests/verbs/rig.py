@@ -1,4 +1,4 @@
-"""A running controller (in-process) on devcluster, a Service-target canary, steerable webhooks."""
+"""A running controller (in-process) on either tier, a Service-target canary, steerable webhooks."""
 
 from __future__ import annotations
 
@@ -6,17 +6,19 @@ import asyncio
 import io
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp import web
 
 from coalmine.cli.status import console_for
 from coalmine.controller.runtime import Controller
-from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.api import KubeApi, Object
 from coalmine.kube.kinds import CANARY, EVENT, SERVICE
-from inprocess import cluster_api, running_controller
+from inprocess import admin_api, controller_on
+from tiered import ApiServer
 
 
 async def eventually(predicate: Callable[[], Any], limit: float = 30.0, what: str = "") -> None:
@@ -29,14 +31,20 @@ async def eventually(predicate: Callable[[], Any], limit: float = 30.0, what: st
 
 
 @pytest.fixture
-async def api(devcluster: DevCluster) -> AsyncIterator[KubeApi]:
-    async with cluster_api(devcluster) as client:
+def ns(apiserver: ApiServer) -> str:
+    return apiserver.namespace
+
+
+@pytest.fixture
+async def api(apiserver: ApiServer) -> AsyncIterator[KubeApi]:
+    """The user's client (admin)."""
+    async with admin_api(apiserver) as client:
         yield client
 
 
 @pytest.fixture
-async def controller(devcluster: DevCluster, api: KubeApi) -> AsyncIterator[Controller]:
-    async with running_controller(devcluster, interval=0.2) as running:
+async def controller(apiserver: ApiServer, api: KubeApi) -> AsyncIterator[Controller]:
+    async with controller_on(apiserver, interval=0.2) as running:
         yield running
 
 
@@ -75,22 +83,22 @@ async def hooks() -> AsyncIterator[Hooks]:
     await runner.cleanup()
 
 
-def service(name: str, colour: str) -> Object:
+def service(ns: str, name: str, colour: str) -> Object:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": ns},
         "spec": {"selector": {"app": f"{name}-{colour}"}, "ports": [{"port": 80}]},
     }
 
 
-def canary(name: str, **analysis: Any) -> Object:
+def canary(ns: str, name: str, **analysis: Any) -> Object:
     body: dict[str, Any] = {"interval": "200ms", "threshold": 1, "iterations": 2}
     body.update(analysis)
     return {
         "apiVersion": "flagger.app/v1beta1",
         "kind": "Canary",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": ns},
         "spec": {
             "provider": "kubernetes",
             "targetRef": {"apiVersion": "v1", "kind": "Service", "name": name},
@@ -100,40 +108,40 @@ def canary(name: str, **analysis: Any) -> Object:
     }
 
 
-async def get_canary(api: KubeApi, name: str = "podinfo") -> Object:
-    return await api.get(CANARY, name, "default")
+async def get_canary(ns: str, api: KubeApi, name: str = "podinfo") -> Object:
+    return await api.get(CANARY, name, ns)
 
 
-async def phase_of(api: KubeApi, name: str = "podinfo") -> str:
-    return str(((await get_canary(api, name)).get("status") or {}).get("phase") or "")
+async def phase_of(ns: str, api: KubeApi, name: str = "podinfo") -> str:
+    return str(((await get_canary(ns, api, name)).get("status") or {}).get("phase") or "")
 
 
-async def wait_phase(api: KubeApi, *phases: str, name: str = "podinfo") -> None:
+async def wait_phase(ns: str, api: KubeApi, *phases: str, name: str = "podinfo") -> None:
     async def reached() -> bool:
-        return await phase_of(api, name) in phases
+        return await phase_of(ns, api, name) in phases
 
     await eventually(reached, what=f"{name} in {phases}")
 
 
-async def primary_colour(api: KubeApi, name: str = "podinfo") -> str:
-    primary = await api.get(SERVICE, f"{name}-primary", "default")
+async def primary_colour(ns: str, api: KubeApi, name: str = "podinfo") -> str:
+    primary = await api.get(SERVICE, f"{name}-primary", ns)
     return str(primary["spec"]["selector"]["app"]).rsplit("-", 1)[1]
 
 
-async def messages(api: KubeApi, name: str = "podinfo") -> list[str]:
-    events = (await api.list(EVENT, "default")).items
+async def messages(ns: str, api: KubeApi, name: str = "podinfo") -> list[str]:
+    events = (await api.list(EVENT, ns)).items
     return [e["message"] for e in events if e["involvedObject"]["name"] == name]
 
 
-async def release(api: KubeApi, name: str = "podinfo", colour: str = "green") -> None:
+async def release(ns: str, api: KubeApi, name: str = "podinfo", colour: str = "green") -> None:
     """Wait for initialisation, then change the Service: a new revision."""
-    await wait_phase(api, "Initialized", "Succeeded", "Failed", name=name)
-    await api.patch(SERVICE, name, {"spec": {"selector": {"app": f"{name}-{colour}"}}}, "default")
+    await wait_phase(ns, api, "Initialized", "Succeeded", "Failed", name=name)
+    await api.patch(SERVICE, name, {"spec": {"selector": {"app": f"{name}-{colour}"}}}, ns)
 
 
-async def create(api: KubeApi, name: str = "podinfo", **analysis: Any) -> None:
-    await api.create(SERVICE, service(name, "blue"))
-    await api.create(CANARY, canary(name, **analysis))
+async def create(ns: str, api: KubeApi, name: str = "podinfo", **analysis: Any) -> None:
+    await api.create(SERVICE, service(ns, name, "blue"))
+    await api.create(CANARY, canary(ns, name, **analysis))
 
 
 @dataclass
@@ -151,3 +159,20 @@ class Output:
 @pytest.fixture
 def output() -> Output:
     return Output()
+
+
+def in_namespace(kubeconfig: Path, ns: str, directory: Path) -> Path:
+    """A copy of `kubeconfig` whose current context works in `ns`."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    for context in config["contexts"]:
+        if context["name"] == config["current-context"]:
+            context["context"]["namespace"] = ns
+    path = directory / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def user_kubeconfig(apiserver: ApiServer, ns: str, tmp_path: Path) -> Path:
+    """The admin kubeconfig with the test's namespace as its context's: the CLI as a user runs it."""
+    return in_namespace(apiserver.kubeconfig_path, ns, tmp_path)

@@ -5,32 +5,32 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
+from pathlib import Path
 
 from binaries import require_binary
 from coalmine.controller.runtime import Controller
-from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.api import KubeApi
 from coalmine.kube.kinds import CANARY, SERVICE
 
 from .rig import Hooks, canary, create, eventually, release, service, wait_phase
 
 
-async def refused_canary(api: KubeApi) -> None:
-    await api.create(SERVICE, service("broken", "blue"))
-    bad = canary("broken", stepWeights=[20, 10])
+async def refused_canary(ns: str, api: KubeApi) -> None:
+    await api.create(SERVICE, service(ns, "broken", "blue"))
+    bad = canary(ns, "broken", stepWeights=[20, 10])
     del bad["spec"]["analysis"]["iterations"]
     await api.create(CANARY, bad)
 
 
 async def test_kubectl_get_canaries_shows_why_a_canary_is_refused(
-    api: KubeApi, controller: Controller, devcluster: DevCluster
+    ns: str, api: KubeApi, controller: Controller, user_kubeconfig: Path
 ) -> None:
-    await refused_canary(api)
-    await create(api, "fine")
-    await wait_phase(api, "Initialized", name="fine")
+    await refused_canary(ns, api)
+    await create(ns, api, "fine")
+    await wait_phase(ns, api, "Initialized", name="fine")
 
     async def refused() -> bool:
-        obj = await api.get(CANARY, "broken", "default")
+        obj = await api.get(CANARY, "broken", ns)
         return bool((obj.get("status") or {}).get("conditions"))
 
     await eventually(refused, what="the refusal")
@@ -40,7 +40,7 @@ async def test_kubectl_get_canaries_shows_why_a_canary_is_refused(
             require_binary("kubectl"),
             "get",
             "canaries",
-            f"--kubeconfig={devcluster.kubeconfig_path}",
+            f"--kubeconfig={user_kubeconfig}",
         ],
         capture_output=True,
         text=True,
@@ -55,24 +55,24 @@ async def test_kubectl_get_canaries_shows_why_a_canary_is_refused(
 
 
 async def test_refused_canaries_are_counted_and_exported_with_their_reason(
-    api: KubeApi, controller: Controller
+    ns: str, api: KubeApi, controller: Controller
 ) -> None:
-    await refused_canary(api)
-    await create(api, "fine")
-    await wait_phase(api, "Initialized", name="fine")
+    await refused_canary(ns, api)
+    await create(ns, api, "fine")
+    await wait_phase(ns, api, "Initialized", name="fine")
 
     async def exported() -> bool:
         text = controller.metrics.exposition().decode()
-        return 'flagger_canary_total{namespace="default"} 2.0' in text
+        return f'flagger_canary_total{{namespace="{ns}"}} 2.0' in text
 
     await eventually(exported, what="flagger_canary_total 2")
     text = controller.metrics.exposition().decode()
     assert (
-        'coalmine_canary_refused{name="broken",namespace="default",reason="InvalidSpec"} 1.0'
+        f'coalmine_canary_refused{{name="broken",namespace="{ns}",reason="InvalidSpec"}} 1.0'
         in text
     )
     assert 'coalmine_canary_refused{name="fine"' not in text
-    await api.delete(CANARY, "broken", "default")
+    await api.delete(CANARY, "broken", ns)
 
     async def cleared() -> bool:
         return "coalmine_canary_refused{" not in controller.metrics.exposition().decode()
@@ -81,21 +81,21 @@ async def test_refused_canaries_are_counted_and_exported_with_their_reason(
 
 
 async def test_webhook_failures_and_failed_checks_are_exported(
-    api: KubeApi, controller: Controller, hooks: Hooks
+    ns: str, api: KubeApi, controller: Controller, hooks: Hooks
 ) -> None:
     hooks.refusing.add("acceptance")
-    await create(api, threshold=2, webhooks=[hooks.hook("acceptance", "rollout")])
-    await release(api)
-    await wait_phase(api, "Failed")
+    await create(ns, api, threshold=2, webhooks=[hooks.hook("acceptance", "rollout")])
+    await release(ns, api)
+    await wait_phase(ns, api, "Failed")
 
     async def exported() -> bool:
         text = controller.metrics.exposition().decode()
-        return 'coalmine_canary_failed_checks{name="podinfo",namespace="default"}' in text
+        return f'coalmine_canary_failed_checks{{name="podinfo",namespace="{ns}"}}' in text
 
     await eventually(exported, what="coalmine_canary_failed_checks")
     text = controller.metrics.exposition().decode()
     failures = re.search(
-        r'^coalmine_canary_webhook_failures_total\{name="podinfo",namespace="default",'
+        rf'^coalmine_canary_webhook_failures_total\{{name="podinfo",namespace="{re.escape(ns)}",'
         r'type="rollout",webhook="acceptance"\} (\d+)',
         text,
         re.MULTILINE,

@@ -9,11 +9,21 @@ from pathlib import Path
 from coalmine.cli.status import status_command
 from coalmine.cli.verbs import request_verb
 from coalmine.controller.runtime import Controller
-from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.api import KubeApi
 from coalmine.kube.kinds import CANARY, EVENT, SERVICE
+from tiered import ApiServer
 
-from .rig import Hooks, Output, create, eventually, get_canary, primary_colour, release, wait_phase
+from .rig import (
+    Hooks,
+    Output,
+    create,
+    eventually,
+    get_canary,
+    in_namespace,
+    primary_colour,
+    release,
+    wait_phase,
+)
 
 
 async def printed(output: Output, text: str) -> None:
@@ -24,102 +34,98 @@ async def printed(output: Output, text: str) -> None:
 
 
 async def watch(
-    api: KubeApi, output: Output, name: str | None = "podinfo", limit: float = 30
+    ns: str, api: KubeApi, output: Output, name: str | None = "podinfo", limit: float = 30
 ) -> int:
-    return await status_command(
-        api, "default", name, watch=True, limit=limit, console=output.console()
-    )
+    return await status_command(api, ns, name, watch=True, limit=limit, console=output.console())
 
 
 async def test_watch_returns_at_once_with_0_for_an_initialized_canary(
-    api: KubeApi, controller: Controller, output: Output
+    ns: str, api: KubeApi, controller: Controller, output: Output
 ) -> None:
-    await create(api)
-    await wait_phase(api, "Initialized")
-    assert await watch(api, output, limit=5) == 0
+    await create(ns, api)
+    await wait_phase(ns, api, "Initialized")
+    assert await watch(ns, api, output, limit=5) == 0
     assert "Initialized" in output.text
 
 
 async def test_watch_waits_for_the_run_in_progress_and_exits_0_on_success(
-    api: KubeApi, controller: Controller, hooks: Hooks, output: Output
+    ns: str, api: KubeApi, controller: Controller, hooks: Hooks, output: Output
 ) -> None:
     hooks.refusing.add("approve")
-    await create(api, webhooks=[hooks.hook("approve", "confirm-promotion")])
-    await release(api)
-    await wait_phase(api, "WaitingPromotion")
-    watching = asyncio.create_task(watch(api, output))
+    await create(ns, api, webhooks=[hooks.hook("approve", "confirm-promotion")])
+    await release(ns, api)
+    await wait_phase(ns, api, "WaitingPromotion")
+    watching = asyncio.create_task(watch(ns, api, output))
     await printed(output, "podinfo: WaitingPromotion")
     hooks.refusing.clear()
     assert await watching == 0
-    assert (await get_canary(api))["status"]["phase"] == "Succeeded"
+    assert (await get_canary(ns, api))["status"]["phase"] == "Succeeded"
     assert "podinfo: WaitingPromotion" in output.text
     assert "podinfo: Succeeded" in output.text
 
 
 async def test_watch_exits_1_when_the_run_fails(
-    api: KubeApi, controller: Controller, output: Output
+    ns: str, api: KubeApi, controller: Controller, output: Output
 ) -> None:
-    await create(api, iterations=1000)
-    await release(api)
-    await wait_phase(api, "Progressing")
-    watching = asyncio.create_task(watch(api, output))
-    assert await request_verb(api, "default", "podinfo", "abort", limit=30) == 0
+    await create(ns, api, iterations=1000)
+    await release(ns, api)
+    await wait_phase(ns, api, "Progressing")
+    watching = asyncio.create_task(watch(ns, api, output))
+    assert await request_verb(api, ns, "podinfo", "abort", limit=30) == 0
     assert await watching == 1
     assert "podinfo: Failed" in output.text
 
 
 async def test_watch_exits_4_when_the_release_does_not_end_in_time(
-    api: KubeApi, controller: Controller, hooks: Hooks, output: Output
+    ns: str, api: KubeApi, controller: Controller, hooks: Hooks, output: Output
 ) -> None:
     hooks.refusing.add("approve")
-    await create(api, webhooks=[hooks.hook("approve", "confirm-promotion")])
-    await release(api)
-    await wait_phase(api, "WaitingPromotion")
-    assert await watch(api, output, limit=1) == 4
+    await create(ns, api, webhooks=[hooks.hook("approve", "confirm-promotion")])
+    await release(ns, api)
+    await wait_phase(ns, api, "WaitingPromotion")
+    assert await watch(ns, api, output, limit=1) == 4
     assert "timed out after 1s" in output.text
 
 
 async def test_watch_waits_for_a_target_change_the_controller_has_not_started(
-    api: KubeApi, controller: Controller, output: Output
+    ns: str, api: KubeApi, controller: Controller, output: Output
 ) -> None:
-    await create(api)
-    await wait_phase(api, "Initialized")
-    assert await request_verb(api, "default", "podinfo", "pause", limit=30) == 0
-    await release(api)  # the paused canary cannot start the run yet
-    watching = asyncio.create_task(watch(api, output))
+    await create(ns, api)
+    await wait_phase(ns, api, "Initialized")
+    assert await request_verb(api, ns, "podinfo", "pause", limit=30) == 0
+    await release(ns, api)  # the paused canary cannot start the run yet
+    watching = asyncio.create_task(watch(ns, api, output))
     await printed(output, "podinfo: Initialized")
     assert not watching.done()
-    assert await request_verb(api, "default", "podinfo", "resume", limit=30) == 0
+    assert await request_verb(api, ns, "podinfo", "resume", limit=30) == 0
     assert await watching == 0
     assert "a target change is waiting for the controller" in output.text
-    assert await primary_colour(api) == "green"
+    assert await primary_colour(ns, api) == "green"
 
 
 async def test_watch_of_every_canary_waits_for_all_and_exits_1_if_one_failed(
-    api: KubeApi, controller: Controller, hooks: Hooks, output: Output
+    ns: str, api: KubeApi, controller: Controller, hooks: Hooks, output: Output
 ) -> None:
     hooks.refusing.add("acceptance")
-    await create(api, "good")
-    await create(api, "bad", webhooks=[hooks.hook("acceptance", "rollout")])
-    await release(api, "good")
-    await release(api, "bad")
-    assert await watch(api, output, name=None) == 1
-    assert await primary_colour(api, "good") == "green"
-    assert await primary_colour(api, "bad") == "blue"
+    await create(ns, api, "good")
+    await create(ns, api, "bad", webhooks=[hooks.hook("acceptance", "rollout")])
+    await release(ns, api, "good")
+    await release(ns, api, "bad")
+    assert await watch(ns, api, output, name=None) == 1
+    assert await primary_colour(ns, api, "good") == "green"
+    assert await primary_colour(ns, api, "bad") == "blue"
     assert "good" in output.text
     assert "bad" in output.text
 
 
 async def test_the_table_lists_each_canary_with_target_phase_and_checks(
-    api: KubeApi, controller: Controller, output: Output
+    ns: str, api: KubeApi, controller: Controller, output: Output
 ) -> None:
-    await create(api, "frontend")
-    await create(api, "backend")
-    await wait_phase(api, "Initialized", name="frontend")
-    await wait_phase(api, "Initialized", name="backend")
-    code = await status_command(
-        api, "default", None, watch=False, limit=1, console=output.console()
-    )
+    await create(ns, api, "frontend")
+    await create(ns, api, "backend")
+    await wait_phase(ns, api, "Initialized", name="frontend")
+    await wait_phase(ns, api, "Initialized", name="backend")
+    code = await status_command(api, ns, None, watch=False, limit=1, console=output.console())
     assert code == 0
     lines = output.text.splitlines()
     assert lines[0].split() == [
@@ -146,9 +152,10 @@ async def test_the_table_lists_each_canary_with_target_phase_and_checks(
 
 
 async def test_the_detail_shows_spec_checks_webhooks_and_events(
-    api: KubeApi, controller: Controller, hooks: Hooks, output: Output
+    ns: str, api: KubeApi, controller: Controller, hooks: Hooks, output: Output
 ) -> None:
     await create(
+        ns,
         api,
         metrics=[
             # provider kubernetes + Service target: builtin checks are refused, queries are not
@@ -162,27 +169,25 @@ async def test_the_detail_shows_spec_checks_webhooks_and_events(
         ],
         webhooks=[hooks.hook("smoke", "pre-rollout")],
     )
-    await wait_phase(api, "Initialized")
+    await wait_phase(ns, api, "Initialized")
     await api.create(
         EVENT,
         {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": "podinfo.", "namespace": "default"},
-            "involvedObject": {"kind": "Canary", "name": "podinfo", "namespace": "default"},
+            "metadata": {"generateName": "podinfo.", "namespace": ns},
+            "involvedObject": {"kind": "Canary", "name": "podinfo", "namespace": ns},
             "reason": "Synced",
             "type": "Warning",
             "message": "Halt advancement latency 900.00 > 500 [p99]",
             "lastTimestamp": "2099-01-01T00:00:00Z",
         },
     )
-    code = await status_command(
-        api, "default", "podinfo", watch=False, limit=1, console=output.console()
-    )
+    code = await status_command(api, ns, "podinfo", watch=False, limit=1, console=output.console())
     assert code == 0
     text = output.text
     assert "2099-01-01T00:00:00Z  Warning  Halt advancement latency 900.00 > 500 [p99]" in text
-    assert text.startswith("podinfo.default  Initialized\n")
+    assert text.startswith(f"podinfo.{ns}  Initialized\n")
     assert "├─ Target        Service/podinfo\n" in text
     assert "primary  podinfo-primary  selector app=podinfo-blue" in text
     assert "canary   podinfo  selector app=podinfo-blue" in text
@@ -194,7 +199,7 @@ async def test_the_detail_shows_spec_checks_webhooks_and_events(
         " at 2099-01-01T00:00:00Z [events]"
     ) in text
     assert "smoke  pre-rollout: not called in this run" in text
-    assert "Initialization done! podinfo.default" in text
+    assert f"Initialization done! podinfo.{ns}" in text
     # which traffic is canaried, in one sentence (the controller's TrafficCoverage condition)
     assert (
         "├─ Traffic       provider kubernetes: no traffic follows the canary weights; only "
@@ -202,15 +207,15 @@ async def test_the_detail_shows_spec_checks_webhooks_and_events(
     ) in text
 
 
-async def test_status_of_a_missing_canary_is_an_error(api: KubeApi, devcluster: DevCluster) -> None:
+async def test_status_of_a_missing_canary_is_an_error(
+    ns: str, api: KubeApi, apiserver: ApiServer
+) -> None:
     import pytest
 
     from coalmine.cli.status import CliError
 
     with pytest.raises(CliError, match="canary ghost not found"):
-        await status_command(
-            api, "default", "ghost", watch=False, limit=1, console=Output().console()
-        )
+        await status_command(api, ns, "ghost", watch=False, limit=1, console=Output().console())
 
 
 async def run_cli(*args: str) -> tuple[int, str]:
@@ -228,17 +233,23 @@ async def run_cli(*args: str) -> tuple[int, str]:
 
 
 async def test_the_commands_as_a_pipeline_runs_them(
-    api: KubeApi, controller: Controller, hooks: Hooks, devcluster: DevCluster
+    ns: str,
+    api: KubeApi,
+    controller: Controller,
+    hooks: Hooks,
+    apiserver: ApiServer,
+    tmp_path: Path,
 ) -> None:
-    kubeconfig = f"--kubeconfig={Path(devcluster.kubeconfig_path)}"
+    """Without `-n` the commands work in the kubeconfig context's namespace."""
+    kubeconfig = f"--kubeconfig={in_namespace(apiserver.kubeconfig_path, ns, tmp_path)}"
     hooks.refusing.add("approve")
-    await create(api, webhooks=[hooks.hook("approve", "confirm-promotion")])
-    await release(api)
-    await wait_phase(api, "WaitingPromotion")
+    await create(ns, api, webhooks=[hooks.hook("approve", "confirm-promotion")])
+    await release(ns, api)
+    await wait_phase(ns, api, "WaitingPromotion")
     watching = asyncio.create_task(
         run_cli("status", "podinfo", "--watch", "--timeout=60s", kubeconfig)
     )
-    promote = await run_cli("promote", "podinfo", "-n", "default", kubeconfig)
+    promote = await run_cli("promote", "podinfo", "-n", ns, kubeconfig)
     assert promote[0] == 0, promote[1]
     code, text = await watching
     assert code == 0, text
@@ -249,7 +260,7 @@ async def test_the_commands_as_a_pipeline_runs_them(
     missing = await run_cli("status", "ghost", kubeconfig)
     assert missing[0] == 3
     assert "canary ghost not found" in missing[1]
-    assert (await api.get(SERVICE, "podinfo-primary", "default"))["spec"]["selector"] == {
+    assert (await api.get(SERVICE, "podinfo-primary", ns))["spec"]["selector"] == {
         "app": "podinfo-green"
     }
 
@@ -277,14 +288,14 @@ async def test_an_unreachable_api_server_exits_3_with_the_address(tmp_path: Path
 
 
 async def test_watch_of_a_canary_the_controller_refuses_exits_1_with_the_reason(
-    api: KubeApi, controller: Controller, output: Output
+    ns: str, api: KubeApi, controller: Controller, output: Output
 ) -> None:
     from .rig import canary, service
 
-    await api.create(SERVICE, service("podinfo", "blue"))
-    bad = canary("podinfo", stepWeights=[20, 10])
+    await api.create(SERVICE, service(ns, "podinfo", "blue"))
+    bad = canary(ns, "podinfo", stepWeights=[20, 10])
     del bad["spec"]["analysis"]["iterations"]
     await api.create(CANARY, bad)
-    assert await watch(api, output) == 1
+    assert await watch(ns, api, output) == 1
     assert "refused by the controller" in output.text
     assert "spec.analysis.stepWeights[1]" in output.text

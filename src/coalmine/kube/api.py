@@ -99,6 +99,15 @@ def to_dict(obj: Any) -> Object:
     return converted
 
 
+def with_type(obj: Object, kind: Kind) -> Object:
+    """kube-apiserver leaves `apiVersion` and `kind` out of the items of a built-in kind's list
+    (watch events and single objects carry them); code that tells objects apart by kind needs
+    them, as client-go's unstructured lists fill them in."""
+    obj.setdefault("apiVersion", kind.api_version)
+    obj.setdefault("kind", kind.kind)
+    return obj
+
+
 def load_config(
     kubeconfig: str | None = None, context: str | None = None, master: str | None = None
 ) -> KubeConfig | SingleConfig:
@@ -188,7 +197,7 @@ class KubeApi:
         try:
             async with self._in_flight:
                 iterable = self._client.list(kind.resource, namespace=namespace or "*", **params)
-                items = [to_dict(item) async for item in iterable]
+                items = [with_type(to_dict(item), kind) async for item in iterable]
             return ListResult(items, iterable.resourceVersion)
         except (ApiError, HTTPStatusError) as error:
             raise _translate(error) from error

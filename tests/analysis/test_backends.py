@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from coalmine.analysis.providers.base import (
+from coalmine.analysis.providers import (
     NoValuesFound,
     ProviderConfigError,
     ProviderError,

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from outbound_rig import Answering, ForwardProxy, serve
 
-from coalmine.analysis.providers.base import ProviderContext, provider_for
+from coalmine.analysis.providers import ProviderContext, provider_for
 from coalmine.api.models import CanaryWebhook, MetricTemplateProvider
 from coalmine.hooks.client import call_webhook, create_session
 from coalmine.notify.message import AlertMessage

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from outbound_rig import serve
 
-from coalmine.analysis.providers.base import (
+from coalmine.analysis.providers import (
     ProviderConfigError,
     ProviderContext,
     ProviderError,

@@ -37,9 +37,9 @@ from coalmine.analysis.providers.base import (
     MetricProvider,
     NoValuesFound,
     ProviderContext,
-    provider_for,
 )
 from coalmine.analysis.providers.prometheus import PrometheusProvider
+from coalmine.analysis.providers.registry import provider_for
 from coalmine.analysis.templates import TemplateError, TemplateModel, go_sprintf, render_query
 from coalmine.api.models import Canary, CanaryMetric, MetricTemplateProvider
 from coalmine.outbound import redact_url, safe_text

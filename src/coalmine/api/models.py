@@ -903,6 +903,13 @@ class Canary(Model):
         """`name.namespace`, the way Flagger names a canary in events, logs and alerts."""
         return f"{self.name}.{self.namespace}"
 
+    def webhooks_of_type(self, hook_type: str) -> list[CanaryWebhook]:
+        """The canary's webhooks of a type in spec order; an empty `type` means `rollout`."""
+        analysis = self.spec.analysis
+        if analysis is None or not analysis.webhooks:
+            return []
+        return [hook for hook in analysis.webhooks if hook.effective_type == hook_type]
+
 
 # --- MetricTemplate ---------------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ from coalmine.analysis import Analyzer, AvailabilityOutcome
 from coalmine.api import naming
 from coalmine.api.hashing import is_foreign_hash, release_checksum
 from coalmine.api.models import Canary, CanaryAnalysis, CanaryStatus, CanaryWebhook, Phase, Strategy
-from coalmine.hooks.payloads import hooks_of_type
 from coalmine.routers.base import Router, Routes, ServiceRouter, SessionAffinityCookies
 from coalmine.scheduler import status as st
 from coalmine.scheduler import verbs
@@ -159,7 +158,7 @@ class _Cycle:
         return self.canary.spec.strategy
 
     def webhooks(self, hook_type: str) -> list[CanaryWebhook]:
-        return hooks_of_type(self.canary, hook_type)
+        return self.canary.webhooks_of_type(hook_type)
 
 
 class Scheduler:

@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 
 from coalmine.api import naming
 from coalmine.api.models import ABMatch, Canary, SessionAffinity
-from coalmine.api.validation import Problem
+from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.targets import labels
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from coalmine.api import naming
 from coalmine.api.models import Canary
-from coalmine.api.validation import Problem
+from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.routers.common import (
     SET_COOKIE_HEADER,

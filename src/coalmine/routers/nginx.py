@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 
 from coalmine.api import naming
 from coalmine.api.models import Canary
-from coalmine.api.validation import Problem
+from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,

@@ -1,4 +1,4 @@
-"""Primary HPA and KEDA ScaledObject (§2.6; Flagger's hpa_reconciler_test.go and
+"""Primary HPA and KEDA ScaledObject (Flagger's hpa_reconciler_test.go and
 scaled_object_reconciler_test.go)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""ConfigMap/Secret tracking (§2.4, Flagger's config_tracker_test.go)."""
+"""ConfigMap/Secret tracking (Flagger's config_tracker_test.go)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DaemonSet targets (§2.2; Flagger's daemonset_controller_test.go)."""
+"""DaemonSet targets (Flagger's daemonset_controller_test.go)."""
 
 from __future__ import annotations
 

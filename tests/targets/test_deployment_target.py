@@ -1,4 +1,4 @@
-"""Deployment targets (§2.1; Flagger's deployment_controller_test.go)."""
+"""Deployment targets (Flagger's deployment_controller_test.go)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Service targets (§2.3 with DESIGN decisions 1, 2, 3): copies a real API server accepts."""
+"""Service targets (Flagger's service_controller.go, with docs/decisions.md 'Service copies',
+'Primary ownership' and 'Service-target copy names'): copies a real API server accepts."""
 
 from __future__ import annotations
 

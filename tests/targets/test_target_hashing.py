@@ -1,4 +1,4 @@
-"""Spec hashes (§1.1.4): what counts as a new revision and what does not."""
+"""Spec hashes: what counts as a new revision and what does not."""
 
 from __future__ import annotations
 

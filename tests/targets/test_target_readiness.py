@@ -1,4 +1,4 @@
-"""Readiness (§2.5; Flagger's deployment_ready_test.go and daemonset_ready_test.go)."""
+"""Readiness (Flagger's deployment_ready_test.go and daemonset_ready_test.go)."""
 
 from __future__ import annotations
 

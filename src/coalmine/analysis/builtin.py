@@ -4,11 +4,11 @@ Each observer is a pair of Go-template queries rendered with the canary's Templa
 to turn the duration result into milliseconds. The queries are Flagger's (whitespace is collapsed
 before sending, so the layout below does not matter to Prometheus).
 
-Service targets (DESIGN decision 4): Flagger appends `:service` to the observer key and most keys
-then fall back to Istio's queries. coalmine keeps the router's own queries instead; where the
-router's metrics are labelled by workload (Istio, Linkerd) the Service variant selects the
-`<service>-canary` copy by its service label, because the workload behind a Service target is not
-named after it.
+Service targets (see docs/decisions.md, 'Builtin checks for Service targets'): Flagger appends
+`:service` to the observer key and most keys then fall back to Istio's queries. coalmine keeps the
+router's own queries instead; where the router's metrics are labelled by workload (Istio, Linkerd)
+the Service variant selects the `<service>-canary` copy by its service label, because the workload
+behind a Service target is not named after it.
 """
 
 from __future__ import annotations

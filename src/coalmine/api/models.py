@@ -595,7 +595,8 @@ class CanaryAlert(Model):
 
     @property
     def effective_severity(self) -> str:
-        """DESIGN decision 5: an alert without severity is sent as `info`."""
+        """An alert without severity is sent as `info` (see docs/decisions.md, 'Alert severity
+        default')."""
         return self.severity or "info"
 
 

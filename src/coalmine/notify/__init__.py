@@ -1,4 +1,4 @@
-"""Alerts to chat tools: Slack, MS Teams, Discord, Rocket.Chat, Google Chat (Flagger §7).
+"""Alerts to chat tools: Slack, MS Teams, Discord, Rocket.Chat, Google Chat (Flagger's notifiers).
 
 The top level is free of HTTP libraries (`Notifier`, `AlertMessage`, the severity rules). The
 scheduler alerts through its own `Alerts` port (`coalmine.scheduler.ports`), which

@@ -1,4 +1,4 @@
-"""Routing a canary's alerts to its AlertProviders or to the global notifier (Flagger §7.1).
+"""Routing a canary's alerts to its AlertProviders or to the global notifier (Flagger's `alert()`).
 
 The controller resolves AlertProvider objects and their Secrets (no Kubernetes I/O here) into
 `ResolvedAlertProvider` values with `resolve_alert_provider`, and the scheduler calls

@@ -1,4 +1,4 @@
-"""The alert a notifier sends, built from a canary by pure functions (Flagger §7.1)."""
+"""The alert a notifier sends, built from a canary by pure functions (Flagger's `alert()`)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ class AlertMessage:
 
 
 def effective_severity(severity: str | None) -> Severity:
-    """An alert or provider entry without severity means `info` (decision 5)."""
+    """An alert or provider entry without severity means `info` (see docs/decisions.md, 'Alert
+    severity default')."""
     if severity == "warn":
         return "warn"
     if severity == "error":

@@ -2,7 +2,7 @@
 
 The copy routes every backend of the user's Ingress that points at the primary side to
 `<apex>-canary`; ingress-nginx's canary annotations carry the weight or the header/cookie match
-(flagger-behaviour §4.7). The user's Ingress is never modified.
+(as Flagger's `pkg/router/ingress.go`). The user's Ingress is never modified.
 
 Service targets (coalmine's headline): the user's Ingress must route to `<apex>-primary`, the copy
 holding the last good spec. An Ingress that routes to the Service target itself would send the

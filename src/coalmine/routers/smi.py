@@ -1,7 +1,7 @@
 """SMI TrafficSplit `<apex>` (v1alpha1 for Linkerd, v1alpha2 for OSM, v1alpha3): weights only.
 
-No A/B, no mirroring (flagger-behaviour §4.3). v1alpha1 writes weights as resource quantities
-(strings, as Flagger's typed client serialises them); later versions write integers.
+No A/B, no mirroring (as Flagger's `pkg/router/smi*.go`). v1alpha1 writes weights as resource
+quantities (strings, as Flagger's typed client serialises them); later versions write integers.
 """
 
 from __future__ import annotations

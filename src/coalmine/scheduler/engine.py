@@ -1,10 +1,11 @@
 """One cycle of a canary's state machine (Flagger's `advanceCanary`), through the seams only.
 
-`Scheduler.advance` runs the 27 steps of reference §3.2 in Flagger's order; `Scheduler.finalize`
-runs the revertOnDeletion finaliser (§3.12). Every decision is derived from the canary as read from
-the API server plus what the seams report (target fingerprint, live routes), never from memory of
-an earlier cycle, so a controller restarted at any instant carries on from the persisted state
-(docs/state-machine.md explains why each write order is safe).
+`Scheduler.advance` runs the 27 steps of Flagger's `advanceCanary` in its order;
+`Scheduler.finalize` runs the revertOnDeletion finaliser (Flagger's `finalizer.go`). Every decision
+is derived from the canary as read from the API server plus what the seams report (target
+fingerprint, live routes), never from memory of an earlier cycle, so a controller restarted at any
+instant carries on from the persisted state (docs/state-machine.md explains why each write order is
+safe).
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ class _Cycle:
     @property
     def primary_key(self) -> str:
         spec = self.canary.spec
-        # Service-target copies are named from spec.service.name (DESIGN decision 3).
+        # Service-target copies are named from spec.service.name (docs/decisions.md, 'Service-target
+        # copy names').
         base = spec.apex_name if spec.target_ref.is_core_service else spec.target_ref.name
         return f"{naming.primary_name(base)}.{self.canary.namespace}"
 
@@ -525,7 +527,8 @@ class Scheduler:
     async def _start_run(self, c: _Cycle) -> None:
         """Step 16 for Initialized/Succeeded/Failed/Waiting: approval, scale up, Progressing."""
         if c.phase == "Waiting" and await self._rollback_requested(c):
-            # DESIGN decision 7: a rollback hook can reject a revision still waiting for approval.
+            # A rollback hook can reject a revision still waiting for approval (see
+            # docs/decisions.md, 'Rollback hooks while waiting').
             await self._manual_rollback(c)
             return
         if not await self._confirm_rollout(c):
@@ -897,7 +900,8 @@ class Scheduler:
         return True
 
     async def _run_checks(self, c: _Cycle) -> bool:
-        """Reference §3.4: rollout webhooks, then the metric checks; the first failure stops."""
+        """Flagger's `runAnalysis`: rollout webhooks, then the metric checks; the first failure
+        stops."""
         refused = await self._gate(c, "rollout", "Progressing", None)
         if refused is not None:
             hook, error = refused
@@ -954,7 +958,8 @@ class Scheduler:
         )
 
     async def _adopt_foreign_hashes(self, c: _Cycle, fingerprint: TargetFingerprint) -> None:
-        """DESIGN decision 13: a canary taken over from Flagger keeps its state, no spurious run."""
+        """A canary taken over from Flagger keeps its state, no spurious run (see docs/decisions.md,
+        'Spec hashes and adoption')."""
         previous = c.status.last_applied_spec
         if c.phase not in {
             "Initialized",

@@ -1,4 +1,4 @@
-"""Pure parts of the per-canary job loop (reference §3.1) for the controller to use."""
+"""Pure parts of the per-canary job loop (Flagger's `job.go`) for the controller to use."""
 
 from __future__ import annotations
 

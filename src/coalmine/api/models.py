@@ -100,7 +100,10 @@ WebhookType = Literal[
     "confirm-traffic-increase",
 ]
 
-Severity = Literal["", "info", "warn", "error"]
+#: How loud an alert is (`CanaryAlert.severity`, AlertProvider entries, the chat message).
+AlertSeverity = Literal["info", "warn", "error"]
+#: The type of a Kubernetes Event: the scheduler records, event webhooks forward.
+EventType = Literal["Normal", "Warning"]
 
 MetricProviderType = Literal[
     "prometheus",
@@ -588,7 +591,7 @@ class ProviderRef(Model):
 
 class CanaryAlert(Model):
     name: str = Field(description="Name of the this alert")
-    severity: Severity | None = Field(
+    severity: Literal["", AlertSeverity] | None = Field(
         default=None, description="Severity level can be info, warn, error (default info)"
     )
     provider_ref: ProviderRef

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from coalmine.api.hashing import release_checksum
-from coalmine.api.models import Canary, CanaryWebhook
-
-EventType = Literal["Normal", "Warning"]
+from coalmine.api.models import Canary, CanaryWebhook, EventType
 
 
 def canary_checksum(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from coalmine.api.models import AlertProvider, Canary, CanaryAlert
+from coalmine.api.models import AlertProvider, AlertSeverity, Canary, CanaryAlert
 from coalmine.notify.base import (
     AlertDelivery,
     NotificationError,
@@ -25,7 +25,6 @@ from coalmine.notify.base import (
 )
 from coalmine.notify.message import (
     AlertMessage,
-    Severity,
     build_alert_message,
     effective_severity,
     provider_receives,
@@ -51,7 +50,7 @@ class ResolvedAlertProvider:
 
     alert_name: str
     provider_key: str
-    severity: Severity
+    severity: AlertSeverity
     notifier: Notifier
 
 

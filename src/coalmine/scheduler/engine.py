@@ -18,16 +18,23 @@ from datetime import datetime
 from coalmine.analysis import Analyzer, AvailabilityOutcome
 from coalmine.api import naming
 from coalmine.api.hashing import is_foreign_hash, release_checksum
-from coalmine.api.models import Canary, CanaryAnalysis, CanaryStatus, CanaryWebhook, Phase, Strategy
+from coalmine.api.models import (
+    AlertSeverity,
+    Canary,
+    CanaryAnalysis,
+    CanaryStatus,
+    CanaryWebhook,
+    EventType,
+    Phase,
+    Strategy,
+)
 from coalmine.routers.base import Router, Routes, ServiceRouter, SessionAffinityCookies
 from coalmine.scheduler import status as st
 from coalmine.scheduler import verbs
 from coalmine.scheduler.ports import (
     ActionLog,
     Alerts,
-    AlertSeverity,
     Clock,
-    EventType,
     MetricsSink,
     Recorder,
     Seams,

@@ -88,6 +88,22 @@ Phase = Literal[
     "Terminated",
 ]
 
+# Phase sets, named by what the phases have in common (the scheduler and the release verbs read them).
+#: Before initialisation is done: the primary may not exist or be ready yet.
+INITIALIZING_PHASES: frozenset[Phase] = frozenset({"", "Initializing"})
+#: Analysis runs and promotion has not begun.
+ANALYSING_PHASES: frozenset[Phase] = frozenset({"Progressing", "WaitingPromotion"})
+#: The primary is taking the canary's spec.
+PROMOTING_PHASES: frozenset[Phase] = frozenset({"Promoting", "Finalising"})
+#: A run has started (past the approval gate) and not finished: analysing or promoting.
+STARTED_PHASES: frozenset[Phase] = frozenset(
+    {"Progressing", "WaitingPromotion", "Promoting", "Finalising"}
+)
+#: A release is in progress: a new revision waits for approval (`Waiting`) or a run has started.
+RELEASE_PHASES: frozenset[Phase] = frozenset(
+    {"Waiting", "Progressing", "WaitingPromotion", "Promoting", "Finalising"}
+)
+
 WebhookType = Literal[
     "",
     "confirm-rollout",
@@ -663,6 +679,7 @@ class SessionAffinity(Model):
 
 MIN_ANALYSIS_INTERVAL_SECONDS = 10.0
 DEFAULT_ANALYSIS_INTERVAL_SECONDS = 60.0
+#: `provider: kubernetes` runs Blue/Green: this many iterations when `analysis.iterations` is unset.
 KUBERNETES_PROVIDER_ITERATIONS = 10
 
 

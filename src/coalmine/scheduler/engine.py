@@ -19,6 +19,12 @@ from coalmine.analysis import Analyzer, AvailabilityOutcome
 from coalmine.api import naming
 from coalmine.api.hashing import is_foreign_hash, release_checksum
 from coalmine.api.models import (
+    ANALYSING_PHASES,
+    INITIALIZING_PHASES,
+    KUBERNETES_PROVIDER_ITERATIONS,
+    PROMOTING_PHASES,
+    RELEASE_PHASES,
+    STARTED_PHASES,
     AlertSeverity,
     Canary,
     CanaryAnalysis,
@@ -58,15 +64,7 @@ from coalmine.targets.base import (
 
 log = logging.getLogger(__name__)
 
-INITIALIZING_PHASES: frozenset[str] = frozenset({"", "Initializing"})
-ADVANCING_PHASES: frozenset[str] = frozenset(
-    {"Progressing", "Waiting", "WaitingPromotion", "Promoting", "Finalising"}
-)
-RUNNING_PHASES: frozenset[str] = frozenset(
-    {"Progressing", "WaitingPromotion", "Promoting", "Finalising"}
-)
 KUBERNETES_PROVIDER = "kubernetes"
-KUBERNETES_DEFAULT_ITERATIONS = 10
 # Finaliser readiness wait: Flagger's wait.Backoff{Duration: 3s, Factor: 2, Steps: 4, Cap: interval}.
 FINALIZE_BACKOFF_SECONDS = 3.0
 FINALIZE_BACKOFF_STEPS = 4
@@ -305,7 +303,7 @@ class Scheduler:
         # 13. anything to do?
         await self._adopt_foreign_hashes(c, fingerprint)
         if (
-            c.phase not in ADVANCING_PHASES
+            c.phase not in RELEASE_PHASES
             and not c.retry_requested
             and not self._revision_changed(c, fingerprint)
         ):
@@ -351,7 +349,7 @@ class Scheduler:
         self.deps.metrics.set_weight(c.canary, c.routes.primary_weight, c.routes.canary_weight)
         # 16. a new revision starts (or waits for approval)
         self.deps.metrics.set_status(c.canary, st.phase_gauge(c.phase))
-        if c.phase not in RUNNING_PHASES:
+        if c.phase not in STARTED_PHASES:
             if c.retry_requested:
                 await self._event(
                     c,
@@ -469,10 +467,10 @@ class Scheduler:
         c.action = action
         phase = c.phase
         if action.verb == "promote":
-            if phase in verbs.ANALYSING:
+            if phase in ANALYSING_PHASES:
                 c.promote_requested = True
                 return True
-            if phase in verbs.PROMOTING:
+            if phase in PROMOTING_PHASES:
                 await self._resolve_action(c, verbs.DONE, f"already {phase}")
                 return True
         elif action.verb == "abort":
@@ -492,7 +490,7 @@ class Scheduler:
             if phase == "Failed":
                 c.retry_requested = True
                 return True
-            if phase in verbs.RUNNING:
+            if phase in RELEASE_PHASES:
                 await self._resolve_action(c, verbs.DONE, f"a run is in progress, phase {phase}")
                 return True
         reason = verbs.refusal(action.verb, phase, paused=False) or f"phase {phase}"
@@ -596,9 +594,9 @@ class Scheduler:
                 await self._event(
                     c,
                     "Warning",
-                    f"Setting canaryAnalysis.iterations: {KUBERNETES_DEFAULT_ITERATIONS}",
+                    f"Setting canaryAnalysis.iterations: {KUBERNETES_PROVIDER_ITERATIONS}",
                 )
-                iterations = KUBERNETES_DEFAULT_ITERATIONS
+                iterations = KUBERNETES_PROVIDER_ITERATIONS
         c.iterations = iterations
         # 27. strategy
         if has_match and iterations > 0:

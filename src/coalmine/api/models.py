@@ -532,10 +532,6 @@ class CanaryService(Model):
     def effective_port_name(self) -> str:
         return self.port_name or "http"
 
-    @property
-    def effective_target_port(self) -> int | str:
-        return self.target_port if self.target_port not in (None, "", 0) else self.port
-
 
 # --- spec.analysis ----------------------------------------------------------------------------
 

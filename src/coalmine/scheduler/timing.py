@@ -22,12 +22,6 @@ def job_interval(canary: Canary, minimum: float = MIN_ANALYSIS_INTERVAL_SECONDS)
     return canary.spec.analysis.interval_seconds(minimum)
 
 
-def duplicate_targets(canaries: Iterable[Canary]) -> list[str]:
-    """`<target>.<ns>` of targets claimed by more than one canary, for the controller's error log."""
-    counts = Counter(f"{c.spec.target_ref.name}.{c.namespace}" for c in canaries)
-    return sorted(key for key, count in counts.items() if count > 1)
-
-
 def duplicate_target_message(target: str) -> str:
     return f"Bad things will happen! Found more than one canary with the same target {target}"
 

@@ -19,12 +19,7 @@ from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.api import KubeApi
 from coalmine.kube.kinds import CANARY, EVENT, SERVICE
 from inprocess import cluster_api, running_controller
-
-
-async def eventually(predicate: Callable[[], Any], limit: float = 30.0) -> None:
-    async with asyncio.timeout(limit):
-        while not await predicate():
-            await asyncio.sleep(0.05)
+from polling import eventually
 
 
 @pytest.fixture

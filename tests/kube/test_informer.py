@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.api import KubeApi
 from coalmine.kube.cache import Informer
 from coalmine.kube.kinds import CONFIG_MAP
+from polling import eventually
 
 
 def configmap(name: str, **data: str) -> dict[str, Any]:
@@ -19,12 +18,6 @@ def configmap(name: str, **data: str) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": "default"},
         "data": data,
     }
-
-
-async def eventually(predicate: Callable[[], bool], limit: float = 10.0) -> None:
-    async with asyncio.timeout(limit):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 class Recorder:

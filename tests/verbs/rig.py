@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,15 +16,7 @@ from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.api import KubeApi, Object
 from coalmine.kube.kinds import CANARY, EVENT, SERVICE
 from inprocess import cluster_api, running_controller
-
-
-async def eventually(predicate: Callable[[], Any], limit: float = 30.0, what: str = "") -> None:
-    try:
-        async with asyncio.timeout(limit):
-            while not await predicate():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what or predicate}") from None
+from polling import eventually
 
 
 @pytest.fixture

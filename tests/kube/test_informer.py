@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.api import KubeApi
-from coalmine.kube.cache import Informer
-from coalmine.kube.kinds import CONFIG_MAP
+from coalmine.kube.cache import Caches, Informer, KindUnavailable
+from coalmine.kube.kinds import CONFIG_MAP, Kind
 from polling import eventually
 
 
@@ -96,3 +98,15 @@ async def test_observe_makes_an_own_write_visible_before_the_watch_brings_it(api
     await informer.observe(stale)
     assert informer.get("mine", "default") == created
     await informer.stop()
+
+
+async def test_a_kind_the_server_does_not_serve_is_unavailable_after_the_injected_sync_wait(
+    api: KubeApi,
+) -> None:
+    widgets = Kind("example.com", "v1", "Widget", "widgets")
+    caches = Caches(api, sync_wait=0.2)
+    try:
+        with pytest.raises(KindUnavailable, match="cannot list Widget"):
+            await caches.synced(widgets)
+    finally:
+        await caches.stop()

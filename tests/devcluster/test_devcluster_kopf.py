@@ -9,10 +9,11 @@ from typing import Any
 
 import kopf
 import pytest
-from dchelpers import WIDGET_CRD, WIDGETS, Raw, widget
 
 from coalmine.devcluster import DevCluster
 from polling import eventually
+
+from .dchelpers import WIDGET_CRD, WIDGETS, Raw, widget
 
 
 def build_registry(url: str, seen: list[tuple[str, str]]) -> kopf.OperatorRegistry:

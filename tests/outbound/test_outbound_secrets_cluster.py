@@ -14,13 +14,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from outbound_rig import serve
 
 from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.api import KubeApi
 from coalmine.kube.kinds import ALERT_PROVIDER, CANARY, EVENT, METRIC_TEMPLATE, SECRET, SERVICE
 from inprocess import cluster_api, running_controller
 from polling import eventually
+
+from .outbound_rig import serve
 
 PLANTED = "PlAnTeD-S3cret-4711"
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from targets_fixtures import CANARY_UID, make_canary
-
 from coalmine.targets.autoscalers import (
     desired_primary_hpa,
     desired_primary_scaled_object,
@@ -19,6 +17,8 @@ from coalmine.targets.autoscalers import (
     resume_scaled_object_patch,
     scaler_not_found,
 )
+
+from .targets_fixtures import CANARY_UID, make_canary
 
 KEDA_REF = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "podinfo"}
 

@@ -7,7 +7,6 @@ import copy
 from typing import Any
 
 import pytest
-from targets_fixtures import CANARY_UID, make_canary
 
 from coalmine.api.models import Canary
 from coalmine.targets.hashing import service_hash
@@ -19,6 +18,8 @@ from coalmine.targets.service import (
     service_copy_needs_recreate,
     service_copy_update,
 )
+
+from .targets_fixtures import CANARY_UID, make_canary
 
 ALLOCATED_SPEC_FIELDS = ("clusterIP", "clusterIPs", "healthCheckNodePort")
 SERVICE_CANARY = {

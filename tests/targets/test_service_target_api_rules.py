@@ -12,13 +12,14 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from targets_fixtures import make_canary
 
 from coalmine.targets.service import (
     desired_service_copy,
     service_copy_needs_recreate,
     service_copy_update,
 )
+
+from .targets_fixtures import make_canary
 
 CANARY = make_canary(
     {

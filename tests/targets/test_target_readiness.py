@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from targets_fixtures import make_canary
-
 from coalmine.api.models import CanaryStatus
 from coalmine.targets import daemonset as ds
 from coalmine.targets import deployment as dep
 from coalmine.targets.readiness import daemonset_readiness, deployment_readiness
+
+from .targets_fixtures import make_canary
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 

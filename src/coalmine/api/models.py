@@ -95,6 +95,8 @@ INITIALIZING_PHASES: frozenset[Phase] = frozenset({"", "Initializing"})
 ANALYSING_PHASES: frozenset[Phase] = frozenset({"Progressing", "WaitingPromotion"})
 #: The primary is taking the canary's spec.
 PROMOTING_PHASES: frozenset[Phase] = frozenset({"Promoting", "Finalising"})
+#: A release before promotion: waiting for approval or analysing (`abort` and rollback hooks stop it).
+PRE_PROMOTION_PHASES: frozenset[Phase] = frozenset({"Waiting", "Progressing", "WaitingPromotion"})
 #: A run has started (past the approval gate) and not finished: analysing or promoting.
 STARTED_PHASES: frozenset[Phase] = frozenset(
     {"Progressing", "WaitingPromotion", "Promoting", "Finalising"}

@@ -22,6 +22,7 @@ from coalmine.api.models import (
     ANALYSING_PHASES,
     INITIALIZING_PHASES,
     KUBERNETES_PROVIDER_ITERATIONS,
+    PRE_PROMOTION_PHASES,
     PROMOTING_PHASES,
     RELEASE_PHASES,
     STARTED_PHASES,
@@ -335,7 +336,7 @@ class Scheduler:
                         await self._resolve_action(
                             c, verbs.REFUSED, f"the primary is not ready: {error}"
                         )
-                    elif c.phase in {"Promoting", "Finalising"}:
+                    elif c.phase in PROMOTING_PHASES:
                         await self._failed_promotion(c, error)
                     else:
                         await self._rollback(c)
@@ -365,9 +366,7 @@ class Scheduler:
                 )
             return False
         # 17. a newer revision restarts the run from zero
-        if c.phase in {"Progressing", "WaitingPromotion"} and self._revision_changed(
-            c, fingerprint
-        ):
+        if c.phase in ANALYSING_PHASES and self._revision_changed(c, fingerprint):
             await self._event(
                 c, "Normal", f"New revision detected! Restarting analysis for {c.target_key}"
             )
@@ -387,9 +386,7 @@ class Scheduler:
             await self._promote_without_analysis(c)
             return False
         # 20. manual rollback
-        if c.phase in {"Progressing", "Waiting", "WaitingPromotion"} and (
-            await self._rollback_requested(c)
-        ):
+        if c.phase in PRE_PROMOTION_PHASES and (await self._rollback_requested(c)):
             await self._manual_rollback(c)
             return False
         # 21. shift traffic back to the (promoted) primary
@@ -405,9 +402,7 @@ class Scheduler:
             await self._finish(c)
             return False
         # 23. too many failed checks
-        if c.phase in {"Progressing", "WaitingPromotion"} and (
-            (c.status.failed_checks or 0) >= c.threshold
-        ):
+        if c.phase in ANALYSING_PHASES and ((c.status.failed_checks or 0) >= c.threshold):
             await self._rollback(c)
             return False
         # 24.-27. the analysis proper
@@ -474,7 +469,7 @@ class Scheduler:
                 await self._resolve_action(c, verbs.DONE, f"already {phase}")
                 return True
         elif action.verb == "abort":
-            if phase in verbs.ABORTABLE:
+            if phase in PRE_PROMOTION_PHASES:
                 await self._event(
                     c, "Warning", f"Rolling back {c.key}: abort requested by coalmine abort"
                 )

@@ -18,10 +18,10 @@ from typing import Literal, get_args
 from coalmine.api import naming
 from coalmine.api.models import (
     ANALYSING_PHASES,
+    PRE_PROMOTION_PHASES,
     PROMOTING_PHASES,
     RELEASE_PHASES,
     Canary,
-    Phase,
 )
 
 Verb = Literal["promote", "abort", "retry", "pause", "resume"]
@@ -29,9 +29,6 @@ VERBS: tuple[Verb, ...] = get_args(Verb)
 
 DONE = "done"
 REFUSED = "refused"
-
-# `abort` stops a release before promotion begins: while it waits for approval or analyses.
-ABORTABLE: frozenset[Phase] = frozenset({"Waiting", "Progressing", "WaitingPromotion"})
 
 
 @dataclass(frozen=True)
@@ -99,7 +96,7 @@ def refusal(verb: Verb, phase: str, *, paused: bool, suspended: bool = False) ->
             )
         return f"no release is in progress (phase {shown}): there is nothing to promote"
     if verb == "abort":
-        if phase in ABORTABLE:
+        if phase in PRE_PROMOTION_PHASES:
             return None
         if phase in PROMOTING_PHASES:
             return (

@@ -16,6 +16,7 @@ Without Go the real tier is skipped with a printed reason, and fails in CI.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
 import json
 import os
@@ -157,6 +158,7 @@ def start_realcluster(workdir: Path, *loads: Path) -> RealClusterProcess:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=die_with_parent,  # no threads exist in the child yet
     )
     assert process.stdout is not None
     line = process.stdout.readline().strip()
@@ -167,6 +169,12 @@ def start_realcluster(workdir: Path, *loads: Path) -> RealClusterProcess:
     cluster = RealClusterProcess(line, kubeconfig, process, workdir, audit_log)
     install_controller_rbac(cluster)
     return cluster
+
+
+def die_with_parent() -> None:
+    """The control plane goes when the test run goes, even when pytest is killed."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def stop_realcluster(cluster: RealClusterProcess) -> None:

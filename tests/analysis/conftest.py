@@ -6,12 +6,14 @@ an instant query "now" (as the controller sends it) finds a full `[1m]` window f
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -142,13 +144,20 @@ def openmetrics(now: int) -> str:
 
 @pytest.fixture(scope="session")
 def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    workdir = tmp_path_factory.mktemp("prometheus")
+    with backfilled_prometheus(openmetrics(int(time.time())), workdir) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def backfilled_prometheus(series: str, workdir: Path) -> Iterator[str]:
+    """A real Prometheus whose TSDB `promtool` built from the OpenMetrics text `series`."""
     prometheus = require_binary("prometheus")
     promtool = require_binary("promtool")
-    workdir = tmp_path_factory.mktemp("prometheus")
     data = workdir / "data"
     data.mkdir()
     source = workdir / "series.om"
-    source.write_text(openmetrics(int(time.time())))
+    source.write_text(series)
     subprocess.run(
         [promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
         check=True,

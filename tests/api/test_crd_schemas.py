@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
@@ -34,7 +35,7 @@ def test_check_mode_reports_a_stale_file(tmp_path: Path) -> None:
 
 
 def test_the_files_hold_one_crd_each_and_a_kustomization_listing_them() -> None:
-    kustomization = yaml.safe_load((CRD_DIRECTORY / "kustomization.yaml").read_text())
+    kustomization = yaml.safe_load((CRD_DIRECTORY / "Kustomization").read_text())
     assert kustomization["resources"] == [
         "canaries.yaml",
         "metrictemplates.yaml",
@@ -165,8 +166,12 @@ def test_the_structural_check_finds_an_untyped_node() -> None:
 
 def resolve(schema: Node, json_path: str) -> Node:
     node = schema
-    for part in json_path.strip(".").split("."):
-        node = node["properties"][part]
+    # A filter on a list (`[?(@.type=="Valid")]`): the field after it is on the items.
+    for part in re.sub(r"\[\?\(.*?\)\]", "[*]", json_path).strip(".").split("."):
+        name, _, items = part.partition("[*]")
+        node = node["properties"][name]
+        if items == "" and part.endswith("[*]"):
+            node = node["items"]
     return node
 
 
@@ -187,11 +192,12 @@ def test_crds_carry_flaggers_names_categories_status_and_keep_annotation(kind: s
             resolve(schema, column["jsonPath"])
 
 
-def test_canary_printer_columns_are_flaggers() -> None:
+def test_canary_printer_columns_are_flaggers_and_the_refusal_reason() -> None:
     columns = documents_by_kind()["Canary"]["spec"]["versions"][0]["additionalPrinterColumns"]
     assert [(c["name"], c["jsonPath"], c.get("priority", 0)) for c in columns] == [
         ("Status", ".status.phase", 0),
         ("Weight", ".status.canaryWeight", 0),
+        ("Refused", '.status.conditions[?(@.type=="Valid")].reason', 0),
         ("Suspended", ".spec.suspend", 1),
         ("FailedChecks", ".status.failedChecks", 1),
         ("Interval", ".spec.analysis.interval", 1),

@@ -24,6 +24,13 @@ spec:
   canaryAnalysis: {interval: 10s, threshold: 2, iterations: 2, metrics: []}
 """
 
+# Said for every Service-target canary (issue 13): which traffic follows the weights.
+COVERAGE = (
+    "provider kubernetes: no traffic follows the canary weights; only clients of podinfo-primary "
+    "and podinfo-canary are kept apart, and every client of podinfo.default moves to a new "
+    "revision as soon as the Service changes"
+)
+
 BAD_CANARY = """\
 apiVersion: v1
 kind: ConfigMap
@@ -57,7 +64,10 @@ def test_the_v1alpha3_service_target_manifest_of_the_issue_passes(tmp_path: Path
     path.write_text(ISSUE_MANIFEST)
     result = run_check("-f", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout == "1 object checked, no problems\n"
+    assert result.stdout == (
+        f"{path}:5:3: warning: spec.provider: {COVERAGE}\n"
+        "1 object checked, 1 problem (0 errors, 1 warning)\n"
+    )
 
 
 def test_every_flagger_documentation_example_passes() -> None:
@@ -126,8 +136,9 @@ def test_several_files_and_directories_are_checked_in_order(
     (folder / "notes.txt").write_text("not: [yaml")
     assert main(["check", "-f", str(good), "-f", str(folder)]) == 1
     assert capsys.readouterr().out.splitlines() == [
+        f"{good}:5:3: warning: spec.provider: {COVERAGE}",
         f"{folder / 'nested' / 'bad.yml'}:10:25: error: spec.service.foo: unknown field",
-        "2 objects checked, 1 problem (1 error, 0 warnings)",
+        "2 objects checked, 2 problems (1 error, 1 warning)",
     ]
 
 
@@ -137,9 +148,10 @@ def test_yaml_syntax_errors_name_their_line_and_column(
     path = tmp_path / "broken.yaml"
     path.write_text(ISSUE_MANIFEST + "---\nkind: [Canary\n")
     assert main(["check", "-f", str(path)]) == 1
-    line, summary = capsys.readouterr().out.splitlines()
+    coverage, line, summary = capsys.readouterr().out.splitlines()
+    assert coverage == f"{path}:5:3: warning: spec.provider: {COVERAGE}"
     assert line.startswith(f"{path}:11:1: error: yaml: ")
-    assert summary == "1 object checked, 1 problem (1 error, 0 warnings)"
+    assert summary == "1 object checked, 2 problems (1 error, 1 warning)"
 
 
 def test_unquoted_timestamps_stay_strings(
@@ -153,7 +165,7 @@ def test_unquoted_timestamps_stay_strings(
         )
     )
     assert main(["check", "-f", str(path)]) == 0
-    assert capsys.readouterr().out == "1 object checked, no problems\n"
+    assert capsys.readouterr().out.endswith("1 object checked, 1 problem (0 errors, 1 warning)\n")
 
 
 def test_a_missing_file_is_a_usage_error(

@@ -52,3 +52,59 @@ def test_the_chart_installs_and_its_deployment_becomes_available(
     ]
     uninstalled = helm(cluster, "uninstall", release, f"--namespace={namespace}", "--wait")
     assert uninstalled.returncode == 0, uninstalled.stderr
+
+
+FLAGGER_VALUES = Path(__file__).with_name("flagger-values.yaml")
+DEPLOY = CHART.parents[1]
+
+
+def test_the_chart_installs_with_a_flagger_values_file(
+    realcluster_session: tuple[RealClusterProcess, Path],
+) -> None:
+    cluster, _ = realcluster_session
+    release, namespace = "flagger", "flagger-values"
+    installed = helm(
+        cluster, "install", release, str(CHART), f"--namespace={namespace}", "--create-namespace",
+        "-f", str(FLAGGER_VALUES), "--set", "podPriorityClassName=",
+        "--wait", "--timeout=180s",
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    deployment = json.loads(
+        cluster.kubectl("get", "deployment", release, f"--namespace={namespace}", "-o", "json")
+    )
+    assert deployment["status"]["readyReplicas"] == 3  # leaderElection.replicaCount
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["COALMINE_MESH_PROVIDER"] == "gatewayapi:v1"
+    assert container["ports"][0]["containerPort"] == 9090
+    account = json.loads(
+        cluster.kubectl(
+            "get", "serviceaccount", "flagger", f"--namespace={namespace}", "-o", "json"
+        )
+    )
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("/flagger")
+    budget = json.loads(
+        cluster.kubectl("get", "pdb", release, f"--namespace={namespace}", "-o", "json")
+    )
+    assert budget["spec"]["minAvailable"] == 1
+    uninstalled = helm(cluster, "uninstall", release, f"--namespace={namespace}", "--wait")
+    assert uninstalled.returncode == 0, uninstalled.stderr
+
+
+def test_the_kustomize_base_applies_and_the_manifest_directory_applies_with_f(
+    realcluster_session: tuple[RealClusterProcess, Path],
+) -> None:
+    cluster, _ = realcluster_session
+    # `kubectl apply -f` of the directories reads the manifests and not their kustomizations.
+    applied = cluster.kubectl(
+        "apply", "--server-side", "-f", str(DEPLOY / "crds"), "-f", str(DEPLOY / "manifests")
+    )
+    assert "customresourcedefinition.apiextensions.k8s.io/canaries.flagger.app" in applied
+    assert "deployment.apps/coalmine serverside-applied" in applied
+    kustomized = cluster.kubectl("apply", "--server-side", "-k", str(DEPLOY / "kustomize"))
+    assert "deployment.apps/coalmine serverside-applied" in kustomized
+    deployment = json.loads(
+        cluster.kubectl("get", "deployment", "coalmine", "--namespace=coalmine", "-o", "json")
+    )
+    assert deployment["metadata"]["labels"]["app.kubernetes.io/part-of"] == "coalmine"
+    cluster.kubectl("delete", "namespace", "coalmine", "--wait=false")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from binaries import require_binary
-from coalmine.controller.settings import FLAGS
+from coalmine.controller.settings import FLAGS, environment_name
 from coalmine.devcluster.testing import (
     DevClusterProcess,
     start_devcluster_process,
@@ -32,6 +32,9 @@ NAMESPACE = "coalmine"
 NOT_CALLED = {("", "namespaces")}
 
 Doc = dict[str, Any]
+# Conditional objects of the chart the plain manifests leave out: off by default, or (the signing
+# Secret) created by the operator when installing without Helm.
+OFF_BY_DEFAULT = {"servicemonitor.yaml", "poddisruptionbudget.yaml", "webhook-signing-secret.yaml"}
 
 
 def manifests() -> list[Doc]:
@@ -54,17 +57,26 @@ def literal_yaml(template: Path) -> Doc:
     return loaded
 
 
-def expected_args(flags: Doc, namespace: str) -> list[str]:
-    """What templates/deployment.yaml renders: sorted flags, empty ones left out."""
-    args = ["controller"]
+def expected_env(flags: Doc, namespace: str) -> list[Doc]:
+    """What templates/deployment.yaml renders: each non-empty flag as COALMINE_<FLAG>, sorted."""
+    env = []
     for flag in sorted(flags):
         value = flags[flag]
         if flag == "leader-election-namespace" and value in ("", None):
-            args.append(f"--leader-election-namespace={namespace}")
-        elif value not in ("", None):
-            shown = str(value).lower() if isinstance(value, bool) else value
-            args.append(f"--{flag}={shown}")
-    return args
+            value = namespace
+        if value not in ("", None):
+            shown = str(value).lower() if isinstance(value, bool) else str(value)
+            env.append({"name": environment_name(flag), "value": shown})
+    return env
+
+
+def container_of(deployment: Doc) -> Doc:
+    container: Doc = deployment["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def flag_env(deployment: Doc) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container_of(deployment).get("env", []) if "value" in e}
 
 
 def test_the_chart_has_a_value_for_every_controller_flag() -> None:
@@ -81,8 +93,8 @@ def test_the_manifests_have_the_charts_objects_rules_and_flags() -> None:
     chart_kinds = []
     for template in sorted((CHART / "templates").glob("*.yaml")):
         text = template.read_text()
-        if text.startswith("{{- if"):
-            continue  # optional objects (ServiceMonitor), off by default
+        if text.startswith("{{- if") and template.name in OFF_BY_DEFAULT:
+            continue
         chart_kinds.extend(re.findall(r"^kind: (\w+)$", text, re.MULTILINE))
     assert sorted(chart_kinds) == sorted(d["kind"] for d in docs if d["kind"] != "Namespace")
     names = {(d["kind"], d["metadata"]["name"]) for d in docs}
@@ -94,8 +106,9 @@ def test_the_manifests_have_the_charts_objects_rules_and_flags() -> None:
             == literal_yaml(CHART / "templates" / file_name)["rules"]
         )
     (deployment,) = by_kind(docs, "Deployment")
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"] == expected_args(values()["flags"], NAMESPACE)
+    container = container_of(deployment)
+    assert container["args"] == ["controller"]
+    assert container["env"] == expected_env(values()["flags"], NAMESPACE)
     assert deployment["spec"]["replicas"] == values()["replicaCount"] == 2
     assert container["resources"] == values()["resources"]
 
@@ -153,10 +166,10 @@ def test_helm_renders_the_chart_as_the_plain_manifests(tmp_path: Path) -> None:
     )
     for kind in ("ClusterRole", "Role"):
         assert by_kind(docs, kind)[0]["rules"] == by_kind(plain, kind)[0]["rules"]
-    assert (
-        by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
-        == by_kind(plain, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
-    )
+    rendered, written = by_kind(docs, "Deployment")[0], by_kind(plain, "Deployment")[0]
+    assert container_of(rendered)["args"] == container_of(written)["args"]
+    assert container_of(rendered)["env"] == container_of(written)["env"]
+    assert container_of(rendered)["ports"] == container_of(written)["ports"]
 
 
 SIGNING_SECRET = "coalmine-webhook-signing"
@@ -174,8 +187,7 @@ def test_the_controller_mounts_the_signing_key_where_its_flag_points() -> None:
     (deployment,) = by_kind(manifests(), "Deployment")
     secret, path = signing_mount(deployment)
     assert secret == SIGNING_SECRET
-    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert f"--webhook-signing-key-file={path}/key" in args
+    assert flag_env(deployment)["COALMINE_WEBHOOK_SIGNING_KEY_FILE"] == f"{path}/key"
     assert values()["flags"]["webhook-signing-key-file"] == f"{path}/key"
     chart = (CHART / "templates" / "deployment.yaml").read_text()
     assert f"mountPath: {path}" in chart
@@ -317,22 +329,32 @@ def test_kubectl_applies_the_plain_manifests_and_the_kustomize_base(
     )
     assert deployment["spec"]["replicas"] == 2
     assert deployment["metadata"]["labels"]["app.kubernetes.io/part-of"] == "coalmine"
-    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--enable-leader-election=true" in args
+    assert flag_env(deployment)["COALMINE_ENABLE_LEADER_ELECTION"] == "true"
     role = json.loads(kubectl(cluster, tmp_path, "get", "clusterrole", "coalmine", "-o", "json"))
     assert role["rules"] == by_kind(manifests(), "ClusterRole")[0]["rules"]
     kubectl(cluster, tmp_path, "get", "canaries", "-A")  # the CRDs are served
 
 
-def test_the_kustomize_patch_example_replaces_the_mesh_provider() -> None:
-    """The overlay example in deploy/kustomize/kustomization.yaml points at the right arg."""
-    (deployment,) = by_kind(manifests(), "Deployment")
-    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[4].startswith("--mesh-provider=")
-    assert (
-        "/spec/template/spec/containers/0/args/4"
-        in (DEPLOY / "kustomize" / "kustomization.yaml").read_text()
-    )
+def test_kubectl_apply_f_of_the_manifest_directories_reads_only_manifests() -> None:
+    """`kubectl apply -f deploy/manifests` (and deploy/crds) reads every *.yaml, *.yml, *.json:
+    the kustomizations are named `Kustomization`, which kustomize reads and apply -f skips."""
+    for directory in (DEPLOY / "manifests", DEPLOY / "crds"):
+        assert (directory / "Kustomization").exists()
+        for path in [
+            *directory.glob("*.yaml"),
+            *directory.glob("*.yml"),
+            *directory.glob("*.json"),
+        ]:
+            for document in yaml.safe_load_all(path.read_text()):
+                if document:
+                    assert document["kind"] != "Kustomization", path
+
+
+def test_no_image_is_unpinned() -> None:
+    for path in DEPLOY.rglob("*.yaml"):
+        for match in re.findall(r"image:\s*\"?([^\s\"{]+)", path.read_text()):
+            assert ":" in match, f"{path}: {match}"
+            assert not match.endswith(":latest"), f"{path}: {match}"
 
 
 def test_the_dockerfile_runs_as_non_root_without_writing() -> None:
@@ -362,11 +384,41 @@ def test_the_dashboard_queries_only_metrics_the_controller_exports() -> None:
     metrics.count_success("podinfo", "test", "canary", skipped=False)
     metrics.count_failure("podinfo", "test", "canary")
     metrics.set_canary_totals({"test": 1})
+    metrics.set_canaries(
+        [
+            {
+                "metadata": {"name": "podinfo", "namespace": "test"},
+                "spec": {"targetRef": {"name": "podinfo"}},
+                "status": {
+                    "failedChecks": 1,
+                    "conditions": [{"type": "Valid", "status": "False", "reason": "InvalidSpec"}],
+                },
+            }
+        ]
+    )
+    metrics.count_webhook_failure("podinfo", "test", "acceptance", "rollout")
     metrics.watch_api_requests({"get canaries": 1})
     exported = set(re.findall(r"^([a-z_]+)(?:\{| )", metrics.exposition().decode(), re.MULTILINE))
     for query in dashboard_queries():
         for name in re.findall(r"\b((?:flagger|coalmine)_[a-z_]+)", query):
             assert name in exported, name
+
+
+def test_the_dashboard_has_panels_for_refusals_checks_webhooks_and_primary_vs_canary() -> None:
+    dashboard = json.loads((DEPLOY / "grafana" / "coalmine.json").read_text())
+    panels = {panel["title"]: panel for panel in dashboard["panels"]}
+    assert "coalmine_canary_refused" in panels["Refused canaries"]["targets"][0]["expr"]
+    assert "reason" in panels["Refused canaries and why"]["targets"][0]["expr"]
+    assert "coalmine_canary_failed_checks" in str(panels["Failed checks (run in progress)"])
+    assert "coalmine_canary_webhook_failures_total" in str(panels["Webhook failures"])
+    for title in (
+        "Success rate: primary vs canary (Istio)",
+        "Latency p99: primary vs canary (Istio)",
+    ):
+        legends = [target["legendFormat"] for target in panels[title]["targets"]]
+        assert legends == ["primary", "canary"]
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
 
 
 def test_the_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:

@@ -162,8 +162,11 @@ async def test_a_confirm_rollout_gate_holds_the_canary_waiting_until_it_is_opene
         assert await primary_selector(api, ns) == {"app": "podinfo-green"}
         messages = await event_messages(api, ns)
         assert "Confirm-rollout check gate passed" in messages
-        assert f"New revision detected! Scaling up podinfo.{ns}" in messages
-        assert f"Promotion completed! Scaling down podinfo.{ns}" in messages
+        assert f"New revision detected! Progressing canary analysis for podinfo.{ns}" in messages
+        assert (
+            f"Promotion completed! podinfo-primary.{ns} now serves the revision of podinfo.{ns}"
+            in messages
+        )
 
 
 async def test_a_pre_rollout_cmd_task_runs_hey_against_the_application_through_the_loadtester(
@@ -237,7 +240,10 @@ async def test_opening_the_rollback_switch_during_analysis_fails_the_canary_and_
         assert "Rollback hook stop not signaling a rollback" in messages
         assert "Rollback check stop passed" in messages
         assert f"Rolling back podinfo.{ns} manual webhook invoked" in messages
-        assert f"Canary failed! Scaling down podinfo.{ns}" in messages
+        assert (
+            f"Canary failed! Routing all traffic of podinfo.{ns} back to podinfo-primary.{ns}"
+            in messages
+        )
         await eventually(lambda: bool(pager.bodies), what="the rollback alert")
 
     assert [body["attachments"][0]["text"] for body in pager.bodies] == [
@@ -259,7 +265,7 @@ async def test_the_event_webhook_receives_every_event_of_the_run_with_flaggers_p
                 canaries.subscribe(watch)
                 await create_and_release(api, watch, canary(ns))
                 await eventually(lambda: watch.phase == "Succeeded", what="Succeeded", watch=watch)
-                done = f"Promotion completed! Scaling down podinfo.{ns}"
+                done = f"Promotion completed! podinfo-primary.{ns} now serves the revision of podinfo.{ns}"
                 await eventually(
                     lambda: any(b["metadata"]["eventMessage"] == done for b in receiver.bodies),
                     what="the last event forwarded",
@@ -271,7 +277,7 @@ async def test_the_event_webhook_receives_every_event_of_the_run_with_flaggers_p
     forwarded = [body["metadata"]["eventMessage"] for body in receiver.bodies]
     assert sorted(forwarded) == sorted(recorded)
     by_message = {body["metadata"]["eventMessage"]: body for body in receiver.bodies}
-    scaling_up = by_message[f"New revision detected! Scaling up podinfo.{ns}"]
+    scaling_up = by_message[f"New revision detected! Progressing canary analysis for podinfo.{ns}"]
     assert set(scaling_up) == {"name", "namespace", "phase", "checksum", "metadata"}
     assert (scaling_up["name"], scaling_up["namespace"]) == ("podinfo", ns)
     assert scaling_up["phase"] == "Progressing"

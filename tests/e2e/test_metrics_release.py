@@ -17,14 +17,17 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+import yaml
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from clusters import TestCluster
+from coalmine.cli.check import check_stream
 from coalmine.kube.api import KubeApi
 from coalmine.kube.kinds import CANARY, METRIC_TEMPLATE, SERVICE
+from routers_io.gateway import accepting_gateway
 
 from .harness import (
     CanaryWatch,
@@ -62,9 +65,12 @@ HEALTHY = Traffic({"200": 10.0})
 class TrafficCollector(Collector):
     """Counters computed from the time since start: a constant rate, whenever Prometheus scrapes.
 
-    `services` feed `http_requests_total{service,code}` (what a MetricTemplate of ours reads);
-    `pods` feed `http_request_duration_seconds{kubernetes_namespace,kubernetes_pod_name,status}`,
-    the histogram the `kubernetes` provider's builtin checks read.
+    `services` feed `http_requests_total{service,code}` (what a MetricTemplate of ours reads) and,
+    in each namespace a test asked for, what an Istio gateway reports for the Services an
+    HTTPRoute sends to (`istio_requests_total` and `istio_request_duration_milliseconds` with
+    `reporter="source"`); `pods` feed `http_request_duration_seconds{kubernetes_namespace,
+    kubernetes_pod_name,status}`, named after their own workloads as the pods behind a Service
+    target are.
     """
 
     def __init__(self, services: Mapping[str, Traffic], pods: Mapping[str, Traffic]) -> None:
@@ -100,6 +106,30 @@ class TrafficCollector(Collector):
                     [*buckets, ("+Inf", count)],
                     sum_value=count * LATENCY_SECONDS,
                 )
+        return [requests, durations, *self._gateway(elapsed)]
+
+    def _gateway(self, elapsed: float) -> list[Metric]:
+        labels = ["reporter", "destination_service_namespace", "destination_service_name"]
+        requests = CounterMetricFamily(
+            "istio_requests", "Gateway requests.", labels=[*labels, "response_code"]
+        )
+        durations = HistogramMetricFamily(
+            "istio_request_duration_milliseconds", "Gateway latency.", labels=labels
+        )
+        for ns in self.namespaces:
+            for service, traffic in self.services.items():
+                for code, rate in traffic.rates.items():
+                    requests.add_metric(["source", ns, service, code], rate * elapsed)
+                count = sum(traffic.rates.values()) * elapsed
+                buckets = [
+                    (f"{bound * 1000:g}", count if bound >= LATENCY_SECONDS else 0.0)
+                    for bound in BUCKETS
+                ]
+                durations.add_metric(
+                    ["source", ns, service],
+                    [*buckets, ("+Inf", count)],
+                    sum_value=count * LATENCY_SECONDS * 1000,
+                )
         return [requests, durations]
 
 
@@ -109,10 +139,13 @@ TRAFFIC_BY_SERVICE = {
     "podinfo-primary": HEALTHY,
     "frontend-canary": HEALTHY,
     "frontend-primary": HALF_FAILING,
+    "backend-canary": HEALTHY,
+    "backend-primary": HALF_FAILING,
 }
+# The pods behind a Service target are named after their own workloads, never after the target.
 TRAFFIC_BY_POD = {
-    "backend-7b9d8c-x2k4z": HEALTHY,
-    "backend-primary-5f7c9-abcde": HALF_FAILING,
+    "backend-green-7b9d8c-x2k4z": HEALTHY,
+    "backend-blue-5f7c9-abcde": HALF_FAILING,
 }
 
 SUCCESS_RATE_QUERY = """
@@ -168,12 +201,20 @@ def success_rate_template(ns: str, prometheus: str) -> dict[str, Any]:
 
 
 def canary(
-    name: str, ns: str, metrics: list[dict[str, Any]], *, metrics_server: str | None = None
+    name: str,
+    ns: str,
+    metrics: list[dict[str, Any]],
+    *,
+    metrics_server: str | None = None,
+    provider: str = "kubernetes",
 ) -> dict[str, Any]:
+    service: dict[str, Any] = {"port": 9898}
+    if provider.startswith("gatewayapi"):
+        service["gatewayRefs"] = [{"name": "public", "namespace": "gateways"}]
     spec: dict[str, Any] = {
-        "provider": "kubernetes",
+        "provider": provider,
         "targetRef": {"apiVersion": "v1", "kind": "Service", "name": name},
-        "service": {"port": 9898},
+        "service": service,
         "analysis": {"interval": "1s", "threshold": 2, "iterations": 2, "metrics": metrics},
     }
     if metrics_server:
@@ -237,7 +278,10 @@ async def test_a_canary_copy_at_half_success_is_rolled_back_after_threshold_fail
         halts = [m for m in messages if m.startswith(f"Halt podinfo.{ns} advancement")]
         assert halts == [f"Halt podinfo.{ns} advancement success-rate 50.00 < 99"] * 2, messages
         assert f"Rolling back podinfo.{ns} failed checks threshold reached 2" in messages
-        assert f"Canary failed! Scaling down podinfo.{ns}" in messages
+        assert (
+            f"Canary failed! Routing all traffic of podinfo.{ns} back to podinfo-primary.{ns}"
+            in messages
+        )
         measured = await controller_metric(
             controller,
             "flagger_canary_metric_analysis",
@@ -265,7 +309,10 @@ async def test_a_healthy_canary_copy_passes_the_template_check_and_is_promoted(
         assert primary["spec"]["selector"] == {"app": "frontend-green"}
         messages = await event_messages(api, ns)
         assert not [m for m in messages if m.startswith("Halt")], messages
-        assert f"Promotion completed! Scaling down frontend.{ns}" in messages
+        assert (
+            f"Promotion completed! frontend-primary.{ns} now serves the revision of frontend.{ns}"
+            in messages
+        )
         measured = await controller_metric(
             controller,
             "flagger_canary_metric_analysis",
@@ -304,24 +351,64 @@ async def test_a_canary_copy_without_traffic_is_never_read_as_zero_and_is_rolled
         assert measured is None
 
 
-async def test_the_kubernetes_providers_builtin_checks_pass_a_healthy_canary(
+BUILTIN = [
+    {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "10s"},
+    {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "10s"},
+]
+
+
+async def test_builtin_checks_of_a_service_target_with_provider_kubernetes_are_refused(
     cluster: TestCluster, controller: ControllerProcess, prometheus_url: str
 ) -> None:
+    """Issue 13, finding 4: nothing isolates the canary copy's pods, so the controller refuses
+    instead of halting on "no values" or measuring both versions together; `coalmine check`
+    reaches the same verdict."""
     ns = cluster.namespace
-    builtin = [
-        {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "10s"},
-        {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "10s"},
-    ]
-    TRAFFIC.namespaces.add(ns)
-    pod_series = f'http_request_duration_seconds_count{{kubernetes_namespace="{ns}"}}'
-    await eventually_scraped(prometheus_url, f"count_over_time({pod_series}[1m]) >= 3")
+    manifest = canary("backend", ns, BUILTIN, metrics_server=prometheus_url)
     async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
         watch = CanaryWatch("backend", ns)
         canaries.subscribe(watch)
         await api.create(SERVICE, service("backend", ns, "backend-blue"))
-        await api.create(CANARY, canary("backend", ns, builtin, metrics_server=prometheus_url))
-        await release(api, watch, "backend")
-        await eventually(lambda: watch.phase == "Succeeded", what="Succeeded", watch=watch)
+        await api.create(CANARY, manifest)
+
+        def refusal() -> str:
+            for condition in (watch.last.get("status") or {}).get("conditions") or []:
+                if condition.get("type") == "Valid" and condition.get("status") == "False":
+                    return str(condition.get("message"))
+            return ""
+
+        await eventually(lambda: bool(refusal()), what="refused", watch=watch)
+        assert refusal().startswith("spec.analysis.metrics[0]: the builtin check")
+        assert "templateRef" in refusal()
+        assert any("templateRef" in m for m in await event_messages(api, ns))
+        services = {s["metadata"]["name"] for s in (await api.list(SERVICE, ns)).items}
+        assert "backend-canary" not in services
+    checked = check_stream(yaml.safe_dump(manifest), "canary.yaml")
+    # the same verdict, word for word
+    errors = [f"{f.path}: {f.message}" for f in checked.findings if f.severity == "error"]
+    assert errors == [refusal()]
+
+
+async def test_builtin_checks_through_gateway_api_measure_the_canary_copy(
+    cluster: TestCluster, controller: ControllerProcess, prometheus_url: str
+) -> None:
+    """Issue 13, finding 4: the gateway reports the backend Service; the healthy canary copy is
+    promoted although the primary copy fails half its requests."""
+    ns = cluster.namespace
+    TRAFFIC.namespaces.add(ns)
+    series = f'istio_requests_total{{destination_service_namespace="{ns}"}}'
+    await eventually_scraped(prometheus_url, f"count_over_time({series}[1m]) >= 3")
+    async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
+        watch = CanaryWatch("backend", ns)
+        canaries.subscribe(watch)
+        async with accepting_gateway(api):
+            await api.create(SERVICE, service("backend", ns, "backend-blue"))
+            manifest = canary(
+                "backend", ns, BUILTIN, metrics_server=prometheus_url, provider="gatewayapi:v1"
+            )
+            await api.create(CANARY, manifest)
+            await release(api, watch, "backend")
+            await eventually(lambda: watch.phase == "Succeeded", what="Succeeded", watch=watch)
 
         assert all(failed == 0 for _, _, _, failed in watch.history), watch.history
         primary = await api.get(SERVICE, "backend-primary", ns)

@@ -103,9 +103,30 @@ async def release(
         primary = await api.get(SERVICE, "podinfo-primary", ns)
         assert primary["spec"]["selector"] == {"app": "podinfo-green"}
         messages = await event_messages(api, ns)
+        # Issue 13, finding 2: which traffic follows the weights, said on init (event, condition)
+        coverage = {
+            "istio": (
+                "True",
+                "in-mesh clients of podinfo follow the canary weights; clients outside the mesh "
+                f"calling podinfo.{ns} move to a new revision as soon as the Service changes",
+            ),
+            "gatewayapi:v1": (
+                "False",
+                "only traffic through the Gateway follows the canary weights; in-cluster clients "
+                f"of podinfo.{ns} move to a new revision as soon as the Service changes",
+            ),
+        }[provider]
+        sentence = f"provider {provider}: {coverage[1]}"
+        assert sentence in messages
+        conditions = {c["type"]: c for c in watch.last["status"]["conditions"]}
+        condition = conditions["TrafficCoverage"]
+        assert (condition["status"], condition["message"]) == (coverage[0], sentence)
         for weight in (20, 40, 60):
             assert f"Advance podinfo.{ns} canary weight {weight}" in messages
-        assert f"Promotion completed! Scaling down podinfo.{ns}" in messages
+        assert (
+            f"Promotion completed! podinfo-primary.{ns} now serves the revision of podinfo.{ns}"
+            in messages
+        )
         return routes
 
 

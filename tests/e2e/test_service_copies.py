@@ -16,6 +16,7 @@ import pytest
 from clusters import TestCluster
 from coalmine.kube.api import KubeApi, KubeApiError
 from coalmine.kube.kinds import CANARY, SERVICE
+from coalmine.targets.service import KEEP_TYPE_ANNOTATION
 
 from .harness import CanaryWatch, ControllerProcess, cluster_client, eventually
 
@@ -33,11 +34,14 @@ def target(ns: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def canary(ns: str, name: str) -> dict[str, Any]:
+def canary(ns: str, name: str, *, keep_type: bool = False) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "namespace": ns}
+    if keep_type:
+        metadata["annotations"] = {KEEP_TYPE_ANNOTATION: "true"}
     return {
         "apiVersion": "flagger.app/v1beta1",
         "kind": "Canary",
-        "metadata": {"name": name, "namespace": ns},
+        "metadata": metadata,
         "spec": {
             "provider": "kubernetes",
             "targetRef": {"apiVersion": "v1", "kind": "Service", "name": name},
@@ -84,6 +88,16 @@ SERVICE_SPECS = {
         {"externalName": "green.example.com"},
     ),
 }
+# With the Canary's opt-in annotation, the copies keep the target's NodePort/LoadBalancer type.
+SERVICE_SPECS["nodeport-kept"] = SERVICE_SPECS["nodeport"]
+SERVICE_SPECS["loadbalancer-kept"] = SERVICE_SPECS["loadbalancer"]
+
+
+def copy_type(kind: str) -> str:
+    """The type the copies must have: ClusterIP for NodePort/LoadBalancer targets by default."""
+    if kind.endswith("-kept"):
+        return "NodePort" if kind.startswith("nodeport") else "LoadBalancer"
+    return {"externalname": "ExternalName"}.get(kind, "ClusterIP")
 
 
 def addresses(service: dict[str, Any]) -> set[str]:
@@ -103,16 +117,19 @@ async def test_every_service_type_gets_copies_the_server_accepts_and_is_promoted
         watch = CanaryWatch(name, ns)
         canaries.subscribe(watch)
         created = await api.create(SERVICE, target(ns, name, spec))
-        await api.create(CANARY, canary(ns, name))
+        await api.create(CANARY, canary(ns, name, keep_type=kind.endswith("-kept")))
         await eventually(lambda: watch.phase == "Initialized", what="Initialized", watch=watch)
         primary = await api.get(SERVICE, f"{name}-primary", ns)
         canary_copy = await api.get(SERVICE, f"{name}-canary", ns)
         for copy_ in (primary, canary_copy):
             assert not addresses(copy_) & addresses(created), (kind, copy_["spec"])
+            assert copy_["spec"]["type"] == copy_type(kind), (kind, copy_["spec"])
+            if copy_type(kind) == "ClusterIP":
+                assert not any(p.get("nodePort") for p in copy_["spec"]["ports"]), copy_["spec"]
             if kind == "externalname":
                 assert copy_["spec"]["externalName"] == "blue.example.com"
                 assert "clusterIP" not in copy_["spec"]
-            if kind in ("dualstack", "loadbalancer"):
+            if kind.startswith(("dualstack", "loadbalancer")):
                 assert copy_["spec"]["ipFamilyPolicy"] == "PreferDualStack"
         await api.patch(SERVICE, name, {"spec": change}, ns)
         await eventually(lambda: watch.phase == "Succeeded", what="Succeeded", watch=watch)
@@ -120,6 +137,7 @@ async def test_every_service_type_gets_copies_the_server_accepts_and_is_promoted
         for field, value in change.items():
             assert promoted["spec"][field] == value
         assert addresses(promoted) == addresses(primary)  # promotion keeps the copy's addresses
+        assert promoted["spec"]["type"] == copy_type(kind)
 
 
 async def test_a_primary_copy_keeps_working_when_the_target_switches_type(

@@ -124,7 +124,10 @@ async def test_a_clusterip_service_selector_change_is_released_onto_the_primary(
         messages = await event_messages(api, ns)
         assert f"Initialization done! podinfo.{ns}" in messages
         assert messages.count(f"Copying podinfo.{ns} template spec to podinfo-primary.{ns}") == 1
-        assert f"Promotion completed! Scaling down podinfo.{ns}" in messages
+        assert (
+            f"Promotion completed! podinfo-primary.{ns} now serves the revision of podinfo.{ns}"
+            in messages
+        )
 
 
 async def test_an_externalname_change_releases_a_new_cluster(
@@ -188,7 +191,9 @@ async def test_a_failing_check_rolls_back_and_leaves_the_primary_untouched(
             for m in messages
         )
         assert any(
-            m.startswith(f"Canary failed! Scaling down podinfo.{ns}") or "Rolling back" in m
+            m.startswith(
+                f"Canary failed! Routing all traffic of podinfo.{ns} back to podinfo-primary.{ns}"
+            )
             for m in messages
         ), messages
 

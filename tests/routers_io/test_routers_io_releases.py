@@ -121,7 +121,10 @@ async def test_a_release_steps_the_weights_up_to_max_weight_and_promotes(
     for weight in (20, 40, 60):
         assert f"Advance podinfo.test canary weight {weight}" in messages
     assert "Routing all traffic to primary" in messages
-    assert "Promotion completed! Scaling down podinfo.test" in messages
+    assert (
+        "Promotion completed! podinfo-primary.test now serves the revision of podinfo.test"
+        in messages
+    )
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -136,7 +139,12 @@ async def test_failed_checks_roll_the_traffic_back_to_the_primary(
     assert recorder.routes[-1] == Routes(100, 0, False)
     assert await primary_selector(ctx) == {"app": "podinfo-blue"}
     assert "Halt advancement error-rate 100 > 1" in rig.events.messages
-    assert any(m.startswith("Canary failed! Scaling down") for m in rig.events.messages)
+    assert any(
+        m.startswith(
+            "Canary failed! Routing all traffic of podinfo.test back to podinfo-primary.test"
+        )
+        for m in rig.events.messages
+    )
 
 
 @pytest.mark.parametrize("provider", AB_PROVIDERS)

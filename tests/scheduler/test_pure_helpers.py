@@ -181,7 +181,7 @@ def test_waiting_promotion_never_writes_negative_iterations() -> None:
         ("Promoting", "Unknown", "Canary analysis completed, starting primary rolling update."),
         ("Finalising", "Unknown", "Canary analysis completed, routing all traffic to primary."),
         ("Succeeded", "True", "Canary analysis completed successfully, promotion finished."),
-        ("Failed", "False", "Canary analysis failed, Service scaled to zero."),
+        ("Failed", "False", "Canary analysis failed, all traffic routed back to the primary copy."),
         ("Terminating", "Unknown", "New Service detected, starting initialization."),
     ],
 )
@@ -324,3 +324,15 @@ def test_duplicate_target_message_and_namespace_counts() -> None:
         "Bad things will happen! Found more than one canary with the same target a.default"
     )
     assert timing.canaries_per_namespace(canaries) == {"default": 2, "other": 1}
+
+
+def test_deployment_targets_keep_flaggers_failed_condition_text() -> None:
+    (condition,) = status.make_conditions(None, "Failed", "Deployment", "t0")
+    assert condition.message == "Canary analysis failed, Deployment scaled to zero."
+
+
+def test_any_later_write_drops_the_reverted_condition() -> None:
+    reverted = status.mark_reverted(CanaryStatus(phase="Failed"), NOW)
+    assert [c.type for c in reverted.conditions or []] == ["Reverted"]
+    again = status.set_phase(reverted, "Progressing", kind="Service", now=NOW)
+    assert "Reverted" not in [c.type for c in again.conditions or []]

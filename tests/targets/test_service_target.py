@@ -12,6 +12,7 @@ from coalmine.api.models import Canary
 from coalmine.targets.hashing import service_hash
 from coalmine.targets.labels import owner_reference
 from coalmine.targets.service import (
+    KEEP_TYPE_ANNOTATION,
     copy_spec,
     desired_service_copy,
     service_copy_names,
@@ -28,8 +29,11 @@ SERVICE_CANARY = {
 }
 
 
-def _canary(**service: Any) -> Canary:
-    return make_canary({**SERVICE_CANARY, "service": {"port": 80, **service}}, kind="Service")
+def _canary(*, keep_type: bool = False, **service: Any) -> Canary:
+    canary = make_canary({**SERVICE_CANARY, "service": {"port": 80, **service}}, kind="Service")
+    if keep_type:
+        canary.metadata.annotations = {KEEP_TYPE_ANNOTATION: "true"}
+    return canary
 
 
 def _target(service_type: str = "ClusterIP", **spec: Any) -> dict[str, Any]:
@@ -129,7 +133,8 @@ def test_new_copy_carries_the_spec_without_allocated_fields(service_type: str) -
         target["spec"].update(
             externalTrafficPolicy="Local", healthCheckNodePort=31999, loadBalancerIP="1.2.3.4"
         )
-    created = desired_service_copy(_canary(), target, "podinfo-canary", None, ["app.kubernetes.io"])
+    canary = _canary(keep_type=True)
+    created = desired_service_copy(canary, target, "podinfo-canary", None, ["app.kubernetes.io"])
     _assert_creatable(created)
     spec = created["spec"]
     assert spec["type"] == service_type
@@ -139,7 +144,37 @@ def test_new_copy_carries_the_spec_without_allocated_fields(service_type: str) -
     assert "loadBalancerIP" not in spec
     assert "externalIPs" not in spec
     assert created["metadata"]["name"] == "podinfo-canary"
-    assert created["metadata"]["ownerReferences"] == [owner_reference(_canary())]
+    assert created["metadata"]["ownerReferences"] == [owner_reference(canary)]
+
+
+@pytest.mark.parametrize("service_type", ["NodePort", "LoadBalancer"])
+def test_node_port_and_load_balancer_targets_give_cluster_ip_copies_by_default(
+    service_type: str,
+) -> None:
+    target = _target(
+        service_type,
+        externalTrafficPolicy="Local",
+        healthCheckNodePort=31999,
+        loadBalancerIP="1.2.3.4",
+        loadBalancerSourceRanges=["10.0.0.0/8"],
+        loadBalancerClass="example.com/lb",
+        allocateLoadBalancerNodePorts=True,
+    )
+    spec = desired_service_copy(_canary(), target, "podinfo-canary", None, [""])["spec"]
+    assert spec["type"] == "ClusterIP"
+    for field in (
+        "externalTrafficPolicy",
+        "healthCheckNodePort",
+        "loadBalancerIP",
+        "loadBalancerSourceRanges",
+        "loadBalancerClass",
+        "allocateLoadBalancerNodePorts",
+        "clusterIP",
+        "clusterIPs",
+    ):
+        assert field not in spec, field
+    assert all("nodePort" not in port for port in spec["ports"])
+    assert spec["selector"] == {"app": "podinfo-blue"}
 
 
 def test_headless_target_gives_headless_copies() -> None:
@@ -224,7 +259,7 @@ def test_unchanged_target_writes_nothing() -> None:
 
 
 def test_node_ports_and_health_check_port_of_the_copy_are_kept() -> None:
-    canary = _canary()
+    canary = _canary(keep_type=True)
     target = _target("LoadBalancer", externalTrafficPolicy="Local", healthCheckNodePort=31999)
     target["spec"]["ports"].append(
         {"name": "metrics", "protocol": "TCP", "port": 8080, "targetPort": 8080, "nodePort": 30081}
@@ -246,7 +281,7 @@ def test_node_ports_and_health_check_port_of_the_copy_are_kept() -> None:
 
 
 def test_new_node_port_is_left_to_the_server() -> None:
-    canary = _canary()
+    canary = _canary(keep_type=True)
     target = _target("NodePort")
     existing = _as_created(
         desired_service_copy(canary, target, "c", None, [""]), "10.96.0.41", node_ports=(31080,)
@@ -254,7 +289,7 @@ def test_new_node_port_is_left_to_the_server() -> None:
     target["spec"]["ports"].append(
         {"name": "grpc", "protocol": "TCP", "port": 9999, "targetPort": 9999, "nodePort": 30999}
     )
-    spec = copy_spec(target["spec"], existing["spec"], None)
+    spec = copy_spec(target["spec"], existing["spec"], None, keep_type=True)
     assert spec["ports"][0]["nodePort"] == 31080
     assert "nodePort" not in spec["ports"][1]
 

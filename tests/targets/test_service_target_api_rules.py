@@ -10,10 +10,14 @@ import copy
 import itertools
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from coalmine.api.models import Canary
 from coalmine.targets.service import (
+    KEEP_TYPE_ANNOTATION,
+    NODE_PORT_TYPES,
     desired_service_copy,
     service_copy_needs_recreate,
     service_copy_update,
@@ -29,6 +33,8 @@ CANARY = make_canary(
     },
     kind="Service",
 )
+KEEPING_TYPE = CANARY.model_copy(deep=True)
+KEEPING_TYPE.metadata.annotations = {KEEP_TYPE_ANNOTATION: "true"}
 TARGET_NODE_PORTS = {30080, 30081, 31999}
 _counter = itertools.count(1)
 
@@ -131,15 +137,16 @@ def _store(obj: dict[str, Any]) -> dict[str, Any]:
     return stored
 
 
+@pytest.mark.parametrize("canary", [CANARY, KEEPING_TYPE], ids=["default", "keep-type"])
 @settings(max_examples=300, deadline=None)
 @given(first=target_services(), second=target_services())
 def test_every_target_change_gives_copies_the_api_server_accepts(
-    first: dict[str, Any], second: dict[str, Any]
+    canary: Canary, first: dict[str, Any], second: dict[str, Any]
 ) -> None:
-    existing = _store(desired_service_copy(CANARY, first, "podinfo-primary", None, [""]))
-    desired = desired_service_copy(CANARY, second, "podinfo-primary", existing, [""])
+    existing = _store(desired_service_copy(canary, first, "podinfo-primary", None, [""]))
+    desired = desired_service_copy(canary, second, "podinfo-primary", existing, [""])
     if service_copy_needs_recreate(second, existing):
-        _store(desired_service_copy(CANARY, second, "podinfo-primary", None, [""]))
+        _store(desired_service_copy(canary, second, "podinfo-primary", None, [""]))
         return
     update = service_copy_update(desired, existing)
     if update is not None:
@@ -147,11 +154,16 @@ def test_every_target_change_gives_copies_the_api_server_accepts(
         assert update["metadata"]["resourceVersion"] == existing["metadata"]["resourceVersion"]
     result = _store(update) if update is not None else existing
     # the copy now carries the target's release
-    for key in ("type", "selector", "externalName"):
+    for key in ("selector", "externalName"):
         assert result["spec"].get(key) == second["spec"].get(key)
+    target_type = second["spec"].get("type", "ClusterIP")
+    if canary is CANARY and target_type in NODE_PORT_TYPES:
+        assert result["spec"]["type"] == "ClusterIP"
+    else:
+        assert result["spec"].get("type", "ClusterIP") == target_type
     assert [p["port"] for p in result["spec"]["ports"]] == [
         p["port"] for p in second["spec"]["ports"]
     ]
     # and a second pass writes nothing
-    again = desired_service_copy(CANARY, second, "podinfo-primary", result, [""])
+    again = desired_service_copy(canary, second, "podinfo-primary", result, [""])
     assert service_copy_update(again, result) is None

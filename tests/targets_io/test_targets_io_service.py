@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from coalmine.api import naming
+from coalmine.api.models import Canary
 from coalmine.kube.api import Object
 from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import SERVICE
 from coalmine.targets.errors import TargetError
+from coalmine.targets.service import KEEP_TYPE_ANNOTATION
 from coalmine.targets.service_controller import ServiceTargetController
 
 from .io_helpers import (
@@ -163,7 +165,7 @@ async def test_node_ports_are_allocated_per_copy_without_collisions(ctx: Cluster
         ),
     )
     controller = ServiceTargetController(ctx)
-    canary = make_canary("Service")
+    canary = keeping_type(make_canary("Service"))
     await controller.initialize(canary)
 
     target, primary, canary_copy = await services(ctx)
@@ -183,9 +185,29 @@ async def test_node_ports_are_allocated_per_copy_without_collisions(ctx: Cluster
     assert promoted["spec"]["healthCheckNodePort"] == primary["spec"]["healthCheckNodePort"]
 
 
+def keeping_type(canary: Canary) -> Canary:
+    """The Canary's opt-in to copies of the target's NodePort/LoadBalancer type."""
+    canary.metadata.annotations = {KEEP_TYPE_ANNOTATION: "true"}
+    return canary
+
+
+async def test_a_load_balancer_target_gets_cluster_ip_copies_by_default(
+    ctx: ClusterContext,
+) -> None:
+    await write(ctx, SERVICE, service(service_type="LoadBalancer", externalTrafficPolicy="Local"))
+    await ServiceTargetController(ctx).initialize(make_canary("Service"))
+    target, primary, canary_copy = await services(ctx)
+    for copy in (primary, canary_copy):
+        assert copy["spec"]["type"] == "ClusterIP"
+        assert not node_ports(copy)
+        assert "healthCheckNodePort" not in copy["spec"]
+        assert "externalTrafficPolicy" not in copy["spec"]
+    assert target["spec"]["type"] == "LoadBalancer"
+
+
 async def test_a_nodeport_target_gets_nodeport_copies(ctx: ClusterContext) -> None:
     await write(ctx, SERVICE, service(service_type="NodePort"))
-    await ServiceTargetController(ctx).initialize(make_canary("Service"))
+    await ServiceTargetController(ctx).initialize(keeping_type(make_canary("Service")))
 
     target, primary, canary_copy = await services(ctx)
     assert {primary["spec"]["type"], canary_copy["spec"]["type"]} == {"NodePort"}
@@ -358,7 +380,9 @@ async def test_a_service_release_runs_through_the_scheduler_with_the_kubernetes_
     assert owned_by_canary(primary)
     assert "ownerReferences" not in target["metadata"]
     assert "Copying podinfo.test template spec to podinfo-primary.test" in rig.events.messages
-    assert not [m for kind, m in rig.events.seen if kind == "Warning"]
+    # the only Warning: which traffic is canaried with provider kubernetes (said once, on init)
+    warnings = [m for kind, m in rig.events.seen if kind == "Warning"]
+    assert [m.split(":")[0] for m in warnings] == ["provider kubernetes"], warnings
 
 
 async def test_a_service_cycle_at_rest_makes_no_api_requests(ctx: ClusterContext) -> None:

@@ -68,14 +68,14 @@ async def test_watch_exits_1_when_the_run_fails(
     assert "podinfo: Failed" in output.text
 
 
-async def test_watch_exits_2_when_the_release_does_not_end_in_time(
+async def test_watch_exits_4_when_the_release_does_not_end_in_time(
     api: KubeApi, controller: Controller, hooks: Hooks, output: Output
 ) -> None:
     hooks.refusing.add("approve")
     await create(api, webhooks=[hooks.hook("approve", "confirm-promotion")])
     await release(api)
     await wait_phase(api, "WaitingPromotion")
-    assert await watch(api, output, limit=1) == 2
+    assert await watch(api, output, limit=1) == 4
     assert "timed out after 1s" in output.text
 
 
@@ -126,14 +126,23 @@ async def test_the_table_lists_each_canary_with_target_phase_and_checks(
         "NAME",
         "TARGET",
         "PHASE",
-        "WEIGHT",
+        "STEP",
         "FAILED",
         "CHECKS",
         "LAST",
         "TRANSITION",
+        "FLAGS",
     ]
-    assert lines[1].split()[:5] == ["backend", "Service/backend", "Initialized", "0", "0/1"]
-    assert lines[2].split()[:5] == ["frontend", "Service/frontend", "Initialized", "0", "0/1"]
+    assert lines[1].split()[:6] == [
+        "backend",
+        "Service/backend",
+        "Initialized",
+        "blue/green,",
+        "2",
+        "iterations",
+    ]
+    assert lines[1].split()[6] == "0/1"
+    assert lines[2].split()[:3] == ["frontend", "Service/frontend", "Initialized"]
 
 
 async def test_the_detail_shows_spec_checks_webhooks_and_events(
@@ -142,7 +151,13 @@ async def test_the_detail_shows_spec_checks_webhooks_and_events(
     await create(
         api,
         metrics=[
-            {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"},
+            # provider kubernetes + Service target: builtin checks are refused, queries are not
+            {
+                "name": "request-success-rate",
+                "query": "vector(100)",
+                "thresholdRange": {"min": 99},
+                "interval": "1m",
+            },
             {"name": "latency", "query": "vector(1)", "thresholdRange": {"max": 500}},
         ],
         webhooks=[hooks.hook("smoke", "pre-rollout")],
@@ -166,15 +181,25 @@ async def test_the_detail_shows_spec_checks_webhooks_and_events(
     )
     assert code == 0
     text = output.text
-    assert "2099-01-01T00:00:00Z Halt advancement latency 900.00 > 500 [p99]" in text
-    assert "podinfo.default" in text
-    assert "Service/podinfo" in text
-    assert "blue/green: 2 iterations" in text
-    assert "roll back after 1 failed checks" in text
-    assert "request-success-rate  ≥ 99" in text
-    assert "latency               ≤ 500" in text
-    assert "smoke  pre-rollout" in text
+    assert "2099-01-01T00:00:00Z  Warning  Halt advancement latency 900.00 > 500 [p99]" in text
+    assert text.startswith("podinfo.default  Initialized\n")
+    assert "├─ Target        Service/podinfo\n" in text
+    assert "primary  podinfo-primary  selector app=podinfo-blue" in text
+    assert "canary   podinfo  selector app=podinfo-blue" in text
+    assert "├─ Strategy      blue/green, 2 iterations\n" in text
+    assert "├─ Analysis      every 200ms, failed checks 0/1, iterations 0\n" in text
+    assert "request-success-rate  no value yet (≥ 99)" in text
+    assert (
+        "latency               failed (≤ 500): Halt advancement latency 900.00 > 500 [p99]"
+        " at 2099-01-01T00:00:00Z [events]"
+    ) in text
+    assert "smoke  pre-rollout: not called in this run" in text
     assert "Initialization done! podinfo.default" in text
+    # which traffic is canaried, in one sentence (the controller's TrafficCoverage condition)
+    assert (
+        "├─ Traffic       provider kubernetes: no traffic follows the canary weights; only "
+        "clients of podinfo-primary and podinfo-canary are kept apart"
+    ) in text
 
 
 async def test_status_of_a_missing_canary_is_an_error(api: KubeApi, devcluster: DevCluster) -> None:

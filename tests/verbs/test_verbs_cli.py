@@ -156,7 +156,7 @@ async def test_without_a_controller_the_request_stays_and_the_wait_times_out(
     api: KubeApi, devcluster: DevCluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
     await create(api)
-    assert await request_verb(api, "default", "podinfo", "pause", limit=0.3) == 2
+    assert await request_verb(api, "default", "podinfo", "pause", limit=0.3) == 4
     assert "did not handle the request" in capsys.readouterr().err
     annotations = annotations_of(await api.get(CANARY, "podinfo", "default"))
     assert annotations[naming.ACTION_ANNOTATION] == "pause"

@@ -29,6 +29,25 @@ class MetricResult:
     passed: bool
     message: str = ""
     severity: CheckSeverity = "info"
+    # The record (docs/analysis.md): what the value was compared with, the verdict (derived from
+    # `passed`/`severity` when empty), the control value of a judged metric; `passed` stays "does
+    # not stop the run", so a dry-run failure or an inconclusive measurement passes; `fatal`
+    # fails the whole run (critical judged metric, judge score at or below marginal).
+    threshold: str | None = None
+    verdict: str = ""
+    baseline: float | None = None
+    dry_run: bool = False
+    fatal: bool = False
+
+    @property
+    def effective_verdict(self) -> str:
+        if self.verdict:
+            return self.verdict
+        if self.passed:
+            return "Pass"
+        if self.severity == "error":
+            return "Error"
+        return "NoData" if self.value is None else "Fail"
 
 
 @dataclass(frozen=True)
@@ -36,6 +55,17 @@ class AnalysisOutcome:
     """The metric checks of one cycle, in the order they ran; the run stops at the first failure."""
 
     results: tuple[MetricResult, ...] = ()
+    # The judge's weighted group score of this cycle (None: no judged metric ran).
+    score: float | None = None
+
+    @property
+    def inconclusive(self) -> bool:
+        """A measurement asks for a person's decision (the run waits in WaitingDecision)."""
+        return any(r.effective_verdict == "Inconclusive" and not r.dry_run for r in self.results)
+
+    @property
+    def fatal(self) -> bool:
+        return any(r.fatal and not r.passed for r in self.results)
 
     @property
     def ok(self) -> bool:

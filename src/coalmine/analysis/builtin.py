@@ -5,10 +5,11 @@ to turn the duration result into milliseconds. The queries are Flagger's (whites
 before sending, so the layout below does not matter to Prometheus).
 
 Service targets (see docs/decisions.md, 'Builtin checks for Service targets'): Flagger appends
-`:service` to the observer key and most keys then fall back to Istio's queries. coalmine keeps the
-router's own queries instead; where the router's metrics are labelled by workload (Istio, Linkerd)
-the Service variant selects the `<service>-canary` copy by its service label, because the workload
-behind a Service target is not named after it.
+`:service` to the observer key and most keys then fall back to Istio's queries. coalmine measures the `<service>-canary` copy instead, by the
+name each provider reports it under: the destination service for meshes (Istio, Linkerd, OSM),
+the backend the route points at for Gateway API (Istio or Contour gateways), Contour, NGINX and
+Traefik, because the workload behind a Service target is not named after it. `kubernetes` has no
+such query (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -120,6 +121,13 @@ _ISTIO_SERVICE = 'reporter="destination",\n                destination_service_n
 _LINKERD = 'namespace="{{ namespace }}",\n                deployment=~"{{ target }}",\n                direction="inbound"'
 _LINKERD_SERVICE = 'dst_namespace="{{ namespace }}",\n                dst_service=~"{{ service }}-canary",\n                direction="outbound"'
 _CONTOUR = 'envoy_cluster_name=~"{{ namespace }}_{{ service }}-canary_[0-9a-zA-Z-]+"'
+# Service targets: the `<service>-canary` copy, by the name each router or mesh reports it under.
+# OSM's sidecars name an outbound cluster `<namespace>/<service>|<port>`.
+_OSM_SERVICE = 'envoy_cluster_name=~"{{ namespace }}/{{ service }}-canary([|][0-9]+)?"'
+_NGINX_SERVICE = 'namespace="{{ namespace }}",\n                service="{{ service }}-canary"'
+_TRAEFIK_SERVICE = 'service=~"{{ namespace }}-{{ service }}-canary-[0-9a-zA-Z-]+@kubernetescrd"'
+# An Istio gateway reports the backend the HTTPRoute sent the request to as its destination.
+_ISTIO_GATEWAY = 'reporter="source",\n                destination_service_namespace="{{ namespace }}",\n                destination_service_name=~"{{ service }}-canary"'
 _GLOO = (
     'envoy_cluster_name=~"{{ namespace }}-{{ target }}-canaryupstream-[0-9a-zA-Z-]+_[0-9a-zA-Z-]+"'
 )
@@ -133,6 +141,12 @@ _SKIPPER_ROUTE = (
     '{{- $route := printf "kube(ew)?_%s__%s_canary__.*__%s_canary(_[0-9]+)?" '
     "namespace ingress service }}"
 )
+
+
+def _either(first: str, second: str) -> str:
+    """`first`, else `second` (PromQL `or`): one query for two implementations' metric names."""
+    return f"({first}\n) or ({second}\n)"
+
 
 ISTIO = _observer(
     "istio",
@@ -219,6 +233,45 @@ TRAEFIK = Observer(
     ),
     _p99("traefik_service_request_duration_seconds_bucket", _TRAEFIK, " * 1000"),
 )
+NGINX_SERVICE = Observer(
+    "nginx",
+    _ratio("nginx_ingress_controller_requests", _NGINX_SERVICE, 'status!~"5.*"'),
+    _average_ms(
+        "nginx_ingress_controller_response_duration_seconds_sum",
+        "nginx_ingress_controller_response_duration_seconds_count",
+        _NGINX_SERVICE,
+    ),
+)
+TRAEFIK_SERVICE = Observer(
+    "traefik",
+    _ratio(
+        "traefik_service_request_duration_seconds_bucket",
+        _TRAEFIK_SERVICE + ',\n                le="+Inf"',
+        'code!~"5.."',
+    ),
+    _p99("traefik_service_request_duration_seconds_bucket", _TRAEFIK_SERVICE, " * 1000"),
+)
+OSM_SERVICE = _observer(
+    "osm",
+    "envoy_cluster_upstream_rq",
+    _OSM_SERVICE,
+    'envoy_response_code!~"5.*"',
+    "envoy_cluster_upstream_rq_time_bucket",
+)
+# Gateway API for Service targets: an Istio gateway's series, else a Contour gateway's (both name
+# the backend Service). Envoy Gateway puts every backend of a rule into one cluster, so nothing it
+# reports isolates the canary copy: that query finds no values, and the docs point to templateRef.
+GATEWAY_SERVICE = Observer(
+    "gatewayapi",
+    _either(
+        _ratio("istio_requests_total", _ISTIO_GATEWAY, 'response_code!~"5.*"'),
+        _ratio("envoy_cluster_upstream_rq", _CONTOUR, 'envoy_response_code!~"5.*"'),
+    ),
+    _either(
+        _p99("istio_request_duration_milliseconds_bucket", _ISTIO_GATEWAY),
+        _p99("envoy_cluster_upstream_rq_time_bucket", _CONTOUR),
+    ),
+)
 OSM = _observer(
     "osm", "osm_request_total", _OSM, 'response_code!~"5.*"', "osm_request_duration_ms_bucket"
 )
@@ -260,6 +313,10 @@ def observer_for(key: str) -> Observer:
     """The observer for a selection key. `<provider>:service` uses that provider's own queries."""
     service = key.endswith(":service")
     base = key.removesuffix(":service")
+    if service:
+        observer = _service_observer(base)
+        if observer is not None:
+            return observer
     if base.startswith("appmesh"):
         return APPMESH
     if base.startswith("gloo"):
@@ -287,6 +344,20 @@ def observer_for(key: str) -> Observer:
     raise BuiltinQueryError(
         f"no builtin metrics for provider {base!r}; use a MetricTemplate (templateRef) instead"
     )
+
+
+def _service_observer(base: str) -> Observer | None:
+    """The queries that measure a Service target's `<service>-canary` copy, when they differ from
+    the workload ones. `kubernetes` has none: no router reports per Service, and the pods are
+    named after their own workloads (the controller refuses such a canary at init)."""
+    if base == "kubernetes":
+        raise BuiltinQueryError(
+            "no builtin metrics can isolate the canary copy of a Service target with provider "
+            "kubernetes; use a MetricTemplate (templateRef) that selects the new version's pods"
+        )
+    if base.startswith("gatewayapi"):
+        return GATEWAY_SERVICE
+    return {"nginx": NGINX_SERVICE, "traefik": TRAEFIK_SERVICE, "osm": OSM_SERVICE}.get(base)
 
 
 def _word_encoded(model: TemplateModel) -> TemplateModel:

@@ -31,6 +31,13 @@ from coalmine.analysis.builtin import (
     observer_for,
     observer_key,
 )
+from coalmine.analysis.judging import (
+    RoleTemplateModel,
+    aggregated_value,
+    judge_metric,
+    score_result,
+    scored,
+)
 from coalmine.analysis.providers.base import (
     AnalysisError,
     BackendLimiter,
@@ -40,6 +47,8 @@ from coalmine.analysis.providers.base import (
 )
 from coalmine.analysis.providers.prometheus import PrometheusProvider
 from coalmine.analysis.providers.registry import provider_for
+from coalmine.analysis.record import consecutive_errors
+from coalmine.analysis.semantics import apply_semantics
 from coalmine.analysis.templates import TemplateError, TemplateModel, go_sprintf, render_query
 from coalmine.api.models import Canary, CanaryMetric, MetricTemplateProvider
 from coalmine.outbound import redact_url, safe_text
@@ -261,7 +270,7 @@ async def _builtin_check(
         return MetricResult(metric.name, None, False, message, "error")
     target = f"{canary.spec.target_ref.name}.{canary.namespace}"
     try:
-        value = await prometheus.run_query(query)
+        value = await aggregated_value(prometheus, query, metric, interval, _now(analyzer))
     except NoValuesFound as error:
         message = (
             f"Halt advancement no values found for {key} metric {metric.name} "
@@ -277,10 +286,10 @@ async def _builtin_check(
         milliseconds = int(value * 1000) if observer.duration_unit == "s" else int(value)
         _record(analyzer, canary, metric.name, milliseconds / 1000)
         failure = _duration_failure(canary, metric, milliseconds)
-        return _judged(metric.name, float(milliseconds), failure)
+        return _judged(metric, float(milliseconds), failure)
     _record(analyzer, canary, metric.name, value)
     failure = _success_rate_failure(canary, metric, value)
-    return _judged(metric.name, value, failure)
+    return _judged(metric, value, failure, minimum=True)
 
 
 async def _inline_check(
@@ -288,13 +297,14 @@ async def _inline_check(
 ) -> MetricResult:
     assert metric.query
     try:
+        interval = _interval(metric)
         query = render_query(
             metric.query,
-            TemplateModel.for_canary(canary, _interval(metric), metric.template_variables),
+            RoleTemplateModel.for_role(canary, interval, metric.template_variables, "canary"),
             metric.name,
         )
         prometheus = analyzer.prometheus_for(canary)
-        value = await prometheus.run_query(query)
+        value = await aggregated_value(prometheus, query, metric, interval, _now(analyzer))
     except NoValuesFound:
         message = f"Halt advancement no values found for metric: {metric.name}"
         return MetricResult(metric.name, None, False, message, "warning")
@@ -303,7 +313,7 @@ async def _inline_check(
         return MetricResult(metric.name, None, False, message, "error")
     _record(analyzer, canary, metric.name, value)
     failure = _range_failure(canary, metric, value)
-    return _judged(metric.name, value, failure)
+    return _judged(metric, value, failure)
 
 
 async def _template_check(
@@ -317,14 +327,16 @@ async def _template_check(
     try:
         query = render_query(
             source,
-            TemplateModel.for_canary(canary, interval, metric.template_variables, route=route),
+            RoleTemplateModel.for_role(
+                canary, interval, metric.template_variables, "canary", route
+            ),
             f"{name}.{namespace}",
         )
     except TemplateError as error:
         message = f"Metric template {name}.{namespace} query render error: {_describe(error)}"
         return MetricResult(metric.name, None, False, message, "error")
     try:
-        value = await provider.run_query(query)
+        value = await aggregated_value(provider, query, metric, interval, _now(analyzer))
     except NoValuesFound as error:
         message = (
             f"Halt advancement no values found for custom metric: {metric.name}: {_describe(error)}"
@@ -335,13 +347,59 @@ async def _template_check(
         return MetricResult(metric.name, None, False, message, "error")
     _record(analyzer, canary, metric.name, value)
     failure = _range_failure(canary, metric, value)
-    return _judged(metric.name, value, failure)
+    return _judged(metric, value, failure)
 
 
-def _judged(name: str, value: float, failure: str | None) -> MetricResult:
+def _threshold_text(metric: CanaryMetric, *, minimum: bool = False) -> str:
+    """What a Flagger-style check compared the value with, for the record."""
+    bounds = metric.threshold_range
+    if bounds is not None:
+        parts = []
+        if bounds.min is not None:
+            parts.append(f">= {go_float(bounds.min)}")
+        if bounds.max is not None:
+            parts.append(f"<= {go_float(bounds.max)}")
+        return " and ".join(parts) or "any"
+    return f"{'>=' if minimum else '<='} {go_float(metric.threshold or 0.0)}"
+
+
+def _judged(
+    metric: CanaryMetric, value: float, failure: str | None, *, minimum: bool = False
+) -> MetricResult:
+    threshold = _threshold_text(metric, minimum=minimum)
     if failure is None:
-        return MetricResult(name, value, True)
-    return MetricResult(name, value, False, failure, "warning")
+        return MetricResult(metric.name, value, True, threshold=threshold)
+    return MetricResult(metric.name, value, False, failure, "warning", threshold=threshold)
+
+
+def _now(analyzer: MetricAnalyzer) -> float:
+    return analyzer.context.clock()
+
+
+async def _judge_check(
+    analyzer: MetricAnalyzer, canary: Canary, metric: CanaryMetric, route: str | None
+) -> MetricResult:
+    """A metric with `judge:`: canary against control over the interval (docs/analysis.md)."""
+    interval = _interval(metric)
+    try:
+        if metric.template_ref is not None:
+            provider, source, name, namespace = analyzer.template_provider(canary, metric, interval)
+            template = f"{name}.{namespace}"
+        elif metric.query:
+            provider, source, template = analyzer.prometheus_for(canary), metric.query, metric.name
+        else:
+            raise _CheckFailed(f"Metric {metric.name} judge needs a query or a templateRef")
+        result, judgement = await judge_metric(
+            provider, source, template, canary, metric, interval, _now(analyzer), route
+        )
+    except _CheckFailed as failed:
+        return MetricResult(metric.name, None, False, failed.message, "error")
+    except Exception as error:  # a provider bug or odd answer must not crash the cycle
+        message = f"Metric query failed for {metric.name}: {_describe(error)}"
+        return MetricResult(metric.name, None, False, message, "error")
+    if judgement.canary_median is not None:
+        _record(analyzer, canary, metric.name, judgement.canary_median)
+    return result
 
 
 def _record(analyzer: MetricAnalyzer, canary: Canary, metric: str, value: float) -> None:
@@ -354,35 +412,57 @@ def _metrics(canary: Canary) -> Sequence[CanaryMetric]:
     return (analysis.metrics or []) if analysis else []
 
 
+async def _first_pass(
+    analyzer: MetricAnalyzer, canary: Canary, metric: CanaryMetric, route: str | None
+) -> MetricResult | None:
+    """Builtin and inline-query metrics (Flagger's `runBuiltinMetricChecks`)."""
+    if metric.judge is not None:
+        return await _judge_check(analyzer, canary, metric, route) if metric.query else None
+    if _is_builtin(metric):
+        return await _builtin_check(analyzer, canary, metric, route)
+    if metric.query:
+        return await _inline_check(analyzer, canary, metric)
+    return None
+
+
+async def _second_pass(
+    analyzer: MetricAnalyzer, canary: Canary, metric: CanaryMetric, route: str | None
+) -> MetricResult | None:
+    """MetricTemplate metrics (Flagger's `runMetricChecks`)."""
+    if metric.judge is not None and not metric.query:
+        return await _judge_check(analyzer, canary, metric, route)
+    if metric.template_ref is not None:
+        return await _template_check(analyzer, canary, metric, route)
+    if metric.name in BUILTIN_METRICS or metric.query:
+        return None
+    return MetricResult(metric.name, None, False, NO_USABLE_METRIC, "error")
+
+
 async def run_metric_checks(
     analyzer: MetricAnalyzer, canary: Canary, *, route: str | None = None
 ) -> AnalysisOutcome:
     """Every metric check of one cycle, stopping at the first failure like Flagger.
 
-    `route` is the Knative latest created revision for Knative targets (the caller reads it)."""
+    `route` is the Knative latest created revision for Knative targets (the caller reads it).
+    Each result goes through the metric's opt-in semantics; judged metrics add a group score."""
     results: list[MetricResult] = []
     metrics = _metrics(canary)
-    for metric in metrics:
-        if _is_builtin(metric):
-            result = await _builtin_check(analyzer, canary, metric, route)
-        elif metric.query:
-            result = await _inline_check(analyzer, canary, metric)
-        else:
-            continue
-        results.append(result)
-        if not result.passed:
-            return AnalysisOutcome(tuple(results))
-    for metric in metrics:
-        if metric.template_ref is not None:
-            result = await _template_check(analyzer, canary, metric, route)
-        elif metric.name in BUILTIN_METRICS or metric.query:
-            continue
-        else:
-            result = MetricResult(metric.name, None, False, NO_USABLE_METRIC, "error")
-        results.append(result)
-        if not result.passed:
-            return AnalysisOutcome(tuple(results))
-    return AnalysisOutcome(tuple(results))
+    for check in (_first_pass, _second_pass):
+        for metric in metrics:
+            result = await check(analyzer, canary, metric, route)
+            if result is None:
+                continue
+            result = apply_semantics(
+                metric, result, consecutive_errors(canary, metric.name), canary.key
+            )
+            results.append(result)
+            if not result.passed:
+                return AnalysisOutcome(tuple(results))
+    judged = scored(metrics, results)
+    if not judged:
+        return AnalysisOutcome(tuple(results))
+    score, score_check = score_result(canary, judged)
+    return AnalysisOutcome((*results, score_check), score=score)
 
 
 async def check_provider_availability(

@@ -42,6 +42,13 @@ _KIND_DESCRIPTION = "Kind is a string value representing the REST resource this 
 CANARY_PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Weight", "type": "string", "jsonPath": ".status.canaryWeight"},
+    # coalmine: why the controller refuses the canary (its `Valid=False` condition's reason).
+    {
+        "name": "Refused",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Valid")].reason',
+        "description": "Why the controller does not run this canary (coalmine status NAME says more)",
+    },
     {"name": "Suspended", "type": "boolean", "jsonPath": ".spec.suspend", "priority": 1},
     {"name": "FailedChecks", "type": "string", "jsonPath": ".status.failedChecks", "priority": 1},
     {"name": "Interval", "type": "string", "jsonPath": ".spec.analysis.interval", "priority": 1},
@@ -280,13 +287,20 @@ def _dump(document: Any) -> str:
     )
 
 
+KUSTOMIZATION = "Kustomization"
+
+
 def rendered_files() -> dict[str, str]:
-    """File name → content of `deploy/crds/` (one CRD per file, plus a kustomization)."""
+    """File name → content of `deploy/crds/` (one CRD per file, plus a kustomization).
+
+    The kustomization is named `Kustomization` (a name kustomize accepts), not
+    `kustomization.yaml`: `kubectl apply -f deploy/crds` reads every `*.yaml` and would fail on it.
+    """
     files: dict[str, str] = {}
     for document in crd_documents():
         plural = document["spec"]["names"]["plural"]
         files[f"{plural}.yaml"] = HEADER + _dump(document)
-    files["kustomization.yaml"] = HEADER + _dump(
+    files[KUSTOMIZATION] = HEADER + _dump(
         {
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
             "kind": "Kustomization",
@@ -335,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(path)
         if args.dir == DEFAULT_DIRECTORY and CHART_CRD_DIRECTORY.is_dir():
             for path in write(CHART_CRD_DIRECTORY):
-                if path.name == "kustomization.yaml":
+                if path.name == KUSTOMIZATION:
                     path.unlink()
                 else:
                     print(path)

@@ -80,6 +80,7 @@ Phase = Literal[
     "Waiting",
     "Progressing",
     "WaitingPromotion",
+    "WaitingDecision",
     "Promoting",
     "Finalising",
     "Succeeded",
@@ -91,19 +92,21 @@ Phase = Literal[
 # Phase sets, named by what the phases have in common (the scheduler and the release verbs read them).
 #: Before initialisation is done: the primary may not exist or be ready yet.
 INITIALIZING_PHASES: frozenset[Phase] = frozenset({"", "Initializing"})
-#: Analysis runs and promotion has not begun.
-ANALYSING_PHASES: frozenset[Phase] = frozenset({"Progressing", "WaitingPromotion"})
+#: Analysis runs (or waits for a decision) and promotion has not begun.
+ANALYSING_PHASES: frozenset[Phase] = frozenset(
+    {"Progressing", "WaitingPromotion", "WaitingDecision"}
+)
 #: The primary is taking the canary's spec.
 PROMOTING_PHASES: frozenset[Phase] = frozenset({"Promoting", "Finalising"})
 #: A release before promotion: waiting for approval or analysing (`abort` and rollback hooks stop it).
-PRE_PROMOTION_PHASES: frozenset[Phase] = frozenset({"Waiting", "Progressing", "WaitingPromotion"})
-#: A run has started (past the approval gate) and not finished: analysing or promoting.
-STARTED_PHASES: frozenset[Phase] = frozenset(
-    {"Progressing", "WaitingPromotion", "Promoting", "Finalising"}
+PRE_PROMOTION_PHASES: frozenset[Phase] = frozenset(
+    {"Waiting", "Progressing", "WaitingPromotion", "WaitingDecision"}
 )
+#: A run has started (past the approval gate) and not finished: analysing or promoting.
+STARTED_PHASES: frozenset[Phase] = ANALYSING_PHASES | PROMOTING_PHASES
 #: A release is in progress: a new revision waits for approval (`Waiting`) or a run has started.
 RELEASE_PHASES: frozenset[Phase] = frozenset(
-    {"Waiting", "Progressing", "WaitingPromotion", "Promoting", "Finalising"}
+    {"Waiting", "Progressing", "WaitingPromotion", "WaitingDecision", "Promoting", "Finalising"}
 )
 
 WebhookType = Literal[
@@ -116,6 +119,7 @@ WebhookType = Literal[
     "event",
     "rollback",
     "confirm-traffic-increase",
+    "confirm-decision",
 ]
 
 #: How loud an alert is (`CanaryAlert.severity`, AlertProvider entries, the chat message).
@@ -552,6 +556,76 @@ class MetricTemplateRef(Model):
     namespace: str | None = Field(default=None, description="Namespace of this metric template")
 
 
+AGGREGATE_PATTERN = r"^(last|avg|max|min|p([0-9]|[1-9][0-9])(\.[0-9]+)?)$"
+NoDataPolicy = Literal["fail", "pass", "inconclusive"]
+
+
+class MetricJudge(Model):
+    """coalmine: compare the canary against a control workload with Mann-Whitney U (docs/analysis.md)."""
+
+    control: Literal["primary", "baseline"] | None = Field(
+        default=None,
+        description="Workload the canary is compared with: primary (default) or a fresh baseline",
+    )
+    confidence: float | None = Field(
+        default=None, ge=0.5, le=0.9999, description="Confidence level of the test (default 0.98)"
+    )
+    tolerance: float | None = Field(
+        default=None,
+        ge=0,
+        description="Shifts within tolerance x |control median| pass (default 0.01)",
+    )
+    direction: Literal["increase", "decrease", "either"] | None = Field(
+        default=None, description="Which change is bad (default either)"
+    )
+    effect_size: Literal["meanRatio", "cles"] | None = Field(
+        default=None, description="Effect size measure gating High/Low (default meanRatio)"
+    )
+    allowed_increase: float | None = Field(
+        default=None, description="Effect size a High must reach (default 1.0 ratio / 0.5 cles)"
+    )
+    allowed_decrease: float | None = Field(
+        default=None, description="Effect size a Low must fall to (default 1.0 ratio / 0.5 cles)"
+    )
+    critical: bool | None = Field(
+        default=None, description="A High/Low/NoData on this metric fails the canary run"
+    )
+    must_have_data: bool | None = Field(
+        default=None, description="NoData counts as a failure in the group score"
+    )
+    nan_strategy: Literal["remove", "replace"] | None = Field(
+        default=None, description="NaN samples: removed (default) or replaced by 0"
+    )
+    outliers: Literal["keep", "remove"] | None = Field(
+        default=None, description="Samples outside the IQR fence: kept (default) or removed"
+    )
+    outlier_factor: float | None = Field(
+        default=None, ge=0, description="IQR fence factor for outlier removal (default 3.0)"
+    )
+    group: str | None = Field(default=None, description="Score group (default: the metric name)")
+    step: str | None = Field(
+        default=None, pattern=DURATION_PATTERN, description="Range query resolution (default 15s)"
+    )
+
+
+class JudgeScoring(Model):
+    """coalmine: how judged metrics become a score (Kayenta's weighted group sum)."""
+
+    pass_score: float | None = Field(
+        default=None, ge=0, le=100, description="Score the last analysis must reach (default 95)"
+    )
+    marginal_score: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Every interim score must stay above it (default 75)",
+    )
+    group_weights: dict[str, float] | None = Field(
+        default=None,
+        description="Weight of each group in the score (unlisted groups share the rest)",
+    )
+
+
 class CanaryMetric(Model):
     name: str = Field(description="Name of the metric")
     interval: str | None = Field(
@@ -567,6 +641,29 @@ class CanaryMetric(Model):
         default=None,
         description="Additional variables to be used in the metrics query (key-value pairs)",
     )
+    # coalmine's analysis semantics (docs/analysis.md); all optional, Flagger's without them.
+    success_condition: str | None = Field(
+        default=None, description="Expression over result that makes a measurement successful"
+    )
+    failure_condition: str | None = Field(
+        default=None, description="Expression over result that makes a measurement fail"
+    )
+    dry_run: bool | None = Field(
+        default=None, description="Evaluate and record the metric, never fail the canary"
+    )
+    consecutive_error_limit: int | None = Field(
+        default=None, ge=0, description="Provider errors in a row tolerated before a failed check"
+    )
+    no_data: NoDataPolicy | None = Field(
+        default=None,
+        description="What a query without values means: fail (default), pass, inconclusive",
+    )
+    aggregate: str | None = Field(
+        default=None,
+        pattern=AGGREGATE_PATTERN,
+        description="Range query over the interval reduced by last, avg, max, min or pNN",
+    )
+    judge: MetricJudge | None = None
 
     @property
     def is_builtin(self) -> bool:
@@ -739,6 +836,7 @@ class CanaryAnalysis(Model):
     )
     match: list[ABMatch] | None = Field(default=None, description="A/B testing match conditions")
     session_affinity: SessionAffinity | None = None
+    judge: JudgeScoring | None = None
 
     def interval_seconds(self, minimum: float = MIN_ANALYSIS_INTERVAL_SECONDS) -> float:
         """Flagger's job period: unparsable means 60s, anything shorter than the minimum is raised."""
@@ -860,6 +958,33 @@ class Condition(Model):
     )
 
 
+Verdict = Literal["Pass", "Fail", "Inconclusive", "Error", "NoData", "High", "Low"]
+
+
+class Measurement(Model):
+    """One evaluation of a metric: what was measured, against what, and the verdict."""
+
+    time: str = Field(description="When the measurement was taken")
+    verdict: Verdict = Field(description="Pass, Fail, Inconclusive, Error, NoData, High or Low")
+    value: float | None = Field(default=None, description="Measured value (canary)")
+    baseline: float | None = Field(default=None, description="Control value (judged metrics)")
+    threshold: str | None = Field(default=None, description="What the value was compared with")
+    dry_run: bool | None = Field(default=None, description="Recorded only, never fails the run")
+    message: str | None = Field(default=None, description="Why, when not a pass")
+
+
+class MetricRecord(Model):
+    """The last measurements of one metric."""
+
+    name: str = Field(description="Name of the metric")
+    consecutive_errors: int | None = Field(
+        default=None, description="Provider errors in a row (consecutiveErrorLimit)"
+    )
+    measurements: list[Measurement] | None = Field(
+        default=None, description="Last measurements, oldest first (bounded)"
+    )
+
+
 class CanaryStatus(Model):
     """CanaryStatus defines the observed state of a canary."""
 
@@ -897,6 +1022,12 @@ class CanaryStatus(Model):
     )
     conditions: list[Condition] | None = Field(
         default=None, description="Status conditions of this canary"
+    )
+    metrics: list[MetricRecord] | None = Field(
+        default=None, description="Last measurements per metric (coalmine)"
+    )
+    judge_score: float | None = Field(
+        default=None, description="Judge group score of the last analysis (coalmine)"
     )
 
 

@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK
 """The `coalmine` command.
 
 Every subcommand lives in its own module under `coalmine.cli` and is listed once in
@@ -21,6 +22,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "coalmine.cli.demo",
     "coalmine.cli.abort",
     "coalmine.cli.check",
+    "coalmine.cli.completion",
     "coalmine.cli.controller",
     "coalmine.cli.crds",
     "coalmine.cli.devcluster",
@@ -33,9 +35,9 @@ SUBCOMMANDS: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "coalmine") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="coalmine",
+        prog=prog,
         description=(
             "Progressive delivery for Kubernetes: canary, A/B and blue/green releases of "
             "anything behind a Service, compatible with Flagger's API."
@@ -48,8 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, prog: str = "coalmine") -> int:
+    import argcomplete
+
+    parser = build_parser(prog)
+    argcomplete.autocomplete(parser)  # answers and exits when a shell asks for completions
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["controller"]:
         from coalmine.controller.settings import go_style_argv
@@ -61,3 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     return handler(args)
+
+
+def kubectl_main() -> int:
+    """Entry point `kubectl-coalmine`: kubectl runs it for `kubectl coalmine …`."""
+    return main(prog="kubectl coalmine")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from coalmine.api.validation.problems import ProblemSeverity
+    from coalmine.api.validation.problems import Problem, ProblemSeverity
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
 OUTPUT_VERSION = 1
@@ -196,7 +196,8 @@ def check_stream(text: str, source: str, options: Options = Options()) -> Result
             if inspection.kind is not None:
                 result.objects += 1
             kind, name, namespace = _identity(item)
-            for problem in inspection.problems:
+            problems = [*inspection.problems, *_service_target_findings(inspection.obj, options)]
+            for problem in problems:
                 where = document.position(prefix + problem.path)
                 result.findings.append(
                     Finding(
@@ -213,6 +214,17 @@ def check_stream(text: str, source: str, options: Options = Options()) -> Result
                 )
     result.findings.sort(key=lambda finding: (finding.line, finding.column))
     return result
+
+
+def _service_target_findings(obj: object, options: Options) -> list[Problem]:
+    """Which traffic a Service-target canary really canaries, and the refusals the controller
+    reaches without reading the cluster (`coalmine.targets.service_coverage`)."""
+    from coalmine.api.models import Canary
+    from coalmine.targets.service_coverage import check_findings
+
+    if not isinstance(obj, Canary):
+        return []
+    return check_findings(obj, options.mesh_provider)
 
 
 def check_bytes(data: bytes, source: str, options: Options = Options()) -> Result:

@@ -7,9 +7,9 @@ alone, then waits until the controller writes the id back to `coalmine.dev/handl
 A verb that makes no sense in the canary's phase is refused here, without writing, by the same
 rules the controller applies (`coalmine.scheduler.verbs.refusal`).
 
-Exit status: 0 done; 1 refused (here or by the controller); 2 the controller did not handle the
-request within --timeout (it stays on the canary and is acted on when the controller sees it);
-3 the canary cannot be read or written.
+Exit status: 0 done; 1 refused (here or by the controller); 2 bad usage; 3 the canary cannot be
+read or written; 4 the controller did not handle the request within --timeout (it stays on the
+canary and is acted on when the controller sees it).
 """
 
 from __future__ import annotations
@@ -59,11 +59,14 @@ def registrar(verb: Verb) -> Callable[[argparse._SubParsersAction[Any]], None]:
             help=text,
             description=(
                 f"{text[0].upper()}{text[1:]}. Works through annotations on the Canary, which "
-                "GitOps tools leave alone. Exit status: 0 done, 1 refused, 2 not handled within "
-                "--timeout, 3 cannot read or write the canary."
+                "GitOps tools leave alone. Exit status: 0 done, 1 refused, 2 bad usage, 3 cannot "
+                "read or write the canary, 4 not handled within --timeout."
             ),
         )
-        parser.add_argument("name", metavar="NAME", help="a Canary's name")
+        from coalmine.cli.completion import canary_names
+
+        name = parser.add_argument("name", metavar="NAME", help="a Canary's name")
+        name.completer = canary_names
         add_cluster_arguments(parser)
         parser.add_argument(
             "--no-wait",
@@ -76,7 +79,7 @@ def registrar(verb: Verb) -> Callable[[argparse._SubParsersAction[Any]], None]:
             type=parse_duration,
             default=60.0,
             metavar="DURATION",
-            help="how long to wait for the controller to handle the request (default 1m)",
+            help="how long to wait for the controller to handle the request (default 1m), exit 4",
         )
         parser.set_defaults(handler=run, verb=verb)
 

@@ -11,7 +11,9 @@ the `process_*` series of Go's default registry.
 
 from __future__ import annotations
 
+from collections import Counter as Counter_
 from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -29,6 +31,10 @@ from prometheus_client.samples import Sample
 from coalmine import __version__
 from coalmine.analysis.gotemplate.fmt import go_float
 from coalmine.api import naming
+
+if TYPE_CHECKING:
+    from coalmine.api.models import Canary, CanaryWebhook, Phase
+    from coalmine.scheduler.ports import WebhookCaller
 
 GO_DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """client_golang's `prometheus.DefBuckets`, which Flagger's duration histogram uses."""
@@ -96,6 +102,13 @@ class ControllerMetrics:
             ["name", "namespace", "metric"],
             registry=self.registry,
         )
+        # Not a Flagger metric: every measured value, judged metrics included (docs/analysis.md).
+        self.metric_value = Gauge(
+            "coalmine_canary_metric_value",
+            "Last measured value per canary metric (the canary side of a judged metric)",
+            ["name", "namespace", "metric"],
+            registry=self.registry,
+        )
         self.duration = GoHistogram(
             "flagger_canary_duration_seconds",
             "Seconds spent performing canary analysis.",
@@ -116,6 +129,24 @@ class ControllerMetrics:
             registry=self.registry,
         )
 
+        self.refused = Gauge(
+            "coalmine_canary_refused",
+            "1 for each canary the controller refuses to run, with the reason (Valid=False)",
+            ["name", "namespace", "reason"],
+            registry=self.registry,
+        )
+        self.failed_checks = Gauge(
+            "coalmine_canary_failed_checks",
+            "Failed checks of the run in progress (status.failedChecks)",
+            ["name", "namespace"],
+            registry=self.registry,
+        )
+        self.webhook_failures = Counter(
+            "coalmine_canary_webhook_failures",
+            "Webhook calls that did not answer 2xx (gates that hold count too)",
+            ["name", "namespace", "webhook", "type"],
+            registry=self.registry,
+        )
         self.cycles = Counter(
             "coalmine_canary_cycles",
             "Cycles run by the per-canary jobs (all canaries, failed cycles included)",
@@ -136,6 +167,7 @@ class ControllerMetrics:
 
     def set_metric_value(self, target: str, namespace: str, metric: str, value: float) -> None:
         self.metric_analysis.labels(name=target, namespace=namespace, metric=metric).set(value)
+        self.metric_value.labels(name=target, namespace=namespace, metric=metric).set(value)
 
     def observe_duration(self, target: str, namespace: str, seconds: float) -> None:
         self.duration.labels(name=target, namespace=namespace).observe(seconds)
@@ -160,6 +192,36 @@ class ControllerMetrics:
         """Flagger never resets a namespace's total to 0; neither do we."""
         for namespace, count in per_namespace.items():
             self.canary_total.labels(namespace=namespace).set(count)
+
+    def set_canaries(self, objects: Iterable[Mapping[str, Any]]) -> None:
+        """`flagger_canary_total` counts every Canary object, refused ones included (they are
+        canaries a user applied), and `coalmine_canary_refused` names the refused ones."""
+        from coalmine.api.refusals import refusal
+
+        totals: Counter_[str] = Counter_()
+        # Rebuilt whole (no await in between, so a scrape never sees them half-built): the
+        # series of deleted or fixed canaries disappear.
+        self.refused.clear()
+        self.failed_checks.clear()
+        for obj in objects:
+            meta = obj.get("metadata") or {}
+            namespace = str(meta.get("namespace") or "")
+            totals[namespace] += 1
+            target = str(((obj.get("spec") or {}).get("targetRef") or {}).get("name") or "")
+            failed = (obj.get("status") or {}).get("failedChecks")
+            if target and isinstance(failed, int):
+                self.failed_checks.labels(name=target, namespace=namespace).set(failed)
+            found = refusal(obj)
+            if found is not None:
+                self.refused.labels(
+                    name=str(meta.get("name") or ""), namespace=namespace, reason=found.reason
+                ).set(1)
+        self.set_canary_totals(dict(totals))
+
+    def count_webhook_failure(self, target: str, namespace: str, webhook: str, kind: str) -> None:
+        self.webhook_failures.labels(
+            name=target, namespace=namespace, webhook=webhook, type=kind
+        ).inc()
 
     def watch_api_requests(self, requests: Mapping[str, int]) -> None:
         """Export the client's request counts (`verb kind` → n) as `coalmine_kube_requests_total`.
@@ -187,3 +249,23 @@ class _RequestsCollector(Collector):
             verb, _, resource = key.partition(" ")
             family.add_metric([verb, resource], count)
         yield family
+
+
+class CountingWebhooks:
+    """The scheduler's `WebhookCaller`, counting each call that fails (the failure still raises)."""
+
+    def __init__(self, inner: WebhookCaller, metrics: ControllerMetrics) -> None:
+        self.inner = inner
+        self.metrics = metrics
+
+    async def call(self, canary: Canary, webhook: CanaryWebhook, phase: Phase) -> None:
+        try:
+            await self.inner.call(canary, webhook, phase)
+        except Exception:
+            self.metrics.count_webhook_failure(
+                canary.spec.target_ref.name,
+                canary.namespace,
+                webhook.name,
+                webhook.type or "rollout",
+            )
+            raise

@@ -32,7 +32,7 @@ from coalmine.controller.adapters import (
 )
 from coalmine.controller.http import start_http
 from coalmine.controller.jobs import JobManager
-from coalmine.controller.metrics import ControllerMetrics
+from coalmine.controller.metrics import ControllerMetrics, CountingWebhooks
 from coalmine.controller.seams import ControllerSeams
 from coalmine.controller.settings import Settings
 from coalmine.hooks.client import create_session
@@ -59,11 +59,11 @@ from coalmine.routers.registry import router_for
 from coalmine.scheduler import Dependencies, Scheduler, SchedulerConfig
 from coalmine.scheduler.status import initial_status
 from coalmine.scheduler.timing import (
-    canaries_per_namespace,
     duplicate_target_message,
     job_interval,
 )
 from coalmine.targets.hashing import revision_hash
+from coalmine.targets.service_coverage import service_target_refusal
 
 log = logging.getLogger(__name__)
 
@@ -339,7 +339,7 @@ class CanaryReconciler:
             Dependencies(
                 seams=self.seams,
                 analyzer=analyzer,
-                webhooks=webhooks,
+                webhooks=CountingWebhooks(webhooks, metrics),
                 alerts=alerter,
                 recorder=self.recorder,
                 status=self.status,
@@ -361,8 +361,8 @@ class CanaryReconciler:
             on_ready()
         try:
             while True:
-                canaries = [known.canary for known in self._known.values()]
-                self.metrics.set_canary_totals(canaries_per_namespace(canaries))
+                # Every Canary object, refused ones included (docs/metrics.md).
+                self.metrics.set_canaries(self.caches[CANARY].list())
                 await asyncio.sleep(self.settings.control_loop_interval)
         finally:
             await self.jobs.stop_all()
@@ -432,12 +432,13 @@ class CanaryReconciler:
             selection = router_for(provider)
         except RouterError as error:
             return f"spec.provider: {error}"
-        if selection.router is None:
-            return ""
         target = canary.spec.target_ref
         service = None
         if target.kind == "Service":
             service = self.caches[SERVICE].get(target.name, canary.namespace)
+        refusal = service_target_refusal(canary, service, self.settings.mesh_provider)
+        if refusal or selection.router is None:
+            return refusal
         fatal = [
             str(p)
             for p in selection.router.compatibility(canary, target.kind, service)

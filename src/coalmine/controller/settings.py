@@ -150,7 +150,11 @@ class _Flag:
 
 
 FLAGS: tuple[_Flag, ...] = (
-    _Flag("kubeconfig", "kubeconfig file; in-cluster configuration when empty"),
+    _Flag(
+        "kubeconfig",
+        "kubeconfig file; when empty: $KUBECONFIG if set, else the pod's service account "
+        "(in-cluster), else ~/.kube/config",
+    ),
     _Flag("kubeconfig-context", "context of the kubeconfig to use (default: its current context)"),
     _Flag(
         "kubeconfig-service-mesh",
@@ -247,12 +251,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag in FLAGS:
         attribute = flag.name.replace("-", "_")
         default = getattr(defaults, attribute)
-        shown = ",".join(default) if isinstance(default, tuple) else default
         kwargs: dict[str, Any] = {
             "dest": attribute,
             "default": None,
             "type": _CONVERTERS[flag.kind],
-            "help": f"{flag.help} (default: {shown!s}; env {environment_name(flag.name)})",
+            "help": _help(flag, default),
         }
         if flag.kind == "bool":
             kwargs.update(nargs="?", const=True, metavar="BOOL")
@@ -271,6 +274,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             help=argparse.SUPPRESS,
         )
     parser.add_argument("--version", action="version", version=f"coalmine {__version__}")
+
+
+def _help(flag: _Flag, default: Any) -> str:
+    """The flag's text with its default and variable, the default once (not when the text
+    already says it, not when it is empty)."""
+    shown = ",".join(default) if isinstance(default, tuple) else str(default)
+    extra = [] if "(default:" in flag.help or shown == "" else [f"default: {shown}"]
+    extra.append(f"env {environment_name(flag.name)}")
+    return f"{flag.help} ({'; '.join(extra)})"
 
 
 def environment_name(flag: str) -> str:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from coalmine.analysis.record import payload_block
 from coalmine.api.hashing import release_checksum
 from coalmine.api.models import Canary, CanaryWebhook, EventType
 
@@ -58,6 +59,11 @@ def webhook_payload(
     }
     if metadata:
         payload["metadata"] = dict(metadata)
+    measured = payload_block(canary)
+    if measured:
+        # Not in Flagger's payload: the last measurement per metric (docs/analysis.md); absent
+        # until a metric was measured, so Flagger-shaped receivers see the same body as before.
+        payload["metrics"] = measured
     return payload
 
 

@@ -102,7 +102,8 @@ def to_dict(obj: Any) -> Object:
 def load_config(
     kubeconfig: str | None = None, context: str | None = None, master: str | None = None
 ) -> KubeConfig | SingleConfig:
-    """The given kubeconfig; inside a pod the service account; else $KUBECONFIG or ~/.kube/config.
+    """The given kubeconfig; else $KUBECONFIG when set; else inside a pod the service account;
+    else ~/.kube/config.
     `master` (Flagger's `-master`) is an API server URL that wins over the kubeconfig's server;
     alone, it is an unauthenticated server (as client-go's BuildConfigFromFlags)."""
     if master and not kubeconfig:
@@ -125,7 +126,8 @@ def _load_config(kubeconfig: str | None, context: str | None) -> KubeConfig | Si
         if selected is None:
             raise ValueError(f"context {context!r} is not in {kubeconfig}")
         return selected
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+    # $KUBECONFIG wins when set (as for kubectl), then the pod's service account.
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
         return KubeConfig.from_service_account()
     return KubeConfig.from_env()
 

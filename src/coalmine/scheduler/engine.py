@@ -15,7 +15,8 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from coalmine.analysis import Analyzer, AvailabilityOutcome
+from coalmine.analysis import AnalysisOutcome, Analyzer, AvailabilityOutcome
+from coalmine.analysis.record import final_score_verdict, with_measurements
 from coalmine.api import naming
 from coalmine.api.hashing import is_foreign_hash, release_checksum
 from coalmine.api.models import (
@@ -37,7 +38,7 @@ from coalmine.api.models import (
 )
 from coalmine.routers.base import Router, Routes, ServiceRouter, SessionAffinityCookies
 from coalmine.scheduler import status as st
-from coalmine.scheduler import verbs
+from coalmine.scheduler import texts, verbs
 from coalmine.scheduler.ports import (
     ActionLog,
     Alerts,
@@ -62,6 +63,7 @@ from coalmine.targets.base import (
     TargetMetadata,
     is_retriable,
 )
+from coalmine.targets.service_coverage import COVERAGE_CONDITION, routing_coverage
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,8 @@ class _Cycle:
     action: verbs.Action | None = None
     promote_requested: bool = False
     retry_requested: bool = False
+    # An inconclusive measurement this cycle: the run waits in WaitingDecision (docs/analysis.md).
+    decision_needed: str = ""
 
     @property
     def status(self) -> CanaryStatus:
@@ -291,12 +295,7 @@ class Scheduler:
             return False
         # 12. initialised
         if initializing:
-            await self._write(c, self._sync(c, "Initialized", 0, 0, 0))
-            self.deps.metrics.set_status(c.canary, st.phase_gauge("Initialized"))
-            await self._event(c, "Normal", f"Initialization done! {c.key}")
-            await self._alert(
-                c, f"New {c.kind} detected, initialization completed.", "info", metadata=True
-            )
+            await self._initialized(c)
             return False
         # release verbs: abort acts here; promote and retry mark the cycle for later steps
         if not await self._take_action(c):
@@ -309,18 +308,7 @@ class Scheduler:
             and not self._revision_changed(c, fingerprint)
         ):
             if c.phase == "Failed" and fingerprint.spec_hash != c.status.last_applied_spec:
-                # Back to the promoted spec after a failure: remember it, so re-applying the
-                # failed revision later is seen as a change again.
-                await self._write(
-                    c,
-                    self._sync(
-                        c,
-                        "Failed",
-                        c.status.canary_weight or 0,
-                        c.status.failed_checks or 0,
-                        c.status.iterations or 0,
-                    ),
-                )
+                await self._reverted(c)
             self.deps.metrics.set_status(c.canary, st.phase_gauge(c.phase))
             return False
         # 14. the primary must serve
@@ -365,7 +353,7 @@ class Scheduler:
                     c, verbs.DONE, "new run waiting for confirm-rollout approval"
                 )
             return False
-        # 17. a newer revision restarts the run from zero
+        # 17. a newer revision restarts the run from zero (also one pushed while a decision waits)
         if c.phase in ANALYSING_PHASES and self._revision_changed(c, fingerprint):
             await self._event(
                 c, "Normal", f"New revision detected! Restarting analysis for {c.target_key}"
@@ -401,6 +389,10 @@ class Scheduler:
         if c.phase == "Finalising":
             await self._finish(c)
             return False
+        # an inconclusive analysis waits for coalmine promote/abort or a confirm-decision hook
+        if c.phase == "WaitingDecision":
+            await self._await_decision(c)
+            return False
         # 23. too many failed checks
         if c.phase in ANALYSING_PHASES and ((c.status.failed_checks or 0) >= c.threshold):
             await self._rollback(c)
@@ -408,6 +400,42 @@ class Scheduler:
         # 24.-27. the analysis proper
         await self._analyse_and_step(c)
         return True
+
+    async def _initialized(self, c: _Cycle) -> None:
+        """Step 12; a Service target is also told which of its traffic follows the weights."""
+        status = self._sync(c, "Initialized", 0, 0, 0)
+        coverage = None
+        if c.canary.spec.target_ref.is_core_service:
+            coverage = routing_coverage(c.canary, c.provider)
+            status = st.with_condition(
+                status,
+                COVERAGE_CONDITION,
+                "True" if coverage.complete else "False",
+                coverage.reason,
+                coverage.sentence,
+                self._now(),
+            )
+        await self._write(c, status)
+        self.deps.metrics.set_status(c.canary, st.phase_gauge("Initialized"))
+        await self._event(c, "Normal", f"Initialization done! {c.key}")
+        if coverage is not None:
+            await self._event(c, coverage.event_type, coverage.sentence)
+        await self._alert(
+            c, f"New {c.kind} detected, initialization completed.", "info", metadata=True
+        )
+
+    async def _reverted(self, c: _Cycle) -> None:
+        """Back to the promoted spec after a failure (a GitOps revert): remember it, so re-applying
+        the failed revision later is a change again, and say that nothing is left to release."""
+        status = self._sync(
+            c,
+            "Failed",
+            c.status.canary_weight or 0,
+            c.status.failed_checks or 0,
+            c.status.iterations or 0,
+        )
+        await self._write(c, st.mark_reverted(status, self._now()))
+        await self._event(c, "Normal", texts.REVERTED)
 
     # --- release verbs -----------------------------------------------------------------------
 
@@ -533,9 +561,7 @@ class Scheduler:
             return
         if not await self._confirm_rollout(c):
             return
-        await self._event(
-            c, "Normal", f"New revision detected! Scaling up {c.target_key}", "Progressing"
-        )
+        await self._event(c, "Normal", texts.run_started(c.kind, c.target_key), "Progressing")
         await self._alert(
             c, "New revision detected, progressing canary analysis.", "info", metadata=True
         )
@@ -563,6 +589,9 @@ class Scheduler:
             passed = await self._pre_rollout(c)
         else:
             passed = await self._run_checks(c)
+        if c.decision_needed:
+            await self._wait_for_decision(c, c.decision_needed)
+            return
         if not passed:
             await self._write(
                 c,
@@ -629,7 +658,7 @@ class Scheduler:
             return
         if not await self._confirm_promotion(c):
             return
-        await self._promote(c)
+        await self._judged_promotion(c)
 
     async def _ab_testing(self, c: _Cycle) -> None:
         done = c.status.iterations or 0
@@ -642,7 +671,7 @@ class Scheduler:
         if not await self._confirm_promotion(c):
             return
         if done == c.iterations:
-            await self._promote(c)
+            await self._judged_promotion(c)
 
     async def _next_iteration(self, c: _Cycle, done: int) -> None:
         await self._write(c, st.set_iterations(c.status, done + 1, now=self._now()))
@@ -677,7 +706,7 @@ class Scheduler:
             await self._write(c, st.set_iterations(c.status, done + 1, now=self._now()))
             return
         if done > c.iterations:
-            await self._promote(c)
+            await self._judged_promotion(c)
 
     async def _promote(self, c: _Cycle) -> None:
         """Copy the canary spec onto the primary once, then enter Promoting."""
@@ -737,7 +766,9 @@ class Scheduler:
         self.deps.metrics.set_status(c.canary, st.phase_gauge("Succeeded"))
         self.deps.metrics.inc_successes(c.canary, c.strategy, "completed")
         await self._post_rollout(c, "Succeeded")
-        await self._event(c, "Normal", f"Promotion completed! Scaling down {c.target_key}")
+        await self._event(
+            c, "Normal", texts.promotion_completed(c.kind, c.target_key, c.primary_key)
+        )
         await self._alert(c, "Canary analysis completed successfully, promotion finished.", "info")
 
     async def _promote_without_analysis(self, c: _Cycle) -> None:
@@ -782,7 +813,7 @@ class Scheduler:
             await self._alert(c, f"Failed checks threshold reached {failed_checks}", "error")
         if not await self._set_routes(c, TOTAL_WEIGHT, 0, False):
             return
-        await self._event(c, "Warning", f"Canary failed! Scaling down {c.key}", "Failed")
+        await self._event(c, "Warning", texts.canary_failed(c.kind, c.key, c.primary_key), "Failed")
         self.deps.metrics.set_weight(c.canary, TOTAL_WEIGHT, 0)
         if c.scaler is not None and not await self._attempt(
             c, c.scaler.pause_target_scaler(c.canary)
@@ -912,10 +943,64 @@ class Scheduler:
         except Exception as error:
             await self._warn(c, error)
             return False
+        await self._record_measurements(c, outcome)
         if outcome.failure is not None:
             await self._event(c, "Warning", outcome.failure.message)
+            if outcome.fatal:
+                # A critical judged metric or a judge score at or below marginal fails the run:
+                # the increment by the caller reaches the threshold, the next cycle rolls back.
+                failed = max(c.threshold - 1, c.status.failed_checks or 0)
+                await self._write(c, st.set_failed_checks(c.status, failed, now=self._now()))
             return False
+        if outcome.inconclusive:
+            first = next(r for r in outcome.results if r.effective_verdict == "Inconclusive")
+            c.decision_needed = first.message or f"metric {first.name} is inconclusive"
         return True
+
+    async def _record_measurements(self, c: _Cycle, outcome: AnalysisOutcome) -> None:
+        """Measurements on record (docs/analysis.md): the last ones per metric in the status."""
+        if not outcome.results:
+            return
+        stamp = st.timestamp(self._now())
+        await self._write(c, with_measurements(c.status, outcome, time=stamp))
+
+    async def _wait_for_decision(self, c: _Cycle, reason: str) -> None:
+        """Enter WaitingDecision: no step is taken until a person (or a hook) decides."""
+        await self._write(c, self._set_phase(c, "WaitingDecision"))
+        await self._event(
+            c,
+            "Warning",
+            f"Halt {c.key} advancement waiting for a decision: {reason} "
+            "(coalmine promote or coalmine abort)",
+        )
+        await self._alert(
+            c, f"Canary analysis is inconclusive, waiting for a decision: {reason}", "warn"
+        )
+
+    async def _await_decision(self, c: _Cycle) -> None:
+        """WaitingDecision: confirm-decision hooks that all approve resume the analysis."""
+        hooks = c.webhooks("confirm-decision")
+        if not hooks:
+            return
+        refused = await self._gate(c, "confirm-decision", "WaitingDecision", "Confirm-decision")
+        if refused is not None:
+            return
+        await self._event(c, "Normal", f"Decision approved for {c.key}: the analysis carries on")
+        await self._write(c, self._set_phase(c, "Progressing"))
+
+    async def _judged_promotion(self, c: _Cycle) -> None:
+        """The last analysis must reach the judge's pass score (Kayenta); marginal waits for a
+        decision, below fails the run; canaries without judged metrics promote as before."""
+        verdict = final_score_verdict(c.canary)
+        score = c.status.judge_score
+        if verdict == "Inconclusive":
+            await self._wait_for_decision(c, f"judge score {score:g} is marginal")
+            return
+        if verdict == "Fail":
+            await self._event(c, "Warning", f"Halt {c.key} advancement judge score {score:g}")
+            await self._write(c, st.set_failed_checks(c.status, c.threshold, now=self._now()))
+            return
+        await self._promote(c)
 
     async def _rollback_requested(self, c: _Cycle) -> bool:
         for hook in c.webhooks("rollback"):

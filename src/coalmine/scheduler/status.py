@@ -13,13 +13,19 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from coalmine.api.models import CanaryStatus, Condition, Phase
+from coalmine.scheduler import texts
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 PROMOTED_CONDITION = "Promoted"
+# A failed run whose target went back to the promoted spec (docs/state-machine.md).
+REVERTED_CONDITION = "Reverted"
+REVERTED_REASON = "TargetMatchesPromoted"
 
 # Phases whose weight and iterations SetStatusPhase leaves alone.
-_KEEPS_COUNTERS: frozenset[str] = frozenset({"Progressing", "Waiting", "Promoting"})
+_KEEPS_COUNTERS: frozenset[str] = frozenset(
+    {"Progressing", "Waiting", "Promoting", "WaitingDecision"}
+)
 # Phases after which the applied spec counts as promoted.
 _PROMOTES: frozenset[str] = frozenset({"Initialized", "Succeeded"})
 
@@ -36,6 +42,8 @@ def condition_for(phase: Phase | str, kind: str) -> tuple[ConditionStatus, str]:
             return "True", f"{kind} initialization completed."
         case "Waiting" | "WaitingPromotion":
             return "Unknown", "Waiting for approval."
+        case "WaitingDecision":
+            return "Unknown", "Canary analysis is inconclusive, waiting for a decision."
         case "Progressing":
             return "Unknown", "New revision detected, progressing canary analysis."
         case "Promoting":
@@ -45,7 +53,7 @@ def condition_for(phase: Phase | str, kind: str) -> tuple[ConditionStatus, str]:
         case "Succeeded":
             return "True", "Canary analysis completed successfully, promotion finished."
         case "Failed":
-            return "False", f"Canary analysis failed, {kind} scaled to zero."
+            return "False", texts.failed_condition(kind)
         case _:
             # Initializing, Terminating and anything else: Flagger's default branch.
             return "Unknown", f"New {kind} detected, starting initialization."
@@ -60,9 +68,11 @@ def make_conditions(
     `lastTransitionTime` survives when only the reason changes.
     """
     status, message = condition_for(phase, kind)
-    current = next((c for c in existing or [] if c.type == PROMOTED_CONDITION), None)
+    # `Reverted` describes the status it was written with; any later write makes it stale.
+    existing = [c for c in existing or [] if c.type != REVERTED_CONDITION]
+    current = next((c for c in existing if c.type == PROMOTED_CONDITION), None)
     if current is not None and current.status == status and current.reason == phase:
-        return [c.model_copy() for c in existing or []]
+        return [c.model_copy() for c in existing]
     transition = now
     if current is not None and current.status == status and current.last_transition_time:
         transition = current.last_transition_time
@@ -76,6 +86,46 @@ def make_conditions(
     )
     others = [c.model_copy() for c in existing or [] if c.type != PROMOTED_CONDITION]
     return [condition, *others]
+
+
+def with_condition(
+    status: CanaryStatus | None,
+    kind: str,
+    condition_status: ConditionStatus,
+    reason: str,
+    message: str,
+    now: datetime,
+) -> CanaryStatus:
+    """`status` with the condition `kind` set (replaced when it differs; times kept otherwise)."""
+    new = _copy(status)
+    stamp = timestamp(now)
+    conditions = list(new.conditions or [])
+    current = next((c for c in conditions if c.type == kind), None)
+    if (
+        current is not None
+        and current.status == condition_status
+        and current.reason == reason
+        and current.message == message
+    ):
+        return new
+    transition = stamp
+    if current is not None and current.status == condition_status and current.last_transition_time:
+        transition = current.last_transition_time
+    condition = Condition(
+        type=kind,
+        status=condition_status,
+        reason=reason,
+        message=message,
+        last_update_time=stamp,
+        last_transition_time=transition,
+    )
+    new.conditions = [*(c for c in conditions if c.type != kind), condition]
+    return new
+
+
+def mark_reverted(status: CanaryStatus | None, now: datetime) -> CanaryStatus:
+    """A Failed canary whose target is back on the promoted revision: nothing left to release."""
+    return with_condition(status, REVERTED_CONDITION, "True", REVERTED_REASON, texts.REVERTED, now)
 
 
 def _copy(status: CanaryStatus | None) -> CanaryStatus:

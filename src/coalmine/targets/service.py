@@ -30,6 +30,15 @@ TARGET_ONLY_SPEC_FIELDS = (
     "externalIPs",
 )
 IP_FIELDS = ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy")
+# Fields only a NodePort/LoadBalancer Service may carry: dropped when a copy becomes ClusterIP.
+EXTERNAL_ONLY_SPEC_FIELDS = (
+    "externalTrafficPolicy",
+    "loadBalancerSourceRanges",
+    "loadBalancerClass",
+    "allocateLoadBalancerNodePorts",
+)
+# On the Canary: "true" keeps a NodePort/LoadBalancer target's type on its copies.
+KEEP_TYPE_ANNOTATION = "coalmine.dev/keep-service-type"
 NEVER_COPIED_ANNOTATIONS = frozenset({naming.KUBECTL_LAST_APPLIED_ANNOTATION})
 
 
@@ -69,10 +78,25 @@ def _matching_node_port(
     return None
 
 
+def keeps_type(canary: Canary) -> bool:
+    """The opt-in to copies of the target's NodePort/LoadBalancer type (default: ClusterIP)."""
+    value = (canary.metadata.annotations or {}).get(KEEP_TYPE_ANNOTATION, "")
+    return value.strip().lower() == "true"
+
+
+def _as_cluster_ip(spec: dict[str, Any]) -> None:
+    """A NodePort/LoadBalancer spec turned ClusterIP: no node ports, no cloud load balancer."""
+    spec["type"] = "ClusterIP"
+    for field in EXTERNAL_ONLY_SPEC_FIELDS:
+        spec.pop(field, None)
+
+
 def copy_spec(
     target_spec: Mapping[str, Any],
     existing_spec: Mapping[str, Any] | None,
     traffic_distribution: str | None,
+    *,
+    keep_type: bool = False,
 ) -> dict[str, Any]:
     """The spec of a copy: the target's, with the copy's own allocations (if it exists).
 
@@ -85,8 +109,12 @@ def copy_spec(
     * ExternalName Services may not have cluster IPs, IP families, node ports → all dropped.
     * node ports collide across Services (422) → the target's are never copied; a copy keeps its
       own for ports of the same name (or number when unnamed) while its type still has node ports.
+    * a NodePort/LoadBalancer target gives ClusterIP copies unless `keep_type` (no new cloud load
+      balancers, no node ports opened for the copies).
     """
     spec = copy.deepcopy(dict(target_spec))
+    if _type(spec) in NODE_PORT_TYPES and not keep_type:
+        _as_cluster_ip(spec)
     service_type = _type(spec)
     headless = _is_headless(spec)
     for field in TARGET_ONLY_SPEC_FIELDS:
@@ -207,6 +235,7 @@ def desired_service_copy(
         target.get("spec") or {},
         (existing or {}).get("spec") if existing is not None else None,
         canary.spec.required_service.traffic_distribution,
+        keep_type=keeps_type(canary),
     )
     return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}
 

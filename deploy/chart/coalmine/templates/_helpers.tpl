@@ -17,3 +17,59 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "coalmine.signingSecret" -}}
 {{- .Values.webhookSigning.existingSecret | default (printf "%s-webhook-signing" (include "coalmine.fullname" .)) -}}
 {{- end -}}
+
+{{- define "coalmine.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- .Values.serviceAccount.name | default (include "coalmine.fullname" .) -}}
+{{- else -}}
+{{- .Values.serviceAccount.name | default "default" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The controller's flags: `flags`, overridden by the Flagger chart's value names when they are set
+(docs/install.md lists the mapping). Rendered as YAML; `include … | fromYaml` reads it back.
+*/}}
+{{- define "coalmine.flags" -}}
+{{- $flags := deepCopy .Values.flags -}}
+{{- $v := .Values -}}
+{{- $aliases := dict
+  "metricsServer" "metrics-server" "meshProvider" "mesh-provider" "namespace" "namespace"
+  "selectorLabels" "selector-labels" "logLevel" "log-level" "zapEncoding" "zap-encoding"
+  "clusterName" "cluster-name" "eventWebhook" "event-webhook"
+  "includeLabelPrefix" "include-label-prefix" "ingressAnnotationsPrefix" "ingress-annotations-prefix"
+  "ingressClass" "ingress-class" "controlLoopInterval" "control-loop-interval"
+  "threadiness" "threadiness" "kubeconfigQPS" "kubeconfig-qps" "kubeconfigBurst" "kubeconfig-burst"
+  "noCrossNamespaceRefs" "no-cross-namespace-refs" "listenAddress" "listen-address" -}}
+{{- range $key, $flag := $aliases -}}
+{{- if and (hasKey $v $key) (ne (toString (index $v $key)) "") (ne (toString (index $v $key)) "<nil>") -}}
+{{- $_ := set $flags $flag (index $v $key) -}}
+{{- end -}}
+{{- end -}}
+{{- $nested := list
+  (list "slack" "url" "slack-url") (list "slack" "user" "slack-user")
+  (list "slack" "channel" "slack-channel") (list "slack" "proxy" "slack-proxy-url")
+  (list "slack" "proxyUrl" "slack-proxy-url") (list "slack" "token" "slack-token")
+  (list "msteams" "url" "msteams-url") (list "msteams" "proxy" "msteams-proxy-url")
+  (list "msteams" "proxyUrl" "msteams-proxy-url")
+  (list "leaderElection" "enabled" "enable-leader-election")
+  (list "configTracking" "enabled" "enable-config-tracking") -}}
+{{- range $nested -}}
+{{- $section := index $v (index . 0) | default dict -}}
+{{- $value := index $section (index . 1) -}}
+{{- if and (hasKey $section (index . 1)) (ne (toString $value) "") (ne (toString $value) "<nil>") -}}
+{{- $_ := set $flags (index . 2) $value -}}
+{{- end -}}
+{{- end -}}
+{{- if eq (toString (index $flags "leader-election-namespace")) "" -}}
+{{- $_ := set $flags "leader-election-namespace" .Release.Namespace -}}
+{{- end -}}
+{{- toYaml $flags -}}
+{{- end -}}
+
+{{/* The port of `--listen-address` (":8080", "0.0.0.0:9090"): the container's port. */}}
+{{- define "coalmine.port" -}}
+{{- $flags := include "coalmine.flags" . | fromYaml -}}
+{{- $address := toString (index $flags "listen-address") | default ":8080" -}}
+{{- regexFind "[0-9]+$" $address | default "8080" -}}
+{{- end -}}

@@ -64,6 +64,24 @@ class MetricProvider(Protocol):
         ...
 
 
+class RangeMetricProvider(Protocol):
+    """A backend that can also answer range queries (the judge and `aggregate:` need them)."""
+
+    async def run_range_query(
+        self, query: str, start: float, end: float, step: float
+    ) -> list[float]:
+        """Every sample of every series in [start, end] (unix seconds) at `step`, time-ordered
+        per series, NaN kept as NaN; an empty list when nothing matched; raises ProviderError."""
+        ...
+
+
+def range_capable(provider: object) -> RangeMetricProvider | None:
+    """`provider` as a RangeMetricProvider, or None when its backend has no range queries."""
+    if callable(getattr(provider, "run_range_query", None)):
+        return provider  # type: ignore[return-value]
+    return None
+
+
 class BackendLimiter:
     """One semaphore per backend (scheme://host:port) so a flood of queries to one backend queues
     behind that backend only."""

@@ -94,6 +94,28 @@ class PrometheusProvider:
             raise error_response(response)
         return parse_query_result(response.json())
 
+    async def run_range_query(
+        self, query: str, start: float, end: float, step: float
+    ) -> list[float]:
+        """`/api/v1/query_range`: the samples of every series, NaN kept (the judge decides)."""
+        params = {
+            "query": collapse_whitespace(query),
+            "start": f"{start:.3f}",
+            "end": f"{end:.3f}",
+            "step": f"{step:g}",
+        }
+        response = await http_request(
+            self.context,
+            "GET",
+            f"{self.address}/api/v1/query_range",
+            params=params,
+            headers=self.headers,
+            verify_tls=self.verify_tls,
+        )
+        if response.status >= 400:
+            raise error_response(response)
+        return parse_range_result(response.json())
+
     async def is_online(self) -> bool:
         value = await self.run_query("vector(1)")
         if value != 1:
@@ -128,6 +150,25 @@ def parse_query_result(body: Any) -> float:
     if value is None:
         raise NoValuesFound()
     return value
+
+
+def parse_range_result(body: Any) -> list[float]:
+    """A matrix answer's sample values (series after series), as floats with NaN kept."""
+    if not isinstance(body, dict) or body.get("status") not in (None, "success"):
+        raise ProviderError(f"query failed: {body!r:.300}")
+    data = body.get("data") or {}
+    if data.get("resultType") != "matrix":
+        raise ProviderError(f"range query returned {data.get('resultType')!r}, not a matrix")
+    values: list[float] = []
+    for series in data.get("result") or []:
+        for pair in series.get("values") or []:
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise ProviderError(f"unexpected sample {pair!r:.200}")
+            try:
+                values.append(float(pair[1]))
+            except (TypeError, ValueError) as error:
+                raise ProviderError(f"sample {pair[1]!r:.50} is not a number") from error
+    return values
 
 
 @register("prometheus")

@@ -16,6 +16,11 @@ from coalmine.api.models import (
     duration_seconds,
 )
 from coalmine.api.validation.problems import Problem, is_http_url, key_path, show
+from coalmine.api.validation.semantics import (
+    metric_semantics_problems,
+    scoring_problems,
+    uses_new_semantics,
+)
 
 GATEWAY_API = ("gatewayapi:v1", "gatewayapi:v1beta1")
 _SESSION_AFFINITY_PROVIDERS = ("istio", *GATEWAY_API)
@@ -244,7 +249,9 @@ def _metric_problems(analysis: CanaryAnalysis) -> list[Problem]:
                     f"min must not be greater than max ({bounds.min:g} > {bounds.max:g})",
                 )
             )
-        problems.extend(_threshold_problems(path, metric))
+        if not uses_new_semantics(metric):
+            problems.extend(_threshold_problems(path, metric))
+        problems.extend(metric_semantics_problems(path, metric))
         if metric.interval is not None:
             problems.extend(
                 duration_problems(
@@ -255,6 +262,7 @@ def _metric_problems(analysis: CanaryAnalysis) -> list[Problem]:
                 )
             )
     problems.extend(duplicates("metrics", (metric.name for metric in metrics)))
+    problems.extend(scoring_problems(analysis))
     return problems
 
 

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from coalmine.analysis.providers.base import (
+from coalmine.analysis.providers import (
     NoValuesFound,
     ProviderConfigError,
     ProviderError,
@@ -317,7 +317,8 @@ async def test_influxdb_posts_flux_and_reads_the_first_value(
         context(session),
     )
     assert await provider.run_query('from(bucket: "b") |> range(start: -1m)') == 3.25
-    # Flagger returns 0 here; an empty answer must never look like a perfect score (DESIGN 9).
+    # Flagger returns 0 here; an empty answer must never look like a perfect score
+    # (docs/decisions.md, 'Metric interval and empty results').
     with pytest.raises(NoValuesFound):
         await provider.run_query("empty")
     assert await provider.is_online()

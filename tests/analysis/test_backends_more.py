@@ -13,7 +13,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from coalmine.analysis.providers.base import (
+from coalmine.analysis.providers import (
     NoValuesFound,
     ProviderConfigError,
     ProviderError,

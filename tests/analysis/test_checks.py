@@ -229,7 +229,8 @@ async def test_template_variables_and_model_are_rendered(
     }
     outcome = await make_analyzer(session, url, sources).analyse(make_canary("test", [metric]))
     assert outcome.ok
-    # DESIGN 9: a template metric without interval uses 1m.
+    # A template metric without interval uses 1m (docs/decisions.md, 'Metric interval and empty
+    # results').
     assert scripted.queries == ['custom_metric{ns="test",dir="inbound"}[1m]']
 
 

@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from coalmine.analysis.providers.base import ProviderConfigError, ProviderError, provider_for
+from coalmine.analysis.providers import ProviderConfigError, ProviderError, provider_for
 
 from .cloud_fakes import cloudwatch_app, ecs_app, gce_metadata_app, monitoring_app, sts_app
 from .conftest import Serve, context, spec
@@ -187,7 +187,7 @@ async def test_stackdriver_reads_google_application_credentials(
 GCE_SCRIPT = textwrap.dedent(
     """
     import asyncio, aiohttp, sys
-    from coalmine.analysis.providers.base import ProviderContext, provider_for
+    from coalmine.analysis.providers import ProviderContext, provider_for
     from coalmine.api.models import MetricTemplateProvider
 
     async def main():

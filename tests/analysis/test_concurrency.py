@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from coalmine.analysis.checks import AnalysisSettings, MetricAnalyzer
-from coalmine.analysis.providers.base import (
+from coalmine.analysis.providers import (
     BackendLimiter,
     ProviderContext,
     ProviderError,

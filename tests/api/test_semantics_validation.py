@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from test_validation import errors, problems, with_analysis
+from .test_validation import errors, problems, with_analysis
 
 JUDGED = {"name": "latency", "query": 'lat{role="{{ role }}"}', "judge": {"direction": "increase"}}
 

@@ -266,7 +266,7 @@ def test_service_targets_accept_core_v1_and_v1(api_version: str) -> None:
     assert canary.spec.target_ref.is_core_service
 
 
-# --- Flagger's verifyCanary table (reference §8.1) -------------------------------------------
+# --- Flagger's verifyCanary table (TestController_verifyCanary) -----------------------------
 
 
 @pytest.mark.parametrize(

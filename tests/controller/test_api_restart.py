@@ -19,6 +19,7 @@ from coalmine.kube.api import KubeApi, Object, load_config
 from coalmine.kube.cache import Informer
 from coalmine.kube.kinds import CANARY, SERVICE
 from inprocess import CRD_DIR, running_controller, service, service_canary
+from polling import eventually
 
 INTERVAL = 0.5
 RECOVERY_LIMIT = 10.0
@@ -47,14 +48,11 @@ async def phase(api: KubeApi, name: str) -> str:
 
 
 async def wait_for_phase(api: KubeApi, name: str, wanted: str) -> None:
-    async with asyncio.timeout(RECOVERY_LIMIT):
-        while True:
-            try:
-                if await phase(api, name) == wanted:
-                    return
-            except Exception:  # the server is still coming up
-                pass
-            await asyncio.sleep(0.05)
+    async def reached() -> bool:
+        return await phase(api, name) == wanted
+
+    # any error: the server is still coming up
+    await eventually(reached, RECOVERY_LIMIT, f"{name} {wanted}", tolerate=(Exception,))
 
 
 async def progressing(api: KubeApi, name: str) -> None:

@@ -17,13 +17,8 @@ from coalmine.controller.runtime import Controller
 from coalmine.kube.api import KubeApi
 from coalmine.kube.kinds import CANARY, EVENT, SERVICE
 from inprocess import admin_api, controller_on
+from polling import eventually
 from tiered import ApiServer
-
-
-async def eventually(predicate: Callable[[], Any], limit: float = 30.0) -> None:
-    async with asyncio.timeout(limit):
-        while not await predicate():
-            await asyncio.sleep(0.05)
 
 
 @pytest.fixture

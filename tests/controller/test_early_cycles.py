@@ -18,6 +18,7 @@ from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.api import KubeApi
 from coalmine.kube.kinds import CANARY, SERVICE
 from inprocess import cluster_api, running_controller, service, service_canary
+from polling import eventually
 
 INTERVAL = 1.0
 CHURN_SECONDS = 4.0
@@ -35,9 +36,10 @@ async def phase(api: KubeApi, name: str) -> str:
 
 
 async def wait_for_phase(api: KubeApi, name: str, wanted: str) -> None:
-    async with asyncio.timeout(30):
-        while await phase(api, name) != wanted:
-            await asyncio.sleep(0.05)
+    async def reached() -> bool:
+        return await phase(api, name) == wanted
+
+    await eventually(reached, 30, f"{name} {wanted}")
 
 
 async def churn(api: KubeApi, name: str, seconds: float) -> int:

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from coalmine.controller.jobs import JobManager
+from polling import eventually
 
 LONG = 3600.0
-
-
-async def wait_for(predicate: Callable[[], bool], limit: float = 5.0) -> None:
-    async with asyncio.timeout(limit):
-        while not predicate():
-            await asyncio.sleep(0.005)
 
 
 async def test_a_job_runs_its_first_cycle_immediately() -> None:
@@ -37,9 +31,9 @@ async def test_trigger_runs_the_next_cycle_without_waiting_for_the_interval() ->
 
     jobs = JobManager()
     job = jobs.ensure("podinfo.test", LONG, cycle)
-    await wait_for(lambda: job.cycles == 1)
+    await eventually(lambda: job.cycles == 1)
     jobs.trigger("podinfo.test")
-    await wait_for(lambda: job.cycles == 2)
+    await eventually(lambda: job.cycles == 2)
     assert count == 2
     await jobs.stop_all()
 
@@ -51,9 +45,9 @@ async def test_a_new_interval_takes_effect_at_once() -> None:
         return None
 
     job = jobs.ensure("podinfo.test", LONG, cycle)
-    await wait_for(lambda: job.cycles == 1)
+    await eventually(lambda: job.cycles == 1)
     jobs.ensure("podinfo.test", 0.01, cycle)
-    await wait_for(lambda: job.cycles >= 3)
+    await eventually(lambda: job.cycles >= 3)
     await jobs.stop_all()
 
 
@@ -86,7 +80,7 @@ async def test_a_failing_cycle_is_logged_and_the_job_goes_on() -> None:
 
     jobs = JobManager()
     job = jobs.ensure("podinfo.test", 0.01, failing)
-    await wait_for(lambda: calls >= 2)
+    await eventually(lambda: calls >= 2)
     assert job.running
     await jobs.stop_all()
 
@@ -97,7 +91,7 @@ async def test_removing_a_canary_stops_its_job() -> None:
 
     jobs = JobManager()
     job = jobs.ensure("podinfo.test", 0.01, cycle)
-    await wait_for(lambda: job.cycles >= 1)
+    await eventually(lambda: job.cycles >= 1)
     await jobs.remove("podinfo.test")
     assert not job.running
     assert "podinfo.test" not in jobs
@@ -154,6 +148,6 @@ async def test_every_cycle_is_reported_failed_ones_included() -> None:
 
     jobs = JobManager(on_cycle=on_cycle)
     job = jobs.ensure("podinfo.test", 0.01, failing)
-    await wait_for(lambda: job.cycles >= 3)
+    await eventually(lambda: job.cycles >= 3)
     await jobs.stop_all()
     assert reported == job.cycles

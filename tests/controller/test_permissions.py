@@ -19,6 +19,7 @@ from coalmine.kube.api import KubeApi
 from coalmine.kube.kinds import CANARY, CONFIG_MAP, DEPLOYMENT, HPA, SECRET, SERVICE, Kind
 from coalmine.kube.permissions import CLUSTER_ROLE, granted
 from inprocess import cluster_api, running_controller
+from polling import eventually
 
 VERBS = {"replace": "update", "patch-status": "patch"}
 KINDS = {str(kind): kind for kind in (CANARY, CONFIG_MAP, DEPLOYMENT, HPA, SECRET, SERVICE)}
@@ -88,9 +89,10 @@ async def phase(api: KubeApi, name: str) -> str:
 
 
 async def wait_for(api: KubeApi, name: str, wanted: str) -> None:
-    async with asyncio.timeout(60):
-        while await phase(api, name) != wanted:
-            await asyncio.sleep(0.05)
+    async def reached() -> bool:
+        return await phase(api, name) == wanted
+
+    await eventually(reached, 60, f"{name} {wanted}")
 
 
 def requested(counter: dict[str, int]) -> set[tuple[str, str, str]]:

@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 import yaml
-from dchelpers import WIDGET_CRD, widget
 
 from coalmine.devcluster.testing import (
     DevClusterProcess,
     start_devcluster_process,
     stop_devcluster_process,
 )
+
+from .dchelpers import WIDGET_CRD, widget
 
 
 def get(url: str, token: str | None = None) -> tuple[int, Any]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import yaml
-from dchelpers import JSON_PATCH, STRATEGIC, WIDGET_CRD, WIDGETS, Raw, widget
 
 from coalmine.devcluster import DevCluster
+
+from .dchelpers import JSON_PATCH, STRATEGIC, WIDGET_CRD, WIDGETS, Raw, widget
 
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 

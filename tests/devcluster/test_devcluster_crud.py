@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dchelpers import APPLY, CM, DEPLOY, JSON_PATCH, STRATEGIC, Raw, configmap, deployment
-
 from coalmine.devcluster import DevCluster
+
+from .dchelpers import APPLY, CM, DEPLOY, JSON_PATCH, STRATEGIC, Raw, configmap, deployment
 
 
 async def test_create_sets_server_fields_and_namespace_from_url(devcluster_http: Raw) -> None:

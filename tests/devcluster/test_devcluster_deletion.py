@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dchelpers import CM, Raw, configmap
-
 from coalmine.devcluster import DevCluster
+
+from .dchelpers import CM, Raw, configmap
 
 
 def owned_by(owner: dict[str, Any], name: str) -> dict[str, Any]:

@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
-from dchelpers import APPLY, CM, SVC, WIDGET_CRD, Raw, configmap
 
 from coalmine.devcluster import DevCluster
+
+from .dchelpers import APPLY, CM, SVC, WIDGET_CRD, Raw, configmap
 
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dchelpers import CM, DEPLOY, SVC, Raw, configmap, deployment
+from .dchelpers import CM, DEPLOY, SVC, Raw, configmap, deployment
 
 NS = "/api/v1/namespaces/default"
 RBAC = "/apis/rbac.authorization.k8s.io/v1"

@@ -5,23 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import kopf
 import pytest
-from dchelpers import WIDGET_CRD, WIDGETS, Raw, widget
 
 from coalmine.devcluster import DevCluster
+from polling import eventually
 
-
-async def eventually(condition: Callable[[], bool]) -> None:
-    """Poll (the operator runs in another thread, so there is no event to await)."""
-    for _ in range(750):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met within 15 s")
+from .dchelpers import WIDGET_CRD, WIDGETS, Raw, widget
 
 
 def build_registry(url: str, seen: list[tuple[str, str]]) -> kopf.OperatorRegistry:

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dchelpers import WIDGET_CRD, configmap, deployment, widget
 
 from binaries import wheel_kubectl
 from coalmine.devcluster.testing import DevClusterProcess
+
+from .dchelpers import WIDGET_CRD, configmap, deployment, widget
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from dchelpers import WIDGET_CRD, deployment
 from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.apps_v1 import DeploymentSpec
@@ -19,6 +18,8 @@ from lightkube.resources.core_v1 import ConfigMap, Namespace, Service
 from lightkube.types import CascadeType, PatchType
 
 from coalmine.devcluster import DevCluster
+
+from .dchelpers import WIDGET_CRD, deployment
 
 Widget = create_namespaced_resource("example.com", "v1", "Widget", "widgets", verbs=None)
 

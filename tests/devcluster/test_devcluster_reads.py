@@ -6,9 +6,10 @@ import json
 
 import aiohttp
 import pytest
-from dchelpers import CM, DEPLOY, Raw, configmap, deployment
 
 from coalmine.devcluster import DevCluster
+
+from .dchelpers import CM, DEPLOY, Raw, configmap, deployment
 
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 

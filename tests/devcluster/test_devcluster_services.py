@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dchelpers import APPLY, SVC, Raw
+from .dchelpers import APPLY, SVC, Raw
 
 
 def service(name: str, **spec: Any) -> dict[str, Any]:

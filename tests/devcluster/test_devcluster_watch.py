@@ -9,9 +9,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
-from dchelpers import CM, Raw, configmap
 
 from coalmine.devcluster import DevCluster
+
+from .dchelpers import CM, Raw, configmap
 
 
 @asynccontextmanager

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import polling
 from coalmine.devcluster.simulator import (
     FAIL_ROLLOUT,
     ROLLOUT_DELAY,
@@ -64,12 +65,13 @@ def condition(obj: Obj, type_: str) -> Obj:
 
 async def eventually(read: Callable[[], Obj], predicate: Callable[[Obj], bool]) -> Obj:
     """Poll until `predicate(read())`; the simulator works on the event loop, so yield to it."""
-    for _ in range(1000):
-        obj = read()
-        if predicate(obj):
-            return obj
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"condition never met; last status: {read().get('status')}")
+    return await polling.eventually(
+        lambda: obj if predicate(obj := read()) else None,
+        5.0,
+        "the simulated state",
+        interval=0.005,
+        detail=lambda: f"last status: {read().get('status')}",
+    )
 
 
 def rolled_out(obj: Obj) -> bool:

@@ -368,9 +368,9 @@ async def test_kubectl_client_side_apply_round_trips_through_strategic_merge(
 ) -> None:
     """kubectl apply computes a three-way strategic merge patch ($setElementOrder, $retainKeys,
     nulls); applying an edited manifest must leave exactly the manifest's containers and env."""
-    from test_simulator import kubectl
-
     from coalmine.devcluster import DevCluster
+
+    from .test_simulator import kubectl
 
     first = deployment()
     for key in ("finalizers", "ownerReferences"):

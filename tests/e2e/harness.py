@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+import polling
 from binaries import require_binary
 from clusters import TestCluster
 from coalmine.kube.api import KubeApi, load_config
@@ -155,13 +156,9 @@ async def eventually(
     what: str = "",
     watch: CanaryWatch | None = None,
 ) -> None:
-    try:
-        async with asyncio.timeout(limit):
-            while not predicate():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        seen = f"; (phase, weight, iterations, failed) {watch.history}" if watch else ""
-        raise AssertionError(f"timed out waiting for {what or predicate}{seen}") from None
+    """`polling.eventually` with the history of `watch` in the failure."""
+    history = (lambda: f"(phase, weight, iterations, failed) {watch.history}") if watch else None
+    await polling.eventually(predicate, limit, what, detail=history)
 
 
 async def event_messages(api: KubeApi, namespace: str = "default") -> list[str]:

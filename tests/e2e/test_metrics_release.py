@@ -8,7 +8,6 @@ test chose, and the primary copy fails loudly so that a query leaking onto it wo
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
@@ -246,9 +245,7 @@ async def eventually_scraped(prometheus: str, query: str) -> None:
         ):
             return bool((await response.json())["data"]["result"])
 
-    async with asyncio.timeout(30):
-        while not await has_result():
-            await asyncio.sleep(0.2)
+    await eventually(has_result, 30, f"samples of {query}")
 
 
 async def release(api: KubeApi, watch: CanaryWatch, name: str) -> None:

@@ -3,7 +3,7 @@ and `coalmine controller` as processes release a Service target (selector blue โ
 test watches the routing object the way a mesh would, recording every split it is given.
 
 With stepWeight 20 and maxWeight 50 the canary weight goes 20, 40, 60 (a step is never clamped to
-maxWeight; reference ยง3.5), then promotion routes everything back to the primary.
+maxWeight, as Flagger's nextStepWeight), then promotion routes everything back to the primary.
 """
 
 from __future__ import annotations

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from coalmine.kube.api import KubeApi
-from coalmine.kube.cache import Informer
-from coalmine.kube.kinds import CONFIG_MAP
+from coalmine.kube.cache import Caches, Informer, KindUnavailable
+from coalmine.kube.kinds import CONFIG_MAP, Kind
+from polling import eventually
 from tiered import ApiServer
 
 
@@ -21,12 +20,6 @@ def configmap(ns: str, name: str, **data: str) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": ns},
         "data": data,
     }
-
-
-async def eventually(predicate: Callable[[], bool], limit: float = 10.0) -> None:
-    async with asyncio.timeout(limit):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 # kube-controller-manager publishes this ConfigMap in every namespace (devcluster does not).
@@ -117,3 +110,15 @@ async def test_observe_makes_an_own_write_visible_before_the_watch_brings_it(
     await informer.observe(stale)
     assert informer.get("mine", ns) == created
     await informer.stop()
+
+
+async def test_a_kind_the_server_does_not_serve_is_unavailable_after_the_injected_sync_wait(
+    api: KubeApi,
+) -> None:
+    widgets = Kind("example.com", "v1", "Widget", "widgets")
+    caches = Caches(api, sync_wait=0.2)
+    try:
+        with pytest.raises(KindUnavailable, match="cannot list Widget"):
+            await caches.synced(widgets)
+    finally:
+        await caches.stop()

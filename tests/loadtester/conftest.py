@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from loadtester_client import KEY, Client, MakeClient, Target
 
 from coalmine.loadtester import LoadTesterConfig, create_app
+
+from .loadtester_client import KEY, Client, MakeClient, Target
 
 
 @pytest.fixture

@@ -6,12 +6,13 @@ and give the argv a shell would give."""
 from __future__ import annotations
 
 import pytest
-from loadtester_client import MakeClient, Target, payload, post
 
 from binaries import require_binary
 from coalmine.loadtester import LoadTesterConfig, Refusal, Task, build_task
 from coalmine.loadtester.pipeline import expand, run_script
 from coalmine.loadtester.shell import AndOr, Pipeline, Redirect, ShellError, commands_of, parse
+
+from .loadtester_client import MakeClient, Target, payload, post
 
 SIGNED = LoadTesterConfig(signing_keys=(b"k" * 16,))
 

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loadtester_client import MakeClient, Target, payload, post
 
 from binaries import require_binary
 from coalmine.loadtester.server import RUNNER_KEY
+
+from .loadtester_client import MakeClient, Target, payload, post
 
 
 async def test_healthz_answers_ok(make_client: MakeClient) -> None:

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from loadtester_client import KEY, MakeClient, Target, payload, post
 
 from binaries import require_binary
 from coalmine.hooks.signing import sign_headers
 from coalmine.loadtester import LoadTesterConfig, create_app
 from coalmine.loadtester.server import RUNNER_KEY
 from coalmine.loadtester.serving import serve, stop
+
+from .loadtester_client import KEY, MakeClient, Target, payload, post
 
 
 async def test_unsigned_request_is_refused(make_client: MakeClient) -> None:

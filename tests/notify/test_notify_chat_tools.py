@@ -1,4 +1,5 @@
-"""Chat notifiers and alert routing against real local HTTP servers (Flagger §7.1-7.2)."""
+"""Chat notifiers and alert routing against real local HTTP servers (Flagger's `alert()` and
+notifiers)."""
 
 from __future__ import annotations
 

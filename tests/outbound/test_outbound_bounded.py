@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Mapping
 import aiohttp
 import pytest
 from aiohttp import web
-from outbound_rig import Answering, canary, serve
 
 from coalmine.analysis.checks import AnalysisSettings, MetricAnalyzer
 from coalmine.api.models import CanaryWebhook, MetricTemplate
@@ -17,6 +16,8 @@ from coalmine.notify.base import NotificationError
 from coalmine.notify.message import AlertMessage
 from coalmine.notify.registry import make_notifier
 from coalmine.outbound import safe_text
+
+from .outbound_rig import Answering, canary, serve
 
 MIB = 1 << 20
 

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from outbound_rig import Answering, Hanging, canary, serve
 
 from coalmine.analysis.providers.base import (
     BackendLimiter,
@@ -25,6 +24,8 @@ from coalmine.analysis.providers.base import (
 from coalmine.api.models import CanaryWebhook
 from coalmine.hooks.client import create_session
 from coalmine.hooks.webhooks import WebhookClient, WebhookError
+
+from .outbound_rig import Answering, Hanging, canary, serve
 
 HANGING_CANARIES = 110
 

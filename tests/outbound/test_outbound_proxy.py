@@ -11,13 +11,14 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from outbound_rig import Answering, ForwardProxy, serve
 
-from coalmine.analysis.providers.base import ProviderContext, provider_for
+from coalmine.analysis.providers import ProviderContext, provider_for
 from coalmine.api.models import CanaryWebhook, MetricTemplateProvider
 from coalmine.hooks.client import call_webhook, create_session
 from coalmine.notify.message import AlertMessage
 from coalmine.notify.registry import make_notifier
+
+from .outbound_rig import Answering, ForwardProxy, serve
 
 PROMETHEUS_ANSWER = (
     b'{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"42"]}]}}'

@@ -6,9 +6,8 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from outbound_rig import serve
 
-from coalmine.analysis.providers.base import (
+from coalmine.analysis.providers import (
     ProviderConfigError,
     ProviderContext,
     ProviderError,
@@ -18,6 +17,8 @@ from coalmine.api.models import AlertProvider, CanaryAlert, CanaryWebhook, Metri
 from coalmine.hooks.client import call_webhook, create_session
 from coalmine.notify.alerter import AlertProviderError, resolve_alert_provider
 from coalmine.outbound import redact_url, redact_urls_in, safe_text
+
+from .outbound_rig import serve
 
 SECRET = "S3CRET-planted-value"
 

@@ -6,21 +6,22 @@ the hook URL as its author wrote it)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-from outbound_rig import serve
 
 from coalmine.devcluster.cluster import DevCluster
 from coalmine.kube.api import KubeApi
 from coalmine.kube.kinds import ALERT_PROVIDER, CANARY, EVENT, METRIC_TEMPLATE, SECRET, SERVICE
 from inprocess import cluster_api, running_controller
+from polling import eventually
+
+from .outbound_rig import serve
 
 PLANTED = "PlAnTeD-S3cret-4711"
 
@@ -38,12 +39,6 @@ async def closed_port_url() -> str:
     async with serve(never) as (url,):  # type: ignore[arg-type]
         pass
     return url
-
-
-async def eventually(predicate: Callable[[], Any], limit: float = 60.0) -> None:
-    async with asyncio.timeout(limit):
-        while not await predicate():
-            await asyncio.sleep(0.1)
 
 
 def canary(name: str, **analysis: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Contour HTTPProxy router (flagger-behaviour §4.5; contour_test.go)."""
+"""Contour HTTPProxy router (Flagger's contour.go and contour_test.go)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Gateway API router, HTTPRoute v1 and v1beta1 (flagger-behaviour §4.11; gateway_api_test.go)."""
+"""Gateway API router, HTTPRoute v1 and v1beta1 (Flagger's gateway_api.go and
+gateway_api_test.go)."""
 
 from __future__ import annotations
 

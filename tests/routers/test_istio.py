@@ -1,4 +1,4 @@
-"""Istio router (flagger-behaviour §4.2, §4.2.1; upstream istio_test.go)."""
+"""Istio router (Flagger's istio.go, its session affinity, and istio_test.go)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The Kubernetes Services of workload canaries (§4.1) and port discovery (§8.1 expectations)."""
+"""The Kubernetes Services of workload canaries (Flagger's kubernetes_default.go) and port discovery
+(its scheduler tests' expectations)."""
 
 from __future__ import annotations
 

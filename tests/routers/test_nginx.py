@@ -1,4 +1,4 @@
-"""NGINX canary Ingress router (flagger-behaviour §4.7; ingress_test.go)."""
+"""NGINX canary Ingress router (Flagger's ingress.go and ingress_test.go)."""
 
 from __future__ import annotations
 

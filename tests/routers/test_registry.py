@@ -1,4 +1,4 @@
-"""Provider strings → routers, as Flagger's factory maps them (flagger-behaviour §4)."""
+"""Provider strings → routers, as Flagger's factory maps them (`pkg/router/factory.go`)."""
 
 from __future__ import annotations
 

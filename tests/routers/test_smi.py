@@ -1,4 +1,4 @@
-"""SMI TrafficSplit router: Linkerd (v1alpha1), OSM (v1alpha2), v1alpha3 (flagger-behaviour §4.3)."""
+"""SMI TrafficSplit router: Linkerd (v1alpha1), OSM (v1alpha2), v1alpha3 (Flagger's smi*.go)."""
 
 from __future__ import annotations
 

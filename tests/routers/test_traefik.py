@@ -1,4 +1,4 @@
-"""Traefik TraefikService router (flagger-behaviour §4.9; traefik_test.go)."""
+"""Traefik TraefikService router (Flagger's traefik.go and traefik_test.go)."""
 
 from __future__ import annotations
 

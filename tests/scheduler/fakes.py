@@ -16,10 +16,18 @@ from typing import Any
 
 from coalmine.analysis import AnalysisOutcome, AvailabilityOutcome, MetricResult
 from coalmine.api.hashing import spec_hash
-from coalmine.api.models import Canary, CanaryStatus, CanaryWebhook, Phase, Strategy
+from coalmine.api.models import (
+    AlertSeverity,
+    Canary,
+    CanaryStatus,
+    CanaryWebhook,
+    EventType,
+    Phase,
+    Strategy,
+)
 from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.scheduler import Dependencies, Scheduler, SchedulerConfig
-from coalmine.scheduler.ports import AlertSeverity, AnalysisStatus, EventType
+from coalmine.scheduler.ports import AnalysisStatus
 from coalmine.targets.base import TargetFingerprint, TargetMetadata, TargetNotReady
 
 

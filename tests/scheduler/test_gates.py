@@ -129,7 +129,7 @@ async def test_confirm_promotion_waits_at_the_routed_weight_and_keeps_analysing(
     await rig.new_revision()
     await rig.cycles(4)  # Progressing, 10, 20, then the promotion gate
     assert rig.phase == "WaitingPromotion"
-    assert rig.status.canary_weight == 20  # DESIGN decision 6: the weight actually routed
+    assert rig.status.canary_weight == 20  # the weight actually routed (docs/decisions.md)
     assert rig.weights == (80, 20)
     assert (
         rig.recorder.messages[-1]
@@ -372,7 +372,7 @@ async def test_routes_are_read_back_every_cycle() -> None:
     assert rig.weights == (60, 40)
 
 
-# --- gate details (Flagger §3.7), moved here from the hooks package's tests ------------------
+# --- gate details (Flagger's scheduler_hooks.go), moved here from the hooks package's tests ---
 
 
 async def test_gate_calls_stop_at_the_first_failure_after_recording_the_passes() -> None:

@@ -314,13 +314,12 @@ def test_job_interval(interval: str | None, minimum: float, expected: float) -> 
     assert timing.job_interval(canary_with(interval), minimum) == expected
 
 
-def test_duplicate_targets_and_namespace_counts() -> None:
+def test_duplicate_target_message_and_namespace_counts() -> None:
     canaries = [
         canary_with("1m", "a"),
         canary_with("1m", "a"),
         canary_with("1m", "b", "other"),
     ]
-    assert timing.duplicate_targets(canaries) == ["a.default"]
     assert timing.duplicate_target_message("a.default") == (
         "Bad things will happen! Found more than one canary with the same target a.default"
     )

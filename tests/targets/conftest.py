@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from targets_fixtures import make_canary, podinfo_deployment
 
 from coalmine.api.models import Canary
+
+from .targets_fixtures import make_canary, podinfo_deployment
 
 
 @pytest.fixture

@@ -1,12 +1,10 @@
-"""Primary HPA and KEDA ScaledObject (§2.6; Flagger's hpa_reconciler_test.go and
+"""Primary HPA and KEDA ScaledObject (Flagger's hpa_reconciler_test.go and
 scaled_object_reconciler_test.go)."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
-
-from targets_fixtures import CANARY_UID, make_canary
 
 from coalmine.targets.autoscalers import (
     desired_primary_hpa,
@@ -19,6 +17,8 @@ from coalmine.targets.autoscalers import (
     resume_scaled_object_patch,
     scaler_not_found,
 )
+
+from .targets_fixtures import CANARY_UID, make_canary
 
 KEDA_REF = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "podinfo"}
 

@@ -1,19 +1,10 @@
-"""ConfigMap/Secret tracking (§2.4, Flagger's config_tracker_test.go)."""
+"""ConfigMap/Secret tracking (Flagger's config_tracker_test.go)."""
 
 from __future__ import annotations
 
 import hashlib
 
 import pytest
-from targets_fixtures import (
-    CANARY_UID,
-    configmap,
-    make_canary,
-    podinfo_configmaps,
-    podinfo_deployment,
-    podinfo_secrets,
-    secret,
-)
 
 from coalmine.scheduler.status import have_configs_changed
 from coalmine.targets.configs import (
@@ -31,6 +22,16 @@ from coalmine.targets.configs import (
 from coalmine.targets.errors import TargetError
 from coalmine.targets.labels import owner_reference
 from coalmine.targets.workload import pod_spec_of
+
+from .targets_fixtures import (
+    CANARY_UID,
+    configmap,
+    make_canary,
+    podinfo_configmaps,
+    podinfo_deployment,
+    podinfo_secrets,
+    secret,
+)
 
 
 def test_config_is_disabled_by_an_annotation_starting_with_disable() -> None:

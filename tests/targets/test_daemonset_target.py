@@ -1,4 +1,4 @@
-"""DaemonSet targets (§2.2; Flagger's daemonset_controller_test.go)."""
+"""DaemonSet targets (Flagger's daemonset_controller_test.go)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,20 @@ import copy
 from typing import Any
 
 import pytest
-from targets_fixtures import (
-    has_spec_changed,
-    make_canary,
-    podinfo_configmaps,
-    podinfo_daemonset,
-    podinfo_secrets,
-)
 
 from coalmine.targets import daemonset as ds
 from coalmine.targets.configs import resolve_tracked_configs
 from coalmine.targets.errors import TargetError
 from coalmine.targets.hashing import workload_hash
 from coalmine.targets.workload import pod_spec_of, workload_metadata
+
+from .targets_fixtures import (
+    has_spec_changed,
+    make_canary,
+    podinfo_configmaps,
+    podinfo_daemonset,
+    podinfo_secrets,
+)
 
 PARKED = "flagger.app/scale-to-zero"
 

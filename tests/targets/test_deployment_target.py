@@ -1,4 +1,4 @@
-"""Deployment targets (§2.1; Flagger's deployment_controller_test.go)."""
+"""Deployment targets (Flagger's deployment_controller_test.go)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,6 @@ import copy
 from typing import Any
 
 import pytest
-from targets_fixtures import (
-    CANARY_UID,
-    has_spec_changed,
-    make_canary,
-    podinfo_configmaps,
-    podinfo_deployment,
-    podinfo_secrets,
-)
 
 from coalmine.api.models import Canary
 from coalmine.targets import deployment as dep
@@ -21,6 +13,15 @@ from coalmine.targets.configs import TrackedConfigs, resolve_tracked_configs
 from coalmine.targets.errors import TargetError
 from coalmine.targets.hashing import workload_hash
 from coalmine.targets.workload import WorkloadMetadata, pod_spec_of, workload_metadata
+
+from .targets_fixtures import (
+    CANARY_UID,
+    has_spec_changed,
+    make_canary,
+    podinfo_configmaps,
+    podinfo_deployment,
+    podinfo_secrets,
+)
 
 
 def _tracked(target: dict[str, Any]) -> TrackedConfigs:

@@ -1,4 +1,5 @@
-"""Service targets (§2.3 with DESIGN decisions 1, 2, 3): copies a real API server accepts."""
+"""Service targets (Flagger's service_controller.go, with docs/decisions.md 'Service copies',
+'Primary ownership' and 'Service-target copy names'): copies a real API server accepts."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import copy
 from typing import Any
 
 import pytest
-from targets_fixtures import CANARY_UID, make_canary
 
 from coalmine.api.models import Canary
 from coalmine.targets.hashing import service_hash
@@ -19,6 +19,8 @@ from coalmine.targets.service import (
     service_copy_needs_recreate,
     service_copy_update,
 )
+
+from .targets_fixtures import CANARY_UID, make_canary
 
 ALLOCATED_SPEC_FIELDS = ("clusterIP", "clusterIPs", "healthCheckNodePort")
 SERVICE_CANARY = {

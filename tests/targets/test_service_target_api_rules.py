@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from targets_fixtures import make_canary
 
 from coalmine.api.models import Canary
 from coalmine.targets.service import (
@@ -23,6 +22,8 @@ from coalmine.targets.service import (
     service_copy_needs_recreate,
     service_copy_update,
 )
+
+from .targets_fixtures import make_canary
 
 CANARY = make_canary(
     {

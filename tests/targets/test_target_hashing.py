@@ -1,13 +1,13 @@
-"""Spec hashes (§1.1.4): what counts as a new revision and what does not."""
+"""Spec hashes: what counts as a new revision and what does not."""
 
 from __future__ import annotations
 
 import copy
 
-from targets_fixtures import has_spec_changed, podinfo_deployment
-
 from coalmine.api.hashing import spec_hash
 from coalmine.targets.hashing import service_hash, workload_hash
+
+from .targets_fixtures import has_spec_changed, podinfo_deployment
 
 
 def test_spec_hash_ignores_key_order_but_not_values() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from targets_fixtures import CANARY_UID, make_canary, podinfo_deployment
 
 from coalmine.targets.errors import TargetError
 from coalmine.targets.labels import (
@@ -15,6 +14,8 @@ from coalmine.targets.labels import (
     parse_include_label_prefixes,
     selector_label,
 )
+
+from .targets_fixtures import CANARY_UID, make_canary, podinfo_deployment
 
 LABELS = {
     "foo": "foo-value",

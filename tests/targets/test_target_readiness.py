@@ -1,16 +1,16 @@
-"""Readiness (§2.5; Flagger's deployment_ready_test.go and daemonset_ready_test.go)."""
+"""Readiness (Flagger's deployment_ready_test.go and daemonset_ready_test.go)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from targets_fixtures import make_canary
-
 from coalmine.api.models import CanaryStatus
 from coalmine.targets import daemonset as ds
 from coalmine.targets import deployment as dep
 from coalmine.targets.readiness import daemonset_readiness, deployment_readiness
+
+from .targets_fixtures import make_canary
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 

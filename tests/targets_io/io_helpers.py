@@ -13,6 +13,7 @@ from coalmine.kube.cache import resource_version
 from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import Kind
 from coalmine.targets.base import TargetController, TargetNotReady
+from polling import eventually
 
 CANARY_UID = "0c0ffee0-0000-4000-8000-000000000001"
 # The uid of the Canary `podinfo` stored in each test's namespace (the `owner` fixture): a real
@@ -150,12 +151,7 @@ def service(
 
 async def until(check: Callable[[], bool], what: str) -> None:
     """Poll `check` (short interval) until it holds; fail naming `what` after WAIT_SECONDS."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_SECONDS
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(POLL_SECONDS)
+    await eventually(check, WAIT_SECONDS, what, interval=POLL_SECONDS)
 
 
 async def cached(ctx: ClusterContext, kind: Kind, written: Object) -> None:

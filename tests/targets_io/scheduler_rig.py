@@ -10,12 +10,20 @@ import asyncio
 from dataclasses import dataclass, field
 
 from coalmine.analysis import AnalysisOutcome, Analyzer, AvailabilityOutcome, MetricResult
-from coalmine.api.models import Canary, CanaryStatus, CanaryWebhook, Phase, Strategy
+from coalmine.api.models import (
+    AlertSeverity,
+    Canary,
+    CanaryStatus,
+    CanaryWebhook,
+    EventType,
+    Phase,
+    Strategy,
+)
 from coalmine.controller.adapters import SystemClock
 from coalmine.controller.seams import ControllerSeams
 from coalmine.kube.context import ClusterContext
 from coalmine.scheduler import Dependencies, Scheduler, SchedulerConfig
-from coalmine.scheduler.ports import AlertSeverity, AnalysisStatus, EventType
+from coalmine.scheduler.ports import AnalysisStatus
 
 from .io_helpers import POLL_SECONDS, WAIT_SECONDS
 

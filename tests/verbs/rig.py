@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,16 +17,8 @@ from coalmine.controller.runtime import Controller
 from coalmine.kube.api import KubeApi, Object
 from coalmine.kube.kinds import CANARY, EVENT, SERVICE
 from inprocess import admin_api, controller_on
+from polling import eventually
 from tiered import ApiServer
-
-
-async def eventually(predicate: Callable[[], Any], limit: float = 30.0, what: str = "") -> None:
-    try:
-        async with asyncio.timeout(limit):
-            while not await predicate():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what or predicate}") from None
 
 
 @pytest.fixture

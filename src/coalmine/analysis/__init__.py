@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Literal, Protocol
 if TYPE_CHECKING:
     from coalmine.api.models import Canary, MetricTemplate
 
-Severity = Literal["info", "warning", "error"]
+#: How a metric check's result is recorded: the Event severity (warning: halt, error: broken query).
+CheckSeverity = Literal["info", "warning", "error"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class MetricResult:
     value: float | None
     passed: bool
     message: str = ""
-    severity: Severity = "info"
+    severity: CheckSeverity = "info"
     # The record (docs/analysis.md): what the value was compared with, the verdict (derived from
     # `passed`/`severity` when empty), the control value of a judged metric; `passed` stays "does
     # not stop the run", so a dry-run failure or an inconclusive measurement passes; `fatal`
@@ -114,8 +115,8 @@ __all__ = [
     "AnalysisOutcome",
     "Analyzer",
     "AvailabilityOutcome",
+    "CheckSeverity",
     "MetricResult",
     "MetricSources",
     "RecordMetric",
-    "Severity",
 ]

@@ -4,8 +4,8 @@ Each observer is a pair of Go-template queries rendered with the canary's Templa
 to turn the duration result into milliseconds. The queries are Flagger's (whitespace is collapsed
 before sending, so the layout below does not matter to Prometheus).
 
-Service targets (DESIGN decision 4): Flagger appends `:service` to the observer key and most keys
-then fall back to Istio's queries. coalmine measures the `<service>-canary` copy instead, by the
+Service targets (see docs/decisions.md, 'Builtin checks for Service targets'): Flagger appends
+`:service` to the observer key and most keys then fall back to Istio's queries. coalmine measures the `<service>-canary` copy instead, by the
 name each provider reports it under: the destination service for meshes (Istio, Linkerd, OSM),
 the backend the route points at for Gateway API (Istio or Contour gateways), Contour, NGINX and
 Traefik, because the workload behind a Service target is not named after it. `kubernetes` has no

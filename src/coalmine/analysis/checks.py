@@ -44,9 +44,9 @@ from coalmine.analysis.providers.base import (
     MetricProvider,
     NoValuesFound,
     ProviderContext,
-    provider_for,
 )
 from coalmine.analysis.providers.prometheus import PrometheusProvider
+from coalmine.analysis.providers.registry import provider_for
 from coalmine.analysis.record import consecutive_errors
 from coalmine.analysis.semantics import apply_semantics
 from coalmine.analysis.templates import TemplateError, TemplateModel, go_sprintf, render_query

@@ -4,7 +4,7 @@ Only equality is ever used. Flagger's hashes (FNV-32a over a Go spew dump) canno
 ours are deliberately recognisable: 16 characters of Flagger's safe alphabet, whereas Flagger's are
 at most 10 (the decimal digits of a 32-bit number, one character each). That lets the scheduler tell
 "written by Flagger" from "written by us" and adopt a migrated canary instead of starting a spurious
-analysis (DESIGN decision 13).
+analysis (see docs/decisions.md, 'Spec hashes and adoption').
 """
 
 from __future__ import annotations

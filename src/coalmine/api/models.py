@@ -89,6 +89,26 @@ Phase = Literal[
     "Terminated",
 ]
 
+# Phase sets, named by what the phases have in common (the scheduler and the release verbs read them).
+#: Before initialisation is done: the primary may not exist or be ready yet.
+INITIALIZING_PHASES: frozenset[Phase] = frozenset({"", "Initializing"})
+#: Analysis runs (or waits for a decision) and promotion has not begun.
+ANALYSING_PHASES: frozenset[Phase] = frozenset(
+    {"Progressing", "WaitingPromotion", "WaitingDecision"}
+)
+#: The primary is taking the canary's spec.
+PROMOTING_PHASES: frozenset[Phase] = frozenset({"Promoting", "Finalising"})
+#: A release before promotion: waiting for approval or analysing (`abort` and rollback hooks stop it).
+PRE_PROMOTION_PHASES: frozenset[Phase] = frozenset(
+    {"Waiting", "Progressing", "WaitingPromotion", "WaitingDecision"}
+)
+#: A run has started (past the approval gate) and not finished: analysing or promoting.
+STARTED_PHASES: frozenset[Phase] = ANALYSING_PHASES | PROMOTING_PHASES
+#: A release is in progress: a new revision waits for approval (`Waiting`) or a run has started.
+RELEASE_PHASES: frozenset[Phase] = frozenset(
+    {"Waiting", "Progressing", "WaitingPromotion", "WaitingDecision", "Promoting", "Finalising"}
+)
+
 WebhookType = Literal[
     "",
     "confirm-rollout",
@@ -102,7 +122,10 @@ WebhookType = Literal[
     "confirm-decision",
 ]
 
-Severity = Literal["", "info", "warn", "error"]
+#: How loud an alert is (`CanaryAlert.severity`, AlertProvider entries, the chat message).
+AlertSeverity = Literal["info", "warn", "error"]
+#: The type of a Kubernetes Event: the scheduler records, event webhooks forward.
+EventType = Literal["Normal", "Warning"]
 
 MetricProviderType = Literal[
     "prometheus",
@@ -515,10 +538,6 @@ class CanaryService(Model):
     def effective_port_name(self) -> str:
         return self.port_name or "http"
 
-    @property
-    def effective_target_port(self) -> int | str:
-        return self.target_port if self.target_port not in (None, "", 0) else self.port
-
 
 # --- spec.analysis ----------------------------------------------------------------------------
 
@@ -683,14 +702,15 @@ class ProviderRef(Model):
 
 class CanaryAlert(Model):
     name: str = Field(description="Name of the this alert")
-    severity: Severity | None = Field(
+    severity: Literal["", AlertSeverity] | None = Field(
         default=None, description="Severity level can be info, warn, error (default info)"
     )
     provider_ref: ProviderRef
 
     @property
     def effective_severity(self) -> str:
-        """DESIGN decision 5: an alert without severity is sent as `info`."""
+        """An alert without severity is sent as `info` (see docs/decisions.md, 'Alert severity
+        default')."""
         return self.severity or "info"
 
 
@@ -754,6 +774,7 @@ class SessionAffinity(Model):
 
 MIN_ANALYSIS_INTERVAL_SECONDS = 10.0
 DEFAULT_ANALYSIS_INTERVAL_SECONDS = 60.0
+#: `provider: kubernetes` runs Blue/Green: this many iterations when `analysis.iterations` is unset.
 KUBERNETES_PROVIDER_ITERATIONS = 10
 
 
@@ -1031,6 +1052,13 @@ class Canary(Model):
     def key(self) -> str:
         """`name.namespace`, the way Flagger names a canary in events, logs and alerts."""
         return f"{self.name}.{self.namespace}"
+
+    def webhooks_of_type(self, hook_type: str) -> list[CanaryWebhook]:
+        """The canary's webhooks of a type in spec order; an empty `type` means `rollout`."""
+        analysis = self.spec.analysis
+        if analysis is None or not analysis.webhooks:
+            return []
+        return [hook for hook in analysis.webhooks if hook.effective_type == hook_type]
 
 
 # --- MetricTemplate ---------------------------------------------------------------------------

@@ -22,10 +22,10 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from coalmine.api.validation.problems import Problem
+    from coalmine.api.validation.problems import Problem, ProblemSeverity
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
 OUTPUT_VERSION = 1
@@ -34,8 +34,6 @@ EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 EXIT_NOTHING_CHECKED = 3
-
-Severity = Literal["error", "warning"]
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -90,7 +88,7 @@ class Finding:
     file: str
     line: int
     column: int
-    severity: Severity
+    severity: ProblemSeverity
     path: str | None
     message: str
     kind: str | None = None

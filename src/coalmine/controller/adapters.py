@@ -15,7 +15,14 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from coalmine.api.models import Canary, CanaryStatus, MetricTemplate, Phase, Strategy
+from coalmine.api.models import (
+    Canary,
+    CanaryStatus,
+    EventType,
+    MetricTemplate,
+    Phase,
+    Strategy,
+)
 from coalmine.api.validation import ManifestError, parse_alert_provider, parse_metric_template
 from coalmine.controller.metrics import ControllerMetrics
 from coalmine.hooks.webhooks import WebhookClient
@@ -25,7 +32,7 @@ from coalmine.kube.events import EventRecorder
 from coalmine.kube.failures import RequestFailed, StaleObject, describe
 from coalmine.kube.kinds import ALERT_PROVIDER, CANARY, METRIC_TEMPLATE, SECRET
 from coalmine.notify.alerter import ResolvedAlertProvider, resolve_alert_provider
-from coalmine.scheduler.ports import AnalysisStatus, EventType
+from coalmine.scheduler.ports import AnalysisStatus
 
 if TYPE_CHECKING:
     from coalmine.scheduler.ports import Clock, MetricsSink, Recorder, StatusWriter

@@ -181,16 +181,6 @@ def method_not_allowed(
     return ApiError(405, "MethodNotAllowed", message)
 
 
-def unsupported_media_type(content_type: str) -> ApiError:
-    return ApiError(
-        415,
-        "UnsupportedMediaType",
-        f"the body of the request was in an unknown format - accepted media types include: "
-        f"application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
-        f"{', application/strategic-merge-patch+json' if content_type != 'custom' else ''}",
-    )
-
-
 def expired(message: str) -> ApiError:
     return ApiError(410, "Expired", message)
 

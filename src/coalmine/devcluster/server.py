@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from coalmine.devcluster import protobuf
+import coalmine.devcluster.protobuf as protobuf
 from coalmine.devcluster.admission import unknown_top_level_fields
 from coalmine.devcluster.errors import (
     ApiError,

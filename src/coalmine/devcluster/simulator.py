@@ -103,15 +103,6 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-class _Change(Protocol):
-    @property
-    def storage(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def entry(self) -> Any: ...
-
-
 class _Store(Protocol):
     """The part of `store.Store` the simulator uses (its documented in-process API)."""
 

@@ -46,7 +46,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from coalmine.devcluster import apply as ssa
+import coalmine.devcluster.apply as ssa
 from coalmine.devcluster.admission import (
     ADMIT,
     INITIAL_STATUS,
@@ -68,6 +68,7 @@ from coalmine.devcluster.errors import (
     not_found,
 )
 from coalmine.devcluster.lifecycle import Lifecycle
+from coalmine.devcluster.openapi import apply_defaults, prune, validate
 from coalmine.devcluster.resources import Registry, ResourceType
 from coalmine.devcluster.scale import Scaling
 from coalmine.devcluster.services import ServiceAllocator
@@ -423,14 +424,12 @@ class Store(Lifecycle, Scaling):
         return admit(obj, old) if admit is not None else obj
 
     def _admit_custom(self, rt: ResourceType, obj: Obj) -> Obj:
-        from coalmine.devcluster import openapi
-
         schema = rt.schema
         assert schema is not None
         if not rt.preserve_unknown:
-            obj = openapi.prune(obj, schema)
-        obj = openapi.apply_defaults(obj, schema)
-        errors = openapi.validate(obj, schema)
+            obj = prune(obj, schema)
+        obj = apply_defaults(obj, schema)
+        errors = validate(obj, schema)
         if errors:
             raise invalid(
                 rt.kind,

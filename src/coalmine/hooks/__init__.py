@@ -13,7 +13,6 @@ Request signing is `coalmine.hooks.signing` (pure) with the process's key in `co
 from __future__ import annotations
 
 from coalmine.hooks.payloads import (
-    EventType,
     canary_checksum,
     checksum_of,
     event_payload,
@@ -22,7 +21,6 @@ from coalmine.hooks.payloads import (
 )
 
 __all__ = [
-    "EventType",
     "canary_checksum",
     "checksum_of",
     "event_payload",

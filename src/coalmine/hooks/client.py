@@ -111,7 +111,8 @@ async def post_json(
     retry_wait_min: float = RETRY_WAIT_MIN_SECONDS,
     retry_wait_max: float = RETRY_WAIT_MAX_SECONDS,
 ) -> WebhookResult:
-    """POST `payload` as JSON with Flagger's webhook semantics; success is any 2xx (decision 10).
+    """POST `payload` as JSON with Flagger's webhook semantics; success is any 2xx (see
+    docs/decisions.md, 'Webhook success').
 
     Retried (up to `retries` more attempts, exponential backoff) on connection errors, timeouts,
     429 and 5xx except 501. Error text: the response body for a final non-retryable answer (as

@@ -2,21 +2,19 @@
 
 Receivers written for Flagger (the load tester, approval services, ChatOps bots) parse these
 bodies, so the keys, their order and the omission of empty metadata follow Flagger exactly.
-`hooks_of_type` is here too, pure as well, so the scheduler and the event forwarding pick hooks by
-the same rule.
+`hooks_of_type` is `Canary.webhooks_of_type`, the rule the scheduler uses too (it imports no hooks
+module).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from coalmine.analysis.record import payload_block
 from coalmine.api.hashing import release_checksum
-from coalmine.api.models import Canary, CanaryWebhook
-
-EventType = Literal["Normal", "Warning"]
+from coalmine.api.models import Canary, CanaryWebhook, EventType
 
 
 def canary_checksum(
@@ -39,10 +37,7 @@ def checksum_of(canary: Canary) -> str:
 
 def hooks_of_type(canary: Canary, hook_type: str) -> list[CanaryWebhook]:
     """The canary's webhooks of a type in spec order; an empty `type` means `rollout`."""
-    analysis = canary.spec.analysis
-    if analysis is None or not analysis.webhooks:
-        return []
-    return [hook for hook in analysis.webhooks if hook.effective_type == hook_type]
+    return canary.webhooks_of_type(hook_type)
 
 
 def current_phase(canary: Canary) -> str:

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from coalmine.api.models import Canary, CanaryWebhook
+from coalmine.api.models import Canary, CanaryWebhook, EventType
 from coalmine.hooks.client import (
     RETRY_WAIT_MAX_SECONDS,
     RETRY_WAIT_MIN_SECONDS,
     WebhookResult,
     call_webhook,
 )
-from coalmine.hooks.payloads import EventType, event_payload, hooks_of_type, webhook_payload
+from coalmine.hooks.payloads import event_payload, hooks_of_type, webhook_payload
 
 if TYPE_CHECKING:
     from coalmine.scheduler.ports import WebhookCaller

@@ -39,6 +39,8 @@ Listener = Callable[[str, Object], Awaitable[None] | None]
 
 INITIAL_BACKOFF_SECONDS = 0.2
 SYNC_WAIT_SECONDS = 5.0
+"""Default of `Caches(sync_wait=...)`: how long a read waits for a kind's first list (a missing CRD
+never lists)."""
 MAX_BACKOFF_SECONDS = 4.0
 """Retries of a failing list or watch, at most this far apart (before jitter): a server that comes
 back is seen within seconds, and during an outage each informer asks every few seconds only."""
@@ -138,7 +140,7 @@ class Informer:
     async def wait_current(self, within: float) -> bool:
         if not self._current.is_set():
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(within):
+                async with asyncio.timeout(self.sync_wait if within is None else within):
                     await self._current.wait()
         return self._current.is_set()
 
@@ -355,10 +357,12 @@ class Caches:
         api: KubeApi,
         namespace: str | None = None,
         on_demand: frozenset[Kind] = frozenset(),
+        sync_wait: float = SYNC_WAIT_SECONDS,
     ) -> None:
         self.api = api
         self.namespace = namespace
         self.on_demand = on_demand
+        self.sync_wait = sync_wait
         self._informers: dict[Kind, Informer] = {}
 
     def informer(self, kind: Kind) -> Informer:
@@ -388,20 +392,21 @@ class Caches:
             informer.start()
         await asyncio.gather(*(informer.wait_synced() for informer in informers))
 
-    async def synced(self, kind: Kind, within: float | None = SYNC_WAIT_SECONDS) -> Informer:
+    async def synced(self, kind: Kind, within: float | None = None) -> Informer:
         """The informer of `kind`, started on first use and listed at least once.
 
         Kinds a canary may or may not need (ScaledObjects, a router's CRD) are watched only once
         some canary needs them, so a cluster without KEDA or Istio costs nothing. A kind the
-        server does not serve raises `KindUnavailable` after `within` seconds instead of waiting
-        for ever; the informer keeps retrying, so a CRD installed later is picked up.
+        server does not serve raises `KindUnavailable` after `within` seconds (default: the
+        `sync_wait` given to `Caches`) instead of waiting for ever; the informer keeps retrying, so
+        a CRD installed later is picked up.
         """
         informer = self.informer(kind)
         if informer.synced:
             return informer
         informer.start()
         try:
-            async with asyncio.timeout(within):
+            async with asyncio.timeout(self.sync_wait if within is None else within):
                 await informer.wait_synced()
         except TimeoutError:
             raise KindUnavailable(

@@ -17,9 +17,9 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
 
 from coalmine.api import naming
+from coalmine.api.models import EventType
 from coalmine.kube.api import REQUEST_ERRORS, KubeApi, NotFound, Object
 from coalmine.kube.failures import RepeatLimiter
 from coalmine.kube.kinds import EVENT
@@ -27,7 +27,6 @@ from coalmine.outbound import safe_text
 
 log = logging.getLogger(__name__)
 
-EventType = Literal["Normal", "Warning"]
 
 AGGREGATION_WINDOW_SECONDS = 600.0
 MAX_REMEMBERED_MESSAGES = 4096

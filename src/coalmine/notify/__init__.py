@@ -1,4 +1,4 @@
-"""Alerts to chat tools: Slack, MS Teams, Discord, Rocket.Chat, Google Chat (Flagger §7).
+"""Alerts to chat tools: Slack, MS Teams, Discord, Rocket.Chat, Google Chat (Flagger's notifiers).
 
 The top level is free of HTTP libraries (`Notifier`, `AlertMessage`, the severity rules). The
 scheduler alerts through its own `Alerts` port (`coalmine.scheduler.ports`), which
@@ -9,6 +9,7 @@ scheduler alerts through its own `Alerts` port (`coalmine.scheduler.ports`), whi
 
 from __future__ import annotations
 
+from coalmine.api.models import AlertSeverity
 from coalmine.notify.base import (
     AlertDelivery,
     NotificationError,
@@ -18,7 +19,6 @@ from coalmine.notify.base import (
 from coalmine.notify.message import (
     AlertMessage,
     Field,
-    Severity,
     build_alert_message,
     canary_fields,
     effective_severity,
@@ -28,11 +28,11 @@ from coalmine.notify.message import (
 __all__ = [
     "AlertDelivery",
     "AlertMessage",
+    "AlertSeverity",
     "Field",
     "NotificationError",
     "Notifier",
     "NotifierConfigError",
-    "Severity",
     "build_alert_message",
     "canary_fields",
     "effective_severity",

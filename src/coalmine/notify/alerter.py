@@ -1,4 +1,4 @@
-"""Routing a canary's alerts to its AlertProviders or to the global notifier (Flagger §7.1).
+"""Routing a canary's alerts to its AlertProviders or to the global notifier (Flagger's `alert()`).
 
 The controller resolves AlertProvider objects and their Secrets (no Kubernetes I/O here) into
 `ResolvedAlertProvider` values with `resolve_alert_provider`, and the scheduler calls
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from coalmine.api.models import AlertProvider, Canary, CanaryAlert
+from coalmine.api.models import AlertProvider, AlertSeverity, Canary, CanaryAlert
 from coalmine.notify.base import (
     AlertDelivery,
     NotificationError,
@@ -25,7 +25,6 @@ from coalmine.notify.base import (
 )
 from coalmine.notify.message import (
     AlertMessage,
-    Severity,
     build_alert_message,
     effective_severity,
     provider_receives,
@@ -51,7 +50,7 @@ class ResolvedAlertProvider:
 
     alert_name: str
     provider_key: str
-    severity: Severity
+    severity: AlertSeverity
     notifier: Notifier
 
 

@@ -1,13 +1,11 @@
-"""The alert a notifier sends, built from a canary by pure functions (Flagger §7.1)."""
+"""The alert a notifier sends, built from a canary by pure functions (Flagger's `alert()`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-from coalmine.api.models import Canary
+from coalmine.api.models import AlertSeverity, Canary
 
-Severity = Literal["info", "warn", "error"]
 _LEVELS: dict[str, int] = {"info": 0, "warn": 1, "error": 2}
 
 
@@ -24,7 +22,7 @@ class AlertMessage:
     workload: str
     namespace: str
     message: str
-    severity: Severity = "info"
+    severity: AlertSeverity = "info"
     fields: tuple[Field, ...] = ()
 
     @property
@@ -32,8 +30,9 @@ class AlertMessage:
         return f"{self.workload}.{self.namespace}"
 
 
-def effective_severity(severity: str | None) -> Severity:
-    """An alert or provider entry without severity means `info` (decision 5)."""
+def effective_severity(severity: str | None) -> AlertSeverity:
+    """An alert or provider entry without severity means `info` (see docs/decisions.md, 'Alert
+    severity default')."""
     if severity == "warn":
         return "warn"
     if severity == "error":

@@ -50,7 +50,7 @@ class Router(Protocol):
 
     #: Whether `set_routes(..., mirrored=True)` really mirrors (Istio, Gateway API). When False
     #: the scheduler ignores `analysis.mirror` instead of waiting at weight 0 for a mirror that
-    #: never comes (DESIGN decision 15).
+    #: never comes (see docs/decisions.md, 'Mirroring').
     supports_mirroring: bool
 
     async def reconcile(self, canary: Canary) -> None:

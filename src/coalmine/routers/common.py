@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 
 from coalmine.api import naming
 from coalmine.api.models import ABMatch, Canary, SessionAffinity
-from coalmine.api.validation import Problem
+from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.targets import labels
 
@@ -502,12 +502,12 @@ class WeightedRouter(ABC):
     (Istio VirtualService, Gateway API HTTPRoute, SMI TrafficSplit, Contour HTTPProxy,
     TraefikService).
 
-    The life cycle is the same for all of them: build the objects at the given weights; on
-    Reconcile rebuild them at the weights that are live (DESIGN 12) and write only what differs;
-    on SetRoutes rewrite the routing object. A subclass supplies what is its own: the object's
-    shape (`_built`, or `_objects` when it writes more than one object or uses session cookies),
-    how weights are read back (`get_routes`), its capabilities and its compatibility rules
-    (`_rule_problems`, `_external_name_problems`).
+    The life cycle is the same for all of them: build the objects at the given weights; on Reconcile
+    rebuild them at the weights that are live (see docs/decisions.md, 'Live weights on reconcile')
+    and write only what differs; on SetRoutes rewrite the routing object. A subclass supplies what
+    is its own: the object's shape (`_built`, or `_objects` when it writes more than one object or
+    uses session cookies), how weights are read back (`get_routes`), its capabilities and its
+    compatibility rules (`_rule_problems`, `_external_name_problems`).
     """
 
     api_version: str

@@ -1,7 +1,7 @@
 """Contour HTTPProxy `<apex>`: one weighted route (A/B: header route + primary route).
 
-The proxy has no virtualhost (flagger-behaviour §4.5): a root HTTPProxy of the user includes it.
-Canary weight is derived as 100 - primary; SetRoutes(0, 0) is refused.
+The proxy has no virtualhost (as Flagger's `pkg/router/contour.go`): a root HTTPProxy of the user
+includes it. Canary weight is derived as 100 - primary; SetRoutes(0, 0) is refused.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from coalmine.api.models import Canary
-from coalmine.api.validation import Problem
+from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,

@@ -1,9 +1,9 @@
 """Gateway API: the HTTPRoute `<apex>` (v1 or v1beta1) splitting between the two Service copies.
 
-Rules (flagger-behaviour §4.11): one weighted rule; A/B = matched weighted rule + primary-only
-rule; session affinity = sticky cookie rule(s) before the weighted rule. Mirroring adds a
-RequestMirror filter to the weighted rule, for canary and blue/green runs alike (DESIGN 15), with
-`percent` = `analysis.mirrorWeight` when set.
+Rules (as Flagger's `pkg/router/gateway_api*.go`): one weighted rule; A/B = matched weighted rule +
+primary-only rule; session affinity = sticky cookie rule(s) before the weighted rule. Mirroring adds
+a RequestMirror filter to the weighted rule, for canary and blue/green runs alike (see
+docs/decisions.md, 'Mirroring'), with `percent` = `analysis.mirrorWeight` when set.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from coalmine.api.models import Canary, HTTPMatchRequest, StringMatch, parse_go_duration
-from coalmine.api.validation import Problem
+from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,

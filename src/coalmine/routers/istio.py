@@ -1,8 +1,9 @@
 """Istio: DestinationRules `<apex>-primary`/`<apex>-canary` and the VirtualService `<apex>`.
 
-Layouts of `spec.http` (flagger-behaviour §4.2): one weighted route; A/B = header-matched weighted
-route + primary-only route; session affinity = sticky cookie route(s) before the weighted route;
-`appProtocol: tcp` = one weighted `spec.tcp` route. Mirroring adds `mirror` (+ `mirrorPercentage`).
+Layouts of `spec.http` (as Flagger's `pkg/router/istio.go`): one weighted route; A/B =
+header-matched weighted route + primary-only route; session affinity = sticky cookie route(s) before
+the weighted route; `appProtocol: tcp` = one weighted `spec.tcp` route. Mirroring adds `mirror` (+
+`mirrorPercentage`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from coalmine.api import naming
 from coalmine.api.models import Canary
-from coalmine.api.validation import Problem
+from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.routers.common import (
     SET_COOKIE_HEADER,

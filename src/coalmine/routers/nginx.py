@@ -2,7 +2,7 @@
 
 The copy routes every backend of the user's Ingress that points at the primary side to
 `<apex>-canary`; ingress-nginx's canary annotations carry the weight or the header/cookie match
-(flagger-behaviour §4.7). The user's Ingress is never modified.
+(as Flagger's `pkg/router/ingress.go`). The user's Ingress is never modified.
 
 Service targets (coalmine's headline): the user's Ingress must route to `<apex>-primary`, the copy
 holding the last good spec. An Ingress that routes to the Service target itself would send the
@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 
 from coalmine.api import naming
 from coalmine.api.models import Canary
-from coalmine.api.validation import Problem
+from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,

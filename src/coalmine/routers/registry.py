@@ -1,4 +1,4 @@
-"""Provider string → router, as Flagger's router factory decides (flagger-behaviour §4).
+"""Provider string → router, as Flagger's router factory decides (`pkg/router/factory.go`).
 
 Kept out of common.py because every router module imports common.py; a registry there would be
 a circular import. Adding a router = one module + one line in ROUTERS.

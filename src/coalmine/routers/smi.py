@@ -1,7 +1,7 @@
 """SMI TrafficSplit `<apex>` (v1alpha1 for Linkerd, v1alpha2 for OSM, v1alpha3): weights only.
 
-No A/B, no mirroring (flagger-behaviour §4.3). v1alpha1 writes weights as resource quantities
-(strings, as Flagger's typed client serialises them); later versions write integers.
+No A/B, no mirroring (as Flagger's `pkg/router/smi*.go`). v1alpha1 writes weights as resource
+quantities (strings, as Flagger's typed client serialises them); later versions write integers.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from coalmine.api.models import Canary
-from coalmine.api.validation import Problem
+from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     Capabilities,

@@ -1,7 +1,8 @@
-"""Traefik TraefikService `<apex>` with a weighted service list (flagger-behaviour §4.9).
+"""Traefik TraefikService `<apex>` with a weighted service list (Flagger's `pkg/router/traefik.go`).
 
 The canary entry exists only while it has weight; canary weight is derived as 100 - primary;
-SetRoutes(0, 0) is refused. Unlike Flagger, Reconcile keeps the live weights (DESIGN 12).
+SetRoutes(0, 0) is refused. Unlike Flagger, Reconcile keeps the live weights (see docs/decisions.md,
+'Live weights on reconcile').
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from coalmine.api.models import Canary
-from coalmine.api.validation import Problem
+from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     Capabilities,

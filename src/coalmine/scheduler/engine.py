@@ -1,10 +1,11 @@
 """One cycle of a canary's state machine (Flagger's `advanceCanary`), through the seams only.
 
-`Scheduler.advance` runs the 27 steps of reference §3.2 in Flagger's order; `Scheduler.finalize`
-runs the revertOnDeletion finaliser (§3.12). Every decision is derived from the canary as read from
-the API server plus what the seams report (target fingerprint, live routes), never from memory of
-an earlier cycle, so a controller restarted at any instant carries on from the persisted state
-(docs/state-machine.md explains why each write order is safe).
+`Scheduler.advance` runs the 27 steps of Flagger's `advanceCanary` in its order;
+`Scheduler.finalize` runs the revertOnDeletion finaliser (Flagger's `finalizer.go`). Every decision
+is derived from the canary as read from the API server plus what the seams report (target
+fingerprint, live routes), never from memory of an earlier cycle, so a controller restarted at any
+instant carries on from the persisted state (docs/state-machine.md explains why each write order is
+safe).
 """
 
 from __future__ import annotations
@@ -18,17 +19,30 @@ from coalmine.analysis import AnalysisOutcome, Analyzer, AvailabilityOutcome
 from coalmine.analysis.record import final_score_verdict, with_measurements
 from coalmine.api import naming
 from coalmine.api.hashing import is_foreign_hash, release_checksum
-from coalmine.api.models import Canary, CanaryAnalysis, CanaryStatus, CanaryWebhook, Phase, Strategy
-from coalmine.hooks.payloads import hooks_of_type
+from coalmine.api.models import (
+    ANALYSING_PHASES,
+    INITIALIZING_PHASES,
+    KUBERNETES_PROVIDER_ITERATIONS,
+    PRE_PROMOTION_PHASES,
+    PROMOTING_PHASES,
+    RELEASE_PHASES,
+    STARTED_PHASES,
+    AlertSeverity,
+    Canary,
+    CanaryAnalysis,
+    CanaryStatus,
+    CanaryWebhook,
+    EventType,
+    Phase,
+    Strategy,
+)
 from coalmine.routers.base import Router, Routes, ServiceRouter, SessionAffinityCookies
 from coalmine.scheduler import status as st
 from coalmine.scheduler import texts, verbs
 from coalmine.scheduler.ports import (
     ActionLog,
     Alerts,
-    AlertSeverity,
     Clock,
-    EventType,
     MetricsSink,
     Recorder,
     Seams,
@@ -53,15 +67,7 @@ from coalmine.targets.service_coverage import COVERAGE_CONDITION, routing_covera
 
 log = logging.getLogger(__name__)
 
-INITIALIZING_PHASES: frozenset[str] = frozenset({"", "Initializing"})
-ADVANCING_PHASES: frozenset[str] = frozenset(
-    {"Progressing", "Waiting", "WaitingPromotion", "WaitingDecision", "Promoting", "Finalising"}
-)
-RUNNING_PHASES: frozenset[str] = frozenset(
-    {"Progressing", "WaitingPromotion", "WaitingDecision", "Promoting", "Finalising"}
-)
 KUBERNETES_PROVIDER = "kubernetes"
-KUBERNETES_DEFAULT_ITERATIONS = 10
 # Finaliser readiness wait: Flagger's wait.Backoff{Duration: 3s, Factor: 2, Steps: 4, Cap: interval}.
 FINALIZE_BACKOFF_SECONDS = 3.0
 FINALIZE_BACKOFF_STEPS = 4
@@ -140,7 +146,8 @@ class _Cycle:
     @property
     def primary_key(self) -> str:
         spec = self.canary.spec
-        # Service-target copies are named from spec.service.name (DESIGN decision 3).
+        # Service-target copies are named from spec.service.name (docs/decisions.md, 'Service-target
+        # copy names').
         base = spec.apex_name if spec.target_ref.is_core_service else spec.target_ref.name
         return f"{naming.primary_name(base)}.{self.canary.namespace}"
 
@@ -163,7 +170,7 @@ class _Cycle:
         return self.canary.spec.strategy
 
     def webhooks(self, hook_type: str) -> list[CanaryWebhook]:
-        return hooks_of_type(self.canary, hook_type)
+        return self.canary.webhooks_of_type(hook_type)
 
 
 class Scheduler:
@@ -296,7 +303,7 @@ class Scheduler:
         # 13. anything to do?
         await self._adopt_foreign_hashes(c, fingerprint)
         if (
-            c.phase not in ADVANCING_PHASES
+            c.phase not in RELEASE_PHASES
             and not c.retry_requested
             and not self._revision_changed(c, fingerprint)
         ):
@@ -317,7 +324,7 @@ class Scheduler:
                         await self._resolve_action(
                             c, verbs.REFUSED, f"the primary is not ready: {error}"
                         )
-                    elif c.phase in {"Promoting", "Finalising"}:
+                    elif c.phase in PROMOTING_PHASES:
                         await self._failed_promotion(c, error)
                     else:
                         await self._rollback(c)
@@ -331,7 +338,7 @@ class Scheduler:
         self.deps.metrics.set_weight(c.canary, c.routes.primary_weight, c.routes.canary_weight)
         # 16. a new revision starts (or waits for approval)
         self.deps.metrics.set_status(c.canary, st.phase_gauge(c.phase))
-        if c.phase not in RUNNING_PHASES:
+        if c.phase not in STARTED_PHASES:
             if c.retry_requested:
                 await self._event(
                     c,
@@ -347,11 +354,7 @@ class Scheduler:
                 )
             return False
         # 17. a newer revision restarts the run from zero (also one pushed while a decision waits)
-        if c.phase in {
-            "Progressing",
-            "WaitingPromotion",
-            "WaitingDecision",
-        } and self._revision_changed(c, fingerprint):
+        if c.phase in ANALYSING_PHASES and self._revision_changed(c, fingerprint):
             await self._event(
                 c, "Normal", f"New revision detected! Restarting analysis for {c.target_key}"
             )
@@ -371,9 +374,7 @@ class Scheduler:
             await self._promote_without_analysis(c)
             return False
         # 20. manual rollback
-        if c.phase in {"Progressing", "Waiting", "WaitingPromotion", "WaitingDecision"} and (
-            await self._rollback_requested(c)
-        ):
+        if c.phase in PRE_PROMOTION_PHASES and (await self._rollback_requested(c)):
             await self._manual_rollback(c)
             return False
         # 21. shift traffic back to the (promoted) primary
@@ -393,9 +394,7 @@ class Scheduler:
             await self._await_decision(c)
             return False
         # 23. too many failed checks
-        if c.phase in {"Progressing", "WaitingPromotion"} and (
-            (c.status.failed_checks or 0) >= c.threshold
-        ):
+        if c.phase in ANALYSING_PHASES and ((c.status.failed_checks or 0) >= c.threshold):
             await self._rollback(c)
             return False
         # 24.-27. the analysis proper
@@ -491,14 +490,14 @@ class Scheduler:
         c.action = action
         phase = c.phase
         if action.verb == "promote":
-            if phase in verbs.ANALYSING:
+            if phase in ANALYSING_PHASES:
                 c.promote_requested = True
                 return True
-            if phase in verbs.PROMOTING:
+            if phase in PROMOTING_PHASES:
                 await self._resolve_action(c, verbs.DONE, f"already {phase}")
                 return True
         elif action.verb == "abort":
-            if phase in verbs.ABORTABLE:
+            if phase in PRE_PROMOTION_PHASES:
                 await self._event(
                     c, "Warning", f"Rolling back {c.key}: abort requested by coalmine abort"
                 )
@@ -514,7 +513,7 @@ class Scheduler:
             if phase == "Failed":
                 c.retry_requested = True
                 return True
-            if phase in verbs.RUNNING:
+            if phase in RELEASE_PHASES:
                 await self._resolve_action(c, verbs.DONE, f"a run is in progress, phase {phase}")
                 return True
         reason = verbs.refusal(action.verb, phase, paused=False) or f"phase {phase}"
@@ -556,7 +555,8 @@ class Scheduler:
     async def _start_run(self, c: _Cycle) -> None:
         """Step 16 for Initialized/Succeeded/Failed/Waiting: approval, scale up, Progressing."""
         if c.phase == "Waiting" and await self._rollback_requested(c):
-            # DESIGN decision 7: a rollback hook can reject a revision still waiting for approval.
+            # A rollback hook can reject a revision still waiting for approval (see
+            # docs/decisions.md, 'Rollback hooks while waiting').
             await self._manual_rollback(c)
             return
         if not await self._confirm_rollout(c):
@@ -618,9 +618,9 @@ class Scheduler:
                 await self._event(
                     c,
                     "Warning",
-                    f"Setting canaryAnalysis.iterations: {KUBERNETES_DEFAULT_ITERATIONS}",
+                    f"Setting canaryAnalysis.iterations: {KUBERNETES_PROVIDER_ITERATIONS}",
                 )
-                iterations = KUBERNETES_DEFAULT_ITERATIONS
+                iterations = KUBERNETES_PROVIDER_ITERATIONS
         c.iterations = iterations
         # 27. strategy
         if has_match and iterations > 0:
@@ -931,7 +931,8 @@ class Scheduler:
         return True
 
     async def _run_checks(self, c: _Cycle) -> bool:
-        """Reference §3.4: rollout webhooks, then the metric checks; the first failure stops."""
+        """Flagger's `runAnalysis`: rollout webhooks, then the metric checks; the first failure
+        stops."""
         refused = await self._gate(c, "rollout", "Progressing", None)
         if refused is not None:
             hook, error = refused
@@ -1042,7 +1043,8 @@ class Scheduler:
         )
 
     async def _adopt_foreign_hashes(self, c: _Cycle, fingerprint: TargetFingerprint) -> None:
-        """DESIGN decision 13: a canary taken over from Flagger keeps its state, no spurious run."""
+        """A canary taken over from Flagger keeps its state, no spurious run (see docs/decisions.md,
+        'Spec hashes and adoption')."""
         previous = c.status.last_applied_spec
         if c.phase not in {
             "Initialized",

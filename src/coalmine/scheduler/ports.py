@@ -9,12 +9,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal, Protocol
 
-from coalmine.api.models import Canary, CanaryStatus, CanaryWebhook, Phase, Strategy
+from coalmine.api.models import (
+    AlertSeverity,
+    Canary,
+    CanaryStatus,
+    CanaryWebhook,
+    EventType,
+    Phase,
+    Strategy,
+)
 from coalmine.routers.base import Router, ServiceRouter
 from coalmine.targets.base import ScalerReconciler, TargetController
 
-EventType = Literal["Normal", "Warning"]
-AlertSeverity = Literal["info", "warn", "error"]
 AnalysisStatus = Literal["completed", "skipped"]
 
 

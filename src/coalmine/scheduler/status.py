@@ -2,8 +2,8 @@
 
 The scheduler computes every status it writes with these and hands the result to the
 `StatusWriter`, so what is written (and in which order) is decided in one place and testable
-without an API server. Semantics follow Flagger's `SyncStatus` / `SetStatus*` (reference §1.1.4)
-except where DESIGN.md decides otherwise (WaitingPromotion keeps the routed weight).
+without an API server. Semantics follow Flagger's `SyncStatus` / `SetStatus*`
+except where docs/decisions.md decides otherwise ('Weight while waiting for promotion').
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def set_phase(
     Outside Progressing/Waiting/Promoting the weight and iteration counters reset, except in
     WaitingPromotion: the iterations become `analysis_iterations - 1` (never negative) so A/B and
     blue/green keep iterating, and the weight stays at `routed_canary_weight`, the split actually
-    live (DESIGN decision 6; Flagger shows 0).
+    live (see docs/decisions.md, 'Weight while waiting for promotion'; Flagger shows 0).
     """
     new = _copy(status)
     stamp = timestamp(now)

@@ -1,4 +1,4 @@
-"""Pure parts of the per-canary job loop (reference §3.1) for the controller to use."""
+"""Pure parts of the per-canary job loop (Flagger's `job.go`) for the controller to use."""
 
 from __future__ import annotations
 
@@ -20,12 +20,6 @@ def job_interval(canary: Canary, minimum: float = MIN_ANALYSIS_INTERVAL_SECONDS)
     if canary.spec.analysis is None:
         return max(DEFAULT_ANALYSIS_INTERVAL_SECONDS, minimum)
     return canary.spec.analysis.interval_seconds(minimum)
-
-
-def duplicate_targets(canaries: Iterable[Canary]) -> list[str]:
-    """`<target>.<ns>` of targets claimed by more than one canary, for the controller's error log."""
-    counts = Counter(f"{c.spec.target_ref.name}.{c.namespace}" for c in canaries)
-    return sorted(key for key, count in counts.items() if count > 1)
 
 
 def duplicate_target_message(target: str) -> str:

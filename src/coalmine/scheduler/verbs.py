@@ -16,21 +16,19 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from coalmine.api import naming
-from coalmine.api.models import Canary
+from coalmine.api.models import (
+    ANALYSING_PHASES,
+    PRE_PROMOTION_PHASES,
+    PROMOTING_PHASES,
+    RELEASE_PHASES,
+    Canary,
+)
 
 Verb = Literal["promote", "abort", "retry", "pause", "resume"]
 VERBS: tuple[Verb, ...] = get_args(Verb)
 
 DONE = "done"
 REFUSED = "refused"
-
-# Phases where analysis runs and promotion has not begun.
-ANALYSING: frozenset[str] = frozenset({"Progressing", "WaitingPromotion", "WaitingDecision"})
-PROMOTING: frozenset[str] = frozenset({"Promoting", "Finalising"})
-ABORTABLE: frozenset[str] = frozenset(
-    {"Waiting", "Progressing", "WaitingPromotion", "WaitingDecision"}
-)
-RUNNING: frozenset[str] = ABORTABLE | PROMOTING
 
 
 @dataclass(frozen=True)
@@ -87,9 +85,9 @@ def refusal(verb: Verb, phase: str, *, paused: bool, suspended: bool = False) ->
     if paused:
         return f"it is paused; run `coalmine resume` first to let the controller act on {verb}"
     if verb == "promote":
-        if phase in ANALYSING:
+        if phase in ANALYSING_PHASES:
             return None
-        if phase in PROMOTING:
+        if phase in PROMOTING_PHASES:
             return f"it is already {shown}: the new revision is being promoted"
         if phase == "Waiting":
             return (
@@ -98,9 +96,9 @@ def refusal(verb: Verb, phase: str, *, paused: bool, suspended: bool = False) ->
             )
         return f"no release is in progress (phase {shown}): there is nothing to promote"
     if verb == "abort":
-        if phase in ABORTABLE:
+        if phase in PRE_PROMOTION_PHASES:
             return None
-        if phase in PROMOTING:
+        if phase in PROMOTING_PHASES:
             return (
                 f"it is {shown}: the primary already runs the new revision; revert the target "
                 "to release the previous version again"
@@ -109,7 +107,7 @@ def refusal(verb: Verb, phase: str, *, paused: bool, suspended: bool = False) ->
     # retry
     if phase == "Failed":
         return None
-    if phase in RUNNING:
+    if phase in RELEASE_PHASES:
         return f"a release is in progress (phase {shown})"
     return f"the last release did not fail (phase {shown}): there is nothing to retry"
 

@@ -1,4 +1,5 @@
-"""Traffic weight arithmetic of the canary strategy (reference §3.5), pure and exhaustively testable."""
+"""Traffic weight arithmetic of the canary strategy (Flagger's `nextStepWeight` and `maxWeight`),
+pure and exhaustively testable."""
 
 from __future__ import annotations
 

@@ -187,8 +187,8 @@ def _hpa_comparable(spec: Mapping[str, Any]) -> dict[str, Any]:
 def primary_scaler_update(
     desired: Mapping[str, Any], actual: Mapping[str, Any]
 ) -> dict[str, Any] | None:
-    """`actual` updated to `desired` (spec, and labels/annotations kept in sync: DESIGN decision
-    8), or None when nothing differs.
+    """`actual` updated to `desired` (spec, and labels/annotations kept in sync:
+    see docs/decisions.md, 'Primary autoscaler metadata'), or None when nothing differs.
 
     Metadata is merged, not replaced: keys the target no longer has are left, because keys written
     by others (KEDA, policy engines) look the same and must not be fought over every cycle.

@@ -12,20 +12,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from coalmine.kube.api import Conflict, NotFound, Object
-from coalmine.kube.cache import SYNC_WAIT_SECONDS, Informer
+from coalmine.kube.cache import Informer
 from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import Kind
 from coalmine.targets.base import TargetNotReady
 from coalmine.targets.errors import TargetError
 
-SYNC_TIMEOUT_SECONDS = SYNC_WAIT_SECONDS
-"""How long a cycle waits for a kind's first list (a missing CRD never lists)."""
-
 
 async def informer_for(
-    ctx: ClusterContext, kind: Kind, sync_timeout: float = SYNC_TIMEOUT_SECONDS
+    ctx: ClusterContext, kind: Kind, sync_timeout: float | None = None
 ) -> Informer:
-    """The started, listed informer of `kind`; `KindUnavailable` when it cannot list in time."""
+    """The started, listed informer of `kind`; `KindUnavailable` when it cannot list within
+    `sync_timeout` (default: the caches' `sync_wait`)."""
     return await ctx.caches.synced(kind, sync_timeout)
 
 

@@ -193,9 +193,10 @@ def desired_primary_config(
 ) -> dict[str, Any]:
     """The `<name>-primary` copy of a tracked ConfigMap or Secret.
 
-    Labels per `--include-label-prefix`, no annotations, data and binaryData (ConfigMap; DESIGN
-    decision 14) or type and data (Secret). This Canary is the controller; other Canaries that
-    already own the copy (a config shared by several targets) stay owners.
+    Labels per `--include-label-prefix`, no annotations, data and binaryData (ConfigMap; see
+    docs/decisions.md, 'ConfigMap binaryData') or type and data (Secret). This Canary is the
+    controller; other Canaries that already own the copy (a config shared by several targets) stay
+    owners.
     """
     kind = source.get("kind") or ("Secret" if "type" in source else "ConfigMap")
     name = naming.primary_name((source.get("metadata") or {}).get("name", ""))

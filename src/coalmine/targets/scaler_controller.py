@@ -24,7 +24,6 @@ from coalmine.targets.autoscalers import (
     scaler_not_found,
 )
 from coalmine.targets.cluster_io import (
-    SYNC_TIMEOUT_SECONDS,
     informer_for,
     patch_if_needed,
     read,
@@ -37,7 +36,7 @@ class _PrimaryScaler:
     def desired(self, canary: Canary, target: Mapping[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def __init__(self, ctx: ClusterContext, *, sync_timeout: float = SYNC_TIMEOUT_SECONDS) -> None:
+    def __init__(self, ctx: ClusterContext, *, sync_timeout: float | None = None) -> None:
         self.ctx = ctx
         self.sync_timeout = sync_timeout
 

@@ -1,11 +1,11 @@
 """Service targets: `<apex>-primary` and `<apex>-canary` copies of a user's Service.
 
-The copies carry the target's spec (selector, ports, type, externalName, …) but never the values
-the API server allocated for the target (cluster IPs, node ports, health-check node port): those
-belong to one Service each and a real API server refuses to hand them out twice (DESIGN decision
-1). An existing copy keeps its own allocations, so updating it is accepted. The copies stay owned
-by the Canary after promotion (decision 2) and are named from `spec.service.name` when set
-(decision 3), the same names the routers route to.
+The copies carry the target's spec (selector, ports, type, externalName, …) but never the values the
+API server allocated for the target (cluster IPs, node ports, health-check node port): those belong
+to one Service each and a real API server refuses to hand them out twice (see docs/decisions.md,
+'Service copies'). An existing copy keeps its own allocations, so updating it is accepted. The
+copies stay owned by the Canary after promotion ('Primary ownership') and are named from
+`spec.service.name` when set ('Service-target copy names'), the same names the routers route to.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ class ServiceTargetController:
     async def promote(self, canary: Canary, revision: str) -> None:
         """The target's spec onto `<apex>-primary` (its own IPs and ports kept), with the revision.
 
-        The primary stays owned by the Canary (DESIGN decision 2).
+        The primary stays owned by the Canary (see docs/decisions.md, 'Primary ownership').
         """
         name = service_copy_names(canary)[0]
         namespace = canary.namespace

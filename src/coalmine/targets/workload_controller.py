@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from coalmine.api import naming
-from coalmine.api.models import Canary
+from coalmine.api.models import INITIALIZING_PHASES, Canary
 from coalmine.kube.api import Conflict, Object
 from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import CONFIG_MAP, HPA, SCALED_OBJECT, SECRET, Kind
@@ -43,7 +43,6 @@ from coalmine.targets.hashing import workload_hash
 from coalmine.targets.readiness import Readiness
 from coalmine.targets.workload import WorkloadMetadata, pod_spec_of, workload_metadata
 
-INITIALIZING_PHASES = frozenset({"", "Initializing"})
 PROMOTE_ATTEMPTS = 3
 
 

@@ -7,9 +7,8 @@ from coalmine.analysis.providers.base import (
     ProviderConfigError,
     ProviderContext,
     ProviderError,
-    provider_for,
-    registered_types,
 )
+from coalmine.analysis.providers.registry import provider_for, registered_types
 
 __all__ = [
     "BackendLimiter",

@@ -285,41 +285,6 @@ def register(type_name: str) -> Callable[[ProviderFactory], ProviderFactory]:
     return decorator
 
 
-def registered_types() -> tuple[str, ...]:
-    _load_all()
-    return tuple(sorted(_REGISTRY))
-
-
-def provider_for(
-    spec: MetricTemplateProvider,
-    credentials: Credentials | None,
-    context: ProviderContext,
-    interval: str = "1m",
-) -> MetricProvider:
-    """A ready provider for a MetricTemplate's `spec.provider`, its Secret data and the metric
-    interval (datadog, newrelic, cloudwatch, dynatrace and splunk query a window around it)."""
-    _load_all()
-    factory = _REGISTRY.get(spec.type)
-    if factory is None:
-        raise ProviderConfigError(
-            f"provider type {spec.type!r} is not supported (one of {', '.join(sorted(_REGISTRY))})"
-        )
-    return factory(spec, credentials or {}, context, interval)
-
-
-def _load_all() -> None:
-    # Importing the modules runs their @register lines; done lazily to avoid import cycles.
-    from coalmine.analysis.providers import (  # noqa: F401
-        cloudwatch,
-        datadog,
-        dynatrace,
-        externalmetrics,
-        graphite,
-        http,
-        influxdb,
-        keptn,
-        newrelic,
-        prometheus,
-        splunk,
-        stackdriver,
-    )
+def registered_factories() -> Mapping[str, ProviderFactory]:
+    """The factories registered so far; `providers.registry` imports every backend first."""
+    return _REGISTRY

@@ -79,7 +79,8 @@ class InfluxDBProvider:
     async def run_query(self, query: str) -> float:
         value = first_value(await self._query(query))
         if value is None or value == "":
-            # Flagger returns 0 here; coalmine treats an empty answer as "no values" (DESIGN 9).
+            # Flagger returns 0 here; coalmine treats an empty answer as "no values" (see
+            # docs/decisions.md, 'Metric interval and empty results').
             raise NoValuesFound()
         return to_float(value, "_value")
 

@@ -32,7 +32,7 @@ from coalmine.api.validation.problems import (
     Inspection,
     ManifestError,
     Problem,
-    Severity,
+    ProblemSeverity,
     format_path,
     summarize_problems,
 )
@@ -45,7 +45,7 @@ __all__ = [
     "Inspection",
     "ManifestError",
     "Problem",
-    "Severity",
+    "ProblemSeverity",
     "effective_provider",
     "format_path",
     "inspect_object",

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 
 from coalmine.api.models import AlertProvider, Canary, MetricTemplate
 
-Severity = Literal["error", "warning"]
+#: How bad a problem in a manifest is: an error stops the Canary, a warning is reported.
+ProblemSeverity = Literal["error", "warning"]
 FlaggerObject = Canary | MetricTemplate | AlertProvider
 
 
@@ -21,7 +22,7 @@ class Problem:
 
     path: str
     reason: str
-    severity: Severity = "error"
+    severity: ProblemSeverity = "error"
 
     def __str__(self) -> str:
         if self.severity == "warning":

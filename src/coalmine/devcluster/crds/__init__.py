@@ -14,8 +14,3 @@ from pathlib import Path
 def crd_path(relative: str) -> Path:
     """Path of one bundled CRD file, e.g. `istio/networking.istio.io_virtualservices.yaml`."""
     return Path(str(resources.files(__name__).joinpath(relative)))
-
-
-def all_crd_files() -> list[Path]:
-    root = Path(str(resources.files(__name__)))
-    return sorted(root.glob("*/*.yaml"))

@@ -376,6 +376,18 @@ class CanaryReconciler:
             mesh_provider=self.settings.mesh_provider,
         )
 
+    def _reparse(self, obj: Object, parsed: Canary) -> Canary:
+        """`parsed` if it was parsed from this very revision of `obj`, else a fresh parse.
+
+        The watch event of a cycle's own status write already parsed the revision the next cycle
+        reads; parsing it again was a tenth of the controller's CPU per analysing cycle. Parsed
+        canaries are never mutated (the scheduler writes new statuses, not new models).
+        """
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if version is not None and parsed.metadata.resource_version == version:
+            return parsed
+        return self._parse(obj)
+
     async def _on_canary(self, event_type: str, obj: Object) -> None:
         namespace, name = object_key(obj)
         key = f"{name}.{namespace}"
@@ -590,10 +602,11 @@ class CanaryReconciler:
             # failed check and could roll back a healthy canary after a restart).
             await self._synced.wait()
             obj = self.caches[CANARY].get(name, namespace)
-            if obj is None or key not in self._known:
+            known = self._known.get(key)
+            if obj is None or known is None:
                 return
             try:
-                canary = self._parse(obj)
+                canary = self._reparse(obj, known.canary)
             except ManifestError:
                 return
             if canary.metadata.deletion_timestamp:

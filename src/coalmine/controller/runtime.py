@@ -21,7 +21,6 @@ import aiohttp
 from coalmine.analysis.checks import AnalysisSettings, MetricAnalyzer
 from coalmine.api import naming
 from coalmine.api.models import Canary
-from coalmine.api.validation import ManifestError, parse_canary, summarize_problems
 from coalmine.controller.actions import KubeActionLog, verb_annotations_changed
 from coalmine.controller.adapters import (
     CacheSources,
@@ -54,8 +53,8 @@ from coalmine.kube.kinds import (
 )
 from coalmine.kube.lease import LeaderElector, LeaseTimings
 from coalmine.notify.alerter import Alerter, GlobalNotifierSettings, global_notifier
-from coalmine.routers.common import RouterError
-from coalmine.routers.registry import router_for
+from coalmine.routers.verdict import Options as VerdictOptions
+from coalmine.routers.verdict import Refusal, judge
 from coalmine.scheduler import Dependencies, Scheduler, SchedulerConfig
 from coalmine.scheduler.status import initial_status
 from coalmine.scheduler.timing import (
@@ -63,7 +62,6 @@ from coalmine.scheduler.timing import (
     job_interval,
 )
 from coalmine.targets.hashing import revision_hash
-from coalmine.targets.service_coverage import service_target_refusal
 
 log = logging.getLogger(__name__)
 
@@ -335,6 +333,12 @@ class CanaryReconciler:
             resolve_providers=sources.alert_providers,
         )
         self.seams = ControllerSeams(self.ctx)
+        self.verdict_options = VerdictOptions(
+            mesh_provider=settings.mesh_provider,
+            no_cross_namespace_refs=settings.no_cross_namespace_refs,
+            ingress_class=settings.ingress_class,
+            ingress_annotations_prefix=settings.ingress_annotations_prefix,
+        )
         self.scheduler = Scheduler(
             Dependencies(
                 seams=self.seams,
@@ -369,13 +373,6 @@ class CanaryReconciler:
 
     # --- events -----------------------------------------------------------------------------
 
-    def _parse(self, obj: Object) -> Canary:
-        return parse_canary(
-            obj,
-            no_cross_namespace_refs=self.settings.no_cross_namespace_refs,
-            mesh_provider=self.settings.mesh_provider,
-        )
-
     async def _on_canary(self, event_type: str, obj: Object) -> None:
         namespace, name = object_key(obj)
         key = f"{name}.{namespace}"
@@ -386,20 +383,19 @@ class CanaryReconciler:
             if gone is not None:
                 await self._rejudge(gone.target)
             return
-        try:
-            canary = self._parse(obj)
-        except ManifestError as error:
-            await self._refuse(obj, key, "InvalidSpec", summarize_problems(error.errors))
+        canary, refusal = self._judge(obj)
+        if canary is None:
+            assert refusal is not None
+            await self._refuse(obj, key, refusal.reason, refusal.message)
             return
         target = (canary.spec.target_ref.kind, canary.namespace, canary.spec.target_ref.name)
         owner = self._owner_of(target, key, obj)
         if owner is not None:
             await self._refuse_duplicate(obj, key, target, owner)
             return
-        problem = self._routing_problem(canary)
-        if problem:
+        if refusal is not None:
             self._refused[key] = target
-            await self._refuse(obj, key, "UnsupportedRouting", problem)
+            await self._refuse(obj, key, refusal.reason, refusal.message)
             return
         self._refused.pop(key, None)
         previous = self._known.get(key)
@@ -425,26 +421,16 @@ class CanaryReconciler:
         ):
             job.trigger()
 
-    def _routing_problem(self, canary: Canary) -> str:
-        """Why the canary's provider cannot route it, or "" (checked before any object is made)."""
-        provider = canary.spec.provider or self.settings.mesh_provider
-        try:
-            selection = router_for(provider)
-        except RouterError as error:
-            return f"spec.provider: {error}"
+    def _judge(self, obj: Object) -> tuple[Canary | None, Refusal | None]:
+        """The one verdict `coalmine check` reaches too (`routers.verdict.judge`), with the
+        target Service read from the cache."""
+        return judge(obj, self.verdict_options, self._target_service)
+
+    def _target_service(self, canary: Canary) -> Object | None:
         target = canary.spec.target_ref
-        service = None
-        if target.kind == "Service":
-            service = self.caches[SERVICE].get(target.name, canary.namespace)
-        refusal = service_target_refusal(canary, service, self.settings.mesh_provider)
-        if refusal or selection.router is None:
-            return refusal
-        fatal = [
-            str(p)
-            for p in selection.router.compatibility(canary, target.kind, service)
-            if p.severity == "error"
-        ]
-        return "; ".join(fatal)
+        if not target.is_core_service:
+            return None
+        return self.caches[SERVICE].get(target.name, canary.namespace)
 
     def _owner_of(self, target: tuple[str, str, str], key: str, obj: Object) -> str | None:
         """The canary that releases `target` instead of this one: the oldest; on a tie (same
@@ -592,22 +578,18 @@ class CanaryReconciler:
             obj = self.caches[CANARY].get(name, namespace)
             if obj is None or key not in self._known:
                 return
-            try:
-                canary = self._parse(obj)
-            except ManifestError:
-                return
-            if canary.metadata.deletion_timestamp:
-                return
             # Judged again with synced caches: the target Service may not have been listed when
             # the canary event came, or may since have become something the router cannot reach.
-            problem = self._routing_problem(canary)
-            if problem:
+            canary, refusal = self._judge(obj)
+            if canary is None or canary.metadata.deletion_timestamp:
+                return
+            if refusal is not None:
                 self._refused[key] = (
                     canary.spec.target_ref.kind,
                     namespace,
                     canary.spec.target_ref.name,
                 )
-                await self._refuse(obj, key, "UnsupportedRouting", problem, stop_job=False)
+                await self._refuse(obj, key, refusal.reason, refusal.message, stop_job=False)
                 return
             await self.sources.prefetch(canary)
             await self.scheduler.advance(canary)

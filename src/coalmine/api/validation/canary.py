@@ -6,13 +6,9 @@ from coalmine.api.models import (
     CORE_SERVICE_API_VERSIONS,
     KNATIVE_API_VERSION,
     Canary,
-    canonical_provider,
 )
-from coalmine.api.validation.analysis import (
-    GATEWAY_API,
-    analysis_problems,
-    string_match_problems,
-)
+from coalmine.api.providers import lookup, resolve
+from coalmine.api.validation.analysis import analysis_problems, string_match_problems
 from coalmine.api.validation.problems import Problem, key_path, show
 
 
@@ -21,7 +17,7 @@ def effective_provider(canary: Canary, mesh_provider: str | None = None) -> str 
     if canary.spec.provider:
         return canary.spec.provider
     if mesh_provider:
-        return canonical_provider(mesh_provider) or "istio"
+        return resolve(mesh_provider).name
     return None
 
 
@@ -256,14 +252,15 @@ def _provider_problems(canary: Canary, provider: str | None) -> list[Problem]:
     service = spec.service
     if provider is None:
         return problems
-    if provider in GATEWAY_API and (service is None or not service.gateway_refs):
+    family = info.family if (info := lookup(provider)) else provider
+    if family == "gatewayapi" and (service is None or not service.gateway_refs):
         problems.append(
             Problem(
                 "spec.service.gatewayRefs",
                 "GatewayRefs must be specified when using Gateway API as a provider.",
             )
         )
-    if provider in ("nginx", "skipper") and spec.ingress_ref is None:
+    if family in ("nginx", "skipper") and spec.ingress_ref is None:
         problems.append(Problem("spec.ingressRef", f"required by the {provider} provider"))
     if provider == "apisix" and spec.route_ref is None:
         problems.append(Problem("spec.routeRef", "required by the apisix provider"))

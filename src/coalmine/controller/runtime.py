@@ -44,8 +44,6 @@ from coalmine.kube.kinds import (
     ALERT_PROVIDER,
     CANARY,
     CONFIG_MAP,
-    DAEMON_SET,
-    DEPLOYMENT,
     METRIC_TEMPLATE,
     SECRET,
     SERVICE,
@@ -62,13 +60,14 @@ from coalmine.scheduler.timing import (
     job_interval,
 )
 from coalmine.targets.hashing import revision_hash
+from coalmine.targets.kinds import TARGET_KINDS as TARGET_KIND_TABLE
 
 log = logging.getLogger(__name__)
 
+# What the runtime watches: the target-kind table (`coalmine.targets.kinds`).
 TARGET_KINDS: dict[str, Kind] = {
-    "Deployment": DEPLOYMENT,
-    "DaemonSet": DAEMON_SET,
-    "Service": SERVICE,
+    name: Kind(info.group, info.version, info.kind, info.plural)
+    for name, info in TARGET_KIND_TABLE.items()
 }
 ON_DEMAND_KINDS = frozenset({SECRET, CONFIG_MAP})
 VALID_CONDITION = "Valid"

@@ -14,12 +14,13 @@ import string
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from coalmine.api import naming, providers
 from coalmine.api.models import ABMatch, Canary, SessionAffinity
 from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes, SessionAffinityCookies
+from coalmine.targets import kinds as target_kinds
 from coalmine.targets import labels
 
 Obj = dict[str, Any]
@@ -72,7 +73,8 @@ class RouteUpdate:
     cookies: SessionAffinityCookies | None = None
 
 
-TargetKind = Literal["Deployment", "DaemonSet", "Service"]
+# A key of the target-kind table (`coalmine.targets.kinds`).
+TargetKind = target_kinds.TargetKind
 
 
 class PureRouter(Protocol):

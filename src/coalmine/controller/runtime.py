@@ -48,6 +48,7 @@ from coalmine.kube.kinds import (
     SECRET,
     SERVICE,
     Kind,
+    kind_for,
 )
 from coalmine.kube.lease import LeaderElector, LeaseTimings
 from coalmine.notify.alerter import Alerter, GlobalNotifierSettings, global_notifier
@@ -66,8 +67,7 @@ log = logging.getLogger(__name__)
 
 # What the runtime watches: the target-kind table (`coalmine.targets.kinds`).
 TARGET_KINDS: dict[str, Kind] = {
-    name: Kind(info.group, info.version, info.kind, info.plural)
-    for name, info in TARGET_KIND_TABLE.items()
+    name: kind_for(info.api_version, info.kind) for name, info in TARGET_KIND_TABLE.items()
 }
 ON_DEMAND_KINDS = frozenset({SECRET, CONFIG_MAP})
 VALID_CONDITION = "Valid"

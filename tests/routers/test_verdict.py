@@ -67,10 +67,10 @@ CANARIES = canaries()
 
 
 def test_the_corpus_has_canaries_that_run_and_canaries_that_are_refused() -> None:
-    verdicts = [judge(doc, Options())[1] for _, doc in CANARIES]
+    verdicts = [judge(doc, Options()) for _, doc in CANARIES]
     assert len(CANARIES) > 30
-    assert any(v is None for v in verdicts)
-    assert any(v is not None and v.reason == "UnsupportedRouting" for v in verdicts)
+    assert any(v.refusal is None for v in verdicts)
+    assert any(v.reason == "UnsupportedRouting" for v in verdicts)
 
 
 @pytest.mark.parametrize("mesh_provider", ["istio", "kubernetes", "kuma", "nginx"])
@@ -78,12 +78,11 @@ def test_the_corpus_has_canaries_that_run_and_canaries_that_are_refused() -> Non
 def test_check_and_the_controller_reach_the_same_verdict(
     source: str, doc: dict[str, Any], mesh_provider: str
 ) -> None:
-    _, refusal = judge(doc, Options(mesh_provider=mesh_provider))
+    verdict = judge(doc, Options(mesh_provider=mesh_provider))
     result = check_stream(yaml.safe_dump(doc), source, CheckOptions(mesh_provider=mesh_provider))
     errors = {f"{f.path}: {f.message}" for f in result.findings if f.severity == "error"}
-    assert bool(errors) == (refusal is not None), (errors, refusal)
-    if refusal is not None:
-        assert {str(problem) for problem in refusal.problems} <= errors
+    assert bool(errors) == (verdict.refusal is not None), (errors, verdict)
+    assert {str(problem) for problem in verdict.problems} <= errors
 
 
 def canary(provider: str, **analysis: Any) -> Canary:

@@ -53,7 +53,7 @@ from coalmine.kube.kinds import (
 from coalmine.kube.lease import LeaderElector, LeaseTimings
 from coalmine.notify.alerter import Alerter, GlobalNotifierSettings, global_notifier
 from coalmine.routers.verdict import Options as VerdictOptions
-from coalmine.routers.verdict import Refusal, judge
+from coalmine.routers.verdict import Verdict, judge
 from coalmine.scheduler import Dependencies, Scheduler, SchedulerConfig
 from coalmine.scheduler.status import initial_status
 from coalmine.scheduler.timing import (
@@ -382,7 +382,8 @@ class CanaryReconciler:
             if gone is not None:
                 await self._rejudge(gone.target)
             return
-        canary, refusal = self._judge(obj)
+        verdict = self._judge(obj)
+        canary, refusal = verdict.canary, verdict.refusal
         if canary is None:
             assert refusal is not None
             await self._refuse(obj, key, refusal.reason, refusal.message)
@@ -420,7 +421,7 @@ class CanaryReconciler:
         ):
             job.trigger()
 
-    def _judge(self, obj: Object) -> tuple[Canary | None, Refusal | None]:
+    def _judge(self, obj: Object) -> Verdict:
         """The one verdict `coalmine check` reaches too (`routers.verdict.judge`), with the
         target Service read from the cache."""
         return judge(obj, self.verdict_options, self._target_service)
@@ -579,7 +580,8 @@ class CanaryReconciler:
                 return
             # Judged again with synced caches: the target Service may not have been listed when
             # the canary event came, or may since have become something the router cannot reach.
-            canary, refusal = self._judge(obj)
+            verdict = self._judge(obj)
+            canary, refusal = verdict.canary, verdict.refusal
             if canary is None or canary.metadata.deletion_timestamp:
                 return
             if refusal is not None:

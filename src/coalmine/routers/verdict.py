@@ -16,6 +16,7 @@ from typing import Any
 
 from coalmine.api import providers
 from coalmine.api.models import Canary
+from coalmine.api.refusals import Refusal
 from coalmine.api.validation import ManifestError, Problem, parse_canary, summarize_problems
 from coalmine.routers.common import RouterError
 from coalmine.routers.registry import router_for
@@ -40,15 +41,20 @@ class Options:
 
 
 @dataclass(frozen=True)
-class Refusal:
-    """Why the controller will not run a canary: a condition reason and the problems."""
+class Verdict:
+    """The controller's decision on one Canary object: the canary as read (None when it cannot
+    be read), and, when it is refused, the condition reason and the problems why."""
 
-    reason: str
-    problems: tuple[Problem, ...]
+    canary: Canary | None
+    reason: str = ""
+    problems: tuple[Problem, ...] = ()
 
     @property
-    def message(self) -> str:
-        return summarize_problems(self.problems)
+    def refusal(self) -> Refusal | None:
+        """The `Valid=False` condition to record (`coalmine.api.refusals`), None: it runs."""
+        if not self.reason:
+            return None
+        return Refusal(self.reason, summarize_problems(self.problems))
 
 
 def _reason_problem(reason: str) -> Problem:
@@ -104,11 +110,8 @@ def compatibility(canary: Canary, options: Options, service: Obj | None = None) 
     return problems
 
 
-def judge(
-    obj: Obj, options: Options, service_of: ServiceLookup | None = None
-) -> tuple[Canary | None, Refusal | None]:
-    """The controller's decision on one Canary object: the parsed canary (None when it cannot
-    be read) and why it is refused (None: it runs). `service_of` reads the target Service."""
+def judge(obj: Obj, options: Options, service_of: ServiceLookup | None = None) -> Verdict:
+    """The controller's decision on one Canary object; `service_of` reads the target Service."""
     try:
         canary = parse_canary(
             obj,
@@ -116,7 +119,7 @@ def judge(
             mesh_provider=options.mesh_provider,
         )
     except ManifestError as error:
-        return None, Refusal("InvalidSpec", tuple(error.errors))
+        return Verdict(None, "InvalidSpec", tuple(error.errors))
     service = service_of(canary) if service_of is not None else None
     errors = [p for p in compatibility(canary, options, service) if p.severity == "error"]
-    return canary, (Refusal("UnsupportedRouting", tuple(errors)) if errors else None)
+    return Verdict(canary, "UnsupportedRouting" if errors else "", tuple(errors))

@@ -58,6 +58,8 @@ class ProviderInfo:
     through: str = ""
     refusal: str = ""
     routes_first: bool = False
+    #: Fields the provider needs (validation reports them missing): `spec.ingressRef`, …
+    requires: tuple[str, ...] = ()
 
     @property
     def family(self) -> str:
@@ -76,6 +78,7 @@ def _unsupported(
     scope: Scope = "mesh",
     through: str = "",
     routes_first: bool = False,
+    requires: tuple[str, ...] = (),
 ) -> ProviderInfo:
     return ProviderInfo(
         name,
@@ -86,8 +89,12 @@ def _unsupported(
         through,
         refusal=f"provider {name} is not supported by coalmine (no router for it yet)",
         routes_first=routes_first,
+        requires=requires,
     )
 
+
+_GATEWAYS = "spec.service.gatewayRefs"
+_INGRESS = "spec.ingressRef"
 
 _ROWS: tuple[ProviderInfo, ...] = (
     ProviderInfo("istio", "istio", "istio", Capabilities(True, True, True, True)),
@@ -96,22 +103,40 @@ _ROWS: tuple[ProviderInfo, ...] = (
     ProviderInfo("smi:v1alpha1", "smi:v1alpha1", "istio", _WEIGHTS_ONLY_TCP),
     ProviderInfo("smi:v1alpha2", "smi:v1alpha2", "istio", _WEIGHTS_ONLY_TCP),
     ProviderInfo("smi:v1alpha3", "smi:v1alpha3", "istio", _WEIGHTS_ONLY_TCP),
-    ProviderInfo("gatewayapi:v1", "gatewayapi:v1", "http", _FULL_HTTP, "edge", "the Gateway"),
-    ProviderInfo(
-        "gatewayapi:v1beta1", "gatewayapi:v1beta1", "http", _FULL_HTTP, "edge", "the Gateway"
+    *(
+        ProviderInfo(name, name, "http", _FULL_HTTP, "edge", "the Gateway", requires=(_GATEWAYS,))
+        for name in ("gatewayapi:v1", "gatewayapi:v1beta1")
     ),
     ProviderInfo(
         "contour", "contour", "contour", _HEADERS, "edge", "the Contour ingress (HTTPProxy)"
     ),
-    ProviderInfo("nginx", "nginx", "nginx", _HEADERS, "edge", "the NGINX ingress"),
+    ProviderInfo(
+        "nginx", "nginx", "nginx", _HEADERS, "edge", "the NGINX ingress", requires=(_INGRESS,)
+    ),
     ProviderInfo("traefik", "traefik", "traefik", NONE, "edge", "the Traefik ingress"),
     ProviderInfo(KUBERNETES, None, "http", NONE, "copies"),
-    _unsupported("appmesh", "appmesh", _HEADERS, routes_first=True),
+    _unsupported(
+        "appmesh", "appmesh", _HEADERS, routes_first=True, requires=("spec.service.meshName",)
+    ),
     _unsupported("appmesh:v1beta2", "appmesh", _HEADERS, routes_first=True),
     _unsupported("gloo", "gloo", _HEADERS, scope="edge", through="the Gloo gateway"),
     _unsupported("kuma", "kuma", NONE),
-    _unsupported("apisix", "apisix", NONE, scope="edge", through="the APISIX gateway"),
-    _unsupported("skipper", "skipper", NONE, scope="edge", through="the Skipper ingress"),
+    _unsupported(
+        "apisix",
+        "apisix",
+        NONE,
+        scope="edge",
+        through="the APISIX gateway",
+        requires=("spec.routeRef",),
+    ),
+    _unsupported(
+        "skipper",
+        "skipper",
+        NONE,
+        scope="edge",
+        through="the Skipper ingress",
+        requires=(_INGRESS,),
+    ),
     _unsupported("knative", "knative", NONE, scope="edge", through="the Knative ingress"),
 )
 

@@ -634,25 +634,17 @@ def test_kubernetes_provider_does_not_support_ab_testing() -> None:
     ]
 
 
-def test_mirroring_is_reported_as_ignored_by_providers_without_mirroring() -> None:
+def test_provider_capabilities_are_left_to_the_one_verdict() -> None:
+    """Mirroring, session affinity and A/B on a router without them are judged by
+    `routers.verdict.compatibility` (tests/routers/test_verdict.py), not reported twice here."""
     doc = canary_doc(
         provider="linkerd",
         analysis={"interval": "1m", "threshold": 5, "iterations": 5, "mirror": True},
     )
-    assert problems(doc) == [
-        "spec.analysis.mirror: warning: traffic mirroring is not supported by the linkerd provider "
-        "(only istio and gatewayapi)"
-    ]
-    doc["spec"]["provider"] = "istio"
-    assert problems(doc) == []
-
-
-def test_session_affinity_is_only_used_by_istio_and_gateway_api() -> None:
-    doc = canary_doc(provider="contour")
     doc["spec"]["analysis"]["sessionAffinity"] = {"cookieName": "flagger-cookie"}
-    assert problems(doc) == [
-        "spec.analysis.sessionAffinity: warning: session affinity is only supported by the istio "
-        "and gatewayapi providers, not contour"
+    assert [p for p in problems(doc) if "mirror" in p or "sessionAffinity:" in p] == [
+        "spec.analysis.sessionAffinity: warning: only used by the canary strategy "
+        "(stepWeight/stepWeights), not by blue-green"
     ]
 
 
@@ -660,9 +652,7 @@ def test_provider_rules_use_the_mesh_provider_when_spec_provider_is_empty() -> N
     doc = with_analysis(sessionAffinity={"cookieName": "c"})
     assert problems(doc) == []
     assert problems(doc, mesh_provider="nginx") == [
-        "spec.ingressRef: required by the nginx provider",
-        "spec.analysis.sessionAffinity: warning: session affinity is only supported by the istio "
-        "and gatewayapi providers, not nginx",
+        "spec.ingressRef: required by the nginx provider"
     ]
 
 

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from coalmine.api.models import Canary
+from coalmine.routers.verdict import Options, compatibility
 from coalmine.targets.service_coverage import (
-    check_findings,
+    builtin_checks_reason,
     routing_coverage,
     selectorless_reason,
-    service_target_refusal,
 )
 
 
@@ -73,18 +73,19 @@ def test_a_service_without_selector_is_refused_but_an_external_name_is_not() -> 
 def test_builtin_checks_are_refused_only_where_nothing_isolates_the_canary() -> None:
     metrics = {"analysis": {"metrics": [{"name": "request-success-rate", "interval": "1m"}]}}
     selected = {"spec": {"selector": {"app": "blue"}}}
-    refusal = service_target_refusal(canary("kubernetes", **metrics), selected, None)
+    refusal = builtin_checks_reason(canary("kubernetes", **metrics), None)
     assert refusal.startswith("spec.analysis.metrics[0]: the builtin check request-success-rate")
     assert "templateRef" in refusal
-    assert service_target_refusal(canary("istio", **metrics), selected, None) == ""
-    assert service_target_refusal(canary("kubernetes", "Deployment", **metrics), None, None) == ""
+    assert selectorless_reason(canary("kubernetes", **metrics), selected) == ""
+    assert builtin_checks_reason(canary("istio", **metrics), None) == ""
+    assert builtin_checks_reason(canary("kubernetes", "Deployment", **metrics), None) == ""
 
 
 def test_check_says_the_sentence_as_a_warning_and_the_refusal_as_an_error() -> None:
     metrics = {"analysis": {"metrics": [{"name": "request-duration", "interval": "1m"}]}}
-    findings = check_findings(canary("kubernetes", **metrics), None)
+    findings = compatibility(canary("kubernetes", **metrics), Options())
     assert [(f.path, f.severity) for f in findings] == [
         ("spec.provider", "warning"),
         ("spec.analysis.metrics[0]", "error"),
     ]
-    assert check_findings(canary("istio", kind="Deployment"), None) == []
+    assert compatibility(canary("istio", kind="Deployment"), Options()) == []

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from coalmine.analysis.templates import TemplateModel, render_query
+from coalmine.api import providers
 from coalmine.api.models import Canary
 
 SUCCESS_RATE = "request-success-rate"
@@ -296,6 +297,24 @@ KNATIVE = _observer(
 )
 
 
+# The provider table's `observer` names → (workload queries, Service-copy queries).
+_OBSERVERS: dict[str, tuple[Observer, Observer]] = {
+    "istio": (ISTIO, ISTIO_SERVICE),
+    "linkerd": (LINKERD, LINKERD_SERVICE),
+    "http": (HTTP, HTTP),
+    "appmesh": (APPMESH, APPMESH),
+    "contour": (CONTOUR, CONTOUR),
+    "gloo": (GLOO, GLOO),
+    "nginx": (NGINX, NGINX),
+    "skipper": (SKIPPER, SKIPPER),
+    "traefik": (TRAEFIK, TRAEFIK),
+    "osm": (OSM, OSM),
+    "kuma": (KUMA, KUMA),
+    "apisix": (APISIX, APISIX),
+    "knative": (KNATIVE, KNATIVE),
+}
+
+
 def observer_key(canary: Canary, mesh_provider: str = "") -> str:
     """Flagger's observer selection key: global provider, replaced by `spec.provider` (unless the
     global one is Linkerd), `:service` appended for core Service targets."""
@@ -317,24 +336,10 @@ def observer_for(key: str) -> Observer:
         observer = _service_observer(base)
         if observer is not None:
             return observer
-    if base.startswith("appmesh"):
-        return APPMESH
-    if base.startswith("gloo"):
-        return GLOO
-    if base == "kubernetes" or base.startswith("gatewayapi"):
-        return HTTP
-    simple = {
-        "contour": CONTOUR,
-        "nginx": NGINX,
-        "skipper": SKIPPER,
-        "traefik": TRAEFIK,
-        "osm": OSM,
-        "kuma": KUMA,
-        "apisix": APISIX,
-        "knative": KNATIVE,
-    }
-    if base in simple:
-        return simple[base]
+    info = providers.lookup(base) or _by_family(base)
+    if info is not None:
+        workload, service_copy = _OBSERVERS[info.observer]
+        return service_copy if service else workload
     if base in ("linkerd", "smi:linkerd"):
         return LINKERD_SERVICE if service else LINKERD
     # Flagger's default: Istio, and the mesh providers that follow Istio's metrics (SMI, the
@@ -344,6 +349,14 @@ def observer_for(key: str) -> Observer:
     raise BuiltinQueryError(
         f"no builtin metrics for provider {base!r}; use a MetricTemplate (templateRef) instead"
     )
+
+
+def _by_family(base: str) -> providers.ProviderInfo | None:
+    """Flagger's observer factory matches `appmesh`, `gloo` and `gatewayapi` by prefix."""
+    family = providers.parse(base).name if base else ""
+    if family in ("appmesh", "gloo", "gatewayapi"):
+        return next(row for row in providers.PROVIDERS.values() if row.family == family)
+    return None
 
 
 def _service_observer(base: str) -> Observer | None:

@@ -13,12 +13,12 @@ default that the API server applies (only used where Flagger's own CRD declares 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from coalmine.api import naming
+from coalmine.api import naming, providers
 
 Provider = Literal[
     "apisix",
@@ -43,34 +43,12 @@ Provider = Literal[
 ]
 PROVIDERS: tuple[str, ...] = get_args(Provider)
 
-# Prefix forms Flagger's router factory accepts for the global `--mesh-provider` flag, most specific
-# first (`smi:v1alpha1:istio`, `gatewayapi:v1beta1`, `appmesh:v1beta2`, `gloo:<anything>`).
-_PROVIDER_PREFIXES: tuple[tuple[str, Provider], ...] = (
-    ("appmesh:v1beta2", "appmesh:v1beta2"),
-    ("smi:v1alpha1", "smi:v1alpha1"),
-    ("smi:v1alpha2", "smi:v1alpha2"),
-    ("smi:v1alpha3", "smi:v1alpha3"),
-    ("gloo", "gloo"),
-    ("gatewayapi:v1beta1", "gatewayapi:v1beta1"),
-    ("gatewayapi:v1", "gatewayapi:v1"),
-)
-
 
 def canonical_provider(value: str | None) -> Provider | None:
-    """The CRD provider value a provider string stands for, the way Flagger's router factory reads it.
-
-    `spec.provider` only takes the exact CRD values; the global `--mesh-provider` flag also takes the
-    factory's prefix forms (`smi:v1alpha1:istio` → `smi:v1alpha1`). None means "not a provider Flagger
-    knows" (Flagger then falls back to Istio with a warning).
-    """
-    if not value:
-        return None
-    if value in PROVIDERS:
-        return value  # type: ignore[return-value]
-    for prefix, provider in _PROVIDER_PREFIXES:
-        if value.startswith(prefix):
-            return provider
-    return None
+    """The CRD provider value a provider string stands for (`coalmine.api.providers.canonical`):
+    `spec.provider` takes the exact CRD values; `--mesh-provider` also the router factory's prefix
+    forms (`smi:v1alpha1:istio` → `smi:v1alpha1`). None: not a provider Flagger knows."""
+    return cast(Provider | None, providers.canonical(value))
 
 
 Phase = Literal[

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from coalmine.api.providers import DEFAULT_MESH_PROVIDER
+
 if TYPE_CHECKING:
     from coalmine.api.validation.problems import Problem, ProblemSeverity
 
@@ -71,9 +73,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument(
         "--mesh-provider",
-        default=None,
+        default=DEFAULT_MESH_PROVIDER,
         help="the controller's --mesh-provider, used for canaries without spec.provider "
-        "(default: provider-specific rules only apply to canaries that set spec.provider)",
+        f"(default: {DEFAULT_MESH_PROVIDER}, the controller's default)",
+    )
+    parser.add_argument(
+        "--ingress-class",
+        default="",
+        help="the controller's --ingress-class (Contour's ingressClassName)",
     )
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="print errors only (no warnings, no summary)"
@@ -152,7 +159,8 @@ class Options:
     """The controller's flags that change the rules."""
 
     no_cross_namespace_refs: bool = False
-    mesh_provider: str | None = None
+    mesh_provider: str | None = DEFAULT_MESH_PROVIDER
+    ingress_class: str = ""
 
 
 def _objects(document: object) -> Iterator[tuple[str, object]]:
@@ -196,7 +204,7 @@ def check_stream(text: str, source: str, options: Options = Options()) -> Result
             if inspection.kind is not None:
                 result.objects += 1
             kind, name, namespace = _identity(item)
-            problems = [*inspection.problems, *_service_target_findings(inspection.obj, options)]
+            problems = [*inspection.problems, *_routing_findings(inspection.obj, options)]
             for problem in problems:
                 where = document.position(prefix + problem.path)
                 result.findings.append(
@@ -216,15 +224,21 @@ def check_stream(text: str, source: str, options: Options = Options()) -> Result
     return result
 
 
-def _service_target_findings(obj: object, options: Options) -> list[Problem]:
-    """Which traffic a Service-target canary really canaries, and the refusals the controller
-    reaches without reading the cluster (`coalmine.targets.service_coverage`)."""
+def _routing_findings(obj: object, options: Options) -> list[Problem]:
+    """What the controller's routing verdict says of a Canary (`routers.verdict.compatibility`,
+    the very function the controller calls), without a live target Service."""
     from coalmine.api.models import Canary
-    from coalmine.targets.service_coverage import check_findings
+    from coalmine.routers.verdict import Options as VerdictOptions
+    from coalmine.routers.verdict import compatibility
 
     if not isinstance(obj, Canary):
         return []
-    return check_findings(obj, options.mesh_provider)
+    verdict = VerdictOptions(
+        mesh_provider=options.mesh_provider or DEFAULT_MESH_PROVIDER,
+        no_cross_namespace_refs=options.no_cross_namespace_refs,
+        ingress_class=options.ingress_class,
+    )
+    return compatibility(obj, verdict)
 
 
 def check_bytes(data: bytes, source: str, options: Options = Options()) -> Result:
@@ -251,7 +265,7 @@ def check_text(
     out: TextIO,
     *,
     no_cross_namespace_refs: bool = False,
-    mesh_provider: str | None = None,
+    mesh_provider: str | None = DEFAULT_MESH_PROVIDER,
     quiet: bool = False,
 ) -> bool:
     """Prints the problems of one YAML stream (no summary); True when it has an error."""
@@ -318,7 +332,7 @@ def _read(path: Path | None) -> bytes:
 
 
 def run(args: argparse.Namespace) -> int:
-    options = Options(args.no_cross_namespace_refs, args.mesh_provider)
+    options = Options(args.no_cross_namespace_refs, args.mesh_provider, args.ingress_class)
     out = _Output(sys.stdout)
     total = Result()
     for source, path in _sources(args.filename):

@@ -21,7 +21,6 @@ import aiohttp
 from coalmine.analysis.checks import AnalysisSettings, MetricAnalyzer
 from coalmine.api import naming
 from coalmine.api.models import Canary
-from coalmine.api.validation import ManifestError, parse_canary, summarize_problems
 from coalmine.controller.actions import KubeActionLog, verb_annotations_changed
 from coalmine.controller.adapters import (
     CacheSources,
@@ -45,17 +44,16 @@ from coalmine.kube.kinds import (
     ALERT_PROVIDER,
     CANARY,
     CONFIG_MAP,
-    DAEMON_SET,
-    DEPLOYMENT,
     METRIC_TEMPLATE,
     SECRET,
     SERVICE,
     Kind,
+    kind_for,
 )
 from coalmine.kube.lease import LeaderElector, LeaseTimings
 from coalmine.notify.alerter import Alerter, GlobalNotifierSettings, global_notifier
-from coalmine.routers.common import RouterError
-from coalmine.routers.registry import router_for
+from coalmine.routers.verdict import Options as VerdictOptions
+from coalmine.routers.verdict import Verdict, judge
 from coalmine.scheduler import Dependencies, Scheduler, SchedulerConfig
 from coalmine.scheduler.status import initial_status
 from coalmine.scheduler.timing import (
@@ -63,14 +61,13 @@ from coalmine.scheduler.timing import (
     job_interval,
 )
 from coalmine.targets.hashing import revision_hash
-from coalmine.targets.service_coverage import service_target_refusal
+from coalmine.targets.kinds import TARGET_KINDS as TARGET_KIND_TABLE
 
 log = logging.getLogger(__name__)
 
+# What the runtime watches: the target-kind table (`coalmine.targets.kinds`).
 TARGET_KINDS: dict[str, Kind] = {
-    "Deployment": DEPLOYMENT,
-    "DaemonSet": DAEMON_SET,
-    "Service": SERVICE,
+    name: kind_for(info.api_version, info.kind) for name, info in TARGET_KIND_TABLE.items()
 }
 ON_DEMAND_KINDS = frozenset({SECRET, CONFIG_MAP})
 VALID_CONDITION = "Valid"
@@ -335,6 +332,12 @@ class CanaryReconciler:
             resolve_providers=sources.alert_providers,
         )
         self.seams = ControllerSeams(self.ctx)
+        self.verdict_options = VerdictOptions(
+            mesh_provider=settings.mesh_provider,
+            no_cross_namespace_refs=settings.no_cross_namespace_refs,
+            ingress_class=settings.ingress_class,
+            ingress_annotations_prefix=settings.ingress_annotations_prefix,
+        )
         self.scheduler = Scheduler(
             Dependencies(
                 seams=self.seams,
@@ -369,25 +372,6 @@ class CanaryReconciler:
 
     # --- events -----------------------------------------------------------------------------
 
-    def _parse(self, obj: Object) -> Canary:
-        return parse_canary(
-            obj,
-            no_cross_namespace_refs=self.settings.no_cross_namespace_refs,
-            mesh_provider=self.settings.mesh_provider,
-        )
-
-    def _reparse(self, obj: Object, parsed: Canary) -> Canary:
-        """`parsed` if it was parsed from this very revision of `obj`, else a fresh parse.
-
-        The watch event of a cycle's own status write already parsed the revision the next cycle
-        reads; parsing it again was a tenth of the controller's CPU per analysing cycle. Parsed
-        canaries are never mutated (the scheduler writes new statuses, not new models).
-        """
-        version = (obj.get("metadata") or {}).get("resourceVersion")
-        if version is not None and parsed.metadata.resource_version == version:
-            return parsed
-        return self._parse(obj)
-
     async def _on_canary(self, event_type: str, obj: Object) -> None:
         namespace, name = object_key(obj)
         key = f"{name}.{namespace}"
@@ -398,20 +382,20 @@ class CanaryReconciler:
             if gone is not None:
                 await self._rejudge(gone.target)
             return
-        try:
-            canary = self._parse(obj)
-        except ManifestError as error:
-            await self._refuse(obj, key, "InvalidSpec", summarize_problems(error.errors))
+        verdict = self._judge(obj)
+        canary, refusal = verdict.canary, verdict.refusal
+        if canary is None:
+            assert refusal is not None
+            await self._refuse(obj, key, refusal.reason, refusal.message)
             return
         target = (canary.spec.target_ref.kind, canary.namespace, canary.spec.target_ref.name)
         owner = self._owner_of(target, key, obj)
         if owner is not None:
             await self._refuse_duplicate(obj, key, target, owner)
             return
-        problem = self._routing_problem(canary)
-        if problem:
+        if refusal is not None:
             self._refused[key] = target
-            await self._refuse(obj, key, "UnsupportedRouting", problem)
+            await self._refuse(obj, key, refusal.reason, refusal.message)
             return
         self._refused.pop(key, None)
         previous = self._known.get(key)
@@ -437,26 +421,16 @@ class CanaryReconciler:
         ):
             job.trigger()
 
-    def _routing_problem(self, canary: Canary) -> str:
-        """Why the canary's provider cannot route it, or "" (checked before any object is made)."""
-        provider = canary.spec.provider or self.settings.mesh_provider
-        try:
-            selection = router_for(provider)
-        except RouterError as error:
-            return f"spec.provider: {error}"
+    def _judge(self, obj: Object) -> Verdict:
+        """The one verdict `coalmine check` reaches too (`routers.verdict.judge`), with the
+        target Service read from the cache."""
+        return judge(obj, self.verdict_options, self._target_service)
+
+    def _target_service(self, canary: Canary) -> Object | None:
         target = canary.spec.target_ref
-        service = None
-        if target.kind == "Service":
-            service = self.caches[SERVICE].get(target.name, canary.namespace)
-        refusal = service_target_refusal(canary, service, self.settings.mesh_provider)
-        if refusal or selection.router is None:
-            return refusal
-        fatal = [
-            str(p)
-            for p in selection.router.compatibility(canary, target.kind, service)
-            if p.severity == "error"
-        ]
-        return "; ".join(fatal)
+        if not target.is_core_service:
+            return None
+        return self.caches[SERVICE].get(target.name, canary.namespace)
 
     def _owner_of(self, target: tuple[str, str, str], key: str, obj: Object) -> str | None:
         """The canary that releases `target` instead of this one: the oldest; on a tie (same
@@ -605,22 +579,19 @@ class CanaryReconciler:
             known = self._known.get(key)
             if obj is None or known is None:
                 return
-            try:
-                canary = self._reparse(obj, known.canary)
-            except ManifestError:
-                return
-            if canary.metadata.deletion_timestamp:
-                return
             # Judged again with synced caches: the target Service may not have been listed when
             # the canary event came, or may since have become something the router cannot reach.
-            problem = self._routing_problem(canary)
-            if problem:
+            verdict = self._judge(obj)
+            canary, refusal = verdict.canary, verdict.refusal
+            if canary is None or canary.metadata.deletion_timestamp:
+                return
+            if refusal is not None:
                 self._refused[key] = (
                     canary.spec.target_ref.kind,
                     namespace,
                     canary.spec.target_ref.name,
                 )
-                await self._refuse(obj, key, "UnsupportedRouting", problem, stop_job=False)
+                await self._refuse(obj, key, refusal.reason, refusal.message, stop_job=False)
                 return
             await self.sources.prefetch(canary)
             await self.scheduler.advance(canary)

@@ -76,11 +76,17 @@ _PLURALS = {
     "Service": "services",
 }
 _BY_API_VERSION: dict[tuple[str, str], Kind] = {}
+_CONSTANTS = tuple(value for value in tuple(globals().values()) if isinstance(value, Kind))
 
 
 def kind_for(api_version: str, kind: str) -> Kind:
     """The Kind of an object a router reads or writes, from its apiVersion and kind."""
     known = _BY_API_VERSION.get((api_version, kind))
+    if known is None:
+        # The module's own constant when there is one: lightkube registers one class per kind.
+        known = next(
+            (k for k in _CONSTANTS if k.api_version == api_version and k.kind == kind), None
+        )
     if known is None:
         group, _, version = api_version.rpartition("/")
         plural = _PLURALS.get(kind) or f"{kind.lower()}s"

@@ -14,12 +14,13 @@ import string
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from coalmine.api import naming
+from coalmine.api import naming, providers
 from coalmine.api.models import ABMatch, Canary, SessionAffinity
 from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes, SessionAffinityCookies
+from coalmine.targets import kinds as target_kinds
 from coalmine.targets import labels
 
 Obj = dict[str, Any]
@@ -32,21 +33,9 @@ class RouterError(Exception):
 INITIAL_WEIGHTS = Routes(100, 0, False)
 
 
-@dataclass(frozen=True)
-class ProviderSpec:
-    """A parsed provider string: `smi:v1alpha1:istio` → name `smi`, version `v1alpha1`, mesh `istio`."""
-
-    name: str
-    version: str | None = None
-    mesh: str | None = None
-
-
-def parse_provider(value: str) -> ProviderSpec:
-    parts = [part.strip() for part in value.strip().split(":")]
-    name = parts[0]
-    version = parts[1] if len(parts) > 1 and parts[1] else None
-    mesh = ":".join(parts[2:]) if len(parts) > 2 and any(parts[2:]) else None
-    return ProviderSpec(name=name, version=version, mesh=mesh)
+# Provider strings are parsed by the provider table (re-exported here for the routers).
+ProviderSpec = providers.ProviderSpec
+parse_provider = providers.parse
 
 
 @dataclass(frozen=True)
@@ -84,7 +73,8 @@ class RouteUpdate:
     cookies: SessionAffinityCookies | None = None
 
 
-TargetKind = Literal["Deployment", "DaemonSet", "Service"]
+# A key of the target-kind table (`coalmine.targets.kinds`).
+TargetKind = target_kinds.TargetKind
 
 
 class PureRouter(Protocol):
@@ -417,18 +407,14 @@ def wire(value: Any) -> Any:
 # --- capability checks shared by compatibility() ------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Capabilities:
-    """What a router can express; anything else a Canary asks for is reported, not ignored."""
-
-    ab_testing: bool
-    mirroring: bool
-    session_affinity: bool
-    tcp: bool
+Capabilities = providers.Capabilities
 
 
 def capability_problems(canary: Canary, router: str, capabilities: Capabilities) -> list[Problem]:
-    analysis = canary.spec.analysis
+    """What the Canary asks of a router that lacks it. Only what cannot work is an error: an A/B
+    run on a router without header matching (all traffic would go to the canary) and TCP on an
+    HTTP router. Mirroring and session affinity a router lacks are ignored, as Flagger does."""
+    analysis = canary.spec.effective_analysis
     problems: list[Problem] = []
     if analysis and analysis.match and not capabilities.ab_testing:
         problems.append(
@@ -442,7 +428,9 @@ def capability_problems(canary: Canary, router: str, capabilities: Capabilities)
         problems.append(
             Problem(
                 "spec.analysis.mirror",
-                f"the {router} router cannot mirror traffic; the run would never leave weight 0",
+                f"the {router} router cannot mirror traffic; the setting is ignored (no mirror "
+                "step: a canary run shifts real traffic from its first step)",
+                "warning",
             )
         )
     if analysis and analysis.session_affinity and not capabilities.session_affinity:

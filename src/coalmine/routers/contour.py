@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from coalmine.api.models import Canary
+from coalmine.api.providers import PROVIDERS
 from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
-    Capabilities,
     Obj,
     RouterError,
     WeightedRouter,
@@ -24,7 +24,7 @@ from coalmine.routers.common import (
 
 API_VERSION = "projectcontour.io/v1"
 KIND = "HTTPProxy"
-CAPABILITIES = Capabilities(ab_testing=True, mirroring=False, session_affinity=False, tcp=False)
+CAPABILITIES = PROVIDERS["contour"].capabilities
 DESTINATION_OVERRIDE_HEADER = "l5d-dst-override"
 
 __all__ = ["ROUTER", "ContourRouter"]

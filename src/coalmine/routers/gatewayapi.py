@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from coalmine.api.models import Canary, HTTPMatchRequest, StringMatch, parse_go_duration
+from coalmine.api.providers import PROVIDERS
 from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
     SET_COOKIE_HEADER,
-    Capabilities,
     Obj,
     RouterError,
     WeightedRouter,
@@ -32,7 +32,7 @@ from coalmine.routers.common import (
 GROUP = "gateway.networking.k8s.io"
 KIND = "HTTPRoute"
 Version = Literal["v1", "v1beta1"]
-CAPABILITIES = Capabilities(ab_testing=True, mirroring=True, session_affinity=True, tcp=False)
+CAPABILITIES = PROVIDERS["gatewayapi:v1"].capabilities
 
 __all__ = ["ROUTER_V1", "ROUTER_V1BETA1", "GatewayAPIRouter", "map_route_matches"]
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from coalmine.api import naming
 from coalmine.api.models import Canary
+from coalmine.api.providers import PROVIDERS
 from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.routers.common import (
@@ -43,7 +44,7 @@ VIRTUAL_SERVICE = "VirtualService"
 DESTINATION_RULE = "DestinationRule"
 STICKY_ROUTE = "sticky-route"
 STICKY_PRIMARY_ROUTE = "sticky-route-primary"
-CAPABILITIES = Capabilities(ab_testing=True, mirroring=True, session_affinity=True, tcp=True)
+CAPABILITIES = PROVIDERS["istio"].capabilities
 # A TCP route has no headers to match, nothing to mirror and no cookies.
 CAPABILITIES_TCP = Capabilities(ab_testing=False, mirroring=False, session_affinity=False, tcp=True)
 

@@ -17,11 +17,11 @@ from collections.abc import Iterator, Sequence
 
 from coalmine.api import naming
 from coalmine.api.models import Canary
+from coalmine.api.providers import PROVIDERS
 from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
-    Capabilities,
     Delete,
     FinalizeAction,
     Obj,
@@ -44,7 +44,7 @@ from coalmine.routers.common import (
 API_VERSION = "networking.k8s.io/v1"
 KIND = "Ingress"
 DEFAULT_ANNOTATIONS_PREFIX = "nginx.ingress.kubernetes.io"
-CAPABILITIES = Capabilities(ab_testing=True, mirroring=False, session_affinity=False, tcp=False)
+CAPABILITIES = PROVIDERS["nginx"].capabilities
 
 __all__ = ["ROUTER", "NginxRouter", "canary_ingress_name"]
 

@@ -1,13 +1,16 @@
-"""Provider string → router, as Flagger's router factory decides (`pkg/router/factory.go`).
+"""Provider string → router, as Flagger's router factory decides (`pkg/router/factory.go`): the
+provider table (`coalmine.api.providers`) names the router key, ROUTERS holds the routers.
 
 Kept out of common.py because every router module imports common.py; a registry there would be
-a circular import. Adding a router = one module + one line in ROUTERS.
+a circular import. Adding a router = one module, one line in ROUTERS and its row's `router` key.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
+from coalmine.api import providers
 from coalmine.routers import contour, gatewayapi, istio, nginx, smi, traefik
 from coalmine.routers.common import PureRouter, RouterError, parse_provider
 
@@ -24,9 +27,6 @@ ROUTERS: dict[str, PureRouter] = {
     "nginx": nginx.ROUTER,
     "traefik": traefik.ROUTER,
 }
-
-# Providers Flagger knows that have no pure router here; "kubernetes" means no mesh router at all.
-NOT_IMPLEMENTED = frozenset({"appmesh", "gloo", "knative", "skipper", "apisix", "kuma"})
 
 
 @dataclass(frozen=True)
@@ -48,30 +48,20 @@ def router_for(
     `ingress_class` is the controller's `--ingress-class` (Contour's ingressClassName);
     `ingress_annotations_prefix` its `--ingress-annotations-prefix` (NGINX).
     """
+    info = providers.lookup(provider)
+    if info is None:
+        warning = f"Unknown provider {provider}, defaulting to istio"
+        return Selection(ROUTERS["istio"], warning=warning)
+    if info.router is None:
+        if info.refusal:
+            raise RouterError(info.refusal)
+        return Selection(None)  # kubernetes: no mesh router at all
     spec = parse_provider(provider)
-    if spec.name == "kubernetes":
-        return Selection(None)
-    smi_versions: dict[str | None, smi.Version] = {
-        "v1alpha1": "v1alpha1",
-        "v1alpha2": "v1alpha2",
-        "v1alpha3": "v1alpha3",
-    }
-    if spec.name == "smi" and spec.version in smi_versions:
-        if spec.mesh:
-            version = smi_versions[spec.version]
-            return Selection(smi.SMIRouter(version, mesh=spec.mesh, provider=provider))
-        return Selection(ROUTERS[f"smi:{spec.version}"])
-    if spec.name == "gatewayapi":
-        if spec.version and spec.version.startswith("v1beta1"):
-            return Selection(ROUTERS["gatewayapi:v1beta1"])
-        if spec.version and spec.version.startswith("v1"):
-            return Selection(ROUTERS["gatewayapi:v1"])
-    if spec.name == "contour" and ingress_class:
+    if info.family == "smi" and spec.mesh:
+        version = cast(smi.Version, info.name.split(":", 1)[1])
+        return Selection(smi.SMIRouter(version, mesh=spec.mesh, provider=provider))
+    if info.name == "contour" and ingress_class:
         return Selection(contour.ContourRouter(ingress_class=ingress_class))
-    if spec.name == "nginx" and ingress_annotations_prefix:
+    if info.name == "nginx" and ingress_annotations_prefix:
         return Selection(nginx.NginxRouter(annotations_prefix=ingress_annotations_prefix))
-    if spec.name in ROUTERS and spec.version is None:
-        return Selection(ROUTERS[spec.name])
-    if spec.name in NOT_IMPLEMENTED or spec.name.startswith("gloo"):
-        raise RouterError(f"provider {provider} is not supported by coalmine")
-    return Selection(ROUTERS["istio"], warning=f"Unknown provider {provider}, defaulting to istio")
+    return Selection(ROUTERS[info.router])

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from coalmine.api.models import Canary
+from coalmine.api.providers import PROVIDERS
 from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
-    Capabilities,
     Obj,
     RouterError,
     WeightedRouter,
@@ -26,7 +26,7 @@ from coalmine.routers.common import (
 GROUP = "split.smi-spec.io"
 KIND = "TrafficSplit"
 ISTIO_GATEWAYS_ANNOTATION = "VirtualService.v1alpha3.networking.istio.io/spec.gateways"
-CAPABILITIES = Capabilities(ab_testing=False, mirroring=False, session_affinity=False, tcp=True)
+CAPABILITIES = PROVIDERS["linkerd"].capabilities
 Version = Literal["v1alpha1", "v1alpha2", "v1alpha3"]
 
 __all__ = ["LINKERD", "OSM", "ROUTER_V1ALPHA1", "ROUTER_V1ALPHA2", "ROUTER_V1ALPHA3", "SMIRouter"]

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from coalmine.api.models import Canary
+from coalmine.api.providers import PROVIDERS
 from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
-    Capabilities,
     Obj,
     RouterError,
     WeightedRouter,
@@ -23,7 +23,7 @@ from coalmine.routers.common import (
 
 API_VERSION = "traefik.io/v1alpha1"
 KIND = "TraefikService"
-CAPABILITIES = Capabilities(ab_testing=False, mirroring=False, session_affinity=False, tcp=False)
+CAPABILITIES = PROVIDERS["traefik"].capabilities
 
 __all__ = ["ROUTER", "TraefikRouter"]
 

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from coalmine.analysis import AnalysisOutcome, Analyzer, AvailabilityOutcome
 from coalmine.analysis.record import final_score_verdict, with_measurements
-from coalmine.api import naming
+from coalmine.api import naming, providers
 from coalmine.api.hashing import is_foreign_hash, release_checksum
 from coalmine.api.models import (
     ANALYSING_PHASES,
@@ -238,7 +238,7 @@ class Scheduler:
     async def _advance(self, c: _Cycle) -> bool:
         """Steps 2-27; True when the cycle reached the analysis section (for the duration metric)."""
         initializing = c.phase in INITIALIZING_PHASES
-        appmesh = c.provider.startswith("appmesh")
+        appmesh = providers.resolve(c.provider).routes_first
 
         # 3. selector label and ports
         try:

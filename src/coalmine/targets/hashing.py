@@ -11,6 +11,7 @@ from typing import Any
 
 from coalmine.api.hashing import spec_hash
 from coalmine.targets.daemonset import without_parking
+from coalmine.targets.kinds import TARGET_KINDS
 
 
 def workload_hash_input(workload: Mapping[str, Any]) -> Any:
@@ -62,9 +63,7 @@ def service_hash(service: Mapping[str, Any]) -> str:
 def revision_hash(target: Mapping[str, Any]) -> str | None:
     """The spec hash of a target by its kind (None for a kind that is not a target): what the
     scheduler compares with `status.lastAppliedSpec`, so a change of it is a new revision."""
-    kind = target.get("kind")
-    if kind == "Service":
-        return service_hash(target)
-    if kind in {"Deployment", "DaemonSet"}:
-        return workload_hash(target)
-    return None
+    info = TARGET_KINDS.get(str(target.get("kind")))
+    if info is None:
+        return None
+    return service_hash(target) if info.revision == "service" else workload_hash(target)

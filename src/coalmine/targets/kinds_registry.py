@@ -1,23 +1,19 @@
-"""Which `TargetController` and `ScalerReconciler` serve a Canary: one registry line per kind."""
+"""Which `TargetController` and `ScalerReconciler` serve a Canary. Target kinds come from the
+table in `coalmine.targets.kinds` (one entry per kind); scalers from SCALERS below."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from coalmine.api.models import Canary
 from coalmine.kube.context import ClusterContext
 from coalmine.targets.base import ScalerReconciler, TargetController
-from coalmine.targets.daemonset_controller import DaemonSetController
-from coalmine.targets.deployment_controller import DeploymentController
 from coalmine.targets.errors import TargetError
+from coalmine.targets.kinds import TARGET_KINDS, TargetKindInfo
 from coalmine.targets.scaler_controller import HpaScaler, KedaScaler
-from coalmine.targets.service_controller import ServiceTargetController
 
-TARGET_CONTROLLERS: dict[str, Callable[[ClusterContext], TargetController]] = {
-    "Deployment": DeploymentController,
-    "DaemonSet": DaemonSetController,
-    "Service": ServiceTargetController,
-}
+_CONTROLLERS: dict[str, Callable[[ClusterContext], TargetController]] = {}
 
 SCALERS: dict[str, Callable[[ClusterContext], ScalerReconciler]] = {
     "HorizontalPodAutoscaler": HpaScaler,
@@ -33,14 +29,24 @@ def target_controller_for(canary: Canary, ctx: ClusterContext) -> TargetControll
             f"canary {canary.key} spec.targetRef: Knative Services ({ref.api_version}) "
             "are not supported yet"
         )
-    factory = TARGET_CONTROLLERS.get(ref.kind)
-    if factory is None:
-        supported = ", ".join(sorted(TARGET_CONTROLLERS))
+    info = TARGET_KINDS.get(ref.kind)
+    if info is None:
+        supported = ", ".join(sorted(TARGET_KINDS))
         raise TargetError(
             f"canary {canary.key} spec.targetRef.kind: {ref.kind} is not supported "
             f"(supported: {supported})"
         )
-    return factory(ctx)
+    return _controller_class(info)(ctx)
+
+
+def _controller_class(info: TargetKindInfo) -> Callable[[ClusterContext], TargetController]:
+    """The `module:Class` of the table row, imported once."""
+    found = _CONTROLLERS.get(info.kind)
+    if found is None:
+        module, _, name = info.controller.partition(":")
+        found = getattr(importlib.import_module(module), name)
+        _CONTROLLERS[info.kind] = found
+    return found
 
 
 def scaler_for(canary: Canary, ctx: ClusterContext) -> ScalerReconciler | None:

@@ -16,22 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from coalmine.api import naming
+from coalmine.api import naming, providers
 from coalmine.api.models import Canary
-from coalmine.api.validation.problems import Problem
+from coalmine.api.providers import Scope
 
-Scope = Literal["mesh", "edge", "copies"]
 EventKind = Literal["Normal", "Warning"]
 
 COVERAGE_CONDITION = "TrafficCoverage"
-# Providers whose router sits in front of the callers only (a gateway or an ingress controller).
-EDGE_PROVIDERS = {
-    "gatewayapi": "the Gateway",
-    "contour": "the Contour ingress (HTTPProxy)",
-    "nginx": "the NGINX ingress",
-    "traefik": "the Traefik ingress",
-}
-MESH_PROVIDERS = ("istio", "linkerd", "osm", "smi")
 BUILTIN_CHECKS = ("request-success-rate", "request-duration")
 
 
@@ -60,17 +51,12 @@ class Coverage:
 
 def provider_of(canary: Canary, mesh_provider: str | None) -> str:
     """The provider the controller routes this canary with (`spec.provider`, else the flag)."""
-    return canary.spec.provider or mesh_provider or "istio"
+    return providers.effective(canary.spec.provider, mesh_provider)
 
 
 def scope_of(provider: str) -> Scope:
-    """mesh, edge (gateway/ingress) or copies (`kubernetes`) for a provider string."""
-    name = provider.split(":", 1)[0]
-    if name == "kubernetes":
-        return "copies"
-    if name in EDGE_PROVIDERS:
-        return "edge"
-    return "mesh"
+    """mesh, edge (gateway/ingress) or copies (`kubernetes`): the provider table's `scope`."""
+    return providers.resolve(provider).scope
 
 
 def _sentence(canary: Canary, provider: str, scope: Scope) -> str:
@@ -91,7 +77,7 @@ def _sentence(canary: Canary, provider: str, scope: Scope) -> str:
             f"on the primary until promotion (blue/green)"
         )
     if scope == "edge":
-        through = EDGE_PROVIDERS[provider.split(":", 1)[0]]
+        through = providers.resolve(provider).through
         rest = (
             f"in-cluster clients of {target} move to a new revision as soon as the Service changes"
             if service
@@ -154,24 +140,3 @@ def builtin_checks_reason(canary: Canary, mesh_provider: str | None) -> str:
                 f"version's pods or a router that can route this Service"
             )
     return ""
-
-
-def service_target_refusal(
-    canary: Canary, service: Mapping[str, Any] | None, mesh_provider: str | None
-) -> str:
-    """The first reason the controller refuses this Service-target canary, or ""."""
-    return selectorless_reason(canary, service) or builtin_checks_reason(canary, mesh_provider)
-
-
-def check_findings(canary: Canary, mesh_provider: str | None) -> list[Problem]:
-    """What `coalmine check` adds for a Service-target canary: the coverage sentence (a warning,
-    so nobody misses it) and the refusal the controller would reach without reading the cluster."""
-    if not canary.spec.target_ref.is_core_service:
-        return []
-    path = "spec.provider" if canary.spec.provider else "spec.targetRef"
-    findings = [Problem(path, routing_coverage(canary, mesh_provider).sentence, "warning")]
-    refusal = builtin_checks_reason(canary, mesh_provider)
-    if refusal:
-        where, _, reason = refusal.partition(": ")
-        findings.append(Problem(where, reason))
-    return findings

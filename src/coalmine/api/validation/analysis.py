@@ -22,10 +22,8 @@ from coalmine.api.validation.semantics import (
     uses_new_semantics,
 )
 
-GATEWAY_API = ("gatewayapi:v1", "gatewayapi:v1beta1")
-_SESSION_AFFINITY_PROVIDERS = ("istio", *GATEWAY_API)
-_MIRROR_PROVIDERS = ("istio", *GATEWAY_API)
-_AB_PROVIDERS = ("istio", "appmesh", "appmesh:v1beta2", "nginx", "contour", "gloo", *GATEWAY_API)
+# What a provider's router can do (A/B, mirroring, session affinity) is judged by the routers'
+# compatibility() from the provider table (`coalmine.api.providers`), not here: one verdict.
 
 
 # Sensible maximums (docs/decisions.md): far beyond any working analysis, short of typos.
@@ -419,28 +417,10 @@ def _strategy_problems(
                     "warning",
                 )
             )
-    elif provider is not None and strategy == "ab-testing" and provider not in _AB_PROVIDERS:
+    if analysis.mirror and strategy == "ab-testing":
         problems.append(
-            Problem(
-                f"{prefix}.match",
-                f"A/B testing is not supported by the {provider} provider",
-                "warning",
-            )
+            Problem(f"{prefix}.mirror", "ignored for A/B testing (match is set)", "warning")
         )
-    if analysis.mirror:
-        if strategy == "ab-testing":
-            problems.append(
-                Problem(f"{prefix}.mirror", "ignored for A/B testing (match is set)", "warning")
-            )
-        elif provider is not None and provider not in _MIRROR_PROVIDERS:
-            problems.append(
-                Problem(
-                    f"{prefix}.mirror",
-                    f"traffic mirroring is not supported by the {provider} provider "
-                    "(only istio and gatewayapi)",
-                    "warning",
-                )
-            )
     if analysis.mirror_weight and not analysis.mirror:
         problems.append(
             Problem(f"{prefix}.mirrorWeight", "ignored because mirror is not enabled", "warning")
@@ -459,16 +439,7 @@ def _strategy_problems(
                     "please update them to be different",
                 )
             )
-        if provider is not None and provider not in _SESSION_AFFINITY_PROVIDERS:
-            problems.append(
-                Problem(
-                    path,
-                    f"session affinity is only supported by the istio and gatewayapi providers, "
-                    f"not {provider}",
-                    "warning",
-                )
-            )
-        elif provider == "gatewayapi:v1beta1" and affinity.primary_cookie_name:
+        if provider == "gatewayapi:v1beta1" and affinity.primary_cookie_name:
             problems.append(
                 Problem(
                     f"{path}.primaryCookieName",

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from coalmine.api.models import (
     CORE_SERVICE_API_VERSIONS,
     KNATIVE_API_VERSION,
     Canary,
-    canonical_provider,
 )
-from coalmine.api.validation.analysis import (
-    GATEWAY_API,
-    analysis_problems,
-    string_match_problems,
-)
+from coalmine.api.providers import lookup, resolve
+from coalmine.api.validation.analysis import analysis_problems, string_match_problems
 from coalmine.api.validation.problems import Problem, key_path, show
 
 
@@ -21,7 +19,7 @@ def effective_provider(canary: Canary, mesh_provider: str | None = None) -> str 
     if canary.spec.provider:
         return canary.spec.provider
     if mesh_provider:
-        return canonical_provider(mesh_provider) or "istio"
+        return resolve(mesh_provider).name
     return None
 
 
@@ -250,27 +248,31 @@ def _service_problems(canary: Canary) -> list[Problem]:
     return problems
 
 
+# The fields a provider requires (its row's `requires` in the provider table), and how to tell.
+_REQUIRED: dict[str, Callable[[Canary], bool]] = {
+    "spec.service.gatewayRefs": lambda c: bool(c.spec.service and c.spec.service.gateway_refs),
+    "spec.ingressRef": lambda c: c.spec.ingress_ref is not None,
+    "spec.routeRef": lambda c: c.spec.route_ref is not None,
+    "spec.service.meshName": lambda c: bool(c.spec.service and c.spec.service.mesh_name),
+}
+_REQUIRED_REASONS = {
+    # Flagger's own message.
+    "spec.service.gatewayRefs": "GatewayRefs must be specified when using Gateway API as a provider.",
+    "spec.service.meshName": "required by the {provider} (v1beta1) provider",
+}
+
+
 def _provider_problems(canary: Canary, provider: str | None) -> list[Problem]:
     problems: list[Problem] = []
     spec = canary.spec
     service = spec.service
     if provider is None:
         return problems
-    if provider in GATEWAY_API and (service is None or not service.gateway_refs):
-        problems.append(
-            Problem(
-                "spec.service.gatewayRefs",
-                "GatewayRefs must be specified when using Gateway API as a provider.",
-            )
-        )
-    if provider in ("nginx", "skipper") and spec.ingress_ref is None:
-        problems.append(Problem("spec.ingressRef", f"required by the {provider} provider"))
-    if provider == "apisix" and spec.route_ref is None:
-        problems.append(Problem("spec.routeRef", "required by the apisix provider"))
-    if provider == "appmesh" and (service is None or not service.mesh_name):
-        problems.append(
-            Problem("spec.service.meshName", "required by the appmesh (v1beta1) provider")
-        )
+    info = lookup(provider)
+    for path in info.requires if info else ():
+        if not _REQUIRED[path](canary):
+            reason = _REQUIRED_REASONS.get(path, "required by the {provider} provider")
+            problems.append(Problem(path, reason.format(provider=info.name if info else provider)))
     if (
         provider == "istio"
         and service is not None

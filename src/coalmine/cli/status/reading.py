@@ -249,13 +249,14 @@ async def read_target(api: KubeApi, view: View, *, primary: bool = False) -> Obj
     """The target (or its primary copy) when it is a kind the CLI reads, else None."""
     from coalmine.api import naming
     from coalmine.kube.api import NotFound
-    from coalmine.kube.kinds import DAEMON_SET, DEPLOYMENT, SERVICE
+    from coalmine.kube.kinds import kind_for
+    from coalmine.targets.kinds import target_kind
 
     ref = view.spec.get("targetRef") or {}
-    kinds = {"Service": SERVICE, "Deployment": DEPLOYMENT, "DaemonSet": DAEMON_SET}
-    kind = kinds.get(str(ref.get("kind")))
-    if kind is None or str(ref.get("apiVersion")).startswith("serving.knative.dev"):
+    info = target_kind(str(ref.get("apiVersion")), str(ref.get("kind")))
+    if info is None:
         return None
+    kind = kind_for(info.api_version, info.kind)
     name = str(ref.get("name"))
     try:
         target: Object = await api.get(

@@ -1,0 +1,206 @@
+"""Every traffic provider in one table: canonical form, router, builtin observer, capabilities.
+
+A provider string (`spec.provider` or the controller's `--mesh-provider`) is read the way
+Flagger's router factory reads it: exact CRD values, plus the prefix forms the global flag may
+carry (`smi:v1alpha1:istio`, `gatewayapi:v1beta1`, `appmesh:v1beta2`, `gloo:<anything>`).
+Validation, the routers' registry, the builtin queries, the scheduler, the Service-target
+coverage and `coalmine check` all read this table; nothing else names providers. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Scope = Literal["mesh", "edge", "copies"]
+
+#: The controller's `--mesh-provider` default (Flagger's chart default too); `coalmine check`
+#: uses the same value so both judge a canary without `spec.provider` alike.
+DEFAULT_MESH_PROVIDER = "istio"
+KUBERNETES = "kubernetes"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a router can express; anything else a Canary asks for is reported, not ignored."""
+
+    ab_testing: bool
+    mirroring: bool
+    session_affinity: bool
+    tcp: bool
+
+
+NONE = Capabilities(ab_testing=False, mirroring=False, session_affinity=False, tcp=False)
+_WEIGHTS_ONLY_TCP = Capabilities(
+    ab_testing=False, mirroring=False, session_affinity=False, tcp=True
+)
+_HEADERS = Capabilities(ab_testing=True, mirroring=False, session_affinity=False, tcp=False)
+_FULL_HTTP = Capabilities(ab_testing=True, mirroring=True, session_affinity=True, tcp=False)
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """One row: what coalmine does with a provider.
+
+    `router` is the key of `routers.registry.ROUTERS` (None: no mesh router); `refusal` says why
+    a provider Flagger knows has no router here (the controller and `coalmine check` both refuse
+    it with this text). `observer` names the builtin metrics observer. `scope` says which traffic
+    follows the weights: `mesh` (in-mesh callers of the apex name), `edge` (only what passes
+    `through`, a gateway or ingress) or `copies` (nothing: `kubernetes`). `routes_first`: the
+    routing objects must exist before the primary pods (App Mesh's virtual nodes).
+    """
+
+    name: str
+    router: str | None
+    observer: str
+    capabilities: Capabilities
+    scope: Scope = "mesh"
+    through: str = ""
+    refusal: str = ""
+    routes_first: bool = False
+    #: Fields the provider needs (validation reports them missing): `spec.ingressRef`, …
+    requires: tuple[str, ...] = ()
+
+    @property
+    def family(self) -> str:
+        return self.name.split(":", 1)[0]
+
+    @property
+    def supported(self) -> bool:
+        return not self.refusal
+
+
+def _unsupported(
+    name: str,
+    observer: str,
+    capabilities: Capabilities,
+    *,
+    scope: Scope = "mesh",
+    through: str = "",
+    routes_first: bool = False,
+    requires: tuple[str, ...] = (),
+) -> ProviderInfo:
+    return ProviderInfo(
+        name,
+        None,
+        observer,
+        capabilities,
+        scope,
+        through,
+        refusal=f"provider {name} is not supported by coalmine (no router for it yet)",
+        routes_first=routes_first,
+        requires=requires,
+    )
+
+
+_GATEWAYS = "spec.service.gatewayRefs"
+_INGRESS = "spec.ingressRef"
+
+_ROWS: tuple[ProviderInfo, ...] = (
+    ProviderInfo("istio", "istio", "istio", Capabilities(True, True, True, True)),
+    ProviderInfo("linkerd", "linkerd", "linkerd", _WEIGHTS_ONLY_TCP),
+    ProviderInfo("osm", "osm", "osm", _WEIGHTS_ONLY_TCP),
+    ProviderInfo("smi:v1alpha1", "smi:v1alpha1", "istio", _WEIGHTS_ONLY_TCP),
+    ProviderInfo("smi:v1alpha2", "smi:v1alpha2", "istio", _WEIGHTS_ONLY_TCP),
+    ProviderInfo("smi:v1alpha3", "smi:v1alpha3", "istio", _WEIGHTS_ONLY_TCP),
+    *(
+        ProviderInfo(name, name, "http", _FULL_HTTP, "edge", "the Gateway", requires=(_GATEWAYS,))
+        for name in ("gatewayapi:v1", "gatewayapi:v1beta1")
+    ),
+    ProviderInfo(
+        "contour", "contour", "contour", _HEADERS, "edge", "the Contour ingress (HTTPProxy)"
+    ),
+    ProviderInfo(
+        "nginx", "nginx", "nginx", _HEADERS, "edge", "the NGINX ingress", requires=(_INGRESS,)
+    ),
+    ProviderInfo("traefik", "traefik", "traefik", NONE, "edge", "the Traefik ingress"),
+    ProviderInfo(KUBERNETES, None, "http", NONE, "copies"),
+    _unsupported(
+        "appmesh", "appmesh", _HEADERS, routes_first=True, requires=("spec.service.meshName",)
+    ),
+    _unsupported("appmesh:v1beta2", "appmesh", _HEADERS, routes_first=True),
+    _unsupported("gloo", "gloo", _HEADERS, scope="edge", through="the Gloo gateway"),
+    _unsupported("kuma", "kuma", NONE),
+    _unsupported(
+        "apisix",
+        "apisix",
+        NONE,
+        scope="edge",
+        through="the APISIX gateway",
+        requires=("spec.routeRef",),
+    ),
+    _unsupported(
+        "skipper",
+        "skipper",
+        NONE,
+        scope="edge",
+        through="the Skipper ingress",
+        requires=(_INGRESS,),
+    ),
+    _unsupported("knative", "knative", NONE, scope="edge", through="the Knative ingress"),
+)
+
+PROVIDERS: dict[str, ProviderInfo] = {row.name: row for row in _ROWS}
+
+# The factory's prefix forms, most specific first (Flagger's `strings.HasPrefix` order).
+_PREFIXES: tuple[str, ...] = (
+    "appmesh:v1beta2",
+    "smi:v1alpha1",
+    "smi:v1alpha2",
+    "smi:v1alpha3",
+    "gloo",
+    "gatewayapi:v1beta1",
+    "gatewayapi:v1",
+)
+
+
+def canonical(value: str | None) -> str | None:
+    """The CRD provider value a provider string stands for; None: not a provider Flagger knows
+    (its router factory then falls back to Istio with a warning)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value in PROVIDERS:
+        return value
+    for prefix in _PREFIXES:
+        if value.startswith(prefix):
+            return prefix
+    return None
+
+
+def lookup(value: str | None) -> ProviderInfo | None:
+    """The row of a provider string, None for one Flagger does not know."""
+    name = canonical(value)
+    return PROVIDERS[name] if name is not None else None
+
+
+def resolve(value: str | None) -> ProviderInfo:
+    """The row the controller routes with: unknown strings mean Istio, as in Flagger."""
+    return lookup(value) or PROVIDERS[DEFAULT_MESH_PROVIDER]
+
+
+def effective(spec_provider: str | None, mesh_provider: str | None) -> str:
+    """`spec.provider`, else the controller's `--mesh-provider`, else its default."""
+    return spec_provider or mesh_provider or DEFAULT_MESH_PROVIDER
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """A parsed provider string: `smi:v1alpha1:istio` → name `smi`, version `v1alpha1`, mesh `istio`."""
+
+    name: str
+    version: str | None = None
+    mesh: str | None = None
+
+
+def parse(value: str) -> ProviderSpec:
+    parts = [part.strip() for part in value.strip().split(":")]
+    name = parts[0]
+    version = parts[1] if len(parts) > 1 and parts[1] else None
+    mesh = ":".join(parts[2:]) if len(parts) > 2 and any(parts[2:]) else None
+    return ProviderSpec(name=name, version=version, mesh=mesh)
+
+
+def with_capability(capability: str) -> tuple[str, ...]:
+    """The providers whose router has `capability` (`ab_testing`, `mirroring`, …), for texts."""
+    return tuple(row.name for row in _ROWS if getattr(row.capabilities, capability))

@@ -16,7 +16,6 @@ Without Go the real tier is skipped with a printed reason, and fails in CI.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import itertools
 import json
 import os
@@ -173,7 +172,6 @@ def start_realcluster(workdir: Path, *loads: Path) -> RealClusterProcess:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=die_with_parent,  # no threads exist in the child yet
     )
     assert process.stdout is not None
     line = process.stdout.readline().strip()
@@ -184,12 +182,6 @@ def start_realcluster(workdir: Path, *loads: Path) -> RealClusterProcess:
     cluster = RealClusterProcess(line, kubeconfig, process, workdir, audit_log)
     install_controller_rbac(cluster)
     return cluster
-
-
-def die_with_parent() -> None:
-    """The control plane goes when the test run goes, even when pytest is killed."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def stop_realcluster(cluster: RealClusterProcess) -> None:

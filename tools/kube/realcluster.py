@@ -617,8 +617,13 @@ def main(argv: list[str] | None = None) -> int:
         load(cluster, api, kubeconfig_path, args.load)
         print(f"realcluster: kubeconfig {kubeconfig_path}; logs in {data}", file=sys.stderr)
         print(cluster.url, flush=True)
+        parent = os.getppid()
         while True:
             cluster.check_alive()
+            if os.getppid() != parent:
+                # Whoever started us is gone (a test run killed with -9): nothing is left behind.
+                print("realcluster: the parent process exited; stopping", file=sys.stderr)
+                return 0
             time.sleep(0.5)
     except KeyboardInterrupt:
         return 0

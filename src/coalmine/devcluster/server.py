@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,10 +46,17 @@ from coalmine.devcluster.errors import (
     unauthorized,
 )
 from coalmine.devcluster.faults import Faults, RequestInfo
+from coalmine.devcluster.representation import (
+    partial_metadata,
+    truthy,
+    wants_metadata,
+    wants_table,
+)
 from coalmine.devcluster.resources import ResourceType
-from coalmine.devcluster.storage import Entry, Watcher, dumps
+from coalmine.devcluster.storage import Entry, dumps
 from coalmine.devcluster.store import Store, make_matcher
 from coalmine.devcluster.tables import table
+from coalmine.devcluster.watch import WatchRequest
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +86,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def json_response(body: Any, status: int = 200) -> web.Response:
     data = body if isinstance(body, bytes) else dumps(body)
     return web.Response(body=data, status=status, content_type="application/json")
-
-
-def partial_metadata(obj: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "kind": "PartialObjectMetadata",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": obj.get("metadata", {}),
-    }
 
 
 def error_response(error: ApiError) -> web.Response:
@@ -131,10 +128,6 @@ def _refuse_unknown_fields(rt: ResourceType, body: Any) -> None:
             f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: strict '
             f'decoding error: unknown field "{unknown[0]}"'
         )
-
-
-def _truthy(value: str | None) -> bool:
-    return value is not None and value.lower() in ("true", "1")
 
 
 class ApiServer:
@@ -379,7 +372,7 @@ class ApiServer:
         if method == "GET":
             if target.name:
                 return "watch" if target.watch_path else "get"
-            return "watch" if target.watch_path or _truthy(request.query.get("watch")) else "list"
+            return "watch" if target.watch_path or truthy(request.query.get("watch")) else "list"
         return {
             "POST": "create",
             "PUT": "update",
@@ -407,18 +400,22 @@ class ApiServer:
             entry = self.store.entry(rt, target.name, target.namespace)
             if target.subresource == "scale":
                 return json_response(self.store.scale_of(rt, entry))
-            if self._wants_table(request):
+            if wants_table(request):
                 obj = json.loads(entry.json(rt))
                 return json_response(
                     table(rt, [obj], str(entry.rv), query.get("includeObject", "Metadata"))
                 )
-            if self._wants_metadata(request):
+            if wants_metadata(request):
                 return json_response(partial_metadata(entry.obj))
             return json_response(entry.json(rt))
         if verb == "list":
             return self._list(request, target)
         if verb == "watch":
-            return await self._watch(request, target)
+            namespace = target.namespace if rt.namespaced else None
+            watch = WatchRequest(
+                request, self.store, rt, namespace, target.name, self.options.bookmark_interval
+            )
+            return await watch.serve()
         if verb == "create":
             if target.name:
                 raise method_not_allowed()
@@ -481,7 +478,7 @@ class ApiServer:
                 patch_type,
                 target.subresource,
                 field_manager,
-                _truthy(query.get("force")),
+                truthy(query.get("force")),
                 dry_run,
             )
             if target.subresource == "scale":
@@ -568,17 +565,6 @@ class ApiServer:
         except yaml.YAMLError as error:
             raise bad_request(f"error decoding YAML: {error}") from error
 
-    @staticmethod
-    def _wants_metadata(request: web.Request) -> bool:
-        """Metadata-only clients (client-go's metadata informers) ask for PartialObjectMetadata."""
-        accept = request.headers.get("Accept", "")
-        return "as=PartialObjectMetadata" in accept and "g=meta.k8s.io" in accept
-
-    @staticmethod
-    def _wants_table(request: web.Request) -> bool:
-        accept = request.headers.get("Accept", "")
-        return "as=Table" in accept and "g=meta.k8s.io" in accept
-
     # --- list --------------------------------------------------------------------------------
     def _list_bytes(
         self, rt: ResourceType, entries: list[Entry], continue_token: str | None
@@ -636,13 +622,13 @@ class ApiServer:
         return self._maybe_table(request, rt, self._list_bytes(rt, entries, token))
 
     def _maybe_table(self, request: web.Request, rt: ResourceType, body: bytes) -> web.Response:
-        if self._wants_metadata(request) and not self._wants_table(request):
+        if wants_metadata(request) and not wants_table(request):
             parsed = json.loads(body)
             parsed["kind"] = "PartialObjectMetadataList"
             parsed["apiVersion"] = "meta.k8s.io/v1"
             parsed["items"] = [partial_metadata(item) for item in parsed["items"]]
             return json_response(parsed)
-        if not self._wants_table(request):
+        if not wants_table(request):
             return json_response(body)
         parsed = json.loads(body)
         result = table(
@@ -654,182 +640,3 @@ class ApiServer:
         if parsed["metadata"].get("continue"):
             result["metadata"]["continue"] = parsed["metadata"]["continue"]
         return json_response(result)
-
-    # --- watch -------------------------------------------------------------------------------
-    async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
-        rt = target.rt
-        query = request.query
-        matches = make_matcher(query.get("labelSelector", ""), query.get("fieldSelector", ""), rt)
-        if target.name:
-            name = target.name
-            inner = matches
-
-            def by_name(obj: dict[str, Any]) -> bool:
-                return obj.get("metadata", {}).get("name") == name and (inner is None or inner(obj))
-
-            matches = by_name
-        timeout = query.get("timeoutSeconds")
-        deadline = time.monotonic() + float(timeout) if timeout else None
-        bookmarks = _truthy(query.get("allowWatchBookmarks"))
-        send_initial = _truthy(query.get("sendInitialEvents"))
-        rv = query.get("resourceVersion", "")
-        storage = self.store.storage
-        namespace = target.namespace if rt.namespaced else None
-        watcher = Watcher(rt, namespace, matches)
-        initial: list[bytes] = []
-        if rv in ("", "0") or send_initial:
-            for entry in self.store.entries(rt, namespace, matches):
-                initial.append(b'{"type":"ADDED","object":' + entry.json(rt) + b"}\n")
-            if send_initial and bookmarks:
-                initial.append(self._bookmark(rt, storage.rv, initial_end=True))
-        else:
-            try:
-                since = int(rv)
-            except ValueError as error:
-                # kube-apiserver answers a watch (not a list) with an unparsable version this way
-                raise ApiError(
-                    500,
-                    "",
-                    f'resourceVersion: Invalid value: "{rv}": strconv.ParseUint: parsing "{rv}": '
-                    "invalid syntax",
-                ) from error
-            changes = storage.changes_since(since)
-            if changes is None:
-                status = ApiError(
-                    410,
-                    "Expired",
-                    f"too old resource version: {since} ({storage.history_floor})",
-                ).status()
-                response = web.StreamResponse(headers={"Content-Type": "application/json"})
-                await response.prepare(request)
-                await response.write(b'{"type":"ERROR","object":' + dumps(status) + b"}\n")
-                await response.write_eof()
-                return response
-            for change in changes:
-                if change.storage == rt.storage_key:
-                    watcher.offer(change)
-        storage.add_watcher(watcher)
-        response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        response.enable_chunked_encoding()
-        try:
-            await response.prepare(request)
-            transport = request.transport
-            if transport is None:
-                return response
-            sink = self._chunk_sink(transport, watcher)
-            if self._wants_table(request):
-                sink = self._table_sink(sink, rt, query.get("includeObject", "Metadata"))
-            elif self._wants_metadata(request):
-                sink = self._metadata_sink(sink)
-            # Switch to direct writes in one synchronous step, so no event is lost or reordered.
-            pending = initial
-            while not watcher.queue.empty():
-                item = watcher.queue.get_nowait()
-                if item is None:
-                    watcher.close()
-                    break
-                pending.append(item)
-            if pending:
-                sink(b"".join(pending))
-            watcher.sink = sink
-            await self._wait_for_end(request, watcher, deadline, bookmarks, rt)
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            storage.remove_watcher(watcher)
-        with contextlib.suppress(ConnectionResetError, RuntimeError):
-            await response.write_eof()
-        return response
-
-    MAX_WATCH_BUFFER = 64 * 1024 * 1024
-
-    @staticmethod
-    def _metadata_sink(sink: Callable[[bytes], None]) -> Callable[[bytes], None]:
-        def to_metadata(data: bytes) -> None:
-            out = []
-            for line in data.splitlines():
-                event = json.loads(line)
-                if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                    event["object"] = partial_metadata(event["object"])
-                out.append(dumps(event) + b"\n")
-            sink(b"".join(out))
-
-        return to_metadata
-
-    @staticmethod
-    def _table_sink(
-        sink: Callable[[bytes], None], rt: ResourceType, include: str
-    ) -> Callable[[bytes], None]:
-        """`kubectl get -w`: each event's object becomes a one-row Table, as real servers send."""
-
-        def to_table(data: bytes) -> None:
-            out = []
-            for line in data.splitlines():
-                event = json.loads(line)
-                obj = event["object"]
-                if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                    version = obj.get("metadata", {}).get("resourceVersion", "")
-                    event["object"] = table(rt, [obj], version, include)
-                out.append(dumps(event) + b"\n")
-            sink(b"".join(out))
-
-        return to_table
-
-    def _chunk_sink(
-        self, transport: asyncio.BaseTransport, watcher: Watcher
-    ) -> Callable[[bytes], None]:
-        """Write HTTP chunks straight to the socket; a watcher that cannot keep up is dropped."""
-        assert isinstance(transport, asyncio.WriteTransport)
-        dropped = False
-
-        def sink(data: bytes) -> None:
-            nonlocal dropped
-            if dropped:
-                return
-            if transport.is_closing() or transport.get_write_buffer_size() > self.MAX_WATCH_BUFFER:
-                dropped = True
-                watcher.close()
-                return
-            transport.write(b"%x\r\n%b\r\n" % (len(data), data))
-
-        return sink
-
-    def _bookmark(self, rt: ResourceType, rv: int, initial_end: bool = False) -> bytes:
-        meta: dict[str, Any] = {"resourceVersion": str(rv)}
-        if initial_end:
-            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
-        obj = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
-        return b'{"type":"BOOKMARK","object":' + dumps(obj) + b"}\n"
-
-    DISCONNECT_CHECK = 2.0
-
-    async def _wait_for_end(
-        self,
-        request: web.Request,
-        watcher: Watcher,
-        deadline: float | None,
-        bookmarks: bool,
-        rt: ResourceType,
-    ) -> None:
-        """Until the watch is closed, times out or its client is gone; bookmarks while idle."""
-        interval = self.options.bookmark_interval
-        next_bookmark = time.monotonic() + interval
-        while True:
-            now = time.monotonic()
-            wait = self.DISCONNECT_CHECK
-            if bookmarks:
-                wait = min(wait, max(next_bookmark - now, 0.0))
-            if deadline is not None:
-                if deadline <= now:
-                    return
-                wait = min(wait, deadline - now)
-            try:
-                await asyncio.wait_for(watcher.queue.get(), wait)
-                return
-            except TimeoutError:
-                transport = request.transport
-                if transport is None or transport.is_closing():
-                    return
-                if bookmarks and watcher.sink is not None and time.monotonic() >= next_bookmark:
-                    watcher.sink(self._bookmark(rt, self.store.storage.rv))
-                    next_bookmark = time.monotonic() + interval

@@ -130,6 +130,41 @@ def _refuse_unknown_fields(rt: ResourceType, body: Any) -> None:
         )
 
 
+def _strict(request: web.Request) -> bool:
+    return request.query.get("fieldValidation") == "Strict"
+
+
+def _dry_run(request: web.Request) -> bool:
+    return "All" in request.query.getall("dryRun", [])
+
+
+def _field_manager(request: web.Request) -> str:
+    return request.query.get("fieldManager", "")
+
+
+def _patch_type(request: web.Request, rt: ResourceType) -> str:
+    """The patch type of the Content-Type; 415 as kube-apiserver for an unknown one (and for a
+    strategic merge patch of a custom resource)."""
+    content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    patch_type = PATCH_TYPES.get(content_type)
+    if patch_type is None:
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format - accepted media types "
+            f"include: {', '.join(PATCH_TYPES)}",
+        )
+    if patch_type == "strategic" and not rt.builtin:
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types "
+            "include: application/json-patch+json, application/merge-patch+json, "
+            "application/apply-patch+yaml",
+        )
+    return patch_type
+
+
 class ApiServer:
     """aiohttp handlers over a `Store`."""
 
@@ -382,132 +417,151 @@ class ApiServer:
 
     async def _serve(self, request: web.Request, target: Target) -> web.StreamResponse:
         verb = self._verb(request, target)
-        rt = target.rt
         if self.faults.rules:
-            info = RequestInfo(
-                verb, rt.group, rt.plural, target.subresource, target.namespace or "", target.name
-            )
-            delay, error = self.faults.check(info)
-            if delay:
-                await asyncio.sleep(delay)
-            if error is not None:
-                raise error
-        query = request.query
-        strict = query.get("fieldValidation") == "Strict"
-        dry_run = "All" in query.getall("dryRun", [])
-        field_manager = query.get("fieldManager", "")
-        if verb == "get":
-            entry = self.store.entry(rt, target.name, target.namespace)
-            if target.subresource == "scale":
-                return json_response(self.store.scale_of(rt, entry))
-            if wants_table(request):
-                obj = json.loads(entry.json(rt))
-                return json_response(
-                    table(rt, [obj], str(entry.rv), query.get("includeObject", "Metadata"))
-                )
-            if wants_metadata(request):
-                return json_response(partial_metadata(entry.obj))
-            return json_response(entry.json(rt))
-        if verb == "list":
-            return self._list(request, target)
-        if verb == "watch":
-            namespace = target.namespace if rt.namespaced else None
-            watch = WatchRequest(
-                request, self.store, rt, namespace, target.name, self.options.bookmark_interval
-            )
-            return await watch.serve()
-        if verb == "create":
-            if target.name:
-                raise method_not_allowed()
-            body = await self._json_body(request)
-            if strict:
-                _refuse_unknown_fields(rt, body)
-            entry = self.store.create_entry(rt, body, target.namespace, field_manager, dry_run)
-            return json_response(entry.json(rt), 201)
-        if verb == "update":
-            body = await self._json_body(request)
-            if strict and not target.subresource:
-                _refuse_unknown_fields(rt, body)
-            if target.subresource == "scale":
-                current = self.store.entry(rt, target.name, target.namespace)
-                written = self.store.write_scale(rt, current, body, dry_run)
-                return json_response(self.store.scale_of(rt, written))
-            existed = self.store.storage.get(
-                rt.storage_key, (target.namespace or "" if rt.namespaced else "", target.name)
-            )
-            entry = self.store.update_entry(
-                rt,
-                target.name,
-                target.namespace,
-                body,
-                target.subresource,
-                field_manager,
-                dry_run,
-            )
-            return json_response(entry.json(rt), 201 if existed is None else 200)
-        if verb == "patch":
-            content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            patch_type = PATCH_TYPES.get(content_type)
-            if patch_type is None:
-                raise ApiError(
-                    415,
-                    "UnsupportedMediaType",
-                    f"the body of the request was in an unknown format - accepted media types "
-                    f"include: {', '.join(PATCH_TYPES)}",
-                )
-            if patch_type == "strategic" and not rt.builtin:
-                raise ApiError(
-                    415,
-                    "UnsupportedMediaType",
-                    "the body of the request was in an unknown format - accepted media types "
-                    "include: application/json-patch+json, application/merge-patch+json, "
-                    "application/apply-patch+yaml",
-                )
-            raw = await request.read()
-            patch = self._decode(raw, yaml_ok=patch_type == "apply")
-            if strict and not target.subresource and patch_type != "json":
-                _refuse_unknown_fields(rt, patch)
-            existed = self.store.storage.get(
-                rt.storage_key, (target.namespace or "" if rt.namespaced else "", target.name)
-            )
-            entry = self.store.patch_entry(
-                rt,
-                target.name,
-                target.namespace,
-                patch,
-                patch_type,
-                target.subresource,
-                field_manager,
-                truthy(query.get("force")),
-                dry_run,
-            )
-            if target.subresource == "scale":
-                return json_response(self.store.scale_of(rt, entry))
-            return json_response(entry.json(rt), 201 if existed is None else 200)
-        if verb == "delete":
-            options = await self._delete_options(request)
+            await self._inject_faults(verb, target)
+        handler = self._handlers.get(verb)
+        if handler is None:
+            raise method_not_allowed()
+        return await handler(request, target)
+
+    async def _inject_faults(self, verb: str, target: Target) -> None:
+        rt = target.rt
+        info = RequestInfo(
+            verb, rt.group, rt.plural, target.subresource, target.namespace or "", target.name
+        )
+        delay, error = self.faults.check(info)
+        if delay:
+            await asyncio.sleep(delay)
+        if error is not None:
+            raise error
+
+    @property
+    def _handlers(
+        self,
+    ) -> dict[str, Callable[[web.Request, Target], Awaitable[web.StreamResponse]]]:
+        return {
+            "get": self._get,
+            "list": self._list_handler,
+            "watch": self._watch,
+            "create": self._create,
+            "update": self._update,
+            "patch": self._patch,
+            "delete": self._delete,
+            "deletecollection": self._delete_collection,
+        }
+
+    async def _get(self, request: web.Request, target: Target) -> web.StreamResponse:
+        rt = target.rt
+        entry = self.store.entry(rt, target.name, target.namespace)
+        if target.subresource == "scale":
+            return json_response(self.store.scale_of(rt, entry))
+        if wants_table(request):
+            obj = json.loads(entry.json(rt))
+            include = request.query.get("includeObject", "Metadata")
+            return json_response(table(rt, [obj], str(entry.rv), include))
+        if wants_metadata(request):
+            return json_response(partial_metadata(entry.obj))
+        return json_response(entry.json(rt))
+
+    async def _list_handler(self, request: web.Request, target: Target) -> web.StreamResponse:
+        return self._list(request, target)
+
+    async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        rt = target.rt
+        namespace = target.namespace if rt.namespaced else None
+        watch = WatchRequest(
+            request, self.store, rt, namespace, target.name, self.options.bookmark_interval
+        )
+        return await watch.serve()
+
+    async def _create(self, request: web.Request, target: Target) -> web.StreamResponse:
+        rt = target.rt
+        if target.name:
+            raise method_not_allowed()
+        body = await self._json_body(request)
+        if _strict(request):
+            _refuse_unknown_fields(rt, body)
+        entry = self.store.create_entry(
+            rt, body, target.namespace, _field_manager(request), _dry_run(request)
+        )
+        return json_response(entry.json(rt), 201)
+
+    async def _update(self, request: web.Request, target: Target) -> web.StreamResponse:
+        rt = target.rt
+        dry_run = _dry_run(request)
+        body = await self._json_body(request)
+        if _strict(request) and not target.subresource:
+            _refuse_unknown_fields(rt, body)
+        if target.subresource == "scale":
             current = self.store.entry(rt, target.name, target.namespace)
-            remaining = self.store.delete_entry(
-                rt,
-                target.name,
-                target.namespace,
-                options.get("propagationPolicy"),
-                options.get("preconditions"),
-                dry_run,
-            )
-            if remaining is not None:
-                return json_response(remaining.json(rt))
-            return json_response(self._success(rt, current))
-        if verb == "deletecollection":
-            options = await self._delete_options(request)
-            matches = make_matcher(
-                query.get("labelSelector", ""), query.get("fieldSelector", ""), rt
-            )
-            deleted = self.store.delete_collection(
-                rt, target.namespace, matches, options.get("propagationPolicy")
-            )
-            return json_response(self._list_bytes(rt, deleted, None))
-        raise method_not_allowed()
+            written = self.store.write_scale(rt, current, body, dry_run)
+            return json_response(self.store.scale_of(rt, written))
+        existed = self._existed(target)
+        entry = self.store.update_entry(
+            rt,
+            target.name,
+            target.namespace,
+            body,
+            target.subresource,
+            _field_manager(request),
+            dry_run,
+        )
+        return json_response(entry.json(rt), 201 if not existed else 200)
+
+    async def _patch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        rt = target.rt
+        patch_type = _patch_type(request, rt)
+        raw = await request.read()
+        patch = self._decode(raw, yaml_ok=patch_type == "apply")
+        if _strict(request) and not target.subresource and patch_type != "json":
+            _refuse_unknown_fields(rt, patch)
+        existed = self._existed(target)
+        entry = self.store.patch_entry(
+            rt,
+            target.name,
+            target.namespace,
+            patch,
+            patch_type,
+            target.subresource,
+            _field_manager(request),
+            truthy(request.query.get("force")),
+            _dry_run(request),
+        )
+        if target.subresource == "scale":
+            return json_response(self.store.scale_of(rt, entry))
+        return json_response(entry.json(rt), 201 if not existed else 200)
+
+    def _existed(self, target: Target) -> bool:
+        """Whether the object exists before a write (an update or apply may create it: 201)."""
+        rt = target.rt
+        key = (target.namespace or "" if rt.namespaced else "", target.name)
+        return self.store.storage.get(rt.storage_key, key) is not None
+
+    async def _delete(self, request: web.Request, target: Target) -> web.StreamResponse:
+        rt = target.rt
+        options = await self._delete_options(request)
+        current = self.store.entry(rt, target.name, target.namespace)
+        remaining = self.store.delete_entry(
+            rt,
+            target.name,
+            target.namespace,
+            options.get("propagationPolicy"),
+            options.get("preconditions"),
+            _dry_run(request),
+        )
+        if remaining is not None:
+            return json_response(remaining.json(rt))
+        return json_response(self._success(rt, current))
+
+    async def _delete_collection(self, request: web.Request, target: Target) -> web.StreamResponse:
+        rt = target.rt
+        query = request.query
+        options = await self._delete_options(request)
+        matches = make_matcher(query.get("labelSelector", ""), query.get("fieldSelector", ""), rt)
+        deleted = self.store.delete_collection(
+            rt, target.namespace, matches, options.get("propagationPolicy")
+        )
+        return json_response(self._list_bytes(rt, deleted, None))
 
     @staticmethod
     def _success(rt: ResourceType, entry: Entry) -> dict[str, Any]:

@@ -38,6 +38,7 @@ import yaml
 from aiohttp import web
 
 import coalmine.devcluster.protobuf as protobuf
+from coalmine.devcluster import discovery
 from coalmine.devcluster.admission import unknown_top_level_fields
 from coalmine.devcluster.errors import (
     ApiError,
@@ -59,18 +60,6 @@ from coalmine.devcluster.tables import table
 from coalmine.devcluster.watch import WatchRequest
 
 log = logging.getLogger(__name__)
-
-KUBE_VERSION = {
-    "major": "1",
-    "minor": "36",
-    "gitVersion": "v1.36.3-devcluster",
-    "gitCommit": "0000000000000000000000000000000000000000",
-    "gitTreeState": "clean",
-    "buildDate": "2026-01-01T00:00:00Z",
-    "goVersion": "go1.26.0",
-    "compiler": "gc",
-    "platform": "linux/amd64",
-}
 
 PATCH_TYPES = {
     "application/merge-patch+json": "merge",
@@ -223,7 +212,7 @@ class ApiServer:
 
     # --- non-resource endpoints ------------------------------------------------------------
     async def version(self, request: web.Request) -> web.Response:
-        return json_response(KUBE_VERSION)
+        return json_response(discovery.KUBE_VERSION)
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -236,7 +225,7 @@ class ApiServer:
             return web.Response(
                 body=b"", content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
             )
-        info = {"title": "Kubernetes", "version": KUBE_VERSION["gitVersion"]}
+        info = {"title": "Kubernetes", "version": discovery.KUBE_VERSION["gitVersion"]}
         return json_response({"swagger": "2.0", "info": info, "paths": {}, "definitions": {}})
 
     async def openapi_v3(self, request: web.Request) -> web.Response:
@@ -252,46 +241,8 @@ class ApiServer:
     async def openapi_v3_group(self, request: web.Request) -> web.Response:
         """A schema-less document that tells kubectl each resource accepts `fieldValidation`,
         so kubectl leaves validation to the server instead of downloading schemas."""
-        parts = request.match_info["path"].split("/")
-        if parts[0] == "api" and len(parts) == 2:
-            group, version = "", parts[1]
-        elif parts[0] == "apis" and len(parts) == 3:
-            group, version = parts[1], parts[2]
-        else:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        resources = self.store.registry.in_group_version(group, version)
-        if not resources:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
-        paths: dict[str, Any] = {}
-        for rt in resources:
-            gvk = [{"group": rt.group, "version": rt.version, "kind": rt.kind}]
-            location = (
-                f"{prefix}/namespaces/{{namespace}}/{rt.plural}/{{name}}"
-                if rt.namespaced
-                else f"{prefix}/{rt.plural}/{{name}}"
-            )
-            paths[location] = {
-                "patch": {
-                    "operationId": f"patch{rt.kind}",
-                    "x-kubernetes-action": "patch",
-                    "x-kubernetes-group-version-kind": gvk[0],
-                    "parameters": [
-                        {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
-                        {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
-                        {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
-                        {"name": "force", "in": "query", "schema": {"type": "boolean"}},
-                    ],
-                    "responses": {"200": {"description": "OK"}},
-                }
-            }
         return json_response(
-            {
-                "openapi": "3.0.0",
-                "info": {"title": "Kubernetes", "version": KUBE_VERSION["gitVersion"]},
-                "paths": paths,
-                "components": {"schemas": {}},
-            }
+            discovery.openapi_v3_group(self.store.registry, request.match_info["path"])
         )
 
     async def list_faults(self, request: web.Request) -> web.Response:
@@ -312,59 +263,22 @@ class ApiServer:
         self.faults.expire_history()
         return json_response({"expired": True, "resourceVersion": str(self.store.storage.rv)})
 
-    # --- discovery -------------------------------------------------------------------------
-    def _api_versions(self, request: web.Request) -> dict[str, Any]:
-        host = request.host
-        return {
-            "kind": "APIVersions",
-            "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
-        }
-
-    def _api_group(self, group: str) -> dict[str, Any]:
-        versions = self.store.registry.group_versions.get(group, [])
-        preferred = self.store.registry.preferred.get(group, versions[0] if versions else "")
-        return {
-            "name": group,
-            "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
-            "preferredVersion": {"groupVersion": f"{group}/{preferred}", "version": preferred},
-        }
-
-    def _api_group_list(self) -> dict[str, Any]:
-        groups = [g for g in self.store.registry.group_versions if g]
-        return {
-            "kind": "APIGroupList",
-            "apiVersion": "v1",
-            "groups": [self._api_group(g) for g in groups],
-        }
-
-    def _resource_list(self, group: str, version: str) -> dict[str, Any]:
-        resources = self.store.registry.in_group_version(group, version)
-        if not resources:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        return {
-            "kind": "APIResourceList",
-            "apiVersion": "v1",
-            "groupVersion": f"{group}/{version}" if group else version,
-            "resources": [entry for rt in resources for entry in rt.discovery()],
-        }
-
     # --- resources -------------------------------------------------------------------------
     async def handle_api(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
         if parts[0] == "api":
             if len(parts) == 1:
-                return json_response(self._api_versions(request))
+                return json_response(discovery.api_versions(request.host))
             group, version, rest = "", parts[1], parts[2:]
             if version != "v1":
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
         else:
             if len(parts) == 1:
-                return json_response(self._api_group_list())
+                return json_response(discovery.api_group_list(self.store.registry))
             if len(parts) == 2:
                 if parts[1] not in self.store.registry.group_versions:
                     raise PageNotFound()
-                body = self._api_group(parts[1])
+                body = discovery.api_group(self.store.registry, parts[1])
                 body.update(kind="APIGroup", apiVersion="v1")
                 return json_response(body)
             group, version, rest = parts[1], parts[2], parts[3:]
@@ -373,7 +287,7 @@ class ApiServer:
         if not rest:
             if request.method != "GET":
                 raise method_not_allowed()
-            return json_response(self._resource_list(group, version))
+            return json_response(discovery.resource_list(self.store.registry, group, version))
         target = self._parse(group, version, rest)
         return await self._serve(request, target)
 

@@ -1,5 +1,6 @@
-"""Gates and hooks of a run (Flagger's `scheduler_hooks.go`): confirm-* approvals, pre-rollout,
-rollout checks with the metric analysis, rollback requests and post-rollout notifications."""
+"""Gates and hooks of a run (Flagger's `scheduler_hooks.go`, and `runAnalysis` of
+`scheduler_metrics.go`): confirm-* approvals, pre-rollout, rollout checks with the metric analysis,
+rollback requests and post-rollout notifications."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Promotion (Flagger's `scheduler_promotion` steps): copy the canary onto the primary, shift the
+"""Promotion (Flagger's promotion steps of `advanceCanary` and `runPromotionTrafficShift`): copy the canary onto the primary, shift the
 traffic back to it, scale the canary down and declare success; or all at once without analysis."""
 
 from __future__ import annotations

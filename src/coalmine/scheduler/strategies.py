@@ -1,5 +1,5 @@
-"""The analysis step and the traffic strategies (Flagger's `scheduler_canary`/`_ab_testing`/
-`_blue_green`): after the checks, one step of canary weights, A/B iterations or blue/green
+"""The analysis step and the traffic strategies (Flagger's `runCanary`, `runAB` and `runBlueGreen`
+in `scheduler.go`): after the checks, one step of canary weights, A/B iterations or blue/green
 iterations, and the promotion gate when the step is the last."""
 
 from __future__ import annotations

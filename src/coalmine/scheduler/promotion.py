@@ -1,5 +1,6 @@
-"""Promotion (Flagger's promotion steps of `advanceCanary` and `runPromotionTrafficShift`): copy the canary onto the primary, shift the
-traffic back to it, scale the canary down and declare success; or all at once without analysis."""
+"""Promotion (the promotion steps of Flagger's `advanceCanary` and `runPromotionTrafficShift`):
+copy the canary onto the primary, shift the traffic back to it, scale the canary down and declare
+success; or all at once without analysis."""
 
 from __future__ import annotations
 

@@ -175,3 +175,24 @@ async def test_metric_provider_failure_at_init_is_only_reported() -> None:
         "Error checking metric providers: prometheus not avaiable: connection refused",
         "",
     )
+
+
+async def test_gauges_follow_the_route_write_of_a_restarted_run() -> None:
+    """The gauges are set by the status and route writers, so a run restarted by a newer revision
+    shows all traffic on the primary in the cycle that moved it there."""
+    rig = Rig(
+        make_canary(
+            "Deployment", {"interval": "1m", "threshold": 5, "stepWeight": 20, "maxWeight": 60}
+        )
+    )
+    metrics = rig.metrics
+    await rig.initialise()
+    rig.target.set_image("podinfo:2.0.0")
+    await rig.cycles(3)
+    assert metrics.weights == {"podinfo-primary": 60, "podinfo": 40}
+    rig.target.set_image("podinfo:3.0.0")
+    await rig.cycles(1)
+    assert "New revision detected! Restarting analysis for podinfo.default" in rig.recorder.messages
+    assert rig.weights == (100, 0)
+    assert metrics.weights == {"podinfo-primary": 100, "podinfo": 0}
+    assert metrics.status == {"podinfo": 0}

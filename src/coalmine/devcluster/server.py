@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +38,7 @@ import yaml
 from aiohttp import web
 
 import coalmine.devcluster.protobuf as protobuf
+from coalmine.devcluster import discovery
 from coalmine.devcluster.admission import unknown_top_level_fields
 from coalmine.devcluster.errors import (
     ApiError,
@@ -48,24 +47,19 @@ from coalmine.devcluster.errors import (
     unauthorized,
 )
 from coalmine.devcluster.faults import Faults, RequestInfo
+from coalmine.devcluster.representation import (
+    partial_metadata,
+    truthy,
+    wants_metadata,
+    wants_table,
+)
 from coalmine.devcluster.resources import ResourceType
-from coalmine.devcluster.storage import Entry, Watcher, dumps
+from coalmine.devcluster.storage import Entry, dumps
 from coalmine.devcluster.store import Store, make_matcher
 from coalmine.devcluster.tables import table
+from coalmine.devcluster.watch import WatchRequest
 
 log = logging.getLogger(__name__)
-
-KUBE_VERSION = {
-    "major": "1",
-    "minor": "36",
-    "gitVersion": "v1.36.3-devcluster",
-    "gitCommit": "0000000000000000000000000000000000000000",
-    "gitTreeState": "clean",
-    "buildDate": "2026-01-01T00:00:00Z",
-    "goVersion": "go1.26.0",
-    "compiler": "gc",
-    "platform": "linux/amd64",
-}
 
 PATCH_TYPES = {
     "application/merge-patch+json": "merge",
@@ -81,14 +75,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def json_response(body: Any, status: int = 200) -> web.Response:
     data = body if isinstance(body, bytes) else dumps(body)
     return web.Response(body=data, status=status, content_type="application/json")
-
-
-def partial_metadata(obj: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "kind": "PartialObjectMetadata",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": obj.get("metadata", {}),
-    }
 
 
 def error_response(error: ApiError) -> web.Response:
@@ -133,8 +119,39 @@ def _refuse_unknown_fields(rt: ResourceType, body: Any) -> None:
         )
 
 
-def _truthy(value: str | None) -> bool:
-    return value is not None and value.lower() in ("true", "1")
+def _strict(request: web.Request) -> bool:
+    return request.query.get("fieldValidation") == "Strict"
+
+
+def _dry_run(request: web.Request) -> bool:
+    return "All" in request.query.getall("dryRun", [])
+
+
+def _field_manager(request: web.Request) -> str:
+    return request.query.get("fieldManager", "")
+
+
+def _patch_type(request: web.Request, rt: ResourceType) -> str:
+    """The patch type of the Content-Type; 415 as kube-apiserver for an unknown one (and for a
+    strategic merge patch of a custom resource)."""
+    content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    patch_type = PATCH_TYPES.get(content_type)
+    if patch_type is None:
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format - accepted media types "
+            f"include: {', '.join(PATCH_TYPES)}",
+        )
+    if patch_type == "strategic" and not rt.builtin:
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types "
+            "include: application/json-patch+json, application/merge-patch+json, "
+            "application/apply-patch+yaml",
+        )
+    return patch_type
 
 
 class ApiServer:
@@ -195,7 +212,7 @@ class ApiServer:
 
     # --- non-resource endpoints ------------------------------------------------------------
     async def version(self, request: web.Request) -> web.Response:
-        return json_response(KUBE_VERSION)
+        return json_response(discovery.KUBE_VERSION)
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -208,7 +225,7 @@ class ApiServer:
             return web.Response(
                 body=b"", content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
             )
-        info = {"title": "Kubernetes", "version": KUBE_VERSION["gitVersion"]}
+        info = {"title": "Kubernetes", "version": discovery.KUBE_VERSION["gitVersion"]}
         return json_response({"swagger": "2.0", "info": info, "paths": {}, "definitions": {}})
 
     async def openapi_v3(self, request: web.Request) -> web.Response:
@@ -224,46 +241,8 @@ class ApiServer:
     async def openapi_v3_group(self, request: web.Request) -> web.Response:
         """A schema-less document that tells kubectl each resource accepts `fieldValidation`,
         so kubectl leaves validation to the server instead of downloading schemas."""
-        parts = request.match_info["path"].split("/")
-        if parts[0] == "api" and len(parts) == 2:
-            group, version = "", parts[1]
-        elif parts[0] == "apis" and len(parts) == 3:
-            group, version = parts[1], parts[2]
-        else:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        resources = self.store.registry.in_group_version(group, version)
-        if not resources:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
-        paths: dict[str, Any] = {}
-        for rt in resources:
-            gvk = [{"group": rt.group, "version": rt.version, "kind": rt.kind}]
-            location = (
-                f"{prefix}/namespaces/{{namespace}}/{rt.plural}/{{name}}"
-                if rt.namespaced
-                else f"{prefix}/{rt.plural}/{{name}}"
-            )
-            paths[location] = {
-                "patch": {
-                    "operationId": f"patch{rt.kind}",
-                    "x-kubernetes-action": "patch",
-                    "x-kubernetes-group-version-kind": gvk[0],
-                    "parameters": [
-                        {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
-                        {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
-                        {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
-                        {"name": "force", "in": "query", "schema": {"type": "boolean"}},
-                    ],
-                    "responses": {"200": {"description": "OK"}},
-                }
-            }
         return json_response(
-            {
-                "openapi": "3.0.0",
-                "info": {"title": "Kubernetes", "version": KUBE_VERSION["gitVersion"]},
-                "paths": paths,
-                "components": {"schemas": {}},
-            }
+            discovery.openapi_v3_group(self.store.registry, request.match_info["path"])
         )
 
     async def list_faults(self, request: web.Request) -> web.Response:
@@ -284,59 +263,22 @@ class ApiServer:
         self.faults.expire_history()
         return json_response({"expired": True, "resourceVersion": str(self.store.storage.rv)})
 
-    # --- discovery -------------------------------------------------------------------------
-    def _api_versions(self, request: web.Request) -> dict[str, Any]:
-        host = request.host
-        return {
-            "kind": "APIVersions",
-            "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
-        }
-
-    def _api_group(self, group: str) -> dict[str, Any]:
-        versions = self.store.registry.group_versions.get(group, [])
-        preferred = self.store.registry.preferred.get(group, versions[0] if versions else "")
-        return {
-            "name": group,
-            "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
-            "preferredVersion": {"groupVersion": f"{group}/{preferred}", "version": preferred},
-        }
-
-    def _api_group_list(self) -> dict[str, Any]:
-        groups = [g for g in self.store.registry.group_versions if g]
-        return {
-            "kind": "APIGroupList",
-            "apiVersion": "v1",
-            "groups": [self._api_group(g) for g in groups],
-        }
-
-    def _resource_list(self, group: str, version: str) -> dict[str, Any]:
-        resources = self.store.registry.in_group_version(group, version)
-        if not resources:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        return {
-            "kind": "APIResourceList",
-            "apiVersion": "v1",
-            "groupVersion": f"{group}/{version}" if group else version,
-            "resources": [entry for rt in resources for entry in rt.discovery()],
-        }
-
     # --- resources -------------------------------------------------------------------------
     async def handle_api(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
         if parts[0] == "api":
             if len(parts) == 1:
-                return json_response(self._api_versions(request))
+                return json_response(discovery.api_versions(request.host))
             group, version, rest = "", parts[1], parts[2:]
             if version != "v1":
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
         else:
             if len(parts) == 1:
-                return json_response(self._api_group_list())
+                return json_response(discovery.api_group_list(self.store.registry))
             if len(parts) == 2:
                 if parts[1] not in self.store.registry.group_versions:
                     raise PageNotFound()
-                body = self._api_group(parts[1])
+                body = discovery.api_group(self.store.registry, parts[1])
                 body.update(kind="APIGroup", apiVersion="v1")
                 return json_response(body)
             group, version, rest = parts[1], parts[2], parts[3:]
@@ -345,7 +287,7 @@ class ApiServer:
         if not rest:
             if request.method != "GET":
                 raise method_not_allowed()
-            return json_response(self._resource_list(group, version))
+            return json_response(discovery.resource_list(self.store.registry, group, version))
         target = self._parse(group, version, rest)
         return await self._serve(request, target)
 
@@ -379,7 +321,7 @@ class ApiServer:
         if method == "GET":
             if target.name:
                 return "watch" if target.watch_path else "get"
-            return "watch" if target.watch_path or _truthy(request.query.get("watch")) else "list"
+            return "watch" if target.watch_path or truthy(request.query.get("watch")) else "list"
         return {
             "POST": "create",
             "PUT": "update",
@@ -389,128 +331,151 @@ class ApiServer:
 
     async def _serve(self, request: web.Request, target: Target) -> web.StreamResponse:
         verb = self._verb(request, target)
-        rt = target.rt
         if self.faults.rules:
-            info = RequestInfo(
-                verb, rt.group, rt.plural, target.subresource, target.namespace or "", target.name
-            )
-            delay, error = self.faults.check(info)
-            if delay:
-                await asyncio.sleep(delay)
-            if error is not None:
-                raise error
-        query = request.query
-        strict = query.get("fieldValidation") == "Strict"
-        dry_run = "All" in query.getall("dryRun", [])
-        field_manager = query.get("fieldManager", "")
-        if verb == "get":
-            entry = self.store.entry(rt, target.name, target.namespace)
-            if target.subresource == "scale":
-                return json_response(self.store.scale_of(rt, entry))
-            if self._wants_table(request):
-                obj = json.loads(entry.json(rt))
-                return json_response(
-                    table(rt, [obj], str(entry.rv), query.get("includeObject", "Metadata"))
-                )
-            if self._wants_metadata(request):
-                return json_response(partial_metadata(entry.obj))
-            return json_response(entry.json(rt))
-        if verb == "list":
-            return self._list(request, target)
-        if verb == "watch":
-            return await self._watch(request, target)
-        if verb == "create":
-            if target.name:
-                raise method_not_allowed()
-            body = await self._json_body(request)
-            if strict:
-                _refuse_unknown_fields(rt, body)
-            entry = self.store.create_entry(rt, body, target.namespace, field_manager, dry_run)
-            return json_response(entry.json(rt), 201)
-        if verb == "update":
-            body = await self._json_body(request)
-            if strict and not target.subresource:
-                _refuse_unknown_fields(rt, body)
-            if target.subresource == "scale":
-                current = self.store.entry(rt, target.name, target.namespace)
-                written = self.store.write_scale(rt, current, body, dry_run)
-                return json_response(self.store.scale_of(rt, written))
-            existed = self.store.storage.get(
-                rt.storage_key, (target.namespace or "" if rt.namespaced else "", target.name)
-            )
-            entry = self.store.update_entry(
-                rt,
-                target.name,
-                target.namespace,
-                body,
-                target.subresource,
-                field_manager,
-                dry_run,
-            )
-            return json_response(entry.json(rt), 201 if existed is None else 200)
-        if verb == "patch":
-            content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            patch_type = PATCH_TYPES.get(content_type)
-            if patch_type is None:
-                raise ApiError(
-                    415,
-                    "UnsupportedMediaType",
-                    f"the body of the request was in an unknown format - accepted media types "
-                    f"include: {', '.join(PATCH_TYPES)}",
-                )
-            if patch_type == "strategic" and not rt.builtin:
-                raise ApiError(
-                    415,
-                    "UnsupportedMediaType",
-                    "the body of the request was in an unknown format - accepted media types "
-                    "include: application/json-patch+json, application/merge-patch+json, "
-                    "application/apply-patch+yaml",
-                )
-            raw = await request.read()
-            patch = self._decode(raw, yaml_ok=patch_type == "apply")
-            if strict and not target.subresource and patch_type != "json":
-                _refuse_unknown_fields(rt, patch)
-            existed = self.store.storage.get(
-                rt.storage_key, (target.namespace or "" if rt.namespaced else "", target.name)
-            )
-            entry = self.store.patch_entry(
-                rt,
-                target.name,
-                target.namespace,
-                patch,
-                patch_type,
-                target.subresource,
-                field_manager,
-                _truthy(query.get("force")),
-                dry_run,
-            )
-            if target.subresource == "scale":
-                return json_response(self.store.scale_of(rt, entry))
-            return json_response(entry.json(rt), 201 if existed is None else 200)
-        if verb == "delete":
-            options = await self._delete_options(request)
+            await self._inject_faults(verb, target)
+        handler = self._handlers.get(verb)
+        if handler is None:
+            raise method_not_allowed()
+        return await handler(request, target)
+
+    async def _inject_faults(self, verb: str, target: Target) -> None:
+        rt = target.rt
+        info = RequestInfo(
+            verb, rt.group, rt.plural, target.subresource, target.namespace or "", target.name
+        )
+        delay, error = self.faults.check(info)
+        if delay:
+            await asyncio.sleep(delay)
+        if error is not None:
+            raise error
+
+    @property
+    def _handlers(
+        self,
+    ) -> dict[str, Callable[[web.Request, Target], Awaitable[web.StreamResponse]]]:
+        return {
+            "get": self._get,
+            "list": self._list_handler,
+            "watch": self._watch,
+            "create": self._create,
+            "update": self._update,
+            "patch": self._patch,
+            "delete": self._delete,
+            "deletecollection": self._delete_collection,
+        }
+
+    async def _get(self, request: web.Request, target: Target) -> web.StreamResponse:
+        rt = target.rt
+        entry = self.store.entry(rt, target.name, target.namespace)
+        if target.subresource == "scale":
+            return json_response(self.store.scale_of(rt, entry))
+        if wants_table(request):
+            obj = json.loads(entry.json(rt))
+            include = request.query.get("includeObject", "Metadata")
+            return json_response(table(rt, [obj], str(entry.rv), include))
+        if wants_metadata(request):
+            return json_response(partial_metadata(entry.obj))
+        return json_response(entry.json(rt))
+
+    async def _list_handler(self, request: web.Request, target: Target) -> web.StreamResponse:
+        return self._list(request, target)
+
+    async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        rt = target.rt
+        namespace = target.namespace if rt.namespaced else None
+        watch = WatchRequest(
+            request, self.store, rt, namespace, target.name, self.options.bookmark_interval
+        )
+        return await watch.serve()
+
+    async def _create(self, request: web.Request, target: Target) -> web.StreamResponse:
+        rt = target.rt
+        if target.name:
+            raise method_not_allowed()
+        body = await self._json_body(request)
+        if _strict(request):
+            _refuse_unknown_fields(rt, body)
+        entry = self.store.create_entry(
+            rt, body, target.namespace, _field_manager(request), _dry_run(request)
+        )
+        return json_response(entry.json(rt), 201)
+
+    async def _update(self, request: web.Request, target: Target) -> web.StreamResponse:
+        rt = target.rt
+        dry_run = _dry_run(request)
+        body = await self._json_body(request)
+        if _strict(request) and not target.subresource:
+            _refuse_unknown_fields(rt, body)
+        if target.subresource == "scale":
             current = self.store.entry(rt, target.name, target.namespace)
-            remaining = self.store.delete_entry(
-                rt,
-                target.name,
-                target.namespace,
-                options.get("propagationPolicy"),
-                options.get("preconditions"),
-                dry_run,
-            )
-            if remaining is not None:
-                return json_response(remaining.json(rt))
-            return json_response(self._success(rt, current))
-        if verb == "deletecollection":
-            options = await self._delete_options(request)
-            matches = make_matcher(
-                query.get("labelSelector", ""), query.get("fieldSelector", ""), rt
-            )
-            deleted = self.store.delete_collection(
-                rt, target.namespace, matches, options.get("propagationPolicy")
-            )
-            return json_response(self._list_bytes(rt, deleted, None))
-        raise method_not_allowed()
+            written = self.store.write_scale(rt, current, body, dry_run)
+            return json_response(self.store.scale_of(rt, written))
+        existed = self._existed(target)
+        entry = self.store.update_entry(
+            rt,
+            target.name,
+            target.namespace,
+            body,
+            target.subresource,
+            _field_manager(request),
+            dry_run,
+        )
+        return json_response(entry.json(rt), 201 if not existed else 200)
+
+    async def _patch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        rt = target.rt
+        patch_type = _patch_type(request, rt)
+        raw = await request.read()
+        patch = self._decode(raw, yaml_ok=patch_type == "apply")
+        if _strict(request) and not target.subresource and patch_type != "json":
+            _refuse_unknown_fields(rt, patch)
+        existed = self._existed(target)
+        entry = self.store.patch_entry(
+            rt,
+            target.name,
+            target.namespace,
+            patch,
+            patch_type,
+            target.subresource,
+            _field_manager(request),
+            truthy(request.query.get("force")),
+            _dry_run(request),
+        )
+        if target.subresource == "scale":
+            return json_response(self.store.scale_of(rt, entry))
+        return json_response(entry.json(rt), 201 if not existed else 200)
+
+    def _existed(self, target: Target) -> bool:
+        """Whether the object exists before a write (an update or apply may create it: 201)."""
+        rt = target.rt
+        key = (target.namespace or "" if rt.namespaced else "", target.name)
+        return self.store.storage.get(rt.storage_key, key) is not None
+
+    async def _delete(self, request: web.Request, target: Target) -> web.StreamResponse:
+        rt = target.rt
+        options = await self._delete_options(request)
+        current = self.store.entry(rt, target.name, target.namespace)
+        remaining = self.store.delete_entry(
+            rt,
+            target.name,
+            target.namespace,
+            options.get("propagationPolicy"),
+            options.get("preconditions"),
+            _dry_run(request),
+        )
+        if remaining is not None:
+            return json_response(remaining.json(rt))
+        return json_response(self._success(rt, current))
+
+    async def _delete_collection(self, request: web.Request, target: Target) -> web.StreamResponse:
+        rt = target.rt
+        query = request.query
+        options = await self._delete_options(request)
+        matches = make_matcher(query.get("labelSelector", ""), query.get("fieldSelector", ""), rt)
+        deleted = self.store.delete_collection(
+            rt, target.namespace, matches, options.get("propagationPolicy")
+        )
+        return json_response(self._list_bytes(rt, deleted, None))
 
     @staticmethod
     def _success(rt: ResourceType, entry: Entry) -> dict[str, Any]:
@@ -567,17 +532,6 @@ class ApiServer:
             return yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError as error:
             raise bad_request(f"error decoding YAML: {error}") from error
-
-    @staticmethod
-    def _wants_metadata(request: web.Request) -> bool:
-        """Metadata-only clients (client-go's metadata informers) ask for PartialObjectMetadata."""
-        accept = request.headers.get("Accept", "")
-        return "as=PartialObjectMetadata" in accept and "g=meta.k8s.io" in accept
-
-    @staticmethod
-    def _wants_table(request: web.Request) -> bool:
-        accept = request.headers.get("Accept", "")
-        return "as=Table" in accept and "g=meta.k8s.io" in accept
 
     # --- list --------------------------------------------------------------------------------
     def _list_bytes(
@@ -636,13 +590,13 @@ class ApiServer:
         return self._maybe_table(request, rt, self._list_bytes(rt, entries, token))
 
     def _maybe_table(self, request: web.Request, rt: ResourceType, body: bytes) -> web.Response:
-        if self._wants_metadata(request) and not self._wants_table(request):
+        if wants_metadata(request) and not wants_table(request):
             parsed = json.loads(body)
             parsed["kind"] = "PartialObjectMetadataList"
             parsed["apiVersion"] = "meta.k8s.io/v1"
             parsed["items"] = [partial_metadata(item) for item in parsed["items"]]
             return json_response(parsed)
-        if not self._wants_table(request):
+        if not wants_table(request):
             return json_response(body)
         parsed = json.loads(body)
         result = table(
@@ -654,182 +608,3 @@ class ApiServer:
         if parsed["metadata"].get("continue"):
             result["metadata"]["continue"] = parsed["metadata"]["continue"]
         return json_response(result)
-
-    # --- watch -------------------------------------------------------------------------------
-    async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
-        rt = target.rt
-        query = request.query
-        matches = make_matcher(query.get("labelSelector", ""), query.get("fieldSelector", ""), rt)
-        if target.name:
-            name = target.name
-            inner = matches
-
-            def by_name(obj: dict[str, Any]) -> bool:
-                return obj.get("metadata", {}).get("name") == name and (inner is None or inner(obj))
-
-            matches = by_name
-        timeout = query.get("timeoutSeconds")
-        deadline = time.monotonic() + float(timeout) if timeout else None
-        bookmarks = _truthy(query.get("allowWatchBookmarks"))
-        send_initial = _truthy(query.get("sendInitialEvents"))
-        rv = query.get("resourceVersion", "")
-        storage = self.store.storage
-        namespace = target.namespace if rt.namespaced else None
-        watcher = Watcher(rt, namespace, matches)
-        initial: list[bytes] = []
-        if rv in ("", "0") or send_initial:
-            for entry in self.store.entries(rt, namespace, matches):
-                initial.append(b'{"type":"ADDED","object":' + entry.json(rt) + b"}\n")
-            if send_initial and bookmarks:
-                initial.append(self._bookmark(rt, storage.rv, initial_end=True))
-        else:
-            try:
-                since = int(rv)
-            except ValueError as error:
-                # kube-apiserver answers a watch (not a list) with an unparsable version this way
-                raise ApiError(
-                    500,
-                    "",
-                    f'resourceVersion: Invalid value: "{rv}": strconv.ParseUint: parsing "{rv}": '
-                    "invalid syntax",
-                ) from error
-            changes = storage.changes_since(since)
-            if changes is None:
-                status = ApiError(
-                    410,
-                    "Expired",
-                    f"too old resource version: {since} ({storage.history_floor})",
-                ).status()
-                response = web.StreamResponse(headers={"Content-Type": "application/json"})
-                await response.prepare(request)
-                await response.write(b'{"type":"ERROR","object":' + dumps(status) + b"}\n")
-                await response.write_eof()
-                return response
-            for change in changes:
-                if change.storage == rt.storage_key:
-                    watcher.offer(change)
-        storage.add_watcher(watcher)
-        response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        response.enable_chunked_encoding()
-        try:
-            await response.prepare(request)
-            transport = request.transport
-            if transport is None:
-                return response
-            sink = self._chunk_sink(transport, watcher)
-            if self._wants_table(request):
-                sink = self._table_sink(sink, rt, query.get("includeObject", "Metadata"))
-            elif self._wants_metadata(request):
-                sink = self._metadata_sink(sink)
-            # Switch to direct writes in one synchronous step, so no event is lost or reordered.
-            pending = initial
-            while not watcher.queue.empty():
-                item = watcher.queue.get_nowait()
-                if item is None:
-                    watcher.close()
-                    break
-                pending.append(item)
-            if pending:
-                sink(b"".join(pending))
-            watcher.sink = sink
-            await self._wait_for_end(request, watcher, deadline, bookmarks, rt)
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            storage.remove_watcher(watcher)
-        with contextlib.suppress(ConnectionResetError, RuntimeError):
-            await response.write_eof()
-        return response
-
-    MAX_WATCH_BUFFER = 64 * 1024 * 1024
-
-    @staticmethod
-    def _metadata_sink(sink: Callable[[bytes], None]) -> Callable[[bytes], None]:
-        def to_metadata(data: bytes) -> None:
-            out = []
-            for line in data.splitlines():
-                event = json.loads(line)
-                if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                    event["object"] = partial_metadata(event["object"])
-                out.append(dumps(event) + b"\n")
-            sink(b"".join(out))
-
-        return to_metadata
-
-    @staticmethod
-    def _table_sink(
-        sink: Callable[[bytes], None], rt: ResourceType, include: str
-    ) -> Callable[[bytes], None]:
-        """`kubectl get -w`: each event's object becomes a one-row Table, as real servers send."""
-
-        def to_table(data: bytes) -> None:
-            out = []
-            for line in data.splitlines():
-                event = json.loads(line)
-                obj = event["object"]
-                if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                    version = obj.get("metadata", {}).get("resourceVersion", "")
-                    event["object"] = table(rt, [obj], version, include)
-                out.append(dumps(event) + b"\n")
-            sink(b"".join(out))
-
-        return to_table
-
-    def _chunk_sink(
-        self, transport: asyncio.BaseTransport, watcher: Watcher
-    ) -> Callable[[bytes], None]:
-        """Write HTTP chunks straight to the socket; a watcher that cannot keep up is dropped."""
-        assert isinstance(transport, asyncio.WriteTransport)
-        dropped = False
-
-        def sink(data: bytes) -> None:
-            nonlocal dropped
-            if dropped:
-                return
-            if transport.is_closing() or transport.get_write_buffer_size() > self.MAX_WATCH_BUFFER:
-                dropped = True
-                watcher.close()
-                return
-            transport.write(b"%x\r\n%b\r\n" % (len(data), data))
-
-        return sink
-
-    def _bookmark(self, rt: ResourceType, rv: int, initial_end: bool = False) -> bytes:
-        meta: dict[str, Any] = {"resourceVersion": str(rv)}
-        if initial_end:
-            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
-        obj = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
-        return b'{"type":"BOOKMARK","object":' + dumps(obj) + b"}\n"
-
-    DISCONNECT_CHECK = 2.0
-
-    async def _wait_for_end(
-        self,
-        request: web.Request,
-        watcher: Watcher,
-        deadline: float | None,
-        bookmarks: bool,
-        rt: ResourceType,
-    ) -> None:
-        """Until the watch is closed, times out or its client is gone; bookmarks while idle."""
-        interval = self.options.bookmark_interval
-        next_bookmark = time.monotonic() + interval
-        while True:
-            now = time.monotonic()
-            wait = self.DISCONNECT_CHECK
-            if bookmarks:
-                wait = min(wait, max(next_bookmark - now, 0.0))
-            if deadline is not None:
-                if deadline <= now:
-                    return
-                wait = min(wait, deadline - now)
-            try:
-                await asyncio.wait_for(watcher.queue.get(), wait)
-                return
-            except TimeoutError:
-                transport = request.transport
-                if transport is None or transport.is_closing():
-                    return
-                if bookmarks and watcher.sink is not None and time.monotonic() >= next_bookmark:
-                    watcher.sink(self._bookmark(rt, self.store.storage.rv))
-                    next_bookmark = time.monotonic() + interval

@@ -1,7 +1,7 @@
 """Canary webhooks: Flagger's payloads, the calls, and forwarding events to event webhooks.
 
 The gating semantics (which failure halts, waits, counts a failed check or rolls back, and the
-event and alert texts) belong to `coalmine.scheduler.engine`; this package only calls. The top
+event and alert texts) belong to `coalmine.scheduler.gates`; this package only calls. The top
 level is free of HTTP libraries: the pure payload builders, the checksum and `hooks_of_type`.
 The controller imports the I/O from submodules: `coalmine.hooks.webhooks.WebhookClient` (the
 scheduler's `WebhookCaller`, plus `forward_event`), `send_event` / `call_event_webhook`, and

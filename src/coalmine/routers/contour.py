@@ -16,11 +16,11 @@ from coalmine.routers.common import (
     INITIAL_WEIGHTS,
     Obj,
     RouterError,
-    WeightedRouter,
     ignored_match_fields,
     service_names,
     split_from_primary,
 )
+from coalmine.routers.weighted import WeightedRouter
 
 API_VERSION = "projectcontour.io/v1"
 KIND = "HTTPProxy"

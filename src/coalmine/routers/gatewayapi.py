@@ -21,13 +21,13 @@ from coalmine.routers.common import (
     SET_COOKIE_HEADER,
     Obj,
     RouterError,
-    WeightedRouter,
     affinity_of,
     cookie_regex,
     drop_none,
     service_names,
     sticky_set_cookie,
 )
+from coalmine.routers.weighted import WeightedRouter
 
 GROUP = "gateway.networking.k8s.io"
 KIND = "HTTPRoute"

@@ -25,7 +25,6 @@ from coalmine.routers.common import (
     Obj,
     ObjectRef,
     RouterError,
-    WeightedRouter,
     Write,
     affinity_of,
     contained_in,
@@ -37,6 +36,7 @@ from coalmine.routers.common import (
     sticky_set_cookie,
     wire,
 )
+from coalmine.routers.weighted import WeightedRouter
 from coalmine.targets.labels import is_owned_by
 
 API_VERSION = "networking.istio.io/v1beta1"

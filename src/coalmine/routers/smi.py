@@ -17,11 +17,11 @@ from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     Obj,
     RouterError,
-    WeightedRouter,
     new_object,
     service_names,
     weight_from,
 )
+from coalmine.routers.weighted import WeightedRouter
 
 GROUP = "split.smi-spec.io"
 KIND = "TrafficSplit"

@@ -16,10 +16,10 @@ from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     Obj,
     RouterError,
-    WeightedRouter,
     service_names,
     split_from_primary,
 )
+from coalmine.routers.weighted import WeightedRouter
 
 API_VERSION = "traefik.io/v1alpha1"
 KIND = "TraefikService"

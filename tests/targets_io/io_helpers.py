@@ -7,6 +7,7 @@ import copy
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from coalmine.api.hashing import release_checksum
 from coalmine.api.models import Canary, CanaryStatus
 from coalmine.kube.api import KubeApi, Object
 from coalmine.kube.cache import resource_version
@@ -222,3 +223,9 @@ async def counting_writes(api: KubeApi, action: Callable[[], Awaitable[Any]]) ->
     await action()
     after = write_requests(api)
     return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+
+
+async def current_revision(controller: TargetController, canary: Canary) -> str:
+    """The revision the target holds now: what a promotion after its analysis must carry."""
+    fingerprint = await controller.fingerprint(canary)
+    return release_checksum(fingerprint.spec_hash, fingerprint.tracked_configs)

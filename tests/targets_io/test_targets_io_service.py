@@ -14,6 +14,7 @@ from coalmine.api.models import Canary
 from coalmine.kube.api import Object
 from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import SERVICE
+from coalmine.targets.base import TargetChanged
 from coalmine.targets.errors import TargetError
 from coalmine.targets.service import KEEP_TYPE_ANNOTATION
 from coalmine.targets.service_controller import ServiceTargetController
@@ -22,6 +23,7 @@ from .io_helpers import (
     USER_APIS,
     cached,
     counting_writes,
+    current_revision,
     make_canary,
     owner_uid,
     patch,
@@ -101,18 +103,20 @@ async def test_a_new_selector_moves_the_canary_copy_and_waits_for_promotion_on_t
     assert primary["spec"]["selector"] == {"app": "podinfo-blue"}
     assert primary["metadata"]["resourceVersion"] == primary_before["metadata"]["resourceVersion"]
 
-    await controller.promote(canary, "release-green")
+    release_green = await current_revision(controller, canary)
+    await controller.promote(canary, release_green)
 
     _, promoted, _ = await services(ns, ctx)
     assert promoted["spec"]["selector"] == {"app": "podinfo-green"}
     assert promoted["spec"]["clusterIP"] == primary_before["spec"]["clusterIP"]
     assert owned_by_canary(promoted)
     assert promoted["metadata"]["annotations"][naming.PROMOTED_REVISION_ANNOTATION] == (
-        "release-green"
+        release_green
     )
-    assert (await controller.fingerprint(canary)).primary_revision == "release-green"
+    assert (await controller.fingerprint(canary)).primary_revision == release_green
     assert (await controller.fingerprint(canary)).spec_hash == green.spec_hash
-    assert await counting_writes(ctx.api, lambda: controller.promote(canary, "release-green")) == {}
+    revision = await current_revision(controller, canary)
+    assert await counting_writes(ctx.api, lambda: controller.promote(canary, revision)) == {}
 
 
 SHAPES: dict[str, Callable[[str], dict[str, Any]]] = {
@@ -187,7 +191,7 @@ async def test_node_ports_are_allocated_per_copy_without_collisions(
 
     await patch(ctx, ns, SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-green"}}})
     await controller.initialize(canary)
-    await controller.promote(canary, "green")
+    await controller.promote(canary, await current_revision(controller, canary))
     _, promoted, moved = await services(ns, ctx)
     assert node_ports(promoted) == node_ports(primary)
     assert node_ports(moved) == node_ports(canary_copy)
@@ -247,7 +251,7 @@ async def test_an_external_name_target_is_released_by_its_external_name(
         assert "clusterIP" not in copy["spec"]
         assert "clusterIPs" not in copy["spec"]
 
-    await controller.promote(canary, "green")
+    await controller.promote(canary, await current_revision(controller, canary))
     _, promoted, _ = await services(ns, ctx)
     assert promoted["spec"]["externalName"] == "lb.green.example.com"
 
@@ -278,7 +282,7 @@ async def test_switching_the_target_to_external_name_and_back_is_followed_by_the
     assert "clusterIP" not in canary_copy["spec"]
     assert primary["spec"]["clusterIP"] == primary_before["spec"]["clusterIP"]
 
-    await controller.promote(canary, "external")
+    await controller.promote(canary, await current_revision(controller, canary))
     _, promoted, _ = await services(ns, ctx)
     assert promoted["spec"]["type"] == "ExternalName"
     assert promoted["metadata"]["uid"] == primary_before["metadata"]["uid"]
@@ -308,10 +312,12 @@ async def test_a_target_turning_headless_recreates_the_copy(ns: str, ctx: Cluste
     assert owned_by_canary(canary_copy)
     assert primary["metadata"]["uid"] == primary_before["metadata"]["uid"]
 
-    await controller.promote(canary, "headless")
+    await controller.promote(canary, await current_revision(controller, canary))
     _, promoted, _ = await services(ns, ctx)
     assert promoted["spec"]["clusterIP"] == "None"
-    assert promoted["metadata"]["annotations"][naming.PROMOTED_REVISION_ANNOTATION] == "headless"
+    assert promoted["metadata"]["annotations"][naming.PROMOTED_REVISION_ANNOTATION] == (
+        await current_revision(controller, canary)
+    )
     assert owned_by_canary(promoted)
 
 
@@ -321,7 +327,7 @@ async def test_copies_are_named_after_spec_service_name(ns: str, ctx: ClusterCon
     canary = make_canary(ns, "Service", service={"port": 9898, "name": "web"})
 
     await controller.initialize(canary)
-    await controller.promote(canary, "r1")
+    await controller.promote(canary, await current_revision(controller, canary))
 
     target, primary, canary_copy = await services(ns, ctx, apex="web")
     assert (
@@ -329,7 +335,9 @@ async def test_copies_are_named_after_spec_service_name(ns: str, ctx: ClusterCon
     )
     assert await ctx.api.get_or_none(SERVICE, "podinfo-primary", ns) is None
     assert await ctx.api.get_or_none(SERVICE, "podinfo-canary", ns) is None
-    assert (await controller.fingerprint(canary)).primary_revision == "r1"
+    assert (await controller.fingerprint(canary)).primary_revision == (
+        await current_revision(controller, canary)
+    )
 
 
 async def test_copies_carry_prefixed_metadata_and_keep_what_others_wrote(
@@ -438,12 +446,14 @@ async def test_promotion_wins_a_race_with_another_writer_by_reading_again(
     ctx.caches.informer(SERVICE)._objects[(ns, "podinfo-primary")] = stale
     await patch_target_selector(ns, ctx, "podinfo-green")
 
-    await controller.promote(canary, "green")
+    await controller.promote(canary, await current_revision(controller, canary))
 
     promoted = await get(ns, ctx, "podinfo-primary")
     assert promoted["spec"]["selector"] == {"app": "podinfo-green"}
     assert promoted["metadata"]["labels"]["zone"] == "a"
-    assert promoted["metadata"]["annotations"][naming.PROMOTED_REVISION_ANNOTATION] == "green"
+    assert promoted["metadata"]["annotations"][naming.PROMOTED_REVISION_ANNOTATION] == (
+        await current_revision(controller, canary)
+    )
     assert ctx.api.requests["replace services"] == 2
 
 
@@ -453,3 +463,21 @@ async def patch_target_selector(ns: str, ctx: ClusterContext, app: str) -> None:
         SERVICE, "podinfo", {"spec": {"selector": {"app": app}}}, ns
     )
     await ctx.caches.informer(SERVICE).observe(written)
+
+
+async def test_a_target_changed_after_its_analysis_is_not_promoted(
+    ns: str, ctx: ClusterContext
+) -> None:
+    """The analysed revision is green; red arrives before the promotion copies the spec. Red was
+    never analysed, so nothing is copied: the primary keeps blue until red has had its run."""
+    await write(ctx, SERVICE, service(ns))
+    controller = ServiceTargetController(ctx)
+    canary = make_canary(ns, "Service")
+    await controller.initialize(canary)
+    await patch(ctx, ns, SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-green"}}})
+    analysed = await current_revision(controller, canary)
+    await patch(ctx, ns, SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-red"}}})
+    with pytest.raises(TargetChanged, match="changed since its analysis"):
+        await controller.promote(canary, analysed)
+    _, primary, _ = await services(ns, ctx)
+    assert primary["spec"]["selector"] == {"app": "podinfo-blue"}

@@ -30,6 +30,19 @@ class TargetNotReady(Exception):
         self.retriable = retriable
 
 
+class TargetChanged(Exception):
+    """The target changed between its analysis and its promotion: the revision on hand is not
+    the one that was analysed, so it is not copied onto the primary. The next cycle sees the new
+    revision and analyses it from the start."""
+
+    def __init__(self, target_key: str, analysed: str, current: str) -> None:
+        super().__init__(
+            f"{target_key} changed since its analysis (revision {current}, analysed {analysed}); "
+            "not promoted: the new revision is analysed first"
+        )
+        self.retriable = True
+
+
 def is_retriable(error: BaseException) -> bool:
     """Whether the scheduler should wait (True) or roll back (False) after `error`."""
     return bool(getattr(error, "retriable", True))

@@ -14,12 +14,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from coalmine.api import naming
+from coalmine.api.hashing import release_checksum
 from coalmine.api.models import Canary
 from coalmine.kube.api import Conflict, Object
 from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import SERVICE
 from coalmine.kube.writes import ensure
-from coalmine.targets.base import TargetFingerprint, TargetMetadata
+from coalmine.targets.base import TargetChanged, TargetFingerprint, TargetMetadata
 from coalmine.targets.cluster_io import (
     fresh,
     informer_for,
@@ -109,6 +110,9 @@ class ServiceTargetController:
         primary = await read(self.ctx, SERVICE, name, namespace)
         for attempt in range(PROMOTE_ATTEMPTS):
             target = await self.target(canary)
+            current = release_checksum(service_hash(target), None)
+            if current != revision:
+                raise TargetChanged(f"{target['metadata']['name']}.{namespace}", revision, current)
             if primary is None or service_copy_needs_recreate(target, primary):
                 desired = self._copy(canary, target, name, None)
                 with_annotation(desired, naming.PROMOTED_REVISION_ANNOTATION, revision)

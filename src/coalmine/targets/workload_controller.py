@@ -13,12 +13,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from coalmine.api import naming
+from coalmine.api.hashing import release_checksum
 from coalmine.api.models import INITIALIZING_PHASES, Canary
 from coalmine.kube.api import Conflict, Object
 from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import CONFIG_MAP, HPA, SCALED_OBJECT, SECRET, Kind
 from coalmine.kube.writes import ensure
-from coalmine.targets.base import TargetFingerprint, TargetMetadata, TargetNotReady
+from coalmine.targets.base import TargetChanged, TargetFingerprint, TargetMetadata, TargetNotReady
 from coalmine.targets.cluster_io import (
     fresh,
     informer_for,
@@ -230,6 +231,12 @@ class WorkloadController(ABC):
             target = await self.target(canary)
             meta = self.metadata_of(canary, target)
             tracked = await self.tracked_configs(canary, target)
+            current = release_checksum(
+                workload_hash(target), None if tracked is None else tracked.checksums()
+            )
+            if current != revision:
+                name = target["metadata"]["name"]
+                raise TargetChanged(f"{name}.{canary.namespace}", revision, current)
             await self.sync_config_copies(canary, tracked)
             promoted = self.promoted_primary(
                 canary, target, primary, meta, tracked, str(uuid.uuid4())

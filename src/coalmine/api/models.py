@@ -5,6 +5,9 @@ adds fields the user did not set; effective values with Flagger's defaults are p
 fields are rejected (`extra="forbid"`) so `coalmine check` can report them instead of dropping them.
 Validation is strict (no "10" → 10 coercion) because the API server would refuse such a value too.
 
+One module over ~600 lines on purpose: it is the schema (the CRDs are generated from it) and reads
+best as one file beside Flagger's `types.go`, section by section.
+
 These classes are also the source of the CRD schemas (`coalmine.api.crds` walks them), so a field's
 `description` ends up in `kubectl explain`, and `Field(json_schema_extra={"crd_default": ...})` marks a
 default that the API server applies (only used where Flagger's own CRD declares one).

@@ -4,6 +4,9 @@ The API server handles a custom resource in this order: decode, prune unknown fi
 non-nullable fields without a default, apply defaults, validate. The three public functions here are
 those steps; the caller owns apiVersion/kind/metadata of the root object.
 
+Over ~600 lines: one recursive walk per step over the same schema keywords, kept together so
+the three stay in agreement.
+
 Error paths and messages are worded like Kubernetes' (`spec.x: Invalid value: "string": spec.x in
 body must be of type integer: "string"`), so tests written against devcluster read the same as
 against a real cluster.

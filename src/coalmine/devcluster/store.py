@@ -4,6 +4,10 @@ The HTTP server is a thin layer over `Store`, and in-process users (the workload
 call the same methods, so both see one behaviour. All methods are synchronous and run on the event
 loop thread; a write is atomic with respect to every other request.
 
+Over ~600 lines: what is left is the request verbs of one class (get/list/create/update/patch/
+delete with their preconditions); per-kind admission, deletion and scale already live in
+`admission`, `lifecycle` and `scale`.
+
 In-process API (objects are plain dicts in the served apiVersion; results are copies):
 
 - `get(resource, name, namespace=None) -> dict`; `list(resource, namespace=None,

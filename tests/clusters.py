@@ -37,7 +37,7 @@ from coalmine.devcluster.crds import crd_path
 ROOT = Path(__file__).resolve().parents[1]
 CRD_DIR = ROOT / "deploy" / "crds"
 RBAC_MANIFEST = ROOT / "deploy" / "manifests" / "coalmine.yaml"
-CONTROLLER_SA = ("coalmine", "coalmine")  # namespace, name
+CONTROLLER_SA = ("coalmine", "coalmine")  # namespace, name: no test may delete either
 # The official CRDs of the routing and scaling objects the tests write to, served by both tiers.
 ROUTER_CRDS = [
     crd_path("istio/networking.istio.io_virtualservices.yaml"),

@@ -107,4 +107,6 @@ def test_the_kustomize_base_applies_and_the_manifest_directory_applies_with_f(
         cluster.kubectl("get", "deployment", "coalmine", "--namespace=coalmine", "-o", "json")
     )
     assert deployment["metadata"]["labels"]["app.kubernetes.io/part-of"] == "coalmine"
-    cluster.kubectl("delete", "namespace", "coalmine", "--wait=false")
+    # Only the Deployment goes: the `coalmine` namespace holds the ServiceAccount whose token every
+    # real-tier controller of this session uses (deleting it revokes that token for later tests).
+    cluster.kubectl("delete", "deployment", "coalmine", "--namespace=coalmine", "--wait=false")

@@ -32,6 +32,8 @@ CRD_FILES: dict[tuple[str, str], list[str]] = {
     ],
     ("projectcontour.io", "HTTPProxy"): ["contour/projectcontour.io_httpproxies.yaml"],
     ("traefik.io", "TraefikService"): ["traefik/traefik.io_traefikservices.yaml"],
+    ("serving.knative.dev", "Service"): ["knative/serving.knative.dev_services.yaml"],
+    ("serving.knative.dev", "Revision"): ["knative/serving.knative.dev_revisions.yaml"],
 }
 
 # Versions with a schema in the saved CRDs but served by none of them (see schemas/README.md).

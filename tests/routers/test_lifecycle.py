@@ -9,8 +9,9 @@ import pytest
 
 from coalmine.api.models import Canary
 from coalmine.routers.base import Routes
-from coalmine.routers.common import Delete, PureRouter
+from coalmine.routers.common import Delete, PureRouter, Write
 from coalmine.routers.registry import ROUTERS
+from knative_serving import reconciled
 from routers.canaries import apply, make_canary
 from routers.schemas import as_stored, assert_valid
 
@@ -38,9 +39,28 @@ SOURCE_INGRESS: dict[str, Any] = {
 }
 
 
+KNATIVE_SERVICE: dict[str, Any] = {
+    "apiVersion": "serving.knative.dev/v1",
+    "kind": "Service",
+    "metadata": {"name": "podinfo", "namespace": "default", "generation": 1},
+    "spec": {"template": {"spec": {"containers": [{"image": "ghcr.io/stefanprodan/podinfo"}]}}},
+}
+
+
+def knative_settled(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The objects after Knative's controller saw them (status.traffic follows spec.traffic)."""
+    return [
+        reconciled(o, {})[0] if o.get("apiVersion") == "serving.knative.dev/v1" else o
+        for o in objects
+    ]
+
+
 def canary_for(provider: str) -> Canary:
     service: dict[str, Any] = {}
     extra: dict[str, Any] = {}
+    if provider == "knative":
+        target = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "podinfo"}
+        return make_canary(extra_spec={"targetRef": target, "provider": "knative"})
     if provider.startswith("gatewayapi"):
         service["gatewayRefs"] = [{"name": "public", "namespace": "gateways"}]
     if provider == "nginx":
@@ -53,7 +73,13 @@ def canary_for(provider: str) -> Canary:
 
 
 def initial_objects(provider: str) -> list[dict[str, Any]]:
+    if provider == "knative":
+        return knative_settled([KNATIVE_SERVICE])
     return [SOURCE_INGRESS] if provider == "nginx" else []
+
+
+def applied(cluster: list[dict[str, Any]], writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return knative_settled(apply(cluster, writes))
 
 
 @pytest.mark.parametrize("provider", sorted(ROUTERS))
@@ -65,14 +91,14 @@ def test_canary_run_objects_are_valid_and_weights_round_trip(provider: str) -> N
     created = router.reconcile(canary, cluster)
     assert created, "initialization writes the routing objects"
     assert_valid(*created)
-    cluster = apply(cluster, created)
+    cluster = applied(cluster, created)
     assert router.get_routes(canary, cluster) == Routes(100, 0, False)
     assert router.reconcile(canary, cluster) == [], "a second reconcile writes nothing"
 
     for primary, weight in [(80, 20), (60, 40), (40, 60), (100, 0)]:
         update = router.set_routes(canary, cluster, primary, weight)
         assert_valid(*update.objects)
-        cluster = apply(cluster, update.objects)
+        cluster = applied(cluster, update.objects)
         assert router.get_routes(canary, cluster) == Routes(primary, weight, False)
         assert router.reconcile(canary, cluster) == [], f"reconcile at {primary}/{weight}"
 
@@ -83,10 +109,10 @@ def test_server_defaults_are_not_mistaken_for_drift(provider: str) -> None:
     router = ROUTERS[provider]
     canary = canary_for(provider)
     cluster = initial_objects(provider)
-    cluster = apply(cluster, [as_stored(o) for o in router.reconcile(canary, cluster)])
+    cluster = applied(cluster, [as_stored(o) for o in router.reconcile(canary, cluster)])
     assert router.reconcile(canary, cluster) == []
     update = router.set_routes(canary, cluster, 70, 30)
-    cluster = apply(cluster, [as_stored(o) for o in update.objects])
+    cluster = applied(cluster, [as_stored(o) for o in update.objects])
     assert router.get_routes(canary, cluster) == Routes(70, 30, False)
     assert router.reconcile(canary, cluster) == []
 
@@ -98,13 +124,19 @@ def test_finalize_after_a_run(provider: str) -> None:
     router = ROUTERS[provider]
     canary = canary_for(provider)
     cluster = initial_objects(provider)
-    cluster = apply(cluster, router.reconcile(canary, cluster))
-    cluster = apply(cluster, router.set_routes(canary, cluster, 40, 60).objects)
+    cluster = applied(cluster, router.reconcile(canary, cluster))
+    cluster = applied(cluster, router.set_routes(canary, cluster, 40, 60).objects)
     actions = router.finalize(canary, cluster)
     if provider == "nginx":
         (action,) = actions
         assert isinstance(action, Delete)
         assert action.ref.name == "podinfo-canary"
+    elif provider == "knative":
+        # The user's Knative Service loses the primary-revision record, keeps serving the primary.
+        (action,) = actions
+        assert isinstance(action, Write)
+        assert "flagger.app/primary-revision" not in action.obj["metadata"]["annotations"]
+        assert action.obj["spec"]["traffic"][1]["revisionName"] == "podinfo-00001"
     else:
         assert actions == []
 
@@ -114,6 +146,10 @@ def test_created_routing_objects_are_owned_by_the_canary(provider: str) -> None:
     router = ROUTERS[provider]
     canary = canary_for(provider)
     for obj in router.reconcile(canary, initial_objects(provider)):
+        if provider == "knative":
+            # The Knative Service is the user's target: never owned, never garbage-collected.
+            assert "ownerReferences" not in obj["metadata"]
+            continue
         (owner,) = obj["metadata"]["ownerReferences"]
         assert owner == {
             "apiVersion": "flagger.app/v1beta1",

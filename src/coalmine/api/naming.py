@@ -64,6 +64,10 @@ def is_toolkit_key(key: str) -> bool:
 # on the primary in the promotion's own write so a crash before the status write is recognised.
 PROMOTED_REVISION_ANNOTATION: Final = "coalmine.dev/promoted-revision"
 
+# Knative Service targets: the revision that serves as the primary, as Flagger records it on the
+# Knative Service (its controller and router read it; coalmine's too, so a canary moves across).
+KNATIVE_PRIMARY_REVISION_ANNOTATION: Final = "flagger.app/primary-revision"
+
 # Release verbs (`coalmine promote|abort|retry|pause|resume`): requests are annotations on the
 # Canary, which GitOps tools leave alone (they own the spec), never spec fields. The CLI writes the
 # action and a fresh id; the controller acts once per id and writes the id back as handled.

@@ -137,7 +137,7 @@ _ROWS: tuple[ProviderInfo, ...] = (
         through="the Skipper ingress",
         requires=(_INGRESS,),
     ),
-    _unsupported("knative", "knative", NONE, scope="edge", through="the Knative ingress"),
+    ProviderInfo("knative", "knative", "knative", NONE, "edge", "the Knative ingress"),
 )
 
 PROVIDERS: dict[str, ProviderInfo] = {row.name: row for row in _ROWS}

@@ -62,13 +62,18 @@ from coalmine.scheduler.timing import (
 )
 from coalmine.targets.hashing import revision_hash
 from coalmine.targets.kinds import TARGET_KINDS as TARGET_KIND_TABLE
+from coalmine.targets.kinds import target_key
 
 log = logging.getLogger(__name__)
 
-# What the runtime watches: the target-kind table (`coalmine.targets.kinds`).
+# Every target kind by its table key (`coalmine.targets.kinds`); the runtime starts watching the
+# `always_watched` ones, the others once a canary's target controller reads them.
 TARGET_KINDS: dict[str, Kind] = {
     name: kind_for(info.api_version, info.kind) for name, info in TARGET_KIND_TABLE.items()
 }
+WATCHED_TARGET_KINDS: tuple[Kind, ...] = tuple(
+    TARGET_KINDS[name] for name, info in TARGET_KIND_TABLE.items() if info.always_watched
+)
 ON_DEMAND_KINDS = frozenset({SECRET, CONFIG_MAP})
 VALID_CONDITION = "Valid"
 SHUTDOWN_GRACE_SECONDS = 30.0
@@ -357,7 +362,7 @@ class CanaryReconciler:
         self.caches[CANARY].subscribe(self._on_canary)
         for kind in TARGET_KINDS.values():
             self.caches[kind].subscribe(self._on_target)
-        await self.caches.start(CANARY, METRIC_TEMPLATE, ALERT_PROVIDER, *TARGET_KINDS.values())
+        await self.caches.start(CANARY, METRIC_TEMPLATE, ALERT_PROVIDER, *WATCHED_TARGET_KINDS)
         self._synced.set()
         self.ready = True
         if on_ready is not None:
@@ -388,7 +393,8 @@ class CanaryReconciler:
             assert refusal is not None
             await self._refuse(obj, key, refusal.reason, refusal.message)
             return
-        target = (canary.spec.target_ref.kind, canary.namespace, canary.spec.target_ref.name)
+        ref = canary.spec.target_ref
+        target = (target_key(ref.api_version, ref.kind), canary.namespace, ref.name)
         owner = self._owner_of(target, key, obj)
         if owner is not None:
             await self._refuse_duplicate(obj, key, target, owner)
@@ -407,7 +413,7 @@ class CanaryReconciler:
         await self._ensure_finalizer(canary)
         if canary.status is None or canary.status.conditions is None or _refused(obj):
             await self.status.write_status(
-                canary, initial_status(canary.status, target[0], SystemClock().now())
+                canary, initial_status(canary.status, ref.kind, SystemClock().now())
             )
         job = self.jobs.ensure(
             key, job_interval(canary, self.settings.min_analysis_interval), self._cycle_for(key)
@@ -474,7 +480,7 @@ class CanaryReconciler:
         churn. A tracked ConfigMap or Secret change is seen at the next cycle.
         """
         namespace, name = object_key(obj)
-        target = (obj.get("kind", ""), namespace, name)
+        target = (target_key(obj.get("apiVersion"), obj.get("kind")), namespace, name)
         releasing = self._known.releasing(target)
         if event_type == "DELETED" or not releasing:
             # Remembered only for targets of canaries: the hash is not free, the cluster is big.

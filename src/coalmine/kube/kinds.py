@@ -63,6 +63,8 @@ VIRTUAL_SERVICE = Kind("networking.istio.io", "v1beta1", "VirtualService", "virt
 DESTINATION_RULE = Kind("networking.istio.io", "v1beta1", "DestinationRule", "destinationrules")
 HTTP_PROXY = Kind("projectcontour.io", "v1", "HTTPProxy", "httpproxies")
 TRAEFIK_SERVICE = Kind("traefik.io", "v1alpha1", "TraefikService", "traefikservices")
+KNATIVE_SERVICE = Kind("serving.knative.dev", "v1", "Service", "services")
+KNATIVE_REVISION = Kind("serving.knative.dev", "v1", "Revision", "revisions")
 
 # Plural names of the routing kinds, whatever version a router writes them at.
 _PLURALS = {

@@ -111,6 +111,19 @@ CLUSTER_ROLE: tuple[Grant, ...] = (
     Grant("split.smi-spec.io", ("trafficsplits",), (*WATCHED, "create", "update"), "SMI router"),
     Grant("projectcontour.io", ("httpproxies",), (*WATCHED, "create", "update"), "Contour router"),
     Grant("traefik.io", ("traefikservices",), (*WATCHED, "create", "update"), "Traefik router"),
+    Grant(
+        "serving.knative.dev",
+        ("services",),
+        (*WATCHED, "update"),
+        "Knative Service targets (watched once a canary needs them): the primary-revision "
+        "annotation and `spec.traffic` written by PUT",
+    ),
+    Grant(
+        "serving.knative.dev",
+        ("revisions",),
+        WATCHED,
+        "Knative target readiness: the `Ready` condition of the primary and latest Revisions",
+    ),
 )
 
 LEADER_ELECTION_ROLE: tuple[Grant, ...] = (

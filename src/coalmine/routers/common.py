@@ -230,7 +230,8 @@ def capability_problems(canary: Canary, router: str, capabilities: Capabilities)
                 "warning",
             )
         )
-    if (canary.spec.required_service.app_protocol or "").lower() == "tcp" and not capabilities.tcp:
+    service = canary.spec.service  # a Knative Service target has none
+    if service and (service.app_protocol or "").lower() == "tcp" and not capabilities.tcp:
         problems.append(
             Problem("spec.service.appProtocol", f"tcp: the {router} router routes HTTP only")
         )

@@ -20,6 +20,7 @@ from coalmine.api.refusals import Refusal
 from coalmine.api.validation import ManifestError, Problem, parse_canary, summarize_problems
 from coalmine.routers.common import RouterError
 from coalmine.routers.registry import router_for
+from coalmine.targets.kinds import target_key
 from coalmine.targets.service_coverage import (
     builtin_checks_reason,
     routing_coverage,
@@ -104,7 +105,8 @@ def compatibility(canary: Canary, options: Options, service: Obj | None = None) 
     if selection.warning:
         problems.append(Problem("spec.provider", selection.warning, "warning"))
     if selection.router is not None:
-        target = canary.spec.target_ref.kind
+        ref = canary.spec.target_ref
+        target = target_key(ref.api_version, ref.kind)
         routing = selection.router.compatibility(canary, target, dict(service) if service else None)
         problems += [_not_ab(problem, canary) for problem in routing]
     return problems

@@ -110,7 +110,8 @@ async def run_checks(run: Run) -> bool:
         await halt(run, hook, f"external check {hook.name} failed {error}")
         return False
     try:
-        outcome = await run.deps.analyzer.analyse(run.canary)
+        route = run.fingerprint.route if run.fingerprint is not None else None
+        outcome = await run.deps.analyzer.analyse(run.canary, route=route)
     except Exception as error:
         await run.warn(error)
         return False

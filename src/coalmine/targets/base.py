@@ -76,6 +76,9 @@ class TargetFingerprint:
     spec_hash: str
     tracked_configs: Mapping[str, str] | None = None
     primary_revision: str | None = None
+    #: The metric templates' `route` variable when the kind defines it (Knative: the latest
+    #: created revision, as Flagger's); None: `routeRef` or the target name.
+    route: str | None = None
 
 
 class TargetController(Protocol):

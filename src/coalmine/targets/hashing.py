@@ -11,7 +11,7 @@ from typing import Any
 
 from coalmine.api.hashing import spec_hash
 from coalmine.targets.daemonset import without_parking
-from coalmine.targets.kinds import TARGET_KINDS
+from coalmine.targets.kinds import target_kind
 
 
 def workload_hash_input(workload: Mapping[str, Any]) -> Any:
@@ -60,10 +60,24 @@ def service_hash(service: Mapping[str, Any]) -> str:
     return spec_hash(service_hash_input(service))
 
 
+def knative_revision(service: Mapping[str, Any]) -> str:
+    """The revision Knative created last for the Service's template (`status.
+    latestCreatedRevisionName`, "" before Knative reconciled it): what a Knative release is."""
+    return str((service.get("status") or {}).get("latestCreatedRevisionName") or "")
+
+
+def knative_hash(service: Mapping[str, Any]) -> str:
+    """`status.lastAppliedSpec` of a Knative Service target: its latest created revision, as in
+    Flagger (docs/decisions.md, 'Knative revisions'); our own `spec.traffic` writes never count."""
+    return spec_hash({"latestCreatedRevisionName": knative_revision(service)})
+
+
 def revision_hash(target: Mapping[str, Any]) -> str | None:
     """The spec hash of a target by its kind (None for a kind that is not a target): what the
     scheduler compares with `status.lastAppliedSpec`, so a change of it is a new revision."""
-    info = TARGET_KINDS.get(str(target.get("kind")))
+    info = target_kind(str(target.get("apiVersion") or "v1"), str(target.get("kind")))
     if info is None:
         return None
+    if info.revision == "knative":
+        return knative_hash(target)
     return service_hash(target) if info.revision == "service" else workload_hash(target)

@@ -10,7 +10,7 @@ from coalmine.api.models import Canary
 from coalmine.kube.context import ClusterContext
 from coalmine.targets.base import ScalerReconciler, TargetController
 from coalmine.targets.errors import TargetError
-from coalmine.targets.kinds import TARGET_KINDS, TargetKindInfo
+from coalmine.targets.kinds import TARGET_KINDS, TargetKindInfo, target_key
 from coalmine.targets.scaler_controller import HpaScaler, KedaScaler
 
 _CONTROLLERS: dict[str, Callable[[ClusterContext], TargetController]] = {}
@@ -24,14 +24,9 @@ SCALERS: dict[str, Callable[[ClusterContext], ScalerReconciler]] = {
 def target_controller_for(canary: Canary, ctx: ClusterContext) -> TargetController:
     """The controller of `spec.targetRef.kind`; a clear, non-retriable error when unsupported."""
     ref = canary.spec.target_ref
-    if ref.is_knative:
-        raise TargetError(
-            f"canary {canary.key} spec.targetRef: Knative Services ({ref.api_version}) "
-            "are not supported yet"
-        )
-    info = TARGET_KINDS.get(ref.kind)
+    info = TARGET_KINDS.get(target_key(ref.api_version, ref.kind))
     if info is None:
-        supported = ", ".join(sorted(TARGET_KINDS))
+        supported = ", ".join(sorted({row.kind for row in TARGET_KINDS.values()}))
         raise TargetError(
             f"canary {canary.key} spec.targetRef.kind: {ref.kind} is not supported "
             f"(supported: {supported})"
@@ -41,11 +36,11 @@ def target_controller_for(canary: Canary, ctx: ClusterContext) -> TargetControll
 
 def _controller_class(info: TargetKindInfo) -> Callable[[ClusterContext], TargetController]:
     """The `module:Class` of the table row, imported once."""
-    found = _CONTROLLERS.get(info.kind)
+    found = _CONTROLLERS.get(info.key)
     if found is None:
         module, _, name = info.controller.partition(":")
         found = getattr(importlib.import_module(module), name)
-        _CONTROLLERS[info.kind] = found
+        _CONTROLLERS[info.key] = found
     return found
 
 

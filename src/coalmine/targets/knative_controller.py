@@ -143,4 +143,3 @@ class KnativeTargetController:
 
     async def finalize(self, canary: Canary) -> None:
         """Nothing of the target to restore here; the router removes the annotations."""
-        return None

@@ -69,7 +69,7 @@ def test_set_routes_writes_flaggers_two_traffic_targets_valid_under_the_crd() ->
 
 
 def test_set_routes_without_a_recorded_primary_revision_is_an_error() -> None:
-    with pytest.raises(RouterError, match="flagger.app/primary-revision"):
+    with pytest.raises(RouterError, match=r"flagger\.app/primary-revision"):
         ROUTER.set_routes(CANARY, [knative_service(primary=None)], 90, 10)
 
 

@@ -12,6 +12,7 @@ from coalmine.kube.api import KubeApi, Object
 from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import INGRESS, kind_for
 from coalmine.routers.common import PureRouter
+from coalmine.targets.knative import split_of as knative_split
 
 # Every provider with an official CRD devcluster can serve (smi:v1alpha3 is defined by no served
 # CRD version; see coalmine/devcluster/crds/SOURCES.md).
@@ -138,6 +139,11 @@ def split_of(obj: Object) -> tuple[int, int]:
         weights = {s["name"]: int(s.get("weight", 0)) for s in spec["routes"][0]["services"]}
     elif kind == "TraefikService":
         weights = {s["name"]: int(s["weight"]) for s in spec["weighted"]["services"]}
+    elif kind == "Service" and obj.get("apiVersion") == "serving.knative.dev/v1":
+        # Knative: the latest revision is the canary; no traffic block routes all to it.
+        split = knative_split(spec.get("traffic") or [{"latestRevision": True, "percent": 100}])
+        assert split is not None, spec
+        return split
     elif kind == "Ingress":
         annotations = obj["metadata"]["annotations"]
         canary = int(annotations["nginx.ingress.kubernetes.io/canary-weight"])

@@ -22,6 +22,7 @@ from coalmine.targets.base import TargetMetadata
 from coalmine.targets.daemonset_controller import DaemonSetController
 from coalmine.targets.deployment_controller import DeploymentController
 from coalmine.targets.errors import TargetError
+from coalmine.targets.knative_controller import KnativeTargetController
 from coalmine.targets.kinds_registry import scaler_for, target_controller_for
 from coalmine.targets.scaler_controller import HpaScaler, KedaScaler
 from coalmine.targets.service_controller import ServiceTargetController
@@ -146,7 +147,9 @@ async def test_service_targets_get_the_noop_service_router(ns: str, ctx: Cluster
     assert isinstance(service_router_for(make_canary(ns), ctx), KubernetesServiceRouter)
 
 
-def test_registries_resolve_kinds_and_refuse_knative(ns: str, ctx: ClusterContext) -> None:
+def test_registries_resolve_every_kind_the_api_version_included(
+    ns: str, ctx: ClusterContext
+) -> None:
     assert isinstance(target_controller_for(make_canary(ns), ctx), DeploymentController)
     assert isinstance(target_controller_for(make_canary(ns, "DaemonSet"), ctx), DaemonSetController)
     assert isinstance(
@@ -154,8 +157,12 @@ def test_registries_resolve_kinds_and_refuse_knative(ns: str, ctx: ClusterContex
     )
     knative = make_canary(ns, "Service")
     knative.spec.target_ref.api_version = "serving.knative.dev/v1"
-    with pytest.raises(TargetError, match=r"Knative Services .* are not supported yet"):
-        target_controller_for(knative, ctx)
+    assert isinstance(target_controller_for(knative, ctx), KnativeTargetController)
+    assert isinstance(service_router_for(knative, ctx), NoopServiceRouter)
+    unknown = make_canary(ns)
+    unknown.spec.target_ref.kind = "StatefulSet"  # type: ignore[assignment]
+    with pytest.raises(TargetError, match=r"StatefulSet is not supported"):
+        target_controller_for(unknown, ctx)
     assert scaler_for(make_canary(ns), ctx) is None
     hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "podinfo"}
     keda = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "podinfo"}

@@ -54,7 +54,7 @@ def describe(
         "target": {
             "kind": str((view.spec.get("targetRef") or {}).get("kind") or "?"),
             "name": str((view.spec.get("targetRef") or {}).get("name") or "?"),
-            "primary": revision_of(primary),
+            "primary": revision_of(primary, primary=True),
             "canary": revision_of(target),
         },
         "strategy": strategy(view),
@@ -93,13 +93,27 @@ def current_run(events: Sequence[Object]) -> list[Object]:
     return list(events[start:])
 
 
-def revision_of(obj: Object | None) -> dict[str, Any] | None:
-    """What runs: the images of a workload, the selector or externalName of a Service."""
+def revision_of(obj: Object | None, *, primary: bool = False) -> dict[str, Any] | None:
+    """What runs: the images of a workload, the selector or externalName of a Service, the
+    revision of a Knative Service (`primary`: the one recorded as the primary)."""
+    from coalmine.api.models import KNATIVE_API_VERSION
+    from coalmine.api.naming import KNATIVE_PRIMARY_REVISION_ANNOTATION
+
     if obj is None:
         return None
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     found: dict[str, Any] = {"name": str(meta.get("name") or "")}
+    if obj.get("apiVersion") == KNATIVE_API_VERSION:
+        annotations = meta.get("annotations") or {}
+        status = obj.get("status") or {}
+        if primary:
+            found["name"] = str(annotations.get(KNATIVE_PRIMARY_REVISION_ANNOTATION) or "?")
+            return found
+        found["name"] = str(status.get("latestCreatedRevisionName") or "?")
+        pod = (spec.get("template") or {}).get("spec") or {}
+        found["images"] = [str(c.get("image") or "") for c in pod.get("containers") or []]
+        return found
     if obj.get("kind") == "Service":
         if spec.get("type") == "ExternalName":
             found["externalName"] = spec.get("externalName")

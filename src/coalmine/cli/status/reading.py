@@ -258,9 +258,11 @@ async def read_target(api: KubeApi, view: View, *, primary: bool = False) -> Obj
         return None
     kind = kind_for(info.api_version, info.kind)
     name = str(ref.get("name"))
+    # A Knative Service holds both revisions: its primary is itself, no `-primary` copy.
+    copied = primary and info.revision != "knative"
     try:
         target: Object = await api.get(
-            kind, naming.primary_name(name) if primary else name, view.metadata.get("namespace")
+            kind, naming.primary_name(name) if copied else name, view.metadata.get("namespace")
         )
     except NotFound:
         return None

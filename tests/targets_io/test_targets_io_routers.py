@@ -22,8 +22,8 @@ from coalmine.targets.base import TargetMetadata
 from coalmine.targets.daemonset_controller import DaemonSetController
 from coalmine.targets.deployment_controller import DeploymentController
 from coalmine.targets.errors import TargetError
-from coalmine.targets.knative_controller import KnativeTargetController
 from coalmine.targets.kinds_registry import scaler_for, target_controller_for
+from coalmine.targets.knative_controller import KnativeTargetController
 from coalmine.targets.scaler_controller import HpaScaler, KedaScaler
 from coalmine.targets.service_controller import ServiceTargetController
 

@@ -99,7 +99,11 @@ def reconciled(
 
 
 class KnativeServing:
-    """Reconciles every Knative Service of a namespace the way Knative's controller would."""
+    """Reconciles every Knative Service of a namespace the way Knative's controller would.
+
+    `errors` collects the writes that failed (retried); tests show them when they time out."""
+
+    errors: list[str] = []  # shared by every instance of the test session
 
     def __init__(self, api: KubeApi, namespace: str) -> None:
         self.api = api
@@ -112,8 +116,12 @@ class KnativeServing:
     def _on_event(self, event_type: str, obj: Object) -> None:
         self._wake.set()
 
-    async def _reconcile(self, service: Object) -> None:
-        name = service["metadata"]["name"]
+    async def _reconcile(self, name: str) -> None:
+        # A GET, not the watch cache: a cached object may predate our own last status write, and
+        # reconciling it again would create a second revision for one template.
+        service = await self.api.get_or_none(KNATIVE_SERVICE, name, self.namespace)
+        if service is None:
+            return
         known = self.revisions.setdefault(name, {})
         desired, revision = reconciled(service, known)
         if revision is not None:
@@ -140,11 +148,18 @@ class KnativeServing:
                 )
 
     async def _loop(self) -> None:
+        """Reconcile on every event; a failed write (a transient API error, a status written
+        from a cache that was behind) is retried, as Knative's workqueue would."""
         while True:
             await self._wake.wait()
             self._wake.clear()
             for service in self.services.list():
-                await self._reconcile(service)
+                try:
+                    await self._reconcile(service["metadata"]["name"])
+                except Exception as error:
+                    self.errors.append(repr(error))
+                    await asyncio.sleep(0.2)
+                    self._wake.set()
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[KnativeServing]:

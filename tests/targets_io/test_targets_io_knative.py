@@ -78,7 +78,11 @@ async def settled(api: KubeApi, ns: str, latest: str, ctx: ClusterContext | None
         cached = (await ctx.caches.synced(KNATIVE_SERVICE)).get("podinfo", ns)
         return cached is not None and cached.get("status") == status
 
-    await eventually(check, 30, f"Knative Service podinfo at {latest}")
+    def detail() -> str:
+        seen = {k: service.get(k) for k in ("metadata", "status")}
+        return f"last seen {seen}; stand-in errors {KnativeServing.errors[-5:]}"
+
+    await eventually(check, 60, f"Knative Service podinfo at {latest}", detail=detail)
     return service
 
 

@@ -53,6 +53,12 @@ ISTIO_SERVICE_TRAFFIC: dict[str, dict[str, Traffic]] = {
         "backend-primary": Traffic({"200": 10.0}, latency_ms=30),
     }
 }
+# Knative: Envoy's series per revision cluster `<namespace>/<revision>` (Flagger's observer); the
+# primary revision is healthy, the latest one fails half of its requests.
+KNATIVE_TRAFFIC: dict[str, Traffic] = {
+    "knative/podinfo-00001": Traffic({"200": 10.0}, latency_ms=30),
+    "knative/podinfo-00002": Traffic({"200": 5.0, "503": 5.0}, latency_ms=400),
+}
 # The `kubernetes` provider reads app histograms in seconds from pods named after the target.
 HTTP_TRAFFIC: dict[str, dict[str, Traffic]] = {
     "plain": {"podinfo-7b9d8c-x2k4z": Traffic({"200": 4.0}, latency_ms=180)},
@@ -101,6 +107,19 @@ def _histogram(
     return lines
 
 
+def _envoy(times: list[int], t0: int) -> list[str]:
+    """Envoy's untyped `envoy_cluster_upstream_rq` (no `_total`) and its time histogram."""
+    lines = ["# TYPE envoy_cluster_upstream_rq unknown"]
+    durations: list[tuple[dict[str, str], float, float]] = []
+    for cluster, traffic in KNATIVE_TRAFFIC.items():
+        labels = {"envoy_cluster_name": cluster}
+        for code, rate in traffic.rates.items():
+            coded = _labels({**labels, "envoy_response_code": code})
+            lines += [f"envoy_cluster_upstream_rq{coded} {rate * (t - t0):.3f} {t}" for t in times]
+        durations.append((labels, sum(traffic.rates.values()), traffic.latency_ms))
+    return lines + _histogram("envoy_cluster_upstream_rq_time", durations, times, t0, 1.0)
+
+
 def openmetrics(now: int) -> str:
     t0 = now - SPAN_SECONDS
     times = list(range(t0, now + SPAN_SECONDS + 1, STEP_SECONDS))
@@ -134,6 +153,7 @@ def openmetrics(now: int) -> str:
             labels = {"kubernetes_namespace": namespace, "kubernetes_pod_name": pod}
             http_counts.append((labels, sum(traffic.rates.values()), traffic.latency_ms))
     lines = [
+        *_envoy(times, t0),
         *_counter("istio_requests", requests, times, t0),
         *_histogram("istio_request_duration_milliseconds", durations, times, t0, 1.0),
         *_histogram("http_request_duration_seconds", http_counts, times, t0, 0.001),

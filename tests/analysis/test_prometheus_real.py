@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import aiohttp
 import pytest
@@ -210,3 +211,33 @@ async def test_prometheus_is_online_and_unreachable_one_is_not(
     outcome = await down.check_availability(canary)
     assert not outcome.ok
     assert outcome.message.startswith("prometheus not avaiable: request to http://127.0.0.1:9")
+
+
+def knative_canary(metrics: list[dict[str, Any]]) -> Canary:
+    target = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "podinfo"}
+    return Canary.model_validate(
+        {
+            "metadata": {"name": "podinfo", "namespace": "knative"},
+            "spec": {
+                "provider": "knative",
+                "targetRef": target,
+                "analysis": {"interval": "1m", "threshold": 5, "metrics": metrics},
+            },
+        }
+    )
+
+
+async def test_the_knative_observer_measures_the_revision_under_test(
+    session: aiohttp.ClientSession, prometheus_url: str
+) -> None:
+    """`route` is the latest created revision (the scheduler passes the target's); the primary
+    revision's healthy series must not leak into the canary's numbers."""
+    canary = knative_canary([SUCCESS, DURATION])
+    latest = await analyzer(session, prometheus_url).analyse(canary, route="podinfo-00002")
+    assert latest.messages == ("Halt podinfo.knative advancement success rate 50.00% < 99%",)
+    primary = await analyzer(session, prometheus_url).analyse(canary, route="podinfo-00001")
+    assert primary.ok, primary.messages
+    success, duration = primary.results
+    assert success.value == pytest.approx(100.0)
+    assert duration.value is not None
+    assert 25 <= duration.value <= 50

@@ -101,6 +101,8 @@ class FakeTarget:
         self.scaled_to_zero = False
         self.finalized = False
         self.promotions = 0
+        #: The metric templates' `route` the kind reports (Knative: the latest revision).
+        self.route: str | None = None
         self.init_errors: list[TargetNotReady] = []
         self.primary_error: TargetNotReady | None = None
         self.canary_error: TargetNotReady | None = None
@@ -137,6 +139,7 @@ class FakeTarget:
             spec_hash=spec_hash(self.target_spec),
             tracked_configs=dict(self.configs) if self.tracks_configs else None,
             primary_revision=self.primary_revision,
+            route=self.route,
         )
 
     async def is_primary_ready(self, canary: Canary) -> None:
@@ -291,6 +294,7 @@ class FakeAnalyzer:
         self.script: list[AnalysisOutcome] = []
         self.default = AnalysisOutcome((MetricResult("request-success-rate", 100.0, True),))
         self.calls = 0
+        self.routes: list[str | None] = []
 
     def fail_with(self, message: str) -> None:
         self.default = AnalysisOutcome(
@@ -304,6 +308,7 @@ class FakeAnalyzer:
 
     async def analyse(self, canary: Canary, *, route: str | None = None) -> AnalysisOutcome:
         self.calls += 1
+        self.routes.append(route)
         if self.world is not None:
             self.world.log.append("check")
         return self.script.pop(0) if self.script else self.default

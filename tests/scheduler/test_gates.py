@@ -517,3 +517,13 @@ async def test_rollback_hooks_stop_at_the_first_that_asks_for_a_rollback() -> No
         ("Warning", "Rolling back podinfo.default manual webhook invoked"),
     ]
     assert rig.alerts.sent[-1] == ("Rolling back manual webhook invoked", "warn", False)
+
+
+async def test_the_metric_checks_get_the_route_the_target_reports() -> None:
+    """Knative: the builtin queries select the latest revision by the `route` variable."""
+    rig = Rig(make_canary("Deployment"))
+    rig.target.route = "podinfo-00002"
+    await rig.new_revision()
+    await rig.cycles(3)
+    assert rig.analyzer.routes
+    assert set(rig.analyzer.routes) == {"podinfo-00002"}

@@ -92,3 +92,27 @@ def test_the_live_view_moves_its_clocks_without_reading_again() -> None:
     assert (later["time"]["elapsedSeconds"], later["time"]["remainingSeconds"]) == (330, 150)
     assert model["time"]["elapsedSeconds"] == 300  # the model read from the API is unchanged
     assert aged(model, 1000)["time"]["remainingSeconds"] == 0
+
+
+def test_a_knative_canary_shows_its_primary_and_latest_revisions() -> None:
+    view = progressing()
+    view["spec"]["targetRef"] = {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "name": "podinfo",
+    }
+    service = {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "podinfo",
+            "annotations": {"flagger.app/primary-revision": "podinfo-00001"},
+        },
+        "spec": {"template": {"spec": {"containers": [{"image": "podinfo:6.1"}]}}},
+        "status": {"latestCreatedRevisionName": "podinfo-00002"},
+    }
+    # One object holds both sides: `coalmine status` reads it as the target and as the primary.
+    model = describe(View(view), [], service, service, NOW)
+    text = "\n".join(line for line, _ in tree_lines(model))
+    assert "primary  podinfo-00001" in text
+    assert "canary   podinfo-00002  image podinfo:6.1" in text

@@ -33,6 +33,7 @@ from .harness import (
     serve_app,
 )
 from .test_router_releases import SplitWatch
+from .test_service_target_findings import coalmine
 
 pytestmark = pytest.mark.e2e
 
@@ -144,6 +145,10 @@ async def test_a_knative_service_is_released_revision_to_revision(
         await eventually(lambda: watch.phase == "Succeeded", what="Succeeded", watch=watch)
         service = await settled_on(api, ns, "podinfo-00002")
         messages = await event_messages(api, ns)
+        code, shown = await coalmine(cluster, "status", "podinfo")
+    assert code == 0, shown
+    assert "primary  podinfo-00002" in shown
+    assert "canary   podinfo-00002  image podinfo:6.0.1" in shown
     # Knative's default (all to the latest) until initialised, then Flagger's split.
     assert splits.splits == [(0, 100), (100, 0), (80, 20), (60, 40), (40, 60), (100, 0)], (
         controller.logs()[-3000:]

@@ -211,9 +211,11 @@ def _revisions(target: Mapping[str, Any]) -> list[tuple[str, str]]:
             what = "image " + ", ".join(found["images"])
         elif "externalName" in found:
             what = f"externalName {found['externalName']}"
-        else:
+        elif "selector" in found:
             what = "selector " + ",".join(f"{k}={v}" for k, v in found["selector"].items())
-        rows.append((f"{role:<8} {found['name']}  {what}", ""))
+        else:
+            what = ""  # a Knative primary: the revision name says it all
+        rows.append((f"{role:<8} {found['name']}  {what}".rstrip(), ""))
     return rows
 
 

@@ -21,7 +21,7 @@ from aiohttp import web
 from clusters import TestCluster
 from coalmine.kube.api import KubeApi, Object
 from coalmine.kube.cache import Informer
-from coalmine.kube.kinds import CANARY, KNATIVE_SERVICE
+from coalmine.kube.kinds import CANARY, KNATIVE_SERVICE, SERVICE
 from knative_serving import KnativeServing
 
 from .harness import (
@@ -49,13 +49,16 @@ def knative_service(ns: str, image: str) -> dict[str, Any]:
     }
 
 
-def canary(ns: str, webhooks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def canary(
+    ns: str, webhooks: list[dict[str, Any]] | None = None, *, skip_analysis: bool = False
+) -> dict[str, Any]:
     return {
         "apiVersion": "flagger.app/v1beta1",
         "kind": "Canary",
         "metadata": {"name": "podinfo", "namespace": ns},
         "spec": {
             "provider": "knative",
+            "skipAnalysis": skip_analysis,
             "targetRef": {
                 "apiVersion": "serving.knative.dev/v1",
                 "kind": "Service",
@@ -86,7 +89,12 @@ def failing_hook() -> AbstractAsyncContextManager[str]:
 
 @asynccontextmanager
 async def knative_run(
-    api: KubeApi, canaries: Informer, ns: str, webhooks: list[dict[str, Any]] | None = None
+    api: KubeApi,
+    canaries: Informer,
+    ns: str,
+    webhooks: list[dict[str, Any]] | None = None,
+    *,
+    skip_analysis: bool = False,
 ) -> AsyncIterator[tuple[CanaryWatch, SplitWatch]]:
     """Knative running, podinfo at `podinfo-00001`, the Canary initialised on it."""
     async with AsyncExitStack() as stack:
@@ -100,7 +108,7 @@ async def knative_run(
         stack.push_async_callback(informer.stop)
         await informer.wait_synced()
         await api.create(KNATIVE_SERVICE, knative_service(ns, "podinfo:6.0.0"))
-        await api.create(CANARY, canary(ns, webhooks))
+        await api.create(CANARY, canary(ns, webhooks, skip_analysis=skip_analysis))
         await eventually(lambda: watch.phase == "Initialized", what="Initialized", watch=watch)
         service = await api.get(KNATIVE_SERVICE, "podinfo", ns)
         assert service["metadata"]["annotations"][PRIMARY] == "podinfo-00001"
@@ -146,6 +154,8 @@ async def test_a_knative_service_is_released_revision_to_revision(
         service = await settled_on(api, ns, "podinfo-00002")
         messages = await event_messages(api, ns)
         code, shown = await coalmine(cluster, "status", "podinfo")
+        copies = {s["metadata"]["name"] for s in (await api.list(SERVICE, ns)).items}
+        copies |= {s["metadata"]["name"] for s in (await api.list(KNATIVE_SERVICE, ns)).items}
     assert code == 0, shown
     assert "primary  podinfo-00002" in shown
     assert "canary   podinfo-00002  image podinfo:6.0.1" in shown
@@ -159,6 +169,7 @@ async def test_a_knative_service_is_released_revision_to_revision(
         {"revisionName": "podinfo-00002", "latestRevision": False, "percent": 100},
     ]
     assert "ownerReferences" not in service["metadata"]
+    assert not {"podinfo-primary", "podinfo-canary"} & copies
     assert f"New revision detected! Progressing canary analysis for podinfo.{ns}" in messages
     for weight in (20, 40, 60):
         assert f"Advance podinfo.{ns} canary weight {weight}" in messages
@@ -213,3 +224,19 @@ async def test_a_revision_knative_declares_failed_is_rolled_back_without_waiting
         f"Knative Revision podinfo-00002.{ns} is not ready: ContainerMissing: "
         "image cannot be pulled"
     ) in messages
+
+
+async def test_a_knative_revision_released_without_analysis_gets_all_the_traffic(
+    cluster: TestCluster, controller: ControllerProcess
+) -> None:
+    ns = cluster.namespace
+    async with (
+        cluster_client(cluster.kubeconfig_path) as (api, canaries),
+        knative_run(api, canaries, ns, skip_analysis=True) as (watch, _),
+    ):
+        await new_revision(api, ns, "podinfo:6.0.1")
+        await eventually(lambda: watch.phase == "Succeeded", what="Succeeded", watch=watch)
+        # Flagger's skipAnalysis routes 100 % to the old primary revision before recording the
+        # new one, and stops there; the next reconcile points the traffic at the new primary.
+        service = await settled_on(api, ns, "podinfo-00002")
+    assert service["metadata"]["annotations"][PRIMARY] == "podinfo-00002"

@@ -164,3 +164,15 @@ def test_what_knative_cannot_do_beyond_ab_is_a_warning_of_both(
     errors, warnings, refused = findings(canary_doc(**analysis))
     assert (errors, refused) == (set(), False)
     assert path in warnings
+
+
+def test_reconcile_after_a_promotion_points_all_traffic_at_the_new_primary() -> None:
+    """skipAnalysis routes 100/0 before the promotion records the new revision (Flagger's
+    order): the split still pins the old one, so Reconcile moves it to the new primary."""
+    service = ROUTER.set_routes(CANARY, [knative_service()], 100, 0).objects[0]
+    service["metadata"]["annotations"]["flagger.app/primary-revision"] = "podinfo-00002"
+    (written,) = ROUTER.reconcile(CANARY, [service])
+    assert written["spec"]["traffic"] == [
+        {"latestRevision": True, "percent": 0},
+        {"revisionName": "podinfo-00002", "latestRevision": False, "percent": 100},
+    ]

@@ -24,13 +24,12 @@ from collections.abc import Sequence
 from coalmine.api.models import ABMatch, Canary, StringMatch
 from coalmine.api.providers import PROVIDERS
 from coalmine.api.validation.problems import Problem
-from coalmine.routers.base import Routes
+from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
     Obj,
     ObjectRef,
     RouterError,
-    SessionAffinityCookies,
     find,
     merge_onto,
     needs_write,
@@ -221,7 +220,9 @@ class GlooRouter(WeightedRouter):
         names = service_names(canary)
         settings = self._settings(canary, existing)
         built = []
-        for upstream, service_name in zip(upstream_names(canary), (names.primary, names.canary)):
+        for upstream, service_name in zip(
+            upstream_names(canary), (names.primary, names.canary), strict=True
+        ):
             service = find(existing, "Service", service_name)
             if service is None:
                 raise RouterError(

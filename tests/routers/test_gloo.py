@@ -79,7 +79,7 @@ def test_initialization_writes_both_upstreams_then_a_route_table_at_100_0() -> N
 
 
 def test_a_missing_copy_service_is_flaggers_get_query_error() -> None:
-    with pytest.raises(RouterError, match="service podinfo-canary.default get query error"):
+    with pytest.raises(RouterError, match=r"service podinfo-canary\.default get query error"):
         ROUTER.reconcile(make_canary(), COPIES[:1])
 
 
@@ -109,7 +109,7 @@ def test_upstream_ref_settings_are_cloned_but_not_its_destination() -> None:
 
 def test_a_missing_upstream_ref_is_an_error_naming_it() -> None:
     canary = make_canary(extra_spec={"upstreamRef": {**UPSTREAM_REF, "namespace": "gloo-system"}})
-    with pytest.raises(RouterError, match="config upstream podinfo-config.gloo-system"):
+    with pytest.raises(RouterError, match=r"config upstream podinfo-config\.gloo-system"):
         ROUTER.reconcile(canary, COPIES)
     assert any(r.namespace == "gloo-system" for r in ROUTER.references(canary))
 
@@ -211,9 +211,9 @@ def test_get_routes_names_the_route_table_when_it_has_no_split() -> None:
     canary = make_canary()
     table = by_kind(ROUTER.reconcile(canary, COPIES), "RouteTable")["podinfo"]
     table["spec"]["routes"][0]["routeAction"]["multi"]["destinations"].pop()
-    with pytest.raises(RouterError, match="RouteTable podinfo.default destinations not found"):
+    with pytest.raises(RouterError, match=r"RouteTable podinfo\.default destinations not found"):
         ROUTER.get_routes(canary, [table])
-    with pytest.raises(RouterError, match="RouteTable podinfo.default get query error"):
+    with pytest.raises(RouterError, match=r"RouteTable podinfo\.default get query error"):
         ROUTER.get_routes(canary, [])
 
 

@@ -29,6 +29,7 @@ from .routing import (
     mesh_router,
     routing_object,
     seed,
+    seed_copies,
     split_of,
 )
 
@@ -52,6 +53,8 @@ async def prepared(
     ns: str, ctx: ClusterContext, provider: str, **analysis: Any
 ) -> tuple[Canary, MeshRouter]:
     await seed(ns, ctx.api, provider)
+    if provider == "gloo":
+        await seed_copies(ns, ctx.api)
     canary = make_canary(ns, "Service", **canary_spec(provider, **analysis))
     return canary, mesh_router(ctx, canary)
 
@@ -128,6 +131,19 @@ def assert_ab_routing(provider: str, obj: dict[str, Any]) -> None:
             ("podinfo-primary", 100),
             ("podinfo-canary", 0),
         ]
+    elif provider == "gloo":
+        matched, rest = spec["routes"]
+        assert matched["matchers"] == [
+            {"headers": [{"name": "x-canary", "value": "insider"}]},
+            {
+                "headers": [
+                    {"name": "cookie", "value": "^(.*?;)?(canary=always)(;.*)?$", "regex": True}
+                ]
+            },
+        ]
+        assert split_of({**obj, "spec": {"routes": [matched]}}) == (0, 100)
+        assert "matchers" not in rest
+        assert split_of({**obj, "spec": {"routes": [rest]}}) == (100, 0)
     else:
         raise AssertionError(f"no A/B expectation for {provider}")
 

@@ -118,3 +118,12 @@ def test_check_and_controller_refuse_ab_and_external_names_and_warn_about_leftov
         p for p in compatibility(service_target, Options(), external) if p.severity == "error"
     ]
     assert [p.path for p in errors] == ["spec.targetRef"]
+
+
+def test_a_tcp_service_is_split_by_kuma_but_refused_by_gloo() -> None:
+    """A TrafficRoute split is L4; a Gloo RouteTable routes HTTP only."""
+    kuma = make_canary(provider="kuma", service={"appProtocol": "tcp"})
+    assert [p for p in compatibility(kuma, Options()) if p.severity == "error"] == []
+    gloo = make_canary(provider="gloo", service={"appProtocol": "tcp"})
+    errors = [p.path for p in compatibility(gloo, Options()) if p.severity == "error"]
+    assert errors == ["spec.service.appProtocol"]

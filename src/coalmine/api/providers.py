@@ -120,7 +120,7 @@ _ROWS: tuple[ProviderInfo, ...] = (
     ),
     _unsupported("appmesh:v1beta2", "appmesh", _HEADERS, routes_first=True),
     ProviderInfo("gloo", "gloo", "gloo", _HEADERS, "edge", "the Gloo gateway"),
-    ProviderInfo("kuma", "kuma", "kuma", NONE),
+    ProviderInfo("kuma", "kuma", "kuma", _WEIGHTS_ONLY_TCP),
     _unsupported(
         "apisix",
         "apisix",

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from coalmine.api.models import ABMatch, Canary, StringMatch
 from coalmine.api.providers import PROVIDERS
 from coalmine.api.validation.problems import Problem
-from coalmine.routers.base import Routes, SessionAffinityCookies
+from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
     Obj,
@@ -278,11 +278,6 @@ class GlooRouter(WeightedRouter):
     def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
         """The Upstreams first (the route refers to them), then the RouteTable."""
         return self._upstream_writes(canary, existing) + super().reconcile(canary, existing)
-
-    def _objects(
-        self, canary: Canary, weights: Routes, cookies: SessionAffinityCookies | None
-    ) -> list[Obj]:
-        return [self._built(canary, weights)]
 
     # --- compatibility ----------------------------------------------------------------------
 

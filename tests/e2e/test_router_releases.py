@@ -221,11 +221,18 @@ async def test_a_service_target_is_released_through(
         routes = await release(api, canaries, provider, ns)
         if provider == "gloo":
             # The generated upstreams follow their copy: after promotion the primary one
-            # selects the new revision.
-            upstream = await api.get(
-                kind_for("gloo.solo.io/v1", "Upstream"), f"{ns}-podinfo-primaryupstream-9898", ns
-            )
-            assert upstream["spec"]["kube"]["serviceName"] == "podinfo-primary"
+            # selects the new revision's pods, as the primary copy does.
+            name = f"{ns}-podinfo-primaryupstream-9898"
+
+            async def primary_upstream_selects_green() -> bool:
+                upstream = await api.get(kind_for("gloo.solo.io/v1", "Upstream"), name, ns)
+                kube = upstream["spec"]["kube"]
+                return bool(
+                    kube["serviceName"] == "podinfo-primary"
+                    and kube.get("selector") == {"app": "podinfo-green"}
+                )
+
+            await eventually(primary_upstream_selects_green, what=f"Upstream {name} follows")
     assert routes.splits == EXPECTED_SPLITS, controller.logs()[-3000:]
 
 

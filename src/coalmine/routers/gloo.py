@@ -285,13 +285,13 @@ class GlooRouter(WeightedRouter):
         analysis = canary.spec.analysis
         problems: list[Problem] = []
         for index, match in enumerate((analysis.match or []) if analysis else []):
-            for key in ("uri", "source_labels"):
+            for key, field in (("uri", "uri"), ("source_labels", "sourceLabels")):
                 if getattr(match, key) is not None:
                     problems.append(
                         Problem(
                             f"spec.analysis.match[{index}]",
                             "the gloo router matches headers, query parameters and methods "
-                            f"only (the route inherits its path); {key} would be ignored",
+                            f"only (the route inherits its path); {field} would be ignored",
                         )
                     )
             if match.method is not None and not match.method.exact:

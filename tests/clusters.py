@@ -46,6 +46,9 @@ ROUTER_CRDS = [
     crd_path("linkerd-smi/split.smi-spec.io_trafficsplits.yaml"),
     crd_path("contour/projectcontour.io_httpproxies.yaml"),
     crd_path("traefik/traefik.io_traefikservices.yaml"),
+    crd_path("gloo/gloo.solo.io_upstreams.yaml"),
+    crd_path("gloo/gateway.solo.io_routetables.yaml"),
+    crd_path("kuma/kuma.io_trafficroutes.yaml"),
 ]
 # CRDs a test installs itself on devcluster (another test there needs them absent); the real
 # control plane of the session serves them from the start.

@@ -4,13 +4,14 @@ each routing object holds as the API server stores it (read independently of the
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from coalmine.api.models import Canary
 from coalmine.controller.seams import ControllerSeams, MeshRouter
-from coalmine.kube.api import KubeApi, Object
+from coalmine.kube.api import KubeApi, NotFound, Object
 from coalmine.kube.context import ClusterContext
-from coalmine.kube.kinds import INGRESS, kind_for
+from coalmine.kube.kinds import INGRESS, SERVICE, TRAFFIC_ROUTE, kind_for
 from coalmine.routers.common import PureRouter
 
 # Every provider with an official CRD devcluster can serve (smi:v1alpha3 is defined by no served
@@ -26,8 +27,10 @@ PROVIDERS = (
     "nginx",
     "contour",
     "traefik",
+    "gloo",
+    "kuma",
 )
-AB_PROVIDERS = ("istio", "gatewayapi:v1", "gatewayapi:v1beta1", "nginx", "contour")
+AB_PROVIDERS = ("istio", "gatewayapi:v1", "gatewayapi:v1beta1", "nginx", "contour", "gloo")
 MIRROR_PROVIDERS = ("istio", "gatewayapi:v1", "gatewayapi:v1beta1")
 
 PRIMARY = "podinfo-primary"
@@ -94,9 +97,31 @@ def user_ingress(ns: str) -> dict[str, Any]:
 
 
 async def seed(ns: str, api: KubeApi, provider: str) -> None:
-    """What the user has in the cluster before the Canary (NGINX: the Ingress)."""
+    """What the user has in the cluster before the Canary (NGINX: the Ingress). Kuma: an earlier
+    test's TrafficRoute `podinfo` is deleted, as the user of a new namespace would have to (it is
+    cluster-scoped, so no namespace deletion removes it, and the router refuses another
+    namespace's route)."""
     if provider == "nginx":
         await api.create(INGRESS, user_ingress(ns))
+    if provider == "kuma":
+        with contextlib.suppress(NotFound):
+            await api.delete(TRAFFIC_ROUTE, "podinfo")
+
+
+def copy_service(ns: str, name: str) -> dict[str, Any]:
+    """A copy Service as the service router makes it (the Gloo router reads its selector)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 9898}]},
+    }
+
+
+async def seed_copies(ns: str, api: KubeApi) -> None:
+    """The copies the scheduler would have made, for tests that drive a router alone."""
+    for name in (PRIMARY, CANARY):
+        await api.create(SERVICE, copy_service(ns, name))
 
 
 async def routing_object(api: KubeApi, canary: Canary, router: PureRouter) -> Object:
@@ -118,6 +143,10 @@ def weighted_object(provider: str) -> tuple[str, str]:
         return "HTTPProxy", "podinfo"
     if provider == "traefik":
         return "TraefikService", "podinfo"
+    if provider == "gloo":
+        return "RouteTable", "podinfo"
+    if provider == "kuma":
+        return "TrafficRoute", "podinfo"
     return "TrafficSplit", "podinfo"
 
 
@@ -138,6 +167,17 @@ def split_of(obj: Object) -> tuple[int, int]:
         weights = {s["name"]: int(s.get("weight", 0)) for s in spec["routes"][0]["services"]}
     elif kind == "TraefikService":
         weights = {s["name"]: int(s["weight"]) for s in spec["weighted"]["services"]}
+    elif kind == "RouteTable":
+        # Destinations are the generated upstreams `<ns>-<copy>upstream-<port>`.
+        destinations = spec["routes"][0]["routeAction"]["multi"]["destinations"]
+        for entry in destinations:
+            upstream = entry["destination"]["upstream"]["name"]
+            copy = upstream.removeprefix(f"{obj['metadata']['namespace']}-").rsplit("upstream-")[0]
+            weights[copy] = int(entry.get("weight") or 0)
+    elif kind == "TrafficRoute":
+        # Destinations are the copies' `kuma.io/service` tags `<copy>_<ns>_svc_<port>`.
+        for entry in spec["conf"]["split"]:
+            weights[entry["destination"]["kuma.io/service"].split("_")[0]] = int(entry["weight"])
     elif kind == "Ingress":
         annotations = obj["metadata"]["annotations"]
         canary = int(annotations["nginx.ingress.kubernetes.io/canary-weight"])
@@ -167,6 +207,10 @@ AB_MATCH: dict[str, list[dict[str, Any]]] = {
         {"headers": {"cookie": {"exact": "canary"}}},
     ],
     "contour": [{"headers": {"x-canary": {"exact": "insider"}}}],
+    "gloo": [
+        {"headers": {"x-canary": {"exact": "insider"}}},
+        {"headers": {"cookie": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}},
+    ],
 }
 
 

@@ -119,8 +119,8 @@ _ROWS: tuple[ProviderInfo, ...] = (
         "appmesh", "appmesh", _HEADERS, routes_first=True, requires=("spec.service.meshName",)
     ),
     _unsupported("appmesh:v1beta2", "appmesh", _HEADERS, routes_first=True),
-    _unsupported("gloo", "gloo", _HEADERS, scope="edge", through="the Gloo gateway"),
-    _unsupported("kuma", "kuma", NONE),
+    ProviderInfo("gloo", "gloo", "gloo", _HEADERS, "edge", "the Gloo gateway"),
+    ProviderInfo("kuma", "kuma", "kuma", _WEIGHTS_ONLY_TCP),
     _unsupported(
         "apisix",
         "apisix",

@@ -48,10 +48,16 @@ class MeshRouter:
         self.supports_mirroring = pure.capabilities.mirroring
 
     async def _existing(self, canary: Canary, *, fresh: bool = False) -> list[Object]:
-        """The routing objects from the cache, or (`fresh`) from the API server."""
+        """The routing objects from the cache, or (`fresh`) from the API server. An object of
+        another namespace than the watched one (Gloo's `upstreamRef` in `gloo-system` under
+        `--namespace`) is read from the API server: the cache never sees it."""
         found: list[Object] = []
         for ref in self.pure.references(canary):
             informer = await self.ctx.caches.synced(kind_for(ref.api_version, ref.kind))
+            if informer.namespace and ref.namespace and ref.namespace != informer.namespace:
+                outside = await self.ctx.api.get_or_none(informer.kind, ref.name, ref.namespace)
+                found += [outside] if outside is not None else []
+                continue
             if fresh:
                 obj = await self.ctx.api.get_or_none(informer.kind, ref.name, ref.namespace)
                 if obj is not None:

@@ -196,7 +196,9 @@ class KubeApi:
             params["labels"] = _parse_equality_selector(labels)
         try:
             async with self._in_flight:
-                iterable = self._client.list(kind.resource, namespace=namespace or "*", **params)
+                iterable = self._client.list(
+                    kind.resource, namespace=_list_namespace(kind, namespace), **params
+                )
                 items = [with_type(to_dict(item), kind) async for item in iterable]
             return ListResult(items, iterable.resourceVersion)
         except (ApiError, HTTPStatusError) as error:
@@ -214,7 +216,7 @@ class KubeApi:
         self._count("watch", kind)
         stream = self._client.watch(
             kind.resource,
-            namespace=namespace or "*",
+            namespace=_list_namespace(kind, namespace),
             resource_version=resource_version,
             server_timeout=server_timeout,
         )
@@ -284,6 +286,14 @@ class KubeApi:
                 await self._client.delete(kind.resource, name, namespace=namespace)
         except (ApiError, HTTPStatusError) as error:
             raise _translate(error) from error
+
+
+def _list_namespace(kind: Kind, namespace: str | None) -> str | None:
+    """lightkube's namespace argument of a list or watch: every namespace is `*`, and a
+    cluster-scoped kind takes none."""
+    if not kind.namespaced:
+        return None
+    return namespace or "*"
 
 
 def _parse_equality_selector(text: str) -> dict[str, str]:

@@ -63,6 +63,10 @@ VIRTUAL_SERVICE = Kind("networking.istio.io", "v1beta1", "VirtualService", "virt
 DESTINATION_RULE = Kind("networking.istio.io", "v1beta1", "DestinationRule", "destinationrules")
 HTTP_PROXY = Kind("projectcontour.io", "v1", "HTTPProxy", "httpproxies")
 TRAEFIK_SERVICE = Kind("traefik.io", "v1alpha1", "TraefikService", "traefikservices")
+GLOO_UPSTREAM = Kind("gloo.solo.io", "v1", "Upstream", "upstreams")
+ROUTE_TABLE = Kind("gateway.solo.io", "v1", "RouteTable", "routetables")
+# Cluster-scoped: kind_for would make it namespaced.
+TRAFFIC_ROUTE = Kind("kuma.io", "v1alpha1", "TrafficRoute", "trafficroutes", namespaced=False)
 
 # Plural names of the routing kinds, whatever version a router writes them at.
 _PLURALS = {

@@ -111,6 +111,19 @@ CLUSTER_ROLE: tuple[Grant, ...] = (
     Grant("split.smi-spec.io", ("trafficsplits",), (*WATCHED, "create", "update"), "SMI router"),
     Grant("projectcontour.io", ("httpproxies",), (*WATCHED, "create", "update"), "Contour router"),
     Grant("traefik.io", ("traefikservices",), (*WATCHED, "create", "update"), "Traefik router"),
+    Grant(
+        "gloo.solo.io",
+        ("upstreams",),
+        (*WATCHED, "create", "update"),
+        "Gloo router: the copies' Upstreams; reads the one `upstreamRef` names",
+    ),
+    Grant("gateway.solo.io", ("routetables",), (*WATCHED, "create", "update"), "Gloo router"),
+    Grant(
+        "kuma.io",
+        ("trafficroutes",),
+        (*WATCHED, "create", "update", "delete"),
+        "Kuma router: the cluster-scoped TrafficRoute, deleted on finalization",
+    ),
 )
 
 LEADER_ELECTION_ROLE: tuple[Grant, ...] = (

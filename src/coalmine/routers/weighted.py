@@ -1,6 +1,6 @@
 """`WeightedRouter`: the life cycle shared by the routers whose split lives in one object
 `<apex>` (Istio VirtualService, Gateway API HTTPRoute, SMI TrafficSplit, Contour HTTPProxy,
-TraefikService)."""
+TraefikService, Gloo RouteTable, Kuma TrafficRoute)."""
 
 from __future__ import annotations
 

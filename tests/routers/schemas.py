@@ -32,6 +32,16 @@ CRD_FILES: dict[tuple[str, str], list[str]] = {
     ],
     ("projectcontour.io", "HTTPProxy"): ["contour/projectcontour.io_httpproxies.yaml"],
     ("traefik.io", "TraefikService"): ["traefik/traefik.io_traefikservices.yaml"],
+    # v1beta2: the official CRDs; v1beta1: OURS (no official one exists here, see crds/SOURCES.md).
+    ("appmesh.k8s.aws", "VirtualNode"): [
+        "appmesh/appmesh.k8s.aws_virtualnodes.yaml",
+        "appmesh-v1beta1/appmesh.k8s.aws_virtualnodes.yaml",
+    ],
+    ("appmesh.k8s.aws", "VirtualRouter"): ["appmesh/appmesh.k8s.aws_virtualrouters.yaml"],
+    ("appmesh.k8s.aws", "VirtualService"): [
+        "appmesh/appmesh.k8s.aws_virtualservices.yaml",
+        "appmesh-v1beta1/appmesh.k8s.aws_virtualservices.yaml",
+    ],
 }
 
 # Versions with a schema in the saved CRDs but served by none of them (see schemas/README.md).

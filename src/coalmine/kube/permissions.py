@@ -111,6 +111,12 @@ CLUSTER_ROLE: tuple[Grant, ...] = (
     Grant("split.smi-spec.io", ("trafficsplits",), (*WATCHED, "create", "update"), "SMI router"),
     Grant("projectcontour.io", ("httpproxies",), (*WATCHED, "create", "update"), "Contour router"),
     Grant("traefik.io", ("traefikservices",), (*WATCHED, "create", "update"), "Traefik router"),
+    Grant(
+        "appmesh.k8s.aws",
+        ("virtualnodes", "virtualrouters", "virtualservices"),
+        (*WATCHED, "create", "update"),
+        "App Mesh routers (v1beta1: nodes and services; v1beta2: nodes, routers, services)",
+    ),
 )
 
 LEADER_ELECTION_ROLE: tuple[Grant, ...] = (

@@ -26,8 +26,16 @@ PROVIDERS = (
     "nginx",
     "contour",
     "traefik",
+    "appmesh:v1beta2",
 )
-AB_PROVIDERS = ("istio", "gatewayapi:v1", "gatewayapi:v1beta1", "nginx", "contour")
+AB_PROVIDERS = (
+    "istio",
+    "gatewayapi:v1",
+    "gatewayapi:v1beta1",
+    "nginx",
+    "contour",
+    "appmesh:v1beta2",
+)
 MIRROR_PROVIDERS = ("istio", "gatewayapi:v1", "gatewayapi:v1beta1")
 
 PRIMARY = "podinfo-primary"
@@ -118,6 +126,8 @@ def weighted_object(provider: str) -> tuple[str, str]:
         return "HTTPProxy", "podinfo"
     if provider == "traefik":
         return "TraefikService", "podinfo"
+    if provider == "appmesh:v1beta2":
+        return "VirtualRouter", "podinfo"
     return "TrafficSplit", "podinfo"
 
 
@@ -126,7 +136,16 @@ def split_of(obj: Object) -> tuple[int, int]:
     kind = obj["kind"]
     spec = obj.get("spec") or {}
     weights: dict[str, int] = {}
-    if kind == "VirtualService":
+    if obj["apiVersion"].startswith("appmesh.k8s.aws/"):
+        route = spec["routes"][0]
+        body = route.get("httpRoute") or route.get("http2Route") or route.get("http") or {}
+        weights = {
+            (t.get("virtualNodeRef") or {}).get("name") or t.get("virtualNodeName"): int(
+                t["weight"]
+            )
+            for t in body["action"]["weightedTargets"]
+        }
+    elif kind == "VirtualService":
         route = next(r for r in spec["http"] if len(r["route"]) == 2)
         weights = {d["destination"]["host"]: int(d.get("weight", 0)) for d in route["route"]}
     elif kind == "HTTPRoute":
@@ -167,6 +186,10 @@ AB_MATCH: dict[str, list[dict[str, Any]]] = {
         {"headers": {"cookie": {"exact": "canary"}}},
     ],
     "contour": [{"headers": {"x-canary": {"exact": "insider"}}}],
+    "appmesh": [
+        {"headers": {"x-canary": {"exact": "insider"}}},
+        {"headers": {"cookie": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}},
+    ],
 }
 
 

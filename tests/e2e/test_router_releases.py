@@ -38,13 +38,14 @@ VIRTUAL_SERVICE = kind_for("networking.istio.io/v1beta1", "VirtualService")
 
 
 class SplitWatch:
-    """Every distinct split the routing object `podinfo` was given, in order."""
+    """Every distinct split the routing object `name` was given, in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "podinfo") -> None:
+        self.name = name
         self.splits: list[tuple[int, int]] = []
 
     def __call__(self, event_type: str, obj: Object) -> None:
-        if event_type == "DELETED" or obj["metadata"]["name"] != "podinfo":
+        if event_type == "DELETED" or obj["metadata"]["name"] != self.name:
             return
         split = split_of(obj)
         if not self.splits or self.splits[-1] != split:
@@ -103,6 +104,7 @@ async def release(
     ns: str,
     *,
     outcome: str = "Succeeded",
+    routing_name: str = "podinfo",
     **canary_options: Any,
 ) -> SplitWatch:
     """Apply the target and the Canary, change the selector, wait for `outcome` (Succeeded, or
@@ -110,7 +112,7 @@ async def release(
     async with AsyncExitStack() as stack:
         watch = CanaryWatch("podinfo", ns)
         canaries.subscribe(watch)
-        routes = SplitWatch()
+        routes = SplitWatch(routing_name)
         informer = Informer(api, kind, ns)
         informer.subscribe(routes)
         informer.start()

@@ -4,6 +4,9 @@ Flagger's Go types (no official v1beta1 CRD exists here; see crds/SOURCES.md).""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -445,3 +448,25 @@ def test_mesh_name_on_v1beta2_is_a_warning() -> None:
     canary = Canary.model_validate(manifest("appmesh:v1beta2", MESH))
     problems = compatibility(canary, Options())
     assert [(p.path, p.severity) for p in problems] == [("spec.service.meshName", "warning")]
+
+
+def test_coalmine_check_takes_the_controllers_mesh_name_flag(tmp_path: Path) -> None:
+    path = tmp_path / "canary.yaml"
+    path.write_text(yaml.safe_dump(manifest("appmesh", {})))
+    refused = subprocess.run(
+        [sys.executable, "-m", "coalmine", "check", f"-f{path}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert "spec.service.meshName: required by the appmesh (v1beta1) provider" in refused.stdout
+    accepted = subprocess.run(
+        [sys.executable, "-m", "coalmine", "check", f"-f{path}", "--mesh-name", "global"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert accepted.returncode == 0, accepted.stdout

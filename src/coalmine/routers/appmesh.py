@@ -24,32 +24,22 @@ from coalmine.api.models import Canary
 from coalmine.api.providers import PROVIDERS
 from coalmine.api.validation.problems import Problem
 from coalmine.routers.appmesh_common import (
-    AB_PRIORITY,
-    DEFAULT_PRIORITY,
     AppMeshLifecycle,
-    ab_matches,
     access_log,
     container_port,
     gateway_annotations,
-    headers,
     millis,
     node_hosts,
     protocol,
     retry_values,
     route_key,
-    route_names,
     route_prefix,
-    weighted_pairs,
 )
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     Obj,
     ObjectRef,
-    apex_annotations,
-    apex_labels,
-    drop_none,
     find,
-    new_object,
     service_names,
 )
 
@@ -87,18 +77,6 @@ class AppMeshV1beta2Router(AppMeshLifecycle):
         return refs
 
     # --- building -------------------------------------------------------------------------------
-
-    def _object(self, canary: Canary, kind: str, name: str, spec: Obj, **extra: str) -> Obj:
-        annotations = {**apex_annotations(canary), **extra}
-        return new_object(
-            canary,
-            API_VERSION,
-            kind,
-            name,
-            drop_none(spec),
-            labels=apex_labels(canary),
-            annotations=annotations,
-        )
 
     def _listener(self, canary: Canary, *, node: bool) -> Obj:
         proto = protocol(canary)
@@ -150,21 +128,6 @@ class AppMeshV1beta2Router(AppMeshLifecycle):
                 "httpRetryEvents": events,
             }
         return {"name": name, route_key(proto): body}
-
-    def _routes(self, canary: Canary, router: str, weights: Routes) -> list[Obj]:
-        names = service_names(canary)
-        targets = weighted_pairs(names, weights)
-        matches = ab_matches(canary)
-        if router != names.apex or not matches:
-            return [self._route(canary, router, targets)]
-        routes = []
-        for index, (route, match) in enumerate(
-            zip(route_names(names.apex, len(matches)), matches, strict=True)
-        ):
-            built = self._route(canary, route, targets, headers=headers(match))
-            routes.append({**built, "priority": AB_PRIORITY + index})
-        rest = self._route(canary, f"{names.apex}-b", [(names.primary, 100)])
-        return [*routes, {**rest, "priority": DEFAULT_PRIORITY}]
 
     def _router(self, canary: Canary, name: str, weights: Routes) -> Obj:
         spec = {

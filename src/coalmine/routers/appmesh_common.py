@@ -27,13 +27,17 @@ from coalmine.routers.common import (
     RouteUpdate,
     ServiceNames,
     TargetKind,
+    apex_annotations,
+    apex_labels,
     capability_problems,
     check_weights,
+    drop_none,
     find,
     ignored_match_fields,
     is_external_name,
     merge_onto,
     needs_write,
+    new_object,
     require,
     service_names,
     weight_from,
@@ -283,8 +287,44 @@ class AppMeshLifecycle(ABC):
     @abstractmethod
     def references(self, canary: Canary) -> list[ObjectRef]: ...
 
+    @abstractmethod
+    def _route(
+        self, canary: Canary, name: str, targets: list[tuple[str, int]], **match: object
+    ) -> Obj:
+        """One route to these (virtual node, weight) targets; `match` adds to the prefix."""
+
     def _extra_problems(self, canary: Canary) -> list[Problem]:
         return []
+
+    def _object(self, canary: Canary, kind: str, name: str, spec: Obj, **extra: str) -> Obj:
+        """An object of this API version with the apex labels/annotations (plus `extra`
+        annotations), owned by the Canary."""
+        return new_object(
+            canary,
+            self.api_version,
+            kind,
+            name,
+            drop_none(spec),
+            labels=apex_labels(canary),
+            annotations={**apex_annotations(canary), **extra},
+        )
+
+    def _routes(self, canary: Canary, router: str, weights: Routes) -> list[Obj]:
+        """The routes of a router: the split, or with `analysis.match` on the apex router one
+        A/B route per match (`<apex>-a`, `<apex>-a1`, …) then the rest to the primary."""
+        names = service_names(canary)
+        targets = weighted_pairs(names, weights)
+        matches = ab_matches(canary)
+        if router != names.apex or not matches:
+            return [self._route(canary, router, targets)]
+        routes = []
+        for index, (route, match) in enumerate(
+            zip(route_names(names.apex, len(matches)), matches, strict=True)
+        ):
+            built = self._route(canary, route, targets, headers=headers(match))
+            routes.append({**built, "priority": AB_PRIORITY + index})
+        rest = self._route(canary, f"{names.apex}-b", [(names.primary, 100)])
+        return [*routes, {**rest, "priority": DEFAULT_PRIORITY}]
 
     def _kept(self, live: Obj | None, merged: Obj) -> Obj:
         if live is None:

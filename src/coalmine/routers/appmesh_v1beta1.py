@@ -22,28 +22,18 @@ from coalmine.api.models import Canary
 from coalmine.api.providers import PROVIDERS
 from coalmine.api.validation.problems import Problem
 from coalmine.routers.appmesh_common import (
-    AB_PRIORITY,
-    DEFAULT_PRIORITY,
     AppMeshLifecycle,
-    ab_matches,
     access_log,
     gateway_annotations,
-    headers,
     node_hosts,
     retry_values,
-    route_names,
     route_prefix,
-    weighted_pairs,
 )
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     Obj,
     ObjectRef,
     RouterError,
-    apex_annotations,
-    apex_labels,
-    drop_none,
-    new_object,
     service_names,
 )
 
@@ -86,17 +76,6 @@ class AppMeshV1beta1Router(AppMeshLifecycle):
 
     # --- building -------------------------------------------------------------------------------
 
-    def _object(self, canary: Canary, kind: str, name: str, spec: Obj, **extra: str) -> Obj:
-        return new_object(
-            canary,
-            API_VERSION,
-            kind,
-            name,
-            drop_none(spec),
-            labels=apex_labels(canary),
-            annotations={**apex_annotations(canary), **extra},
-        )
-
     def _port_mapping(self, canary: Canary) -> Obj:
         proto = "grpc" if "grpc" in (canary.spec.required_service.port_name or "") else "http"
         return {"port": canary.spec.required_service.port, "protocol": proto}
@@ -135,21 +114,6 @@ class AppMeshV1beta1Router(AppMeshLifecycle):
                 "httpRetryEvents": events,
             }
         return {"name": name, "http": http}
-
-    def _routes(self, canary: Canary, router: str, weights: Routes) -> list[Obj]:
-        names = service_names(canary)
-        targets = weighted_pairs(names, weights)
-        matches = ab_matches(canary)
-        if router != names.apex or not matches:
-            return [self._route(canary, router, targets)]
-        routes = []
-        for index, (route, match) in enumerate(
-            zip(route_names(names.apex, len(matches)), matches, strict=True)
-        ):
-            built = self._route(canary, route, targets, headers=headers(match))
-            routes.append({**built, "priority": AB_PRIORITY + index})
-        rest = self._route(canary, f"{names.apex}-b", [(names.primary, 100)])
-        return [*routes, {**rest, "priority": DEFAULT_PRIORITY}]
 
     def _service(
         self, canary: Canary, router: str, weights: Routes, gateway: dict[str, str]

@@ -149,12 +149,32 @@ def test_v1beta2_retry_defaults_are_flaggers() -> None:
     }
 
 
-def test_v1beta2_app_protocol_http2_gets_an_http2_listener_and_route() -> None:
-    found = by_name(ROUTER_V1BETA2.reconcile(make_canary(service={"appProtocol": "http2"}), COPIES))
+@pytest.mark.parametrize(
+    ("app_protocol", "listener", "route"),
+    [("http2", "http2", "http2Route"), ("kubernetes.io/h2c", "http2", "http2Route"),
+     ("grpc", "grpc", "httpRoute"), ("http", "http", "httpRoute")],
+)  # fmt: skip
+def test_v1beta2_app_protocol_chooses_the_listener_protocol(
+    app_protocol: str, listener: str, route: str
+) -> None:
+    service = {"appProtocol": app_protocol, "timeout": "3s", "retries": {"attempts": 2}}
+    canary = make_canary(
+        service=service,
+        analysis={"iterations": 2, "match": [{"headers": {"a": {"suffix": "b"}}}]},
+    )
+    found = by_name(ROUTER_V1BETA2.reconcile(canary, COPIES))
     assert_valid(*found.values())
     router = found["VirtualRouter", "podinfo"]["spec"]
-    assert router["listeners"] == [{"portMapping": {"port": 9898, "protocol": "http2"}}]
-    assert "http2Route" in router["routes"][0]
+    assert router["listeners"] == [{"portMapping": {"port": 9898, "protocol": listener}}]
+    assert all(route in r for r in router["routes"])
+    node = found["VirtualNode", "podinfo-primary"]["spec"]
+    assert list(node["listeners"][0]["timeout"]) == [listener]
+
+
+@pytest.mark.parametrize("provider", ["appmesh:v1beta2", "appmesh:v1beta2:anything"])
+def test_the_v1beta2_prefix_selects_the_v1beta2_router(provider: str) -> None:
+    assert router_for(provider).router is ROUTER_V1BETA2
+    assert router_for("appmesh").router is ROUTER_V1BETA1
 
 
 def test_v1beta2_access_log_and_gateway_annotations() -> None:

@@ -289,6 +289,24 @@ def test_v1beta2_ab_routes_match_headers_first_then_the_primary() -> None:
     assert ROUTER_V1BETA2.get_routes(canary, cluster) == Routes(0, 100)
 
 
+def test_get_routes_needs_two_weighted_targets_in_the_first_route() -> None:
+    canary = make_canary()
+    cluster = apply([], ROUTER_V1BETA2.reconcile(canary, COPIES))
+    router = by_name(cluster)["VirtualRouter", "podinfo"]
+    router["spec"]["routes"][0]["httpRoute"]["action"]["weightedTargets"].pop()
+    with pytest.raises(RouterError, match=r"^VirtualRouter routes podinfo not found$"):
+        ROUTER_V1BETA2.get_routes(canary, cluster)
+    v1beta1 = make_canary(service=MESH)
+    cluster = apply([], ROUTER_V1BETA1.reconcile(v1beta1, []))
+    cluster = apply(cluster, ROUTER_V1BETA1.set_routes(v1beta1, cluster, 0, 0).objects)
+    with pytest.raises(
+        RouterError,
+        match=r"^VirtualService podinfo\.default does not contain routes for podinfo-primary and "
+        r"podinfo-canary$",
+    ):
+        ROUTER_V1BETA1.get_routes(v1beta1, cluster)
+
+
 def test_get_routes_without_the_router_is_a_query_error() -> None:
     with pytest.raises(RouterError, match=r"VirtualRouter podinfo\.default get query error"):
         ROUTER_V1BETA2.get_routes(make_canary(), [])

@@ -386,10 +386,10 @@ class AppMeshLifecycle(ABC):
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         """Flagger's reading: the first route must hold exactly two weighted targets."""
         routing = self._required(canary, existing)
-        name = f"{self._name(canary)}.{canary.namespace}"
+        name = self._name(canary)  # Flagger's messages name the object without the namespace
         targets = self._first_route_targets(routing)
         if len(targets) != 2:
-            raise RouterError(f"{self.kind} {name} routes not found")
+            raise RouterError(f"{self.kind} routes {name} not found")
         names = service_names(canary)
         weights = {self._target_name(t): weight_from(t.get("weight")) for t in targets}
         primary, canary_weight = weights.get(names.primary, 0), weights.get(names.canary, 0)

@@ -33,6 +33,7 @@ from clusters import (
 from coalmine.kube.api import Object
 from coalmine.kube.cache import Informer
 from coalmine.kube.kinds import CANARY, DEPLOYMENT, SERVICE, kind_for
+from coalmine.kube.permissions import CLUSTER_ROLE, granted
 
 from .harness import (
     CanaryWatch,
@@ -42,6 +43,7 @@ from .harness import (
     failing_check,
     start_controller,
 )
+from .test_rbac_real import exercised
 from .test_router_releases import EXPECTED_SPLITS, SplitWatch, failing_rollout_check, release
 
 pytestmark = pytest.mark.e2e
@@ -50,6 +52,7 @@ NODE_V1BETA2 = kind_for("appmesh.k8s.aws/v1beta2", "VirtualNode")
 ROUTER_V1BETA2 = kind_for("appmesh.k8s.aws/v1beta2", "VirtualRouter")
 SERVICE_V1BETA1 = kind_for("appmesh.k8s.aws/v1beta1", "VirtualService")
 NODE_V1BETA1 = kind_for("appmesh.k8s.aws/v1beta1", "VirtualNode")
+APP_MESH_RESOURCES = ("virtualnodes", "virtualrouters", "virtualservices")
 
 
 # --- routes first -------------------------------------------------------------------------------
@@ -145,6 +148,12 @@ async def test_app_mesh_virtual_nodes_exist_before_the_primary_pods(
         await api.patch(DEPLOYMENT, "podinfo", {"spec": deployment(ns, "6.0.1")["spec"]}, ns)
         await eventually(lambda: watch.phase == "Succeeded", what="Succeeded", watch=watch)
     assert routes.splits == EXPECTED_SPLITS, controller.logs()[-3000:]
+    if cluster.real:  # least privilege: what the App Mesh router asked of kube-apiserver
+        made = {(r, v) for g, r, v in exercised(cluster) if g == "appmesh.k8s.aws"}
+        grants = granted(CLUSTER_ROLE)
+        assert all(v in grants[("appmesh.k8s.aws", r)] for r, v in made), made
+        used = {(r, v) for r in APP_MESH_RESOURCES for v in ("list", "watch", "create")}
+        assert used | {("virtualrouters", "update")} <= made, made
 
 
 # --- v1beta1 ------------------------------------------------------------------------------------

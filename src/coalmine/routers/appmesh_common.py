@@ -261,7 +261,7 @@ class AppMeshLifecycle(ABC):
     """
 
     api_version: str
-    #: The kind and name-builder of the object whose first route holds the split.
+    #: The kind of the routing object (`_name` names it); its first route holds the split.
     kind: str
     provider: str
     capabilities: Capabilities

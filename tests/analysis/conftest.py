@@ -57,6 +57,14 @@ ISTIO_SERVICE_TRAFFIC: dict[str, dict[str, Traffic]] = {
 HTTP_TRAFFIC: dict[str, dict[str, Traffic]] = {
     "plain": {"podinfo-7b9d8c-x2k4z": Traffic({"200": 4.0}, latency_ms=180)},
 }
+# App Mesh: the Envoy sidecars' upstream counters, by pod (the primary's pod fails loudly: the
+# builtin pod pattern must not match it).
+APPMESH_TRAFFIC: dict[str, dict[str, Traffic]] = {
+    "meshed": {
+        "podinfo-7b9d8c-x2k4z": Traffic({"200": 9.0, "503": 1.0}, latency_ms=40),
+        "podinfo-primary-6c8f7d-q8z2m": Traffic({"500": 10.0}, latency_ms=2000),
+    },
+}
 
 
 def _free_port() -> int:
@@ -101,6 +109,33 @@ def _histogram(
     return lines
 
 
+def _unknown(
+    name: str, series: list[tuple[dict[str, str], float]], times: list[int], t0: int
+) -> list[str]:
+    """A monotonic series without the `_total` suffix OpenMetrics counters carry (Envoy's
+    `envoy_cluster_upstream_rq` as Prometheus scrapes it from the sidecars)."""
+    lines = [f"# TYPE {name} unknown"]
+    for labels, rate in series:
+        for t in times:
+            lines.append(f"{name}{_labels(labels)} {rate * (t - t0):.3f} {t}")
+    return lines
+
+
+def _appmesh(times: list[int], t0: int) -> list[str]:
+    requests: list[tuple[dict[str, str], float]] = []
+    durations: list[tuple[dict[str, str], float, float]] = []
+    for namespace, pods in APPMESH_TRAFFIC.items():
+        for pod, traffic in pods.items():
+            labels = {"kubernetes_namespace": namespace, "kubernetes_pod_name": pod}
+            for code, rate in traffic.rates.items():
+                requests.append(({**labels, "envoy_response_code": code}, rate))
+            durations.append((labels, sum(traffic.rates.values()), traffic.latency_ms))
+    return [
+        *_unknown("envoy_cluster_upstream_rq", requests, times, t0),
+        *_histogram("envoy_cluster_upstream_rq_time", durations, times, t0, 1.0),
+    ]
+
+
 def openmetrics(now: int) -> str:
     t0 = now - SPAN_SECONDS
     times = list(range(t0, now + SPAN_SECONDS + 1, STEP_SECONDS))
@@ -137,6 +172,7 @@ def openmetrics(now: int) -> str:
         *_counter("istio_requests", requests, times, t0),
         *_histogram("istio_request_duration_milliseconds", durations, times, t0, 1.0),
         *_histogram("http_request_duration_seconds", http_counts, times, t0, 0.001),
+        *_appmesh(times, t0),
         "# EOF",
     ]
     return "\n".join(lines) + "\n"

@@ -139,6 +139,7 @@ def test_rbac_covers_every_kind_the_controller_uses_and_no_other() -> None:
         (kind.group, kind.plural) for kind in vars(kinds).values() if isinstance(kind, kinds.Kind)
     }
     used |= {(gatewayapi.GROUP, "httproutes"), (smi.GROUP, "trafficsplits")}
+    used |= {("appmesh.k8s.aws", p) for p in ("virtualnodes", "virtualrouters", "virtualservices")}
     assert used - NOT_CALLED == {(group, r.split("/")[0]) for group, r in granted}
     for (group, resource), verbs in granted.items():
         assert "*" not in verbs

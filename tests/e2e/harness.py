@@ -191,6 +191,19 @@ async def serve_app(app: web.Application) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+@contextlib.asynccontextmanager
+async def failing_check() -> AsyncIterator[str]:
+    """A webhook check that always fails (HTTP 500): what makes a release roll back."""
+
+    async def fail(request: web.Request) -> web.Response:
+        return web.Response(status=500, text="error rate too high")
+
+    app = web.Application()
+    app.router.add_post("/check", fail)
+    async with serve_app(app) as url:
+        yield f"{url}/check"
+
+
 @dataclass
 class Recorder:
     """A local HTTP peer that keeps every JSON body POSTed to it (webhooks, alerts)."""

@@ -35,6 +35,16 @@ CRD_FILES: dict[tuple[str, str], list[str]] = {
     ("gloo.solo.io", "Upstream"): ["gloo/gloo.solo.io_upstreams.yaml"],
     ("gateway.solo.io", "RouteTable"): ["gloo/gateway.solo.io_routetables.yaml"],
     ("kuma.io", "TrafficRoute"): ["kuma/kuma.io_trafficroutes.yaml"],
+    # v1beta2: the official CRDs; v1beta1: OURS (no official one exists here, see crds/SOURCES.md).
+    ("appmesh.k8s.aws", "VirtualNode"): [
+        "appmesh/appmesh.k8s.aws_virtualnodes.yaml",
+        "appmesh-v1beta1/appmesh.k8s.aws_virtualnodes.yaml",
+    ],
+    ("appmesh.k8s.aws", "VirtualRouter"): ["appmesh/appmesh.k8s.aws_virtualrouters.yaml"],
+    ("appmesh.k8s.aws", "VirtualService"): [
+        "appmesh/appmesh.k8s.aws_virtualservices.yaml",
+        "appmesh-v1beta1/appmesh.k8s.aws_virtualservices.yaml",
+    ],
 }
 # Kinds whose CRD is cluster-scoped: their objects have no metadata.namespace.
 CLUSTER_SCOPED = {("kuma.io", "TrafficRoute")}

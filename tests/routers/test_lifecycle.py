@@ -43,6 +43,8 @@ def canary_for(provider: str) -> Canary:
     extra: dict[str, Any] = {}
     if provider.startswith("gatewayapi"):
         service["gatewayRefs"] = [{"name": "public", "namespace": "gateways"}]
+    if provider == "appmesh":
+        service["meshName"] = "global"
     if provider == "nginx":
         extra["ingressRef"] = {
             "apiVersion": "networking.k8s.io/v1",

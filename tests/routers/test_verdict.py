@@ -73,7 +73,9 @@ def test_the_corpus_has_canaries_that_run_and_canaries_that_are_refused() -> Non
     assert any(v.reason == "UnsupportedRouting" for v in verdicts)
 
 
-@pytest.mark.parametrize("mesh_provider", ["istio", "kubernetes", "kuma", "nginx"])
+@pytest.mark.parametrize(
+    "mesh_provider", ["istio", "kubernetes", "kuma", "nginx", "appmesh", "appmesh:v1beta2"]
+)
 @pytest.mark.parametrize(("source", "doc"), CANARIES, ids=[s for s, _ in CANARIES])
 def test_check_and_the_controller_reach_the_same_verdict(
     source: str, doc: dict[str, Any], mesh_provider: str

@@ -29,8 +29,17 @@ PROVIDERS = (
     "traefik",
     "gloo",
     "kuma",
+    "appmesh:v1beta2",
 )
-AB_PROVIDERS = ("istio", "gatewayapi:v1", "gatewayapi:v1beta1", "nginx", "contour", "gloo")
+AB_PROVIDERS = (
+    "istio",
+    "gatewayapi:v1",
+    "gatewayapi:v1beta1",
+    "nginx",
+    "contour",
+    "gloo",
+    "appmesh:v1beta2",
+)
 MIRROR_PROVIDERS = ("istio", "gatewayapi:v1", "gatewayapi:v1beta1")
 
 PRIMARY = "podinfo-primary"
@@ -147,6 +156,8 @@ def weighted_object(provider: str) -> tuple[str, str]:
         return "RouteTable", "podinfo"
     if provider == "kuma":
         return "TrafficRoute", "podinfo"
+    if provider == "appmesh:v1beta2":
+        return "VirtualRouter", "podinfo"
     return "TrafficSplit", "podinfo"
 
 
@@ -155,7 +166,16 @@ def split_of(obj: Object) -> tuple[int, int]:
     kind = obj["kind"]
     spec = obj.get("spec") or {}
     weights: dict[str, int] = {}
-    if kind == "VirtualService":
+    if obj["apiVersion"].startswith("appmesh.k8s.aws/"):
+        route = spec["routes"][0]
+        body = route.get("httpRoute") or route.get("http2Route") or route.get("http") or {}
+        weights = {
+            (t.get("virtualNodeRef") or {}).get("name") or t.get("virtualNodeName"): int(
+                t["weight"]
+            )
+            for t in body["action"]["weightedTargets"]
+        }
+    elif kind == "VirtualService":
         route = next(r for r in spec["http"] if len(r["route"]) == 2)
         weights = {d["destination"]["host"]: int(d.get("weight", 0)) for d in route["route"]}
     elif kind == "HTTPRoute":
@@ -208,6 +228,10 @@ AB_MATCH: dict[str, list[dict[str, Any]]] = {
     ],
     "contour": [{"headers": {"x-canary": {"exact": "insider"}}}],
     "gloo": [
+        {"headers": {"x-canary": {"exact": "insider"}}},
+        {"headers": {"cookie": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}},
+    ],
+    "appmesh": [
         {"headers": {"x-canary": {"exact": "insider"}}},
         {"headers": {"cookie": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}},
     ],

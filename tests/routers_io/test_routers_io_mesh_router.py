@@ -145,6 +145,24 @@ def assert_ab_routing(provider: str, obj: dict[str, Any]) -> None:
         assert split_of({**obj, "spec": {"routes": [matched]}}) == (0, 100)
         assert "matchers" not in rest
         assert split_of({**obj, "spec": {"routes": [rest]}}) == (100, 0)
+    elif provider.startswith("appmesh"):
+        header, cookie, rest = spec["routes"]
+        assert [r["priority"] for r in (header, cookie, rest)] == [10, 11, 20]
+        assert header["httpRoute"]["match"]["headers"] == [
+            {"name": "x-canary", "match": {"exact": "insider"}}
+        ]
+        assert cookie["httpRoute"]["match"]["headers"] == [
+            {"name": "cookie", "match": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}
+        ]
+        for matched in (header, cookie):
+            assert [
+                (t["virtualNodeRef"]["name"], t["weight"])
+                for t in matched["httpRoute"]["action"]["weightedTargets"]
+            ] == [("podinfo-canary", 100), ("podinfo-primary", 0)]
+        assert [
+            (t["virtualNodeRef"]["name"], t["weight"])
+            for t in rest["httpRoute"]["action"]["weightedTargets"]
+        ] == [("podinfo-primary", 100)]
     else:
         raise AssertionError(f"no A/B expectation for {provider}")
 

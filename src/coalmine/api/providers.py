@@ -115,10 +115,10 @@ _ROWS: tuple[ProviderInfo, ...] = (
     ),
     ProviderInfo("traefik", "traefik", "traefik", NONE, "edge", "the Traefik ingress"),
     ProviderInfo(KUBERNETES, None, "http", NONE, "copies"),
-    _unsupported(
-        "appmesh", "appmesh", _HEADERS, routes_first=True, requires=("spec.service.meshName",)
-    ),
-    _unsupported("appmesh:v1beta2", "appmesh", _HEADERS, routes_first=True),
+    # meshName (required by v1beta1) may come from the controller's --mesh-name: the router's
+    # compatibility() reports it missing, not validation.
+    ProviderInfo("appmesh", "appmesh", "appmesh", _HEADERS, routes_first=True),
+    ProviderInfo("appmesh:v1beta2", "appmesh:v1beta2", "appmesh", _HEADERS, routes_first=True),
     ProviderInfo("gloo", "gloo", "gloo", _HEADERS, "edge", "the Gloo gateway"),
     ProviderInfo("kuma", "kuma", "kuma", _WEIGHTS_ONLY_TCP),
     _unsupported(

@@ -83,6 +83,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="the controller's --ingress-class (Contour's ingressClassName)",
     )
     parser.add_argument(
+        "--mesh-name",
+        default="",
+        help="the controller's --mesh-name (App Mesh v1beta1 canaries without service.meshName)",
+    )
+    parser.add_argument(
         "-q", "--quiet", action="store_true", help="print errors only (no warnings, no summary)"
     )
     parser.set_defaults(handler=run)
@@ -161,6 +166,7 @@ class Options:
     no_cross_namespace_refs: bool = False
     mesh_provider: str | None = DEFAULT_MESH_PROVIDER
     ingress_class: str = ""
+    mesh_name: str = ""
 
 
 def _objects(document: object) -> Iterator[tuple[str, object]]:
@@ -237,6 +243,7 @@ def _routing_findings(obj: object, options: Options) -> list[Problem]:
         mesh_provider=options.mesh_provider or DEFAULT_MESH_PROVIDER,
         no_cross_namespace_refs=options.no_cross_namespace_refs,
         ingress_class=options.ingress_class,
+        mesh_name=options.mesh_name,
     )
     return compatibility(obj, verdict)
 
@@ -332,7 +339,9 @@ def _read(path: Path | None) -> bytes:
 
 
 def run(args: argparse.Namespace) -> int:
-    options = Options(args.no_cross_namespace_refs, args.mesh_provider, args.ingress_class)
+    options = Options(
+        args.no_cross_namespace_refs, args.mesh_provider, args.ingress_class, args.mesh_name
+    )
     out = _Output(sys.stdout)
     total = Result()
     for source, path in _sources(args.filename):

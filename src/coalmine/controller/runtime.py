@@ -306,6 +306,7 @@ class CanaryReconciler:
             config_tracking=settings.enable_config_tracking,
             ingress_annotations_prefix=settings.ingress_annotations_prefix,
             ingress_class=settings.ingress_class,
+            mesh_name=settings.mesh_name,
         )
         analyzer = MetricAnalyzer(
             session,
@@ -337,6 +338,7 @@ class CanaryReconciler:
             no_cross_namespace_refs=settings.no_cross_namespace_refs,
             ingress_class=settings.ingress_class,
             ingress_annotations_prefix=settings.ingress_annotations_prefix,
+            mesh_name=settings.mesh_name,
         )
         self.scheduler = Scheduler(
             Dependencies(

@@ -148,6 +148,7 @@ class ControllerSeams:
             provider,
             ingress_class=self.ctx.ingress_class or None,
             ingress_annotations_prefix=self.ctx.ingress_annotations_prefix,
+            mesh_name=self.ctx.mesh_name,
         )
         if selection.warning:
             log.warning("%s (canary %s)", selection.warning, canary.key)

@@ -31,5 +31,7 @@ class ClusterContext:
     config_tracking: bool = True
     ingress_annotations_prefix: str = "nginx.ingress.kubernetes.io"
     ingress_class: str = ""
+    #: `--mesh-name`: the App Mesh (v1beta1) mesh of canaries without `service.meshName`.
+    mesh_name: str = ""
     owner_references: bool = True
     now: Callable[[], datetime] = field(default=utc_now)

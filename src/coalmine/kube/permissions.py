@@ -124,6 +124,12 @@ CLUSTER_ROLE: tuple[Grant, ...] = (
         (*WATCHED, "create", "update", "delete"),
         "Kuma router: the cluster-scoped TrafficRoute, deleted on finalization",
     ),
+    Grant(
+        "appmesh.k8s.aws",
+        ("virtualnodes", "virtualrouters", "virtualservices"),
+        (*WATCHED, "create", "update"),
+        "App Mesh routers (v1beta1: nodes and services; v1beta2: nodes, routers, services)",
+    ),
 )
 
 LEADER_ELECTION_ROLE: tuple[Grant, ...] = (

@@ -38,6 +38,7 @@ class Options:
     no_cross_namespace_refs: bool = False
     ingress_class: str = ""
     ingress_annotations_prefix: str | None = None
+    mesh_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ def compatibility(canary: Canary, options: Options, service: Obj | None = None) 
             provider,
             ingress_class=options.ingress_class or None,
             ingress_annotations_prefix=options.ingress_annotations_prefix,
+            mesh_name=options.mesh_name,
         )
     except RouterError as error:
         return [Problem("spec.provider", str(error))]

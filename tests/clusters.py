@@ -46,6 +46,7 @@ ROUTER_CRDS = [
     crd_path("linkerd-smi/split.smi-spec.io_trafficsplits.yaml"),
     crd_path("contour/projectcontour.io_httpproxies.yaml"),
     crd_path("traefik/traefik.io_traefikservices.yaml"),
+    crd_path("apisix/apisix.apache.org_apisixroutes.yaml"),
 ]
 # CRDs a test installs itself on devcluster (another test there needs them absent); the real
 # control plane of the session serves them from the start.

@@ -32,6 +32,7 @@ CRD_FILES: dict[tuple[str, str], list[str]] = {
     ],
     ("projectcontour.io", "HTTPProxy"): ["contour/projectcontour.io_httpproxies.yaml"],
     ("traefik.io", "TraefikService"): ["traefik/traefik.io_traefikservices.yaml"],
+    ("apisix.apache.org", "ApisixRoute"): ["apisix/apisix.apache.org_apisixroutes.yaml"],
 }
 
 # Versions with a schema in the saved CRDs but served by none of them (see schemas/README.md).

@@ -37,23 +37,46 @@ SOURCE_INGRESS: dict[str, Any] = {
     },
 }
 
+SOURCE_ROUTE: dict[str, Any] = {
+    "apiVersion": "apisix.apache.org/v2",
+    "kind": "ApisixRoute",
+    "metadata": {"name": "podinfo", "namespace": "default"},
+    "spec": {
+        "http": [
+            {
+                "name": "rule1",
+                "match": {"hosts": ["app.example.com"], "paths": ["/*"]},
+                "backends": [{"serviceName": "podinfo", "servicePort": 80}],
+            }
+        ]
+    },
+}
+
 
 def canary_for(provider: str) -> Canary:
     service: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     if provider.startswith("gatewayapi"):
         service["gatewayRefs"] = [{"name": "public", "namespace": "gateways"}]
-    if provider == "nginx":
+    if provider in ("nginx", "skipper"):
         extra["ingressRef"] = {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "Ingress",
+            "name": "podinfo",
+        }
+    if provider == "apisix":
+        extra["routeRef"] = {
+            "apiVersion": "apisix.apache.org/v2",
+            "kind": "ApisixRoute",
             "name": "podinfo",
         }
     return make_canary(service=service, extra_spec=extra)
 
 
 def initial_objects(provider: str) -> list[dict[str, Any]]:
-    return [SOURCE_INGRESS] if provider == "nginx" else []
+    if provider in ("nginx", "skipper"):
+        return [SOURCE_INGRESS]
+    return [SOURCE_ROUTE] if provider == "apisix" else []
 
 
 @pytest.mark.parametrize("provider", sorted(ROUTERS))
@@ -94,14 +117,14 @@ def test_server_defaults_are_not_mistaken_for_drift(provider: str) -> None:
 @pytest.mark.parametrize("provider", sorted(ROUTERS))
 def test_finalize_after_a_run(provider: str) -> None:
     """revertOnDeletion: objects the Canary created are left to garbage collection, except the
-    NGINX canary Ingress, which is deleted so the user's Ingress alone routes again."""
+    NGINX and Skipper canary Ingresses, deleted so the user's Ingress alone routes again."""
     router = ROUTERS[provider]
     canary = canary_for(provider)
     cluster = initial_objects(provider)
     cluster = apply(cluster, router.reconcile(canary, cluster))
     cluster = apply(cluster, router.set_routes(canary, cluster, 40, 60).objects)
     actions = router.finalize(canary, cluster)
-    if provider == "nginx":
+    if provider in ("nginx", "skipper"):
         (action,) = actions
         assert isinstance(action, Delete)
         assert action.ref.name == "podinfo-canary"

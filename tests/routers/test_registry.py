@@ -62,7 +62,7 @@ def test_kubernetes_provider_has_no_mesh_router() -> None:
     assert router_for("kubernetes").router is None
 
 
-@pytest.mark.parametrize("provider", ["gloo", "kuma", "appmesh:v1beta2", "skipper", "apisix"])
+@pytest.mark.parametrize("provider", ["gloo", "kuma", "appmesh:v1beta2"])
 def test_providers_without_a_router_are_refused(provider: str) -> None:
     with pytest.raises(RouterError, match="not supported"):
         router_for(provider)

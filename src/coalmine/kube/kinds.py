@@ -63,6 +63,7 @@ VIRTUAL_SERVICE = Kind("networking.istio.io", "v1beta1", "VirtualService", "virt
 DESTINATION_RULE = Kind("networking.istio.io", "v1beta1", "DestinationRule", "destinationrules")
 HTTP_PROXY = Kind("projectcontour.io", "v1", "HTTPProxy", "httpproxies")
 TRAEFIK_SERVICE = Kind("traefik.io", "v1alpha1", "TraefikService", "traefikservices")
+APISIX_ROUTE = Kind("apisix.apache.org", "v2", "ApisixRoute", "apisixroutes")
 
 # Plural names of the routing kinds, whatever version a router writes them at.
 _PLURALS = {
@@ -73,6 +74,7 @@ _PLURALS = {
     "HTTPProxy": "httpproxies",
     "Ingress": "ingresses",
     "TraefikService": "traefikservices",
+    "ApisixRoute": "apisixroutes",
     "Service": "services",
 }
 _BY_API_VERSION: dict[tuple[str, str], Kind] = {}

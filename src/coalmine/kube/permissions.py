@@ -94,7 +94,7 @@ CLUSTER_ROLE: tuple[Grant, ...] = (
         "networking.k8s.io",
         ("ingresses",),
         (*WATCHED, "create", "update", "delete"),
-        "NGINX router: the `-canary` Ingress, deleted on finalization",
+        "NGINX and Skipper routers: the `-canary` Ingress, deleted on finalization",
     ),
     Grant(
         "networking.istio.io",
@@ -111,6 +111,12 @@ CLUSTER_ROLE: tuple[Grant, ...] = (
     Grant("split.smi-spec.io", ("trafficsplits",), (*WATCHED, "create", "update"), "SMI router"),
     Grant("projectcontour.io", ("httpproxies",), (*WATCHED, "create", "update"), "Contour router"),
     Grant("traefik.io", ("traefikservices",), (*WATCHED, "create", "update"), "Traefik router"),
+    Grant(
+        "apisix.apache.org",
+        ("apisixroutes",),
+        (*WATCHED, "create", "update"),
+        "APISIX router: the user's route read, the `<route>-<apex>-canary` route written",
+    ),
 )
 
 LEADER_ELECTION_ROLE: tuple[Grant, ...] = (

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from coalmine.api import providers
-from coalmine.routers import contour, gatewayapi, istio, nginx, smi, traefik
+from coalmine.routers import apisix, contour, gatewayapi, istio, nginx, skipper, smi, traefik
 from coalmine.routers.common import PureRouter, RouterError, parse_provider
 
 ROUTERS: dict[str, PureRouter] = {
@@ -26,6 +26,8 @@ ROUTERS: dict[str, PureRouter] = {
     "contour": contour.ROUTER,
     "nginx": nginx.ROUTER,
     "traefik": traefik.ROUTER,
+    "apisix": apisix.ROUTER,
+    "skipper": skipper.ROUTER,
 }
 
 

@@ -4,6 +4,7 @@ validated against the official ApisixRoute CRD."""
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -119,7 +120,9 @@ def test_set_and_get_routes_step_the_backend_weights() -> None:
 def test_set_routes_refuses_an_empty_split() -> None:
     canary = canary_with()
     existing = apply([user_route()], ROUTER.reconcile(canary, [user_route()]))
-    with pytest.raises(RouterError, match=f"ApisixRoute {CANARY_ROUTE}.default update failed"):
+    with pytest.raises(
+        RouterError, match=re.escape(f"ApisixRoute {CANARY_ROUTE}.default update failed")
+    ):
         ROUTER.set_routes(canary, existing, 0, 0)
 
 
@@ -146,24 +149,28 @@ def test_a_route_to_the_primary_copy_is_split_too() -> None:
 
 def test_a_missing_route_ref_is_named() -> None:
     canary = make_canary(provider="apisix")
-    with pytest.raises(RouterError, match="apisix route selector is empty"):
+    with pytest.raises(RouterError, match=re.escape("apisix route selector is empty")):
         ROUTER.references(canary)
 
 
 def test_a_missing_users_route_is_a_get_query_error() -> None:
-    with pytest.raises(RouterError, match="ApisixRoute podinfo.default get query error"):
+    with pytest.raises(RouterError, match=re.escape("ApisixRoute podinfo.default get query error")):
         ROUTER.reconcile(canary_with(), [])
 
 
 def test_a_route_without_the_apex_backend_is_refused() -> None:
-    with pytest.raises(RouterError, match="backend podinfo not found in ApisixRoute podinfo"):
+    with pytest.raises(
+        RouterError, match=re.escape("backend podinfo not found in ApisixRoute podinfo")
+    ):
         ROUTER.reconcile(canary_with(), [user_route("other")])
     problems = ROUTER.compatibility(canary_with(), "Deployment", None, existing=[user_route("x")])
     assert [p.path for p in problems] == ["spec.routeRef"]
 
 
 def test_a_route_with_several_backends_is_refused() -> None:
-    with pytest.raises(RouterError, match="must have exactly one backend to split, it has 2"):
+    with pytest.raises(
+        RouterError, match=re.escape("must have exactly one backend to split, it has 2")
+    ):
         ROUTER.reconcile(canary_with(), [user_route(backends=2)])
 
 

@@ -4,13 +4,14 @@ each routing object holds as the API server stores it (read independently of the
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from coalmine.api.models import Canary
 from coalmine.controller.seams import ControllerSeams, MeshRouter
 from coalmine.kube.api import KubeApi, Object
 from coalmine.kube.context import ClusterContext
-from coalmine.kube.kinds import INGRESS, kind_for
+from coalmine.kube.kinds import APISIX_ROUTE, INGRESS, kind_for
 from coalmine.routers.common import PureRouter
 
 # Every provider with an official CRD devcluster can serve (smi:v1alpha3 is defined by no served
@@ -26,6 +27,8 @@ PROVIDERS = (
     "nginx",
     "contour",
     "traefik",
+    "apisix",
+    "skipper",
 )
 AB_PROVIDERS = ("istio", "gatewayapi:v1", "gatewayapi:v1beta1", "nginx", "contour")
 MIRROR_PROVIDERS = ("istio", "gatewayapi:v1", "gatewayapi:v1beta1")
@@ -53,18 +56,25 @@ def canary_spec(provider: str, **analysis: Any) -> dict[str, Any]:
             **analysis,
         },
     }
-    if provider == "nginx":
+    if provider in ("nginx", "skipper"):
         spec["ingressRef"] = {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "Ingress",
             "name": "podinfo",
         }
+    if provider == "apisix":
+        spec["routeRef"] = {
+            "apiVersion": "apisix.apache.org/v2",
+            "kind": "ApisixRoute",
+            "name": "podinfo",
+        }
     return spec
 
 
-def user_ingress(ns: str) -> dict[str, Any]:
-    """The user's Ingress NGINX canaries start from; it routes to the primary copy (Service
-    targets: routing to the target itself would send the "primary" share to the new version)."""
+def user_ingress(ns: str, ingress_class: str = "nginx") -> dict[str, Any]:
+    """The user's Ingress NGINX and Skipper canaries start from; it routes to the primary copy
+    (Service targets: routing to the target itself would send the "primary" share, or with
+    Skipper everything at weight 0, to the new version)."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
@@ -72,7 +82,7 @@ def user_ingress(ns: str) -> dict[str, Any]:
             "name": "podinfo",
             "namespace": ns,
             "labels": {"app": "podinfo"},
-            "annotations": {"kubernetes.io/ingress.class": "nginx"},
+            "annotations": {"kubernetes.io/ingress.class": ingress_class},
         },
         "spec": {
             "rules": [
@@ -93,10 +103,32 @@ def user_ingress(ns: str) -> dict[str, Any]:
     }
 
 
+def user_apisix_route(ns: str) -> dict[str, Any]:
+    """The user's ApisixRoute APISIX canaries start from (one HTTP route to the apex)."""
+    return {
+        "apiVersion": "apisix.apache.org/v2",
+        "kind": "ApisixRoute",
+        "metadata": {"name": "podinfo", "namespace": ns, "labels": {"app": "podinfo"}},
+        "spec": {
+            "ingressClassName": "apisix",
+            "http": [
+                {
+                    "name": "main",
+                    "match": {"hosts": ["app.example.com"], "paths": ["/*"]},
+                    "backends": [{"serviceName": "podinfo", "servicePort": 9898}],
+                }
+            ],
+        },
+    }
+
+
 async def seed(ns: str, api: KubeApi, provider: str) -> None:
-    """What the user has in the cluster before the Canary (NGINX: the Ingress)."""
-    if provider == "nginx":
-        await api.create(INGRESS, user_ingress(ns))
+    """What the user has in the cluster before the Canary (NGINX, Skipper: the Ingress;
+    APISIX: the ApisixRoute)."""
+    if provider in ("nginx", "skipper"):
+        await api.create(INGRESS, user_ingress(ns, provider))
+    if provider == "apisix":
+        await api.create(APISIX_ROUTE, user_apisix_route(ns))
 
 
 async def routing_object(api: KubeApi, canary: Canary, router: PureRouter) -> Object:
@@ -112,8 +144,10 @@ def weighted_object(provider: str) -> tuple[str, str]:
         return "VirtualService", "podinfo"
     if provider.startswith("gatewayapi"):
         return "HTTPRoute", "podinfo"
-    if provider == "nginx":
+    if provider in ("nginx", "skipper"):
         return "Ingress", "podinfo-canary"
+    if provider == "apisix":
+        return "ApisixRoute", "podinfo-podinfo-canary"
     if provider == "contour":
         return "HTTPProxy", "podinfo"
     if provider == "traefik":
@@ -138,6 +172,10 @@ def split_of(obj: Object) -> tuple[int, int]:
         weights = {s["name"]: int(s.get("weight", 0)) for s in spec["routes"][0]["services"]}
     elif kind == "TraefikService":
         weights = {s["name"]: int(s["weight"]) for s in spec["weighted"]["services"]}
+    elif kind == "ApisixRoute":
+        weights = {b["serviceName"]: int(b["weight"]) for b in spec["http"][0]["backends"]}
+    elif kind == "Ingress" and "zalando.org/backend-weights" in obj["metadata"]["annotations"]:
+        weights = json.loads(obj["metadata"]["annotations"]["zalando.org/backend-weights"])
     elif kind == "Ingress":
         annotations = obj["metadata"]["annotations"]
         canary = int(annotations["nginx.ingress.kubernetes.io/canary-weight"])

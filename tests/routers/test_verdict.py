@@ -108,7 +108,9 @@ def severities(canary: Canary) -> dict[str, str]:
     return {p.path: p.severity for p in compatibility(canary, Options())}
 
 
-@pytest.mark.parametrize("provider", ["nginx", "contour", "linkerd", "traefik", "osm"])
+@pytest.mark.parametrize(
+    "provider", ["nginx", "contour", "linkerd", "traefik", "osm", "apisix", "skipper"]
+)
 def test_mirroring_a_router_cannot_make_is_a_warning_on_blue_green_and_canary_runs(
     provider: str,
 ) -> None:
@@ -118,7 +120,7 @@ def test_mirroring_a_router_cannot_make_is_a_warning_on_blue_green_and_canary_ru
     assert severities(stepped)["spec.analysis.mirror"] == "warning"
 
 
-@pytest.mark.parametrize("provider", ["linkerd", "traefik", "smi:v1alpha3"])
+@pytest.mark.parametrize("provider", ["linkerd", "traefik", "smi:v1alpha3", "apisix", "skipper"])
 def test_a_leftover_match_is_a_warning_and_an_ab_run_without_header_routing_is_refused(
     provider: str,
 ) -> None:

@@ -91,7 +91,7 @@ class ApisixRouter:
         if not matched:
             apex = service_names(canary).apex
             raise RouterError(f"backend {apex} not found in ApisixRoute {name}")
-        http = matched[-1]
+        http: Obj = matched[-1]
         backends = http.get("backends") or []
         if len(backends) != 1:
             raise RouterError(

@@ -60,6 +60,7 @@ ROUTER_CRDS = [
     crd_path("gloo/gloo.solo.io_upstreams.yaml"),
     crd_path("gloo/gateway.solo.io_routetables.yaml"),
     crd_path("kuma/kuma.io_trafficroutes.yaml"),
+    crd_path("apisix/apisix.apache.org_apisixroutes.yaml"),
     *APPMESH_V1BETA2_CRDS,
 ]
 # The same, with App Mesh v1beta1 (our schema) in place of v1beta2's official CRDs.

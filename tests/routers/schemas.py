@@ -45,6 +45,7 @@ CRD_FILES: dict[tuple[str, str], list[str]] = {
         "appmesh/appmesh.k8s.aws_virtualservices.yaml",
         "appmesh-v1beta1/appmesh.k8s.aws_virtualservices.yaml",
     ],
+    ("apisix.apache.org", "ApisixRoute"): ["apisix/apisix.apache.org_apisixroutes.yaml"],
 }
 # Kinds whose CRD is cluster-scoped: their objects have no metadata.namespace.
 CLUSTER_SCOPED = {("kuma.io", "TrafficRoute")}

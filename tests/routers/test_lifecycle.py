@@ -37,6 +37,21 @@ SOURCE_INGRESS: dict[str, Any] = {
     },
 }
 
+SOURCE_ROUTE: dict[str, Any] = {
+    "apiVersion": "apisix.apache.org/v2",
+    "kind": "ApisixRoute",
+    "metadata": {"name": "podinfo", "namespace": "default"},
+    "spec": {
+        "http": [
+            {
+                "name": "rule1",
+                "match": {"hosts": ["app.example.com"], "paths": ["/*"]},
+                "backends": [{"serviceName": "podinfo", "servicePort": 80}],
+            }
+        ]
+    },
+}
+
 
 def canary_for(provider: str) -> Canary:
     service: dict[str, Any] = {}
@@ -45,10 +60,16 @@ def canary_for(provider: str) -> Canary:
         service["gatewayRefs"] = [{"name": "public", "namespace": "gateways"}]
     if provider == "appmesh":
         service["meshName"] = "global"
-    if provider == "nginx":
+    if provider in ("nginx", "skipper"):
         extra["ingressRef"] = {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "Ingress",
+            "name": "podinfo",
+        }
+    if provider == "apisix":
+        extra["routeRef"] = {
+            "apiVersion": "apisix.apache.org/v2",
+            "kind": "ApisixRoute",
             "name": "podinfo",
         }
     return make_canary(service=service, extra_spec=extra)
@@ -65,11 +86,11 @@ def copy_service(name: str) -> dict[str, Any]:
 
 
 def initial_objects(provider: str) -> list[dict[str, Any]]:
-    if provider == "nginx":
+    if provider in ("nginx", "skipper"):
         return [SOURCE_INGRESS]
     if provider == "gloo":
         return [copy_service("podinfo-primary"), copy_service("podinfo-canary")]
-    return []
+    return [SOURCE_ROUTE] if provider == "apisix" else []
 
 
 @pytest.mark.parametrize("provider", sorted(ROUTERS))
@@ -110,15 +131,15 @@ def test_server_defaults_are_not_mistaken_for_drift(provider: str) -> None:
 @pytest.mark.parametrize("provider", sorted(ROUTERS))
 def test_finalize_after_a_run(provider: str) -> None:
     """revertOnDeletion: objects the Canary created are left to garbage collection, except the
-    NGINX canary Ingress, which is deleted so the user's Ingress alone routes again, and Kuma's
-    cluster-scoped TrafficRoute, which nothing else would delete."""
+    NGINX and Skipper canary Ingresses, deleted so the user's Ingress alone routes again, and
+    Kuma's cluster-scoped TrafficRoute, which nothing else would delete."""
     router = ROUTERS[provider]
     canary = canary_for(provider)
     cluster = initial_objects(provider)
     cluster = apply(cluster, router.reconcile(canary, cluster))
     cluster = apply(cluster, router.set_routes(canary, cluster, 40, 60).objects)
     actions = router.finalize(canary, cluster)
-    if provider in ("nginx", "kuma"):
+    if provider in ("nginx", "skipper", "kuma"):
         (action,) = actions
         assert isinstance(action, Delete)
         assert action.ref.name == {"nginx": "podinfo-canary", "kuma": "podinfo"}[provider]

@@ -69,7 +69,7 @@ def test_gloo_prefix_forms_select_the_gloo_router() -> None:
     assert router_for("gloo:edge").router is gloo.ROUTER
 
 
-@pytest.mark.parametrize("provider", ["skipper", "apisix"])
+@pytest.mark.parametrize("provider", ["knative"])
 def test_providers_without_a_router_are_refused(provider: str) -> None:
     with pytest.raises(RouterError, match="not supported"):
         router_for(provider)

@@ -111,7 +111,8 @@ def severities(canary: Canary) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    "provider", ["nginx", "contour", "linkerd", "traefik", "osm", "gloo", "kuma"]
+    "provider",
+    ["nginx", "contour", "linkerd", "traefik", "osm", "gloo", "kuma", "apisix", "skipper"],
 )
 def test_mirroring_a_router_cannot_make_is_a_warning_on_blue_green_and_canary_runs(
     provider: str,
@@ -122,7 +123,9 @@ def test_mirroring_a_router_cannot_make_is_a_warning_on_blue_green_and_canary_ru
     assert severities(stepped)["spec.analysis.mirror"] == "warning"
 
 
-@pytest.mark.parametrize("provider", ["linkerd", "traefik", "smi:v1alpha3", "kuma"])
+@pytest.mark.parametrize(
+    "provider", ["linkerd", "traefik", "smi:v1alpha3", "kuma", "apisix", "skipper"]
+)
 def test_a_leftover_match_is_a_warning_and_an_ab_run_without_header_routing_is_refused(
     provider: str,
 ) -> None:

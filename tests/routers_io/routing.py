@@ -5,13 +5,14 @@ each routing object holds as the API server stores it (read independently of the
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Any
 
 from coalmine.api.models import Canary
 from coalmine.controller.seams import ControllerSeams, MeshRouter
 from coalmine.kube.api import KubeApi, NotFound, Object
 from coalmine.kube.context import ClusterContext
-from coalmine.kube.kinds import INGRESS, SERVICE, TRAFFIC_ROUTE, kind_for
+from coalmine.kube.kinds import APISIX_ROUTE, INGRESS, SERVICE, TRAFFIC_ROUTE, kind_for
 from coalmine.routers.common import PureRouter
 
 # Every provider with an official CRD devcluster can serve (smi:v1alpha3 is defined by no served
@@ -30,6 +31,8 @@ PROVIDERS = (
     "gloo",
     "kuma",
     "appmesh:v1beta2",
+    "apisix",
+    "skipper",
 )
 AB_PROVIDERS = (
     "istio",
@@ -65,18 +68,25 @@ def canary_spec(provider: str, **analysis: Any) -> dict[str, Any]:
             **analysis,
         },
     }
-    if provider == "nginx":
+    if provider in ("nginx", "skipper"):
         spec["ingressRef"] = {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "Ingress",
             "name": "podinfo",
         }
+    if provider == "apisix":
+        spec["routeRef"] = {
+            "apiVersion": "apisix.apache.org/v2",
+            "kind": "ApisixRoute",
+            "name": "podinfo",
+        }
     return spec
 
 
-def user_ingress(ns: str) -> dict[str, Any]:
-    """The user's Ingress NGINX canaries start from; it routes to the primary copy (Service
-    targets: routing to the target itself would send the "primary" share to the new version)."""
+def user_ingress(ns: str, ingress_class: str = "nginx") -> dict[str, Any]:
+    """The user's Ingress NGINX and Skipper canaries start from; it routes to the primary copy
+    (Service targets: routing to the target itself would send the "primary" share, or with
+    Skipper everything at weight 0, to the new version)."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
@@ -84,7 +94,7 @@ def user_ingress(ns: str) -> dict[str, Any]:
             "name": "podinfo",
             "namespace": ns,
             "labels": {"app": "podinfo"},
-            "annotations": {"kubernetes.io/ingress.class": "nginx"},
+            "annotations": {"kubernetes.io/ingress.class": ingress_class},
         },
         "spec": {
             "rules": [
@@ -105,13 +115,35 @@ def user_ingress(ns: str) -> dict[str, Any]:
     }
 
 
+def user_apisix_route(ns: str) -> dict[str, Any]:
+    """The user's ApisixRoute APISIX canaries start from (one HTTP route to the apex)."""
+    return {
+        "apiVersion": "apisix.apache.org/v2",
+        "kind": "ApisixRoute",
+        "metadata": {"name": "podinfo", "namespace": ns, "labels": {"app": "podinfo"}},
+        "spec": {
+            "ingressClassName": "apisix",
+            "http": [
+                {
+                    "name": "main",
+                    "match": {"hosts": ["app.example.com"], "paths": ["/*"]},
+                    "backends": [{"serviceName": "podinfo", "servicePort": 9898}],
+                }
+            ],
+        },
+    }
+
+
 async def seed(ns: str, api: KubeApi, provider: str) -> None:
-    """What the user has in the cluster before the Canary (NGINX: the Ingress). Kuma: an earlier
+    """What the user has in the cluster before the Canary (NGINX, Skipper: the Ingress; APISIX:
+    the ApisixRoute). Kuma: an earlier
     test's TrafficRoute `podinfo` is deleted, as the user of a new namespace would have to (it is
     cluster-scoped, so no namespace deletion removes it, and the router refuses another
     namespace's route)."""
-    if provider == "nginx":
-        await api.create(INGRESS, user_ingress(ns))
+    if provider in ("nginx", "skipper"):
+        await api.create(INGRESS, user_ingress(ns, provider))
+    if provider == "apisix":
+        await api.create(APISIX_ROUTE, user_apisix_route(ns))
     if provider == "kuma":
         with contextlib.suppress(NotFound):
             await api.delete(TRAFFIC_ROUTE, "podinfo")
@@ -146,8 +178,10 @@ def weighted_object(provider: str) -> tuple[str, str]:
         return "VirtualService", "podinfo"
     if provider.startswith("gatewayapi"):
         return "HTTPRoute", "podinfo"
-    if provider == "nginx":
+    if provider in ("nginx", "skipper"):
         return "Ingress", "podinfo-canary"
+    if provider == "apisix":
+        return "ApisixRoute", "podinfo-podinfo-canary"
     if provider == "contour":
         return "HTTPProxy", "podinfo"
     if provider == "traefik":
@@ -198,6 +232,10 @@ def split_of(obj: Object) -> tuple[int, int]:
         # Destinations are the copies' `kuma.io/service` tags `<copy>_<ns>_svc_<port>`.
         for entry in spec["conf"]["split"]:
             weights[entry["destination"]["kuma.io/service"].split("_")[0]] = int(entry["weight"])
+    elif kind == "ApisixRoute":
+        weights = {b["serviceName"]: int(b["weight"]) for b in spec["http"][0]["backends"]}
+    elif kind == "Ingress" and "zalando.org/backend-weights" in obj["metadata"]["annotations"]:
+        weights = json.loads(obj["metadata"]["annotations"]["zalando.org/backend-weights"])
     elif kind == "Ingress":
         annotations = obj["metadata"]["annotations"]
         canary = int(annotations["nginx.ingress.kubernetes.io/canary-weight"])

@@ -232,11 +232,12 @@ async def test_deleting_a_canary_with_revert_on_deletion_reverts_the_routing(
         with pytest.raises(NotFound):
             await routing_object(ctx.api, rig.store.canary, recorder.router.pure)
         return
-    if provider == "nginx":
+    if provider in ("nginx", "skipper"):
         with pytest.raises(NotFound):
             await ctx.api.get(INGRESS, "podinfo-canary", ns)
         user = await ctx.api.get(INGRESS, "podinfo", ns)
         assert "nginx.ingress.kubernetes.io/canary" not in user["metadata"]["annotations"]
+        assert "zalando.org/backend-weights" not in user["metadata"]["annotations"]
         return
     routing = await routing_object(ctx.api, rig.store.canary, recorder.router.pure)
     if provider == "istio":

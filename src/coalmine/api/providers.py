@@ -121,20 +121,22 @@ _ROWS: tuple[ProviderInfo, ...] = (
     ProviderInfo("appmesh:v1beta2", "appmesh:v1beta2", "appmesh", _HEADERS, routes_first=True),
     ProviderInfo("gloo", "gloo", "gloo", _HEADERS, "edge", "the Gloo gateway"),
     ProviderInfo("kuma", "kuma", "kuma", _WEIGHTS_ONLY_TCP),
-    _unsupported(
+    ProviderInfo(
+        "apisix",
         "apisix",
         "apisix",
         NONE,
-        scope="edge",
-        through="the APISIX gateway",
+        "edge",
+        "the APISIX gateway",
         requires=("spec.routeRef",),
     ),
-    _unsupported(
+    ProviderInfo(
+        "skipper",
         "skipper",
         "skipper",
         NONE,
-        scope="edge",
-        through="the Skipper ingress",
+        "edge",
+        "the Skipper ingress",
         requires=(_INGRESS,),
     ),
     _unsupported("knative", "knative", NONE, scope="edge", through="the Knative ingress"),

@@ -67,6 +67,7 @@ GLOO_UPSTREAM = Kind("gloo.solo.io", "v1", "Upstream", "upstreams")
 ROUTE_TABLE = Kind("gateway.solo.io", "v1", "RouteTable", "routetables")
 # Cluster-scoped: kind_for would make it namespaced.
 TRAFFIC_ROUTE = Kind("kuma.io", "v1alpha1", "TrafficRoute", "trafficroutes", namespaced=False)
+APISIX_ROUTE = Kind("apisix.apache.org", "v2", "ApisixRoute", "apisixroutes")
 
 # Plural names of the routing kinds, whatever version a router writes them at.
 _PLURALS = {
@@ -77,6 +78,7 @@ _PLURALS = {
     "HTTPProxy": "httpproxies",
     "Ingress": "ingresses",
     "TraefikService": "traefikservices",
+    "ApisixRoute": "apisixroutes",
     "Service": "services",
 }
 _BY_API_VERSION: dict[tuple[str, str], Kind] = {}

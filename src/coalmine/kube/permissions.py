@@ -94,7 +94,7 @@ CLUSTER_ROLE: tuple[Grant, ...] = (
         "networking.k8s.io",
         ("ingresses",),
         (*WATCHED, "create", "update", "delete"),
-        "NGINX router: the `-canary` Ingress, deleted on finalization",
+        "NGINX and Skipper routers: the `-canary` Ingress, deleted on finalization",
     ),
     Grant(
         "networking.istio.io",
@@ -129,6 +129,12 @@ CLUSTER_ROLE: tuple[Grant, ...] = (
         ("virtualnodes", "virtualrouters", "virtualservices"),
         (*WATCHED, "create", "update"),
         "App Mesh routers (v1beta1: nodes and services; v1beta2: nodes, routers, services)",
+    ),
+    Grant(
+        "apisix.apache.org",
+        ("apisixroutes",),
+        (*WATCHED, "create", "update"),
+        "APISIX router: the user's route read, the `<route>-<apex>-canary` route written",
     ),
 )
 

@@ -12,6 +12,7 @@ from typing import cast
 
 from coalmine.api import providers
 from coalmine.routers import (
+    apisix,
     appmesh,
     appmesh_v1beta1,
     contour,
@@ -20,6 +21,7 @@ from coalmine.routers import (
     istio,
     kuma,
     nginx,
+    skipper,
     smi,
     traefik,
 )
@@ -41,6 +43,8 @@ ROUTERS: dict[str, PureRouter] = {
     "kuma": kuma.ROUTER,
     "appmesh": appmesh_v1beta1.ROUTER_V1BETA1,
     "appmesh:v1beta2": appmesh.ROUTER_V1BETA2,
+    "apisix": apisix.ROUTER,
+    "skipper": skipper.ROUTER,
 }
 
 

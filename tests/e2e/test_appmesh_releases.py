@@ -201,7 +201,7 @@ async def test_a_service_target_is_released_through_app_mesh_v1beta1(
     ns = v1beta1_cluster.namespace
     async with cluster_client(v1beta1_cluster.kubeconfig_path) as (api, canaries):
         routes = await release(
-            api, canaries, "appmesh", SERVICE_V1BETA1, ns, routing_name=f"podinfo.{ns}"
+            api, canaries, "appmesh", ns, kind=SERVICE_V1BETA1, routing_name=f"podinfo.{ns}"
         )
         for name in ("podinfo", "podinfo-primary", "podinfo-canary"):
             node = await api.get(NODE_V1BETA1, name, ns)
@@ -221,8 +221,8 @@ async def test_a_failing_check_rolls_app_mesh_v1beta1_back_to_the_primary(
             api,
             canaries,
             "appmesh",
-            SERVICE_V1BETA1,
             ns,
+            kind=SERVICE_V1BETA1,
             outcome="Failed",
             routing_name=f"podinfo.{ns}",
             mesh_name="own-mesh",

@@ -61,6 +61,10 @@ The controller's flags: `flags`, overridden by the Flagger chart's value names w
 {{- $_ := set $flags (index . 2) $value -}}
 {{- end -}}
 {{- end -}}
+{{- $controlplane := (($v.controlplane | default dict).kubeconfig | default dict) -}}
+{{- if $controlplane.secretName -}}
+{{- $_ := set $flags "kubeconfig-service-mesh" (printf "/tmp/controlplane/%s" ($controlplane.key | default "kubeconfig")) -}}
+{{- end -}}
 {{- if eq (toString (index $flags "leader-election-namespace")) "" -}}
 {{- $_ := set $flags "leader-election-namespace" .Release.Namespace -}}
 {{- end -}}

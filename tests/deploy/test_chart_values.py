@@ -198,3 +198,7 @@ def test_flaggers_controlplane_kubeconfig_values_mount_the_secret_for_the_mesh_f
     assert volumes["controlplane-kubeconfig"]["secret"]["secretName"] == "mesh-kubeconfig"
     without = env_of(rendered()["Deployment"])
     assert "COALMINE_KUBECONFIG_SERVICE_MESH" not in without
+    older = rendered(
+        "--set", "istio.kubeconfig.secretName=istio-host", "--set", "istio.kubeconfig.key=k"
+    )
+    assert env_of(older["Deployment"])["COALMINE_KUBECONFIG_SERVICE_MESH"] == "/tmp/controlplane/k"

@@ -77,10 +77,9 @@ class Cluster:
     def check(self) -> None:
         """Raise when the cluster is known not to answer (never for the main cluster)."""
 
-    @contextlib.asynccontextmanager
-    async def guard(self, what: str) -> AsyncIterator[None]:
-        """Requests to the main cluster fail as they always did."""
-        yield
+    def guard(self, what: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Requests to the main cluster fail as they always did (no wrapping, no cost)."""
+        return contextlib.nullcontext()
 
 
 @dataclass
@@ -127,8 +126,11 @@ class MeshCluster(Cluster):
             "unchanged, the canary keeps its phase and weight until it answers"
         )
 
+    def guard(self, what: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._guarded(what)
+
     @contextlib.asynccontextmanager
-    async def guard(self, what: str) -> AsyncIterator[None]:
+    async def _guarded(self, what: str) -> AsyncIterator[None]:
         """Translate "the mesh cluster did not answer" into `MeshClusterUnreachable`.
 
         Refusals the server itself made (404, 409, 422, 403) pass through unchanged: it answered.

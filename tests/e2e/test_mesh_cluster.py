@@ -9,6 +9,7 @@ the mesh cluster answers again the release completes with every step in order.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -167,6 +168,7 @@ async def test_a_stopped_mesh_cluster_holds_the_release_until_it_answers(
             watch=watch,
         )
         mesh.pause()
+        paused = time.monotonic()
         try:
             messages: list[str] = []
 
@@ -179,7 +181,9 @@ async def test_a_stopped_mesh_cluster_holds_the_release_until_it_answers(
                 )
 
             await eventually(warned, what="a Warning naming the mesh cluster", watch=watch)
+            warned_after = time.monotonic() - paused
             assert await _wait_metric(mesh_controller, 0)
+            print(f"measured: Warning {warned_after:.1f}s after SIGSTOP", flush=True)
             held = (watch.phase, watch.last["status"].get("canaryWeight"))
             before = await failures(mesh_controller)
 
@@ -192,8 +196,10 @@ async def test_a_stopped_mesh_cluster_holds_the_release_until_it_answers(
             assert held[0] == "Progressing"
         finally:
             mesh.resume()
+        resumed = time.monotonic()
         await eventually(lambda: watch.phase == "Succeeded", what="Succeeded", watch=watch)
         assert await _wait_metric(mesh_controller, 1)
+        print(f"measured: Succeeded {time.monotonic() - resumed:.1f}s after SIGCONT", flush=True)
     # Every split in order: nothing skipped, nothing half-written, the weights the status
     # reported were all live in the mesh cluster.
     assert routes.splits == EXPECTED_SPLITS, mesh_controller.logs()[-3000:]

@@ -23,7 +23,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import httpx2
 
@@ -91,6 +91,8 @@ class MeshCluster(Cluster):
     last_error: str = ""
     on_change: list[Callable[[bool], None]] = field(default_factory=list)
     on_failure: list[Callable[[], None]] = field(default_factory=list)
+    _waiting: set[asyncio.Task[Any]] = field(default_factory=set, repr=False)
+    _cut: set[asyncio.Task[Any]] = field(default_factory=set, repr=False)
 
     @property
     def server(self) -> str:
@@ -114,6 +116,18 @@ class MeshCluster(Cluster):
             log.warning("%s is unreachable: %s", self.description, error)
         for notify in self.on_change:
             notify(reachable)
+        if not reachable:
+            self._cut_off()
+
+    def _cut_off(self) -> None:
+        """Cancel the requests waiting on the mesh cluster when the probe finds it gone: a stopped
+        server never answers, so each would wait for its timeout, holding its canary's cycle
+        (and a `--threadiness` slot) and delaying the Warning."""
+        current = asyncio.current_task()
+        for task in self._waiting - self._cut:
+            if task is not current:
+                self._cut.add(task)
+                task.cancel()
 
     def check(self) -> None:
         if not self.reachable:
@@ -136,8 +150,23 @@ class MeshCluster(Cluster):
         Refusals the server itself made (404, 409, 422, 403) pass through unchanged: it answered.
         """
         self.check()
+        task = asyncio.current_task()
         try:
-            yield
+            if task is not None:
+                self._waiting.add(task)
+            try:
+                yield
+            finally:
+                if task is not None:
+                    self._waiting.discard(task)
+        except asyncio.CancelledError:
+            # Ours (`_cut_off`) becomes the error; anyone else's (a stop) stays a cancellation.
+            if task is None or task not in self._cut:
+                raise
+            if task.uncancel() > 0:
+                raise
+            message = self._message(what, f"cut off: {self.last_error}")
+            raise MeshClusterUnreachable(message) from None
         except KubeApiError as error:
             if error.code < 500 and error.code != 429:
                 raise
@@ -152,6 +181,9 @@ class MeshCluster(Cluster):
             text = str(error) or type(error).__name__
             self._set(False, text)
             raise MeshClusterUnreachable(self._message(what, text)) from error
+        finally:
+            if task is not None:
+                self._cut.discard(task)
 
     async def probe_once(self, within: float = PROBE_TIMEOUT_SECONDS) -> bool:
         """One `GET /version`; records and returns whether the cluster answered."""

@@ -439,3 +439,19 @@ def test_the_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
         [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_mesh_cluster_identity_may_touch_only_the_routing_objects() -> None:
+    """deploy/mesh-cluster/rbac.yaml, applied in the cluster of --kubeconfig-service-mesh."""
+    docs = [
+        d for d in yaml.safe_load_all((ROOT / "deploy/mesh-cluster/rbac.yaml").read_text()) if d
+    ]
+    role = next(d for d in docs if d["kind"] == "ClusterRole")
+    expected = permissions.as_rules(permissions.MESH_CLUSTER_ROLE)
+    assert role["rules"] == expected, (
+        "set the ClusterRole rules of deploy/mesh-cluster/rbac.yaml to:\n"
+        + yaml.safe_dump(expected)
+    )
+    groups = {rule["apiGroups"][0] for rule in role["rules"]}
+    assert groups
+    assert not groups & {"", "apps", "flagger.app", "coordination.k8s.io", "networking.k8s.io"}

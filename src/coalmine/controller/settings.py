@@ -159,7 +159,8 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("kubeconfig-context", "context of the kubeconfig to use (default: its current context)"),
     _Flag(
         "kubeconfig-service-mesh",
-        "kubeconfig of the cluster holding mesh/ingress objects (default: --kubeconfig)",
+        "kubeconfig of the cluster holding the routing objects (routing CRDs: VirtualService, "
+        "HTTPRoute, TrafficSplit, HTTPProxy, ...); empty: --kubeconfig",
     ),
     _Flag("metrics-server", "Prometheus URL for builtin metrics"),
     _Flag("control-loop-interval", "how often jobs are reconciled with canaries", "duration"),

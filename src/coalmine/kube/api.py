@@ -163,6 +163,23 @@ class KubeApi:
     async def close(self) -> None:
         await self._client.close()
 
+    @property
+    def server(self) -> str:
+        """The API server's URL, as the kubeconfig (or `--master`) gives it."""
+        return str(self._client.config.cluster.server)
+
+    async def version(self, within: float) -> Object:
+        """`GET /version`: allowed to every identity, so it proves the server answers without
+        needing any RBAC rule. lightkube has no call for it; its HTTP client carries the
+        server's address and credentials."""
+        self.requests["get version"] += 1
+        http: httpx2.AsyncClient = self._client._client._client
+        response = await http.get("/version", timeout=within)
+        if response.status_code >= 400:
+            raise KubeApiError(response.status_code, "", response.text.strip())
+        body: Object = response.json()
+        return body
+
     def _count(self, verb: str, kind: Kind) -> None:
         self.requests[f"{verb} {kind}"] += 1
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from coalmine.kube.meshcluster import cluster_of
+
 
 @dataclass(frozen=True)
 class Grant:
@@ -137,6 +139,13 @@ CLUSTER_ROLE: tuple[Grant, ...] = (
         "APISIX router: the user's route read, the `<route>-<apex>-canary` route written",
     ),
 )
+
+MESH_CLUSTER_ROLE: tuple[Grant, ...] = tuple(
+    grant for grant in CLUSTER_ROLE if cluster_of(grant.group) == "mesh"
+)
+"""What the controller's identity in the mesh cluster of `--kubeconfig-service-mesh` needs: the
+routing objects only (a router added to CLUSTER_ROLE lands here by its API group). A Role in each
+watched namespace is enough, unless a router's kind is cluster-scoped."""
 
 LEADER_ELECTION_ROLE: tuple[Grant, ...] = (
     Grant(

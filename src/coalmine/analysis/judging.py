@@ -30,16 +30,12 @@ Role = Literal["canary", "primary", "baseline"]
 SCORE_METRIC = "judge-score"
 
 
-def baseline_name(target: str) -> str:
-    return f"{target}-baseline"
-
-
 def workload_for(canary: Canary, role: Role) -> str:
     target = canary.spec.target_ref.name
     if role == "primary":
         return naming.primary_name(target)
     if role == "baseline":
-        return baseline_name(target)
+        return naming.baseline_name(target)
     return target
 
 
@@ -99,6 +95,15 @@ async def aggregated_value(
     return value
 
 
+def control_role(canary: Canary, metric: CanaryMetric) -> Role:
+    """What the canary is compared with: `judge.control`, else the fresh baseline when the
+    Canary runs one (`spec.analysis.baseline`), else the primary."""
+    chosen = metric.judge.control if metric.judge else None
+    if chosen:
+        return chosen
+    return "baseline" if canary.spec.wants_baseline else "primary"
+
+
 async def judge_metric(
     provider: MetricProvider,
     source: str,
@@ -112,7 +117,7 @@ async def judge_metric(
     """Render the query for the canary and the control, read both ranges, judge."""
     assert metric.judge is not None
     config = JudgeConfig.of(metric.judge, metric.name)
-    control: Role = metric.judge.control or "primary"
+    control = control_role(canary, metric)
     step = metric.judge.step
     samples: dict[str, list[float]] = {}
     for role in ("canary", control):

@@ -18,12 +18,14 @@ from coalmine.analysis.providers.base import (
     MetricProvider,
     NoValuesFound,
     ProviderError,
+    provider_type,
     range_capable,
 )
 from coalmine.analysis.record import score_thresholds
 from coalmine.analysis.semantics import aggregate, range_step_seconds
 from coalmine.analysis.templates import TemplateModel, render_query
 from coalmine.api import naming
+from coalmine.api.metric_providers import range_query_refusal
 from coalmine.api.models import Canary, CanaryMetric, parse_go_duration
 
 Role = Literal["canary", "primary", "baseline"]
@@ -77,7 +79,7 @@ async def range_samples(
     """The samples of `query` over the metric interval ending `now`."""
     ranged = range_capable(provider)
     if ranged is None:
-        raise ProviderError(f"{type(provider).__name__} does not support range queries")
+        raise ProviderError(range_query_refusal(provider_type(provider)))
     window = window_seconds(interval)
     return await ranged.run_range_query(query, now - window, now, range_step_seconds(window, step))
 

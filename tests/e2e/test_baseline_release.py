@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -40,6 +41,7 @@ from .harness import (
     eventually,
     prometheus_scraping,
     serve_app,
+    start_controller,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -190,8 +192,15 @@ async def watching(stack: AsyncExitStack, api: KubeApi, kind: Kind, ns: str, han
 
 
 async def run_release(
-    api: KubeApi, canaries: Informer, name: str, provider: str, ns: str, prometheus: str
+    api: KubeApi,
+    canaries: Informer,
+    name: str,
+    provider: str,
+    ns: str,
+    prometheus: str,
+    mid_run: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[CanaryWatch, Recorder]:
+    """Release a new revision; `mid_run` is awaited once the baseline is ready and routed."""
     async with AsyncExitStack() as stack:
         watch = CanaryWatch(name, ns)
         canaries.subscribe(watch)
@@ -208,6 +217,13 @@ async def run_release(
         await enough_samples(prometheus)
         revision = {"spec": {"template": {"metadata": {"annotations": {"revision": "2"}}}}}
         await api.patch(DEPLOYMENT, name, revision, ns)
+        if mid_run is not None:
+            await eventually(
+                lambda: any(s.get(f"{name}-baseline", 0) > 0 for s in seen.splits),
+                what="the baseline routed",
+                watch=watch,
+            )
+            await mid_run()
         await eventually(
             lambda: watch.phase in ("Succeeded", "Failed"), what="a verdict", watch=watch
         )
@@ -238,18 +254,37 @@ def judge_threshold(stored: dict[str, Any]) -> str:
 
 
 async def test_a_canary_as_fast_as_its_fresh_baseline_is_promoted_through_istio(
-    cluster: TestCluster, controller: ControllerProcess, prometheus_url: str
+    cluster: TestCluster, controller: ControllerProcess, prometheus_url: str, tmp_path: Path
 ) -> None:
+    """The controller is restarted while the baseline runs: the new one carries on from the
+    live three-way split and still removes the baseline at the end."""
     ns = cluster.namespace
-    async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
-        watch, seen = await run_release(api, canaries, "steady", "istio", ns, prometheus_url)
-        stored = await api.get(CANARY, "steady", ns)
-        assert watch.phase == "Succeeded", json.dumps(stored["status"])
-        # compared with the fresh baseline (both cold), not with the warm primary
-        assert judge_threshold(stored).startswith("judge vs baseline"), judge_threshold(stored)
-        assert {"steady-primary": 60, "steady-canary": 20, "steady-baseline": 20} in seen.splits
-        assert_baseline_ran_and_is_gone(seen, "steady")
-        await assert_nothing_left(api, "steady", ns)
+    successors: list[ControllerProcess] = []
+
+    async def restart() -> None:
+        controller.terminate()
+        successors.append(start_controller(cluster, tmp_path))
+
+    try:
+        async with cluster_client(cluster.kubeconfig_path) as (api, canaries):
+            watch, seen = await run_release(
+                api, canaries, "steady", "istio", ns, prometheus_url, restart
+            )
+            await steady_promoted(api, watch, seen, ns)
+    finally:
+        for process in successors:
+            process.terminate()
+            print(f"--- restarted controller log\n{process.logs()[-6000:]}")
+
+
+async def steady_promoted(api: KubeApi, watch: CanaryWatch, seen: Recorder, ns: str) -> None:
+    stored = await api.get(CANARY, "steady", ns)
+    assert watch.phase == "Succeeded", json.dumps(stored["status"])
+    # compared with the fresh baseline (both cold), not with the warm primary
+    assert judge_threshold(stored).startswith("judge vs baseline"), judge_threshold(stored)
+    assert {"steady-primary": 60, "steady-canary": 20, "steady-baseline": 20} in seen.splits
+    assert_baseline_ran_and_is_gone(seen, "steady")
+    await assert_nothing_left(api, "steady", ns)
 
 
 async def test_a_canary_slower_than_its_fresh_baseline_is_rolled_back_through_gateway_api(

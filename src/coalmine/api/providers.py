@@ -28,6 +28,8 @@ class Capabilities:
     mirroring: bool
     session_affinity: bool
     tcp: bool
+    #: Routes primary, canary and a fresh baseline at once (`spec.analysis.baseline`).
+    three_way: bool = False
 
 
 NONE = Capabilities(ab_testing=False, mirroring=False, session_affinity=False, tcp=False)
@@ -35,7 +37,9 @@ _WEIGHTS_ONLY_TCP = Capabilities(
     ab_testing=False, mirroring=False, session_affinity=False, tcp=True
 )
 _HEADERS = Capabilities(ab_testing=True, mirroring=False, session_affinity=False, tcp=False)
-_FULL_HTTP = Capabilities(ab_testing=True, mirroring=True, session_affinity=True, tcp=False)
+_FULL_HTTP = Capabilities(
+    ab_testing=True, mirroring=True, session_affinity=True, tcp=False, three_way=True
+)
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ _GATEWAYS = "spec.service.gatewayRefs"
 _INGRESS = "spec.ingressRef"
 
 _ROWS: tuple[ProviderInfo, ...] = (
-    ProviderInfo("istio", "istio", "istio", Capabilities(True, True, True, True)),
+    ProviderInfo("istio", "istio", "istio", Capabilities(True, True, True, True, three_way=True)),
     ProviderInfo("linkerd", "linkerd", "linkerd", _WEIGHTS_ONLY_TCP),
     ProviderInfo("osm", "osm", "osm", _WEIGHTS_ONLY_TCP),
     ProviderInfo("smi:v1alpha1", "smi:v1alpha1", "istio", _WEIGHTS_ONLY_TCP),

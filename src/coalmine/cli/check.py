@@ -197,6 +197,8 @@ def check_stream(text: str, source: str, options: Options = Options()) -> Result
     from coalmine.api.validation import inspect_object
 
     result = Result(files=1)
+    templates: dict[tuple[str, str], str] = {}
+    canaries: list[tuple[Any, str, object, Any]] = []
     for document in iter_located_documents(text):
         if isinstance(document, YamlSyntaxError):
             result.findings.append(_yaml_finding(source, document))
@@ -209,25 +211,52 @@ def check_stream(text: str, source: str, options: Options = Options()) -> Result
             )
             if inspection.kind is not None:
                 result.objects += 1
-            kind, name, namespace = _identity(item)
+            _note_template(inspection.obj, templates)
+            if inspection.kind == "Canary" and inspection.obj is not None:
+                canaries.append((document, prefix, item, inspection.obj))
             problems = [*inspection.problems, *_routing_findings(inspection.obj, options)]
-            for problem in problems:
-                where = document.position(prefix + problem.path)
-                result.findings.append(
-                    Finding(
-                        source,
-                        where.line,
-                        where.column,
-                        problem.severity,
-                        prefix + problem.path,
-                        problem.reason,
-                        kind,
-                        name,
-                        namespace,
-                    )
-                )
+            _add_findings(result, source, document, prefix, item, problems)
+    # a judged or aggregated metric on a template (in this input) whose provider has no ranges
+    from coalmine.api.metric_providers import range_problems
+
+    for document, prefix, item, canary in canaries:
+        _add_findings(result, source, document, prefix, item, range_problems(canary, templates))
     result.findings.sort(key=lambda finding: (finding.line, finding.column))
     return result
+
+
+def _note_template(obj: object, templates: dict[tuple[str, str], str]) -> None:
+    from coalmine.api.models import MetricTemplate
+
+    if isinstance(obj, MetricTemplate):
+        key = (obj.metadata.namespace or "", obj.metadata.name or "")
+        templates[key] = obj.spec.provider.type
+
+
+def _add_findings(
+    result: Result,
+    source: str,
+    document: Any,
+    prefix: str,
+    item: object,
+    problems: list[Problem],
+) -> None:
+    kind, name, namespace = _identity(item)
+    for problem in problems:
+        where = document.position(prefix + problem.path)
+        result.findings.append(
+            Finding(
+                source,
+                where.line,
+                where.column,
+                problem.severity,
+                prefix + problem.path,
+                problem.reason,
+                kind,
+                name,
+                namespace,
+            )
+        )
 
 
 def _routing_findings(obj: object, options: Options) -> list[Problem]:

@@ -111,12 +111,25 @@ class MeshRouter:
         await self._apply(canary, lambda existing: self.pure.reconcile(canary, existing))
 
     async def set_routes(
-        self, canary: Canary, primary_weight: int, canary_weight: int, mirrored: bool
+        self,
+        canary: Canary,
+        primary_weight: int,
+        canary_weight: int,
+        mirrored: bool,
+        *,
+        baseline_weight: int = 0,
     ) -> SessionAffinityCookies | None:
         updates: list[RouteUpdate] = []
 
         def compute(existing: list[Object]) -> list[Object]:
-            update = self.pure.set_routes(canary, existing, primary_weight, canary_weight, mirrored)
+            update = self.pure.set_routes(
+                canary,
+                existing,
+                primary_weight,
+                canary_weight,
+                mirrored,
+                baseline_weight=baseline_weight,
+            )
             updates.append(update)
             return update.objects
 

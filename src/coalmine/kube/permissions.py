@@ -81,6 +81,12 @@ CLUSTER_ROLE: tuple[Grant, ...] = (
         "targets and `-primary` workloads: primary created, promoted by PUT, scaled by patch",
     ),
     Grant(
+        "apps",
+        ("deployments",),
+        ("delete",),
+        "a fresh baseline's `-baseline` Deployment, removed when its run ends",
+    ),
+    Grant(
         "autoscaling",
         ("horizontalpodautoscalers",),
         (*WATCHED, "create", "update"),

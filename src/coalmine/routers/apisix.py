@@ -36,6 +36,7 @@ from coalmine.routers.common import (
     contained_in,
     find,
     owner_reference,
+    refuse_baseline,
     require,
     service_names,
     split_from_primary,
@@ -215,8 +216,11 @@ class ApisixRouter:
         primary_weight: int,
         canary_weight: int,
         mirrored: bool = False,
+        *,
+        baseline_weight: int = 0,
     ) -> RouteUpdate:
         """Set the two backend weights of the live canary route (as Flagger, nothing else)."""
+        refuse_baseline(self.provider, baseline_weight)
         check_weights(primary_weight, canary_weight)
         name = canary_route_name(canary)
         if primary_weight == 0 and canary_weight == 0:

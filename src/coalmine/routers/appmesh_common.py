@@ -38,6 +38,7 @@ from coalmine.routers.common import (
     merge_onto,
     needs_write,
     new_object,
+    refuse_baseline,
     require,
     service_names,
     weight_from,
@@ -375,7 +376,10 @@ class AppMeshLifecycle(ABC):
         primary_weight: int,
         canary_weight: int,
         mirrored: bool = False,
+        *,
+        baseline_weight: int = 0,
     ) -> RouteUpdate:
+        refuse_baseline(self.provider, baseline_weight)
         check_weights(primary_weight, canary_weight)
         self._required(canary, existing)
         built = self._objects(canary, existing, Routes(primary_weight, canary_weight))

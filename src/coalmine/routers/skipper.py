@@ -39,6 +39,7 @@ from coalmine.routers.common import (
     check_weights,
     find,
     owner_reference,
+    refuse_baseline,
     require,
     service_names,
     weight_from,
@@ -212,7 +213,10 @@ class SkipperRouter:
         primary_weight: int,
         canary_weight: int,
         mirrored: bool = False,
+        *,
+        baseline_weight: int = 0,
     ) -> RouteUpdate:
+        refuse_baseline(self.provider, baseline_weight)
         check_weights(primary_weight, canary_weight)
         current = require(existing, KIND, canary_ingress_name(canary), canary.namespace)
         return RouteUpdate([self._weighted(canary, current, Routes(primary_weight, canary_weight))])

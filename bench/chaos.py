@@ -21,8 +21,9 @@ each release points the target's selector at a new revision `<svc>-r<N>`, bad wi
    process is stopped (SIGSTOP; on the real control plane kube-apiserver's) for S seconds; recovery
    time is from its SIGCONT to the first canary's Canary, given a new revision then, reading
    `Progressing`. `--deadline` must exceed S.
-3. *lost state* (`--lost-state`, devcluster): the API server is killed and a fresh, empty one started
-   on the same port; the objects are re-created; the controller must re-list, initialise them anew
+3. *lost state* (`--lost-state`): the API server is killed and a fresh, empty one started on the
+   same port (the real control plane: stopped, its etcd data removed, restarted from the same data
+   dir so its certificates stay); the objects are re-created; the controller must re-list, initialise them anew
    (never write the status of the objects it knew into them) and release again.
 
 Invariants, checked from the watches: a primary's selector is set to a revision at most once (one
@@ -40,6 +41,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -471,13 +473,25 @@ class Bench:
     async def lost_state_phase(self, servers: list[Process], port: int) -> None:
         """`servers[0]` is replaced by the fresh server at once, so it is stopped whatever happens."""
         server = servers[0]
-        server.popen.send_signal(signal.SIGKILL)
-        server.popen.wait(timeout=10)
-        servers[0], _, kubeconfig = start_api_server("devcluster", self.workdir, port)
+        if self.args.cluster == "real":
+            # The whole control plane stops; it comes back on the same port with its PKI (the
+            # controller's credentials stay valid) and without its etcd, as after a restore.
+            server.popen.send_signal(signal.SIGTERM)
+            server.popen.wait(timeout=60)
+            shutil.rmtree(self.workdir / "real" / "etcd")
+        else:
+            server.popen.send_signal(signal.SIGKILL)
+            server.popen.wait(timeout=10)
+        servers[0], _, kubeconfig = start_api_server(self.args.cluster, self.workdir, port)
         self.observer.epoch += 1
         self.observer.status.clear()
         self.observer.first_phase.clear()
         self.observer.selector.clear()
+        for name in self.names:
+            # Initialisation copies whatever the target runs into the primary, unanalysed (as
+            # Flagger's first deployment): re-create it at a fresh good revision, not at the last
+            # one released, which may be a bad revision that was rolled back.
+            self.revision[name] += 1
         async with watching(kubeconfig, self.observer) as api:
             await asyncio.sleep(1.0)  # let the bench's informers list the empty server
             await self.create_objects(api)
@@ -515,7 +529,7 @@ class Bench:
                 if self.args.outage > 0:
                     pid = api_server_pid(self.args.cluster, server)
                     await self.outage_phase(api, pid, controllers)
-            if self.args.lost_state and self.args.cluster == "devcluster":
+            if self.args.lost_state:
                 await self.lost_state_phase(servers, port)
         finally:
             controllers.stop()
@@ -560,7 +574,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bad-share", type=float, default=0.3)
     parser.add_argument("--fault-rate", type=float, default=0.0, help="devcluster only")
     parser.add_argument("--outage", type=float, default=0.0, help="seconds the API is stopped")
-    parser.add_argument("--lost-state", action="store_true", help="devcluster only")
+    parser.add_argument("--lost-state", action="store_true", help="restart the API server empty")
     parser.add_argument("--deadline", type=float, default=120.0, help="seconds per revision")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs here")

@@ -24,7 +24,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,17 @@ ROOT = Path(__file__).resolve().parents[1]
 CRD_DIR = ROOT / "deploy" / "crds"
 RBAC_MANIFEST = ROOT / "deploy" / "manifests" / "coalmine.yaml"
 CONTROLLER_SA = ("coalmine", "coalmine")  # namespace, name: no test may delete either
+# App Mesh: the official v1beta2 CRDs, or OUR v1beta1 schema (no official one exists here); one
+# cluster serves one or the other (same group and plurals), as a cluster runs one App Mesh
+# controller.
+APPMESH_V1BETA2_CRDS = [
+    crd_path(f"appmesh/appmesh.k8s.aws_{plural}.yaml")
+    for plural in ("virtualnodes", "virtualrouters", "virtualservices")
+]
+APPMESH_V1BETA1_CRDS = [
+    crd_path(f"appmesh-v1beta1/appmesh.k8s.aws_{plural}.yaml")
+    for plural in ("virtualnodes", "virtualservices")
+]
 # The official CRDs of the routing and scaling objects the tests write to, served by both tiers.
 ROUTER_CRDS = [
     crd_path("istio/networking.istio.io_virtualservices.yaml"),
@@ -46,8 +57,18 @@ ROUTER_CRDS = [
     crd_path("linkerd-smi/split.smi-spec.io_trafficsplits.yaml"),
     crd_path("contour/projectcontour.io_httpproxies.yaml"),
     crd_path("traefik/traefik.io_traefikservices.yaml"),
+    crd_path("gloo/gloo.solo.io_upstreams.yaml"),
+    crd_path("gloo/gateway.solo.io_routetables.yaml"),
+    crd_path("kuma/kuma.io_trafficroutes.yaml"),
+    crd_path("apisix/apisix.apache.org_apisixroutes.yaml"),
     crd_path("knative/serving.knative.dev_services.yaml"),
     crd_path("knative/serving.knative.dev_revisions.yaml"),
+    *APPMESH_V1BETA2_CRDS,
+]
+# The same, with App Mesh v1beta1 (our schema) in place of v1beta2's official CRDs.
+APPMESH_V1BETA1_ROUTER_CRDS = [
+    *(path for path in ROUTER_CRDS if path not in APPMESH_V1BETA2_CRDS),
+    *APPMESH_V1BETA1_CRDS,
 ]
 # CRDs a test installs itself on devcluster (another test there needs them absent); the real
 # control plane of the session serves them from the start.
@@ -60,11 +81,14 @@ def tiers() -> list[str]:
 
 
 def tiers_for(definition: pytest.Function) -> list[str]:
-    """The tiers a test runs on: all chosen ones, or only devcluster when it is marked
-    `devcluster_only(reason)` (it needs one of devcluster's own test hooks)."""
+    """The tiers a test runs on: all chosen ones; only devcluster when it is marked
+    `devcluster_only(reason)` (it needs one of devcluster's own test hooks); only the real
+    control plane when marked `realcluster_only(reason)` (it needs what only a real server has)."""
     chosen = tiers()
     if definition.get_closest_marker("devcluster_only"):
         chosen = [tier for tier in chosen if tier == "devcluster"]
+    if definition.get_closest_marker("realcluster_only"):
+        chosen = [tier for tier in chosen if tier == "realcluster"]
     return chosen
 
 
@@ -158,9 +182,12 @@ def require_go() -> None:
         pytest.skip(message)
 
 
-def start_realcluster(workdir: Path, *loads: Path) -> RealClusterProcess:
-    """`scripts/realcluster` with coalmine's and the routers' CRDs, the controller's RBAC, and an
-    audit log of every ServiceAccount request."""
+def start_realcluster(
+    workdir: Path, *loads: Path, router_crds: Sequence[Path] = ROUTER_CRDS
+) -> RealClusterProcess:
+    """`scripts/realcluster` with coalmine's and the routers' CRDs (`router_crds`: another set,
+    e.g. App Mesh v1beta1's), the controller's RBAC, and an audit log of every ServiceAccount
+    request."""
     kubeconfig = workdir / "admin.kubeconfig"
     audit_log = workdir / "audit.log"
     process = subprocess.Popen(
@@ -169,7 +196,7 @@ def start_realcluster(workdir: Path, *loads: Path) -> RealClusterProcess:
             "--port=0",
             f"--kubeconfig-out={kubeconfig}",
             f"--audit-log={audit_log}",
-            *(f"--load={path}" for path in [*coalmine_crds(), *ROUTER_CRDS, *loads]),
+            *(f"--load={path}" for path in [*coalmine_crds(), *router_crds, *loads]),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -277,14 +304,17 @@ def namespace_for_test(cluster: RealClusterProcess, sa_kubeconfig: Path) -> Test
 
 
 @contextlib.contextmanager
-def devcluster_for_test(*extra: Path) -> Iterator[TestCluster]:
-    """devcluster with coalmine's CRDs (and `extra` manifests) loaded, as `--load` does."""
+def devcluster_for_test(
+    *extra: Path, router_crds: Sequence[Path] = ROUTER_CRDS
+) -> Iterator[TestCluster]:
+    """devcluster with coalmine's CRDs, `router_crds` (and `extra` manifests) loaded, as `--load`
+    does."""
     # Imported here: pytest registers coalmine.devcluster.testing as a plugin, which must come first.
     from coalmine.devcluster.testing import start_devcluster_process, stop_devcluster_process
 
     with tempfile.TemporaryDirectory(prefix="e2e-") as directory:
         kubeconfig = Path(directory) / "kubeconfig"
-        loads = [f"--load={path}" for path in [*coalmine_crds(), *ROUTER_CRDS, *extra]]
+        loads = [f"--load={path}" for path in [*coalmine_crds(), *router_crds, *extra]]
         server = start_devcluster_process(kubeconfig, *loads, "--rollout-delay", "0.05")
         try:
             yield TestCluster("devcluster", server.url, kubeconfig, kubeconfig)

@@ -63,6 +63,14 @@ KNATIVE_TRAFFIC: dict[str, Traffic] = {
 HTTP_TRAFFIC: dict[str, dict[str, Traffic]] = {
     "plain": {"podinfo-7b9d8c-x2k4z": Traffic({"200": 4.0}, latency_ms=180)},
 }
+# App Mesh: the Envoy sidecars' upstream counters, by pod (the primary's pod fails loudly: the
+# builtin pod pattern must not match it).
+APPMESH_TRAFFIC: dict[str, dict[str, Traffic]] = {
+    "meshed": {
+        "podinfo-7b9d8c-x2k4z": Traffic({"200": 9.0, "503": 1.0}, latency_ms=40),
+        "podinfo-primary-6c8f7d-q8z2m": Traffic({"500": 10.0}, latency_ms=2000),
+    },
+}
 
 
 def _free_port() -> int:
@@ -107,17 +115,37 @@ def _histogram(
     return lines
 
 
+def _unknown(
+    name: str, series: list[tuple[dict[str, str], float]], times: list[int], t0: int
+) -> list[str]:
+    """A monotonic series without the `_total` suffix OpenMetrics counters carry (Envoy's
+    `envoy_cluster_upstream_rq` as Prometheus scrapes it from the sidecars)."""
+    lines = [f"# TYPE {name} unknown"]
+    for labels, rate in series:
+        for t in times:
+            lines.append(f"{name}{_labels(labels)} {rate * (t - t0):.3f} {t}")
+    return lines
+
+
 def _envoy(times: list[int], t0: int) -> list[str]:
-    """Envoy's untyped `envoy_cluster_upstream_rq` (no `_total`) and its time histogram."""
-    lines = ["# TYPE envoy_cluster_upstream_rq unknown"]
+    """Envoy's series, one metric family each: App Mesh's sidecars (by pod) and Knative's
+    ingress (by revision cluster `<namespace>/<revision>`)."""
+    requests: list[tuple[dict[str, str], float]] = []
     durations: list[tuple[dict[str, str], float, float]] = []
-    for cluster, traffic in KNATIVE_TRAFFIC.items():
-        labels = {"envoy_cluster_name": cluster}
+    sources: list[tuple[dict[str, str], Traffic]] = [
+        ({"kubernetes_namespace": namespace, "kubernetes_pod_name": pod}, traffic)
+        for namespace, pods in APPMESH_TRAFFIC.items()
+        for pod, traffic in pods.items()
+    ]
+    sources += [({"envoy_cluster_name": c}, traffic) for c, traffic in KNATIVE_TRAFFIC.items()]
+    for labels, traffic in sources:
         for code, rate in traffic.rates.items():
-            coded = _labels({**labels, "envoy_response_code": code})
-            lines += [f"envoy_cluster_upstream_rq{coded} {rate * (t - t0):.3f} {t}" for t in times]
+            requests.append(({**labels, "envoy_response_code": code}, rate))
         durations.append((labels, sum(traffic.rates.values()), traffic.latency_ms))
-    return lines + _histogram("envoy_cluster_upstream_rq_time", durations, times, t0, 1.0)
+    return [
+        *_unknown("envoy_cluster_upstream_rq", requests, times, t0),
+        *_histogram("envoy_cluster_upstream_rq_time", durations, times, t0, 1.0),
+    ]
 
 
 def openmetrics(now: int) -> str:
@@ -153,10 +181,10 @@ def openmetrics(now: int) -> str:
             labels = {"kubernetes_namespace": namespace, "kubernetes_pod_name": pod}
             http_counts.append((labels, sum(traffic.rates.values()), traffic.latency_ms))
     lines = [
-        *_envoy(times, t0),
         *_counter("istio_requests", requests, times, t0),
         *_histogram("istio_request_duration_milliseconds", durations, times, t0, 1.0),
         *_histogram("http_request_duration_seconds", http_counts, times, t0, 0.001),
+        *_envoy(times, t0),
         "# EOF",
     ]
     return "\n".join(lines) + "\n"

@@ -202,6 +202,25 @@ async def test_builtin_queries_are_valid_promql_for_every_provider(
                     await client.run_query(query)
 
 
+@pytest.mark.parametrize("provider", ["appmesh", "appmesh:v1beta2"])
+async def test_app_mesh_builtin_checks_read_the_canary_pods_envoy_metrics(
+    session: aiohttp.ClientSession, prometheus_url: str, provider: str
+) -> None:
+    """Envoy's `envoy_cluster_upstream_rq` (non-5xx by `envoy_response_code`) and the P99 of
+    `envoy_cluster_upstream_rq_time_bucket` in ms, of the canary's pods only."""
+    canary = make_canary("meshed", [SUCCESS, DURATION], provider=provider)
+    outcome = await analyzer(session, prometheus_url).analyse(canary)
+    assert outcome.messages == ("Halt podinfo.meshed advancement success rate 90.00% < 99%",)
+    passing = {**SUCCESS, "thresholdRange": {"min": 85}}
+    outcome = await analyzer(session, prometheus_url).analyse(
+        make_canary("meshed", [passing, DURATION], provider=provider)
+    )
+    assert outcome.ok, outcome.messages
+    duration = outcome.results[1].value
+    assert duration is not None
+    assert 25 <= duration <= 50
+
+
 async def test_prometheus_is_online_and_unreachable_one_is_not(
     session: aiohttp.ClientSession, prometheus_url: str
 ) -> None:

@@ -101,12 +101,20 @@ def series(now: int) -> str:
         # OSM sidecars (`ns/svc|port`) and Contour, also as a Gateway API implementation
         # (alt_stat_name `ns_svc_port`).
         # In namespace `gw` only a Contour gateway reports: the query's second branch answers.
-        for cluster in (f"{NS}/{copy}|9898", f"{NS}_{copy}_9898", f"{CONTOUR_ONLY_NS}_{copy}_9898"):
+        # Gloo's gateway names a cluster `<upstream>_<upstream namespace>` after the generated
+        # upstream; Kuma's sidecars label the series with the `kuma.io/service` tag.
+        upstream = f"{NS}-{copy}upstream-9898"  # svc-web-canaryupstream-9898
+        clusters = [
+            {"envoy_cluster_name": f"{NS}/{copy}|9898"},
+            {"envoy_cluster_name": f"{NS}_{copy}_9898"},
+            {"envoy_cluster_name": f"{CONTOUR_ONLY_NS}_{copy}_9898"},
+            {"envoy_cluster_name": f"{upstream}_gloo-system"},
+            {"service": f"{copy}_{NS}_svc_9898", "envoy_cluster_name": "localhost_9898"},
+        ]
+        for cluster in clusters:
             for code, rate in traffic.rates.items():
-                envoy_requests.append(
-                    ({"envoy_cluster_name": cluster, "envoy_response_code": code}, rate)
-                )
-            envoy_time.append(({"envoy_cluster_name": cluster}, total, traffic.latency_ms))
+                envoy_requests.append(({**cluster, "envoy_response_code": code}, rate))
+            envoy_time.append((cluster, total, traffic.latency_ms))
         nginx = {"namespace": NS, "ingress": "web", "service": copy, "canary": ""}
         if copy == "web-canary":
             nginx = {**nginx, "ingress": "web-canary", "canary": f"{NS}-{copy}-9898"}
@@ -160,6 +168,8 @@ ROUTING_PROVIDERS = (
     "contour",
     "nginx",
     "traefik",
+    "gloo",
+    "kuma",
 )
 
 

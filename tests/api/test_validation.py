@@ -670,7 +670,6 @@ def test_provider_rules_use_the_mesh_provider_when_spec_provider_is_empty() -> N
         ("nginx", "spec.ingressRef: required by the nginx provider"),
         ("skipper", "spec.ingressRef: required by the skipper provider"),
         ("apisix", "spec.routeRef: required by the apisix provider"),
-        ("appmesh", "spec.service.meshName: required by the appmesh (v1beta1) provider"),
     ],
 )
 def test_providers_that_route_through_a_referenced_object_require_it(

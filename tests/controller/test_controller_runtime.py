@@ -184,11 +184,18 @@ async def test_a_second_canary_on_the_same_target_is_refused(
     assert await phase_of(ns, api, "first") == "Initialized"
 
 
-async def test_an_unsupported_provider_is_refused_with_the_reason(
+async def test_routing_the_provider_cannot_do_is_refused_with_the_reason(
     ns: str, api: KubeApi, controller: Controller
 ) -> None:
+    """An A/B run on Kuma (no header routing) would send every request to the canary."""
+    ab = {
+        "interval": "1s",
+        "threshold": 1,
+        "iterations": 1,
+        "match": [{"headers": {"x-canary": {"exact": "insider"}}}],
+    }
     await api.create(SERVICE, service(ns, "mesh"))
-    await api.create(CANARY, canary(ns, "mesh", "mesh", provider="kuma"))
+    await api.create(CANARY, canary(ns, "mesh", "mesh", provider="kuma", analysis=ab))
 
     async def refused() -> bool:
         return condition(await api.get(CANARY, "mesh", ns), "Valid") is not None
@@ -197,7 +204,7 @@ async def test_an_unsupported_provider_is_refused_with_the_reason(
     found = condition(await api.get(CANARY, "mesh", ns), "Valid")
     assert found is not None
     assert found["reason"] == "UnsupportedRouting"
-    assert "kuma" in found["message"]
+    assert "the kuma router cannot route by header or cookie" in found["message"]
 
 
 async def test_metrics_health_and_readiness_endpoints(

@@ -98,7 +98,14 @@ async def test_the_controller_runs_what_check_passes_and_refuses_what_check_fail
     api: KubeApi, controller: Controller
 ) -> None:
     runs = canary("plain")
-    refused = canary("meshed", provider="kuma")
+    # An A/B run on a router without header routing.
+    ab = {
+        "interval": "1s",
+        "threshold": 1,
+        "iterations": 1,
+        "match": [{"headers": {"x": {"exact": "1"}}}],
+    }
+    refused = canary("meshed", provider="kuma", analysis=ab)
     warned = canary(
         "edge",
         provider="nginx",
@@ -116,7 +123,8 @@ async def test_the_controller_runs_what_check_passes_and_refuses_what_check_fail
 
     errors = check(refused)["error"]
     assert errors == [
-        "spec.provider: provider kuma is not supported by coalmine (no router for it yet)"
+        "spec.analysis.match: the kuma router cannot route by header or cookie; an A/B run "
+        "would send all traffic to the canary"
     ]
     found = valid_condition(await settled(api, "meshed"))
     assert found is not None

@@ -177,3 +177,28 @@ def test_the_controller_reads_the_rendered_environment_as_its_flags() -> None:
     assert settings.threadiness == 4
     assert settings.slack_proxy_url == "http://proxy.internal:3128"
     assert settings.leader_election_namespace == "flagger-system"
+
+
+def test_flaggers_controlplane_kubeconfig_values_mount_the_secret_for_the_mesh_flag() -> None:
+    """Flagger's `controlplane.kubeconfig.{secretName,key}`: the Secret at /tmp/controlplane,
+    and its key given to --kubeconfig-service-mesh."""
+    docs = rendered(
+        "--set",
+        "controlplane.kubeconfig.secretName=mesh-kubeconfig",
+        "--set",
+        "controlplane.kubeconfig.key=cluster-2",
+    )
+    spec = docs["Deployment"]["spec"]["template"]["spec"]
+    assert env_of(docs["Deployment"])["COALMINE_KUBECONFIG_SERVICE_MESH"] == (
+        "/tmp/controlplane/cluster-2"
+    )
+    mounts = {m["name"]: m for m in spec["containers"][0]["volumeMounts"]}
+    assert mounts["controlplane-kubeconfig"]["mountPath"] == "/tmp/controlplane"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["controlplane-kubeconfig"]["secret"]["secretName"] == "mesh-kubeconfig"
+    without = env_of(rendered()["Deployment"])
+    assert "COALMINE_KUBECONFIG_SERVICE_MESH" not in without
+    older = rendered(
+        "--set", "istio.kubeconfig.secretName=istio-host", "--set", "istio.kubeconfig.key=k"
+    )
+    assert env_of(older["Deployment"])["COALMINE_KUBECONFIG_SERVICE_MESH"] == "/tmp/controlplane/k"

@@ -139,6 +139,7 @@ def test_rbac_covers_every_kind_the_controller_uses_and_no_other() -> None:
         (kind.group, kind.plural) for kind in vars(kinds).values() if isinstance(kind, kinds.Kind)
     }
     used |= {(gatewayapi.GROUP, "httproutes"), (smi.GROUP, "trafficsplits")}
+    used |= {("appmesh.k8s.aws", p) for p in ("virtualnodes", "virtualrouters", "virtualservices")}
     assert used - NOT_CALLED == {(group, r.split("/")[0]) for group, r in granted}
     for (group, resource), verbs in granted.items():
         assert "*" not in verbs
@@ -438,3 +439,19 @@ def test_the_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
         [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_mesh_cluster_identity_may_touch_only_the_routing_objects() -> None:
+    """deploy/mesh-cluster/rbac.yaml, applied in the cluster of --kubeconfig-service-mesh."""
+    docs = [
+        d for d in yaml.safe_load_all((ROOT / "deploy/mesh-cluster/rbac.yaml").read_text()) if d
+    ]
+    role = next(d for d in docs if d["kind"] == "ClusterRole")
+    expected = permissions.as_rules(permissions.MESH_CLUSTER_ROLE)
+    assert role["rules"] == expected, (
+        "set the ClusterRole rules of deploy/mesh-cluster/rbac.yaml to:\n"
+        + yaml.safe_dump(expected)
+    )
+    groups = {rule["apiGroups"][0] for rule in role["rules"]}
+    assert groups
+    assert not groups & {"", "apps", "flagger.app", "coordination.k8s.io", "networking.k8s.io"}

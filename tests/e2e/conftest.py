@@ -8,22 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from clusters import TestCluster, devcluster_for_test, namespace_for_test, tiers
+from clusters import TestCluster, devcluster_for_test, namespace_for_test, tiers_for
 
 from .harness import ControllerProcess, start_controller
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Every test that takes `cluster` runs on each tier, except on the real control plane when
-    it is marked `devcluster_only(reason)` (it needs one of devcluster's own test hooks), and only
-    there when marked `realcluster_only(reason)` (it needs what only a real server has)."""
+    """Every test that takes `cluster` runs on the tiers `clusters.tiers_for` gives it."""
     if "cluster" not in metafunc.fixturenames:
         return
-    chosen = tiers()
-    if metafunc.definition.get_closest_marker("devcluster_only"):
-        chosen = [tier for tier in chosen if tier == "devcluster"]
-    if metafunc.definition.get_closest_marker("realcluster_only"):
-        chosen = [tier for tier in chosen if tier == "realcluster"]
+    chosen = tiers_for(metafunc.definition)
     metafunc.parametrize("cluster", chosen, indirect=True)
 
 

@@ -191,6 +191,25 @@ async def serve_app(app: web.Application) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+@contextlib.asynccontextmanager
+async def failing_check(passes: int = 0) -> AsyncIterator[str]:
+    """A webhook check that passes `passes` times, then fails every call (HTTP 500): what makes
+    a release roll back (after `passes` steps)."""
+    calls = 0
+
+    async def check(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        if calls <= passes:
+            return web.Response(text=f"call {calls}")
+        return web.Response(status=500, text="error rate too high")
+
+    app = web.Application()
+    app.router.add_post("/check", check)
+    async with serve_app(app) as url:
+        yield f"{url}/check"
+
+
 @dataclass
 class Recorder:
     """A local HTTP peer that keeps every JSON body POSTed to it (webhooks, alerts)."""

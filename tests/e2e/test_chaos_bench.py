@@ -1,7 +1,8 @@
 """`bench/chaos.py` in a tiny configuration: the controller `kill -9`ed three times during releases,
 with injected API faults, then an API server restarted empty, breaks none of the invariants (one
 promotion per revision, no bad revision promoted, no stuck canary, no stale status written into a
-re-created Canary). The bench starts its own devcluster and controllers."""
+re-created Canary). The bench starts its own API server — devcluster, or the real control plane
+(without fault injection, which only devcluster has) — and its controllers."""
 
 from __future__ import annotations
 
@@ -13,14 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from clusters import tiers
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.parametrize("tier", tiers())
 def test_releases_survive_controller_kills_api_faults_and_lost_state_without_violations(
-    tmp_path: Path,
+    tier: str, tmp_path: Path
 ) -> None:
+    real = tier == "realcluster"
     figures_path = tmp_path / "figures.json"
     argv = [
         sys.executable,
@@ -29,7 +34,7 @@ def test_releases_survive_controller_kills_api_faults_and_lost_state_without_vio
         "--kills=3",
         "--kill-every=1:4",
         "--duration=20",
-        "--fault-rate=0.05",
+        *(["--cluster=real"] if real else ["--fault-rate=0.05"]),
         "--lost-state",
         "--deadline=90",
         f"--workdir={tmp_path / 'logs'}",
@@ -37,7 +42,7 @@ def test_releases_survive_controller_kills_api_faults_and_lost_state_without_vio
     ]
     src = str(ROOT / "src")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=280, check=False)
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=400, check=False)
     output = result.stdout + result.stderr
     assert figures_path.exists(), output
     figures = json.loads(figures_path.read_text())

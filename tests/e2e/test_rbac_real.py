@@ -38,6 +38,7 @@ EDGE_PATHS = {
     ("", "secrets", "delete"): "a copy re-created after the Secret's type changed",
     ("", "events", "patch"): "a repeated Event (the same message within the aggregation window)",
     ("apps", "deployments", "patch"): "DaemonSet/Deployment scale-to-zero parking",
+    ("apps", "deployments", "delete"): "a fresh baseline removed (test_baseline_release.py)",
     ("apps", "daemonsets", "create"): "DaemonSet targets",
     ("apps", "daemonsets", "update"): "DaemonSet targets",
     ("apps", "daemonsets", "patch"): "DaemonSet targets",

@@ -38,6 +38,21 @@ SOURCE_INGRESS: dict[str, Any] = {
     },
 }
 
+SOURCE_ROUTE: dict[str, Any] = {
+    "apiVersion": "apisix.apache.org/v2",
+    "kind": "ApisixRoute",
+    "metadata": {"name": "podinfo", "namespace": "default"},
+    "spec": {
+        "http": [
+            {
+                "name": "rule1",
+                "match": {"hosts": ["app.example.com"], "paths": ["/*"]},
+                "backends": [{"serviceName": "podinfo", "servicePort": 80}],
+            }
+        ]
+    },
+}
+
 
 KNATIVE_SERVICE: dict[str, Any] = {
     "apiVersion": "serving.knative.dev/v1",
@@ -63,19 +78,41 @@ def canary_for(provider: str) -> Canary:
         return make_canary(extra_spec={"targetRef": target, "provider": "knative"})
     if provider.startswith("gatewayapi"):
         service["gatewayRefs"] = [{"name": "public", "namespace": "gateways"}]
-    if provider == "nginx":
+    if provider == "appmesh":
+        service["meshName"] = "global"
+    if provider in ("nginx", "skipper"):
         extra["ingressRef"] = {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "Ingress",
             "name": "podinfo",
         }
+    if provider == "apisix":
+        extra["routeRef"] = {
+            "apiVersion": "apisix.apache.org/v2",
+            "kind": "ApisixRoute",
+            "name": "podinfo",
+        }
     return make_canary(service=service, extra_spec=extra)
+
+
+def copy_service(name: str) -> dict[str, Any]:
+    """A copy Service as the service router creates it (the Gloo router reads its selector)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 9898}]},
+    }
 
 
 def initial_objects(provider: str) -> list[dict[str, Any]]:
     if provider == "knative":
         return knative_settled([KNATIVE_SERVICE])
-    return [SOURCE_INGRESS] if provider == "nginx" else []
+    if provider in ("nginx", "skipper"):
+        return [SOURCE_INGRESS]
+    if provider == "gloo":
+        return [copy_service("podinfo-primary"), copy_service("podinfo-canary")]
+    return [SOURCE_ROUTE] if provider == "apisix" else []
 
 
 def applied(cluster: list[dict[str, Any]], writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -120,17 +157,18 @@ def test_server_defaults_are_not_mistaken_for_drift(provider: str) -> None:
 @pytest.mark.parametrize("provider", sorted(ROUTERS))
 def test_finalize_after_a_run(provider: str) -> None:
     """revertOnDeletion: objects the Canary created are left to garbage collection, except the
-    NGINX canary Ingress, which is deleted so the user's Ingress alone routes again."""
+    NGINX and Skipper canary Ingresses, deleted so the user's Ingress alone routes again, and
+    Kuma's cluster-scoped TrafficRoute, which nothing else would delete."""
     router = ROUTERS[provider]
     canary = canary_for(provider)
     cluster = initial_objects(provider)
     cluster = applied(cluster, router.reconcile(canary, cluster))
     cluster = applied(cluster, router.set_routes(canary, cluster, 40, 60).objects)
     actions = router.finalize(canary, cluster)
-    if provider == "nginx":
+    if provider in ("nginx", "skipper", "kuma"):
         (action,) = actions
         assert isinstance(action, Delete)
-        assert action.ref.name == "podinfo-canary"
+        assert action.ref.name == {"kuma": "podinfo"}.get(provider, "podinfo-canary")
     elif provider == "knative":
         # The user's Knative Service loses the primary-revision record, keeps serving the primary.
         (action,) = actions
@@ -149,6 +187,11 @@ def test_created_routing_objects_are_owned_by_the_canary(provider: str) -> None:
         if provider == "knative":
             # The Knative Service is the user's target: never owned, never garbage-collected.
             assert "ownerReferences" not in obj["metadata"]
+            continue
+        if provider == "kuma":
+            # Cluster-scoped: a namespaced owner would never collect it (see test_kuma.py).
+            assert "ownerReferences" not in obj["metadata"]
+            assert "namespace" not in obj["metadata"]
             continue
         (owner,) = obj["metadata"]["ownerReferences"]
         assert owner == {

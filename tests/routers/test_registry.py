@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coalmine.routers import contour, gatewayapi, istio, nginx, smi, traefik
+from coalmine.routers import contour, gatewayapi, gloo, istio, kuma, nginx, smi, traefik
 from coalmine.routers.common import ProviderSpec, RouterError, parse_provider
 from coalmine.routers.registry import ROUTERS, router_for
 
@@ -37,6 +37,8 @@ def test_parse_provider(value: str, expected: ProviderSpec) -> None:
         ("contour", contour.ROUTER),
         ("nginx", nginx.ROUTER),
         ("traefik", traefik.ROUTER),
+        ("gloo", gloo.ROUTER),
+        ("kuma", kuma.ROUTER),
     ],
 )
 def test_provider_selects_its_router(provider: str, expected: object) -> None:
@@ -62,7 +64,12 @@ def test_kubernetes_provider_has_no_mesh_router() -> None:
     assert router_for("kubernetes").router is None
 
 
-@pytest.mark.parametrize("provider", ["gloo", "kuma", "appmesh:v1beta2", "skipper", "apisix"])
+def test_gloo_prefix_forms_select_the_gloo_router() -> None:
+    """Flagger's factory matches `gloo` by prefix (`--mesh-provider=gloo:edge`)."""
+    assert router_for("gloo:edge").router is gloo.ROUTER
+
+
+@pytest.mark.parametrize("provider", ["knative"])
 def test_providers_without_a_router_are_refused(provider: str) -> None:
     with pytest.raises(RouterError, match="not supported"):
         router_for(provider)

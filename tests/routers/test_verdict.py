@@ -73,7 +73,9 @@ def test_the_corpus_has_canaries_that_run_and_canaries_that_are_refused() -> Non
     assert any(v.reason == "UnsupportedRouting" for v in verdicts)
 
 
-@pytest.mark.parametrize("mesh_provider", ["istio", "kubernetes", "kuma", "nginx"])
+@pytest.mark.parametrize(
+    "mesh_provider", ["istio", "kubernetes", "kuma", "nginx", "appmesh", "appmesh:v1beta2"]
+)
 @pytest.mark.parametrize(("source", "doc"), CANARIES, ids=[s for s, _ in CANARIES])
 def test_check_and_the_controller_reach_the_same_verdict(
     source: str, doc: dict[str, Any], mesh_provider: str
@@ -108,7 +110,10 @@ def severities(canary: Canary) -> dict[str, str]:
     return {p.path: p.severity for p in compatibility(canary, Options())}
 
 
-@pytest.mark.parametrize("provider", ["nginx", "contour", "linkerd", "traefik", "osm"])
+@pytest.mark.parametrize(
+    "provider",
+    ["nginx", "contour", "linkerd", "traefik", "osm", "gloo", "kuma", "apisix", "skipper"],
+)
 def test_mirroring_a_router_cannot_make_is_a_warning_on_blue_green_and_canary_runs(
     provider: str,
 ) -> None:
@@ -118,7 +123,9 @@ def test_mirroring_a_router_cannot_make_is_a_warning_on_blue_green_and_canary_ru
     assert severities(stepped)["spec.analysis.mirror"] == "warning"
 
 
-@pytest.mark.parametrize("provider", ["linkerd", "traefik", "smi:v1alpha3"])
+@pytest.mark.parametrize(
+    "provider", ["linkerd", "traefik", "smi:v1alpha3", "kuma", "apisix", "skipper"]
+)
 def test_a_leftover_match_is_a_warning_and_an_ab_run_without_header_routing_is_refused(
     provider: str,
 ) -> None:
@@ -134,3 +141,30 @@ def test_a_provider_without_a_router_is_refused_by_both(name: str) -> None:
     problems = compatibility(canary(name, iterations=1), Options())
     assert [(p.path, p.severity) for p in problems] == [("spec.provider", "error")]
     assert name in problems[0].reason
+
+
+GLOO_KUMA_CASES = {
+    "gloo-ab-by-uri": ("gloo", {"iterations": 5, "match": [{"uri": {"prefix": "/v2"}}]}, {}),
+    "gloo-tcp": ("gloo", {"stepWeight": 10}, {"appProtocol": "tcp"}),
+    "kuma-ab": ("kuma", {"iterations": 5, "match": [{"headers": {"x": {"exact": "1"}}}]}, {}),
+    "gloo-ab-by-header": (
+        "gloo",
+        {"iterations": 5, "match": [{"headers": {"x": {"regex": "1"}}}]},
+        {},
+    ),
+    "kuma-tcp": ("kuma", {"stepWeight": 10}, {"appProtocol": "tcp"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GLOO_KUMA_CASES))
+def test_check_and_the_controller_agree_on_gloo_and_kuma(case: str) -> None:
+    provider, analysis, service = GLOO_KUMA_CASES[case]
+    doc = canary(provider, **analysis).model_dump(by_alias=True, exclude_none=True, mode="json")
+    doc = {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", **doc}
+    doc["spec"]["service"].update(service)
+    verdict = judge(doc, Options())
+    result = check_stream(yaml.safe_dump(doc), case, CheckOptions())
+    errors = {f"{f.path}: {f.message}" for f in result.findings if f.severity == "error"}
+    assert errors == {str(problem) for problem in verdict.problems}
+    refused = case in ("gloo-ab-by-uri", "gloo-tcp", "kuma-ab")
+    assert (verdict.reason == "UnsupportedRouting") is refused, verdict

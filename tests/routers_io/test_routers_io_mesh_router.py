@@ -12,8 +12,9 @@ import pytest
 
 from coalmine.api.models import Canary
 from coalmine.controller.seams import MeshRouter
+from coalmine.kube.api import KubeApi
 from coalmine.kube.context import ClusterContext
-from coalmine.kube.kinds import kind_for
+from coalmine.kube.kinds import NAMESPACE, kind_for
 from coalmine.routers.base import Routes
 from coalmine.routers.common import RouterError
 from targets_io.io_helpers import POLL_SECONDS, WAIT_SECONDS, counting_writes, make_canary
@@ -29,6 +30,7 @@ from .routing import (
     mesh_router,
     routing_object,
     seed,
+    seed_copies,
     split_of,
 )
 
@@ -52,6 +54,8 @@ async def prepared(
     ns: str, ctx: ClusterContext, provider: str, **analysis: Any
 ) -> tuple[Canary, MeshRouter]:
     await seed(ns, ctx.api, provider)
+    if provider == "gloo":
+        await seed_copies(ns, ctx.api)
     canary = make_canary(ns, "Service", **canary_spec(provider, **analysis))
     return canary, mesh_router(ctx, canary)
 
@@ -128,6 +132,37 @@ def assert_ab_routing(provider: str, obj: dict[str, Any]) -> None:
             ("podinfo-primary", 100),
             ("podinfo-canary", 0),
         ]
+    elif provider == "gloo":
+        matched, rest = spec["routes"]
+        assert matched["matchers"] == [
+            {"headers": [{"name": "x-canary", "value": "insider"}]},
+            {
+                "headers": [
+                    {"name": "cookie", "value": "^(.*?;)?(canary=always)(;.*)?$", "regex": True}
+                ]
+            },
+        ]
+        assert split_of({**obj, "spec": {"routes": [matched]}}) == (0, 100)
+        assert "matchers" not in rest
+        assert split_of({**obj, "spec": {"routes": [rest]}}) == (100, 0)
+    elif provider.startswith("appmesh"):
+        header, cookie, rest = spec["routes"]
+        assert [r["priority"] for r in (header, cookie, rest)] == [10, 11, 20]
+        assert header["httpRoute"]["match"]["headers"] == [
+            {"name": "x-canary", "match": {"exact": "insider"}}
+        ]
+        assert cookie["httpRoute"]["match"]["headers"] == [
+            {"name": "cookie", "match": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}
+        ]
+        for matched in (header, cookie):
+            assert [
+                (t["virtualNodeRef"]["name"], t["weight"])
+                for t in matched["httpRoute"]["action"]["weightedTargets"]
+            ] == [("podinfo-canary", 100), ("podinfo-primary", 0)]
+        assert [
+            (t["virtualNodeRef"]["name"], t["weight"])
+            for t in rest["httpRoute"]["action"]["weightedTargets"]
+        ] == [("podinfo-primary", 100)]
     else:
         raise AssertionError(f"no A/B expectation for {provider}")
 
@@ -214,3 +249,36 @@ async def test_a_write_that_loses_a_race_is_recomputed_from_the_server(
     assert stored["metadata"]["labels"]["team"] == "edge"
     assert ctx.api.requests["replace traefikservices.traefik.io"] == 2
     assert ctx.api.requests["get traefikservices.traefik.io"] >= 1
+
+
+async def test_gloo_clones_the_upstream_ref_of_a_namespace_the_controller_does_not_watch(
+    ns: str, ctx: ClusterContext, admin_api: KubeApi
+) -> None:
+    """Gloo's discovery writes upstreams to its own namespace; with `--namespace` (the real
+    tier) the watch cache never holds them, so the router reads that one from the API server."""
+    settings_ns = f"{ns}-gloo"
+    await admin_api.create(NAMESPACE, {"metadata": {"name": settings_ns}})
+    upstream = kind_for("gloo.solo.io/v1", "Upstream")
+    await admin_api.create(
+        upstream,
+        {
+            "apiVersion": "gloo.solo.io/v1",
+            "kind": "Upstream",
+            "metadata": {"name": "podinfo-settings", "namespace": settings_ns},
+            "spec": {"useHttp2": True, "sslConfig": {"sni": "podinfo.example.com"}},
+        },
+    )
+    await seed_copies(ns, ctx.api)
+    ref = {"apiVersion": "gloo.solo.io/v1", "kind": "Upstream", "name": "podinfo-settings"}
+    canary = make_canary(
+        ns, "Service", **canary_spec("gloo"), upstreamRef={**ref, "namespace": settings_ns}
+    )
+    router = mesh_router(ctx, canary)
+
+    await router.reconcile(canary)
+
+    generated = await ctx.api.get(upstream, f"{ns}-podinfo-canaryupstream-9898", ns)
+    assert generated["spec"]["useHttp2"] is True
+    assert generated["spec"]["sslConfig"] == {"sni": "podinfo.example.com"}
+    assert generated["spec"]["kube"]["serviceName"] == "podinfo-canary"
+    assert await counting_writes(ctx.api, lambda: router.reconcile(canary)) == {}

@@ -243,13 +243,19 @@ class FakeRouter:
             self.world.write("router create", lambda: setattr(self, "exists", True))
 
     async def set_routes(
-        self, canary: Canary, primary_weight: int, canary_weight: int, mirrored: bool
+        self,
+        canary: Canary,
+        primary_weight: int,
+        canary_weight: int,
+        mirrored: bool,
+        *,
+        baseline_weight: int = 0,
     ) -> SessionAffinityCookies | None:
         if self.noop:
             return None
         if not self.exists:
             raise RuntimeError("VirtualService podinfo.default not found")
-        new = Routes(primary_weight, canary_weight, mirrored)
+        new = Routes(primary_weight, canary_weight, mirrored, baseline_weight)
 
         def apply() -> None:
             self.routes = new

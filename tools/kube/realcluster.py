@@ -29,7 +29,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from base64 import b64encode
+from base64 import b64decode, b64encode
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,6 +151,40 @@ def make_pki() -> Pki:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return Pki(pair(ca_cert, ca_key), server, clients, _pem_key(sa_key), sa_pub)
+
+
+def stored_pki(data: Path) -> Pki:
+    """The data dir's PKI, made on its first start: a restart from the same dir (with or without
+    its etcd, as after an etcd restore) keeps the CA and every client's identity, so kubeconfigs
+    and ServiceAccount tokens issued before stay valid."""
+    path = data / "pki.json"
+    if path.exists():
+        raw = json.loads(path.read_text())
+
+        def pair(entry: dict[str, str]) -> KeyPair:
+            return KeyPair(b64decode(entry["cert"]), b64decode(entry["key"]))
+
+        return Pki(
+            pair(raw["ca"]),
+            pair(raw["server"]),
+            {role: pair(entry) for role, entry in raw["clients"].items()},
+            b64decode(raw["service_account_key"]),
+            b64decode(raw["service_account_pub"]),
+        )
+    pki = make_pki()
+
+    def encoded(value: KeyPair) -> dict[str, str]:
+        return {"cert": b64encode(value.cert).decode(), "key": b64encode(value.key).decode()}
+
+    raw = {
+        "ca": encoded(pki.ca),
+        "server": encoded(pki.server),
+        "clients": {role: encoded(value) for role, value in pki.clients.items()},
+        "service_account_key": b64encode(pki.service_account_key).decode(),
+        "service_account_pub": b64encode(pki.service_account_pub).decode(),
+    }
+    write(path, json.dumps(raw))
+    return pki
 
 
 def kubeconfig(url: str, ca: bytes, client: KeyPair, user: str) -> dict[str, Any]:
@@ -420,7 +454,7 @@ def audit_flags(data: Path, audit_log: Path | None) -> list[str]:
 def boot(cluster: RealCluster) -> Api:
     """Start every component in dependency order and wait until the cluster is usable."""
     data = cluster.data
-    pki = make_pki()
+    pki = stored_pki(data)
     files = {
         "ca.crt": pki.ca.cert,
         "ca.key": pki.ca.key,
@@ -582,7 +616,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=3, help="kwok nodes to create (default 3)")
     parser.add_argument("--load", action="append", default=[], metavar="FILE",
                         help="apply this manifest file once ready (repeatable)")  # fmt: skip
-    parser.add_argument("--data-dir", metavar="DIR", help="keep data here (default: a temp dir)")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="keep data here (default: a temp dir); a restart from the same dir "
+                             "keeps its PKI, and its state unless DIR/etcd was removed")  # fmt: skip
     parser.add_argument("--audit-log", metavar="PATH",
                         help="log every ServiceAccount request here (JSON lines)")  # fmt: skip
     parser.add_argument("--print-bin-dir", action="store_true", help="build, print the bin dir")

@@ -7,8 +7,8 @@ before sending, so the layout below does not matter to Prometheus).
 Service targets (see docs/decisions.md, 'Builtin checks for Service targets'): Flagger appends
 `:service` to the observer key and most keys then fall back to Istio's queries. coalmine measures the `<service>-canary` copy instead, by the
 name each provider reports it under: the destination service for meshes (Istio, Linkerd, OSM),
-the backend the route points at for Gateway API (Istio or Contour gateways), Contour, NGINX and
-Traefik, because the workload behind a Service target is not named after it. `kubernetes` has no
+the backend the route points at for Gateway API (Istio or Contour gateways), Contour, NGINX,
+Traefik and Gloo (its generated upstream), the `kuma.io/service` tag for Kuma, because the workload behind a Service target is not named after it. `kubernetes` has no
 such query (docs/metrics.md).
 """
 
@@ -136,6 +136,11 @@ _NGINX = 'namespace="{{ namespace }}",\n                ingress="{{ ingress }}",
 _TRAEFIK = 'service=~"{{ namespace }}-{{ target }}-canary-[0-9a-zA-Z-]+@kubernetescrd"'
 _OSM = 'destination_namespace="{{ namespace }}",\n                destination_kind="Deployment",\n                destination_name="{{ target }}"'
 _KUMA = 'service=~"{{ target }}-canary_{{ namespace }}_svc_[0-9a-zA-Z-]+"'
+# Gloo and Kuma name what they report after the routed Service (the generated upstream
+# `<ns>-<service>-canaryupstream-<port>`, the tag `<service>-canary_<ns>_svc_<port>`); Flagger's
+# `{{ target }}` equals it only when the target is named like the apex Service.
+_GLOO_SERVICE = _GLOO.replace("{{ target }}", "{{ service }}")
+_KUMA_SERVICE = _KUMA.replace("{{ target }}", "{{ service }}")
 _APISIX = 'route=~"{{ namespace }}_{{ route }}-{{ target }}-canary_.+"'
 _KNATIVE = 'envoy_cluster_name=~"{{ namespace }}/{{ route }}"'
 _SKIPPER_ROUTE = (
@@ -283,6 +288,20 @@ KUMA = _observer(
     'envoy_response_code!~"5.*"',
     "envoy_cluster_upstream_rq_time_bucket",
 )
+GLOO_SERVICE = _observer(
+    "gloo",
+    "envoy_cluster_upstream_rq",
+    _GLOO_SERVICE,
+    'envoy_response_code!~"5.*"',
+    "envoy_cluster_upstream_rq_time_bucket",
+)
+KUMA_SERVICE = _observer(
+    "kuma",
+    "envoy_cluster_upstream_rq",
+    _KUMA_SERVICE,
+    'envoy_response_code!~"5.*"',
+    "envoy_cluster_upstream_rq_time_bucket",
+)
 APISIX = Observer(
     "apisix",
     _ratio("apisix_http_status", _APISIX, 'code!~"5.."'),
@@ -304,12 +323,12 @@ _OBSERVERS: dict[str, tuple[Observer, Observer]] = {
     "http": (HTTP, HTTP),
     "appmesh": (APPMESH, APPMESH),
     "contour": (CONTOUR, CONTOUR),
-    "gloo": (GLOO, GLOO),
+    "gloo": (GLOO, GLOO_SERVICE),
     "nginx": (NGINX, NGINX),
     "skipper": (SKIPPER, SKIPPER),
     "traefik": (TRAEFIK, TRAEFIK),
     "osm": (OSM, OSM),
-    "kuma": (KUMA, KUMA),
+    "kuma": (KUMA, KUMA_SERVICE),
     "apisix": (APISIX, APISIX),
     "knative": (KNATIVE, KNATIVE),
 }
@@ -370,7 +389,15 @@ def _service_observer(base: str) -> Observer | None:
         )
     if base.startswith("gatewayapi"):
         return GATEWAY_SERVICE
-    return {"nginx": NGINX_SERVICE, "traefik": TRAEFIK_SERVICE, "osm": OSM_SERVICE}.get(base)
+    if base.startswith("gloo"):
+        return GLOO_SERVICE
+    services = {
+        "nginx": NGINX_SERVICE,
+        "traefik": TRAEFIK_SERVICE,
+        "osm": OSM_SERVICE,
+        "kuma": KUMA_SERVICE,
+    }
+    return services.get(base)
 
 
 def _word_encoded(model: TemplateModel) -> TemplateModel:

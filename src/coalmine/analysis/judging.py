@@ -18,20 +18,18 @@ from coalmine.analysis.providers.base import (
     MetricProvider,
     NoValuesFound,
     ProviderError,
+    provider_type,
     range_capable,
 )
 from coalmine.analysis.record import score_thresholds
 from coalmine.analysis.semantics import aggregate, range_step_seconds
 from coalmine.analysis.templates import TemplateModel, render_query
 from coalmine.api import naming
+from coalmine.api.metric_providers import range_query_refusal
 from coalmine.api.models import Canary, CanaryMetric, parse_go_duration
 
 Role = Literal["canary", "primary", "baseline"]
 SCORE_METRIC = "judge-score"
-
-
-def baseline_name(target: str) -> str:
-    return f"{target}-baseline"
 
 
 def workload_for(canary: Canary, role: Role) -> str:
@@ -39,7 +37,7 @@ def workload_for(canary: Canary, role: Role) -> str:
     if role == "primary":
         return naming.primary_name(target)
     if role == "baseline":
-        return baseline_name(target)
+        return naming.baseline_name(target)
     return target
 
 
@@ -81,7 +79,7 @@ async def range_samples(
     """The samples of `query` over the metric interval ending `now`."""
     ranged = range_capable(provider)
     if ranged is None:
-        raise ProviderError(f"{type(provider).__name__} does not support range queries")
+        raise ProviderError(range_query_refusal(provider_type(provider)))
     window = window_seconds(interval)
     return await ranged.run_range_query(query, now - window, now, range_step_seconds(window, step))
 
@@ -99,6 +97,15 @@ async def aggregated_value(
     return value
 
 
+def control_role(canary: Canary, metric: CanaryMetric) -> Role:
+    """What the canary is compared with: `judge.control`, else the fresh baseline when the
+    Canary runs one (`spec.analysis.baseline`), else the primary."""
+    chosen = metric.judge.control if metric.judge else None
+    if chosen:
+        return chosen
+    return "baseline" if canary.spec.wants_baseline else "primary"
+
+
 async def judge_metric(
     provider: MetricProvider,
     source: str,
@@ -112,7 +119,7 @@ async def judge_metric(
     """Render the query for the canary and the control, read both ranges, judge."""
     assert metric.judge is not None
     config = JudgeConfig.of(metric.judge, metric.name)
-    control: Role = metric.judge.control or "primary"
+    control = control_role(canary, metric)
     step = metric.judge.step
     samples: dict[str, list[float]] = {}
     for role in ("canary", control):

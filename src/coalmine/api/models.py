@@ -607,6 +607,19 @@ class JudgeScoring(Model):
     )
 
 
+class FreshBaseline(Model):
+    """coalmine: a fresh baseline for the run: the primary's version started with the canary,
+    sized like it and given its traffic share (docs/analysis.md, 'A fresh baseline')."""
+
+    enabled: bool | None = Field(
+        default=None,
+        description=(
+            "Run a <target>-baseline copy of the primary during each canary run (judged "
+            "metrics compare the canary against it)"
+        ),
+    )
+
+
 class CanaryMetric(Model):
     name: str = Field(description="Name of the metric")
     interval: str | None = Field(
@@ -818,6 +831,7 @@ class CanaryAnalysis(Model):
     match: list[ABMatch] | None = Field(default=None, description="A/B testing match conditions")
     session_affinity: SessionAffinity | None = None
     judge: JudgeScoring | None = None
+    baseline: FreshBaseline | None = None
 
     def interval_seconds(self, minimum: float = MIN_ANALYSIS_INTERVAL_SECONDS) -> float:
         """Flagger's job period: unparsable means 60s, anything shorter than the minimum is raised."""
@@ -841,6 +855,24 @@ class CanaryAnalysis(Model):
         if self.max_weight and self.max_weight > 0:
             return self.max_weight
         return 100
+
+    @property
+    def highest_canary_weight(self) -> int:
+        """The largest canary weight a run reaches (steps are not clamped to maxWeight: 20 up to
+        50 goes 20, 40, 60); 0 for iterations. A fresh baseline takes as much again."""
+        if self.effective_iterations > 0:
+            return 0
+        if self.step_weights:
+            return self.effective_max_weight
+        step, weight = self.step_weight or 0, 0
+        while step > 0 and weight < self.effective_max_weight:
+            weight = min(weight + step, 100)
+        return weight
+
+    @property
+    def wants_baseline(self) -> bool:
+        """`baseline.enabled`: each run gets a fresh `<target>-baseline` (docs/analysis.md)."""
+        return bool(self.baseline and self.baseline.enabled)
 
     @property
     def effective_primary_ready_threshold(self) -> int:
@@ -908,6 +940,12 @@ class CanarySpec(Model):
     @property
     def apex_name(self) -> str:
         return (self.service.name if self.service else None) or self.target_ref.name
+
+    @property
+    def wants_baseline(self) -> bool:
+        """A fresh baseline is asked for (and there is an analysis to run it for)."""
+        analysis = self.effective_analysis
+        return analysis is not None and analysis.wants_baseline and not self.skip_analysis
 
     @property
     def skips_analysis(self) -> bool:

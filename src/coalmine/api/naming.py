@@ -19,6 +19,9 @@ ALERT_PROVIDER_KIND: Final = "AlertProvider"
 
 PRIMARY_SUFFIX: Final = "-primary"
 CANARY_SUFFIX: Final = "-canary"
+# coalmine: the fresh baseline of a run (`spec.analysis.baseline`): `<target>-baseline` Deployment
+# with the selector label `<value>-baseline`, `<apex>-baseline` Service.
+BASELINE_SUFFIX: Final = "-baseline"
 
 FINALIZER: Final = "finalizer.flagger.app"
 EVENT_REASON: Final = "Synced"
@@ -53,6 +56,14 @@ def canary_name(name: str) -> str:
 
 def primary_label_value(value: str) -> str:
     return f"{value}{PRIMARY_SUFFIX}"
+
+
+def baseline_name(name: str) -> str:
+    return f"{name}{BASELINE_SUFFIX}"
+
+
+def baseline_label_value(value: str) -> str:
+    return f"{value}{BASELINE_SUFFIX}"
 
 
 def is_toolkit_key(key: str) -> bool:

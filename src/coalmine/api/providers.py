@@ -28,6 +28,8 @@ class Capabilities:
     mirroring: bool
     session_affinity: bool
     tcp: bool
+    #: Routes primary, canary and a fresh baseline at once (`spec.analysis.baseline`).
+    three_way: bool = False
 
 
 NONE = Capabilities(ab_testing=False, mirroring=False, session_affinity=False, tcp=False)
@@ -35,7 +37,9 @@ _WEIGHTS_ONLY_TCP = Capabilities(
     ab_testing=False, mirroring=False, session_affinity=False, tcp=True
 )
 _HEADERS = Capabilities(ab_testing=True, mirroring=False, session_affinity=False, tcp=False)
-_FULL_HTTP = Capabilities(ab_testing=True, mirroring=True, session_affinity=True, tcp=False)
+_FULL_HTTP = Capabilities(
+    ab_testing=True, mirroring=True, session_affinity=True, tcp=False, three_way=True
+)
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ _GATEWAYS = "spec.service.gatewayRefs"
 _INGRESS = "spec.ingressRef"
 
 _ROWS: tuple[ProviderInfo, ...] = (
-    ProviderInfo("istio", "istio", "istio", Capabilities(True, True, True, True)),
+    ProviderInfo("istio", "istio", "istio", Capabilities(True, True, True, True, three_way=True)),
     ProviderInfo("linkerd", "linkerd", "linkerd", _WEIGHTS_ONLY_TCP),
     ProviderInfo("osm", "osm", "osm", _WEIGHTS_ONLY_TCP),
     ProviderInfo("smi:v1alpha1", "smi:v1alpha1", "istio", _WEIGHTS_ONLY_TCP),
@@ -115,26 +119,28 @@ _ROWS: tuple[ProviderInfo, ...] = (
     ),
     ProviderInfo("traefik", "traefik", "traefik", NONE, "edge", "the Traefik ingress"),
     ProviderInfo(KUBERNETES, None, "http", NONE, "copies"),
-    _unsupported(
-        "appmesh", "appmesh", _HEADERS, routes_first=True, requires=("spec.service.meshName",)
-    ),
-    _unsupported("appmesh:v1beta2", "appmesh", _HEADERS, routes_first=True),
-    _unsupported("gloo", "gloo", _HEADERS, scope="edge", through="the Gloo gateway"),
-    _unsupported("kuma", "kuma", NONE),
-    _unsupported(
+    # meshName (required by v1beta1) may come from the controller's --mesh-name: the router's
+    # compatibility() reports it missing, not validation.
+    ProviderInfo("appmesh", "appmesh", "appmesh", _HEADERS, routes_first=True),
+    ProviderInfo("appmesh:v1beta2", "appmesh:v1beta2", "appmesh", _HEADERS, routes_first=True),
+    ProviderInfo("gloo", "gloo", "gloo", _HEADERS, "edge", "the Gloo gateway"),
+    ProviderInfo("kuma", "kuma", "kuma", _WEIGHTS_ONLY_TCP),
+    ProviderInfo(
+        "apisix",
         "apisix",
         "apisix",
         NONE,
-        scope="edge",
-        through="the APISIX gateway",
+        "edge",
+        "the APISIX gateway",
         requires=("spec.routeRef",),
     ),
-    _unsupported(
+    ProviderInfo(
+        "skipper",
         "skipper",
         "skipper",
         NONE,
-        scope="edge",
-        through="the Skipper ingress",
+        "edge",
+        "the Skipper ingress",
         requires=(_INGRESS,),
     ),
     ProviderInfo("knative", "knative", "knative", NONE, "edge", "the Knative ingress"),

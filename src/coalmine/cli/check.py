@@ -83,6 +83,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="the controller's --ingress-class (Contour's ingressClassName)",
     )
     parser.add_argument(
+        "--mesh-name",
+        default="",
+        help="the controller's --mesh-name (App Mesh v1beta1 canaries without service.meshName)",
+    )
+    parser.add_argument(
         "-q", "--quiet", action="store_true", help="print errors only (no warnings, no summary)"
     )
     parser.set_defaults(handler=run)
@@ -161,6 +166,7 @@ class Options:
     no_cross_namespace_refs: bool = False
     mesh_provider: str | None = DEFAULT_MESH_PROVIDER
     ingress_class: str = ""
+    mesh_name: str = ""
 
 
 def _objects(document: object) -> Iterator[tuple[str, object]]:
@@ -191,6 +197,8 @@ def check_stream(text: str, source: str, options: Options = Options()) -> Result
     from coalmine.api.validation import inspect_object
 
     result = Result(files=1)
+    templates: dict[tuple[str, str], str] = {}
+    canaries: list[tuple[Any, str, object, Any]] = []
     for document in iter_located_documents(text):
         if isinstance(document, YamlSyntaxError):
             result.findings.append(_yaml_finding(source, document))
@@ -203,25 +211,52 @@ def check_stream(text: str, source: str, options: Options = Options()) -> Result
             )
             if inspection.kind is not None:
                 result.objects += 1
-            kind, name, namespace = _identity(item)
+            _note_template(inspection.obj, templates)
+            if inspection.kind == "Canary" and inspection.obj is not None:
+                canaries.append((document, prefix, item, inspection.obj))
             problems = [*inspection.problems, *_routing_findings(inspection.obj, options)]
-            for problem in problems:
-                where = document.position(prefix + problem.path)
-                result.findings.append(
-                    Finding(
-                        source,
-                        where.line,
-                        where.column,
-                        problem.severity,
-                        prefix + problem.path,
-                        problem.reason,
-                        kind,
-                        name,
-                        namespace,
-                    )
-                )
+            _add_findings(result, source, document, prefix, item, problems)
+    # a judged or aggregated metric on a template (in this input) whose provider has no ranges
+    from coalmine.api.metric_providers import range_problems
+
+    for document, prefix, item, canary in canaries:
+        _add_findings(result, source, document, prefix, item, range_problems(canary, templates))
     result.findings.sort(key=lambda finding: (finding.line, finding.column))
     return result
+
+
+def _note_template(obj: object, templates: dict[tuple[str, str], str]) -> None:
+    from coalmine.api.models import MetricTemplate
+
+    if isinstance(obj, MetricTemplate):
+        key = (obj.metadata.namespace or "", obj.metadata.name or "")
+        templates[key] = obj.spec.provider.type
+
+
+def _add_findings(
+    result: Result,
+    source: str,
+    document: Any,
+    prefix: str,
+    item: object,
+    problems: list[Problem],
+) -> None:
+    kind, name, namespace = _identity(item)
+    for problem in problems:
+        where = document.position(prefix + problem.path)
+        result.findings.append(
+            Finding(
+                source,
+                where.line,
+                where.column,
+                problem.severity,
+                prefix + problem.path,
+                problem.reason,
+                kind,
+                name,
+                namespace,
+            )
+        )
 
 
 def _routing_findings(obj: object, options: Options) -> list[Problem]:
@@ -237,6 +272,7 @@ def _routing_findings(obj: object, options: Options) -> list[Problem]:
         mesh_provider=options.mesh_provider or DEFAULT_MESH_PROVIDER,
         no_cross_namespace_refs=options.no_cross_namespace_refs,
         ingress_class=options.ingress_class,
+        mesh_name=options.mesh_name,
     )
     return compatibility(obj, verdict)
 
@@ -332,7 +368,9 @@ def _read(path: Path | None) -> bytes:
 
 
 def run(args: argparse.Namespace) -> int:
-    options = Options(args.no_cross_namespace_refs, args.mesh_provider, args.ingress_class)
+    options = Options(
+        args.no_cross_namespace_refs, args.mesh_provider, args.ingress_class, args.mesh_name
+    )
     out = _Output(sys.stdout)
     total = Result()
     for source, path in _sources(args.filename):

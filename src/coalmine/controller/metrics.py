@@ -34,6 +34,7 @@ from coalmine.api import naming
 
 if TYPE_CHECKING:
     from coalmine.api.models import Canary, CanaryWebhook, Phase
+    from coalmine.kube.meshcluster import MeshCluster
     from coalmine.scheduler.ports import WebhookCaller
 
 GO_DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -231,19 +232,49 @@ class ControllerMetrics:
         """
         self.registry.register(_RequestsCollector(requests))
 
+    def watch_mesh_cluster(self, cluster: MeshCluster) -> None:
+        """`--kubeconfig-service-mesh`: whether the mesh cluster answers, how often it did not,
+        and the requests made to it. Not Flagger metrics: Flagger says nothing when its mesh
+        client fails, beyond the router's error."""
+        labels = {"server": cluster.server}
+        reachable = Gauge(
+            "coalmine_mesh_cluster_reachable",
+            "1 while the mesh cluster (--kubeconfig-service-mesh) answers, else 0",
+            ["server"],
+            registry=self.registry,
+        )
+        failures = Counter(
+            "coalmine_mesh_cluster_failures",
+            "Requests and probes the mesh cluster did not answer",
+            ["server"],
+            registry=self.registry,
+        )
+        reachable.labels(**labels).set(1 if cluster.reachable else 0)
+        failures.labels(**labels)
+        cluster.on_change.append(lambda up: reachable.labels(**labels).set(1 if up else 0))
+        cluster.on_failure.append(failures.labels(**labels).inc)
+        self.registry.register(
+            _RequestsCollector(cluster.api.requests, "coalmine_mesh_kube_requests", "mesh cluster")
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
 
 class _RequestsCollector(Collector):
-    def __init__(self, requests: Mapping[str, int]) -> None:
+    def __init__(
+        self,
+        requests: Mapping[str, int],
+        name: str = "coalmine_kube_requests",
+        server: str = "Kubernetes API server",
+    ) -> None:
         self.requests = requests
+        self.name = name
+        self.server = server
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(
-            "coalmine_kube_requests",
-            "Requests made to the Kubernetes API server",
-            labels=["verb", "resource"],
+            self.name, f"Requests made to the {self.server}", labels=["verb", "resource"]
         )
         for key, count in sorted(self.requests.items()):
             verb, _, resource = key.partition(" ")

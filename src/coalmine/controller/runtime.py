@@ -31,6 +31,7 @@ from coalmine.controller.adapters import (
 )
 from coalmine.controller.http import start_http
 from coalmine.controller.jobs import JobManager
+from coalmine.controller.mesh import mesh_cluster
 from coalmine.controller.metrics import ControllerMetrics, CountingWebhooks
 from coalmine.controller.seams import ControllerSeams
 from coalmine.controller.settings import Settings
@@ -51,6 +52,7 @@ from coalmine.kube.kinds import (
     kind_for,
 )
 from coalmine.kube.lease import LeaderElector, LeaseTimings
+from coalmine.kube.meshcluster import MeshCluster
 from coalmine.notify.alerter import Alerter, GlobalNotifierSettings, global_notifier
 from coalmine.routers.verdict import Options as VerdictOptions
 from coalmine.routers.verdict import Verdict, judge
@@ -163,16 +165,6 @@ class Controller:
     async def run(self) -> int:
         """Serve until stopped; the exit code (1 when leadership was lost, as in Flagger)."""
         settings = self.settings
-        if (
-            settings.kubeconfig_service_mesh
-            and settings.kubeconfig_service_mesh != settings.kubeconfig
-        ):
-            # Writing routing objects to another cluster is not built; refusing is safer than
-            # silently writing them to the main cluster.
-            raise StartupError(
-                "--kubeconfig-service-mesh: routing objects in a separate mesh cluster are not "
-                "supported yet; leave it empty or equal to --kubeconfig"
-            )
         api = KubeApi(
             load_config(
                 settings.kubeconfig or None,
@@ -190,12 +182,16 @@ class Controller:
         runner, self.http_port = await start_http(self.metrics, self.is_ready, host, port)
         log.info("serving /metrics, /healthz and /readyz on %s:%d", host, self.http_port)
         session = create_session()
+        stack = contextlib.AsyncExitStack()
         try:
             await check_crds(api, settings.namespace or None)
+            mesh = await stack.enter_async_context(mesh_cluster(settings, api, self.metrics))
             self._checked = True
 
             async def lead() -> None:
-                self.reconciler = CanaryReconciler(settings, api, caches, session, self.metrics)
+                self.reconciler = CanaryReconciler(
+                    settings, api, caches, session, self.metrics, mesh
+                )
                 try:
                     await self.reconciler.run(self.on_ready)
                 finally:
@@ -218,6 +214,7 @@ class Controller:
         finally:
             if self.reconciler is not None:
                 await self.reconciler.jobs.stop_all()
+            await stack.aclose()
             await caches.stop()
             await session.close()
             await api.close()
@@ -284,6 +281,7 @@ class CanaryReconciler:
         caches: Caches,
         session: aiohttp.ClientSession,
         metrics: ControllerMetrics,
+        mesh: MeshCluster | None = None,
     ) -> None:
         self.settings = settings
         self.api = api
@@ -311,6 +309,8 @@ class CanaryReconciler:
             config_tracking=settings.enable_config_tracking,
             ingress_annotations_prefix=settings.ingress_annotations_prefix,
             ingress_class=settings.ingress_class,
+            mesh_name=settings.mesh_name,
+            mesh=mesh,
         )
         analyzer = MetricAnalyzer(
             session,
@@ -342,6 +342,7 @@ class CanaryReconciler:
             no_cross_namespace_refs=settings.no_cross_namespace_refs,
             ingress_class=settings.ingress_class,
             ingress_annotations_prefix=settings.ingress_annotations_prefix,
+            mesh_name=settings.mesh_name,
         )
         self.scheduler = Scheduler(
             Dependencies(

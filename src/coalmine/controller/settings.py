@@ -58,6 +58,7 @@ class Settings:
     selector_labels: tuple[str, ...] = naming.DEFAULT_SELECTOR_LABELS
     ingress_annotations_prefix: str = "nginx.ingress.kubernetes.io"
     ingress_class: str = ""
+    mesh_name: str = ""
     enable_leader_election: bool = False
     leader_election_namespace: str = "kube-system"
     leader_election_lease: float = 60.0
@@ -158,7 +159,8 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("kubeconfig-context", "context of the kubeconfig to use (default: its current context)"),
     _Flag(
         "kubeconfig-service-mesh",
-        "kubeconfig of the cluster holding mesh/ingress objects (default: --kubeconfig)",
+        "kubeconfig of the cluster holding the routing objects (routing CRDs: VirtualService, "
+        "HTTPRoute, TrafficSplit, HTTPProxy, ...); empty: --kubeconfig",
     ),
     _Flag("metrics-server", "Prometheus URL for builtin metrics"),
     _Flag("control-loop-interval", "how often jobs are reconciled with canaries", "duration"),
@@ -188,6 +190,7 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("selector-labels", "ordered candidate selector labels", "list"),
     _Flag("ingress-annotations-prefix", "NGINX annotation prefix"),
     _Flag("ingress-class", "Contour ingressClassName"),
+    _Flag("mesh-name", "App Mesh (v1beta1) mesh of canaries without spec.service.meshName"),
     _Flag("enable-leader-election", "run several replicas; only the lease holder acts", "bool"),
     _Flag("leader-election-namespace", "namespace of the lease (--namespace wins when set)"),
     _Flag("leader-election-lease", "lease duration", "duration"),

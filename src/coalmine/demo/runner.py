@@ -56,12 +56,16 @@ EXIT_UNEXPECTED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 TERMINAL_PHASES = ("Succeeded", "Failed")
-# Gateway API for the demo itself; Istio's too, so the tutorials can try it on the demo's cluster.
+# Gateway API for the demo itself; Istio's and App Mesh's too, so the tutorials can try them on
+# the demo's cluster.
 ROUTER_CRDS = (
     "gateway-api/gateway.networking.k8s.io_gateways.yaml",
     "gateway-api/gateway.networking.k8s.io_httproutes.yaml",
     "istio/networking.istio.io_virtualservices.yaml",
     "istio/networking.istio.io_destinationrules.yaml",
+    "appmesh/appmesh.k8s.aws_virtualnodes.yaml",
+    "appmesh/appmesh.k8s.aws_virtualrouters.yaml",
+    "appmesh/appmesh.k8s.aws_virtualservices.yaml",
 )
 ROUTE_RESOURCE = "httproutes.gateway.networking.k8s.io"
 

@@ -163,6 +163,23 @@ class KubeApi:
     async def close(self) -> None:
         await self._client.close()
 
+    @property
+    def server(self) -> str:
+        """The API server's URL, as the kubeconfig (or `--master`) gives it."""
+        return str(self._client.config.cluster.server)
+
+    async def version(self, within: float) -> Object:
+        """`GET /version`: allowed to every identity, so it proves the server answers without
+        needing any RBAC rule. lightkube has no call for it; its HTTP client carries the
+        server's address and credentials."""
+        self.requests["get version"] += 1
+        http: httpx2.AsyncClient = self._client._client._client
+        response = await http.get("/version", timeout=within)
+        if response.status_code >= 400:
+            raise KubeApiError(response.status_code, "", response.text.strip())
+        body: Object = response.json()
+        return body
+
     def _count(self, verb: str, kind: Kind) -> None:
         self.requests[f"{verb} {kind}"] += 1
 
@@ -196,7 +213,9 @@ class KubeApi:
             params["labels"] = _parse_equality_selector(labels)
         try:
             async with self._in_flight:
-                iterable = self._client.list(kind.resource, namespace=namespace or "*", **params)
+                iterable = self._client.list(
+                    kind.resource, namespace=_list_namespace(kind, namespace), **params
+                )
                 items = [with_type(to_dict(item), kind) async for item in iterable]
             return ListResult(items, iterable.resourceVersion)
         except (ApiError, HTTPStatusError) as error:
@@ -214,7 +233,7 @@ class KubeApi:
         self._count("watch", kind)
         stream = self._client.watch(
             kind.resource,
-            namespace=namespace or "*",
+            namespace=_list_namespace(kind, namespace),
             resource_version=resource_version,
             server_timeout=server_timeout,
         )
@@ -284,6 +303,14 @@ class KubeApi:
                 await self._client.delete(kind.resource, name, namespace=namespace)
         except (ApiError, HTTPStatusError) as error:
             raise _translate(error) from error
+
+
+def _list_namespace(kind: Kind, namespace: str | None) -> str | None:
+    """lightkube's namespace argument of a list or watch: every namespace is `*`, and a
+    cluster-scoped kind takes none."""
+    if not kind.namespaced:
+        return None
+    return namespace or "*"
 
 
 def _parse_equality_selector(text: str) -> dict[str, str]:

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from coalmine.api import naming
 from coalmine.kube.api import KubeApi
 from coalmine.kube.cache import Caches
+from coalmine.kube.kinds import Kind
+from coalmine.kube.meshcluster import Cluster, MeshCluster, cluster_of
 
 
 def utc_now() -> datetime:
@@ -22,6 +24,9 @@ class ClusterContext:
     Reads come from `caches` (`await caches.synced(kind)` then `.get(name, namespace)`); writes go
     through `api` and are recorded with `informer.observe(written)` (or `kube.writes.ensure`, which
     does both and writes only on difference).
+
+    Routing objects are read and written through `routing(kind)`: with `--kubeconfig-service-mesh`
+    the kinds of routing CRD groups live in the `mesh` cluster (`kube.meshcluster`).
     """
 
     api: KubeApi
@@ -31,5 +36,14 @@ class ClusterContext:
     config_tracking: bool = True
     ingress_annotations_prefix: str = "nginx.ingress.kubernetes.io"
     ingress_class: str = ""
+    #: `--mesh-name`: the App Mesh (v1beta1) mesh of canaries without `service.meshName`.
+    mesh_name: str = ""
     owner_references: bool = True
     now: Callable[[], datetime] = field(default=utc_now)
+    mesh: MeshCluster | None = None
+
+    def routing(self, kind: Kind) -> Cluster:
+        """The cluster holding objects of `kind` that a router reads or writes."""
+        if self.mesh is not None and cluster_of(kind.group) == "mesh":
+            return self.mesh
+        return Cluster(self.api, self.caches)

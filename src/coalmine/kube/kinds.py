@@ -63,6 +63,11 @@ VIRTUAL_SERVICE = Kind("networking.istio.io", "v1beta1", "VirtualService", "virt
 DESTINATION_RULE = Kind("networking.istio.io", "v1beta1", "DestinationRule", "destinationrules")
 HTTP_PROXY = Kind("projectcontour.io", "v1", "HTTPProxy", "httpproxies")
 TRAEFIK_SERVICE = Kind("traefik.io", "v1alpha1", "TraefikService", "traefikservices")
+GLOO_UPSTREAM = Kind("gloo.solo.io", "v1", "Upstream", "upstreams")
+ROUTE_TABLE = Kind("gateway.solo.io", "v1", "RouteTable", "routetables")
+# Cluster-scoped: kind_for would make it namespaced.
+TRAFFIC_ROUTE = Kind("kuma.io", "v1alpha1", "TrafficRoute", "trafficroutes", namespaced=False)
+APISIX_ROUTE = Kind("apisix.apache.org", "v2", "ApisixRoute", "apisixroutes")
 KNATIVE_SERVICE = Kind("serving.knative.dev", "v1", "Service", "services")
 KNATIVE_REVISION = Kind("serving.knative.dev", "v1", "Revision", "revisions")
 
@@ -75,6 +80,7 @@ _PLURALS = {
     "HTTPProxy": "httpproxies",
     "Ingress": "ingresses",
     "TraefikService": "traefikservices",
+    "ApisixRoute": "apisixroutes",
     "Service": "services",
 }
 _BY_API_VERSION: dict[tuple[str, str], Kind] = {}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from coalmine.kube.meshcluster import cluster_of
+
 
 @dataclass(frozen=True)
 class Grant:
@@ -79,6 +81,12 @@ CLUSTER_ROLE: tuple[Grant, ...] = (
         "targets and `-primary` workloads: primary created, promoted by PUT, scaled by patch",
     ),
     Grant(
+        "apps",
+        ("deployments",),
+        ("delete",),
+        "a fresh baseline's `-baseline` Deployment, removed when its run ends",
+    ),
+    Grant(
         "autoscaling",
         ("horizontalpodautoscalers",),
         (*WATCHED, "create", "update"),
@@ -94,7 +102,7 @@ CLUSTER_ROLE: tuple[Grant, ...] = (
         "networking.k8s.io",
         ("ingresses",),
         (*WATCHED, "create", "update", "delete"),
-        "NGINX router: the `-canary` Ingress, deleted on finalization",
+        "NGINX and Skipper routers: the `-canary` Ingress, deleted on finalization",
     ),
     Grant(
         "networking.istio.io",
@@ -112,6 +120,31 @@ CLUSTER_ROLE: tuple[Grant, ...] = (
     Grant("projectcontour.io", ("httpproxies",), (*WATCHED, "create", "update"), "Contour router"),
     Grant("traefik.io", ("traefikservices",), (*WATCHED, "create", "update"), "Traefik router"),
     Grant(
+        "gloo.solo.io",
+        ("upstreams",),
+        (*WATCHED, "create", "update"),
+        "Gloo router: the copies' Upstreams; reads the one `upstreamRef` names",
+    ),
+    Grant("gateway.solo.io", ("routetables",), (*WATCHED, "create", "update"), "Gloo router"),
+    Grant(
+        "kuma.io",
+        ("trafficroutes",),
+        (*WATCHED, "create", "update", "delete"),
+        "Kuma router: the cluster-scoped TrafficRoute, deleted on finalization",
+    ),
+    Grant(
+        "appmesh.k8s.aws",
+        ("virtualnodes", "virtualrouters", "virtualservices"),
+        (*WATCHED, "create", "update"),
+        "App Mesh routers (v1beta1: nodes and services; v1beta2: nodes, routers, services)",
+    ),
+    Grant(
+        "apisix.apache.org",
+        ("apisixroutes",),
+        (*WATCHED, "create", "update"),
+        "APISIX router: the user's route read, the `<route>-<apex>-canary` route written",
+    ),
+    Grant(
         "serving.knative.dev",
         ("services",),
         (*WATCHED, "update"),
@@ -125,6 +158,13 @@ CLUSTER_ROLE: tuple[Grant, ...] = (
         "Knative target readiness: the `Ready` condition of the primary and latest Revisions",
     ),
 )
+
+MESH_CLUSTER_ROLE: tuple[Grant, ...] = tuple(
+    grant for grant in CLUSTER_ROLE if cluster_of(grant.group) == "mesh"
+)
+"""What the controller's identity in the mesh cluster of `--kubeconfig-service-mesh` needs: the
+routing objects only (a router added to CLUSTER_ROLE lands here by its API group). A Role in each
+watched namespace is enough, unless a router's kind is cluster-scoped."""
 
 LEADER_ELECTION_ROLE: tuple[Grant, ...] = (
     Grant(

@@ -24,11 +24,22 @@ from coalmine.targets.base import TargetMetadata
 
 @dataclass(frozen=True)
 class Routes:
-    """The split as it is live: percentages of traffic and whether the canary gets a mirror copy."""
+    """The split as it is live: percentages of traffic and whether the canary gets a mirror copy.
+
+    `baseline_weight` is the share of a fresh baseline (`spec.analysis.baseline`), taken from the
+    primary's: 0 for every two-way split, so two-way routers never see it.
+    """
 
     primary_weight: int
     canary_weight: int
     mirrored: bool = False
+    baseline_weight: int = 0
+
+    @property
+    def primary_share(self) -> int:
+        """What the two-way weight arithmetic counts as the primary's: its own and the
+        baseline's (the baseline's traffic comes out of it)."""
+        return self.primary_weight + self.baseline_weight
 
 
 @dataclass(frozen=True)
@@ -58,9 +69,18 @@ class Router(Protocol):
         ...
 
     async def set_routes(
-        self, canary: Canary, primary_weight: int, canary_weight: int, mirrored: bool
+        self,
+        canary: Canary,
+        primary_weight: int,
+        canary_weight: int,
+        mirrored: bool,
+        *,
+        baseline_weight: int = 0,
     ) -> SessionAffinityCookies | None:
-        """Write the split; return the cookie fields to persist, or None when not applicable."""
+        """Write the split; return the cookie fields to persist, or None when not applicable.
+
+        `baseline_weight` > 0 only for routers that split three ways (the verdict refuses a
+        baseline on the others)."""
         ...
 
     async def get_routes(self, canary: Canary) -> Routes:

@@ -53,7 +53,13 @@ from coalmine.routers.objects import (
     wire,
     with_toolkit_annotations,
 )
-from coalmine.routers.weights import INITIAL_WEIGHTS, check_weights, split_from_primary, weight_from
+from coalmine.routers.weights import (
+    INITIAL_WEIGHTS,
+    check_weights,
+    refuse_baseline,
+    split_from_primary,
+    weight_from,
+)
 from coalmine.targets import kinds as target_kinds
 
 __all__ = [
@@ -95,6 +101,7 @@ __all__ = [
     "primary_cookie_max_age",
     "random_token",
     "reconcile_cookies",
+    "refuse_baseline",
     "require",
     "service_names",
     "split_from_primary",
@@ -177,6 +184,8 @@ class PureRouter(Protocol):
         primary_weight: int,
         canary_weight: int,
         mirrored: bool = False,
+        *,
+        baseline_weight: int = 0,
     ) -> RouteUpdate: ...
 
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes: ...

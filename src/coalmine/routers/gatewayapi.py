@@ -21,6 +21,7 @@ from coalmine.routers.common import (
     SET_COOKIE_HEADER,
     Obj,
     RouterError,
+    ServiceNames,
     affinity_of,
     cookie_regex,
     drop_none,
@@ -244,14 +245,13 @@ class GatewayAPIRouter(WeightedRouter):
         if service.hosts:
             spec["hostnames"] = list(service.hosts)
         matches = self._rule_matches(canary)
-        weighted = self._rule(
-            canary,
-            matches,
-            [
-                self._backend(canary, names.primary, weights.primary_weight),
-                self._backend(canary, names.canary, weights.canary_weight),
-            ],
-        )
+        backends = [
+            self._backend(canary, names.primary, weights.primary_weight),
+            self._backend(canary, names.canary, weights.canary_weight),
+        ]
+        if weights.baseline_weight > 0:
+            backends.append(self._backend(canary, names.baseline, weights.baseline_weight))
+        weighted = self._rule(canary, matches, backends)
         analysis = canary.spec.analysis
         ab = map_route_matches(analysis.match) if analysis and analysis.match else []
         if ab:
@@ -401,7 +401,7 @@ class GatewayAPIRouter(WeightedRouter):
 
     def _read_weights(self, canary: Canary, route: Obj) -> Routes:
         names = service_names(canary)
-        primary = canary_weight = 0
+        split = (0, 0, 0)
         mirrored = False
         weighted_rule: Obj | None = None
         affinity = affinity_of(canary) is not None
@@ -409,12 +409,9 @@ class GatewayAPIRouter(WeightedRouter):
             backends = rule.get("backendRefs") or []
             if affinity and any(b.get("filters") for b in backends):
                 weighted_rule = rule
-            if len(backends) == 2:
-                for backend in backends:
-                    if backend.get("name") == names.primary:
-                        primary = int(backend.get("weight", 1))
-                    elif backend.get("name") == names.canary:
-                        canary_weight = int(backend.get("weight", 1))
+            # the weighted rule: primary and canary (and a baseline's third backend)
+            if len(backends) in (2, 3):
+                split = _split(names, backends)
             for item in rule.get("filters") or []:
                 mirror = item.get("requestMirror") or {}
                 if (
@@ -423,12 +420,9 @@ class GatewayAPIRouter(WeightedRouter):
                 ):
                     mirrored = True
         if weighted_rule is not None:
-            for backend in weighted_rule.get("backendRefs") or []:
-                if backend.get("name") == names.primary:
-                    primary = int(backend.get("weight", 1))
-                elif backend.get("name") == names.canary:
-                    canary_weight = int(backend.get("weight", 1))
-        return Routes(primary, canary_weight, mirrored)
+            split = _split(names, weighted_rule.get("backendRefs") or [])
+        primary, canary_weight, baseline = split
+        return Routes(primary, canary_weight, mirrored, baseline)
 
     def _rule_problems(self, canary: Canary) -> list[Problem]:
         problems: list[Problem] = []
@@ -505,6 +499,16 @@ class GatewayAPIRouter(WeightedRouter):
                     )
                 )
         return problems
+
+
+def _split(names: ServiceNames, backends: Sequence[Obj]) -> tuple[int, int, int]:
+    """Primary, canary and baseline weights of one rule's backends (a missing one weighs 0)."""
+    weights = {names.primary: 0, names.canary: 0, names.baseline: 0}
+    for backend in backends:
+        name = backend.get("name")
+        if name in weights:
+            weights[name] = int(backend.get("weight", 1))
+    return weights[names.primary], weights[names.canary], weights[names.baseline]
 
 
 def _set_cookie_filter(value: str) -> Obj:

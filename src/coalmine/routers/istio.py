@@ -46,7 +46,9 @@ STICKY_ROUTE = "sticky-route"
 STICKY_PRIMARY_ROUTE = "sticky-route-primary"
 CAPABILITIES = PROVIDERS["istio"].capabilities
 # A TCP route has no headers to match, nothing to mirror and no cookies.
-CAPABILITIES_TCP = Capabilities(ab_testing=False, mirroring=False, session_affinity=False, tcp=True)
+CAPABILITIES_TCP = Capabilities(
+    ab_testing=False, mirroring=False, session_affinity=False, tcp=True, three_way=True
+)
 
 __all__ = ["ROUTER", "IstioRouter", "merge_match_conditions"]
 
@@ -157,10 +159,13 @@ class IstioRouter(WeightedRouter):
         spec: Obj = {"hosts": hosts, "gateways": gateways}
 
         def weighted() -> list[Obj]:
-            return [
+            route = [
                 self._destination(canary, names.primary, weights.primary_weight),
                 self._destination(canary, names.canary, weights.canary_weight),
             ]
+            if weights.baseline_weight > 0:
+                route.append(self._destination(canary, names.baseline, weights.baseline_weight))
+            return route
 
         if _is_tcp(canary):
             tcp_route: Obj = {"route": weighted()}
@@ -323,12 +328,14 @@ class IstioRouter(WeightedRouter):
         for route in routes:
             if any(_host(d) == names.canary for d in route.get("route") or []):
                 chosen = route
-        primary = canary_weight = 0
+        primary = canary_weight = baseline = 0
         for destination in chosen.get("route") or []:
             if _host(destination) == names.primary:
                 primary = int(destination.get("weight") or 0)
             elif _host(destination) == names.canary:
                 canary_weight = int(destination.get("weight") or 0)
+            elif _host(destination) == names.baseline:
+                baseline = int(destination.get("weight") or 0)
         mirrored = bool((chosen.get("mirror") or {}).get("host")) and not _is_tcp(canary)
         if _has_affinity(canary) and not _is_tcp(canary):
             for route in routes:
@@ -344,7 +351,7 @@ class IstioRouter(WeightedRouter):
                 f"VirtualService {names.apex}.{canary.namespace} does not contain routes for "
                 f"{names.apex}-primary and {names.apex}-canary"
             )
-        return Routes(primary, canary_weight, mirrored)
+        return Routes(primary, canary_weight, mirrored, baseline)
 
     def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
         """Put back the VirtualService spec the user had before the Canary took it over."""

@@ -32,6 +32,7 @@ from coalmine.routers.common import (
     check_weights,
 )
 from coalmine.routers.objects import Obj, RouterError
+from coalmine.routers.weights import refuse_baseline
 from coalmine.targets import knative
 
 KIND = "Service"
@@ -99,8 +100,11 @@ class KnativeRouter:
         primary_weight: int,
         canary_weight: int,
         mirrored: bool = False,
+        *,
+        baseline_weight: int = 0,
     ) -> RouteUpdate:
         check_weights(primary_weight, canary_weight)
+        refuse_baseline(self.provider, baseline_weight)
         service = self._service(canary, existing)
         primary = self._primary(canary, service)
         wanted = knative.with_traffic(service, primary, primary_weight, canary_weight)

@@ -146,7 +146,13 @@ class KubernetesMeshRouter:
         return None
 
     async def set_routes(
-        self, canary: Canary, primary_weight: int, canary_weight: int, mirrored: bool
+        self,
+        canary: Canary,
+        primary_weight: int,
+        canary_weight: int,
+        mirrored: bool,
+        *,
+        baseline_weight: int = 0,
     ) -> SessionAffinityCookies | None:
         return None
 

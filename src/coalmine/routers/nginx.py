@@ -35,6 +35,7 @@ from coalmine.routers.common import (
     ignored_match_fields,
     is_external_name,
     owner_reference,
+    refuse_baseline,
     require,
     service_names,
     weight_from,
@@ -204,8 +205,11 @@ class NginxRouter:
         primary_weight: int,
         canary_weight: int,
         mirrored: bool = False,
+        *,
+        baseline_weight: int = 0,
     ) -> RouteUpdate:
         check_weights(primary_weight, canary_weight)
+        refuse_baseline(self.provider, baseline_weight)
         name = canary_ingress_name(canary)
         current = require(existing, KIND, name, canary.namespace)
         weights = Routes(primary_weight, canary_weight)

@@ -28,11 +28,15 @@ class ServiceNames:
     apex: str
     primary: str
     canary: str
+    #: `<apex>-baseline`: routed only while a fresh baseline has a share (three-way routers).
+    baseline: str = ""
 
 
 def service_names(canary: Canary) -> ServiceNames:
     apex = canary.spec.apex_name
-    return ServiceNames(apex, naming.primary_name(apex), naming.canary_name(apex))
+    return ServiceNames(
+        apex, naming.primary_name(apex), naming.canary_name(apex), naming.baseline_name(apex)
+    )
 
 
 def owner_reference(canary: Canary) -> Obj:

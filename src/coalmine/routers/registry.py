@@ -11,7 +11,21 @@ from dataclasses import dataclass
 from typing import cast
 
 from coalmine.api import providers
-from coalmine.routers import contour, gatewayapi, istio, knative, nginx, smi, traefik
+from coalmine.routers import (
+    apisix,
+    appmesh,
+    appmesh_v1beta1,
+    contour,
+    gatewayapi,
+    gloo,
+    istio,
+    knative,
+    kuma,
+    nginx,
+    skipper,
+    smi,
+    traefik,
+)
 from coalmine.routers.common import PureRouter, RouterError, parse_provider
 
 ROUTERS: dict[str, PureRouter] = {
@@ -26,6 +40,12 @@ ROUTERS: dict[str, PureRouter] = {
     "contour": contour.ROUTER,
     "nginx": nginx.ROUTER,
     "traefik": traefik.ROUTER,
+    "gloo": gloo.ROUTER,
+    "kuma": kuma.ROUTER,
+    "appmesh": appmesh_v1beta1.ROUTER_V1BETA1,
+    "appmesh:v1beta2": appmesh.ROUTER_V1BETA2,
+    "apisix": apisix.ROUTER,
+    "skipper": skipper.ROUTER,
     "knative": knative.ROUTER,
 }
 
@@ -43,11 +63,13 @@ def router_for(
     *,
     ingress_class: str | None = None,
     ingress_annotations_prefix: str | None = None,
+    mesh_name: str = "",
 ) -> Selection:
     """Flagger's factory order: prefixes first, unknown names fall back to Istio with a warning.
 
     `ingress_class` is the controller's `--ingress-class` (Contour's ingressClassName);
-    `ingress_annotations_prefix` its `--ingress-annotations-prefix` (NGINX).
+    `ingress_annotations_prefix` its `--ingress-annotations-prefix` (NGINX); `mesh_name` its
+    `--mesh-name` (the mesh of App Mesh v1beta1 canaries without `service.meshName`).
     """
     info = providers.lookup(provider)
     if info is None:
@@ -65,4 +87,6 @@ def router_for(
         return Selection(contour.ContourRouter(ingress_class=ingress_class))
     if info.name == "nginx" and ingress_annotations_prefix:
         return Selection(nginx.NginxRouter(annotations_prefix=ingress_annotations_prefix))
+    if info.name == "appmesh" and mesh_name:
+        return Selection(appmesh_v1beta1.AppMeshV1beta1Router(mesh_name=mesh_name))
     return Selection(ROUTERS[info.router])

@@ -39,6 +39,7 @@ class Options:
     no_cross_namespace_refs: bool = False
     ingress_class: str = ""
     ingress_annotations_prefix: str | None = None
+    mesh_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,21 @@ def _service_target(canary: Canary, service: Obj | None, mesh_provider: str) -> 
     return problems
 
 
+def baseline_routing(canary: Canary, provider: str) -> list[Problem]:
+    """A fresh baseline needs a router that splits three ways (primary, canary, baseline)."""
+    if not canary.spec.wants_baseline or providers.resolve(provider).capabilities.three_way:
+        return []
+    able = ", ".join(providers.with_capability("three_way"))
+    return [
+        Problem(
+            "spec.analysis.baseline.enabled",
+            f"the {provider} router cannot split traffic three ways (primary, canary, baseline), "
+            f"so a fresh baseline cannot get the canary's share; routers that can: {able}. "
+            "Without a baseline the judge compares the canary with the primary",
+        )
+    ]
+
+
 def compatibility(canary: Canary, options: Options, service: Obj | None = None) -> list[Problem]:
     """What the provider and target make of this canary; `service` is the live target Service
     (None when unknown, as for `coalmine check`: rules that need it are then skipped)."""
@@ -98,10 +114,12 @@ def compatibility(canary: Canary, options: Options, service: Obj | None = None) 
             provider,
             ingress_class=options.ingress_class or None,
             ingress_annotations_prefix=options.ingress_annotations_prefix,
+            mesh_name=options.mesh_name,
         )
     except RouterError as error:
         return [Problem("spec.provider", str(error))]
     problems = _service_target(canary, service, options.mesh_provider)
+    problems += baseline_routing(canary, provider)
     if selection.warning:
         problems.append(Problem("spec.provider", selection.warning, "warning"))
     if selection.router is not None:

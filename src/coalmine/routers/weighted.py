@@ -1,6 +1,6 @@
 """`WeightedRouter`: the life cycle shared by the routers whose split lives in one object
 `<apex>` (Istio VirtualService, Gateway API HTTPRoute, SMI TrafficSplit, Contour HTTPProxy,
-TraefikService)."""
+TraefikService, Gloo RouteTable, Kuma TrafficRoute)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from coalmine.routers.objects import (
     require,
     service_names,
 )
-from coalmine.routers.weights import INITIAL_WEIGHTS, check_weights
+from coalmine.routers.weights import INITIAL_WEIGHTS, check_weights, refuse_baseline
 
 
 class WeightedRouter(ABC):
@@ -173,9 +173,12 @@ class WeightedRouter(ABC):
         canary_weight: int,
         mirrored: bool = False,
         *,
+        baseline_weight: int = 0,
         token: TokenSource = random_token,
     ) -> RouteUpdate:
-        check_weights(primary_weight, canary_weight)
+        check_weights(primary_weight, canary_weight, baseline_weight)
+        if not self._capabilities_for(canary).three_way:
+            refuse_baseline(self.provider, baseline_weight)
         name = self._name(canary)
         if self.refuses_empty_split and primary_weight == 0 and canary_weight == 0:
             raise RouterError(
@@ -187,7 +190,7 @@ class WeightedRouter(ABC):
             cookies = next_cookies(
                 canary, canary_weight, token, primary_cookie=self.sets_primary_cookie
             )
-        weights = Routes(primary_weight, canary_weight, mirrored)
+        weights = Routes(primary_weight, canary_weight, mirrored, baseline_weight)
         built = self._objects(canary, weights, cookies)
         routing = next(o for o in built if o["kind"] == self.kind)
         return RouteUpdate([merge_onto(current, routing)], cookies)

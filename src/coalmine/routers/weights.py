@@ -11,9 +11,21 @@ from coalmine.routers.objects import RouterError
 INITIAL_WEIGHTS = Routes(100, 0, False)
 
 
-def check_weights(primary: int, canary: int) -> None:
-    if primary < 0 or canary < 0:
-        raise RouterError(f"weights must not be negative (primary {primary}, canary {canary})")
+def check_weights(primary: int, canary: int, baseline: int = 0) -> None:
+    if primary < 0 or canary < 0 or baseline < 0:
+        extra = f", baseline {baseline}" if baseline else ""
+        raise RouterError(
+            f"weights must not be negative (primary {primary}, canary {canary}{extra})"
+        )
+
+
+def refuse_baseline(router: str, baseline_weight: int) -> None:
+    """A two-way router asked to route a baseline (the verdict refuses such a Canary first)."""
+    if baseline_weight:
+        raise RouterError(
+            f"the {router} router cannot split traffic three ways "
+            f"(baseline weight {baseline_weight} asked)"
+        )
 
 
 def weight_from(value: Any) -> int:

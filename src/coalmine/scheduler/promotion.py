@@ -53,7 +53,7 @@ async def promotion_traffic(run: Run) -> None:
         # but before Finalising was): Flagger would stay in Promoting for ever.
         await run.write(run.with_phase("Finalising"))
         return
-    primary, canary = promotion_step(analysis, routes.primary_weight, routes.canary_weight)
+    primary, canary = promotion_step(analysis, routes.primary_share, routes.canary_weight)
     if not await run.set_routes(primary, canary, False):
         return
     await run.event("Normal", f"Advance {run.key} primary weight {primary}")

@@ -17,6 +17,7 @@ from datetime import datetime
 from coalmine.analysis import Analyzer
 from coalmine.api import naming
 from coalmine.api.models import (
+    ANALYSING_PHASES,
     AlertSeverity,
     Canary,
     CanaryAnalysis,
@@ -252,16 +253,32 @@ class Run:
         self.publish_weights()
         return True
 
+    def baseline_share(self, primary: int, canary: int) -> int:
+        """A fresh baseline's weight for the two-way split `primary`/`canary`: the canary's,
+        out of the primary's, while the run analyses (docs/analysis.md); 0 otherwise."""
+        if not self.canary.spec.wants_baseline or self.phase not in ANALYSING_PHASES:
+            return 0
+        return max(0, min(canary, primary))
+
     async def set_routes(self, primary: int, canary: int, mirrored: bool) -> bool:
-        """Route traffic (and publish the weights); False (after a Warning) when it failed."""
+        """Route traffic (and publish the weights); False (after a Warning) when it failed.
+
+        `primary`/`canary` is the two-way split; a fresh baseline's share comes out of the
+        primary's (primary 100 - 2w, canary w, baseline w)."""
+        baseline = self.baseline_share(primary, canary)
         try:
-            cookies = await self.mesh_router.set_routes(self.canary, primary, canary, mirrored)
+            if baseline:
+                cookies = await self.mesh_router.set_routes(
+                    self.canary, primary - baseline, canary, mirrored, baseline_weight=baseline
+                )
+            else:
+                cookies = await self.mesh_router.set_routes(self.canary, primary, canary, mirrored)
         except Exception as error:
             await self.warn(error)
             return False
         if cookies is not None:
             self.cookies = cookies
-        self.routes = Routes(primary, canary, mirrored)
+        self.routes = Routes(primary - baseline, canary, mirrored, baseline)
         self.publish_weights()
         return True
 

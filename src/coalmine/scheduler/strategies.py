@@ -91,7 +91,7 @@ async def canary(run: Run) -> None:
     if routes.canary_weight < max_weight(run.analysis):
         step = canary_step(
             run.analysis,
-            routes.primary_weight,
+            routes.primary_share,
             routes.canary_weight,
             routes.mirrored,
             mirror=run.mirror,

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from coalmine.api import naming
 from coalmine.api.models import Canary
+from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import DEPLOYMENT
 from coalmine.targets import deployment
+from coalmine.targets.baseline_controller import BaselineController
 from coalmine.targets.configs import TrackedConfigs
 from coalmine.targets.readiness import Readiness
 from coalmine.targets.workload import WorkloadMetadata
-from coalmine.targets.workload_controller import WorkloadController
+from coalmine.targets.workload_controller import WorkloadController, raise_unless_ready
 
 
 class DeploymentController(WorkloadController):
@@ -19,6 +22,34 @@ class DeploymentController(WorkloadController):
 
     kind = DEPLOYMENT
     label = "deployment"
+
+    def __init__(self, ctx: ClusterContext) -> None:
+        super().__init__(ctx)
+        self.baseline = BaselineController(ctx)
+
+    # --- a fresh baseline (targets.baseline_controller) around the workload life cycle ---------
+
+    async def initialize(self, canary: Canary) -> None:
+        await super().initialize(canary)
+        await self.baseline.remove_unwanted(canary)
+
+    async def is_canary_ready(self, canary: Canary) -> None:
+        """The canary, then (when a run analyses with one) the baseline, ready."""
+        target = await self.target(canary)
+        raise_unless_ready(self.canary_readiness(canary, target))
+        if canary.spec.wants_baseline:
+            meta = self.metadata_of(canary, target)
+            selector = {meta.label: naming.baseline_label_value(meta.label_value)}
+            await self.baseline.ensure_service(canary, selector)
+            await self.baseline.ensure_deployment(canary, target, meta.label, meta.label_value)
+
+    async def scale_to_zero(self, canary: Canary) -> None:
+        await super().scale_to_zero(canary)
+        await self.baseline.remove(canary)
+
+    async def finalize(self, canary: Canary) -> None:
+        await super().finalize(canary)
+        await self.baseline.remove(canary)
 
     def desired_primary(
         self,

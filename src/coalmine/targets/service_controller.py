@@ -21,6 +21,7 @@ from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import SERVICE
 from coalmine.kube.writes import ensure
 from coalmine.targets.base import TargetChanged, TargetFingerprint, TargetMetadata
+from coalmine.targets.baseline_controller import BaselineController
 from coalmine.targets.cluster_io import (
     fresh,
     informer_for,
@@ -46,6 +47,7 @@ class ServiceTargetController:
 
     def __init__(self, ctx: ClusterContext) -> None:
         self.ctx = ctx
+        self.baseline = BaselineController(ctx)
 
     async def target(self, canary: Canary) -> Object:
         return await require(
@@ -84,6 +86,7 @@ class ServiceTargetController:
         primary_name, canary_name = service_copy_names(canary)
         await self._reconcile_copy(canary, target, canary_name, update=True)
         await self._reconcile_copy(canary, target, primary_name, update=False)
+        await self.baseline.remove_unwanted(canary)
 
     async def fingerprint(self, canary: Canary) -> TargetFingerprint:
         target = await self.target(canary)
@@ -98,7 +101,9 @@ class ServiceTargetController:
         return None
 
     async def is_canary_ready(self, canary: Canary) -> None:
-        return None
+        """Nothing to wait for; a fresh baseline's Service copy is made here while a run
+        analyses (targets.baseline_controller)."""
+        await self.baseline.ensure_service(canary, None)
 
     async def promote(self, canary: Canary, revision: str) -> None:
         """The target's spec onto `<apex>-primary` (its own IPs and ports kept), with the revision.
@@ -144,10 +149,10 @@ class ServiceTargetController:
             return
 
     async def scale_to_zero(self, canary: Canary) -> None:
-        return None
+        await self.baseline.remove(canary)
 
     async def scale_from_zero(self, canary: Canary) -> None:
         return None
 
     async def finalize(self, canary: Canary) -> None:
-        return None
+        await self.baseline.remove(canary)

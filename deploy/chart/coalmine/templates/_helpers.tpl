@@ -61,6 +61,10 @@ The controller's flags: `flags`, overridden by the Flagger chart's value names w
 {{- $_ := set $flags (index . 2) $value -}}
 {{- end -}}
 {{- end -}}
+{{- $controlplane := include "coalmine.controlplaneKubeconfig" . | fromYaml -}}
+{{- if $controlplane.secretName -}}
+{{- $_ := set $flags "kubeconfig-service-mesh" (printf "/tmp/controlplane/%s" ($controlplane.key | default "kubeconfig")) -}}
+{{- end -}}
 {{- if eq (toString (index $flags "leader-election-namespace")) "" -}}
 {{- $_ := set $flags "leader-election-namespace" .Release.Namespace -}}
 {{- end -}}
@@ -72,4 +76,14 @@ The controller's flags: `flags`, overridden by the Flagger chart's value names w
 {{- $flags := include "coalmine.flags" . | fromYaml -}}
 {{- $address := toString (index $flags "listen-address") | default ":8080" -}}
 {{- regexFind "[0-9]+$" $address | default "8080" -}}
+{{- end -}}
+
+{{/*
+The mesh cluster's kubeconfig Secret: Flagger's `controlplane.kubeconfig` (`secretName`, `key`), or
+the `istio.kubeconfig` of Flagger's older charts.
+*/}}
+{{- define "coalmine.controlplaneKubeconfig" -}}
+{{- $new := ((.Values.controlplane | default dict).kubeconfig | default dict) -}}
+{{- $old := ((.Values.istio | default dict).kubeconfig | default dict) -}}
+{{- toYaml (ternary $new $old (not (empty $new.secretName))) -}}
 {{- end -}}

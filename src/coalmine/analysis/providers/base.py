@@ -75,6 +75,22 @@ class RangeMetricProvider(Protocol):
         ...
 
 
+def provider_type(provider: object) -> str:
+    """The MetricTemplate type a provider object serves (for messages)."""
+    return str(getattr(provider, "provider_type", "") or type(provider).__name__)
+
+
+def sample_value(value: Any, what: str = "sample") -> float:
+    """One range sample as a float: null (a gap) is NaN, as the judge expects; text that is not
+    a number is a ProviderError."""
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError) as error:
+        raise ProviderError(f"{what} {value!r:.50} is not a number") from error
+
+
 def range_capable(provider: object) -> RangeMetricProvider | None:
     """`provider` as a RangeMetricProvider, or None when its backend has no range queries."""
     if callable(getattr(provider, "run_range_query", None)):

@@ -27,6 +27,7 @@ from coalmine.analysis.providers.base import (
     interval_seconds,
     register,
     requesting_error,
+    sample_value,
     to_float,
 )
 from coalmine.api.models import MetricTemplateProvider
@@ -124,13 +125,31 @@ class CloudWatchProvider:
         response = await http_request(self.context, "POST", url, headers=headers, data=body)
         return response.status, response.json_or_empty(), response.text
 
+    async def run_range_query(
+        self, query: str, start: float, end: float, step: float
+    ) -> list[float]:
+        """GetMetricData from `start` to `end`: every value of every result (the queries'
+        `Period` is their resolution), in time order."""
+        status, body, text = await self._call(
+            {
+                "MetricDataQueries": _queries(query),
+                "StartTime": int(start),
+                "EndTime": int(end),
+                "ScanBy": "TimestampAscending",
+            }
+        )
+        if status != 200:
+            raise requesting_error("cloudwatch", status, text)
+        results = body.get("MetricDataResults") if isinstance(body, dict) else None
+        return [
+            sample_value(value)
+            for result in results or []
+            if result.get("ReturnData", True)
+            for value in result.get("Values") or []
+        ]
+
     async def run_query(self, query: str) -> float:
-        try:
-            queries = json.loads(query)
-        except ValueError as error:
-            raise ProviderError(f"error unmarshaling query: {error}") from error
-        if not isinstance(queries, list):
-            raise ProviderError("error unmarshaling query: expected a JSON list of MetricDataQuery")
+        queries = _queries(query)
         now = self.context.clock()
         status, body, text = await self._call(
             {
@@ -155,6 +174,17 @@ class CloudWatchProvider:
         if status in (200, 400):
             return True
         raise requesting_error("cloudwatch", status, text)
+
+
+def _queries(query: str) -> list[Any]:
+    """The template's JSON list of MetricDataQuery."""
+    try:
+        queries = json.loads(query)
+    except ValueError as error:
+        raise ProviderError(f"error unmarshaling query: {error}") from error
+    if not isinstance(queries, list):
+        raise ProviderError("error unmarshaling query: expected a JSON list of MetricDataQuery")
+    return queries
 
 
 register("cloudwatch")(CloudWatchProvider)

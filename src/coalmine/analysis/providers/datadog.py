@@ -12,6 +12,7 @@ from coalmine.analysis.providers.base import (
     register,
     request_ok,
     require_credential,
+    sample_value,
     to_float,
     validated_address,
 )
@@ -53,6 +54,26 @@ class DatadogProvider:
         if not points:
             raise NoValuesFound("invalid response: no points")
         return to_float(points[0][1], "value")
+
+    async def run_range_query(
+        self, query: str, start: float, end: float, step: float
+    ) -> list[float]:
+        """`/api/v1/query` over [start, end]: every point of every series (Datadog picks the
+        rollup interval for the span; `.rollup(avg, N)` in the query sets it)."""
+        params = {"from": str(int(start)), "to": str(int(end)), "query": query}
+        response = await request_ok(
+            self.context, "GET", f"{self.address}/api/v1/query", params=params, headers=self.headers
+        )
+        body = response.json()
+        if isinstance(body, dict) and body.get("status") == "error":
+            raise ProviderError(f"query error: {safe_text(str(body.get('error')), 300)}")
+        series = body.get("series") if isinstance(body, dict) else None
+        return [
+            sample_value(point[1], "point")
+            for one in series or []
+            for point in one.get("pointlist") or []
+            if isinstance(point, list) and len(point) == 2
+        ]
 
     async def is_online(self) -> bool:
         response = await http_request(

@@ -10,6 +10,7 @@ from coalmine.analysis.providers.base import (
     register,
     request_ok,
     require_credential,
+    sample_value,
     to_float,
     validated_address,
 )
@@ -53,6 +54,32 @@ class DynatraceProvider:
         if not data or not data[-1].get("values"):
             raise NoValuesFound("no data")
         return to_float(data[-1]["values"][0], "value")
+
+    async def run_range_query(
+        self, query: str, start: float, end: float, step: float
+    ) -> list[float]:
+        """`/api/v2/metrics/query` from `start` to `end` at `step` (Dynatrace's finest
+        resolution is one minute): every value of every series, nulls as NaN."""
+        params = {
+            "metricSelector": " ".join(query.split()),
+            "resolution": f"{max(1, round(step / 60))}m",
+            "from": str(int(start * 1000)),
+            "to": str(int(end * 1000)),
+        }
+        response = await request_ok(
+            self.context,
+            "GET",
+            f"{self.address}/api/v2/metrics/query",
+            params=params,
+            headers=self.headers,
+        )
+        body = response.json()
+        return [
+            sample_value(value)
+            for result in (body.get("result") if isinstance(body, dict) else None) or []
+            for data in result.get("data") or []
+            for value in data.get("values") or []
+        ]
 
     async def is_online(self) -> bool:
         await request_ok(

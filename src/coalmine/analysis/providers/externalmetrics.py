@@ -58,6 +58,8 @@ def parse_quantity(text: str) -> float:
 
 
 class ExternalMetricsProvider:
+    provider_type = "externalmetrics"
+
     def __init__(
         self,
         spec: MetricTemplateProvider,

@@ -16,6 +16,7 @@ from coalmine.analysis.providers.base import (
     error_response,
     http_request,
     register,
+    sample_value,
     to_float,
     validated_address,
 )
@@ -66,6 +67,36 @@ class GraphiteProvider:
         if value is None:
             raise NoValuesFound()
         return to_float(value, "datapoint")
+
+    async def run_range_query(
+        self, query: str, start: float, end: float, step: float
+    ) -> list[float]:
+        """`/render` from `start` until `end` (the query's own from/until are replaced): every
+        datapoint of every series, nulls as NaN (Graphite's storage resolution sets the step)."""
+        joined = re.sub(r"\s*\n\s*", "", query.strip())
+        kept = [
+            (k, v)
+            for k, v in parse_qsl(joined, keep_blank_values=True)
+            if k not in ("from", "until", "format")
+        ]
+        params = [*kept, ("from", str(int(start))), ("until", str(int(end))), ("format", "json")]
+        response = await http_request(
+            self.context,
+            "GET",
+            f"{self.address}/render",
+            params=params,
+            headers=self.headers,
+            verify_tls=self.verify_tls,
+        )
+        if response.status >= 400:
+            raise error_response(response)
+        body = response.json()
+        return [
+            sample_value(point[0], "datapoint")
+            for series in (body if isinstance(body, list) else [])
+            for point in series.get("datapoints") or []
+            if point
+        ]
 
     async def is_online(self) -> bool:
         with contextlib.suppress(NoValuesFound):

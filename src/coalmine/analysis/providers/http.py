@@ -144,6 +144,8 @@ def parse_http_query(query: str) -> HTTPQuery:
 
 
 class HTTPProvider:
+    provider_type = "http"
+
     def __init__(
         self,
         spec: MetricTemplateProvider,

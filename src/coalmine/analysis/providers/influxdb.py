@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime
 
 from coalmine.analysis.providers.base import (
     Credentials,
@@ -15,6 +16,7 @@ from coalmine.analysis.providers.base import (
     error_response,
     http_request,
     register,
+    sample_value,
     to_float,
     validated_address,
 )
@@ -41,6 +43,28 @@ def first_value(annotated_csv: str) -> str | None:
     return None
 
 
+def all_values(annotated_csv: str) -> list[str]:
+    """`_value` of every record of every table of Influx's CSV answer."""
+    values: list[str] = []
+    header: list[str] | None = None
+    for row in csv.reader(io.StringIO(annotated_csv)):
+        if not row or all(cell == "" for cell in row):
+            header = None
+            continue
+        if row[0].startswith("#"):
+            continue
+        if header is None:
+            header = row
+            continue
+        if "_value" in header:
+            values.append(row[header.index("_value")])
+    return values
+
+
+def _rfc3339(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class InfluxDBProvider:
     def __init__(
         self,
@@ -60,9 +84,12 @@ class InfluxDBProvider:
             self.headers["Authorization"] = f"Token {token}"
         self.context = context
 
-    async def _query(self, flux: str) -> str:
+    async def _query(self, flux: str, flux_params: dict[str, str] | None = None) -> str:
         params = {"org": self.org} if self.org else None
-        body = json.dumps({"query": flux, "type": "flux"})
+        payload: dict[str, object] = {"query": flux, "type": "flux"}
+        if flux_params:
+            payload["params"] = flux_params
+        body = json.dumps(payload)
         response = await http_request(
             self.context,
             "POST",
@@ -83,6 +110,20 @@ class InfluxDBProvider:
             # docs/decisions.md, 'Metric interval and empty results').
             raise NoValuesFound()
         return to_float(value, "_value")
+
+    async def run_range_query(
+        self, query: str, start: float, end: float, step: float
+    ) -> list[float]:
+        """The Flux query with `params.start`, `params.stop` (RFC 3339) and `params.every`
+        (`15s`) bound: every `_value` of every table (empty values as NaN). The query places
+        them: `range(start: time(v: params.start), stop: time(v: params.stop))`."""
+        flux_params = {
+            "start": _rfc3339(start),
+            "stop": _rfc3339(end),
+            "every": f"{max(1, round(step))}s",
+        }
+        values = all_values(await self._query(query, flux_params))
+        return [sample_value(value or None, "_value") for value in values]
 
     async def is_online(self) -> bool:
         await self._query('from(bucket: "default") |> range(start: -2h)')

@@ -32,6 +32,7 @@ ANALYSIS_PATH = "/apis/metrics.keptn.sh/v1beta1"
 
 
 class KeptnProvider:
+    provider_type = "keptn"
     poll_interval = 1.0
     poll_timeout = 10.0
 

@@ -6,10 +6,12 @@ from coalmine.analysis.providers.base import (
     Credentials,
     NoValuesFound,
     ProviderContext,
+    ProviderError,
     interval_seconds,
     register,
     request_ok,
     require_credential,
+    sample_value,
     to_float,
     validated_address,
 )
@@ -51,9 +53,34 @@ class NewRelicProvider:
             raise NoValuesFound("result is null")
         return to_float(results[0]["result"], "result")
 
+    async def run_range_query(
+        self, query: str, start: float, end: float, step: float
+    ) -> list[float]:
+        """NRQL with `SINCE start UNTIL end TIMESERIES step` (epoch milliseconds): the first
+        value of each bucket, null buckets as NaN."""
+        seconds = max(1, round(step))
+        nrql = (
+            f"{query.strip()} SINCE {int(start * 1000)} UNTIL {int(end * 1000)} "
+            f"TIMESERIES {seconds} seconds"
+        )
+        body = await self._query(nrql)
+        buckets = body.get("timeSeries") if isinstance(body, dict) else None
+        if not isinstance(buckets, list):
+            raise ProviderError("answer without timeSeries (the query may already have one)")
+        return [_bucket_value(bucket) for bucket in buckets]
+
     async def is_online(self) -> bool:
         await self._query("SELECT * FROM Metric")
         return True
 
 
 register("newrelic")(NewRelicProvider)
+
+
+def _bucket_value(bucket: object) -> float:
+    """A TIMESERIES bucket's value: its first result's only (or first) field."""
+    results = bucket.get("results") if isinstance(bucket, dict) else None
+    if not isinstance(results, list) or not results or not isinstance(results[0], dict):
+        raise ProviderError(f"unexpected bucket {bucket!r:.200}")
+    values = list(results[0].values())
+    return sample_value(values[0] if values else None, "result")

@@ -18,6 +18,7 @@ from coalmine.analysis.providers.base import (
     register,
     request_ok,
     require_credential,
+    sample_value,
     to_float,
     validated_address,
 )
@@ -107,6 +108,31 @@ class SplunkProvider:
             raise NoValuesFound()
         return to_float(value, "value")
 
+    async def run_range_query(
+        self, query: str, start: float, end: float, step: float
+    ) -> list[float]:
+        """SignalFlow from `start` to `stop` at `resolution` (ms): every value of every
+        series, in the order the data messages came."""
+        params = {
+            "start": str(int(start * 1000)),
+            "stop": str(int(end * 1000)),
+            "resolution": str(int(max(step, 1) * 1000)),
+            "immediate": "true",
+        }
+        response = await request_ok(
+            self.context,
+            "POST",
+            f"{self.stream}/v2/signalflow/execute",
+            params=params,
+            headers={**self.headers, "Content-Type": "text/plain"},
+            data=query,
+        )
+        return [
+            sample_value(point.get("value"))
+            for message in _data_messages(response.text)
+            for point in message.get("data") or []
+        ]
+
     async def is_online(self) -> bool:
         await request_ok(
             self.context,
@@ -116,6 +142,21 @@ class SplunkProvider:
             headers=self.headers,
         )
         return True
+
+
+def _data_messages(text: str) -> list[dict[str, Any]]:
+    """The `data` messages of a SignalFlow stream; an error message is a ProviderError."""
+    found: list[dict[str, Any]] = []
+    for event, data in server_sent_events(text):
+        try:
+            message = json.loads(data)
+        except ValueError:
+            continue
+        if event == "error" or (isinstance(message, dict) and message.get("type") == "error"):
+            raise ProviderError(f"signalflow error: {data[:300]}")
+        if event == "data" and isinstance(message, dict):
+            found.append(message)
+    return found
 
 
 register("splunk")(SplunkProvider)

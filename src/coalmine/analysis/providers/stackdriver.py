@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from coalmine.analysis.providers.base import (
@@ -26,6 +27,7 @@ from coalmine.analysis.providers.base import (
     http_request,
     register,
     requesting_error,
+    sample_value,
     to_float,
 )
 from coalmine.api.models import MetricTemplateProvider
@@ -145,12 +147,37 @@ class StackdriverProvider:
             raise NoValuesFound("no points")
         return to_float(points[0]["values"][0].get("doubleValue"), "doubleValue")
 
+    async def run_range_query(
+        self, query: str, start: float, end: float, step: float
+    ) -> list[float]:
+        """The MQL query with `| every {step}s | within d'start', d'end'` appended (so the
+        query must not set its own `within`): every point of every series, oldest first."""
+        mql = (
+            f"{query.strip()} | every {max(1, round(step))}s "
+            f"| within d'{_mql_time(start)}', d'{_mql_time(end)}'"
+        )
+        status, body, text = await self._query(mql)
+        if status != 200:
+            raise requesting_error("stackdriver", status, text)
+        values: list[float] = []
+        for series in (body.get("timeSeriesData") if isinstance(body, dict) else None) or []:
+            points = series.get("pointData") or []
+            for point in reversed(points):  # the API lists the newest point first
+                first = (point.get("values") or [{}])[0]
+                raw = first.get("doubleValue", first.get("int64Value"))
+                values.append(sample_value(raw))
+        return values
+
     async def is_online(self) -> bool:
         status, body, text = await self._query("")
         error = body.get("error", {}) if isinstance(body, dict) else {}
         if status == 200 or (status == 400 and error.get("status") == "INVALID_ARGUMENT"):
             return True
         raise requesting_error("stackdriver", status, text)
+
+
+def _mql_time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y/%m/%d %H:%M:%S")
 
 
 register("stackdriver")(StackdriverProvider)

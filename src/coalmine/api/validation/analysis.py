@@ -15,6 +15,7 @@ from coalmine.api.models import (
     StringMatch,
     duration_seconds,
 )
+from coalmine.api.validation.baseline import baseline_problems
 from coalmine.api.validation.problems import Problem, is_http_url, key_path, show
 from coalmine.api.validation.semantics import (
     metric_semantics_problems,
@@ -115,6 +116,7 @@ def analysis_problems(
     problems.extend(_alert_problems(analysis))
     problems.extend(_match_problems(analysis, provider))
     problems.extend(_strategy_problems(canary, analysis, provider))
+    problems.extend(baseline_problems(canary, analysis))
     return problems
 
 

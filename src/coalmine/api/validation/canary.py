@@ -253,12 +253,10 @@ _REQUIRED: dict[str, Callable[[Canary], bool]] = {
     "spec.service.gatewayRefs": lambda c: bool(c.spec.service and c.spec.service.gateway_refs),
     "spec.ingressRef": lambda c: c.spec.ingress_ref is not None,
     "spec.routeRef": lambda c: c.spec.route_ref is not None,
-    "spec.service.meshName": lambda c: bool(c.spec.service and c.spec.service.mesh_name),
 }
 _REQUIRED_REASONS = {
     # Flagger's own message.
     "spec.service.gatewayRefs": "GatewayRefs must be specified when using Gateway API as a provider.",
-    "spec.service.meshName": "required by the {provider} (v1beta1) provider",
 }
 
 

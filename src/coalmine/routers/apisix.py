@@ -1,0 +1,280 @@
+"""APISIX: the canary ApisixRoute `<routeRef>-<apex>-canary` next to the user's route.
+
+As Flagger's `pkg/router/apisix.go`: from the user's ApisixRoute (`spec.routeRef`) the HTTP route
+whose single backend is `<apex>` is copied with `priority: 10000` (so it wins over the user's
+route for the same match) and two weighted backends, `<apex>-primary` and `<apex>-canary`, each
+with the original backend's port, resolveGranularity and subset. APISIX splits between them with
+its traffic-split plugin. The user's route is never modified. The canary route keeps the user's
+labels and annotations (an ingress-class annotation must reach the copy too) and
+`spec.ingressClassName`, and is owned by the Canary: garbage-collected with it.
+
+Unlike Flagger, Reconcile keeps the live weights when it brings the copy back in step with the
+user's route (docs/decisions.md, 'Live weights on reconcile'). A backend named `<apex>-primary`
+is recognised as the primary side too, so a route written for a Service target's copies works.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+from coalmine.api import naming
+from coalmine.api.models import Canary
+from coalmine.api.providers import PROVIDERS
+from coalmine.api.validation.problems import Problem
+from coalmine.routers.base import Routes
+from coalmine.routers.common import (
+    INITIAL_WEIGHTS,
+    FinalizeAction,
+    Obj,
+    ObjectRef,
+    RouterError,
+    RouteUpdate,
+    TargetKind,
+    capability_problems,
+    check_weights,
+    contained_in,
+    find,
+    owner_reference,
+    refuse_baseline,
+    require,
+    service_names,
+    split_from_primary,
+    with_toolkit_annotations,
+)
+
+API_VERSION = "apisix.apache.org/v2"
+KIND = "ApisixRoute"
+CAPABILITIES = PROVIDERS["apisix"].capabilities
+#: Flagger's priority of the canary route: above any route a user writes for the same match.
+CANARY_PRIORITY = 10000
+
+__all__ = ["ROUTER", "ApisixRouter", "canary_route_name"]
+
+
+def _route_ref_name(canary: Canary) -> str:
+    ref = canary.spec.route_ref
+    if ref is None or not ref.name:
+        raise RouterError("apisix route selector is empty")
+    return ref.name
+
+
+def canary_route_name(canary: Canary) -> str:
+    return f"{_route_ref_name(canary)}-{service_names(canary).apex}-canary"
+
+
+class ApisixRouter:
+    capabilities = CAPABILITIES
+    provider = "apisix"
+
+    def references(self, canary: Canary) -> list[ObjectRef]:
+        return [
+            ObjectRef(API_VERSION, KIND, _route_ref_name(canary), canary.namespace),
+            ObjectRef(API_VERSION, KIND, canary_route_name(canary), canary.namespace),
+        ]
+
+    # --- the user's route --------------------------------------------------------------------
+
+    @staticmethod
+    def _primary_side(canary: Canary) -> set[str]:
+        names = service_names(canary)
+        return {names.apex, names.primary}
+
+    def _matched_http(self, canary: Canary, source: Obj) -> Obj:
+        """The user's HTTP route that sends traffic to the apex (Flagger: the last such)."""
+        name = f"{source['metadata']['name']}.{canary.namespace}"
+        wanted = self._primary_side(canary)
+        matched = [
+            http
+            for http in (source.get("spec") or {}).get("http") or []
+            if any(b.get("serviceName") in wanted for b in http.get("backends") or [])
+        ]
+        if not matched:
+            apex = service_names(canary).apex
+            raise RouterError(f"backend {apex} not found in ApisixRoute {name}")
+        http: Obj = matched[-1]
+        backends = http.get("backends") or []
+        if len(backends) != 1:
+            raise RouterError(
+                f"ApisixRoute {name} http route {http.get('name')!r} must have exactly one "
+                f"backend to split, it has {len(backends)}"
+            )
+        return http
+
+    def _source(self, canary: Canary, existing: Sequence[Obj]) -> Obj:
+        return require(existing, KIND, _route_ref_name(canary), canary.namespace)
+
+    # --- the canary route --------------------------------------------------------------------
+
+    def _canary_spec(self, canary: Canary, source: Obj, weights: Routes) -> Obj:
+        names = service_names(canary)
+        http = copy.deepcopy(self._matched_http(canary, source))
+        original = http["backends"][0]
+
+        def backend(service: str, weight: int) -> Obj:
+            result: Obj = {
+                "serviceName": service,
+                "servicePort": original.get("servicePort"),
+                "weight": weight,
+            }
+            for key in ("resolveGranularity", "subset"):
+                if original.get(key):
+                    result[key] = original[key]
+            return result
+
+        http["priority"] = CANARY_PRIORITY
+        http["backends"] = [
+            backend(names.primary, weights.primary_weight),
+            backend(names.canary, weights.canary_weight),
+        ]
+        spec: Obj = {"http": [http]}
+        ingress_class = (source.get("spec") or {}).get("ingressClassName")
+        if ingress_class:
+            spec["ingressClassName"] = ingress_class
+        return spec
+
+    def _built(self, canary: Canary, existing: Sequence[Obj], weights: Routes) -> Obj:
+        source = self._source(canary, existing)
+        source_meta = source.get("metadata") or {}
+        annotations = {
+            k: v
+            for k, v in (source_meta.get("annotations") or {}).items()
+            if k != naming.KUBECTL_LAST_APPLIED_ANNOTATION
+        }
+        metadata: Obj = {
+            "name": canary_route_name(canary),
+            "namespace": canary.namespace,
+            "annotations": with_toolkit_annotations(annotations),
+            "ownerReferences": [owner_reference(canary)],
+        }
+        if source_meta.get("labels"):
+            metadata["labels"] = dict(source_meta["labels"])
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": metadata,
+            "spec": self._canary_spec(canary, source, weights),
+        }
+
+    @staticmethod
+    def _onto(current: Obj | None, built: Obj) -> Obj:
+        """The built route with the live object's identity (resourceVersion, foreign keys)."""
+        if current is None:
+            return built
+        result = copy.deepcopy(current)
+        result.pop("status", None)
+        metadata = result["metadata"]
+        for key in ("labels", "annotations"):
+            merged = {**(metadata.get(key) or {}), **(built["metadata"].get(key) or {})}
+            if merged:
+                metadata[key] = merged
+        result["spec"] = built["spec"]
+        return result
+
+    def desired(
+        self,
+        canary: Canary,
+        *,
+        existing: Sequence[Obj] = (),
+        primary_weight: int = 100,
+        canary_weight: int = 0,
+        mirrored: bool = False,
+    ) -> list[Obj]:
+        check_weights(primary_weight, canary_weight)
+        current = find(existing, KIND, canary_route_name(canary))
+        built = self._built(canary, existing, Routes(primary_weight, canary_weight))
+        return [self._onto(current, built)]
+
+    def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
+        """Create the canary route, or bring it back in step with the user's route at the
+        weights that are live."""
+        current = find(existing, KIND, canary_route_name(canary))
+        weights = INITIAL_WEIGHTS
+        if current is not None:
+            try:
+                weights = self.get_routes(canary, existing)
+            except RouterError:
+                weights = INITIAL_WEIGHTS
+        built = self._built(canary, existing, weights)
+        if current is not None and contained_in(built["spec"], current.get("spec")):
+            live = current["metadata"]
+            if all(
+                contained_in(built["metadata"].get(key) or {}, live.get(key) or {})
+                for key in ("labels", "annotations")
+            ):
+                return []
+        return [self._onto(current, built)]
+
+    def _live_backends(self, canary: Canary, route: Obj) -> list[Obj]:
+        http = (route.get("spec") or {}).get("http") or []
+        return (http[0].get("backends") or []) if http else []
+
+    def set_routes(
+        self,
+        canary: Canary,
+        existing: Sequence[Obj],
+        primary_weight: int,
+        canary_weight: int,
+        mirrored: bool = False,
+        *,
+        baseline_weight: int = 0,
+    ) -> RouteUpdate:
+        """Set the two backend weights of the live canary route (as Flagger, nothing else)."""
+        refuse_baseline(self.provider, baseline_weight)
+        check_weights(primary_weight, canary_weight)
+        name = canary_route_name(canary)
+        if primary_weight == 0 and canary_weight == 0:
+            raise RouterError(f"{KIND} {name}.{canary.namespace} update failed: no valid weights")
+        route = copy.deepcopy(require(existing, KIND, name, canary.namespace))
+        route.pop("status", None)
+        names = service_names(canary)
+        weights = {names.primary: primary_weight, names.canary: canary_weight}
+        backends = self._live_backends(canary, route)
+        if {b.get("serviceName") for b in backends} != set(weights):
+            raise RouterError(
+                f"{KIND} {name}.{canary.namespace} has no backends {names.primary} and "
+                f"{names.canary} in its first http route"
+            )
+        for backend in backends:
+            backend["weight"] = weights[backend["serviceName"]]
+        return RouteUpdate([route])
+
+    def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
+        name = canary_route_name(canary)
+        route = require(existing, KIND, name, canary.namespace)
+        primary = service_names(canary).primary
+        backend = next(
+            (b for b in self._live_backends(canary, route) if b.get("serviceName") == primary),
+            None,
+        )
+        if backend is None:
+            raise RouterError(f"{KIND} {name}.{canary.namespace} has no backend {primary}")
+        return split_from_primary(backend.get("weight"))
+
+    def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
+        """Nothing to undo (as Flagger): the owner reference garbage-collects the canary route,
+        and the user's route, never modified, routes alone again."""
+        return []
+
+    def compatibility(
+        self,
+        canary: Canary,
+        target_kind: TargetKind,
+        target_service: Obj | None,
+        *,
+        existing: Sequence[Obj] = (),
+    ) -> list[Problem]:
+        problems = capability_problems(canary, self.provider, CAPABILITIES)
+        if canary.spec.route_ref is None:
+            problems.append(Problem("spec.routeRef", "apisix route selector is empty"))
+            return problems
+        source = find(existing, KIND, canary.spec.route_ref.name)
+        if source is not None:
+            try:
+                self._matched_http(canary, source)
+            except RouterError as error:
+                problems.append(Problem("spec.routeRef", str(error)))
+        return problems
+
+
+ROUTER = ApisixRouter()

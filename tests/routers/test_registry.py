@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from coalmine.routers import contour, gatewayapi, gloo, istio, kuma, nginx, smi, traefik
-from coalmine.routers.common import ProviderSpec, RouterError, parse_provider
+from coalmine.routers import contour, gatewayapi, gloo, istio, knative, kuma, nginx, smi, traefik
+from coalmine.routers.common import ProviderSpec, parse_provider
 from coalmine.routers.registry import ROUTERS, router_for
 
 
@@ -39,6 +39,7 @@ def test_parse_provider(value: str, expected: ProviderSpec) -> None:
         ("traefik", traefik.ROUTER),
         ("gloo", gloo.ROUTER),
         ("kuma", kuma.ROUTER),
+        ("knative", knative.ROUTER),
     ],
 )
 def test_provider_selects_its_router(provider: str, expected: object) -> None:
@@ -67,12 +68,6 @@ def test_kubernetes_provider_has_no_mesh_router() -> None:
 def test_gloo_prefix_forms_select_the_gloo_router() -> None:
     """Flagger's factory matches `gloo` by prefix (`--mesh-provider=gloo:edge`)."""
     assert router_for("gloo:edge").router is gloo.ROUTER
-
-
-@pytest.mark.parametrize("provider", ["knative"])
-def test_providers_without_a_router_are_refused(provider: str) -> None:
-    with pytest.raises(RouterError, match="not supported"):
-        router_for(provider)
 
 
 def test_controller_flags_configure_contour_and_nginx() -> None:

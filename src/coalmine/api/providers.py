@@ -46,9 +46,8 @@ _FULL_HTTP = Capabilities(
 class ProviderInfo:
     """One row: what coalmine does with a provider.
 
-    `router` is the key of `routers.registry.ROUTERS` (None: no mesh router); `refusal` says why
-    a provider Flagger knows has no router here (the controller and `coalmine check` both refuse
-    it with this text). `observer` names the builtin metrics observer. `scope` says which traffic
+    `router` is the key of `routers.registry.ROUTERS` (None: `kubernetes`, no mesh router; every
+    other provider of Flagger's CRD enum has one). `observer` names the builtin metrics observer. `scope` says which traffic
     follows the weights: `mesh` (in-mesh callers of the apex name), `edge` (only what passes
     `through`, a gateway or ingress) or `copies` (nothing: `kubernetes`). `routes_first`: the
     routing objects must exist before the primary pods (App Mesh's virtual nodes).
@@ -60,7 +59,6 @@ class ProviderInfo:
     capabilities: Capabilities
     scope: Scope = "mesh"
     through: str = ""
-    refusal: str = ""
     routes_first: bool = False
     #: Fields the provider needs (validation reports them missing): `spec.ingressRef`, …
     requires: tuple[str, ...] = ()
@@ -68,33 +66,6 @@ class ProviderInfo:
     @property
     def family(self) -> str:
         return self.name.split(":", 1)[0]
-
-    @property
-    def supported(self) -> bool:
-        return not self.refusal
-
-
-def _unsupported(
-    name: str,
-    observer: str,
-    capabilities: Capabilities,
-    *,
-    scope: Scope = "mesh",
-    through: str = "",
-    routes_first: bool = False,
-    requires: tuple[str, ...] = (),
-) -> ProviderInfo:
-    return ProviderInfo(
-        name,
-        None,
-        observer,
-        capabilities,
-        scope,
-        through,
-        refusal=f"provider {name} is not supported by coalmine (no router for it yet)",
-        routes_first=routes_first,
-        requires=requires,
-    )
 
 
 _GATEWAYS = "spec.service.gatewayRefs"

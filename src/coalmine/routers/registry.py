@@ -26,7 +26,7 @@ from coalmine.routers import (
     smi,
     traefik,
 )
-from coalmine.routers.common import PureRouter, RouterError, parse_provider
+from coalmine.routers.common import PureRouter, parse_provider
 
 ROUTERS: dict[str, PureRouter] = {
     "istio": istio.ROUTER,
@@ -76,8 +76,6 @@ def router_for(
         warning = f"Unknown provider {provider}, defaulting to istio"
         return Selection(ROUTERS["istio"], warning=warning)
     if info.router is None:
-        if info.refusal:
-            raise RouterError(info.refusal)
         return Selection(None)  # kubernetes: no mesh router at all
     spec = parse_provider(provider)
     if info.family == "smi" and spec.mesh:

@@ -1,0 +1,128 @@
+"""The controller's side of sharding: which canaries this replica runs, and a cycle ledger.
+
+`kube.shards.ShardMembership` decides ownership; here the reconciler's jobs follow it. Every
+replica keeps the full bookkeeping of every canary (validation, duplicate targets need all of
+them), but only the owner writes and runs a job, so a membership change only starts and stops
+the jobs of the canaries that moved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import IO, Any
+
+from coalmine.controller.settings import Settings
+from coalmine.kube.api import KubeApi
+from coalmine.kube.lease import LeaseTimings
+from coalmine.kube.shards import FencedKubeApi, ShardMembership
+
+
+class CycleLedger:
+    """One line per cycle boundary, `S|E <unix time> <canary> <replica>`, flushed per line.
+
+    `bench/shards.py` reads the ledgers of all replicas to count cycles of one canary that ran
+    on two replicas at once. Written line by line so a replica killed with SIGKILL leaves a
+    ledger complete up to the kill (a start with no end ran until then).
+    """
+
+    def __init__(self, path: str, identity: str) -> None:
+        self.identity = identity
+        self._file: IO[str] = open(path, "a", buffering=1)  # noqa: SIM115 (lives with the process)
+
+    @contextlib.contextmanager
+    def cycle(self, key: str) -> Iterator[None]:
+        self._file.write(f"S {time.time():.6f} {key} {self.identity}\n")
+        try:
+            yield
+        finally:
+            self._file.write(f"E {time.time():.6f} {key} {self.identity}\n")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def ledger_for(path: str, identity: str) -> CycleLedger | None:
+    return CycleLedger(os.path.expanduser(path), identity) if path else None
+
+
+class _NoLedger:
+    @contextlib.contextmanager
+    def cycle(self, key: str) -> Iterator[None]:
+        yield
+
+
+NO_LEDGER = _NoLedger()
+
+
+class JobOwnership:
+    """Starts and stops jobs as ownership moves; `mine(key)` gates every write of the runtime."""
+
+    def __init__(self, membership: ShardMembership | None) -> None:
+        self.membership = membership
+        self._owned: set[str] = set()
+
+    def mine(self, key: str) -> bool:
+        return self.membership is None or self.membership.owns(key)
+
+    async def rebalance(
+        self,
+        keys: list[str],
+        start: Callable[[str], Awaitable[None]],
+        stop: Callable[[str], Awaitable[None]],
+    ) -> tuple[int, int]:
+        """Start the canaries that became ours, stop those that left; (started, stopped)."""
+        owned = {key for key in keys if self.mine(key)}
+        gained, lost = owned - self._owned, self._owned - owned
+        self._owned = owned
+        for key in lost:
+            await stop(key)
+        for key in gained:
+            await start(key)
+        return len(gained), len(lost)
+
+    def note(self, key: str, owned: bool) -> None:
+        """A canary event decided ownership of `key` on its own."""
+        if owned:
+            self._owned.add(key)
+        else:
+            self._owned.discard(key)
+
+
+async def run_sharded(
+    membership: ShardMembership, lead: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    """Membership rounds and the reconciler side by side; either ending ends both."""
+    rounds = asyncio.create_task(membership.run(), name="shard membership")
+    leading = asyncio.create_task(lead(), name="reconciler")
+    try:
+        done, _ = await asyncio.wait({rounds, leading}, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        # The reconciler (and its jobs) first: the Lease is deleted only after they stopped.
+        for task in (leading, rounds):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def shard_membership(settings: Settings, api: KubeApi) -> ShardMembership:
+    """`--shards=auto`: this replica's membership, with the leader-election timings and Lease
+    namespace; a `FencedKubeApi` checks it before every write made for a canary."""
+    membership = ShardMembership(
+        api,
+        settings.lease_namespace,
+        group=settings.shard_group,
+        timings=LeaseTimings(
+            settings.leader_election_lease,
+            settings.leader_election_renew_deadline,
+            settings.leader_election_retry,
+        ),
+    )
+    if isinstance(api, FencedKubeApi):
+        api.membership = membership
+    return membership

@@ -13,6 +13,8 @@ import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from coalmine.controller.settings import Settings
@@ -126,3 +128,48 @@ def shard_membership(settings: Settings, api: KubeApi) -> ShardMembership:
     if isinstance(api, FencedKubeApi):
         api.membership = membership
     return membership
+
+
+@dataclass(frozen=True)
+class LedgerSummary:
+    cycles: dict[str, int]
+    """Completed and open cycles per replica."""
+    keys_by_replica: dict[str, set[str]]
+    overlaps: int
+    """Cycles of a canary that ran while another replica ran one of the same canary."""
+
+
+def read_ledgers(
+    paths: list[Path], *, since: float = 0.0, open_until: float = 0.0
+) -> LedgerSummary:
+    """Summarise cycle ledgers of several replicas; a start without an end (a killed replica)
+    ran until `open_until` (default: for ever)."""
+    intervals: dict[str, list[tuple[float, float, str]]] = {}
+    cycles: dict[str, int] = {}
+    keys: dict[str, set[str]] = {}
+    for path in paths:
+        started: dict[tuple[str, str], float] = {}
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) != 4:
+                continue  # a line cut by SIGKILL
+            mark, stamp, key, replica = parts[0], float(parts[1]), parts[2], parts[3]
+            if mark == "S":
+                started[(key, replica)] = stamp
+                continue
+            begin = started.pop((key, replica), None)
+            if begin is not None and stamp >= since:
+                intervals.setdefault(key, []).append((begin, stamp, replica))
+        for (key, replica), begin in started.items():
+            end = open_until or float("inf")
+            intervals.setdefault(key, []).append((begin, end, replica))
+    overlaps = 0
+    for key, spans in intervals.items():
+        latest: dict[str, float] = {}
+        for begin, end, replica in sorted(spans):
+            if any(other != replica and until > begin for other, until in latest.items()):
+                overlaps += 1
+            latest[replica] = max(end, latest.get(replica, 0.0))
+            cycles[replica] = cycles.get(replica, 0) + 1
+            keys.setdefault(replica, set()).add(key)
+    return LedgerSummary(cycles, keys, overlaps)

@@ -108,6 +108,7 @@ class ShardMembership:
         self._seen: dict[str, _Seen] = {}
         self._owner_cache: dict[str, str | None] = {}
         self._listeners: list[Callable[[], object]] = []
+        self._announced: tuple[tuple[str, ...], bool] = ((), False)
 
     # --- decisions --------------------------------------------------------------------------
 
@@ -162,8 +163,6 @@ class ShardMembership:
 
     async def round(self) -> None:
         """One renewal and list; a failure leaves the view to age until it is fenced."""
-        was_active = self.active()
-        members_before = self.members
         started = self.clock()
         try:
             await asyncio.wait_for(self._renew(), self.timings.retry_period)
@@ -178,7 +177,11 @@ class ShardMembership:
             # Seen-at is after the list returned: never before the record's commit.
             self._update_members(leases.items, self.clock())
             await self._delete_stale(leases.items)
-        if self.members != members_before or self.active() != was_active:
+        state = (self.members, self.active())
+        if state != self._announced:
+            # Ownership moved: a member came or went, or this replica started or stopped acting
+            # (the join wait ended, the view went stale) since the listeners were last told.
+            self._announced = state
             self._owner_cache.clear()
             log.info(
                 "shard members %s (this replica %s, %s)",

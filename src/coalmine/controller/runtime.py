@@ -58,7 +58,7 @@ from coalmine.kube.kinds import (
     kind_for,
 )
 from coalmine.kube.lease import LeaderElector, LeaseTimings
-from coalmine.kube.shards import FencedKubeApi, ShardMembership, acting_for
+from coalmine.kube.shards import Fenced, FencedKubeApi, ShardMembership, acting_for
 from coalmine.notify.alerter import Alerter, GlobalNotifierSettings, global_notifier
 from coalmine.routers.verdict import Options as VerdictOptions
 from coalmine.routers.verdict import Verdict, judge
@@ -254,7 +254,7 @@ class CanaryReconciler:
         identity = membership.identity if membership is not None else "single"
         self.ledger = ledger_for(settings.cycle_ledger, identity)
         if membership is not None:
-            membership.on_change(self._rebalance)
+            membership.on_change(self.shard.wanted.set)
         self.caches = caches
         self.metrics = metrics
         self.jobs = JobManager(on_cycle=metrics.count_cycle, threadiness=settings.threadiness)
@@ -329,6 +329,7 @@ class CanaryReconciler:
         )
 
     async def run(self, on_ready: Callable[[], None] | None = None) -> None:
+        rebalancing = asyncio.create_task(self.shard.keep_balanced(self._rebalance))
         self.caches[CANARY].subscribe(self._on_canary)
         for kind in TARGET_KINDS.values():
             self.caches[kind].subscribe(self._on_target)
@@ -343,6 +344,7 @@ class CanaryReconciler:
                 self.metrics.set_canaries(self.caches[CANARY].list())
                 await asyncio.sleep(self.settings.control_loop_interval)
         finally:
+            rebalancing.cancel()
             await self.jobs.stop_all()
 
     # --- events -----------------------------------------------------------------------------
@@ -362,7 +364,8 @@ class CanaryReconciler:
             name, _, namespace = key.partition(".")
             obj = informer.get(name, namespace)
             if obj is not None:
-                await self._on_canary("MODIFIED", obj)
+                with contextlib.suppress(Fenced):  # fenced meanwhile: the next rebalance stops it
+                    await self._on_canary("MODIFIED", obj)
             await asyncio.sleep(0)  # thousands may move at once: keep the lease rounds going
 
         gained, lost = await self.shard.rebalance(keys, start, self.jobs.remove)

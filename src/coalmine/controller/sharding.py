@@ -66,6 +66,17 @@ class JobOwnership:
     def __init__(self, membership: ShardMembership | None) -> None:
         self.membership = membership
         self._owned: set[str] = set()
+        self.wanted = asyncio.Event()
+        """Set by the membership after a round that moved ownership."""
+
+    async def keep_balanced(self, rebalance: Callable[[], Awaitable[None]]) -> None:
+        """Rebalance after each ownership change, off the membership's rounds: starting
+        thousands of canaries takes longer than the renew deadline, and the rounds must go on
+        meanwhile. Changes during a rebalance coalesce into one more."""
+        while True:
+            await self.wanted.wait()
+            self.wanted.clear()
+            await rebalance()
 
     def mine(self, key: str) -> bool:
         return self.membership is None or self.membership.owns(key)

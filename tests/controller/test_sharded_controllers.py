@@ -129,3 +129,13 @@ async def test_a_status_write_derived_from_an_older_version_fails(
         await writer.write_status(fresh, status)
     finally:
         await caches.stop()
+
+
+def test_the_ledger_counts_cycles_of_one_canary_on_two_replicas_at_once(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_text("S 10.0 x.ns a\nE 12.0 x.ns a\nS 20.0 y.ns a\n")  # then killed at 25
+    b.write_text("S 12.5 x.ns b\nE 13.0 x.ns b\nS 24.0 y.ns b\nE 24.5 y.ns b\nS 26.0 y.ns b\n")
+    summary = read_ledgers([a, b], open_until=25.0)
+    assert summary.overlaps == 1  # y on b at 24.0 while a's cycle of y ran until the kill
+    assert summary.keys_by_replica == {"a": {"x.ns", "y.ns"}, "b": {"x.ns", "y.ns"}}
+    assert read_ledgers([a, b], open_until=23.0).overlaps == 0

@@ -172,7 +172,7 @@ def read_ledgers(
             if begin is not None and stamp >= since:
                 intervals.setdefault(key, []).append((begin, stamp, replica))
         for (key, replica), begin in started.items():
-            end = open_until or float("inf")
+            end = max(begin, open_until) if open_until else float("inf")
             intervals.setdefault(key, []).append((begin, end, replica))
     overlaps = 0
     for key, spans in intervals.items():

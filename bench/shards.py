@@ -1,7 +1,7 @@
 """Benchmark of sharding: R `--shards=auto` controller processes splitting N canaries.
 
     PYTHONPATH=src python bench/shards.py --canaries 15000 [--replicas 3] [--interval 60s]
-        [--duration 60s] [--lease 20s] [--renew-deadline 15s] [--retry 3s]
+        [--duration 60s] [--lease 20s] [--renew-deadline 15s] [--retry 3s] [--analysing]
 
 Processes as in production: `coalmine devcluster`, R `coalmine controller --shards=auto` (each
 with a `--cycle-ledger` file: a line at the start and end of every canary cycle) and this one,
@@ -19,6 +19,10 @@ which creates N Service-target canaries (`provider: kubernetes`, no metrics; as
    another replica ran a cycle of the same canary (a start without an end in the killed
    replica's ledger counts as running until the kill). Must be 0;
 5. the survivors' cost per cycle over a second window.
+
+By default the canaries are at rest (`Initialized`, a cycle finds nothing new); `--analysing`
+gives every target a new revision first, so every cycle is one analysis iteration with its
+status write and Event.
 
 Prints figures only; it never passes or fails on time.
 """
@@ -48,6 +52,7 @@ from scale import (
     Process,
     _environment,
     canary,
+    change_selector,
     cpu_seconds,
     duration_seconds,
     free_port,
@@ -166,6 +171,16 @@ async def takeover(
     return max(first_start.values()) - killed
 
 
+async def analyse_all(api: KubeApi, phases: Phases, count: int) -> None:
+    """A new revision of every target: every canary `Progressing`, one iteration per cycle."""
+    started = time.monotonic()
+    await in_parallel(change_selector(api, i, "green") for i in range(count))
+    await wait_for(
+        lambda: phases.count("Progressing") == count, 300 + count * 0.2, "all Progressing"
+    )
+    print(f"all {count} targets changed to all Progressing: {time.monotonic() - started:.1f} s")
+
+
 async def run(args: argparse.Namespace) -> None:
     count: int = args.canaries
     with tempfile.TemporaryDirectory(prefix="bench-shards-") as directory:
@@ -202,6 +217,8 @@ async def run(args: argparse.Namespace) -> None:
                 raise
             print(f"replicas start to {count} canaries Initialized: "
                   f"{time.monotonic() - started:.1f} s")  # fmt: skip
+            if args.analysing:
+                await analyse_all(api, phases, count)
             await asyncio.sleep(duration_seconds(args.interval))
             alive = list(range(args.replicas))
             print(f"split, {args.duration:.0f} s window:")
@@ -242,6 +259,11 @@ def main() -> None:
     parser.add_argument("--lease", default="20s")
     parser.add_argument("--renew-deadline", default="15s")
     parser.add_argument("--retry", default="3s")
+    parser.add_argument(
+        "--analysing",
+        action="store_true",
+        help="measure with every canary Progressing (a new revision of every target)",
+    )
     asyncio.run(run(parser.parse_args()))
 
 

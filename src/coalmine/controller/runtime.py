@@ -128,15 +128,16 @@ class Controller:
                 "supported yet; leave it empty or equal to --kubeconfig"
             )
         sharded = settings.shards == "auto"
-        api = (FencedKubeApi if sharded else KubeApi)(
-            load_config(
-                settings.kubeconfig or None,
-                settings.kubeconfig_context or None,
-                settings.master or None,
-            ),
-            qps=settings.kubeconfig_qps,
-            burst=settings.kubeconfig_burst,
+        config = load_config(
+            settings.kubeconfig or None,
+            settings.kubeconfig_context or None,
+            settings.master or None,
         )
+        api = (FencedKubeApi if sharded else KubeApi)(
+            config, qps=settings.kubeconfig_qps, burst=settings.kubeconfig_burst
+        )
+        # The membership's own client: its rounds never queue behind thousands of cycle writes.
+        lease_api = KubeApi(config) if sharded else None
         # Secrets and ConfigMaps are read one by one when a canary needs them (GET, short TTL),
         # never listed or watched: the controller sees no Secret that it does not use.
         caches = Caches(api, settings.namespace or None, on_demand=ON_DEMAND_KINDS)
@@ -149,7 +150,7 @@ class Controller:
             await check_crds(api, settings.namespace or None)
             self._checked = True
 
-            membership = shard_membership(settings, api) if sharded else None
+            membership = shard_membership(settings, api, lease_api) if lease_api else None
 
             async def lead() -> None:
                 self.reconciler = CanaryReconciler(
@@ -183,6 +184,8 @@ class Controller:
             await caches.stop()
             await session.close()
             await api.close()
+            if lease_api is not None:
+                await lease_api.close()
             await runner.cleanup()
 
     async def _until_stopped(self, work: Coroutine[Any, Any, None]) -> bool:

@@ -123,11 +123,12 @@ async def run_sharded(
                 await task
 
 
-def shard_membership(settings: Settings, api: KubeApi) -> ShardMembership:
-    """`--shards=auto`: this replica's membership, with the leader-election timings and Lease
-    namespace; a `FencedKubeApi` checks it before every write made for a canary."""
+def shard_membership(settings: Settings, api: KubeApi, lease_api: KubeApi) -> ShardMembership:
+    """`--shards=auto`: this replica's membership on `lease_api`, with the leader-election
+    timings and Lease namespace; `api`, a `FencedKubeApi`, checks it before every write made
+    for a canary."""
     membership = ShardMembership(
-        api,
+        lease_api,
         settings.lease_namespace,
         group=settings.shard_group,
         timings=LeaseTimings(

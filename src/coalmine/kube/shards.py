@@ -165,11 +165,13 @@ class ShardMembership:
         """One renewal and list; a failure leaves the view to age until it is fenced."""
         started = self.clock()
         try:
-            await asyncio.wait_for(self._renew(), self.timings.retry_period)
-            leases = await asyncio.wait_for(
-                self.api.list(LEASE, self.namespace, labels=f"{GROUP_LABEL}={self.group}"),
-                self.timings.retry_period,
-            )
+            # As client-go's renewal: a slow round may take up to the renew deadline; the view
+            # it brings counts from when it started, so a late success is fresh for less.
+            async with asyncio.timeout(self.timings.renew_deadline):
+                await self._renew()
+                leases = await self.api.list(
+                    LEASE, self.namespace, labels=f"{GROUP_LABEL}={self.group}"
+                )
         except Exception as error:
             log.warning("shard membership round of %s failed: %s", self.identity, error)
         else:

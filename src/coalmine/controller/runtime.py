@@ -58,7 +58,7 @@ from coalmine.kube.kinds import (
     kind_for,
 )
 from coalmine.kube.lease import LeaderElector, LeaseTimings
-from coalmine.kube.shards import Fenced, FencedKubeApi, ShardMembership, acting_for
+from coalmine.kube.shards import FencedKubeApi, ShardMembership, acting_for
 from coalmine.notify.alerter import Alerter, GlobalNotifierSettings, global_notifier
 from coalmine.routers.verdict import Options as VerdictOptions
 from coalmine.routers.verdict import Verdict, judge
@@ -360,19 +360,7 @@ class CanaryReconciler:
 
     async def _rebalance(self) -> None:
         """Ownership moved (a replica joined or left): start and stop only the canaries moved."""
-        informer = self.caches[CANARY]
-        keys = [f"{name}.{namespace}" for namespace, name in map(object_key, informer.list())]
-
-        async def start(key: str) -> None:
-            name, _, namespace = key.partition(".")
-            obj = informer.get(name, namespace)
-            if obj is not None:
-                with contextlib.suppress(Fenced):  # fenced meanwhile: the next rebalance stops it
-                    await self._on_canary("MODIFIED", obj)
-            await asyncio.sleep(0)  # thousands may move at once: keep the lease rounds going
-
-        gained, lost = await self.shard.rebalance(keys, start, self.jobs.remove)
-        log.info("shard rebalance: %d canaries started here, %d handed over", gained, lost)
+        await self.shard.rebalance_canaries(self.caches[CANARY], self._on_canary, self.jobs.remove)
 
     async def _handle_canary(self, event_type: str, obj: Object, key: str) -> None:
         if event_type == "DELETED":

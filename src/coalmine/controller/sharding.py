@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -18,9 +19,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from coalmine.controller.settings import Settings
-from coalmine.kube.api import KubeApi
+from coalmine.kube.api import KubeApi, Object
+from coalmine.kube.cache import Informer, object_key
 from coalmine.kube.lease import LeaseTimings
-from coalmine.kube.shards import FencedKubeApi, ShardMembership
+from coalmine.kube.shards import Fenced, FencedKubeApi, ShardMembership
+
+log = logging.getLogger(__name__)
 
 
 class CycleLedger:
@@ -76,7 +80,12 @@ class JobOwnership:
         while True:
             await self.wanted.wait()
             self.wanted.clear()
-            await rebalance()
+            try:
+                await rebalance()
+            except Exception as error:
+                log.error("shard rebalance failed: %s", error)
+                self.wanted.set()
+                await asyncio.sleep(1.0)
 
     def mine(self, key: str) -> bool:
         return self.membership is None or self.membership.owns(key)
@@ -96,6 +105,31 @@ class JobOwnership:
         for key in gained:
             await start(key)
         return len(gained), len(lost)
+
+    async def rebalance_canaries(
+        self,
+        informer: Informer,
+        on_canary: Callable[[str, Object], Awaitable[None]],
+        stop: Callable[[str], Awaitable[None]],
+    ) -> None:
+        """`rebalance` over the cached Canaries: a gained one is handled as a changed Canary
+        (initial status, finalizer, job), a lost one's job stops."""
+        keys = [f"{name}.{namespace}" for namespace, name in map(object_key, informer.list())]
+
+        async def start(key: str) -> None:
+            name, _, namespace = key.partition(".")
+            obj = informer.get(name, namespace)
+            try:
+                if obj is not None:
+                    await on_canary("MODIFIED", obj)
+            except Fenced:
+                pass  # fenced meanwhile: the rebalance that follows stops it
+            except Exception as error:  # one canary's failure must not stop the others moving
+                log.warning("starting canary %s here failed: %s", key, error)
+            await asyncio.sleep(0)  # thousands may move at once: let the rest of the loop run
+
+        gained, lost = await self.rebalance(keys, start, stop)
+        log.info("shard rebalance: %d canaries started here, %d handed over", gained, lost)
 
     def note(self, key: str, owned: bool) -> None:
         """A canary event decided ownership of `key` on its own."""

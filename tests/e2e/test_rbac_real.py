@@ -51,6 +51,9 @@ EDGE_PATHS = {
     ("", "services", "get"): "a cache miss or a lost write race",
     ("autoscaling", "horizontalpodautoscalers", "get"): "a cache miss or a lost write race",
     ("coordination.k8s.io", "leases", "update"): "a leader renewing its Lease (longer runs)",
+    # `--shards=auto` only; granted and exercised as the ServiceAccount in tests/kube/test_shards.py
+    ("coordination.k8s.io", "leases", "list"): "sharded replicas listing the membership Leases",
+    ("coordination.k8s.io", "leases", "delete"): "a sharded replica leaving on a clean exit",
 }
 SCENARIO_RESOURCES = {
     ("flagger.app", "canaries"),

@@ -62,9 +62,10 @@ class KubeStatusWriter:
     naming verb and object, and a skipped one a `StaleObject`.
     """
 
-    def __init__(self, api: KubeApi, caches: Caches) -> None:
+    def __init__(self, api: KubeApi, caches: Caches, *, version_precondition: bool = False) -> None:
         self.api = api
         self.caches = caches
+        self.version_precondition = version_precondition
 
     async def _check_current(self, canary: Canary) -> None:
         informer = self.caches[CANARY]
@@ -84,6 +85,11 @@ class KubeStatusWriter:
         patch: dict[str, object] = {"status": status.model_dump(by_alias=True, mode="json")}
         if canary.metadata.uid:
             patch["metadata"] = {"uid": canary.metadata.uid}
+        if self.version_precondition and canary.metadata.resource_version:
+            # Sharded replicas: a writer that lost the canary to another replica mid-cycle fails
+            # (409) on the new owner's write instead of overwriting it.
+            meta = {"uid": canary.metadata.uid} if canary.metadata.uid else {}
+            patch["metadata"] = {**meta, "resourceVersion": canary.metadata.resource_version}
         try:
             written = await self.api.patch(
                 CANARY, canary.name, patch, canary.namespace, status=True

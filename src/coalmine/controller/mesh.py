@@ -19,6 +19,7 @@ from coalmine.controller.settings import Settings
 from coalmine.kube.api import KubeApi, load_config
 from coalmine.kube.cache import Caches
 from coalmine.kube.meshcluster import MeshCluster
+from coalmine.kube.shards import FencedKubeApi
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ async def mesh_cluster(
         yield None
         return
     path = settings.kubeconfig_service_mesh
-    api = KubeApi(
+    # Sharded, the mesh cluster's writes are fenced like the main cluster's.
+    client = FencedKubeApi if isinstance(main, FencedKubeApi) else KubeApi
+    api = client(
         load_config(path, None, settings.master or None),
         qps=settings.kubeconfig_qps,
         burst=settings.kubeconfig_burst,

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -31,10 +30,18 @@ from coalmine.controller.adapters import (
 )
 from coalmine.controller.http import start_http
 from coalmine.controller.jobs import JobManager
+from coalmine.controller.known import _Known, _KnownCanaries
 from coalmine.controller.mesh import mesh_cluster
 from coalmine.controller.metrics import ControllerMetrics, CountingWebhooks
 from coalmine.controller.seams import ControllerSeams
 from coalmine.controller.settings import Settings
+from coalmine.controller.sharding import (
+    NO_LEDGER,
+    JobOwnership,
+    ledger_for,
+    run_sharded,
+    shard_membership,
+)
 from coalmine.hooks.client import create_session
 from coalmine.hooks.webhooks import WebhookClient
 from coalmine.kube.api import KubeApi, KubeApiError, NotFound, Object, load_config
@@ -53,6 +60,7 @@ from coalmine.kube.kinds import (
 )
 from coalmine.kube.lease import LeaderElector, LeaseTimings
 from coalmine.kube.meshcluster import MeshCluster
+from coalmine.kube.shards import FencedKubeApi, ShardMembership, acting_for
 from coalmine.notify.alerter import Alerter, GlobalNotifierSettings, global_notifier
 from coalmine.routers.verdict import Options as VerdictOptions
 from coalmine.routers.verdict import Verdict, judge
@@ -85,55 +93,6 @@ class StartupError(RuntimeError):
     """The controller cannot run at all (CRDs missing, API server unreachable)."""
 
 
-@dataclass
-class _Known:
-    """What the runtime remembers about a canary between events (never decisions)."""
-
-    canary: Canary
-    target: tuple[str, str, str]
-    refused_reason: str = ""
-
-
-class _KnownCanaries:
-    """`_Known` by canary key, indexed by target.
-
-    Duplicate checks (every Canary event) and target events look up the canaries of one target
-    instead of scanning all: the scan made each event O(canaries), a tenth of the controller's
-    CPU with 1,000 canaries analysing (`bench/scale.py`).
-    """
-
-    def __init__(self) -> None:
-        self._by_key: dict[str, _Known] = {}
-        self._by_target: dict[tuple[str, str, str], set[str]] = {}
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._by_key
-
-    def get(self, key: str) -> _Known | None:
-        return self._by_key.get(key)
-
-    def __setitem__(self, key: str, known: _Known) -> None:
-        self.pop(key)
-        self._by_key[key] = known
-        self._by_target.setdefault(known.target, set()).add(key)
-
-    def pop(self, key: str, default: None = None) -> _Known | None:
-        known = self._by_key.pop(key, None)
-        if known is not None:
-            keys = self._by_target[known.target]
-            keys.discard(key)
-            if not keys:
-                del self._by_target[known.target]
-        return known
-
-    def values(self) -> list[_Known]:
-        return list(self._by_key.values())
-
-    def releasing(self, target: tuple[str, str, str]) -> list[tuple[str, _Known]]:
-        """(key, known) of the canaries whose targetRef is `target`."""
-        return [(key, self._by_key[key]) for key in sorted(self._by_target.get(target, ()))]
-
-
 class Controller:
     """The process: client, caches, HTTP endpoints, and (as leader) the canary reconciler."""
 
@@ -155,7 +114,7 @@ class Controller:
         if not self._checked:
             return False
         if self.reconciler is None:
-            return self.settings.enable_leader_election
+            return self.settings.enable_leader_election and self.settings.shards == "off"
         return self.reconciler.ready
 
     def stop(self) -> None:
@@ -165,15 +124,17 @@ class Controller:
     async def run(self) -> int:
         """Serve until stopped; the exit code (1 when leadership was lost, as in Flagger)."""
         settings = self.settings
-        api = KubeApi(
-            load_config(
-                settings.kubeconfig or None,
-                settings.kubeconfig_context or None,
-                settings.master or None,
-            ),
-            qps=settings.kubeconfig_qps,
-            burst=settings.kubeconfig_burst,
+        sharded = settings.shards == "auto"
+        config = load_config(
+            settings.kubeconfig or None,
+            settings.kubeconfig_context or None,
+            settings.master or None,
         )
+        api = (FencedKubeApi if sharded else KubeApi)(
+            config, qps=settings.kubeconfig_qps, burst=settings.kubeconfig_burst
+        )
+        # The membership's own client: its rounds never queue behind thousands of cycle writes.
+        lease_api = KubeApi(config) if sharded else None
         # Secrets and ConfigMaps are read one by one when a canary needs them (GET, short TTL),
         # never listed or watched: the controller sees no Secret that it does not use.
         caches = Caches(api, settings.namespace or None, on_demand=ON_DEMAND_KINDS)
@@ -188,15 +149,21 @@ class Controller:
             mesh = await stack.enter_async_context(mesh_cluster(settings, api, self.metrics))
             self._checked = True
 
+            fenced = [api, *([mesh.api] if mesh is not None else [])]
+            membership = shard_membership(settings, lease_api, *fenced) if lease_api else None
+
             async def lead() -> None:
                 self.reconciler = CanaryReconciler(
-                    settings, api, caches, session, self.metrics, mesh
+                    settings, api, caches, session, self.metrics, mesh, membership
                 )
                 try:
                     await self.reconciler.run(self.on_ready)
                 finally:
                     self.reconciler.ready = False
 
+            if membership is not None:
+                await self._until_stopped(run_sharded(membership, lead))
+                return 0
             if not settings.enable_leader_election:
                 await self._until_stopped(lead())
                 return 0
@@ -218,6 +185,8 @@ class Controller:
             await caches.stop()
             await session.close()
             await api.close()
+            if lease_api is not None:
+                await lease_api.close()
             await runner.cleanup()
 
     async def _until_stopped(self, work: Coroutine[Any, Any, None]) -> bool:
@@ -282,9 +251,15 @@ class CanaryReconciler:
         session: aiohttp.ClientSession,
         metrics: ControllerMetrics,
         mesh: MeshCluster | None = None,
+        membership: ShardMembership | None = None,
     ) -> None:
         self.settings = settings
         self.api = api
+        self.shard = JobOwnership(membership)
+        identity = membership.identity if membership is not None else "single"
+        self.ledger = ledger_for(settings.cycle_ledger, identity)
+        if membership is not None:
+            membership.on_change(self.shard.wanted.set)
         self.caches = caches
         self.metrics = metrics
         self.jobs = JobManager(on_cycle=metrics.count_cycle, threadiness=settings.threadiness)
@@ -299,7 +274,9 @@ class CanaryReconciler:
         self.sources = sources
         webhooks = WebhookClient(session, event_webhook_url=settings.event_webhook)
         self.recorder = CanaryRecorder(EventRecorder(api), webhooks)
-        self.status = KubeStatusWriter(api, caches)
+        # Sharded, a status write also names the resourceVersion it was derived from: a replica
+        # that lost the canary mid-cycle fails on the new owner's write instead of overwriting it.
+        self.status = KubeStatusWriter(api, caches, version_precondition=membership is not None)
         sink = PrometheusSink(metrics)
         self.ctx = ClusterContext(
             api=api,
@@ -360,6 +337,7 @@ class CanaryReconciler:
         )
 
     async def run(self, on_ready: Callable[[], None] | None = None) -> None:
+        rebalancing = asyncio.create_task(self.shard.keep_balanced(self._rebalance))
         self.caches[CANARY].subscribe(self._on_canary)
         for kind in TARGET_KINDS.values():
             self.caches[kind].subscribe(self._on_target)
@@ -374,6 +352,7 @@ class CanaryReconciler:
                 self.metrics.set_canaries(self.caches[CANARY].list())
                 await asyncio.sleep(self.settings.control_loop_interval)
         finally:
+            rebalancing.cancel()
             await self.jobs.stop_all()
 
     # --- events -----------------------------------------------------------------------------
@@ -381,6 +360,14 @@ class CanaryReconciler:
     async def _on_canary(self, event_type: str, obj: Object) -> None:
         namespace, name = object_key(obj)
         key = f"{name}.{namespace}"
+        with acting_for(key):
+            await self._handle_canary(event_type, obj, key)
+
+    async def _rebalance(self) -> None:
+        """Ownership moved (a replica joined or left): start and stop only the canaries moved."""
+        await self.shard.rebalance_canaries(self.caches[CANARY], self._on_canary, self.jobs.remove)
+
+    async def _handle_canary(self, event_type: str, obj: Object, key: str) -> None:
         if event_type == "DELETED":
             gone = self._known.pop(key, None)
             self._refused.pop(key, None)
@@ -408,6 +395,12 @@ class CanaryReconciler:
         previous = self._known.get(key)
         self._known[key] = _Known(canary, target)
         await self._displace_newer(target, key)
+        owned = self.shard.mine(key)
+        self.shard.note(key, owned)
+        if not owned:
+            # Known here (duplicate targets are judged on every replica); run by its owner.
+            await self.jobs.remove(key)
+            return
         if canary.metadata.deletion_timestamp:
             await self._finalize(canary, key)
             return
@@ -520,6 +513,12 @@ class CanaryReconciler:
         if stop_job:
             await self.jobs.remove(key)
         self._known.pop(key, None)
+        if not self.shard.mine(key):
+            return
+        with acting_for(key):
+            await self._record_refusal(obj, key, reason, message)
+
+    async def _record_refusal(self, obj: Object, key: str, reason: str, message: str) -> None:
         conditions = (obj.get("status") or {}).get("conditions") or []
         if any(
             c.get("type") == VALID_CONDITION and c.get("message") == message for c in conditions
@@ -582,28 +581,34 @@ class CanaryReconciler:
             # AlertProvider or Secret cache that has not listed yet ("not found" would count as a
             # failed check and could roll back a healthy canary after a restart).
             await self._synced.wait()
-            obj = self.caches[CANARY].get(name, namespace)
-            known = self._known.get(key)
-            if obj is None or known is None:
-                return
-            # Judged again with synced caches: the target Service may not have been listed when
-            # the canary event came, or may since have become something the router cannot reach.
-            verdict = self._judge(obj)
-            canary, refusal = verdict.canary, verdict.refusal
-            if canary is None or canary.metadata.deletion_timestamp:
-                return
-            if refusal is not None:
-                self._refused[key] = (
-                    canary.spec.target_ref.kind,
-                    namespace,
-                    canary.spec.target_ref.name,
-                )
-                await self._refuse(obj, key, refusal.reason, refusal.message, stop_job=False)
-                return
-            await self.sources.prefetch(canary)
-            await self.scheduler.advance(canary)
+            if not self.shard.mine(key):
+                return  # handed over: the job stops at the rebalance; never write meanwhile
+            with acting_for(key), (self.ledger or NO_LEDGER).cycle(key):
+                await self._cycle(key, name, namespace)
 
         return cycle
+
+    async def _cycle(self, key: str, name: str, namespace: str) -> None:
+        obj = self.caches[CANARY].get(name, namespace)
+        known = self._known.get(key)
+        if obj is None or known is None:
+            return
+        # Judged again with synced caches: the target Service may not have been listed when
+        # the canary event came, or may since have become something the router cannot reach.
+        verdict = self._judge(obj)
+        canary, refusal = verdict.canary, verdict.refusal
+        if canary is None or canary.metadata.deletion_timestamp:
+            return
+        if refusal is not None:
+            self._refused[key] = (
+                canary.spec.target_ref.kind,
+                namespace,
+                canary.spec.target_ref.name,
+            )
+            await self._refuse(obj, key, refusal.reason, refusal.message, stop_job=False)
+            return
+        await self.sources.prefetch(canary)
+        await self.scheduler.advance(canary)
 
 
 def _refused(obj: Object) -> bool:

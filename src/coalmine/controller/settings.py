@@ -73,6 +73,10 @@ class Settings:
     kubeconfig_qps: float = 0.0
     kubeconfig_burst: int = 0
     threadiness: int = 0
+    # Sharding across replicas (docs/controller.md "Scaling out").
+    shards: str = "off"
+    shard_group: str = "coalmine"
+    cycle_ledger: str = ""
 
     @property
     def log_json(self) -> bool:
@@ -120,6 +124,17 @@ def parse_encoding(text: str) -> str:
     if text not in ("json", "console"):
         raise argparse.ArgumentTypeError(f"not a zap encoding (json or console): {text!r}")
     return text
+
+
+def parse_shards(text: str) -> str:
+    mode = text.strip().lower()
+    if mode in ("", "0", "1", "off", "false"):
+        return "off"
+    if mode == "auto":
+        return "auto"
+    raise argparse.ArgumentTypeError(
+        f"not a sharding mode (off, or auto: split canaries over the live replicas): {text!r}"
+    )
 
 
 def parse_count(text: str) -> int:
@@ -211,6 +226,13 @@ FLAGS: tuple[_Flag, ...] = (
         "webhook-signing-key-file",
         "file holding the HMAC key (one per line) that signs every webhook request",
     ),
+    _Flag(
+        "shards",
+        "auto: replicas split the canaries by membership Leases (off: one replica acts)",
+        "shards",
+    ),
+    _Flag("shard-group", "label value of this installation's membership Leases"),
+    _Flag("cycle-ledger", "file getting one line per canary cycle (bench/shards.py)"),
 )
 
 _CONVERTERS: dict[str, Callable[[str], Any]] = {
@@ -223,6 +245,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "encoding": parse_encoding,
     "int": parse_count,
     "float": parse_rate,
+    "shards": parse_shards,
 }
 
 # Flags accepted for compatibility that have no meaning here: `--port` (folded into

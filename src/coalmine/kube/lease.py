@@ -31,7 +31,7 @@ def default_identity() -> str:
     return f"{socket.gethostname()}_{uuid.uuid4()}"
 
 
-def _micro_time(moment: datetime) -> str:
+def micro_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -161,8 +161,8 @@ class LeaderElector:
             "spec": {
                 "holderIdentity": self.identity,
                 "leaseDurationSeconds": int(self.timings.lease_duration),
-                "acquireTime": _micro_time(now),
-                "renewTime": _micro_time(now),
+                "acquireTime": micro_time(now),
+                "renewTime": micro_time(now),
                 "leaseTransitions": transitions,
             },
         }

@@ -59,10 +59,13 @@ def tiers() -> list[str]:
 
 def tiers_for(definition: pytest.Function) -> list[str]:
     """The tiers a test runs on: all chosen ones, or only devcluster when it is marked
-    `devcluster_only(reason)` (it needs one of devcluster's own test hooks)."""
+    `devcluster_only(reason)` (it needs one of devcluster's own test hooks), or only the real
+    control plane when marked `realcluster_only(reason)` (TLS, authentication, RBAC)."""
     chosen = tiers()
     if definition.get_closest_marker("devcluster_only"):
         chosen = [tier for tier in chosen if tier == "devcluster"]
+    if definition.get_closest_marker("realcluster_only"):
+        chosen = [tier for tier in chosen if tier == "realcluster"]
     return chosen
 
 

@@ -34,6 +34,7 @@ from coalmine.controller.jobs import JobManager
 from coalmine.controller.metrics import ControllerMetrics, CountingWebhooks
 from coalmine.controller.seams import ControllerSeams
 from coalmine.controller.settings import Settings
+from coalmine.controller.verdicts import Judgements
 from coalmine.hooks.client import create_session
 from coalmine.hooks.webhooks import WebhookClient
 from coalmine.kube.api import KubeApi, KubeApiError, NotFound, Object, load_config
@@ -53,7 +54,7 @@ from coalmine.kube.kinds import (
 from coalmine.kube.lease import LeaderElector, LeaseTimings
 from coalmine.notify.alerter import Alerter, GlobalNotifierSettings, global_notifier
 from coalmine.routers.verdict import Options as VerdictOptions
-from coalmine.routers.verdict import Verdict, judge
+from coalmine.routers.verdict import Verdict
 from coalmine.scheduler import Dependencies, Scheduler, SchedulerConfig
 from coalmine.scheduler.status import initial_status
 from coalmine.scheduler.timing import (
@@ -338,6 +339,7 @@ class CanaryReconciler:
             ingress_class=settings.ingress_class,
             ingress_annotations_prefix=settings.ingress_annotations_prefix,
         )
+        self._judgements = Judgements(self.verdict_options, self._target_service)
         self.scheduler = Scheduler(
             Dependencies(
                 seams=self.seams,
@@ -376,6 +378,7 @@ class CanaryReconciler:
         namespace, name = object_key(obj)
         key = f"{name}.{namespace}"
         if event_type == "DELETED":
+            self._judgements.forget(obj)
             gone = self._known.pop(key, None)
             self._refused.pop(key, None)
             await self.jobs.remove(key)
@@ -423,8 +426,8 @@ class CanaryReconciler:
 
     def _judge(self, obj: Object) -> Verdict:
         """The one verdict `coalmine check` reaches too (`routers.verdict.judge`), with the
-        target Service read from the cache."""
-        return judge(obj, self.verdict_options, self._target_service)
+        target Service read from the cache (remembered while both stay the same objects)."""
+        return self._judgements(obj)
 
     def _target_service(self, canary: Canary) -> Object | None:
         target = canary.spec.target_ref

@@ -169,8 +169,9 @@ async def test_a_cycle_waiting_for_a_threadiness_slot_reports_the_wait_as_its_la
     jobs.ensure("holder.test", LONG, holder)
     await held.wait()
     loop = asyncio.get_running_loop()
+    jobs.ensure("waiter.test", LONG, waiter)  # due at once, but the only slot is taken
+    await asyncio.sleep(0)  # its task has started: it was due no later than now
     due = loop.time()
-    jobs.ensure("waiter.test", LONG, waiter)  # due now, but the only slot is taken
     await asyncio.sleep(0.05)
     held_for = loop.time() - due
     release.set()

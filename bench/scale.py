@@ -1,7 +1,7 @@
 """Benchmark of the controller at scale: N Service-target canaries analysing at a 10 s interval.
 
     PYTHONPATH=src python bench/scale.py --canaries 1000 [--interval 10s] [--duration 60s]
-        [--samples 50] [--rollout-delay 0.05]
+        [--samples 50] [--rollout-delay 0.05] [--compare-ref COMMIT]
 
 Three processes, as in production: `coalmine devcluster` (the API server, with coalmine's CRDs),
 `coalmine controller` (`--min-analysis-interval 1s`; the canaries' own `analysis.interval` sets
@@ -19,7 +19,14 @@ Figures, each over a window of `--duration` with nothing else changing:
   `coalmine_kube_requests_total`, watches excluded);
 - target-change-to-Progressing latency: a sample of targets gets a new selector, spaced over one
   interval; time from the PATCH response to the `Progressing` status arriving on the watch;
+- cycle lag p50/p99: from the controller's `coalmine_canary_cycle_lag_seconds` histogram (due
+  tick or trigger to the cycle's start), over each window;
 - controller and devcluster RSS (current and peak) and devcluster CPU for context.
+
+`--compare-ref COMMIT` runs everything twice on fresh devclusters, first with the controller of
+COMMIT (its `src` exported by `git archive`), then with this checkout's, and prints the ratio of
+controller CPU per canary-cycle: the machines these run on are too noisy to compare runs made
+at different times.
 
 Prints figures only; it never passes or fails on time.
 """

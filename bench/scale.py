@@ -1,7 +1,7 @@
 """Benchmark of the controller at scale: N Service-target canaries analysing at a 10 s interval.
 
     PYTHONPATH=src python bench/scale.py --canaries 1000 [--interval 10s] [--duration 60s]
-        [--samples 50] [--rollout-delay 0.05]
+        [--samples 50] [--rollout-delay 0.05] [--compare-ref COMMIT]
 
 Three processes, as in production: `coalmine devcluster` (the API server, with coalmine's CRDs),
 `coalmine controller` (`--min-analysis-interval 1s`; the canaries' own `analysis.interval` sets
@@ -19,7 +19,14 @@ Figures, each over a window of `--duration` with nothing else changing:
   `coalmine_kube_requests_total`, watches excluded);
 - target-change-to-Progressing latency: a sample of targets gets a new selector, spaced over one
   interval; time from the PATCH response to the `Progressing` status arriving on the watch;
+- cycle lag p50/p99: from the controller's `coalmine_canary_cycle_lag_seconds` histogram (due
+  tick or trigger to the cycle's start), over each window;
 - controller and devcluster RSS (current and peak) and devcluster CPU for context.
+
+`--compare-ref COMMIT` runs everything twice on fresh devclusters, first with the controller of
+COMMIT (its `src` exported by `git archive`), then with this checkout's, and prints the ratio of
+controller CPU per canary-cycle: the machines these run on are too noisy to compare runs made
+at different times.
 
 Prints figures only; it never passes or fails on time.
 """
@@ -37,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -57,7 +64,6 @@ BENCH_NAMESPACE = "scale"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 AIM_REQUESTS_PER_CYCLE = 1.5
 AIM_LATENCY_SECONDS = 1.0
-AIM_RSS_MIB_AT_1000 = 300
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -82,8 +88,8 @@ class Process:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _environment() -> dict[str, str]:
-    src = str(ROOT / "src")
+def _environment(src_root: Path = ROOT / "src") -> dict[str, str]:
+    src = str(src_root)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
     return env
@@ -137,8 +143,8 @@ CONTROLLER_FLAGS = (
 )
 
 
-def start_controller(workdir: Path, kubeconfig: Path) -> tuple[Process, str]:
-    """`coalmine controller`; returns it and the base URL of its /metrics."""
+def start_controller(workdir: Path, kubeconfig: Path, src_root: Path) -> tuple[Process, str]:
+    """`coalmine controller` from `src_root`; returns it and the base URL of its /metrics."""
     port = free_port()
     log_path = workdir / "controller.log"
     with log_path.open("wb") as log_file:
@@ -154,9 +160,22 @@ def start_controller(workdir: Path, kubeconfig: Path) -> tuple[Process, str]:
             ],
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            env=_environment(),
+            env=_environment(src_root),
         )
     return Process("controller", popen, log_path), f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def source_of(ref: str) -> Iterator[Path]:
+    """The `src` directory of commit `ref`, exported into a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="bench-scale-ref-") as directory:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", "--format=tar", ref, "src"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", directory], input=archive, check=True)
+        yield Path(directory) / "src"
 
 
 # --- /proc and /metrics ---------------------------------------------------------------------
@@ -186,6 +205,7 @@ class Scrape:
     controller_cpu: float
     devcluster_cpu: float
     at: float
+    lag_buckets: dict[float, float] = field(default_factory=dict)
 
     def api_requests(self) -> float:
         return sum(n for key, n in self.requests.items() if not key.startswith("watch "))
@@ -198,15 +218,37 @@ async def scrape(
         text = await reply.text()
     cycles = 0.0
     requests: dict[str, float] = {}
+    lag: dict[float, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "coalmine_canary_cycles_total":
                 cycles = sample.value
             elif sample.name == "coalmine_kube_requests_total":
                 requests[f"{sample.labels['verb']} {sample.labels['resource']}"] = sample.value
+            elif sample.name == "coalmine_canary_cycle_lag_seconds_bucket":
+                lag[float(sample.labels["le"])] = sample.value
     return Scrape(
-        cycles, requests, cpu_seconds(controller), cpu_seconds(devcluster), time.monotonic()
+        cycles, requests, cpu_seconds(controller), cpu_seconds(devcluster), time.monotonic(), lag
     )
+
+
+def bucket_percentile(cumulative: dict[float, float], fraction: float) -> float | None:
+    """The `fraction` quantile of a Prometheus histogram's cumulative buckets, interpolated
+    linearly inside its bucket (as PromQL's histogram_quantile); None without observations."""
+    bounds = sorted(cumulative)
+    total = cumulative[bounds[-1]] if bounds else 0.0
+    if total <= 0:
+        return None
+    rank = fraction * total
+    lower, below = 0.0, 0.0
+    for bound in bounds:
+        count = cumulative[bound]
+        if count >= rank:
+            if bound == float("inf"):
+                return lower
+            return lower + (bound - lower) * (rank - below) / max(count - below, 1e-9)
+        lower, below = bound, count
+    return lower
 
 
 @dataclass
@@ -218,6 +260,17 @@ class Window:
     controller_cpu: float
     devcluster_cpu: float
     seconds: float
+    lag_buckets: dict[float, float] = field(default_factory=dict)
+
+    @property
+    def cpu_ms_per_cycle(self) -> float:
+        return 1000 * self.controller_cpu / max(self.cycles, 1.0)
+
+    def lag_text(self) -> str:
+        p50, p99 = (bucket_percentile(self.lag_buckets, q) for q in (0.5, 0.99))
+        if p50 is None or p99 is None:
+            return "not measured (this controller has no coalmine_canary_cycle_lag_seconds)"
+        return f"p50 {1000 * p50:.0f} ms, p99 {1000 * p99:.0f} ms  (aim p99 < 1 s)"
 
     def report(self) -> None:
         cycles = max(self.cycles, 1.0)
@@ -240,6 +293,7 @@ class Window:
             f"  devcluster CPU         {1000 * self.devcluster_cpu / cycles:8.3f} ms per canary-cycle"
             f"  ({100 * self.devcluster_cpu / self.seconds:.0f} % of one core)"
         )
+        print(f"  cycle lag (due tick to cycle start): {self.lag_text()}")
 
 
 def window(name: str, before: Scrape, after: Scrape) -> Window:
@@ -257,6 +311,7 @@ def window(name: str, before: Scrape, after: Scrape) -> Window:
         after.controller_cpu - before.controller_cpu,
         after.devcluster_cpu - before.devcluster_cpu,
         after.at - before.at,
+        {le: n - before.lag_buckets.get(le, 0.0) for le, n in after.lag_buckets.items()},
     )
 
 
@@ -368,10 +423,73 @@ async def measure(
     return window(name, before, after)
 
 
-async def run(args: argparse.Namespace) -> None:
+@dataclass
+class Result:
+    """The figures of one run of the workload against one controller."""
+
+    label: str
+    init_seconds: float
+    at_rest: Window
+    analysing: Window
+    latencies: list[float]
+    rest_rss: float
+    rss: float
+    peak_rss: float
+    devcluster_rss: tuple[float, float]
+
+    def report(self) -> None:
+        print(f"\n== {self.label}")
+        print(f"controller start to all Initialized: {self.init_seconds:.1f} s")
+        self.at_rest.report()
+        self.analysing.report()
+        latencies = self.latencies
+        print(
+            f"target change to Progressing ({len(latencies)} canaries, PATCH response to watch): "
+            f"p50 {1000 * statistics.median(latencies):.0f} ms, "
+            f"p99 {1000 * percentile(latencies, 0.99):.0f} ms, "
+            f"max {1000 * max(latencies):.0f} ms  (aim < {AIM_LATENCY_SECONDS * 1000:.0f} ms)"
+        )
+        print(
+            f"controller RSS           {self.rest_rss:.0f} MiB at rest, {self.rss:.0f} MiB "
+            f"analysing, peak {self.peak_rss:.0f} MiB"
+        )
+        rss, peak = self.devcluster_rss
+        print(f"devcluster RSS           {rss:.0f} MiB, peak {peak:.0f} MiB")
+
+
+async def create_workload(api: KubeApi, count: int, interval: str) -> None:
+    with contextlib.suppress(Conflict):
+        await api.create(
+            NAMESPACE,
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": BENCH_NAMESPACE}},
+        )
+    await in_parallel(partial(api.create, SERVICE, service(i, "blue")) for i in range(count))
+    await in_parallel(partial(api.create, CANARY, canary(i, interval)) for i in range(count))
+
+
+async def time_target_changes(
+    api: KubeApi, phases: Phases, samples: int, interval_seconds: float
+) -> list[float]:
+    """Sample targets changed one after another, spread over one interval: seconds from each
+    PATCH response to the canary's `Progressing` on the watch."""
+    patched_at: dict[str, float] = {}
+    spacing = interval_seconds / samples
+    for index in range(samples):
+        await change_selector(api, index, "green")()
+        patched_at[target_name(index)] = time.monotonic()
+        await asyncio.sleep(spacing)
+    await wait_for(
+        lambda: all(name in phases.progressing_at for name in patched_at),
+        30 + samples,
+        "the sampled canaries to be Progressing",
+    )
+    return [phases.progressing_at[n] - t for n, t in patched_at.items()]
+
+
+async def scenario(args: argparse.Namespace, src_root: Path, label: str) -> Result:
+    """One fresh devcluster and workload, the controller of `src_root`, both windows."""
     count: int = args.canaries
     interval_seconds = duration_seconds(args.interval)
-    duration: float = args.duration
     samples = min(args.samples, count)
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as directory:
         workdir = Path(directory)
@@ -382,71 +500,33 @@ async def run(args: argparse.Namespace) -> None:
         informer = Informer(api, CANARY, BENCH_NAMESPACE)
         informer.subscribe(phases)
         try:
-            print(
-                f"{count} canaries, analysis.interval {args.interval}, windows of "
-                f"{duration:.0f} s; {os.cpu_count()} CPUs; Python {sys.version.split()[0]}"
-            )
             started = time.monotonic()
-            with contextlib.suppress(Conflict):
-                await api.create(
-                    NAMESPACE,
-                    {
-                        "apiVersion": "v1",
-                        "kind": "Namespace",
-                        "metadata": {"name": BENCH_NAMESPACE},
-                    },
-                )
-            await in_parallel(
-                partial(api.create, SERVICE, service(i, "blue")) for i in range(count)
+            await create_workload(api, count, args.interval)
+            print(
+                f"[{label}] created {count} Services and Canaries in {time.monotonic() - started:.1f} s"
             )
-            await in_parallel(
-                partial(api.create, CANARY, canary(i, args.interval)) for i in range(count)
-            )
-            print(f"created {count} Services and Canaries in {time.monotonic() - started:.1f} s")
             informer.start()
             await informer.wait_synced()
 
-            controller, metrics_url = start_controller(workdir, kubeconfig)
+            controller, metrics_url = start_controller(workdir, kubeconfig, src_root)
             pids = (controller.popen.pid, devcluster.popen.pid)
-            started = time.monotonic()
-            init_limit = 60 + count * 0.2
             try:
-                await wait_for(
+                init_seconds = await wait_for(
                     lambda: phases.count("Initialized") == count,
-                    init_limit,
+                    60 + count * 0.2,
                     f"{count} canaries Initialized",
                 )
             except SystemExit:
                 print(controller.tail())
                 raise
-            print(
-                f"controller start to {count} canaries Initialized: "
-                f"{time.monotonic() - started:.1f} s"
-            )
             async with aiohttp.ClientSession() as session:
                 # Let the initialisation burst pass: one full interval of ordinary cycles.
                 await asyncio.sleep(interval_seconds)
                 at_rest = await measure(
-                    "at rest (all Initialized)", duration, session, metrics_url, pids
+                    "at rest (all Initialized)", args.duration, session, metrics_url, pids
                 )
-                rest_rss = rss_mib(pids[0])
-
-                # Latency: sample targets changed one after another, spread over one interval.
-                latencies: list[float] = []
-                patched_at: dict[str, float] = {}
-                spacing = interval_seconds / samples
-                for index in range(samples):
-                    await change_selector(api, index, "green")()
-                    patched_at[target_name(index)] = time.monotonic()
-                    await asyncio.sleep(spacing)
-                await wait_for(
-                    lambda: all(name in phases.progressing_at for name in patched_at),
-                    30 + samples,
-                    "the sampled canaries to be Progressing",
-                )
-                latencies = [phases.progressing_at[n] - t for n, t in patched_at.items()]
-
-                # Everyone analysing.
+                rest_rss = rss_mib(pids[0])[0]
+                latencies = await time_target_changes(api, phases, samples, interval_seconds)
                 started = time.monotonic()
                 await in_parallel(change_selector(api, i, "green") for i in range(samples, count))
                 await wait_for(
@@ -455,39 +535,65 @@ async def run(args: argparse.Namespace) -> None:
                     f"{count} canaries Progressing",
                 )
                 print(
-                    f"all {count} targets changed to all Progressing: "
+                    f"[{label}] all {count} targets changed to all Progressing: "
                     f"{time.monotonic() - started:.1f} s"
                 )
                 await asyncio.sleep(interval_seconds)
                 analysing = await measure(
                     "analysing (all Progressing, one iteration per cycle)",
-                    duration,
+                    args.duration,
                     session,
                     metrics_url,
                     pids,
                 )
-            print()
-            at_rest.report()
-            analysing.report()
-            print(
-                f"target change to Progressing ({samples} canaries, PATCH response to watch): "
-                f"p50 {1000 * statistics.median(latencies):.0f} ms, "
-                f"p99 {1000 * percentile(latencies, 0.99):.0f} ms, "
-                f"max {1000 * max(latencies):.0f} ms  (aim < {AIM_LATENCY_SECONDS * 1000:.0f} ms)"
-            )
             rss, peak = rss_mib(pids[0])
-            print(
-                f"controller RSS           {rest_rss[0]:.0f} MiB at rest, {rss:.0f} MiB analysing, "
-                f"peak {peak:.0f} MiB  (aim < {AIM_RSS_MIB_AT_1000} MiB at 1,000 canaries)"
+            return Result(
+                label,
+                init_seconds,
+                at_rest,
+                analysing,
+                latencies,
+                rest_rss,
+                rss,
+                peak,
+                rss_mib(pids[1]),
             )
-            rss, peak = rss_mib(pids[1])
-            print(f"devcluster RSS           {rss:.0f} MiB, peak {peak:.0f} MiB")
         finally:
             await informer.stop()
             await api.close()
             if controller is not None:
                 controller.stop()
             devcluster.stop()
+
+
+def compare(reference: Result, current: Result) -> None:
+    """Per-cycle CPU of both controllers, measured in the same run, and the ratio."""
+    print(f"\n== per canary-cycle controller CPU, {reference.label} / {current.label}")
+    for name in ("at_rest", "analysing"):
+        before: Window = getattr(reference, name)
+        after: Window = getattr(current, name)
+        ratio = before.cpu_ms_per_cycle / max(after.cpu_ms_per_cycle, 1e-9)
+        print(
+            f"{name.replace('_', ' '):10s} {before.cpu_ms_per_cycle:7.3f} ms -> "
+            f"{after.cpu_ms_per_cycle:7.3f} ms   {ratio:.2f}x lower"
+        )
+
+
+async def run(args: argparse.Namespace) -> None:
+    print(
+        f"{args.canaries} canaries, analysis.interval {args.interval}, windows of "
+        f"{args.duration:.0f} s; {os.cpu_count()} CPUs; Python {sys.version.split()[0]}"
+    )
+    if args.compare_ref is None:
+        scenario_result = await scenario(args, ROOT / "src", "this checkout")
+        scenario_result.report()
+        return
+    with source_of(args.compare_ref) as reference_src:
+        reference = await scenario(args, reference_src, f"controller of {args.compare_ref}")
+    current = await scenario(args, ROOT / "src", "this checkout")
+    reference.report()
+    current.report()
+    compare(reference, current)
 
 
 def duration_seconds(text: str) -> float:
@@ -509,6 +615,13 @@ def main() -> None:
     )
     parser.add_argument("--samples", type=int, default=50, help="target changes timed")
     parser.add_argument("--rollout-delay", type=float, default=0.05)
+    parser.add_argument(
+        "--compare-ref",
+        metavar="COMMIT",
+        help="first run the same workload against the controller of COMMIT (its src, exported "
+        "with git archive; devcluster stays this checkout's), then this checkout's; print both "
+        "and the ratio of controller CPU per canary-cycle",
+    )
     asyncio.run(run(parser.parse_args()))
 
 

@@ -139,7 +139,7 @@ async def test_draining_cancels_a_cycle_that_outlives_the_grace_period() -> None
 async def test_every_cycle_is_reported_failed_ones_included() -> None:
     reported = 0
 
-    def on_cycle() -> None:
+    def on_cycle(lag: float) -> None:
         nonlocal reported
         reported += 1
 
@@ -151,3 +151,31 @@ async def test_every_cycle_is_reported_failed_ones_included() -> None:
     await eventually(lambda: job.cycles >= 3)
     await jobs.stop_all()
     assert reported == job.cycles
+
+
+async def test_a_cycle_waiting_for_a_threadiness_slot_reports_the_wait_as_its_lag() -> None:
+    lags: list[float] = []
+    release = asyncio.Event()
+    held = asyncio.Event()
+
+    async def holder() -> None:
+        held.set()
+        await release.wait()
+
+    async def waiter() -> None:
+        pass
+
+    jobs = JobManager(on_cycle=lags.append, threadiness=1)
+    jobs.ensure("holder.test", LONG, holder)
+    await held.wait()
+    loop = asyncio.get_running_loop()
+    jobs.ensure("waiter.test", LONG, waiter)  # due at once, but the only slot is taken
+    await asyncio.sleep(0)  # its task has started: it was due no later than now
+    due = loop.time()
+    await asyncio.sleep(0.05)
+    held_for = loop.time() - due
+    release.set()
+    await eventually(lambda: len(lags) == 2)
+    await jobs.stop_all()
+    # The holder gives the slot back and reports first; the waiter's lag covers the wait.
+    assert lags[1] >= held_for

@@ -97,11 +97,16 @@ class KubeStatusWriter:
         except REQUEST_ERRORS as error:
             raise RequestFailed("patch", f"canaries/status {canary.key}", error) from error
         await self.caches[CANARY].observe(written)
-        updated = canary.model_copy(
-            update={"status": CanaryStatus.model_validate(written.get("status") or {})}
+        # New objects, not edits: the canary passed in may be the controller's remembered verdict.
+        metadata = canary.metadata.model_copy(
+            update={"resource_version": written.get("metadata", {}).get("resourceVersion")}
         )
-        updated.metadata.resource_version = written.get("metadata", {}).get("resourceVersion")
-        return updated
+        return canary.model_copy(
+            update={
+                "status": CanaryStatus.model_validate(written.get("status") or {}),
+                "metadata": metadata,
+            }
+        )
 
 
 class CanaryRecorder:

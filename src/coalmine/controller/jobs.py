@@ -18,8 +18,10 @@ from coalmine.kube.failures import RepeatLimiter
 log = logging.getLogger(__name__)
 
 Cycle = Callable[[], Awaitable[None]]
-CycleDone = Callable[[], None]
-"""Told after every cycle (failed ones too): how the controller counts cycles for `/metrics`."""
+CycleDone = Callable[[float], None]
+"""Told after every cycle (failed ones too) with its lag, the seconds from the moment the cycle
+was due (its interval's tick, or a trigger) to its start: how the controller counts cycles and
+shows whether it keeps up with its canaries (`/metrics`)."""
 
 
 class CanaryJob:
@@ -77,11 +79,15 @@ class CanaryJob:
             self._task = None
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
             self._wake.clear()
             extra = {"canary": self.key}
+            lag = 0.0
             try:
                 async with self._slots or contextlib.nullcontext():
+                    lag = loop.time() - due
                     await self._cycle()
             except asyncio.CancelledError:
                 raise
@@ -93,12 +99,14 @@ class CanaryJob:
                     self._failures.clear(f"cycle of canary {self.key}", extra=extra)
             self.cycles += 1
             if self._on_cycle is not None:
-                self._on_cycle()
+                self._on_cycle(lag)
             if self._draining:
                 return
+            due = loop.time() + self.interval
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.interval):
                     await self._wake.wait()
+                due = loop.time()  # triggered: due now
 
 
 class JobManager:

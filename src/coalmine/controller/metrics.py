@@ -45,6 +45,11 @@ STATUS_OK = 1
 STATUS_FAILED = 2
 
 
+CYCLE_LAG_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+
+
 def status_value(phase: str) -> int:
     """0 while analysing, 2 after a rollback, 1 otherwise: Flagger's `flagger_canary_status`."""
     if phase == "Progressing":
@@ -153,11 +158,19 @@ class ControllerMetrics:
             "Cycles run by the per-canary jobs (all canaries, failed cycles included)",
             registry=self.registry,
         )
+        self.cycle_lag = Histogram(
+            "coalmine_canary_cycle_lag_seconds",
+            "Seconds from the moment a canary's cycle was due (interval tick or trigger) to its start",
+            registry=self.registry,
+            buckets=CYCLE_LAG_BUCKETS,
+        )
 
-    def count_cycle(self) -> None:
-        """Not a Flagger metric: with `coalmine_kube_requests_total` it gives the API requests
-        and (with the process CPU time) the cost of one canary cycle."""
+    def count_cycle(self, lag: float = 0.0) -> None:
+        """Not Flagger metrics: with `coalmine_kube_requests_total` the count gives the API
+        requests and (with the process CPU time) the cost of one canary cycle; the lag shows
+        whether one process keeps up with its canaries (a busy event loop starts cycles late)."""
         self.cycles.inc()
+        self.cycle_lag.observe(lag)
 
     def set_status(self, target: str, namespace: str, phase: str) -> None:
         self.status.labels(name=target, namespace=namespace).set(status_value(phase))

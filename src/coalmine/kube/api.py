@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+import aiohttp
 import httpx2
 import msgspec
 from httpx2 import HTTPStatusError
 from lightkube import ApiError, AsyncClient, KubeConfig, SingleConfig
 from lightkube.types import PatchType
 
-from coalmine.kube.kinds import Kind
+from coalmine.kube.hotpath import ErrorReply, JsonWrites
+from coalmine.kube.kinds import EVENT, Kind
 from coalmine.kube.ratelimit import RequestGate
 
 Object = dict[str, Any]
@@ -65,9 +68,21 @@ REQUEST_ERRORS: tuple[type[Exception], ...] = (
     Conflict,
     Gone,
     httpx2.HTTPError,
+    aiohttp.ClientError,
     OSError,
 )
-"""What a request may raise: the server's refusals, and transport errors (unreachable, reset)."""
+"""What a request may raise: the server's refusals, and transport errors (unreachable, reset,
+timed out) of lightkube's httpx and of the hot writes' aiohttp."""
+
+
+def _refusal(code: int, reason: str, message: str) -> Exception:
+    if code == 404:
+        return NotFound(message)
+    if code == 409:
+        return Conflict(message)
+    if code == 410:
+        return Gone(message)
+    return KubeApiError(code, reason, message)
 
 
 def _translate(error: ApiError | HTTPStatusError) -> Exception:
@@ -76,19 +91,22 @@ def _translate(error: ApiError | HTTPStatusError) -> Exception:
         # installed) with a plain-text 404, which lightkube raises as an HTTP error
         code = error.response.status_code
         text = error.response.text.strip() or str(error)
-        if code == 404:
-            return NotFound(text)
-        return KubeApiError(code, "", text)
+        return _refusal(code, "", text)
     status = error.status
-    code = int(status.code or 0)
-    message = status.message or str(error)
-    if code == 404:
-        return NotFound(message)
-    if code == 409:
-        return Conflict(message)
-    if code == 410:
-        return Gone(message)
-    return KubeApiError(code, status.reason or "", message)
+    return _refusal(int(status.code or 0), status.reason or "", status.message or str(error))
+
+
+def _translate_reply(error: ErrorReply) -> Exception:
+    """The hot path's refusal, worded as lightkube's: the Status's message, else the raw text."""
+    try:
+        status = msgspec.json.decode(error.body)
+    except msgspec.DecodeError:
+        status = None
+    if isinstance(status, dict) and status.get("kind") == "Status":
+        message = status.get("message") or f"HTTP {error.code}"
+        return _refusal(int(status.get("code") or error.code), status.get("reason") or "", message)
+    text = error.body.decode(errors="replace").strip() or f"HTTP {error.code}"
+    return _refusal(error.code, "", text)
 
 
 def to_dict(obj: Any) -> Object:
@@ -155,12 +173,19 @@ class KubeApi:
         burst: int = 0,
     ) -> None:
         self._client = AsyncClient(config=config, timeout=httpx2.Timeout(timeout))
+        self._hot = JsonWrites(
+            self._client.config,
+            timeout=timeout,
+            max_connections=max_in_flight,
+            field_manager=field_manager,
+        )
         self._timeout = timeout
         self._in_flight = RequestGate(max_in_flight, qps, burst)
         self.field_manager = field_manager
         self.requests: Counter[str] = Counter()
 
     async def close(self) -> None:
+        await self._hot.close()
         await self._client.close()
 
     @property
@@ -247,6 +272,8 @@ class KubeApi:
 
     async def create(self, kind: Kind, obj: Mapping[str, Any]) -> Object:
         self._count("create", kind)
+        if kind == EVENT:
+            return await self._hot_write(partial(self._hot.create, kind, dict(obj)))
         try:
             async with self._in_flight:
                 created = await self._client.create(
@@ -278,8 +305,14 @@ class KubeApi:
         patch_type: PatchType = PatchType.MERGE,
         status: bool = False,
     ) -> Object:
-        """Merge patch by default; `status=True` writes through the status subresource."""
+        """Merge patch by default; `status=True` writes through the status subresource.
+
+        The hot writes (merge patches of a status, of an Event) take the lean path."""
         self._count("patch-status" if status else "patch", kind)
+        if patch_type is PatchType.MERGE and (status or kind == EVENT):
+            return await self._hot_write(
+                partial(self._hot.merge_patch, kind, name, patch, namespace, status=status)
+            )
         resource: Any = kind.resource.Status if status else kind.resource
         try:
             async with self._in_flight:
@@ -295,6 +328,13 @@ class KubeApi:
             return to_dict(patched)
         except (ApiError, HTTPStatusError) as error:
             raise _translate(error) from error
+
+    async def _hot_write(self, request: Callable[[], Awaitable[Object]]) -> Object:
+        try:
+            async with self._in_flight:
+                return await request()
+        except ErrorReply as error:
+            raise _translate_reply(error) from error
 
     async def delete(self, kind: Kind, name: str, namespace: str | None = None) -> None:
         self._count("delete", kind)

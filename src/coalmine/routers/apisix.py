@@ -23,13 +23,11 @@ from coalmine.api.providers import PROVIDERS
 from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
-    FinalizeAction,
     Obj,
     ObjectRef,
     RouterError,
     RouteUpdate,
     TargetKind,
-    capability_problems,
     copied_annotations,
     find,
     merge_onto,
@@ -195,20 +193,14 @@ class ApisixRouter(SplitRouter):
             raise RouterError(f"{KIND} {name}.{canary.namespace} has no backend {primary}")
         return split_from_primary(backend.get("weight"))
 
-    def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
-        """Nothing to undo (as Flagger): the owner reference garbage-collects the canary route,
-        and the user's route, never modified, routes alone again."""
-        return []
-
-    def compatibility(
+    def _router_problems(
         self,
         canary: Canary,
         target_kind: TargetKind,
         target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
+        existing: Sequence[Obj],
     ) -> list[Problem]:
-        problems = capability_problems(canary, self.provider, CAPABILITIES)
+        problems: list[Problem] = []
         if canary.spec.route_ref is None:
             problems.append(Problem("spec.routeRef", "apisix route selector is empty"))
             return problems

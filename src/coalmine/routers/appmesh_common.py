@@ -18,7 +18,6 @@ from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
     Capabilities,
-    FinalizeAction,
     Obj,
     ObjectRef,
     RouterError,
@@ -27,7 +26,6 @@ from coalmine.routers.common import (
     TargetKind,
     apex_annotations,
     apex_labels,
-    capability_problems,
     drop_none,
     find,
     ignored_match_fields,
@@ -381,19 +379,14 @@ class AppMeshLifecycle(SplitRouter):
             )
         return Routes(primary, canary_weight)
 
-    def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
-        """Nothing to undo: the owner references garbage-collect the App Mesh objects."""
-        return []
-
-    def compatibility(
+    def _router_problems(
         self,
         canary: Canary,
         target_kind: TargetKind,
         target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
+        existing: Sequence[Obj],
     ) -> list[Problem]:
-        problems = capability_problems(canary, self.provider, self.capabilities)
+        problems: list[Problem] = []
         problems += rule_problems(canary, self.provider) + self._extra_problems(canary)
         if is_external_name(target_service):
             problems += external_name_problems()

@@ -33,7 +33,6 @@ from coalmine.routers.common import (
     ObjectRef,
     RouteUpdate,
     TargetKind,
-    capability_problems,
 )
 from coalmine.routers.objects import (
     Obj,
@@ -173,15 +172,14 @@ class CanaryIngressRouter(SplitRouter):
             return []
         return [Delete(ObjectRef(API_VERSION, KIND, name, canary.namespace))]
 
-    def compatibility(
+    def _router_problems(
         self,
         canary: Canary,
         target_kind: TargetKind,
         target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
+        existing: Sequence[Obj],
     ) -> list[Problem]:
-        problems = capability_problems(canary, self.provider, self.capabilities)
+        problems: list[Problem] = []
         problems += self._rule_problems(canary)
         ref = canary.spec.ingress_ref
         if ref is None:

@@ -28,7 +28,6 @@ from coalmine.routers.common import (
     RouteUpdate,
     TargetKind,
     Write,
-    capability_problems,
 )
 from coalmine.routers.objects import Obj, RouterError
 from coalmine.routers.split import SplitRouter
@@ -114,15 +113,14 @@ class KnativeRouter(SplitRouter):
         changed = knative.without_primary(service)
         return [] if changed is None else [Write(changed)]
 
-    def compatibility(
+    def _router_problems(
         self,
         canary: Canary,
         target_kind: TargetKind,
         target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
+        existing: Sequence[Obj],
     ) -> list[Problem]:
-        problems = capability_problems(canary, self.provider, self.capabilities)
+        problems: list[Problem] = []
         if canary.spec.strategy == "blue-green":
             problems.append(
                 Problem(

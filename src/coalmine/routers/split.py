@@ -13,8 +13,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 from coalmine.api.models import Canary
+from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes
-from coalmine.routers.common import RouteUpdate
+from coalmine.routers.common import (
+    Capabilities,
+    FinalizeAction,
+    RouteUpdate,
+    TargetKind,
+    capability_problems,
+)
 from coalmine.routers.objects import Obj, RouterError
 from coalmine.routers.weights import INITIAL_WEIGHTS, check_weights, refuse_baseline
 
@@ -23,6 +30,7 @@ class SplitRouter(ABC):
     """Desired and SetRoutes of a router: checked weights in, the router's objects out."""
 
     provider: str
+    capabilities: Capabilities
 
     # --- what a subclass defines ----------------------------------------------------------------
 
@@ -41,6 +49,20 @@ class SplitRouter(ABC):
     @abstractmethod
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         """The live split (RouterError when the routing object holds none)."""
+
+    def _router_problems(
+        self,
+        canary: Canary,
+        target_kind: TargetKind,
+        target_service: Obj | None,
+        existing: Sequence[Obj],
+    ) -> list[Problem]:
+        """What this router cannot do with the Canary beyond the shared capability checks."""
+        return []
+
+    def _capabilities_for(self, canary: Canary) -> Capabilities:
+        """What the router can do for this Canary (Istio: less for a TCP route)."""
+        return self.capabilities
 
     def _three_way(self, canary: Canary) -> bool:
         """Whether the router routes a baseline share for this Canary (two-way routers refuse)."""
@@ -93,3 +115,18 @@ class SplitRouter(ABC):
     ) -> RouteUpdate:
         weights = self._checked(canary, primary_weight, canary_weight, mirrored, baseline_weight)
         return self._route_update(canary, existing, weights)
+
+    def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
+        """Nothing to undo by default: owner references garbage-collect what the router wrote."""
+        return []
+
+    def compatibility(
+        self,
+        canary: Canary,
+        target_kind: TargetKind,
+        target_service: Obj | None,
+        *,
+        existing: Sequence[Obj] = (),
+    ) -> list[Problem]:
+        problems = capability_problems(canary, self.provider, self._capabilities_for(canary))
+        return problems + self._router_problems(canary, target_kind, target_service, existing)

@@ -20,11 +20,9 @@ from coalmine.routers.affinity import (
 from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.routers.common import (
     Capabilities,
-    FinalizeAction,
     ObjectRef,
     RouteUpdate,
     TargetKind,
-    capability_problems,
 )
 from coalmine.routers.objects import (
     Obj,
@@ -89,10 +87,6 @@ class WeightedRouter(SplitRouter):
     def _taking_over(self, canary: Canary, current: Obj, merged: Obj) -> None:
         """Optional hook before Reconcile rewrites a live routing object (Istio keeps the user's
         spec)."""
-
-    def _capabilities_for(self, canary: Canary) -> Capabilities:
-        """What the router can do for this Canary (Istio: less for a TCP route)."""
-        return self.capabilities
 
     def _rule_problems(self, canary: Canary) -> list[Problem]:
         """What this router cannot do with the Canary beyond the shared capability checks."""
@@ -188,19 +182,14 @@ class WeightedRouter(SplitRouter):
         routing = next(o for o in built if o["kind"] == self.kind)
         return RouteUpdate([merge_onto(current, routing)], cookies)
 
-    def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
-        """Nothing to undo: the owner reference garbage-collects the routing object."""
-        return []
-
-    def compatibility(
+    def _router_problems(
         self,
         canary: Canary,
         target_kind: TargetKind,
         target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
+        existing: Sequence[Obj],
     ) -> list[Problem]:
-        problems = capability_problems(canary, self.provider, self._capabilities_for(canary))
+        problems: list[Problem] = []
         problems += self._rule_problems(canary)
         if is_external_name(target_service):
             problems += self._external_name_problems(canary)

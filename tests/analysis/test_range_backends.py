@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,11 +53,22 @@ def window(start: float, end: float) -> list[tuple[float, float | None]]:
     return [(t, v) for t, v in SERIES if start <= t <= end]
 
 
-async def run(serve: Serve, session: aiohttp.ClientSession, app: web.Application, **kw: Any) -> Any:
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def run(
+    serve: Serve,
+    session: aiohttp.ClientSession,
+    *routes: tuple[str, str, Handler],
+    spec_fields: dict[str, Any],
+    credentials: dict[str, bytes] | None = None,
+) -> Any:
+    """The provider of `spec_fields`, pointed at a local server answering these routes."""
+    app = web.Application()
+    for method, path, handler in routes:
+        app.router.add_route(method, path, handler)
     url = await serve(app)
-    provider_spec = kw.pop("spec_fields")
-    credentials = kw.pop("credentials", {})
-    return provider_for(spec(address=url, **provider_spec), credentials, context(session))
+    return provider_for(spec(address=url, **spec_fields), credentials or {}, context(session))
 
 
 async def test_datadog_range_reads_every_point_of_the_window(
@@ -69,12 +80,10 @@ async def test_datadog_range_reads_every_point_of_the_window(
         points = [[t * 1000, v] for t, v in window(start, end)]
         return web.json_response({"status": "ok", "series": [{"pointlist": points}]})
 
-    app = web.Application()
-    app.router.add_get("/api/v1/query", query)
     provider = await run(
         serve,
         session,
-        app,
+        ("GET", "/api/v1/query", query),
         spec_fields={"type": "datadog", "secret_ref": "dd"},
         credentials={"datadog_api_key": b"api", "datadog_application_key": b"app"},
     )
@@ -91,9 +100,9 @@ async def test_graphite_range_replaces_the_querys_window(
         points = [[v, t] for t, v in window(start, end)]
         return web.json_response([{"target": "x", "datapoints": points}])
 
-    app = web.Application()
-    app.router.add_get("/render", render)
-    provider = await run(serve, session, app, spec_fields={"type": "graphite"})
+    provider = await run(
+        serve, session, ("GET", "/render", render), spec_fields={"type": "graphite"}
+    )
     query = "target=sumSeries(app.latency)\n  &from=-5min"
     assert same(await provider.run_range_query(query, START, END, STEP), expected())
 
@@ -108,12 +117,10 @@ async def test_dynatrace_range_asks_the_window_in_milliseconds_at_minute_resolut
         data = [{"timestamps": [t * 1000 for t, _ in inside], "values": [v for _, v in inside]}]
         return web.json_response({"result": [{"metricId": "m", "data": data}]})
 
-    app = web.Application()
-    app.router.add_get("/api/v2/metrics/query", metrics)
     provider = await run(
         serve,
         session,
-        app,
+        ("GET", "/api/v2/metrics/query", metrics),
         spec_fields={"type": "dynatrace", "secret_ref": "dt"},
         credentials={"dynatrace_token": b"t"},
     )
@@ -137,12 +144,10 @@ async def test_newrelic_range_runs_a_timeseries_nrql(
         ]
         return web.json_response({"timeSeries": buckets})
 
-    app = web.Application()
-    app.router.add_get("/v1/accounts/{account}/query", nrql)
     provider = await run(
         serve,
         session,
-        app,
+        ("GET", "/v1/accounts/{account}/query", nrql),
         spec_fields={"type": "newrelic", "secret_ref": "nr"},
         credentials={"newrelic_account_id": b"1", "newrelic_query_key": b"k"},
     )
@@ -167,12 +172,10 @@ async def test_cloudwatch_range_signs_get_metric_data_over_the_window(
         ]
         return web.json_response({"MetricDataResults": results})
 
-    app = web.Application()
-    app.router.add_post("/", api)
     provider = await run(
         serve,
         session,
-        app,
+        ("POST", "/", api),
         spec_fields={"type": "cloudwatch", "region": "eu-west-1", "secret_ref": "aws"},
         credentials={
             "aws_access_key_id": b"AKIDEXAMPLE",
@@ -199,9 +202,9 @@ async def test_influxdb_range_binds_the_window_as_flux_params(
             rows.append(f",_result,0,{'' if v is None else v}")
         return web.Response(text="\r\n".join(rows) + "\r\n", content_type="text/csv")
 
-    app = web.Application()
-    app.router.add_post("/api/v2/query", query)
-    provider = await run(serve, session, app, spec_fields={"type": "influxdb"})
+    provider = await run(
+        serve, session, ("POST", "/api/v2/query", query), spec_fields={"type": "influxdb"}
+    )
     flux = 'from(bucket: "b") |> range(start: time(v: params.start), stop: time(v: params.stop))'
     assert same(await provider.run_range_query(flux, START, END, STEP), expected())
 
@@ -218,12 +221,10 @@ async def test_splunk_range_executes_signalflow_with_a_resolution(
         body = "".join(f"event: {e}\ndata: {json.dumps(d)}\n\n" for e, d in events)
         return web.Response(text=body, content_type="text/event-stream")
 
-    app = web.Application()
-    app.router.add_post("/v2/signalflow/execute", execute)
     provider = await run(
         serve,
         session,
-        app,
+        ("POST", "/v2/signalflow/execute", execute),
         spec_fields={"type": "splunk", "secret_ref": "sf"},
         credentials={"sf_token_key": b"sf"},
     )
@@ -298,9 +299,9 @@ async def test_aggregate_reads_a_range_from_a_non_prometheus_backend(
             [{"target": "x", "datapoints": [[v, t] for t, v in window(start, end)]}]
         )
 
-    app = web.Application()
-    app.router.add_get("/render", render)
-    provider = await run(serve, session, app, spec_fields={"type": "graphite"})
+    provider = await run(
+        serve, session, ("GET", "/render", render), spec_fields={"type": "graphite"}
+    )
     metric = CanaryMetric.model_validate({"name": "latency", "aggregate": "max"})
     value = await aggregated_value(provider, "target=app.latency", metric, "5m", NOW)
     assert value == pytest.approx(max(v for v in INSIDE if v is not None))

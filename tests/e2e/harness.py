@@ -21,7 +21,9 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 import polling
 from binaries import require_binary
@@ -323,6 +325,36 @@ async def prometheus_scraping(targets: list[str], workdir: Path) -> AsyncIterato
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.asynccontextmanager
+async def prometheus_of(collector: Collector, workdir: Path) -> AsyncIterator[str]:
+    """A real Prometheus scraping a local exporter of `collector`; yields the Prometheus URL."""
+    registry = CollectorRegistry()
+    registry.register(collector)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    async with (
+        serve_app(app) as exporter,
+        prometheus_scraping([exporter.removeprefix("http://")], workdir) as url,
+    ):
+        yield url
+
+
+async def until_prometheus_answers(prometheus: str, query: str) -> None:
+    """Until `query` has a result (the series the judge reads are full), at most a minute."""
+    async with aiohttp.ClientSession() as session, asyncio.timeout(60):
+        while True:
+            async with session.get(f"{prometheus}/api/v1/query", params={"query": query}) as r:
+                if (await r.json())["data"]["result"]:
+                    return
+            await asyncio.sleep(0.5)
 
 
 @dataclass

@@ -11,7 +11,6 @@ replicas, ready), give it the canary's share (primary 100 - 2w), and leave nothi
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -19,11 +18,8 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -39,9 +35,9 @@ from .harness import (
     cluster_client,
     event_messages,
     eventually,
-    prometheus_scraping,
-    serve_app,
+    prometheus_of,
     start_controller,
+    until_prometheus_answers,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -75,30 +71,14 @@ class LatencyCollector(Collector):
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    registry = CollectorRegistry()
-    registry.register(LatencyCollector())
-
-    async def metrics(request: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
-
-    app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    async with serve_app(app) as exporter:
-        workdir = tmp_path_factory.mktemp("prometheus")
-        async with prometheus_scraping([exporter.removeprefix("http://")], workdir) as url:
-            yield url
+    workdir = tmp_path_factory.mktemp("prometheus")
+    async with prometheus_of(LatencyCollector(), workdir) as url:
+        yield url
 
 
 async def enough_samples(prometheus: str) -> None:
     query = f"min(count_over_time(app_latency_seconds[{WINDOW}])) >= 18"
-    async with aiohttp.ClientSession() as session, asyncio.timeout(60):
-        while True:
-            async with session.get(f"{prometheus}/api/v1/query", params={"query": query}) as r:
-                if (await r.json())["data"]["result"]:
-                    return
-            await asyncio.sleep(0.5)
+    await until_prometheus_answers(prometheus, query)
 
 
 def deployment(name: str, ns: str) -> dict[str, Any]:

@@ -9,17 +9,13 @@ canary ~110 ms, sd 5 ms), so the judge compares two real series over the metric 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -34,8 +30,8 @@ from .harness import (
     controller_metric,
     event_messages,
     eventually,
-    prometheus_scraping,
-    serve_app,
+    prometheus_of,
+    until_prometheus_answers,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -67,20 +63,9 @@ class LatencyCollector(Collector):
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    registry = CollectorRegistry()
-    registry.register(LatencyCollector())
-
-    async def metrics(request: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
-
-    app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    async with serve_app(app) as exporter:
-        workdir = tmp_path_factory.mktemp("prometheus")
-        async with prometheus_scraping([exporter.removeprefix("http://")], workdir) as url:
-            yield url
+    workdir = tmp_path_factory.mktemp("prometheus")
+    async with prometheus_of(LatencyCollector(), workdir) as url:
+        yield url
 
 
 async def enough_samples(prometheus: str) -> None:
@@ -88,12 +73,7 @@ async def enough_samples(prometheus: str) -> None:
     the exporter runs on the test's event loop, which blocking fixtures (starting the real control
     plane) stall, and the series go stale meanwhile."""
     query = f"min(count_over_time(app_latency_seconds[{WINDOW}])) >= 28"
-    async with aiohttp.ClientSession() as session, asyncio.timeout(60):
-        while True:
-            async with session.get(f"{prometheus}/api/v1/query", params={"query": query}) as r:
-                if (await r.json())["data"]["result"]:
-                    return
-            await asyncio.sleep(0.5)
+    await until_prometheus_answers(prometheus, query)
 
 
 def manifests(name: str, ns: str, prometheus: str) -> tuple[dict[str, Any], dict[str, Any]]:

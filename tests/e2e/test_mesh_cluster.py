@@ -116,19 +116,29 @@ async def failures(controller: ControllerProcess) -> float:
     return value or 0.0
 
 
+async def released_to_green(
+    stack: AsyncExitStack, cluster: TestCluster, mesh: MeshServer
+) -> tuple[KubeApi, KubeApi, SplitWatch, CanaryWatch]:
+    """The istio Canary of `podinfo` initialized, its Service target then moved to the green
+    pods (a release starts); clients of both clusters stay open on `stack`."""
+    ns = cluster.namespace
+    api, canaries = await stack.enter_async_context(cluster_client(cluster.kubeconfig_path))
+    mesh_api, routes = await stack.enter_async_context(mesh_routes(mesh, ns))
+    watch = CanaryWatch("podinfo", ns)
+    canaries.subscribe(watch)
+    await api.create(SERVICE, target_service("podinfo-blue", ns))
+    await api.create(CANARY, canary("istio", ns))
+    await eventually(lambda: watch.phase == "Initialized", what="Initialized", watch=watch)
+    await api.patch(SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-green"}}}, ns)
+    return api, mesh_api, routes, watch
+
+
 async def test_routing_objects_live_in_the_mesh_cluster_and_the_rest_in_the_main_one(
     cluster: TestCluster, mesh: MeshServer, mesh_controller: ControllerProcess
 ) -> None:
     ns = cluster.namespace
     async with AsyncExitStack() as stack:
-        api, canaries = await stack.enter_async_context(cluster_client(cluster.kubeconfig_path))
-        mesh_api, routes = await stack.enter_async_context(mesh_routes(mesh, ns))
-        watch = CanaryWatch("podinfo", ns)
-        canaries.subscribe(watch)
-        await api.create(SERVICE, target_service("podinfo-blue", ns))
-        await api.create(CANARY, canary("istio", ns))
-        await eventually(lambda: watch.phase == "Initialized", what="Initialized", watch=watch)
-        await api.patch(SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-green"}}}, ns)
+        api, mesh_api, routes, watch = await released_to_green(stack, cluster, mesh)
         await eventually(lambda: watch.phase == "Succeeded", what="Succeeded", watch=watch)
 
         assert routes.splits == EXPECTED_SPLITS, mesh_controller.logs()[-3000:]
@@ -154,14 +164,7 @@ async def test_a_stopped_mesh_cluster_holds_the_release_until_it_answers(
 ) -> None:
     ns = cluster.namespace
     async with AsyncExitStack() as stack:
-        api, canaries = await stack.enter_async_context(cluster_client(cluster.kubeconfig_path))
-        _, routes = await stack.enter_async_context(mesh_routes(mesh, ns))
-        watch = CanaryWatch("podinfo", ns)
-        canaries.subscribe(watch)
-        await api.create(SERVICE, target_service("podinfo-blue", ns))
-        await api.create(CANARY, canary("istio", ns))
-        await eventually(lambda: watch.phase == "Initialized", what="Initialized", watch=watch)
-        await api.patch(SERVICE, "podinfo", {"spec": {"selector": {"app": "podinfo-green"}}}, ns)
+        api, _, routes, watch = await released_to_green(stack, cluster, mesh)
         await eventually(
             lambda: (watch.last.get("status") or {}).get("canaryWeight") == 20,
             what="canary weight 20",

@@ -1,10 +1,13 @@
-"""Canary objects shared by the router tests (the podinfo canary of Flagger's router tests)."""
+"""Canary objects shared by the router tests (the podinfo canary of Flagger's router tests), and
+the checks several router tests make of them."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from coalmine.api.models import Canary
+from coalmine.routers.common import Delete, ObjectRef, PureRouter
+from coalmine.routers.verdict import Options, compatibility
 
 
 def make_canary(
@@ -60,3 +63,20 @@ def with_status(canary: Canary, **status: Any) -> Canary:
     body = canary.model_dump(by_alias=True, exclude_none=True, mode="json")
     body["status"] = {**body.get("status", {}), **status}
     return Canary.model_validate(body)
+
+
+def severities(canary: Canary) -> dict[str, str]:
+    """Path → severity of what the verdict says of the Canary (default options)."""
+    return {p.path: p.severity for p in compatibility(canary, Options())}
+
+
+def assert_finalize_deletes_canary_ingress(
+    router: PureRouter, canary: Canary, source: dict[str, Any]
+) -> None:
+    """A canary-Ingress router deletes `podinfo-canary` on finalize, and has nothing to delete
+    when it was never created."""
+    existing = apply([source], router.reconcile(canary, [source]))
+    assert router.finalize(canary, existing) == [
+        Delete(ObjectRef("networking.k8s.io/v1", "Ingress", "podinfo-canary", "default"))
+    ]
+    assert router.finalize(canary, [source]) == []

@@ -13,8 +13,7 @@ from coalmine.api import naming
 from coalmine.routers.apisix import ROUTER, canary_route_name
 from coalmine.routers.base import Routes
 from coalmine.routers.common import RouterError
-from coalmine.routers.verdict import Options, compatibility
-from routers.canaries import apply, make_canary
+from routers.canaries import apply, make_canary, severities
 from routers.schemas import as_stored, assert_valid
 
 ROUTE_REF = {"apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute", "name": "podinfo"}
@@ -183,11 +182,11 @@ def test_finalize_leaves_the_canary_route_to_garbage_collection() -> None:
 def test_ab_runs_are_refused_and_mirroring_and_affinity_are_warnings() -> None:
     match = [{"headers": {"x-canary": {"exact": "insider"}}}]
     ab = canary_with(analysis={"iterations": 5, "match": match, "stepWeight": None})
-    problems = {p.path: p.severity for p in compatibility(ab, Options())}
+    problems = severities(ab)
     assert problems["spec.analysis.match"] == "error"
     mirrored = canary_with(analysis={"mirror": True})
-    problems = {p.path: p.severity for p in compatibility(mirrored, Options())}
+    problems = severities(mirrored)
     assert problems == {"spec.analysis.mirror": "warning"}
     sticky = canary_with(analysis={"sessionAffinity": {"cookieName": "c"}})
-    problems = {p.path: p.severity for p in compatibility(sticky, Options())}
+    problems = severities(sticky)
     assert problems == {"spec.analysis.sessionAffinity": "warning"}

@@ -9,9 +9,9 @@ import pytest
 
 from coalmine.api import naming
 from coalmine.routers.base import Routes
-from coalmine.routers.common import Delete, ObjectRef, RouterError
+from coalmine.routers.common import RouterError
 from coalmine.routers.nginx import ROUTER, NginxRouter
-from routers.canaries import apply, make_canary
+from routers.canaries import apply, assert_finalize_deletes_canary_ingress, make_canary
 from routers.schemas import assert_valid
 
 PREFIX = "nginx.ingress.kubernetes.io"
@@ -198,12 +198,7 @@ def test_missing_ingress_ref_and_missing_backend_are_errors() -> None:
 
 
 def test_finalize_deletes_the_canary_ingress() -> None:
-    canary = canary_with()
-    cluster = apply([source_ingress()], ROUTER.reconcile(canary, [source_ingress()]))
-    assert ROUTER.finalize(canary, cluster) == [
-        Delete(ObjectRef("networking.k8s.io/v1", "Ingress", "podinfo-canary", "default"))
-    ]
-    assert ROUTER.finalize(canary, [source_ingress()]) == []
+    assert_finalize_deletes_canary_ingress(ROUTER, canary_with(), source_ingress())
 
 
 def test_external_name_backends_are_a_caveat_naming_upstream_vhost() -> None:

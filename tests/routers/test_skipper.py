@@ -11,10 +11,14 @@ import pytest
 
 from coalmine.api import naming
 from coalmine.routers.base import Routes
-from coalmine.routers.common import Delete, ObjectRef, RouterError
+from coalmine.routers.common import RouterError
 from coalmine.routers.skipper import ROUTER, insert_predicate
-from coalmine.routers.verdict import Options, compatibility
-from routers.canaries import apply, make_canary
+from routers.canaries import (
+    apply,
+    assert_finalize_deletes_canary_ingress,
+    make_canary,
+    severities,
+)
 from routers.schemas import assert_valid
 
 INGRESS_REF = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "podinfo"}
@@ -158,12 +162,7 @@ def test_a_missing_ingress_ref_is_named() -> None:
 
 
 def test_finalize_deletes_the_canary_ingress() -> None:
-    canary = canary_with()
-    existing = apply([user_ingress()], ROUTER.reconcile(canary, [user_ingress()]))
-    assert ROUTER.finalize(canary, existing) == [
-        Delete(ObjectRef("networking.k8s.io/v1", "Ingress", "podinfo-canary", "default"))
-    ]
-    assert ROUTER.finalize(canary, [user_ingress()]) == []
+    assert_finalize_deletes_canary_ingress(ROUTER, canary_with(), user_ingress())
 
 
 def test_a_service_target_must_route_its_ingress_to_the_primary_copy() -> None:
@@ -188,8 +187,8 @@ def test_a_service_target_must_route_its_ingress_to_the_primary_copy() -> None:
 def test_ab_runs_are_refused_and_mirroring_is_a_warning() -> None:
     match = [{"headers": {"x-canary": {"exact": "insider"}}}]
     ab = canary_with(analysis={"iterations": 5, "match": match, "stepWeight": None})
-    problems = {p.path: p.severity for p in compatibility(ab, Options())}
+    problems = severities(ab)
     assert problems["spec.analysis.match"] == "error"
     mirrored = canary_with(analysis={"mirror": True})
-    problems = {p.path: p.severity for p in compatibility(mirrored, Options())}
+    problems = severities(mirrored)
     assert problems == {"spec.analysis.mirror": "warning"}

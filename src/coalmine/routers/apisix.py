@@ -18,30 +18,26 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
-from coalmine.api import naming
 from coalmine.api.models import Canary
 from coalmine.api.providers import PROVIDERS
 from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
-    INITIAL_WEIGHTS,
-    FinalizeAction,
     Obj,
     ObjectRef,
     RouterError,
     RouteUpdate,
     TargetKind,
-    capability_problems,
-    check_weights,
-    contained_in,
+    copied_annotations,
     find,
-    owner_reference,
-    refuse_baseline,
+    merge_onto,
+    needs_write,
+    new_object,
     require,
     service_names,
     split_from_primary,
-    with_toolkit_annotations,
 )
+from coalmine.routers.split import SplitRouter
 
 API_VERSION = "apisix.apache.org/v2"
 KIND = "ApisixRoute"
@@ -63,7 +59,7 @@ def canary_route_name(canary: Canary) -> str:
     return f"{_route_ref_name(canary)}-{service_names(canary).apex}-canary"
 
 
-class ApisixRouter:
+class ApisixRouter(SplitRouter):
     capabilities = CAPABILITIES
     provider = "apisix"
 
@@ -134,109 +130,55 @@ class ApisixRouter:
         return spec
 
     def _built(self, canary: Canary, existing: Sequence[Obj], weights: Routes) -> Obj:
+        """The canary route: the user's labels and annotations, the matched route split."""
         source = self._source(canary, existing)
         source_meta = source.get("metadata") or {}
-        annotations = {
-            k: v
-            for k, v in (source_meta.get("annotations") or {}).items()
-            if k != naming.KUBECTL_LAST_APPLIED_ANNOTATION
-        }
-        metadata: Obj = {
-            "name": canary_route_name(canary),
-            "namespace": canary.namespace,
-            "annotations": with_toolkit_annotations(annotations),
-            "ownerReferences": [owner_reference(canary)],
-        }
-        if source_meta.get("labels"):
-            metadata["labels"] = dict(source_meta["labels"])
-        return {
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "metadata": metadata,
-            "spec": self._canary_spec(canary, source, weights),
-        }
+        return new_object(
+            canary,
+            API_VERSION,
+            KIND,
+            canary_route_name(canary),
+            self._canary_spec(canary, source, weights),
+            labels=source_meta.get("labels"),
+            annotations=copied_annotations(source_meta.get("annotations")),
+        )
 
-    @staticmethod
-    def _onto(current: Obj | None, built: Obj) -> Obj:
-        """The built route with the live object's identity (resourceVersion, foreign keys)."""
-        if current is None:
-            return built
-        result = copy.deepcopy(current)
-        result.pop("status", None)
-        metadata = result["metadata"]
-        for key in ("labels", "annotations"):
-            merged = {**(metadata.get(key) or {}), **(built["metadata"].get(key) or {})}
-            if merged:
-                metadata[key] = merged
-        result["spec"] = built["spec"]
-        return result
-
-    def desired(
-        self,
-        canary: Canary,
-        *,
-        existing: Sequence[Obj] = (),
-        primary_weight: int = 100,
-        canary_weight: int = 0,
-        mirrored: bool = False,
+    def _desired_objects(
+        self, canary: Canary, existing: Sequence[Obj], weights: Routes
     ) -> list[Obj]:
-        check_weights(primary_weight, canary_weight)
         current = find(existing, KIND, canary_route_name(canary))
-        built = self._built(canary, existing, Routes(primary_weight, canary_weight))
-        return [self._onto(current, built)]
+        return [merge_onto(current, self._built(canary, existing, weights))]
 
     def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
         """Create the canary route, or bring it back in step with the user's route at the
         weights that are live."""
         current = find(existing, KIND, canary_route_name(canary))
-        weights = INITIAL_WEIGHTS
-        if current is not None:
-            try:
-                weights = self.get_routes(canary, existing)
-            except RouterError:
-                weights = INITIAL_WEIGHTS
-        built = self._built(canary, existing, weights)
-        if current is not None and contained_in(built["spec"], current.get("spec")):
-            live = current["metadata"]
-            if all(
-                contained_in(built["metadata"].get(key) or {}, live.get(key) or {})
-                for key in ("labels", "annotations")
-            ):
-                return []
-        return [self._onto(current, built)]
+        built = self._built(canary, existing, self._live_weights(canary, existing, current))
+        return [merge_onto(current, built)] if needs_write(current, built) else []
 
     def _live_backends(self, canary: Canary, route: Obj) -> list[Obj]:
         http = (route.get("spec") or {}).get("http") or []
         return (http[0].get("backends") or []) if http else []
 
-    def set_routes(
-        self,
-        canary: Canary,
-        existing: Sequence[Obj],
-        primary_weight: int,
-        canary_weight: int,
-        mirrored: bool = False,
-        *,
-        baseline_weight: int = 0,
+    def _route_update(
+        self, canary: Canary, existing: Sequence[Obj], weights: Routes
     ) -> RouteUpdate:
         """Set the two backend weights of the live canary route (as Flagger, nothing else)."""
-        refuse_baseline(self.provider, baseline_weight)
-        check_weights(primary_weight, canary_weight)
         name = canary_route_name(canary)
-        if primary_weight == 0 and canary_weight == 0:
+        if weights.primary_weight == 0 and weights.canary_weight == 0:
             raise RouterError(f"{KIND} {name}.{canary.namespace} update failed: no valid weights")
         route = copy.deepcopy(require(existing, KIND, name, canary.namespace))
         route.pop("status", None)
         names = service_names(canary)
-        weights = {names.primary: primary_weight, names.canary: canary_weight}
+        wanted = {names.primary: weights.primary_weight, names.canary: weights.canary_weight}
         backends = self._live_backends(canary, route)
-        if {b.get("serviceName") for b in backends} != set(weights):
+        if {b.get("serviceName") for b in backends} != set(wanted):
             raise RouterError(
                 f"{KIND} {name}.{canary.namespace} has no backends {names.primary} and "
                 f"{names.canary} in its first http route"
             )
         for backend in backends:
-            backend["weight"] = weights[backend["serviceName"]]
+            backend["weight"] = wanted[backend["serviceName"]]
         return RouteUpdate([route])
 
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
@@ -251,20 +193,14 @@ class ApisixRouter:
             raise RouterError(f"{KIND} {name}.{canary.namespace} has no backend {primary}")
         return split_from_primary(backend.get("weight"))
 
-    def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
-        """Nothing to undo (as Flagger): the owner reference garbage-collects the canary route,
-        and the user's route, never modified, routes alone again."""
-        return []
-
-    def compatibility(
+    def _router_problems(
         self,
         canary: Canary,
         target_kind: TargetKind,
         target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
+        existing: Sequence[Obj],
     ) -> list[Problem]:
-        problems = capability_problems(canary, self.provider, CAPABILITIES)
+        problems: list[Problem] = []
         if canary.spec.route_ref is None:
             problems.append(Problem("spec.routeRef", "apisix route selector is empty"))
             return problems

@@ -9,18 +9,15 @@ each router puts them where its version wants them.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 
 from coalmine.api.models import ABMatch, Canary, StringMatch, parse_go_duration
 from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes
 from coalmine.routers.common import (
-    INITIAL_WEIGHTS,
     Capabilities,
-    FinalizeAction,
     Obj,
     ObjectRef,
     RouterError,
@@ -29,8 +26,6 @@ from coalmine.routers.common import (
     TargetKind,
     apex_annotations,
     apex_labels,
-    capability_problems,
-    check_weights,
     drop_none,
     find,
     ignored_match_fields,
@@ -38,11 +33,11 @@ from coalmine.routers.common import (
     merge_onto,
     needs_write,
     new_object,
-    refuse_baseline,
     require,
     service_names,
     weight_from,
 )
+from coalmine.routers.split import SplitRouter
 
 #: The Canary annotation that turns on the virtual nodes' Envoy access log (Flagger's).
 ACCESS_LOG_ANNOTATION = "appmesh.flagger.app/accesslog"
@@ -252,7 +247,7 @@ def route_names(apex: str, count: int) -> list[str]:
 # --- the life cycle both versions share ---------------------------------------------------------
 
 
-class AppMeshLifecycle(ABC):
+class AppMeshLifecycle(SplitRouter):
     """Reconcile / SetRoutes / GetRoutes over the objects an App Mesh version writes.
 
     Like `WeightedRouter` (rebuild at the live weights, write only what differs, SetRoutes
@@ -340,18 +335,10 @@ class AppMeshLifecycle(ABC):
     def _required(self, canary: Canary, existing: Sequence[Obj]) -> Obj:
         return require(existing, self.kind, self._name(canary), canary.namespace)
 
-    def desired(
-        self,
-        canary: Canary,
-        *,
-        existing: Sequence[Obj] = (),
-        primary_weight: int = 100,
-        canary_weight: int = 0,
-        mirrored: bool = False,
+    def _desired_objects(
+        self, canary: Canary, existing: Sequence[Obj], weights: Routes
     ) -> list[Obj]:
-        check_weights(primary_weight, canary_weight)
-        built = self._objects(canary, existing, Routes(primary_weight, canary_weight))
-        return [self._merged(existing, obj) for obj in built]
+        return [self._merged(existing, obj) for obj in self._objects(canary, existing, weights)]
 
     def _merged(self, existing: Sequence[Obj], obj: Obj) -> Obj:
         live = find(existing, obj["kind"], obj["metadata"]["name"])
@@ -359,30 +346,19 @@ class AppMeshLifecycle(ABC):
 
     def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
         """Missing objects, and drifted ones rebuilt at the weights that are live."""
-        live = INITIAL_WEIGHTS
-        if find(existing, self.kind, self._name(canary)) is not None:
-            with contextlib.suppress(RouterError):
-                live = self.get_routes(canary, existing)
+        current = find(existing, self.kind, self._name(canary))
+        live = self._live_weights(canary, existing, current)
         writes = []
         for obj in self._objects(canary, existing, live):
             if needs_write(find(existing, obj["kind"], obj["metadata"]["name"]), obj):
                 writes.append(self._merged(existing, obj))
         return writes
 
-    def set_routes(
-        self,
-        canary: Canary,
-        existing: Sequence[Obj],
-        primary_weight: int,
-        canary_weight: int,
-        mirrored: bool = False,
-        *,
-        baseline_weight: int = 0,
+    def _route_update(
+        self, canary: Canary, existing: Sequence[Obj], weights: Routes
     ) -> RouteUpdate:
-        refuse_baseline(self.provider, baseline_weight)
-        check_weights(primary_weight, canary_weight)
         self._required(canary, existing)
-        built = self._objects(canary, existing, Routes(primary_weight, canary_weight))
+        built = self._objects(canary, existing, weights)
         name = self._name(canary)
         routing = next(o for o in built if (o["kind"], o["metadata"]["name"]) == (self.kind, name))
         return RouteUpdate([self._merged(existing, routing)])
@@ -403,19 +379,14 @@ class AppMeshLifecycle(ABC):
             )
         return Routes(primary, canary_weight)
 
-    def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
-        """Nothing to undo: the owner references garbage-collect the App Mesh objects."""
-        return []
-
-    def compatibility(
+    def _router_problems(
         self,
         canary: Canary,
         target_kind: TargetKind,
         target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
+        existing: Sequence[Obj],
     ) -> list[Problem]:
-        problems = capability_problems(canary, self.provider, self.capabilities)
+        problems: list[Problem] = []
         problems += rule_problems(canary, self.provider) + self._extra_problems(canary)
         if is_external_name(target_service):
             problems += external_name_problems()

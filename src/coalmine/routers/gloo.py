@@ -38,7 +38,6 @@ from coalmine.routers.common import (
     split_from_primary,
 )
 from coalmine.routers.weighted import WeightedRouter
-from coalmine.routers.weights import check_weights
 
 UPSTREAM_API_VERSION = "gloo.solo.io/v1"
 UPSTREAM_KIND = "Upstream"
@@ -253,27 +252,14 @@ class GlooRouter(WeightedRouter):
             writes.append(merged)
         return writes
 
-    def desired(
-        self,
-        canary: Canary,
-        *,
-        existing: Sequence[Obj] = (),
-        primary_weight: int = 100,
-        canary_weight: int = 0,
-        mirrored: bool = False,
+    def _desired_objects(
+        self, canary: Canary, existing: Sequence[Obj], weights: Routes
     ) -> list[Obj]:
-        check_weights(primary_weight, canary_weight)
         upstreams = [
             merge_onto(find(existing, UPSTREAM_KIND, o["metadata"]["name"]), o)
             for o in self._upstreams(canary, existing)
         ]
-        return upstreams + super().desired(
-            canary,
-            existing=existing,
-            primary_weight=primary_weight,
-            canary_weight=canary_weight,
-            mirrored=mirrored,
-        )
+        return upstreams + super()._desired_objects(canary, existing, weights)
 
     def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
         """The Upstreams first (the route refers to them), then the RouteTable."""

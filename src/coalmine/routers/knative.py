@@ -28,11 +28,9 @@ from coalmine.routers.common import (
     RouteUpdate,
     TargetKind,
     Write,
-    capability_problems,
-    check_weights,
 )
 from coalmine.routers.objects import Obj, RouterError
-from coalmine.routers.weights import refuse_baseline
+from coalmine.routers.split import SplitRouter
 from coalmine.targets import knative
 
 KIND = "Service"
@@ -41,7 +39,7 @@ CAPABILITIES = PROVIDERS["knative"].capabilities
 __all__ = ["ROUTER", "KnativeRouter"]
 
 
-class KnativeRouter:
+class KnativeRouter(SplitRouter):
     provider = "knative"
     capabilities = CAPABILITIES
 
@@ -65,19 +63,16 @@ class KnativeRouter:
             )
         return primary
 
-    def desired(
-        self,
-        canary: Canary,
-        *,
-        existing: Sequence[Obj] = (),
-        primary_weight: int = 100,
-        canary_weight: int = 0,
-        mirrored: bool = False,
+    def _desired_objects(
+        self, canary: Canary, existing: Sequence[Obj], weights: Routes
     ) -> list[Obj]:
-        check_weights(primary_weight, canary_weight)
+        return [self._with_traffic(canary, existing, weights)]
+
+    def _with_traffic(self, canary: Canary, existing: Sequence[Obj], weights: Routes) -> Obj:
+        """The target Knative Service with Flagger's traffic block at these weights."""
         service = self._service(canary, existing)
         primary = self._primary(canary, service)
-        return [knative.with_traffic(service, primary, primary_weight, canary_weight)]
+        return knative.with_traffic(service, primary, weights.primary_weight, weights.canary_weight)
 
     def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
         service = self._service(canary, existing)
@@ -93,22 +88,11 @@ class KnativeRouter:
             return []
         return [knative.with_traffic(service, primary, 100, 0)]
 
-    def set_routes(
-        self,
-        canary: Canary,
-        existing: Sequence[Obj],
-        primary_weight: int,
-        canary_weight: int,
-        mirrored: bool = False,
-        *,
-        baseline_weight: int = 0,
+    def _route_update(
+        self, canary: Canary, existing: Sequence[Obj], weights: Routes
     ) -> RouteUpdate:
-        check_weights(primary_weight, canary_weight)
-        refuse_baseline(self.provider, baseline_weight)
-        service = self._service(canary, existing)
-        primary = self._primary(canary, service)
-        wanted = knative.with_traffic(service, primary, primary_weight, canary_weight)
-        return RouteUpdate([] if wanted == dict(service) else [wanted])
+        wanted = self._with_traffic(canary, existing, weights)
+        return RouteUpdate([] if wanted == dict(self._service(canary, existing)) else [wanted])
 
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         service = self._service(canary, existing)
@@ -129,15 +113,14 @@ class KnativeRouter:
         changed = knative.without_primary(service)
         return [] if changed is None else [Write(changed)]
 
-    def compatibility(
+    def _router_problems(
         self,
         canary: Canary,
         target_kind: TargetKind,
         target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
+        existing: Sequence[Obj],
     ) -> list[Problem]:
-        problems = capability_problems(canary, self.provider, self.capabilities)
+        problems: list[Problem] = []
         if canary.spec.strategy == "blue-green":
             problems.append(
                 Problem(

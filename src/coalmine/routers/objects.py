@@ -5,7 +5,7 @@ stores them; nothing here talks to Kubernetes)."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,20 @@ def with_toolkit_annotations(annotations: Mapping[str, str] | None) -> dict[str,
     result = dict(annotations or {})
     result.update(naming.TOOLKIT_DISABLE_ANNOTATIONS)
     return result
+
+
+def copied_annotations(
+    annotations: Mapping[str, str] | None, *, drop: Callable[[str], bool] = lambda key: False
+) -> dict[str, str]:
+    """The annotations a router's copy of the user's object starts from: the user's without
+    kubectl's last-applied configuration (and without the keys `drop` names, the router's own),
+    plus the toolkit ones."""
+    kept = {
+        key: value
+        for key, value in (annotations or {}).items()
+        if key != naming.KUBECTL_LAST_APPLIED_ANNOTATION and not drop(key)
+    }
+    return with_toolkit_annotations(kept)
 
 
 def apex_labels(canary: Canary) -> dict[str, str]:
@@ -158,11 +172,6 @@ def needs_write(existing: Obj | None, built: Obj, *, compare: Sequence[str] = ("
         if not contained_in(built["metadata"].get(key) or {}, live_meta.get(key) or {}):
             return True
     return False
-
-
-def check_weights(primary: int, canary: int) -> None:
-    if primary < 0 or canary < 0:
-        raise RouterError(f"weights must not be negative (primary {primary}, canary {canary})")
 
 
 def drop_none(value: Any) -> Any:

@@ -21,33 +21,24 @@ import copy
 import json
 from collections.abc import Iterator, Sequence
 
-from coalmine.api import naming
 from coalmine.api.models import Canary
 from coalmine.api.providers import PROVIDERS
-from coalmine.api.validation.problems import Problem
 from coalmine.routers.base import Routes
+from coalmine.routers.canary_ingress import (
+    KIND,
+    CanaryIngressRouter,
+    canary_ingress_name,
+)
 from coalmine.routers.common import (
     INITIAL_WEIGHTS,
-    Delete,
-    FinalizeAction,
     Obj,
-    ObjectRef,
     RouterError,
-    RouteUpdate,
-    TargetKind,
-    capability_problems,
-    check_weights,
-    find,
-    owner_reference,
-    refuse_baseline,
+    copied_annotations,
     require,
     service_names,
     weight_from,
-    with_toolkit_annotations,
 )
 
-API_VERSION = "networking.k8s.io/v1"
-KIND = "Ingress"
 CAPABILITIES = PROVIDERS["skipper"].capabilities
 BACKEND_WEIGHTS = "zalando.org/backend-weights"
 PREDICATE = "zalando.org/skipper-predicate"
@@ -55,17 +46,6 @@ ROUTE_WEIGHT = "Weight(100)"
 ROUTE_DISABLE = "False()"
 
 __all__ = ["ROUTER", "SkipperRouter", "insert_predicate"]
-
-
-def _ingress_ref_name(canary: Canary) -> str:
-    ref = canary.spec.ingress_ref
-    if ref is None or not ref.name:
-        raise RouterError("ingress selector is empty")
-    return ref.name
-
-
-def canary_ingress_name(canary: Canary) -> str:
-    return naming.canary_name(_ingress_ref_name(canary))
 
 
 def insert_predicate(raw: str | None, insert: str) -> str:
@@ -95,25 +75,24 @@ def _service_of(path: Obj) -> Obj | None:
     return service if isinstance(service, dict) else None
 
 
-class SkipperRouter:
+class SkipperRouter(CanaryIngressRouter):
     capabilities = CAPABILITIES
     provider = "skipper"
+    target_consequence = (
+        "at canary weight 0 Skipper routes through it alone and the new version would get all "
+        "traffic"
+    )
 
-    def references(self, canary: Canary) -> list[ObjectRef]:
-        return [
-            ObjectRef(API_VERSION, KIND, _ingress_ref_name(canary), canary.namespace),
-            ObjectRef(API_VERSION, KIND, canary_ingress_name(canary), canary.namespace),
-        ]
+    def _backends(self, spec: Obj) -> Iterator[Obj]:
+        for paths in _paths(spec):
+            for path in paths:
+                service = _service_of(path)
+                if service is not None:
+                    yield service
 
-    @staticmethod
-    def _primary_side(canary: Canary) -> set[str]:
-        names = service_names(canary)
-        return {names.apex, names.primary}
-
-    def _canary_spec(self, canary: Canary, source: Obj) -> Obj:
+    def _split_backends(self, canary: Canary, spec: Obj) -> bool:
         """Every path to the primary side → `<apex>-primary`, plus a copy to `<apex>-canary`."""
         names = service_names(canary)
-        spec = copy.deepcopy(source.get("spec") or {})
         found = False
         for paths in _paths(spec):
             for path in list(paths):
@@ -125,101 +104,35 @@ class SkipperRouter:
                 duplicate["backend"]["service"]["name"] = names.canary
                 paths.append(duplicate)
                 found = True
-        if not found:
-            raise RouterError(
-                f"backend {names.apex} not found in ingress {source['metadata']['name']}"
-            )
-        return spec
+        return found
 
     def _annotations(self, canary: Canary, base: dict[str, str], weights: Routes) -> Obj:
         names = service_names(canary)
-        annotations = with_toolkit_annotations(
-            {k: v for k, v in base.items() if k != naming.KUBECTL_LAST_APPLIED_ANNOTATION}
-        )
+        annotations = copied_annotations(base)
         annotations[BACKEND_WEIGHTS] = _weights_json(
             {names.primary: weights.primary_weight, names.canary: weights.canary_weight}
         )
         annotations[PREDICATE] = insert_predicate(annotations.get(PREDICATE), ROUTE_WEIGHT)
         return annotations
 
-    def _source(self, canary: Canary, existing: Sequence[Obj]) -> Obj:
-        return require(existing, KIND, _ingress_ref_name(canary), canary.namespace)
-
-    def _created(self, canary: Canary, existing: Sequence[Obj]) -> Obj:
-        """The canary Ingress as Flagger creates it: the user's labels and annotations, 100/0."""
-        source = self._source(canary, existing)
-        source_meta = source.get("metadata") or {}
-        metadata: Obj = {
-            "name": canary_ingress_name(canary),
-            "namespace": canary.namespace,
-            "annotations": self._annotations(
-                canary, dict(source_meta.get("annotations") or {}), INITIAL_WEIGHTS
-            ),
-            "ownerReferences": [owner_reference(canary)],
-        }
-        if source_meta.get("labels"):
-            metadata["labels"] = dict(source_meta["labels"])
-        return {
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "metadata": metadata,
-            "spec": self._canary_spec(canary, source),
-        }
-
-    def _weighted(self, canary: Canary, current: Obj, weights: Routes) -> Obj:
-        """The live canary Ingress with these weights (SetRoutes)."""
-        updated = copy.deepcopy(current)
-        updated.pop("status", None)
-        metadata = updated["metadata"]
-        annotations = self._annotations(canary, dict(metadata.get("annotations") or {}), weights)
+    def _reweighted(
+        self, canary: Canary, existing: Sequence[Obj], current: Obj, weights: Routes
+    ) -> Obj:
+        """The live canary Ingress with these weights; at canary weight 0 its routes are off."""
+        updated = super()._reweighted(canary, existing, current, weights)
+        annotations = updated["metadata"]["annotations"]
         if weights.canary_weight == 0:
             annotations[PREDICATE] = insert_predicate(annotations[PREDICATE], ROUTE_DISABLE)
-        metadata["annotations"] = annotations
         return updated
 
-    def desired(
-        self,
-        canary: Canary,
-        *,
-        existing: Sequence[Obj] = (),
-        primary_weight: int = 100,
-        canary_weight: int = 0,
-        mirrored: bool = False,
+    def _desired_objects(
+        self, canary: Canary, existing: Sequence[Obj], weights: Routes
     ) -> list[Obj]:
-        check_weights(primary_weight, canary_weight)
-        created = self._created(canary, existing)
-        if (primary_weight, canary_weight) == (100, 0):
+        """As Flagger creates it at 100/0, else reweighted as SetRoutes would."""
+        created = self._created(canary, existing, INITIAL_WEIGHTS)
+        if (weights.primary_weight, weights.canary_weight) == (100, 0):
             return [created]
-        return [self._weighted(canary, created, Routes(primary_weight, canary_weight))]
-
-    def reconcile(self, canary: Canary, existing: Sequence[Obj]) -> list[Obj]:
-        """Create the canary Ingress, or update its spec when the user's Ingress changed; the
-        annotations (the live weights) are left as they are."""
-        current = find(existing, KIND, canary_ingress_name(canary))
-        if current is None:
-            return [self._created(canary, existing)]
-        spec = self._canary_spec(canary, self._source(canary, existing))
-        if spec == current.get("spec"):
-            return []
-        updated = copy.deepcopy(current)
-        updated.pop("status", None)
-        updated["spec"] = spec
-        return [updated]
-
-    def set_routes(
-        self,
-        canary: Canary,
-        existing: Sequence[Obj],
-        primary_weight: int,
-        canary_weight: int,
-        mirrored: bool = False,
-        *,
-        baseline_weight: int = 0,
-    ) -> RouteUpdate:
-        refuse_baseline(self.provider, baseline_weight)
-        check_weights(primary_weight, canary_weight)
-        current = require(existing, KIND, canary_ingress_name(canary), canary.namespace)
-        return RouteUpdate([self._weighted(canary, current, Routes(primary_weight, canary_weight))])
+        return [self._reweighted(canary, existing, created, weights)]
 
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         name = f"{canary_ingress_name(canary)}.{canary.namespace}"
@@ -238,51 +151,6 @@ class SkipperRouter:
             if service not in weights:
                 raise RouterError(f"Ingress {name}: {side} weight not found for {service}")
         return Routes(weight_from(weights[names.primary]), weight_from(weights[names.canary]))
-
-    def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
-        """Delete the canary Ingress (as Flagger): the user's Ingress routes alone again."""
-        name = canary_ingress_name(canary)
-        if find(existing, KIND, name) is None:
-            return []
-        return [Delete(ObjectRef(API_VERSION, KIND, name, canary.namespace))]
-
-    def compatibility(
-        self,
-        canary: Canary,
-        target_kind: TargetKind,
-        target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
-    ) -> list[Problem]:
-        problems = capability_problems(canary, self.provider, CAPABILITIES)
-        ref = canary.spec.ingress_ref
-        if ref is None:
-            problems.append(Problem("spec.ingressRef", "ingress selector is empty"))
-            return problems
-        source = find(existing, KIND, ref.name)
-        if source is None:
-            return problems
-        routed = {
-            (_service_of(path) or {}).get("name")
-            for paths in _paths(source.get("spec") or {})
-            for path in paths
-        } - {None}
-        names = service_names(canary)
-        if not routed & self._primary_side(canary):
-            problems.append(
-                Problem("spec.ingressRef", f"backend {names.apex} not found in ingress {ref.name}")
-            )
-        target = canary.spec.target_ref.name
-        if target_kind == "Service" and target in routed and target != names.primary:
-            problems.append(
-                Problem(
-                    "spec.ingressRef",
-                    f"Ingress {ref.name} routes to Service {target}, the canary's target: at "
-                    f"canary weight 0 Skipper routes through it alone and the new version would "
-                    f"get all traffic; route the Ingress to {names.primary}",
-                )
-            )
-        return problems
 
 
 ROUTER = SkipperRouter()

@@ -4,7 +4,7 @@ TraefikService, Gloo RouteTable, Kuma TrafficRoute)."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 
 from coalmine.api.models import Canary
@@ -20,11 +20,9 @@ from coalmine.routers.affinity import (
 from coalmine.routers.base import Routes, SessionAffinityCookies
 from coalmine.routers.common import (
     Capabilities,
-    FinalizeAction,
     ObjectRef,
     RouteUpdate,
     TargetKind,
-    capability_problems,
 )
 from coalmine.routers.objects import (
     Obj,
@@ -39,10 +37,10 @@ from coalmine.routers.objects import (
     require,
     service_names,
 )
-from coalmine.routers.weights import INITIAL_WEIGHTS, check_weights, refuse_baseline
+from coalmine.routers.split import SplitRouter
 
 
-class WeightedRouter(ABC):
+class WeightedRouter(SplitRouter):
     """Desired / Reconcile / SetRoutes for routers whose split is one object `<apex>` of `kind`
     (Istio VirtualService, Gateway API HTTPRoute, SMI TrafficSplit, Contour HTTPProxy,
     TraefikService).
@@ -82,26 +80,13 @@ class WeightedRouter(ABC):
     def get_routes(self, canary: Canary, existing: Sequence[Obj]) -> Routes:
         """The live split, read from the routing object (RouterError when it holds none)."""
 
-    def _live_weights(self, canary: Canary, existing: Sequence[Obj], current: Obj | None) -> Routes:
-        """The weights Reconcile keeps: the live ones, or 100/0 when none can be read."""
-        if current is None:
-            return INITIAL_WEIGHTS
-        try:
-            return self.get_routes(canary, existing)
-        except RouterError:
-            return INITIAL_WEIGHTS
-
     def _live_set_cookies(self, canary: Canary, current: Obj | None) -> dict[str, str]:
         """The Set-Cookie values the live routing object sends (keys `session`, `primary`)."""
         return {}
 
-    def _taking_over(self, canary: Canary, current: Obj, merged: Obj) -> None:  # noqa: B027
+    def _taking_over(self, canary: Canary, current: Obj, merged: Obj) -> None:
         """Optional hook before Reconcile rewrites a live routing object (Istio keeps the user's
         spec)."""
-
-    def _capabilities_for(self, canary: Canary) -> Capabilities:
-        """What the router can do for this Canary (Istio: less for a TCP route)."""
-        return self.capabilities
 
     def _rule_problems(self, canary: Canary) -> list[Problem]:
         """What this router cannot do with the Canary beyond the shared capability checks."""
@@ -135,17 +120,12 @@ class WeightedRouter(ABC):
     def references(self, canary: Canary) -> list[ObjectRef]:
         return [ObjectRef(self.api_version, self.kind, self._name(canary), canary.namespace)]
 
-    def desired(
-        self,
-        canary: Canary,
-        *,
-        existing: Sequence[Obj] = (),
-        primary_weight: int = 100,
-        canary_weight: int = 0,
-        mirrored: bool = False,
+    def _three_way(self, canary: Canary) -> bool:
+        return self._capabilities_for(canary).three_way
+
+    def _desired_objects(
+        self, canary: Canary, existing: Sequence[Obj], weights: Routes
     ) -> list[Obj]:
-        check_weights(primary_weight, canary_weight)
-        weights = Routes(primary_weight, canary_weight, mirrored)
         built = self._objects(canary, weights, status_cookies(canary))
         return [merge_onto(find(existing, o["kind"], o["metadata"]["name"]), o) for o in built]
 
@@ -176,11 +156,19 @@ class WeightedRouter(ABC):
         baseline_weight: int = 0,
         token: TokenSource = random_token,
     ) -> RouteUpdate:
-        check_weights(primary_weight, canary_weight, baseline_weight)
-        if not self._capabilities_for(canary).three_way:
-            refuse_baseline(self.provider, baseline_weight)
+        """SetRoutes; `token` makes the session-affinity cookie values (tests pass their own)."""
+        weights = self._checked(canary, primary_weight, canary_weight, mirrored, baseline_weight)
+        return self._route_update(canary, existing, weights, token)
+
+    def _route_update(
+        self,
+        canary: Canary,
+        existing: Sequence[Obj],
+        weights: Routes,
+        token: TokenSource = random_token,
+    ) -> RouteUpdate:
         name = self._name(canary)
-        if self.refuses_empty_split and primary_weight == 0 and canary_weight == 0:
+        if self.refuses_empty_split and weights.primary_weight == 0 and weights.canary_weight == 0:
             raise RouterError(
                 f"{self.kind} {name}.{canary.namespace} update failed: no valid weights"
             )
@@ -188,26 +176,20 @@ class WeightedRouter(ABC):
         cookies = None
         if self.capabilities.session_affinity and affinity_of(canary) is not None:
             cookies = next_cookies(
-                canary, canary_weight, token, primary_cookie=self.sets_primary_cookie
+                canary, weights.canary_weight, token, primary_cookie=self.sets_primary_cookie
             )
-        weights = Routes(primary_weight, canary_weight, mirrored, baseline_weight)
         built = self._objects(canary, weights, cookies)
         routing = next(o for o in built if o["kind"] == self.kind)
         return RouteUpdate([merge_onto(current, routing)], cookies)
 
-    def finalize(self, canary: Canary, existing: Sequence[Obj]) -> list[FinalizeAction]:
-        """Nothing to undo: the owner reference garbage-collects the routing object."""
-        return []
-
-    def compatibility(
+    def _router_problems(
         self,
         canary: Canary,
         target_kind: TargetKind,
         target_service: Obj | None,
-        *,
-        existing: Sequence[Obj] = (),
+        existing: Sequence[Obj],
     ) -> list[Problem]:
-        problems = capability_problems(canary, self.provider, self._capabilities_for(canary))
+        problems: list[Problem] = []
         problems += self._rule_problems(canary)
         if is_external_name(target_service):
             problems += self._external_name_problems(canary)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from coalmine.analysis.providers.base import (
     Credentials,
     NoValuesFound,
@@ -31,13 +33,13 @@ class DynatraceProvider:
         self.headers = {"Authorization": f"Api-Token {token}", "Accept": "application/json"}
         self.context = context
 
-    async def run_query(self, query: str) -> float:
-        now_ms = int(self.context.clock() * 1000)
+    async def _series(self, query: str, resolution: str, start_ms: int, end_ms: int) -> list[Any]:
+        """The `result` series of `/api/v2/metrics/query` (instant and range queries alike)."""
         params = {
             "metricSelector": " ".join(query.split()),
-            "resolution": "Inf",
-            "from": str(now_ms - int(self.window * 1000)),
-            "to": str(now_ms),
+            "resolution": resolution,
+            "from": str(start_ms),
+            "to": str(end_ms),
         }
         response = await request_ok(
             self.context,
@@ -47,7 +49,11 @@ class DynatraceProvider:
             headers=self.headers,
         )
         body = response.json()
-        results = body.get("result") if isinstance(body, dict) else None
+        return (body.get("result") if isinstance(body, dict) else None) or []
+
+    async def run_query(self, query: str) -> float:
+        now_ms = int(self.context.clock() * 1000)
+        results = await self._series(query, "Inf", now_ms - int(self.window * 1000), now_ms)
         if not results:
             raise NoValuesFound("no result")
         data = results[0].get("data") or []
@@ -60,23 +66,10 @@ class DynatraceProvider:
     ) -> list[float]:
         """`/api/v2/metrics/query` from `start` to `end` at `step` (Dynatrace's finest
         resolution is one minute): every value of every series, nulls as NaN."""
-        params = {
-            "metricSelector": " ".join(query.split()),
-            "resolution": f"{max(1, round(step / 60))}m",
-            "from": str(int(start * 1000)),
-            "to": str(int(end * 1000)),
-        }
-        response = await request_ok(
-            self.context,
-            "GET",
-            f"{self.address}/api/v2/metrics/query",
-            params=params,
-            headers=self.headers,
-        )
-        body = response.json()
+        resolution = f"{max(1, round(step / 60))}m"
         return [
             sample_value(value)
-            for result in (body.get("result") if isinstance(body, dict) else None) or []
+            for result in await self._series(query, resolution, int(start * 1000), int(end * 1000))
             for data in result.get("data") or []
             for value in data.get("values") or []
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from typing import Any
 from urllib.parse import parse_qsl
 
 from coalmine.analysis.providers.base import (
@@ -21,6 +22,13 @@ from coalmine.analysis.providers.base import (
     validated_address,
 )
 from coalmine.api.models import MetricTemplateProvider
+
+
+def _targets(query: str) -> list[tuple[str, str]]:
+    """The query's parameters; templates spread targets over indented lines, Graphite wants
+    them joined."""
+    joined = re.sub(r"\s*\n\s*", "", query.strip())
+    return parse_qsl(joined, keep_blank_values=True)
 
 
 class GraphiteProvider:
@@ -44,21 +52,22 @@ class GraphiteProvider:
         self.verify_tls = not spec.insecure_skip_verify
         self.context = context
 
-    async def run_query(self, query: str) -> float:
-        # Templates spread targets over indented lines; Graphite wants them joined.
-        joined = re.sub(r"\s*\n\s*", "", query.strip())
-        params = [*parse_qsl(joined, keep_blank_values=True), ("format", "json")]
+    async def _render(self, params: list[tuple[str, str]]) -> Any:
+        """`/render` with these parameters as JSON (instant and range queries alike)."""
         response = await http_request(
             self.context,
             "GET",
             f"{self.address}/render",
-            params=params,
+            params=[*params, ("format", "json")],
             headers=self.headers,
             verify_tls=self.verify_tls,
         )
         if response.status >= 400:
             raise error_response(response)
-        body = response.json()
+        return response.json()
+
+    async def run_query(self, query: str) -> float:
+        body = await self._render(_targets(query))
         value = None
         for series in body if isinstance(body, list) else []:
             for point in series.get("datapoints") or []:
@@ -73,24 +82,8 @@ class GraphiteProvider:
     ) -> list[float]:
         """`/render` from `start` until `end` (the query's own from/until are replaced): every
         datapoint of every series, nulls as NaN (Graphite's storage resolution sets the step)."""
-        joined = re.sub(r"\s*\n\s*", "", query.strip())
-        kept = [
-            (k, v)
-            for k, v in parse_qsl(joined, keep_blank_values=True)
-            if k not in ("from", "until", "format")
-        ]
-        params = [*kept, ("from", str(int(start))), ("until", str(int(end))), ("format", "json")]
-        response = await http_request(
-            self.context,
-            "GET",
-            f"{self.address}/render",
-            params=params,
-            headers=self.headers,
-            verify_tls=self.verify_tls,
-        )
-        if response.status >= 400:
-            raise error_response(response)
-        body = response.json()
+        kept = [(k, v) for k, v in _targets(query) if k not in ("from", "until", "format")]
+        body = await self._render([*kept, ("from", str(int(start))), ("until", str(int(end)))])
         return [
             sample_value(point[0], "datapoint")
             for series in (body if isinstance(body, list) else [])

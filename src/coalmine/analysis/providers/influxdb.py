@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from coalmine.analysis.providers.base import (
@@ -25,9 +26,9 @@ from coalmine.api.models import MetricTemplateProvider
 QUERY_TIMEOUT_SECONDS = 15.0
 
 
-def first_value(annotated_csv: str) -> str | None:
-    """`_value` of the first record of Influx's CSV answer (tables separated by blank lines,
-    each with a header row; annotation rows start with `#`). None when there is no record."""
+def _values(annotated_csv: str) -> Iterator[str]:
+    """`_value` of every record of every table of Influx's CSV answer (tables separated by blank
+    lines, each with a header row; annotation rows start with `#`)."""
     header: list[str] | None = None
     for row in csv.reader(io.StringIO(annotated_csv)):
         if not row or all(cell == "" for cell in row):
@@ -39,26 +40,17 @@ def first_value(annotated_csv: str) -> str | None:
             header = row
             continue
         if "_value" in header:
-            return row[header.index("_value")]
-    return None
+            yield row[header.index("_value")]
+
+
+def first_value(annotated_csv: str) -> str | None:
+    """`_value` of the first record of Influx's CSV answer; None when there is no record."""
+    return next(_values(annotated_csv), None)
 
 
 def all_values(annotated_csv: str) -> list[str]:
     """`_value` of every record of every table of Influx's CSV answer."""
-    values: list[str] = []
-    header: list[str] | None = None
-    for row in csv.reader(io.StringIO(annotated_csv)):
-        if not row or all(cell == "" for cell in row):
-            header = None
-            continue
-        if row[0].startswith("#"):
-            continue
-        if header is None:
-            header = row
-            continue
-        if "_value" in header:
-            values.append(row[header.index("_value")])
-    return values
+    return list(_values(annotated_csv))
 
 
 def _rfc3339(seconds: float) -> str:

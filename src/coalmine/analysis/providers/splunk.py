@@ -71,32 +71,24 @@ class SplunkProvider:
         self.headers = {"X-SF-Token": require_credential(credentials, "sf_token_key", "splunk")}
         self.context = context
 
-    async def run_query(self, query: str) -> float:
-        now_ms = int(self.context.clock() * 1000)
-        params = {
-            "start": str(now_ms - int(self.window * 1000)),
-            "stop": str(now_ms),
-            "immediate": "true",
-        }
+    async def _execute(self, query: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        """The `data` messages of a SignalFlow execution (instant and range queries alike)."""
         response = await request_ok(
             self.context,
             "POST",
             f"{self.stream}/v2/signalflow/execute",
-            params=params,
+            params={**params, "immediate": "true"},
             headers={**self.headers, "Content-Type": "text/plain"},
             data=query,
         )
+        return _data_messages(response.text)
+
+    async def run_query(self, query: str) -> float:
+        now_ms = int(self.context.clock() * 1000)
+        window = {"start": str(now_ms - int(self.window * 1000)), "stop": str(now_ms)}
         series: set[str] = set()
         value: Any = None
-        for event, data in server_sent_events(response.text):
-            try:
-                message = json.loads(data)
-            except ValueError:
-                continue
-            if event == "error" or (isinstance(message, dict) and message.get("type") == "error"):
-                raise ProviderError(f"signalflow error: {data[:300]}")
-            if event != "data" or not isinstance(message, dict):
-                continue
+        for message in await self._execute(query, window):
             for point in message.get("data") or []:
                 if point.get("value") is None:
                     continue
@@ -117,19 +109,10 @@ class SplunkProvider:
             "start": str(int(start * 1000)),
             "stop": str(int(end * 1000)),
             "resolution": str(int(max(step, 1) * 1000)),
-            "immediate": "true",
         }
-        response = await request_ok(
-            self.context,
-            "POST",
-            f"{self.stream}/v2/signalflow/execute",
-            params=params,
-            headers={**self.headers, "Content-Type": "text/plain"},
-            data=query,
-        )
         return [
             sample_value(point.get("value"))
-            for message in _data_messages(response.text)
+            for message in await self._execute(query, params)
             for point in message.get("data") or []
         ]
 

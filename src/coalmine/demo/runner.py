@@ -56,8 +56,8 @@ EXIT_UNEXPECTED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 TERMINAL_PHASES = ("Succeeded", "Failed")
-# Gateway API for the demo itself; Istio's and App Mesh's too, so the tutorials can try them on
-# the demo's cluster.
+# Gateway API for the demo itself; Istio's, App Mesh's, Gloo's, Kuma's and APISIX's too, so the
+# tutorials can try them on the demo's cluster.
 ROUTER_CRDS = (
     "gateway-api/gateway.networking.k8s.io_gateways.yaml",
     "gateway-api/gateway.networking.k8s.io_httproutes.yaml",
@@ -66,6 +66,10 @@ ROUTER_CRDS = (
     "appmesh/appmesh.k8s.aws_virtualnodes.yaml",
     "appmesh/appmesh.k8s.aws_virtualrouters.yaml",
     "appmesh/appmesh.k8s.aws_virtualservices.yaml",
+    "gloo/gloo.solo.io_upstreams.yaml",
+    "gloo/gateway.solo.io_routetables.yaml",
+    "kuma/kuma.io_trafficroutes.yaml",
+    "apisix/apisix.apache.org_apisixroutes.yaml",
 )
 ROUTE_RESOURCE = "httproutes.gateway.networking.k8s.io"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from coalmine.api.validation import parse_canary
-from coalmine.controller.runtime import _Known, _KnownCanaries
+from coalmine.controller.known import _Known, _KnownCanaries
 
 
 def known(name: str, target: str) -> _Known:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import time
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,18 +12,16 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from coalmine.devcluster.crds import crd_path
 from coalmine.devcluster.openapi import FieldError, apply_defaults, prune, validate
 
-SCHEMAS = Path("/work/shared/schemas")
-if not SCHEMAS.is_dir():  # the repository copy, when the shared folder is not there
-    SCHEMAS = Path(__file__).resolve().parents[2] / "deploy" / "schemas"
+# The official CRDs devcluster ships (see their SOURCES.md).
+SCHEMAS = crd_path("")
 
 
 @cache
 def crd_schema(relative: str, version: str | None = None) -> dict[str, Any]:
     path = SCHEMAS / relative
-    if not path.is_file():
-        pytest.skip(f"CRD schema {relative} is not available")
     crd = yaml.safe_load(path.read_text())
     for entry in crd["spec"]["versions"]:
         if (version is None and entry.get("storage")) or entry["name"] == version:

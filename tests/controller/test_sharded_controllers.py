@@ -20,7 +20,7 @@ from coalmine.kube.cache import Caches
 from coalmine.kube.failures import RequestFailed
 from coalmine.kube.kinds import CANARY, SERVICE
 from coalmine.scheduler.status import initial_status
-from inprocess import admin_api, controller_on
+from inprocess import admin_api, controller_on, service, service_canary
 from polling import eventually
 from tiered import ApiServer
 
@@ -31,28 +31,6 @@ NAMES = [f"shard-{i}" for i in range(8)]
 async def api(apiserver: ApiServer) -> AsyncIterator[KubeApi]:
     async with admin_api(apiserver) as client:
         yield client
-
-
-def service(ns: str, name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"selector": {"app": f"{name}-blue"}, "ports": [{"port": 80}]},
-    }
-
-
-def canary(ns: str, name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "flagger.app/v1beta1",
-        "kind": "Canary",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "targetRef": {"apiVersion": "v1", "kind": "Service", "name": name},
-            "service": {"port": 80},
-            "analysis": {"interval": "1s", "threshold": 1, "iterations": 1},
-        },
-    }
 
 
 def sharded(apiserver: ApiServer, ledger: Path) -> dict[str, Any]:
@@ -72,8 +50,8 @@ async def test_two_replicas_split_the_canaries_and_the_survivor_takes_over(
 ) -> None:
     ns = apiserver.namespace
     for name in NAMES:
-        await api.create(SERVICE, service(ns, name))
-        await api.create(CANARY, canary(ns, name))
+        await api.create(SERVICE, service(name, f"{name}-blue", ns))
+        await api.create(CANARY, service_canary(name, 1, ns))
     ledgers = [tmp_path / "a.ledger", tmp_path / "b.ledger"]
     keys = {f"{name}.{ns}" for name in NAMES}
     async with controller_on(apiserver, 1.0, **sharded(apiserver, ledgers[0])):
@@ -112,8 +90,8 @@ async def test_a_status_write_derived_from_an_older_version_fails(
     apiserver: ApiServer, api: KubeApi
 ) -> None:
     ns = apiserver.namespace
-    await api.create(SERVICE, service(ns, "stale"))
-    created = await api.create(CANARY, canary(ns, "stale"))
+    await api.create(SERVICE, service("stale", "stale-blue", ns))
+    created = await api.create(CANARY, service_canary("stale", 1, ns))
     stale = Canary.model_validate(created)
     # The new owner writes first.
     await api.patch(CANARY, "stale", {"status": {"phase": "Initializing"}}, ns, status=True)

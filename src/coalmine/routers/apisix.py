@@ -37,6 +37,7 @@ from coalmine.routers.common import (
     service_names,
     split_from_primary,
 )
+from coalmine.routers.objects import primary_side
 from coalmine.routers.split import SplitRouter
 
 API_VERSION = "apisix.apache.org/v2"
@@ -71,15 +72,10 @@ class ApisixRouter(SplitRouter):
 
     # --- the user's route --------------------------------------------------------------------
 
-    @staticmethod
-    def _primary_side(canary: Canary) -> set[str]:
-        names = service_names(canary)
-        return {names.apex, names.primary}
-
     def _matched_http(self, canary: Canary, source: Obj) -> Obj:
         """The user's HTTP route that sends traffic to the apex (Flagger: the last such)."""
         name = f"{source['metadata']['name']}.{canary.namespace}"
-        wanted = self._primary_side(canary)
+        wanted = primary_side(canary)
         matched = [
             http
             for http in (source.get("spec") or {}).get("http") or []

@@ -40,6 +40,7 @@ from coalmine.routers.objects import (
     find,
     is_external_name,
     new_object,
+    primary_side,
     require,
     service_names,
 )
@@ -99,11 +100,6 @@ class CanaryIngressRouter(SplitRouter):
             ObjectRef(API_VERSION, KIND, ingress_ref_name(canary), canary.namespace),
             ObjectRef(API_VERSION, KIND, canary_ingress_name(canary), canary.namespace),
         ]
-
-    @staticmethod
-    def _primary_side(canary: Canary) -> set[str]:
-        names = service_names(canary)
-        return {names.apex, names.primary}
 
     def _source(self, canary: Canary, existing: Sequence[Obj]) -> Obj:
         return require(existing, KIND, ingress_ref_name(canary), canary.namespace)
@@ -200,7 +196,7 @@ class CanaryIngressRouter(SplitRouter):
         routed = {b.get("name") for b in self._backends(source.get("spec") or {})}
         names = service_names(canary)
         problems: list[Problem] = []
-        if not routed & self._primary_side(canary):
+        if not routed & primary_side(canary):
             problems.append(
                 Problem("spec.ingressRef", f"backend {names.apex} not found in ingress {name}")
             )

@@ -29,6 +29,7 @@ from coalmine.routers.common import (
     service_names,
     weight_from,
 )
+from coalmine.routers.objects import primary_side
 
 DEFAULT_ANNOTATIONS_PREFIX = "nginx.ingress.kubernetes.io"
 CAPABILITIES = PROVIDERS["nginx"].capabilities
@@ -65,7 +66,7 @@ class NginxRouter(CanaryIngressRouter):
         """Every primary-side backend → `<apex>-canary`."""
         found = False
         for backend in self._backends(spec):
-            if backend.get("name") in self._primary_side(canary):
+            if backend.get("name") in primary_side(canary):
                 backend["name"] = service_names(canary).canary
                 found = True
         return found

@@ -39,6 +39,13 @@ def service_names(canary: Canary) -> ServiceNames:
     )
 
 
+def primary_side(canary: Canary) -> set[str]:
+    """The Services a user's route may send to for the primary side of an edge router's copy:
+    the apex (a Deployment target's) or `<apex>-primary` (a Service target's)."""
+    names = service_names(canary)
+    return {names.apex, names.primary}
+
+
 def owner_reference(canary: Canary) -> Obj:
     """The Canary as controller owner (targets.labels builds it), refusing a Canary without a
     uid: the API server would reject the reference, and the object would never be collected."""

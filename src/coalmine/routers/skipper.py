@@ -38,6 +38,7 @@ from coalmine.routers.common import (
     service_names,
     weight_from,
 )
+from coalmine.routers.objects import primary_side
 
 CAPABILITIES = PROVIDERS["skipper"].capabilities
 BACKEND_WEIGHTS = "zalando.org/backend-weights"
@@ -97,7 +98,7 @@ class SkipperRouter(CanaryIngressRouter):
         for paths in _paths(spec):
             for path in list(paths):
                 service = _service_of(path)
-                if service is None or service.get("name") not in self._primary_side(canary):
+                if service is None or service.get("name") not in primary_side(canary):
                     continue
                 service["name"] = names.primary
                 duplicate = copy.deepcopy(path)

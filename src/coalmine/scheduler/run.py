@@ -267,12 +267,9 @@ class Run:
         primary's (primary 100 - 2w, canary w, baseline w)."""
         baseline = self.baseline_share(primary, canary)
         try:
-            if baseline:
-                cookies = await self.mesh_router.set_routes(
-                    self.canary, primary - baseline, canary, mirrored, baseline_weight=baseline
-                )
-            else:
-                cookies = await self.mesh_router.set_routes(self.canary, primary, canary, mirrored)
+            cookies = await self.mesh_router.set_routes(
+                self.canary, primary - baseline, canary, mirrored, baseline_weight=baseline
+            )
         except Exception as error:
             await self.warn(error)
             return False

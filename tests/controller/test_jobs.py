@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
-from coalmine.controller.jobs import JobManager
+from coalmine.controller.jobs import JobManager, next_tick, phase
 from polling import eventually
 
 LONG = 3600.0
@@ -179,3 +180,41 @@ async def test_a_cycle_waiting_for_a_threadiness_slot_reports_the_wait_as_its_la
     await jobs.stop_all()
     # The holder gives the slot back and reports first; the waiter's lag covers the wait.
     assert lags[1] >= held_for
+
+
+def test_the_next_tick_counts_from_when_the_cycle_was_due_not_when_it_ended() -> None:
+    # due at 100, interval 10, the cycle ended at 104: the period stays 10 s
+    assert next_tick(100.0, 10.0, now=104.0) == 110.0
+
+
+def test_ticks_missed_by_a_late_cycle_are_dropped_and_the_latest_runs_at_once() -> None:
+    # due at 100, the cycle ended at 135: ticks 110 and 120 are dropped, 130 runs now
+    assert next_tick(100.0, 10.0, now=135.0) == 130.0
+
+
+def test_the_tick_after_a_first_cycle_is_spread_by_the_canary_key() -> None:
+    assert next_tick(100.0, 10.0, now=100.5, spread=0.25) == 112.5
+    phases = [phase(f"podinfo-{index}.test") for index in range(1000)]
+    assert all(0.0 <= value < 1.0 for value in phases)
+    # a thousand jobs started together spread over the whole interval, not onto a few ticks
+    assert len({int(value * 10) for value in phases}) == 10
+    assert phase("podinfo.test") == phase("podinfo.test")
+
+
+async def test_a_slow_cycle_does_not_stretch_the_period() -> None:
+    starts: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def slow() -> None:
+        starts.append(loop.time())
+        await asyncio.sleep(0.3)
+
+    jobs = JobManager()
+    job = jobs.ensure("podinfo.test", 0.4, slow)
+    await eventually(lambda: job.cycles >= 5, 10)
+    await jobs.stop_all()
+    # after the spread second tick, cycles start 0.4 s apart although each takes 0.3 s (counted
+    # from the end, the period would be 0.7 s)
+    periods = [later - earlier for earlier, later in itertools.pairwise(starts[1:])]
+    assert periods
+    assert all(period < 0.6 for period in periods), periods

@@ -1,4 +1,4 @@
-"""The smallest merge patch between two objects, and subset comparison."""
+"""The smallest merge patch between two objects, subset comparison, and the in-shape memory."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coalmine.kube.writes import contains, merge_patch_between
+from coalmine.kube.writes import InShape, contains, merge_patch_between, version
 
 json_scalars = st.one_of(st.booleans(), st.integers(), st.text(max_size=5))
 json_values = st.recursive(
@@ -57,3 +57,36 @@ def test_contains_ignores_fields_the_server_added() -> None:
     assert contains(actual, {"metadata": {"labels": {"a": "1"}}})
     assert not contains(actual, {"metadata": {"labels": {"a": "2"}}})
     assert not contains(actual, {"spec": {"ports": [1, 2]}})
+
+
+def _stored(uid: str, version_: str) -> dict[str, Any]:
+    return {"metadata": {"uid": uid, "resourceVersion": version_}}
+
+
+def test_an_object_in_shape_for_the_same_inputs_is_not_built_again() -> None:
+    memory = InShape()
+    inputs = ("canary-uid", 3, version(_stored("t", "10")), version(_stored("c", "11")))
+    assert not memory.holds(("Service", "test", "podinfo-canary"), inputs)
+    memory.remember(("Service", "test", "podinfo-canary"), inputs)
+    assert memory.holds(("Service", "test", "podinfo-canary"), inputs)
+
+
+def test_any_changed_input_means_building_and_comparing_again() -> None:
+    memory = InShape()
+    key = ("Service", "test", "podinfo-canary")
+    memory.remember(key, ("canary-uid", 3, version(_stored("t", "10"))))
+    assert not memory.holds(key, ("canary-uid", 4, version(_stored("t", "10"))))
+    assert not memory.holds(key, ("canary-uid", 3, version(_stored("t", "12"))))
+    assert not memory.holds(
+        ("Service", "test", "other"), ("canary-uid", 3, version(_stored("t", "10")))
+    )
+
+
+def test_an_object_never_stored_has_no_version_and_is_never_remembered() -> None:
+    memory = InShape()
+    key = ("Service", "test", "podinfo-canary")
+    built = {"metadata": {"name": "podinfo-canary"}}
+    assert version(built) is None
+    assert version(None) is None
+    memory.remember(key, ("canary-uid", version(built)))
+    assert not memory.holds(key, ("canary-uid", version(built)))

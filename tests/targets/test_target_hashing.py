@@ -92,3 +92,15 @@ def test_spec_change_detection_follows_flagger() -> None:
     assert not has_spec_changed("old", "old", "old")
     # a manual rollback to the promoted version never starts an analysis
     assert not has_spec_changed("promoted", "failed", "promoted")
+
+
+def test_a_remembered_hash_belongs_to_one_object_not_to_its_uid() -> None:
+    # The watch cache hands out one object until the target changes; a changed target is a new
+    # object with the same uid, and must be hashed again.
+    first = _service(selector={"app": "blue"})
+    first["metadata"] = {"name": "podinfo", "uid": "u-1", "resourceVersion": "5"}
+    changed = copy.deepcopy(first)
+    changed["spec"]["selector"] = {"app": "green"}  # type: ignore[index]
+    assert service_hash(first) == service_hash(first)
+    assert service_hash(changed) != service_hash(first)
+    assert service_hash(first) == service_hash(copy.deepcopy(first))

@@ -44,8 +44,20 @@ CACHE_CURRENT_WAIT_SECONDS = 10.0
 
 
 def canary_object(canary: Canary) -> Object:
-    """The canary as the API server knows it, for Events' involvedObject."""
-    return canary.model_dump(by_alias=True, exclude_none=True, mode="json")
+    """What an Event's involvedObject names of the canary: a dump of the whole model cost a
+    twentieth of an analysing cycle for six fields."""
+    meta = canary.metadata
+    metadata = {
+        "name": meta.name,
+        "namespace": meta.namespace,
+        "uid": meta.uid,
+        "resourceVersion": meta.resource_version,
+    }
+    return {
+        "apiVersion": canary.api_version,
+        "kind": canary.kind,
+        "metadata": {key: value for key, value in metadata.items() if value is not None},
+    }
 
 
 class KubeStatusWriter:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import zlib
 from collections.abc import Awaitable, Callable
 
 from coalmine.kube.failures import RepeatLimiter
@@ -22,6 +23,27 @@ CycleDone = Callable[[float], None]
 """Told after every cycle (failed ones too) with its lag, the seconds from the moment the cycle
 was due (its interval's tick, or a trigger) to its start: how the controller counts cycles and
 shows whether it keeps up with its canaries (`/metrics`)."""
+
+
+def phase(key: str) -> float:
+    """Where in its interval a canary ticks, in [0, 1), fixed by its key."""
+    return zlib.crc32(key.encode()) / 2**32
+
+
+def next_tick(due: float, interval: float, now: float, spread: float = 0.0) -> float:
+    """The tick after the one `due`: a fixed rate, as Flagger's per-canary ticker.
+
+    Counted from when the cycle was due, not from when it ended, so slow cycles (writes queued
+    behind thousands of others) do not stretch every period. Ticks missed while a cycle ran late
+    are dropped (the latest one still runs at once), as Go's ticker drops them, so a canary never
+    runs analysis steps back to back to catch up. `spread` (a fraction of an interval) delays
+    the tick after a job's first cycle: thousands of jobs started together (a controller start,
+    a takeover) would otherwise tick together forever.
+    """
+    tick = due + interval * (1.0 + spread)
+    if tick < now:
+        tick += interval * ((now - tick) // interval)
+    return tick
 
 
 class CanaryJob:
@@ -102,9 +124,11 @@ class CanaryJob:
                 self._on_cycle(lag)
             if self._draining:
                 return
-            due = loop.time() + self.interval
+            due = next_tick(
+                due, self.interval, loop.time(), spread=0.0 if self.cycles > 1 else phase(self.key)
+            )
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval):
+                async with asyncio.timeout_at(due):
                     await self._wake.wait()
                 due = loop.time()  # triggered: due now
 

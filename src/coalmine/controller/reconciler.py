@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -31,6 +30,7 @@ from coalmine.controller.adapters import (
 )
 from coalmine.controller.jobs import JobManager
 from coalmine.controller.known import _Known, _KnownCanaries
+from coalmine.controller.memory import Refreezer, freeze_long_lived
 from coalmine.controller.metrics import ControllerMetrics, CountingWebhooks
 from coalmine.controller.seams import ControllerSeams
 from coalmine.controller.settings import Settings
@@ -185,6 +185,7 @@ class CanaryReconciler:
             self.caches[kind].subscribe(self._on_target)
         await self.caches.start(CANARY, METRIC_TEMPLATE, ALERT_PROVIDER, *WATCHED_TARGET_KINDS)
         freeze_long_lived()
+        refreezer = Refreezer()
         self._synced.set()
         self.ready = True
         if on_ready is not None:
@@ -193,6 +194,7 @@ class CanaryReconciler:
             while True:
                 # Every Canary object, refused ones included (docs/metrics.md).
                 self.metrics.set_canaries(self.caches[CANARY].list())
+                refreezer.tick()
                 await asyncio.sleep(self.settings.control_loop_interval)
         finally:
             rebalancing.cancel()
@@ -453,18 +455,6 @@ class CanaryReconciler:
             return
         await self.sources.prefetch(canary)
         await self.scheduler.advance(canary)
-
-
-def freeze_long_lived() -> None:
-    """Keep the synced caches out of the cyclic garbage collector's full passes.
-
-    A full pass walks every tracked object: with 10,000 canaries cached (and their targets, and
-    their parsed forms) that is millions of objects and a pause of seconds, during which no cycle
-    starts (`coalmine_canary_cycle_lag_seconds`). Objects alive after the initial sync live as long
-    as the process; `gc.freeze()` moves them out of the collector's sight (they are still freed by
-    reference counting when replaced)."""
-    gc.collect()
-    gc.freeze()
 
 
 def _refused(obj: Object) -> bool:

@@ -11,6 +11,7 @@ from coalmine.kube.api import KubeApi
 from coalmine.kube.cache import Caches
 from coalmine.kube.kinds import Kind
 from coalmine.kube.meshcluster import Cluster, MeshCluster, cluster_of
+from coalmine.kube.writes import InShape
 
 
 def utc_now() -> datetime:
@@ -41,6 +42,8 @@ class ClusterContext:
     owner_references: bool = True
     now: Callable[[], datetime] = field(default=utc_now)
     mesh: MeshCluster | None = None
+    #: Objects known to be in their desired shape, for builders that run every cycle.
+    in_shape: InShape = field(default_factory=InShape)
 
     def routing(self, kind: Kind) -> Cluster:
         """The cluster holding objects of `kind` that a router reads or writes."""

@@ -90,3 +90,38 @@ def contains(actual: Any, desired: Any) -> bool:
 
 
 _MISSING = object()
+
+
+def version(obj: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """(uid, resourceVersion): which stored state of an object this is; None without both (a
+    missing object, or a built one that was never stored)."""
+    if obj is None:
+        return None
+    metadata = obj.get("metadata") or {}
+    uid, stored = metadata.get("uid"), metadata.get("resourceVersion")
+    return (str(uid), str(stored)) if uid and stored else None
+
+
+class InShape:
+    """The objects last found (or written) in their desired shape, with the inputs of that shape.
+
+    A builder and its comparison run every cycle for every canary; at rest nothing they read has
+    changed since the last cycle. When an object's inputs (the stored versions of what its desired
+    shape is built from, and of the object itself) are those it was last in shape for, the build
+    and the comparison are skipped: the answer would be "no write". A changed input of any kind
+    misses, so the memory can only skip work, never a write.
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._inputs: dict[tuple[str, ...], tuple[Any, ...]] = {}
+        self._limit = limit
+
+    def holds(self, key: tuple[str, ...], inputs: tuple[Any, ...]) -> bool:
+        return None not in inputs and self._inputs.get(key) == inputs
+
+    def remember(self, key: tuple[str, ...], inputs: tuple[Any, ...]) -> None:
+        if None in inputs:
+            return
+        if len(self._inputs) >= self._limit:
+            self._inputs.clear()  # deleted objects' entries; one cycle of every canary refills it
+        self._inputs[key] = inputs

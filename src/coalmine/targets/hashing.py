@@ -6,12 +6,38 @@ The hash itself is `coalmine.api.hashing.spec_hash`; this module decides what go
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from coalmine.api.hashing import spec_hash
 from coalmine.targets.daemonset import without_parking
 from coalmine.targets.kinds import target_kind
+
+
+REMEMBERED_LIMIT = 100_000
+
+
+def _remembered(compute: Callable[[Mapping[str, Any]], str]) -> Callable[[Mapping[str, Any]], str]:
+    """`compute`, remembered for the last object of each uid it saw while that same object comes
+    again: the fingerprint of every cycle hashes a target from the watch cache, which hands out
+    the same object until the target changes (a deep copy and a JSON hash of the spec each time
+    were a tenth of a cycle at rest)."""
+    memory: dict[str, tuple[Mapping[str, Any], str]] = {}
+
+    def hashed(obj: Mapping[str, Any]) -> str:
+        uid = (obj.get("metadata") or {}).get("uid")
+        if not uid:
+            return compute(obj)
+        seen = memory.get(uid)
+        if seen is not None and seen[0] is obj:
+            return seen[1]
+        if len(memory) >= REMEMBERED_LIMIT:
+            memory.clear()
+        value = compute(obj)
+        memory[uid] = (obj, value)
+        return value
+
+    return hashed
 
 
 def workload_hash_input(workload: Mapping[str, Any]) -> Any:
@@ -23,6 +49,7 @@ def workload_hash_input(workload: Mapping[str, Any]) -> Any:
     return without_parking(copy.deepcopy((workload.get("spec") or {}).get("template") or {}))
 
 
+@_remembered
 def workload_hash(workload: Mapping[str, Any]) -> str:
     """`status.lastAppliedSpec` of a Deployment or DaemonSet target."""
     return spec_hash(workload_hash_input(workload))
@@ -55,6 +82,7 @@ def service_hash_input(service: Mapping[str, Any]) -> Any:
     return spec
 
 
+@_remembered
 def service_hash(service: Mapping[str, Any]) -> str:
     """`status.lastAppliedSpec` of a Service target: metadata and allocations do not count."""
     return spec_hash(service_hash_input(service))
@@ -66,6 +94,7 @@ def knative_revision(service: Mapping[str, Any]) -> str:
     return str((service.get("status") or {}).get("latestCreatedRevisionName") or "")
 
 
+@_remembered
 def knative_hash(service: Mapping[str, Any]) -> str:
     """`status.lastAppliedSpec` of a Knative Service target: its latest created revision, as in
     Flagger (docs/decisions.md, 'Knative revisions'); our own `spec.traffic` writes never count."""

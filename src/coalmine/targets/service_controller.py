@@ -19,7 +19,7 @@ from coalmine.api.models import Canary
 from coalmine.kube.api import Conflict, Object
 from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import SERVICE
-from coalmine.kube.writes import ensure
+from coalmine.kube.writes import ensure, version
 from coalmine.targets.base import TargetChanged, TargetFingerprint, TargetMetadata
 from coalmine.targets.baseline_controller import BaselineController
 from coalmine.targets.cluster_io import (
@@ -34,12 +34,25 @@ from coalmine.targets.cluster_io import (
 from coalmine.targets.hashing import service_hash
 from coalmine.targets.service import (
     desired_service_copy,
+    keeps_type,
     service_copy_names,
     service_copy_needs_recreate,
     service_copy_update,
 )
 
 PROMOTE_ATTEMPTS = 3
+
+
+def _inputs(canary: Canary, target: Mapping[str, Any], copy: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What a copy's desired shape is built from: the canary's spec (its generation) and the
+    annotation that keeps the type, its uid (the owner reference), the target, and the copy."""
+    return (
+        canary.metadata.uid,
+        canary.metadata.generation,
+        keeps_type(canary),
+        version(target),
+        version(copy),
+    )
 
 
 class ServiceTargetController:
@@ -67,13 +80,20 @@ class ServiceTargetController:
         existing = await read(self.ctx, SERVICE, name, canary.namespace)
         if existing is not None and not update:
             return existing
+        key = ("Service", canary.namespace, name)
+        if existing is not None and self.ctx.in_shape.holds(key, _inputs(canary, target, existing)):
+            return existing
         if existing is not None and service_copy_needs_recreate(target, existing):
-            return await recreate(self.ctx, SERVICE, self._copy(canary, target, name, None))
+            written = await recreate(self.ctx, SERVICE, self._copy(canary, target, name, None))
+        else:
 
-        def rewrite(_: Object, actual: Object) -> Object | None:
-            return service_copy_update(self._copy(canary, target, name, actual), actual)
+            def rewrite(_: Object, actual: Object) -> Object | None:
+                return service_copy_update(self._copy(canary, target, name, actual), actual)
 
-        return await ensure(self.ctx.api, informer, self._copy(canary, target, name, None), rewrite)
+            desired = self._copy(canary, target, name, None)
+            written = await ensure(self.ctx.api, informer, desired, rewrite)
+        self.ctx.in_shape.remember(key, _inputs(canary, target, written))
+        return written
 
     # --- TargetController ----------------------------------------------------------------------
 

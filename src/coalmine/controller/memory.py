@@ -1,0 +1,56 @@
+"""Keeping the cyclic garbage collector's full passes short while thousands of canaries run.
+
+A full pass walks every tracked object: with 10,000 canaries cached (and their targets, their
+copies, their parsed forms) that is millions of objects and a pause of seconds, during which no
+cycle starts (`coalmine_canary_cycle_lag_seconds`). Nearly all of them live for minutes: the
+caches replace an object only when it changes. `gc.freeze()` moves every object alive now out of
+the collector's sight; frozen objects are still freed by reference counting when replaced, so
+freezing again now and then keeps the walked set small as the caches turn over.
+
+What freezing costs: a reference cycle that becomes garbage after it was frozen is not collected
+until the next thaw. Those are rare here (a cycle in flight holds some: an exception's traceback
+and its frame), so the collector is given everything back, and a full pass runs, once in a long
+while (`THAW_EVERY`): one pause per half hour instead of one per minute.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+
+REFREEZE_EVERY = 60.0
+THAW_EVERY = 1800.0
+
+
+def freeze_long_lived() -> None:
+    """After the initial sync: collect what is garbage, freeze the rest."""
+    gc.collect()
+    gc.freeze()
+
+
+class Refreezer:
+    """Freezes what survived since the last freeze, every `every` seconds of `clock`."""
+
+    def __init__(
+        self,
+        every: float = REFREEZE_EVERY,
+        thaw_every: float = THAW_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.every = every
+        self.thaw_every = thaw_every
+        self.clock = clock
+        self._frozen_at = self._thawed_at = clock()
+
+    def tick(self) -> None:
+        """Called from the control loop; does nothing until a period is over."""
+        now = self.clock()
+        if now - self._thawed_at >= self.thaw_every:
+            gc.unfreeze()
+            freeze_long_lived()
+            self._thawed_at = self._frozen_at = now
+        elif now - self._frozen_at >= self.every:
+            gc.collect(1)  # the young garbage first: only survivors are frozen
+            gc.freeze()
+            self._frozen_at = now

@@ -21,6 +21,8 @@ Figures, each over a window of `--duration` with nothing else changing:
   interval; time from the PATCH response to the `Progressing` status arriving on the watch;
 - cycle lag p50/p99: from the controller's `coalmine_canary_cycle_lag_seconds` histogram (due
   tick or trigger to the cycle's start), over each window;
+- garbage-collector pauses per canary-cycle (`coalmine_gc_pause_seconds_total`), when the
+  controller exports them;
 - controller and devcluster RSS (current and peak) and devcluster CPU for context.
 
 `--compare-ref COMMIT` runs everything twice on fresh devclusters, first with the controller of
@@ -206,6 +208,7 @@ class Scrape:
     devcluster_cpu: float
     at: float
     lag_buckets: dict[float, float] = field(default_factory=dict)
+    gc_pauses: float | None = None
 
     def api_requests(self) -> float:
         return sum(n for key, n in self.requests.items() if not key.startswith("watch "))
@@ -219,6 +222,7 @@ async def scrape(
     cycles = 0.0
     requests: dict[str, float] = {}
     lag: dict[float, float] = {}
+    gc_pauses: float | None = None
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "coalmine_canary_cycles_total":
@@ -227,8 +231,16 @@ async def scrape(
                 requests[f"{sample.labels['verb']} {sample.labels['resource']}"] = sample.value
             elif sample.name == "coalmine_canary_cycle_lag_seconds_bucket":
                 lag[float(sample.labels["le"])] = sample.value
+            elif sample.name == "coalmine_gc_pause_seconds_total":
+                gc_pauses = (gc_pauses or 0.0) + sample.value
     return Scrape(
-        cycles, requests, cpu_seconds(controller), cpu_seconds(devcluster), time.monotonic(), lag
+        cycles,
+        requests,
+        cpu_seconds(controller),
+        cpu_seconds(devcluster),
+        time.monotonic(),
+        lag,
+        gc_pauses,
     )
 
 
@@ -261,6 +273,7 @@ class Window:
     devcluster_cpu: float
     seconds: float
     lag_buckets: dict[float, float] = field(default_factory=dict)
+    gc_pauses: float | None = None
 
     @property
     def cpu_ms_per_cycle(self) -> float:
@@ -294,6 +307,11 @@ class Window:
             f"  ({100 * self.devcluster_cpu / self.seconds:.0f} % of one core)"
         )
         print(f"  cycle lag (due tick to cycle start): {self.lag_text()}")
+        if self.gc_pauses is not None:
+            print(
+                f"  garbage collector      {1000 * self.gc_pauses / cycles:8.3f} ms per canary-cycle"
+                f"  ({100 * self.gc_pauses / max(self.controller_cpu, 1e-9):.0f} % of the CPU)"
+            )
 
 
 def window(name: str, before: Scrape, after: Scrape) -> Window:
@@ -312,6 +330,9 @@ def window(name: str, before: Scrape, after: Scrape) -> Window:
         after.devcluster_cpu - before.devcluster_cpu,
         after.at - before.at,
         {le: n - before.lag_buckets.get(le, 0.0) for le, n in after.lag_buckets.items()},
+        None
+        if after.gc_pauses is None or before.gc_pauses is None
+        else after.gc_pauses - before.gc_pauses,
     )
 
 

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -41,6 +41,11 @@ log = logging.getLogger("coalmine.canary")
 
 CACHE_CURRENT_WAIT_SECONDS = 10.0
 """How long a status write waits for the Canary cache to re-list after a lost connection."""
+
+
+WrittenHook = Callable[[Object, Object, Canary], None]
+"""(the cached Canary before our status write, the object written, the canary parsed from it):
+told before the write reaches the cache and its listeners."""
 
 
 def canary_object(canary: Canary) -> Object:
@@ -74,10 +79,18 @@ class KubeStatusWriter:
     naming verb and object, and a skipped one a `StaleObject`.
     """
 
-    def __init__(self, api: KubeApi, caches: Caches, *, version_precondition: bool = False) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        caches: Caches,
+        *,
+        version_precondition: bool = False,
+        on_written: WrittenHook | None = None,
+    ) -> None:
         self.api = api
         self.caches = caches
         self.version_precondition = version_precondition
+        self.on_written = on_written
 
     async def _check_current(self, canary: Canary) -> None:
         informer = self.caches[CANARY]
@@ -108,17 +121,22 @@ class KubeStatusWriter:
             )
         except REQUEST_ERRORS as error:
             raise RequestFailed("patch", f"canaries/status {canary.key}", error) from error
-        await self.caches[CANARY].observe(written)
         # New objects, not edits: the canary passed in may be the controller's remembered verdict.
         metadata = canary.metadata.model_copy(
             update={"resource_version": written.get("metadata", {}).get("resourceVersion")}
         )
-        return canary.model_copy(
+        updated = canary.model_copy(
             update={
                 "status": CanaryStatus.model_validate(written.get("status") or {}),
                 "metadata": metadata,
             }
         )
+        informer = self.caches[CANARY]
+        before = informer.get(canary.name, canary.namespace)
+        if self.on_written is not None and before is not None:
+            self.on_written(before, written, updated)
+        await informer.observe(written)
+        return updated
 
 
 class CanaryRecorder:

@@ -22,6 +22,29 @@ from collections.abc import Callable
 REFREEZE_EVERY = 60.0
 THAW_EVERY = 1800.0
 
+_pauses = [0.0, 0.0, 0.0]
+_collection_started = 0.0
+
+
+def _time_collection(phase: str, info: dict[str, int]) -> None:
+    global _collection_started
+    if phase == "start":
+        _collection_started = time.perf_counter()
+    else:
+        _pauses[info["generation"]] += time.perf_counter() - _collection_started
+
+
+def track_collector_pauses() -> None:
+    """Count the seconds the cyclic collector stops the process, by generation (`/metrics`):
+    a pause is a moment no cycle starts, so it belongs beside the cycle lag."""
+    if _time_collection not in gc.callbacks:
+        gc.callbacks.append(_time_collection)
+
+
+def collector_pauses() -> tuple[float, ...]:
+    """Seconds spent in collections of generation 0, 1 and 2 since tracking started."""
+    return tuple(_pauses)
+
 
 def freeze_long_lived() -> None:
     """After the initial sync: collect what is garbage, freeze the rest."""

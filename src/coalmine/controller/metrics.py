@@ -31,6 +31,7 @@ from prometheus_client.samples import Sample
 from coalmine import __version__
 from coalmine.analysis.gotemplate.fmt import go_float
 from coalmine.api import naming
+from coalmine.controller.memory import collector_pauses, track_collector_pauses
 
 if TYPE_CHECKING:
     from coalmine.api.models import Canary, CanaryWebhook, Phase
@@ -77,6 +78,8 @@ class ControllerMetrics:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # Go writes no `_created`
         self.registry = registry or CollectorRegistry()
         ProcessCollector(registry=self.registry)
+        track_collector_pauses()
+        self.registry.register(_CollectorPauses())
         info = Gauge(
             "flagger_info",
             "Flagger version and mesh provider information",
@@ -292,6 +295,18 @@ class _RequestsCollector(Collector):
         for key, count in sorted(self.requests.items()):
             verb, _, resource = key.partition(" ")
             family.add_metric([verb, resource], count)
+        yield family
+
+
+class _CollectorPauses(Collector):
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "coalmine_gc_pause_seconds",
+            "Seconds the cyclic garbage collector paused the process, by generation",
+            labels=["generation"],
+        )
+        for generation, seconds in enumerate(collector_pauses()):
+            family.add_metric([str(generation)], seconds)
         yield family
 
 

@@ -117,7 +117,14 @@ class CanaryReconciler:
         self.recorder = CanaryRecorder(EventRecorder(api), webhooks)
         # Sharded, a status write also names the resourceVersion it was derived from: a replica
         # that lost the canary mid-cycle fails on the new owner's write instead of overwriting it.
-        self.status = KubeStatusWriter(api, caches, version_precondition=membership is not None)
+        self.status = KubeStatusWriter(
+            api,
+            caches,
+            version_precondition=membership is not None,
+            on_written=lambda before, written, canary: self._judgements.carry(
+                before, written, canary
+            ),
+        )
         sink = PrometheusSink(metrics)
         self.ctx = ClusterContext(
             api=api,

@@ -13,7 +13,6 @@ from coalmine.api.hashing import spec_hash
 from coalmine.targets.daemonset import without_parking
 from coalmine.targets.kinds import target_kind
 
-
 REMEMBERED_LIMIT = 100_000
 
 

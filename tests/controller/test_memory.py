@@ -1,0 +1,64 @@
+"""The collector housekeeping: survivors frozen each period, everything thawed and collected rarely."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from coalmine.controller.memory import Refreezer, collector_pauses, track_collector_pauses
+
+
+class Node:
+    partner: object = None
+
+
+@pytest.fixture(autouse=True)
+def collector_state() -> Iterator[None]:
+    threshold = gc.get_threshold()
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
+def test_survivors_are_frozen_once_a_period_is_over() -> None:
+    now = 0.0
+    refreezer = Refreezer(every=60, thaw_every=1800, clock=lambda: now)
+    refreezer.tick()
+    assert gc.get_freeze_count() == 0
+    now = 61.0
+    refreezer.tick()
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    survivors = [[index] for index in range(1000)]
+    now = 122.0
+    refreezer.tick()
+    assert gc.get_freeze_count() >= frozen + len(survivors)
+
+
+def test_a_frozen_reference_cycle_is_collected_at_the_next_thaw() -> None:
+    now = 0.0
+    refreezer = Refreezer(every=60, thaw_every=1800, clock=lambda: now)
+    node = Node()
+    node.partner = node
+    alive = weakref.ref(node)
+    now = 61.0
+    refreezer.tick()  # the cycle is alive now: frozen
+    del node
+    gc.collect()
+    assert alive() is not None  # garbage, but out of the collector's sight
+    now = 1801.0
+    refreezer.tick()
+    assert alive() is None
+
+
+def test_collector_pauses_are_counted_by_generation() -> None:
+    track_collector_pauses()
+    before = collector_pauses()
+    gc.collect()
+    after = collector_pauses()
+    assert len(after) == 3
+    assert after[2] > before[2]

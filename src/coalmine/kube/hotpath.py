@@ -168,7 +168,10 @@ class JsonClient:
         if self._watch_session is None:
             connector = aiohttp.TCPConnector(limit=0, ssl=self._ssl)
             self._watch_session = aiohttp.ClientSession(
-                connector=connector, skip_auto_headers=("User-Agent",)
+                connector=connector,
+                # each watch passes its own; never aiohttp's default 5-minute total
+                timeout=aiohttp.ClientTimeout(total=None, connect=self._connect_timeout),
+                skip_auto_headers=("User-Agent",),
             )
         return self._watch_session
 

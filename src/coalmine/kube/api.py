@@ -1,4 +1,5 @@
-"""The one door to the API server: lightkube's async client, speaking plain dicts.
+"""The one door to the API server: lightkube's async client, speaking plain dicts; the hot
+writes and every watch take the lean aiohttp path of `kube.hotpath`.
 
 Every request goes through `KubeApi` so that timeouts, request counting (the scale benchmark
 reports API requests per canary cycle) and error translation live in one place.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -20,7 +21,7 @@ from httpx2 import HTTPStatusError
 from lightkube import ApiError, AsyncClient, KubeConfig, SingleConfig
 from lightkube.types import PatchType
 
-from coalmine.kube.hotpath import ErrorReply, JsonWrites
+from coalmine.kube.hotpath import ErrorReply, JsonClient
 from coalmine.kube.kinds import EVENT, Kind
 from coalmine.kube.ratelimit import RequestGate
 
@@ -72,7 +73,7 @@ REQUEST_ERRORS: tuple[type[Exception], ...] = (
     OSError,
 )
 """What a request may raise: the server's refusals, and transport errors (unreachable, reset,
-timed out) of lightkube's httpx and of the hot writes' aiohttp."""
+timed out) of lightkube's httpx and of the hot path's aiohttp (writes and watches)."""
 
 
 def _refusal(code: int, reason: str, message: str) -> Exception:
@@ -97,12 +98,17 @@ def _translate(error: ApiError | HTTPStatusError) -> Exception:
 
 
 def _translate_reply(error: ErrorReply) -> Exception:
-    """The hot path's refusal, worded as lightkube's: the Status's message, else the raw text."""
-    try:
-        status = msgspec.json.decode(error.body)
-    except msgspec.DecodeError:
-        status = None
-    if isinstance(status, dict) and status.get("kind") == "Status":
+    """The hot path's refusal, worded as lightkube's: the Status's message, else the raw text.
+    A watch's `ERROR` event carries its Status already decoded."""
+    status = error.status
+    if status is None:
+        try:
+            decoded = msgspec.json.decode(error.body)
+        except msgspec.DecodeError:
+            decoded = None
+        if isinstance(decoded, dict) and decoded.get("kind") == "Status":
+            status = decoded
+    if status is not None:
         message = status.get("message") or f"HTTP {error.code}"
         return _refusal(int(status.get("code") or error.code), status.get("reason") or "", message)
     text = error.body.decode(errors="replace").strip() or f"HTTP {error.code}"
@@ -173,7 +179,7 @@ class KubeApi:
         burst: int = 0,
     ) -> None:
         self._client = AsyncClient(config=config, timeout=httpx2.Timeout(timeout))
-        self._hot = JsonWrites(
+        self._hot = JsonClient(
             self._client.config,
             timeout=timeout,
             max_connections=max_in_flight,
@@ -253,22 +259,20 @@ class KubeApi:
         resource_version: str,
         *,
         server_timeout: int = 300,
-    ) -> AsyncIterator[tuple[str, Object]]:
-        """Events after `resource_version` until the server closes the stream."""
+    ) -> AsyncGenerator[tuple[str, Object], None]:
+        """Events after `resource_version` until the server closes the stream (after
+        `server_timeout` seconds at the latest). Through the hot path's own watch pool: every
+        status write comes back as a watch event, and lightkube's stream decoding cost more than
+        the write. An `ERROR` event raises as a refusal (410 → `Gone`); a lost connection raises
+        aiohttp's or the OS's error (in `REQUEST_ERRORS`)."""
         self._count("watch", kind)
-        stream = self._client.watch(
-            kind.resource,
-            namespace=_list_namespace(kind, namespace),
-            resource_version=resource_version,
-            server_timeout=server_timeout,
-        )
         try:
-            async for event_type, obj in stream:
-                yield event_type, to_dict(obj)
-        except (ApiError, HTTPStatusError) as error:
-            raise _translate(error) from error
-        finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            async for event in self._hot.watch(
+                kind, _watch_namespace(kind, namespace), resource_version, server_timeout
+            ):
+                yield event
+        except ErrorReply as error:
+            raise _translate_reply(error) from error
 
     async def create(self, kind: Kind, obj: Mapping[str, Any]) -> Object:
         self._count("create", kind)
@@ -346,11 +350,18 @@ class KubeApi:
 
 
 def _list_namespace(kind: Kind, namespace: str | None) -> str | None:
-    """lightkube's namespace argument of a list or watch: every namespace is `*`, and a
+    """lightkube's namespace argument of a list: every namespace is `*`, and a
     cluster-scoped kind takes none."""
     if not kind.namespaced:
         return None
     return namespace or "*"
+
+
+def _watch_namespace(kind: Kind, namespace: str | None) -> str | None:
+    """`_list_namespace` for a URL path: None (every namespace, or a cluster-scoped kind) or
+    the one namespace."""
+    listed = _list_namespace(kind, namespace)
+    return None if listed == "*" else listed
 
 
 def _parse_equality_selector(text: str) -> dict[str, str]:

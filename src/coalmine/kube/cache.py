@@ -197,11 +197,15 @@ class Informer:
                 if version is None:
                     version = await self._relist()
                     backoff = INITIAL_BACKOFF_SECONDS
-                async for event_type, obj in self.api.watch(self.kind, self.namespace, version):
-                    version = self._check_version(obj) or version
-                    await self._apply(event_type, obj)
-                    backoff = INITIAL_BACKOFF_SECONDS
-                    self._recovered()
+                # closed at once when the loop leaves it (a reset, a cancel): frees its connection
+                async with contextlib.aclosing(
+                    self.api.watch(self.kind, self.namespace, version)
+                ) as events:
+                    async for event_type, obj in events:
+                        version = self._check_version(obj) or version
+                        await self._apply(event_type, obj)
+                        backoff = INITIAL_BACKOFF_SECONDS
+                        self._recovered()
             except asyncio.CancelledError:
                 raise
             except (Gone, _StateReset) as error:

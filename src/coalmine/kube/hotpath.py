@@ -1,10 +1,14 @@
-"""The controller's hot writes (a Canary's status, its Events) as raw JSON over aiohttp.
+"""The controller's hot traffic as raw JSON over aiohttp: its two writes per cycle (a Canary's
+status, its Events) and every watch.
 
 Why: at 1,000 analysing canaries the two writes of every cycle were 60 % of the controller's
 CPU, nearly all of it lightkube → httpx → httpcore → anyio building, sending and decoding two
 small requests. The same requests through aiohttp's connection pool, with the body encoded
-once by msgspec and the answer decoded once, cost about a quarter of the CPU each. Everything
-else (reads, lists, watches, other writes) stays on lightkube.
+once by msgspec and the answer decoded once, cost about a quarter of the CPU each. Each status
+write then comes back as a watch event of the Canary: lightkube's watch (httpx line iteration,
+its event and object decoding) was the next largest cost, so watches stream here too, each line
+decoded once by msgspec into plain dicts. Everything else (reads, lists, other writes) stays on
+lightkube.
 
 The connection is configured exactly as lightkube configures httpx from the kubeconfig: the
 server URL, lightkube's SSL context (cluster CA, client certificate, `insecure-skip-tls-verify`)
@@ -17,9 +21,9 @@ once, as httpx's `trust_env` reads them when lightkube's client is made.
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
 import httpx2
@@ -33,15 +37,30 @@ Object = dict[str, Any]
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
+WATCH_READ_GRACE_SECONDS = 30.0
+"""A watch's socket may stay silent this long past the server's `timeoutSeconds` before the
+connection counts as lost (the server ends a quiet watch at its timeout)."""
 
 
 class ErrorReply(Exception):
-    """A refusal: status code and the raw body; `kube.api` turns it into its error classes."""
+    """A refusal: status code and the raw body, or the Status of a watch's `ERROR` event;
+    `kube.api` turns it into its error classes."""
 
-    def __init__(self, code: int, body: bytes) -> None:
+    def __init__(self, code: int, body: bytes, status: Object | None = None) -> None:
         super().__init__(code)
         self.code = code
         self.body = body
+        self.status = status
+
+
+class WatchEvent(msgspec.Struct):
+    """One line of a watch stream."""
+
+    type: str
+    object: Object
+
+
+_decode_event = msgspec.json.Decoder(WatchEvent).decode
 
 
 def environment_proxy(url: str) -> str | None:
@@ -54,7 +73,7 @@ def environment_proxy(url: str) -> str | None:
 
 
 def object_path(kind: Kind, namespace: str | None, name: str | None = None) -> str:
-    """The URL path of a collection (no name) or of one object."""
+    """The URL path of a collection (no name; every namespace without one) or of one object."""
     path = f"/apis/{kind.group}/{kind.version}" if kind.group else f"/api/{kind.version}"
     if kind.namespaced and namespace:
         path += f"/namespaces/{quote(namespace, safe='')}"
@@ -64,8 +83,13 @@ def object_path(kind: Kind, namespace: str | None, name: str | None = None) -> s
     return path
 
 
-class JsonWrites:
-    """POST and merge-PATCH of plain dicts on one kept-alive aiohttp connection pool."""
+class JsonClient:
+    """POST and merge-PATCH of plain dicts on one kept-alive aiohttp connection pool, and
+    watches on a second pool of their own.
+
+    The writes' pool is capped at `max_connections` (the controller's in-flight limit); a watch
+    holds its connection for minutes, so it must not take one of those places: watches use a
+    pool without a limit, with no total timeout and a read timeout just above the server's."""
 
     def __init__(
         self, config: SingleConfig, *, timeout: float, max_connections: int, field_manager: str
@@ -75,19 +99,22 @@ class JsonWrites:
         self._ssl = params["verify"]
         self._auth: httpx2.Auth | None = params["auth"]
         self._proxy = environment_proxy(self._base)
+        self._connect_timeout = timeout
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_connections = max_connections
         self._query = f"?fieldManager={quote(field_manager, safe='')}"
         self._session: aiohttp.ClientSession | None = None
+        self._watch_session: aiohttp.ClientSession | None = None
 
     @property
     def proxy(self) -> str | None:
         return self._proxy
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._watch_session):
+            if session is not None:
+                await session.close()
+        self._session = self._watch_session = None
 
     async def create(self, kind: Kind, obj: Object) -> Object:
         namespace = obj.get("metadata", {}).get("namespace")
@@ -99,6 +126,35 @@ class JsonWrites:
         path = object_path(kind, namespace, name) + ("/status" if status else "")
         return await self._send("PATCH", path, patch, MERGE_PATCH)
 
+    async def watch(
+        self, kind: Kind, namespace: str | None, resource_version: str, server_timeout: int
+    ) -> AsyncGenerator[tuple[str, Object], None]:
+        """`(type, object)` of each event until the server ends the stream. A refusal before
+        the stream, or an `ERROR` event in it, raises `ErrorReply`; a lost connection raises
+        aiohttp's (or the OS's) error. Parameters as lightkube's watch sends them."""
+        query = urlencode(
+            {"timeoutSeconds": server_timeout, "resourceVersion": resource_version, "watch": "true"}
+        )
+        url = f"{self._base}{object_path(kind, namespace)}?{query}"
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=self._connect_timeout,
+            sock_read=server_timeout + WATCH_READ_GRACE_SECONDS,
+        )
+        headers = {"Accept": JSON}
+        reply = await self._request(self._watch_session_now(), "GET", url, None, headers, timeout)
+        try:
+            if reply.status >= 400:
+                raise ErrorReply(reply.status, await reply.read())
+            async for line in _lines(reply.content):
+                event = _decode_event(line)
+                if event.type == "ERROR":
+                    status = event.object
+                    raise ErrorReply(int(status.get("code") or 0), line, status)
+                yield event.type, event.object
+        finally:
+            reply.release()  # closes the connection unless the stream was read to its end
+
     def _session_now(self) -> aiohttp.ClientSession:
         # Made on first use, inside the running event loop (KubeApi may be built outside one).
         if self._session is None:
@@ -108,36 +164,58 @@ class JsonWrites:
             )
         return self._session
 
+    def _watch_session_now(self) -> aiohttp.ClientSession:
+        if self._watch_session is None:
+            connector = aiohttp.TCPConnector(limit=0, ssl=self._ssl)
+            self._watch_session = aiohttp.ClientSession(
+                connector=connector,
+                # each watch passes its own; never aiohttp's default 5-minute total
+                timeout=aiohttp.ClientTimeout(total=None, connect=self._connect_timeout),
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._watch_session
+
     async def _send(self, method: str, path: str, body: Any, content_type: str) -> Object:
         url = f"{self._base}{path}{self._query}"
-        data = msgspec.json.encode(body)
         headers = {"Content-Type": content_type, "Accept": JSON}
-        flow = await self._authorize(method, url, headers)
+        data = msgspec.json.encode(body)
+        reply = await self._request(self._session_now(), method, url, data, headers, None)
         try:
-            while True:
-                code, content, reply_headers = await self._once(method, url, data, headers)
-                if (
-                    code != 401
-                    or flow is None
-                    or not await self._retry(flow, code, content, reply_headers, headers)
-                ):
-                    break
+            content = await reply.read()
         finally:
-            if flow is not None:
-                await flow.aclose()
-        if code >= 400:
-            raise ErrorReply(code, content)
+            reply.release()
+        if reply.status >= 400:
+            raise ErrorReply(reply.status, content)
         decoded: Object = msgspec.json.decode(content)
         return decoded
 
-    async def _once(
-        self, method: str, url: str, data: bytes, headers: dict[str, str]
-    ) -> tuple[int, bytes, dict[str, str]]:
-        async with self._session_now().request(
-            method, url, data=data, headers=headers, proxy=self._proxy
-        ) as reply:
-            content = await reply.read()
-            return reply.status, content, dict(reply.headers) if reply.status == 401 else {}
+    async def _request(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: str,
+        data: bytes | None,
+        headers: dict[str, str],
+        deadlines: aiohttp.ClientTimeout | None,
+    ) -> aiohttp.ClientResponse:
+        """The reply (its body unread, unless it is a final 401): lightkube's auth flow signs
+        the request and, on a 401, may have it sent once more with fresh credentials."""
+        extra: dict[str, Any] = {} if deadlines is None else {"timeout": deadlines}
+        flow = await self._authorize(method, url, headers)
+        try:
+            while True:
+                reply = await session.request(
+                    method, url, data=data, headers=headers, proxy=self._proxy, **extra
+                )
+                if reply.status != 401 or flow is None:
+                    return reply
+                content = await reply.read()
+                reply_headers = dict(reply.headers)
+                if not await self._retry(flow, reply.status, content, reply_headers, headers):
+                    return reply
+        finally:
+            if flow is not None:
+                await flow.aclose()
 
     async def _authorize(
         self, method: str, url: str, headers: dict[str, str]
@@ -167,6 +245,28 @@ class JsonWrites:
             return False
         _copy_authorization(request, headers)
         return True
+
+
+async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """The stream's non-blank lines, split here: an object's line can be far longer than
+    aiohttp's line-length limit. A long line's pieces are joined once, not re-copied per chunk."""
+    pending: list[bytes] = []
+    async for chunk in stream.iter_any():
+        if b"\n" not in chunk:
+            pending.append(chunk)
+            continue
+        if pending:
+            pending.append(chunk)
+            chunk = b"".join(pending)
+        lines = chunk.split(b"\n")
+        rest = lines.pop()
+        pending = [rest] if rest else []
+        for line in lines:
+            if line and not line.isspace():
+                yield line
+    tail = b"".join(pending)
+    if tail and not tail.isspace():
+        yield tail
 
 
 def _copy_authorization(request: httpx2.Request, headers: dict[str, str]) -> None:

@@ -62,3 +62,15 @@ def test_collector_pauses_are_counted_by_generation() -> None:
     after = collector_pauses()
     assert len(after) == 3
     assert after[2] > before[2]
+
+
+def test_garbage_is_collected_before_the_survivors_are_frozen() -> None:
+    now = 0.0
+    refreezer = Refreezer(every=10, thaw_every=1800, clock=lambda: now)
+    node = Node()
+    node.partner = node
+    alive = weakref.ref(node)
+    del node  # a garbage reference cycle not yet collected
+    now = 11.0
+    refreezer.tick()
+    assert alive() is None

@@ -1,16 +1,16 @@
-"""Keeping the cyclic garbage collector's full passes short while thousands of canaries run.
+"""Keeping the cyclic garbage collector's pauses short while thousands of canaries run.
 
 A full pass walks every tracked object: with 10,000 canaries cached (and their targets, their
 copies, their parsed forms) that is millions of objects and a pause of seconds, during which no
 cycle starts (`coalmine_canary_cycle_lag_seconds`). Nearly all of them live for minutes: the
 caches replace an object only when it changes. `gc.freeze()` moves every object alive now out of
-the collector's sight; frozen objects are still freed by reference counting when replaced, so
-freezing again now and then keeps the walked set small as the caches turn over.
+the collector's sight; frozen objects are still freed by reference counting when replaced.
 
-What freezing costs: a reference cycle that becomes garbage after it was frozen is not collected
-until the next thaw. Those are rare here (a cycle in flight holds some: an exception's traceback
-and its frame), so the collector is given everything back, and a full pass runs, once in a long
-while (`THAW_EVERY`): one pause per half hour instead of one per minute.
+So every `REFREEZE_EVERY` seconds a full pass runs over what is *not* frozen (what survived since
+the last freeze: a short walk) and what survived it is frozen. Garbage is collected before it
+could be frozen; what a freeze can still hide is a reference cycle that becomes garbage after
+it was frozen (a request in flight at that moment), so once in a long while (`THAW_EVERY`)
+everything is given back to the collector for one full pass.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import gc
 import time
 from collections.abc import Callable
 
-REFREEZE_EVERY = 60.0
+REFREEZE_EVERY = 10.0
 THAW_EVERY = 1800.0
 YOUNG_THRESHOLD = 50_000
 """Allocations between two young collections (Python's default is 700). A cycle allocates
@@ -80,6 +80,6 @@ class Refreezer:
             freeze_long_lived()
             self._thawed_at = self._frozen_at = now
         elif now - self._frozen_at >= self.every:
-            gc.collect(1)  # the young garbage first: only survivors are frozen
+            gc.collect()  # over the unfrozen objects only: garbage is never frozen
             gc.freeze()
             self._frozen_at = now

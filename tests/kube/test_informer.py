@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -122,3 +123,26 @@ async def test_a_kind_the_server_does_not_serve_is_unavailable_after_the_injecte
             await caches.synced(widgets)
     finally:
         await caches.stop()
+
+
+async def test_cached_objects_leave_out_managed_fields_and_a_put_of_one_keeps_the_servers(
+    ns: str, api: KubeApi
+) -> None:
+    await api.create(CONFIG_MAP, configmap(ns, "managed", v="1"))
+    informer = Informer(api, CONFIG_MAP, ns)
+    informer.start()
+    await informer.wait_synced()
+    cached = informer.get("managed", ns)
+    assert cached is not None
+    assert "managedFields" not in cached["metadata"]
+    on_server = await api.get(CONFIG_MAP, "managed", ns)
+    changed = copy.deepcopy(cached)
+    changed["data"] = {"v": "2"}
+    written = await api.replace(CONFIG_MAP, changed)
+    # kube-apiserver records managers on every write; omitting the field in a PUT keeps them
+    assert bool(written["metadata"].get("managedFields")) == bool(
+        on_server["metadata"].get("managedFields")
+    )
+    await informer.observe(written)
+    assert "managedFields" not in informer.get("managed", ns)["metadata"]  # type: ignore[index]
+    await informer.stop()

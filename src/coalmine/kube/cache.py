@@ -166,7 +166,7 @@ class Informer:
         current = self._objects.get(key)
         if not _newer(current, obj):
             return
-        self._objects[key] = obj
+        self._objects[key] = lean(obj)
         await self._notify("MODIFIED" if current is not None else "ADDED", obj)
 
     async def forget(self, name: str, namespace: str | None = None) -> None:
@@ -255,7 +255,7 @@ class Informer:
                 self._highest,
             )
         self._highest = listed
-        fresh = {object_key(obj): obj for obj in result.items}
+        fresh = {object_key(obj): lean(obj) for obj in result.items}
         stale = [obj for key, obj in self._objects.items() if key not in fresh]
         previous = self._objects
         self._objects = fresh
@@ -285,8 +285,18 @@ class Informer:
         current = self._objects.get(key)
         if not _newer(current, obj):
             return
-        self._objects[key] = obj
+        self._objects[key] = lean(obj)
         await self._notify("MODIFIED" if current is not None else "ADDED", obj)
+
+
+def lean(obj: Object) -> Object:
+    """The object as cached: without `metadata.managedFields`, which the controller never reads
+    and which a real API server adds to every object, often its largest part (controller-runtime's
+    caches drop it too). A PUT that omits the field keeps the server's, so nothing is lost."""
+    metadata = obj.get("metadata")
+    if metadata and "managedFields" in metadata:
+        del metadata["managedFields"]
+    return obj
 
 
 class OnDemandCache(Informer):
@@ -341,7 +351,7 @@ class OnDemandCache(Informer):
         key = object_key(obj)
         self._read_at[key] = time.monotonic()
         current = self._objects.get(key)
-        self._objects[key] = obj
+        self._objects[key] = lean(obj)
         if current is None or resource_version(current) != resource_version(obj):
             await self._notify("MODIFIED" if current is not None else "ADDED", obj)
 

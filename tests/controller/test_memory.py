@@ -64,7 +64,7 @@ def test_collector_pauses_are_counted_by_generation() -> None:
     assert after[2] > before[2]
 
 
-def test_garbage_is_collected_before_the_survivors_are_frozen() -> None:
+def test_young_garbage_is_collected_before_the_survivors_are_frozen() -> None:
     now = 0.0
     refreezer = Refreezer(every=10, thaw_every=1800, clock=lambda: now)
     node = Node()

@@ -31,6 +31,10 @@ FLAGGER_ENVIRONMENT_OVERRIDES = {
     "event_webhook": "EVENT_WEBHOOK_URL",
 }
 ENVIRONMENT_PREFIX = "COALMINE_"
+DEFAULT_THREADINESS = 256
+"""Cycles running at once. Far above what the API requests in flight (20) can serve, so it never
+slows steady work; it bounds memory in a burst: 10,000 targets changed within 30 s started 10,000
+cycles that each held their state while queued for a request slot (+160 MiB of RSS)."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ class Settings:
     master: str = ""
     kubeconfig_qps: float = 0.0
     kubeconfig_burst: int = 0
-    threadiness: int = 0
+    threadiness: int = DEFAULT_THREADINESS
     # Sharding across replicas (docs/controller.md "Scaling out").
     shards: str = "off"
     shard_group: str = "coalmine"
@@ -221,7 +225,11 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("master", "API server URL; overrides the kubeconfig's server"),
     _Flag("kubeconfig-qps", "API requests per second (token bucket; 0 = no limit)", "float"),
     _Flag("kubeconfig-burst", "API requests allowed in a burst above the QPS", "int"),
-    _Flag("threadiness", "canary cycles run at once (0 = no limit)", "int"),
+    _Flag(
+        "threadiness",
+        f"canary cycles run at once (default {DEFAULT_THREADINESS}; 0 = no limit)",
+        "int",
+    ),
     _Flag(
         "webhook-signing-key-file",
         "file holding the HMAC key (one per line) that signs every webhook request",

@@ -53,6 +53,7 @@ was killed; a member deletes it so Leases of dead pods do not pile up."""
 EXPIRY_MARGIN = 0.05
 """Seconds past a member's expiry at which the round that drops it runs (clock granularity)."""
 MIN_WAIT = 0.05
+"""The shortest pause between rounds (a member already past its expiry, a join wait ending)."""
 
 ACTING_FOR: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "coalmine_acting_for", default=None

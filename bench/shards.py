@@ -12,9 +12,11 @@ which creates N Service-target canaries (`provider: kubernetes`, no metrics; as
 2. *split*: over `--duration`, the canaries each replica ran (from the ledgers) against N/R,
    and per replica the controller CPU per canary-cycle (utime+stime from /proc over the window,
    divided by its ledger's cycles), cycles and RSS;
-3. *takeover*: `kill -9` of replica 0; the time until every canary it ran has started a cycle
-   on a survivor (first survivor cycle start after the kill, worst canary), against the lease
-   duration;
+3. *takeover*: `kill -9` of replica 0; the time until the survivors *owned* all its canaries
+   (each survivor's first rebalance marker `R` with canaries gained after the kill, in its
+   ledger: written once jobs exist for every canary the rebalance gave it; the latest survivor
+   counts), and until every canary it ran has started a cycle on a survivor (first survivor
+   cycle start after the kill: the first, median and worst canary), against the lease duration;
 4. *double handling*: across all ledgers of the whole run, cycles of one canary that ran while
    another replica ran a cycle of the same canary (a start without an end in the killed
    replica's ledger counts as running until the kill). Must be 0;
@@ -141,6 +143,16 @@ async def create_objects(api: KubeApi, count: int, interval: str) -> None:
     await in_parallel(partial(api.create, CANARY, canary(i, interval)) for i in range(count))
 
 
+def rebalanced_at(path: Path, after: float) -> float | None:
+    """The time of the first rebalance marker after `after` that gained canaries."""
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        gained = len(parts) == 4 and parts[0] == "R" and not parts[2].startswith("+0/")
+        if gained and float(parts[1]) > after:
+            return float(parts[1])
+    return None
+
+
 async def takeover(
     workdir: Path, victim: Process, orphans: set[str], survivors: list[int]
 ) -> float:
@@ -168,6 +180,12 @@ async def takeover(
     while not await poll():
         if time.time() - killed > limit:
             raise SystemExit(f"{len(orphans) - len(first_start)} canaries not taken over")
+    owned = [rebalanced_at(ledger_path(workdir, index), killed) for index in survivors]
+    if all(stamp is not None for stamp in owned):
+        print(
+            f"  survivors owned all of replica 0's canaries (rebalance done) "
+            f"{max(stamp or 0.0 for stamp in owned) - killed:.1f} s after the kill"
+        )
     delays = sorted(stamp - killed for stamp in first_start.values())
     print(
         f"  first of replica 0's canaries on a survivor {delays[0]:.1f} s after the kill, "

@@ -1,9 +1,11 @@
 """Two `--shards=auto` controllers in-process on both tiers: they split the canaries, never run
 one canary at the same time, and the survivor takes the canaries of one that stops; a replica
-that lost a canary mid-cycle fails its status write on the new owner's instead of overwriting."""
+that lost a canary mid-cycle fails its status write on the new owner's instead of overwriting;
+thousands of moved canaries start in batches."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -14,7 +16,7 @@ import pytest
 
 from coalmine.api.models import Canary
 from coalmine.controller.adapters import KubeStatusWriter
-from coalmine.controller.sharding import read_ledgers
+from coalmine.controller.sharding import JobOwnership, read_ledgers
 from coalmine.kube.api import KubeApi
 from coalmine.kube.cache import Caches
 from coalmine.kube.failures import RequestFailed
@@ -117,3 +119,42 @@ def test_the_ledger_counts_cycles_of_one_canary_on_two_replicas_at_once(tmp_path
     assert summary.overlaps == 1  # y on b at 24.0 while a's cycle of y ran until the kill
     assert summary.keys_by_replica == {"a": {"x.ns", "y.ns"}, "b": {"x.ns", "y.ns"}}
     assert read_ledgers([a, b], open_until=23.0).overlaps == 0
+
+
+async def test_a_large_rebalance_starts_every_canary_in_few_batches_and_lets_the_loop_run() -> None:
+    """Thousands of canaries move when a replica dies: their first cycles run batch by batch
+    while the rest start (not one loop turn per canary, not all in one turn)."""
+    keys = [f"moved-{i}.ns" for i in range(3000)]
+    ran: list[str] = []
+    ran_before_last_start = -1
+    jobs: list[asyncio.Task[None]] = []
+    turns = 0
+
+    async def first_cycle(key: str) -> None:
+        ran.append(key)
+
+    async def start(key: str) -> None:
+        nonlocal ran_before_last_start
+        if len(jobs) == len(keys) - 1:
+            ran_before_last_start = len(ran)
+        jobs.append(asyncio.create_task(first_cycle(key)))
+
+    async def stop(key: str) -> None:
+        raise AssertionError(f"nothing was owned here, yet {key} was stopped")
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    counting = asyncio.create_task(count_turns())
+    await asyncio.sleep(0)
+    started, stopped = await JobOwnership(None).rebalance(keys, start, stop)
+    seen_turns = turns
+    counting.cancel()
+    await asyncio.gather(*jobs)
+    assert (started, stopped) == (len(keys), 0)
+    assert sorted(ran) == sorted(keys)
+    assert ran_before_last_start > 0, "started canaries' cycles run while the rest start"
+    assert 0 < seen_turns < len(keys) / 10, f"{seen_turns} loop turns for {len(keys)} canaries"

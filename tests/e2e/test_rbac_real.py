@@ -54,6 +54,7 @@ EDGE_PATHS = {
     # `--shards=auto` only; granted and exercised as the ServiceAccount in tests/kube/test_shards.py
     ("coordination.k8s.io", "leases", "list"): "sharded replicas listing the membership Leases",
     ("coordination.k8s.io", "leases", "delete"): "a sharded replica leaving on a clean exit",
+    ("coordination.k8s.io", "leases", "watch"): "sharded replicas watching the membership Leases",
 }
 SCENARIO_RESOURCES = {
     ("flagger.app", "canaries"),

@@ -1,6 +1,6 @@
 """Sharding membership on both tiers: the split is disjoint and complete, a dead replica's canaries
-move to the survivors only after its lease expired, a membership change moves only the affected
-canaries, and a fenced replica's writes are never sent.
+move to the survivors only after its lease expired (and right then, not a retry period later), a
+membership change moves only the affected canaries, and a fenced replica's writes are never sent.
 
 Rounds are driven by hand (`round()`) and time by a test clock, so each test decides when a
 replica renews, dies or goes stale; the Leases are real, written as the controller's
@@ -9,6 +9,9 @@ ServiceAccount.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,6 +28,7 @@ from coalmine.kube.shards import (
     acting_for,
     rendezvous_owner,
 )
+from polling import eventually
 from tiered import ApiServer
 
 TIMINGS = LeaseTimings(lease_duration=20.0, renew_deadline=8.0, retry_period=2.0)
@@ -134,6 +138,70 @@ async def test_a_dead_replicas_canaries_move_to_survivors_after_its_lease_expire
     assert all(len(holders) == 1 for holders in after.values())
     survivors = {key: holders for key, holders in before.items() if holders != ["c"]}
     assert all(after[key] == holders for key, holders in survivors.items())
+
+
+async def test_a_renewal_counts_from_when_the_watch_brought_it_not_from_the_next_round(
+    apiserver: ApiServer, api: KubeApi, clock: Clock
+) -> None:
+    a, b = await joined(api, apiserver.namespace, clock, ("a", "b"))
+    watching = asyncio.create_task(a.watch())
+    try:
+        clock.now += 1.0
+        await b.round()  # b's last renewal; then b dies
+        renewed = clock.now
+        await eventually(lambda: a.seen_at("b") == renewed, 30, "a sees b's renewal as it comes")
+        # a's rounds go on (b's record unchanged): b's lease counts from the watch's moment.
+        await elapse(clock, TIMINGS.lease_duration - 0.01, a)
+        assert "b" in a.members, "never dropped before its lease expired since it was seen"
+        assert not any(a.owns(key) for key in KEYS if rendezvous_owner(key, ("a", "b")) == "b")
+        clock.now = renewed + TIMINGS.lease_duration + 0.01
+        await a.round()
+        assert a.members == ("a",), "dropped at expiry, not a lease after a's next round"
+        assert all(a.owns(key) for key in KEYS)
+    finally:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+
+
+FAST = LeaseTimings(lease_duration=3.4, renew_deadline=2.4, retry_period=1.6)
+"""A lease just over two retry periods: rounds alone would reach its expiry only 1.4 s late."""
+
+
+async def test_a_dead_peer_is_dropped_at_its_lease_expiry_not_a_retry_period_later(
+    apiserver: ApiServer, api: KubeApi
+) -> None:
+    """Real time: `run()` with its watch and rounds. The peer's last renewal lands just after
+    one of a's rounds, so a's next round is a retry period away: a drops it at the expiry
+    anyway (the old rounds-only view dropped it a retry period and more later)."""
+    ns = apiserver.namespace
+    a = ShardMembership(api, ns, identity="a", timings=FAST, group="test")
+    b = ShardMembership(api, ns, identity="b", timings=FAST, group="test")
+    dropped: list[float] = []
+    a.on_change(lambda: None if "b" in a.members else dropped.append(time.monotonic()))
+    await b.round()
+    running = asyncio.create_task(a.run())
+    try:
+
+        async def both_live() -> bool:
+            await b.round()  # b alive: renewing faster than the lease runs out
+            return a.active() and a.members == ("a", "b")
+
+        await eventually(both_live, 30, "a active with b a member", interval=0.5)
+        rounds = a.rounds
+        await eventually(lambda: a.rounds > rounds, 10, "a round of a", interval=0.01)
+        sent = time.monotonic()
+        await b.round()  # b's last renewal; then b dies
+        await eventually(lambda: dropped, 10, "b dropped")
+        assert dropped[0] >= sent + FAST.lease_duration, "never before b's lease expired"
+        assert dropped[0] < sent + FAST.lease_duration + FAST.retry_period / 2, (
+            f"dropped {dropped[0] - sent:.2f} s after b's last renewal"
+        )
+        assert all(a.owns(key) for key in KEYS)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
 
 
 async def test_a_replica_that_leaves_cleanly_hands_over_at_once(

@@ -217,7 +217,11 @@ class CanaryReconciler:
 
     async def _rebalance(self) -> None:
         """Ownership moved (a replica joined or left): start and stop only the canaries moved."""
-        await self.shard.rebalance_canaries(self.caches[CANARY], self._on_canary, self.jobs.remove)
+        moved = await self.shard.rebalance_canaries(
+            self.caches[CANARY], self._on_canary, self.jobs.remove
+        )
+        if self.ledger is not None:
+            self.ledger.rebalanced(*moved)
 
     async def _handle_canary(self, event_type: str, obj: Object, key: str) -> None:
         if event_type == "DELETED":

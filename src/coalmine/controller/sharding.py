@@ -26,9 +26,18 @@ from coalmine.kube.shards import Fenced, FencedKubeApi, ShardMembership
 
 log = logging.getLogger(__name__)
 
+BATCH_KEYS = 100
+"""Canaries started (or stopped) between two yields to the event loop in a rebalance: each
+started job's first cycle runs in the next loop iteration, so a batch costs that iteration about
+100 cycle starts (well under the ~0.5 s the membership rounds on the same loop can wait)."""
+BATCH_SECONDS = 0.05
+"""...and at most this long spent starting canaries before yielding."""
+
 
 class CycleLedger:
-    """One line per cycle boundary, `S|E <unix time> <canary> <replica>`, flushed per line.
+    """One line per cycle boundary, `S|E <unix time> <canary> <replica>`, flushed per line, and
+    one `R <unix time> +<started>/-<stopped> <replica>` when a rebalance has started (jobs
+    exist for) every canary that became this replica's and stopped those it handed over.
 
     `bench/shards.py` reads the ledgers of all replicas to count cycles of one canary that ran
     on two replicas at once. Written line by line so a replica killed with SIGKILL leaves a
@@ -46,6 +55,9 @@ class CycleLedger:
             yield
         finally:
             self._file.write(f"E {time.time():.6f} {key} {self.identity}\n")
+
+    def rebalanced(self, started: int, stopped: int) -> None:
+        self._file.write(f"R {time.time():.6f} +{started}/-{stopped} {self.identity}\n")
 
     def close(self) -> None:
         self._file.close()
@@ -96,14 +108,26 @@ class JobOwnership:
         start: Callable[[str], Awaitable[None]],
         stop: Callable[[str], Awaitable[None]],
     ) -> tuple[int, int]:
-        """Start the canaries that became ours, stop those that left; (started, stopped)."""
+        """Start the canaries that became ours, stop those that left; (started, stopped).
+
+        Thousands move when a replica dies: they start in batches with one yield to the loop
+        each (not one per canary, which while analysing waits for every other cycle's I/O once
+        per canary), so the last starts a moment after the first, and the loop is never held
+        for long."""
         owned = {key for key in keys if self.mine(key)}
         gained, lost = owned - self._owned, self._owned - owned
         self._owned = owned
-        for key in lost:
-            await stop(key)
+        lost_keys = list(lost)
+        for first in range(0, len(lost_keys), BATCH_KEYS):
+            await asyncio.gather(*(stop(key) for key in lost_keys[first : first + BATCH_KEYS]))
+        loop = asyncio.get_running_loop()
+        batch, until = 0, loop.time() + BATCH_SECONDS
         for key in gained:
             await start(key)
+            batch += 1
+            if batch >= BATCH_KEYS or loop.time() >= until:
+                await asyncio.sleep(0)  # the batch's first cycles run, and the rounds
+                batch, until = 0, loop.time() + BATCH_SECONDS
         return len(gained), len(lost)
 
     async def rebalance_canaries(
@@ -111,9 +135,9 @@ class JobOwnership:
         informer: Informer,
         on_canary: Callable[[str, Object], Awaitable[None]],
         stop: Callable[[str], Awaitable[None]],
-    ) -> None:
+    ) -> tuple[int, int]:
         """`rebalance` over the cached Canaries: a gained one is handled as a changed Canary
-        (initial status, finalizer, job), a lost one's job stops."""
+        (initial status, finalizer, job), a lost one's job stops; (started, stopped)."""
         keys = [f"{name}.{namespace}" for namespace, name in map(object_key, informer.list())]
 
         async def start(key: str) -> None:
@@ -126,10 +150,16 @@ class JobOwnership:
                 pass  # fenced meanwhile: the rebalance that follows stops it
             except Exception as error:  # one canary's failure must not stop the others moving
                 log.warning("starting canary %s here failed: %s", key, error)
-            await asyncio.sleep(0)  # thousands may move at once: let the rest of the loop run
 
+        began = time.monotonic()
         gained, lost = await self.rebalance(keys, start, stop)
-        log.info("shard rebalance: %d canaries started here, %d handed over", gained, lost)
+        log.info(
+            "shard rebalance: %d canaries started here, %d handed over (%.2f s)",
+            gained,
+            lost,
+            time.monotonic() - began,
+        )
+        return gained, lost
 
     def note(self, key: str, owned: bool) -> None:
         """A canary event decided ownership of `key` on its own."""
@@ -204,6 +234,8 @@ def read_ledgers(
             if mark == "S":
                 started[(key, replica)] = stamp
                 continue
+            if mark != "E":
+                continue  # a rebalance marker
             begin = started.pop((key, replica), None)
             if begin is not None and stamp >= since:
                 intervals.setdefault(key, []).append((begin, stamp, replica))

@@ -170,10 +170,11 @@ LEADER_ELECTION_ROLE: tuple[Grant, ...] = (
     Grant(
         "coordination.k8s.io",
         ("leases",),
-        ("get", "list", "create", "update", "delete"),
+        ("get", "list", "watch", "create", "update", "delete"),
         "in the lease namespace only: the leader-election Lease (get, create, update); with "
         "`--shards=auto` each replica's membership Lease, the group's Leases listed every "
-        "round, a replica's own deleted on a clean exit and those of long-dead replicas removed",
+        "round and watched between rounds, a replica's own deleted on a clean exit and those "
+        "of long-dead replicas removed",
     ),
 )
 

@@ -4,6 +4,9 @@ Each replica holds one `coordination.k8s.io/v1` Lease (`coalmine-shard-<identity
 the shard group) and renews it every retry period; the same round lists the group's Leases. A
 member is live while its Lease record changed within the lease duration, judged by this
 replica's own clock from when it saw the change (as client-go's leader election judges expiry).
+A watch of the namespace's Leases makes "when it saw the change" the moment the change arrived,
+not the next round, and the round after a member's last seen change runs right at its expiry: a
+dead replica's canaries move one lease duration after its last renewal (plus the round).
 A canary `namespace/name` belongs to the live member with the highest hash of (member, key):
 every replica computes the same owner from the same view, and a member joining or leaving moves
 only the canaries that hash to it.
@@ -35,6 +38,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coalmine.kube.api import Conflict, KubeApi, KubeApiError, NotFound, Object
+from coalmine.kube.cache import Informer
 from coalmine.kube.kinds import LEASE, Kind
 from coalmine.kube.lease import LeaseTimings, default_identity, micro_time
 
@@ -46,6 +50,10 @@ DEFAULT_GROUP = "coalmine"
 STALE_LEASE_FACTOR = 10
 """A Lease not renewed for this many lease durations (by its own renewTime) is a replica that
 was killed; a member deletes it so Leases of dead pods do not pile up."""
+EXPIRY_MARGIN = 0.05
+"""Seconds past a member's expiry at which the round that drops it runs (clock granularity)."""
+MIN_WAIT = 0.05
+"""The shortest pause between rounds (a member already past its expiry, a join wait ending)."""
 
 ACTING_FOR: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "coalmine_acting_for", default=None
@@ -109,6 +117,9 @@ class ShardMembership:
         self._owner_cache: dict[str, str | None] = {}
         self._listeners: list[Callable[[], object]] = []
         self._announced: tuple[tuple[str, ...], bool] = ((), False)
+        self._wake = asyncio.Event()
+        self.rounds = 0
+        """Rounds that brought a fresh view (tests wait for one)."""
 
     # --- decisions --------------------------------------------------------------------------
 
@@ -138,6 +149,11 @@ class ShardMembership:
         if self.owner_of(key) != self.identity:
             raise Fenced(key, f"it belongs to replica {self.owner_of(key)}")
 
+    def seen_at(self, member: str) -> float | None:
+        """When (on `clock`) this replica saw `member`'s Lease record last change."""
+        seen = self._seen.get(member)
+        return None if seen is None else seen.at
+
     def on_change(self, listener: Callable[[], object]) -> None:
         """Called after every round whose outcome changed ownership (members or activity)."""
         self._listeners.append(listener)
@@ -145,21 +161,65 @@ class ShardMembership:
     # --- rounds -----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Renew and list every retry period until cancelled; deletes the Lease on the way out."""
+        """Renew and list every retry period (sooner at a member's expiry or a member coming
+        or going, seen by the watch) until cancelled; deletes the Lease on the way out."""
+        watching = asyncio.create_task(self.watch(), name="shard lease watch")
         try:
             while True:
+                self._wake.clear()
                 await self.round()
-                await asyncio.sleep(self._next_wait())
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._next_wait()):
+                        await self._wake.wait()
         finally:
             self._fresh_at = float("-inf")
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watching
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.leave())
 
     def _next_wait(self) -> float:
-        """The retry period, or less when the join wait ends sooner (takeover without a lag)."""
-        wait = self.timings.retry_period
-        until_active = self.active_from - self.clock()
-        return max(0.05, min(wait, until_active)) if until_active > 0 else wait
+        """The retry period, or less when the join wait ends sooner or a live member's lease
+        expires sooner: the round that drops a dead member runs at its expiry, not up to a
+        retry period later (takeover without a lag)."""
+        now = self.clock()
+        waits = [self.timings.retry_period]
+        if self.active_from > now:
+            waits.append(self.active_from - now)
+        waits += [
+            seen.at + self.timings.lease_duration + EXPIRY_MARGIN - now
+            for holder, seen in self._seen.items()
+            if holder != self.identity and holder in self.members
+        ]
+        return max(MIN_WAIT, min(waits))
+
+    async def watch(self) -> None:
+        """Watch the namespace's Leases (re-listing after errors, as informers do) so a
+        member's renewal is dated when it arrives, not at our next round. The rounds stay the
+        authority on who is a member; the watch only makes the observation times precise."""
+        informer = Informer(self.api, LEASE, self.namespace)
+        informer.subscribe(self._observe)
+        await informer.run()
+
+    def _observe(self, event_type: str, lease: Object) -> None:
+        """A Lease event: date a member's changed record now (after its commit, so never
+        early: the fence argument holds); a member coming or going wakes the rounds."""
+        labels = (lease.get("metadata") or {}).get("labels") or {}
+        if labels.get(GROUP_LABEL) != self.group:
+            return
+        spec = lease.get("spec") or {}
+        holder = spec.get("holderIdentity") or ""
+        if event_type == "DELETED" or not holder:
+            if holder != self.identity:
+                self._wake.set()  # a clean exit (deleted or released): hand over at once
+            return
+        record = (spec.get("renewTime"), spec.get("acquireTime"))
+        seen = self._seen.get(holder)
+        if seen is None or seen.record != record:
+            self._seen[holder] = _Seen(record, self.clock())
+        if holder != self.identity and holder not in self.members:
+            self._wake.set()  # a newcomer: stop its canaries here before it may act
 
     async def round(self) -> None:
         """One renewal and list; a failure leaves the view to age until it is fenced."""
@@ -176,6 +236,7 @@ class ShardMembership:
             log.warning("shard membership round of %s failed: %s", self.identity, error)
         else:
             self._fresh_at = started
+            self.rounds += 1
             # Seen-at is after the list returned: never before the record's commit.
             self._update_members(leases.items, self.clock())
             await self._delete_stale(leases.items)
@@ -226,6 +287,8 @@ class ShardMembership:
             record = (spec.get("renewTime"), spec.get("acquireTime"))
             seen = self._seen.get(holder)
             if seen is None or seen.record != record:
+                # Usually the watch dated it already; a list older than the watch's latest
+                # event re-dates it later, which only keeps the member longer (safe).
                 seen = self._seen[holder] = _Seen(record, now)
             if holder == self.identity or now - seen.at < self.timings.lease_duration:
                 live.append(holder)

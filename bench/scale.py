@@ -21,8 +21,8 @@ Figures, each over a window of `--duration` with nothing else changing:
   interval; time from the PATCH response to the `Progressing` status arriving on the watch;
 - cycle lag p50/p99: from the controller's `coalmine_canary_cycle_lag_seconds` histogram (due
   tick or trigger to the cycle's start), over each window;
-- garbage-collector pauses per canary-cycle (`coalmine_gc_pause_seconds_total`), when the
-  controller exports them;
+- garbage-collector pauses per canary-cycle and those over 250 ms (`coalmine_gc_pause_seconds`),
+  when the controller exports them;
 - controller and devcluster RSS (current and peak) and devcluster CPU for context.
 
 `--compare-ref COMMIT` runs everything twice on fresh devclusters, first with the controller of
@@ -209,6 +209,7 @@ class Scrape:
     at: float
     lag_buckets: dict[float, float] = field(default_factory=dict)
     gc_pauses: float | None = None
+    gc_long_pauses: float = 0.0
 
     def api_requests(self) -> float:
         return sum(n for key, n in self.requests.items() if not key.startswith("watch "))
@@ -223,6 +224,7 @@ async def scrape(
     requests: dict[str, float] = {}
     lag: dict[float, float] = {}
     gc_pauses: float | None = None
+    long_pauses: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "coalmine_canary_cycles_total":
@@ -231,8 +233,12 @@ async def scrape(
                 requests[f"{sample.labels['verb']} {sample.labels['resource']}"] = sample.value
             elif sample.name == "coalmine_canary_cycle_lag_seconds_bucket":
                 lag[float(sample.labels["le"])] = sample.value
-            elif sample.name == "coalmine_gc_pause_seconds_total":
+            elif sample.name == "coalmine_gc_pause_seconds_sum":
                 gc_pauses = (gc_pauses or 0.0) + sample.value
+            elif sample.name == "coalmine_gc_pause_seconds_bucket":
+                bound = sample.labels["le"]
+                if bound in ("0.25", "+Inf"):
+                    long_pauses[bound] = long_pauses.get(bound, 0.0) + sample.value
     return Scrape(
         cycles,
         requests,
@@ -241,6 +247,7 @@ async def scrape(
         time.monotonic(),
         lag,
         gc_pauses,
+        long_pauses.get("+Inf", 0.0) - long_pauses.get("0.25", 0.0),
     )
 
 
@@ -274,6 +281,7 @@ class Window:
     seconds: float
     lag_buckets: dict[float, float] = field(default_factory=dict)
     gc_pauses: float | None = None
+    gc_long_pauses: float = 0.0
 
     @property
     def cpu_ms_per_cycle(self) -> float:
@@ -310,7 +318,8 @@ class Window:
         if self.gc_pauses is not None:
             print(
                 f"  garbage collector      {1000 * self.gc_pauses / cycles:8.3f} ms per canary-cycle"
-                f"  ({100 * self.gc_pauses / max(self.controller_cpu, 1e-9):.0f} % of the CPU)"
+                f"  ({100 * self.gc_pauses / max(self.controller_cpu, 1e-9):.0f} % of the CPU;"
+                f" {self.gc_long_pauses:.0f} pauses over 250 ms)"
             )
 
 
@@ -333,6 +342,7 @@ def window(name: str, before: Scrape, after: Scrape) -> Window:
         None
         if after.gc_pauses is None or before.gc_pauses is None
         else after.gc_pauses - before.gc_pauses,
+        after.gc_long_pauses - before.gc_long_pauses,
     )
 
 

@@ -57,11 +57,15 @@ def test_a_frozen_reference_cycle_is_collected_at_the_next_thaw() -> None:
 
 def test_collector_pauses_are_counted_by_generation() -> None:
     track_collector_pauses()
-    before = collector_pauses()
+    full = collector_pauses()[2]
+    before_count, before_total = full.cumulative()[-1][1], full.total
     gc.collect()
-    after = collector_pauses()
-    assert len(after) == 3
-    assert after[2] > before[2]
+    assert len(collector_pauses()) == 3
+    assert full.cumulative()[-1][1] == before_count + 1
+    assert full.total > before_total
+    bounds = [bound for bound, _ in full.cumulative()]
+    assert bounds == sorted(bounds)
+    assert bounds[-1] == float("inf")
 
 
 def test_young_garbage_is_collected_before_the_survivors_are_frozen() -> None:

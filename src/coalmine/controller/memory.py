@@ -7,11 +7,12 @@ caches replace an object only when it changes. `gc.freeze()` moves every object 
 the collector's sight; frozen objects are still freed by reference counting when replaced.
 
 So every `REFREEZE_EVERY` seconds the young garbage is collected and what survived since the
-last freeze is frozen too. Full passes stay rare: the collector starts one only when the objects
-that reached the old generation since the last full pass outnumber a quarter of those it kept
-then (all of them, at the sync), and a full pass forced every few seconds was worse: it reset that
-count to the few unfrozen objects, and with 10,000 canaries analysing each pass over ten seconds'
-survivors stopped the process for about a second (cycle lag p99 1.5 s instead of 0.1 s).
+last freeze is frozen too. The collector starts a full pass of its own only when the objects
+that reached the old generation since its last full pass outnumber a quarter of those it kept
+then (all of them, at the sync; a freeze does not reset that count); such a pass then walks just
+what survived since the last freeze: a few seconds' worth. Forcing a full pass before every
+freeze was worse: it reset that count to the few unfrozen objects, so full passes came often,
+and with 10,000 canaries analysing each stopped the process for about a second.
 
 What a freeze can hide is a reference cycle that becomes garbage after it was frozen (a request
 in flight at that moment, garbage that had reached the old generation), so once in a long while
@@ -20,18 +21,46 @@ in flight at that moment, garbage that had reached the old generation), so once 
 
 from __future__ import annotations
 
+import bisect
 import gc
+import itertools
+import math
 import time
 from collections.abc import Callable
 
-REFREEZE_EVERY = 60.0
+REFREEZE_EVERY = 10.0
 THAW_EVERY = 1800.0
-YOUNG_THRESHOLD = 50_000
-"""Allocations between two young collections (Python's default is 700). A cycle allocates
-thousands of short-lived objects that reference counting frees; a young collection walks the
-ones still alive, so its cost hardly depends on the threshold, and fewer of them run."""
+YOUNG_THRESHOLD = 20_000
+MIDDLE_THRESHOLD = 2
+"""Net new objects between two young collections (Python's default is 700), and young
+collections per middle one (default 10). A cycle allocates thousands of short-lived objects
+that reference counting frees; with the default a young collection ran inside nearly every
+cycle and walked its live temporaries (a fifth of an analysing cycle's CPU at 1,000 canaries).
+A pause walks at most about YOUNG_THRESHOLD * (MIDDLE_THRESHOLD + 1) objects: tens of
+milliseconds."""
 
-_pauses = [0.0, 0.0, 0.0]
+PAUSE_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Pauses:
+    """Collector pauses of one generation: a histogram kept in plain lists, because it is fed from
+    inside the collector, where taking a lock the interrupted code may hold would deadlock."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(PAUSE_BUCKETS) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(PAUSE_BUCKETS, seconds)] += 1
+        self.total += seconds
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """(upper bound, count) pairs as a Prometheus histogram's buckets, infinity last."""
+        bounds = [*PAUSE_BUCKETS, math.inf]
+        return list(zip(bounds, itertools.accumulate(self.counts), strict=True))
+
+
+_pauses = (Pauses(), Pauses(), Pauses())
 _collection_started = 0.0
 
 
@@ -40,27 +69,27 @@ def _time_collection(phase: str, info: dict[str, int]) -> None:
     if phase == "start":
         _collection_started = time.perf_counter()
     else:
-        _pauses[info["generation"]] += time.perf_counter() - _collection_started
+        _pauses[info["generation"]].observe(time.perf_counter() - _collection_started)
 
 
 def track_collector_pauses() -> None:
-    """Count the seconds the cyclic collector stops the process, by generation (`/metrics`):
-    a pause is a moment no cycle starts, so it belongs beside the cycle lag."""
+    """Time every pause of the cyclic collector, by generation (`/metrics`): a pause is a moment
+    no cycle starts, so it belongs beside the cycle lag."""
     if _time_collection not in gc.callbacks:
         gc.callbacks.append(_time_collection)
 
 
-def collector_pauses() -> tuple[float, ...]:
-    """Seconds spent in collections of generation 0, 1 and 2 since tracking started."""
-    return tuple(_pauses)
+def collector_pauses() -> tuple[Pauses, ...]:
+    """The pauses of generations 0, 1 and 2 since tracking started."""
+    return _pauses
 
 
 def freeze_long_lived() -> None:
     """After the initial sync: collect what is garbage, freeze the rest."""
     gc.collect()
     gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
+    old = gc.get_threshold()[2]
+    gc.set_threshold(YOUNG_THRESHOLD, MIDDLE_THRESHOLD, old)
 
 
 class Refreezer:

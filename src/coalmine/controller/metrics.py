@@ -11,6 +11,7 @@ the `process_*` series of Go's default registry.
 
 from __future__ import annotations
 
+import math
 from collections import Counter as Counter_
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
@@ -299,14 +300,18 @@ class _RequestsCollector(Collector):
 
 
 class _CollectorPauses(Collector):
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily(
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(
             "coalmine_gc_pause_seconds",
-            "Seconds the cyclic garbage collector paused the process, by generation",
+            "Pauses of the cyclic garbage collector, by generation",
             labels=["generation"],
         )
-        for generation, seconds in enumerate(collector_pauses()):
-            family.add_metric([str(generation)], seconds)
+        for generation, pauses in enumerate(collector_pauses()):
+            buckets = [
+                ("+Inf" if math.isinf(bound) else go_float(bound), count)
+                for bound, count in pauses.cumulative()
+            ]
+            family.add_metric([str(generation)], buckets, pauses.total)
         yield family
 
 

@@ -60,7 +60,10 @@ def test_the_same_object_is_judged_once() -> None:
     first = judge(obj)
     assert first.canary is not None
     assert judge(obj) is first
-    assert judge(copy.deepcopy(obj)) is not first
+    assert judge(copy.deepcopy(obj)) is first  # the same stored state (uid, resourceVersion)
+    newer = copy.deepcopy(obj)
+    newer["metadata"]["resourceVersion"] = "12"
+    assert judge(newer) is not first
 
 
 def test_our_status_write_carries_the_verdict_to_the_written_object() -> None:
@@ -69,7 +72,7 @@ def test_our_status_write_carries_the_verdict_to_the_written_object() -> None:
     assert judge(before).canary is not None
     written = written_onto(before, phase="Progressing", iterations=1)
     carried = parsed(written)
-    judge.carry(before, written, carried)
+    judge.carry(written, carried)
     verdict = judge(written)
     assert verdict.canary is carried
     assert verdict.refusal is None
@@ -82,7 +85,7 @@ def test_a_spec_changed_by_someone_else_meanwhile_is_judged_afresh() -> None:
     written = written_onto(before, phase="Progressing")
     written["spec"]["analysis"]["iterations"] = 5
     stale = parsed(before)
-    judge.carry(before, written, stale)
+    judge.carry(written, stale)
     verdict = judge(written)
     assert verdict.canary is not stale
     assert verdict.canary is not None
@@ -97,19 +100,30 @@ def test_a_label_changed_meanwhile_is_judged_afresh() -> None:
     written = written_onto(before, phase="Progressing")
     written["metadata"]["labels"] = {"team": "b"}
     stale = parsed(before)
-    judge.carry(before, written, stale)
+    judge.carry(written, stale)
     verdict = judge(written)
     assert verdict.canary is not stale
     assert verdict.canary is not None
     assert verdict.canary.metadata.labels == {"team": "b"}
 
 
-def test_a_write_onto_an_object_that_was_not_the_judged_one_carries_nothing() -> None:
+def test_the_watchs_copy_of_our_write_is_the_written_object() -> None:
+    # The watch may bring the write before its answer: a second dict of the same stored state.
     judge = judgements()
     before = canary_object()
     assert judge(before).canary is not None
-    other = copy.deepcopy(before)
-    written = written_onto(other, phase="Progressing")
-    stale = parsed(before)
-    judge.carry(other, written, stale)
-    assert judge(written).canary is not stale
+    written = written_onto(before, phase="Progressing", iterations=1)
+    from_watch = copy.deepcopy(written)
+    assert judge.only_status_changed(from_watch)
+    carried = parsed(written)
+    judge.carry(written, carried)
+    assert judge(from_watch).canary is carried
+
+
+def test_a_spec_change_is_not_only_a_status_change() -> None:
+    judge = judgements()
+    before = canary_object()
+    assert judge(before).canary is not None
+    changed = written_onto(before, phase="Progressing")
+    changed["spec"]["analysis"]["threshold"] = 9
+    assert not judge.only_status_changed(changed)

@@ -43,9 +43,9 @@ CACHE_CURRENT_WAIT_SECONDS = 10.0
 """How long a status write waits for the Canary cache to re-list after a lost connection."""
 
 
-WrittenHook = Callable[[Object, Object, Canary], None]
-"""(the cached Canary before our status write, the object written, the canary parsed from it):
-told before the write reaches the cache and its listeners."""
+WrittenHook = Callable[[Object, Canary], None]
+"""(the Canary our status write made, the canary parsed from it): told before the write reaches
+the cache and its listeners."""
 
 
 def canary_object(canary: Canary) -> Object:
@@ -131,11 +131,9 @@ class KubeStatusWriter:
                 "metadata": metadata,
             }
         )
-        informer = self.caches[CANARY]
-        before = informer.get(canary.name, canary.namespace)
-        if self.on_written is not None and before is not None:
-            self.on_written(before, written, updated)
-        await informer.observe(written)
+        if self.on_written is not None:
+            self.on_written(written, updated)
+        await self.caches[CANARY].observe(written)
         return updated
 
 

@@ -121,9 +121,7 @@ class CanaryReconciler:
             api,
             caches,
             version_precondition=membership is not None,
-            on_written=lambda before, written, canary: self._judgements.carry(
-                before, written, canary
-            ),
+            on_written=lambda written, canary: self._judgements.carry(written, canary),
         )
         sink = PrometheusSink(metrics)
         self.ctx = ClusterContext(
@@ -232,6 +230,8 @@ class CanaryReconciler:
             if gone is not None:
                 await self._rejudge(gone.target)
             return
+        if key in self._known and key in self.jobs and self._status_write_of_a_running_canary(obj):
+            return
         verdict = self._judge(obj)
         canary, refusal = verdict.canary, verdict.refusal
         if canary is None:
@@ -277,6 +277,14 @@ class CanaryReconciler:
             or verb_annotations_changed(previous.canary, canary)
         ):
             job.trigger()
+
+    def _status_write_of_a_running_canary(self, obj: Object) -> bool:
+        """A status-only change (our writes, coming back) of a canary whose job runs here:
+        nothing to decide. A status without conditions or with a refusal is handled in full
+        (initial status, a refusal lifted), and so is a canary without a job here (a rebalance
+        hands it over as a changed Canary)."""
+        conditions = (obj.get("status") or {}).get("conditions")
+        return bool(conditions) and not _refused(obj) and self._judgements.only_status_changed(obj)
 
     def _judge(self, obj: Object) -> Verdict:
         """The one verdict `coalmine check` reaches too (`routers.verdict.judge`), with the

@@ -10,7 +10,9 @@ analysing cycle's CPU at 1,000 canaries). Cache entries are replaced, never edit
 The controller's own status write makes a new object whose spec and metadata are the judged
 one's (the status subresource cannot change them): `carry` hands the verdict over to it with the
 canary the writer already built, instead of parsing the whole Canary again when the write comes
-back as a cache event (another tenth).
+back as a cache event (another tenth). The watch often brings the write before its own answer
+does, as a second copy of the same stored state (uid and resourceVersion): that copy is the same
+object here, and the controller's Canary event for it decides nothing (`only_status_changed`).
 """
 
 from __future__ import annotations
@@ -45,13 +47,8 @@ class Judgements:
 
     def __call__(self, obj: Object) -> Verdict:
         key = object_key(obj)
-        last = self._last.get(key)
-        if (
-            last is not None
-            and last.obj is obj
-            and last.verdict.canary is not None
-            and self._service_of(last.verdict.canary) is last.service
-        ):
+        last = self._current(key, obj)
+        if last is not None and (last.obj is obj or _same_version(last.obj, obj)):
             return last.verdict
         looked_up: list[Obj | None] = []
 
@@ -67,25 +64,51 @@ class Judgements:
             self._last[key] = _Judged(obj, looked_up[-1] if looked_up else None, verdict)
         return verdict
 
-    def carry(self, before: Object, written: Object, canary: Canary) -> None:
-        """`written` is our status write onto `before`, and `canary` its parsed form: the verdict
-        on `before` holds for it when nothing but the status and the version differ."""
+    def only_status_changed(self, obj: Object) -> bool:
+        """True when the verdict on `obj` is the last one but for the status: a status write
+        (ours, coming back through the watch) changes nothing the controller decides on."""
+        last = self._current(object_key(obj), obj)
+        return last is not None and _same_but_status(last.obj, obj)
+
+    def carry(self, written: Object, canary: Canary) -> None:
+        """`written` is our status write and `canary` its parsed form: the last verdict holds for
+        it when nothing but the status and the version differ from the object judged."""
         key = object_key(written)
+        last = self._current(key, written)
+        if last is not None and _same_but_status(last.obj, written):
+            self._last[key] = _Judged(written, last.service, replace(last.verdict, canary=canary))
+
+    def _current(self, key: tuple[str, str], obj: Object) -> _Judged | None:
+        """The last judgement of `key`, if it judged a usable canary against the target Service
+        the cache holds now."""
         last = self._last.get(key)
         if (
             last is None
-            or last.obj is not before
             or last.verdict.canary is None
-            or not _same_but_status(before, written)
+            or self._service_of(last.verdict.canary) is not last.service
         ):
-            return
-        self._last[key] = _Judged(written, last.service, replace(last.verdict, canary=canary))
+            return None
+        return last
 
     def forget(self, obj: Object) -> None:
         self._last.pop(object_key(obj), None)
 
 
 _VOLATILE_METADATA = frozenset({"resourceVersion", "managedFields"})
+
+
+def _same_version(one: Obj, other: Obj) -> bool:
+    """The same stored state: uid and resourceVersion equal (the watch's copy of our write)."""
+    first, second = one.get("metadata") or {}, other.get("metadata") or {}
+    return (
+        bool(first.get("uid"))
+        and bool(first.get("resourceVersion"))
+        and (
+            first.get("uid"),
+            first.get("resourceVersion"),
+        )
+        == (second.get("uid"), second.get("resourceVersion"))
+    )
 
 
 def _same_but_status(before: Obj, after: Obj) -> bool:

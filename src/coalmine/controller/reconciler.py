@@ -230,7 +230,7 @@ class CanaryReconciler:
             if gone is not None:
                 await self._rejudge(gone.target)
             return
-        if key in self._known and key in self.jobs and self._status_write_of_a_running_canary(obj):
+        if self._settled(key) and self._status_write_of_a_running_canary(obj):
             return
         verdict = self._judge(obj)
         canary, refusal = verdict.canary, verdict.refusal
@@ -278,11 +278,15 @@ class CanaryReconciler:
         ):
             job.trigger()
 
+    def _settled(self, key: str) -> bool:
+        """Known, and running here or another replica's: a canary that is ours but has no job
+        yet (a rebalance hands it over as a changed Canary) is not."""
+        return key in self._known and (key in self.jobs or not self.shard.mine(key))
+
     def _status_write_of_a_running_canary(self, obj: Object) -> bool:
-        """A status-only change (our writes, coming back) of a canary whose job runs here:
-        nothing to decide. A status without conditions or with a refusal is handled in full
-        (initial status, a refusal lifted), and so is a canary without a job here (a rebalance
-        hands it over as a changed Canary)."""
+        """A status-only change (a cycle's write coming back, here or on the replica that runs
+        it) of a settled canary: nothing to decide. A status without conditions or with a
+        refusal is handled in full (initial status, a refusal lifted)."""
         conditions = (obj.get("status") or {}).get("conditions")
         return bool(conditions) and not _refused(obj) and self._judgements.only_status_changed(obj)
 

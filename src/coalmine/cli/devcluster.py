@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 from typing import Any
 
 
@@ -43,7 +45,6 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
     import signal
     import sys
     from pathlib import Path
@@ -87,9 +88,26 @@ def run(args: argparse.Namespace) -> int:
                 return 2
             print(f"coalmine devcluster: kubeconfig {cluster.kubeconfig_path}", file=sys.stderr)
             print(cluster.url, flush=True)
+            housekeeping = asyncio.create_task(_keep_collector_pauses_short(stop))
             await stop.wait()
+            await housekeeping
         finally:
             await cluster.stop()
         return 0
 
     return asyncio.run(serve())
+
+
+async def _keep_collector_pauses_short(stop: asyncio.Event) -> None:
+    """The controller's collector housekeeping (`controller.memory`) for the stored objects:
+    at 10,000 canaries the store holds millions of objects, and the collector's full passes over
+    them stalled every answer for seconds, which the controller saw as late cycles."""
+    from coalmine.controller.memory import Refreezer, freeze_long_lived
+
+    freeze_long_lived()
+    refreezer = Refreezer()
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await stop.wait()
+        refreezer.tick()

@@ -15,6 +15,13 @@ class Node:
     partner: object = None
 
 
+def reference_cycle() -> tuple[Node, weakref.ref[Node]]:
+    """An object in a reference cycle with itself, and a weak reference telling when it is freed."""
+    node = Node()
+    node.partner = node
+    return node, weakref.ref(node)
+
+
 @pytest.fixture(autouse=True)
 def collector_state() -> Iterator[None]:
     threshold = gc.get_threshold()
@@ -42,9 +49,7 @@ def test_survivors_are_frozen_once_a_period_is_over() -> None:
 def test_a_frozen_reference_cycle_is_collected_at_the_next_thaw() -> None:
     now = 0.0
     refreezer = Refreezer(every=60, thaw_every=1800, clock=lambda: now)
-    node = Node()
-    node.partner = node
-    alive = weakref.ref(node)
+    node, alive = reference_cycle()
     now = 61.0
     refreezer.tick()  # the cycle is alive now: frozen
     del node
@@ -71,9 +76,7 @@ def test_collector_pauses_are_counted_by_generation() -> None:
 def test_young_garbage_is_collected_before_the_survivors_are_frozen() -> None:
     now = 0.0
     refreezer = Refreezer(every=10, thaw_every=1800, clock=lambda: now)
-    node = Node()
-    node.partner = node
-    alive = weakref.ref(node)
+    node, alive = reference_cycle()
     del node  # a garbage reference cycle not yet collected
     now = 11.0
     refreezer.tick()

@@ -24,6 +24,7 @@ from typing import Any
 from coalmine.api.models import Canary
 from coalmine.kube.api import Object
 from coalmine.kube.cache import object_key
+from coalmine.kube.writes import version
 from coalmine.routers.verdict import Options, Verdict, judge
 
 Obj = Mapping[str, Any]
@@ -99,16 +100,8 @@ _VOLATILE_METADATA = frozenset({"resourceVersion", "managedFields"})
 
 def _same_version(one: Obj, other: Obj) -> bool:
     """The same stored state: uid and resourceVersion equal (the watch's copy of our write)."""
-    first, second = one.get("metadata") or {}, other.get("metadata") or {}
-    return (
-        bool(first.get("uid"))
-        and bool(first.get("resourceVersion"))
-        and (
-            first.get("uid"),
-            first.get("resourceVersion"),
-        )
-        == (second.get("uid"), second.get("resourceVersion"))
-    )
+    stored = version(one)
+    return stored is not None and stored == version(other)
 
 
 def _same_but_status(before: Obj, after: Obj) -> bool:

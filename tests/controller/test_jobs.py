@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import pytest
+
 from coalmine.controller.jobs import JobManager, next_tick, phase
 from polling import eventually
 
@@ -184,21 +186,30 @@ async def test_a_cycle_waiting_for_a_threadiness_slot_reports_the_wait_as_its_la
 
 def test_the_next_tick_counts_from_when_the_cycle_was_due_not_when_it_ended() -> None:
     # due at 100, interval 10, the cycle ended at 104: the period stays 10 s
-    assert next_tick(100.0, 10.0, now=104.0) == 110.0
+    assert next_tick(100.0, 10.0, now=104.0) == pytest.approx(110.0)
 
 
 def test_ticks_missed_by_a_late_cycle_are_dropped_and_the_latest_runs_at_once() -> None:
     # due at 100, the cycle ended at 135: ticks 110 and 120 are dropped, 130 runs now
-    assert next_tick(100.0, 10.0, now=135.0) == 130.0
+    assert next_tick(100.0, 10.0, now=135.0) == pytest.approx(130.0)
 
 
 def test_the_tick_after_a_first_cycle_is_spread_by_the_canary_key() -> None:
-    assert next_tick(100.0, 10.0, now=100.5, spread=0.25) == 112.5
+    assert next_tick(100.0, 10.0, now=100.5, spread=0.25) == pytest.approx(112.5)
     phases = [phase(f"podinfo-{index}.test") for index in range(1000)]
     assert all(0.0 <= value < 1.0 for value in phases)
     # a thousand jobs started together spread over the whole interval, not onto a few ticks
     assert len({int(value * 10) for value in phases}) == 10
     assert phase("podinfo.test") == phase("podinfo.test")
+
+
+def test_ticks_fall_on_a_tenth_of_a_second_grid_so_that_cycles_due_together_wake_once() -> None:
+    # a trigger at 100.03 made the cycle due then; its next tick waits for the grid
+    assert next_tick(100.03, 10.0, now=100.04) == pytest.approx(110.1)
+    ticks = {next_tick(100.0, 10.0, now=100.0, spread=phase(f"c{i}.test")) for i in range(1000)}
+    assert len(ticks) <= 100  # a thousand canaries at 10 s: at most 10 wakes a second
+    # a sub-second interval keeps a grid of a tenth of it, not of 0.1 s
+    assert next_tick(0.0, 0.05, now=0.0, spread=0.5) == pytest.approx(0.075)
 
 
 async def test_a_slow_cycle_does_not_stretch_the_period() -> None:

@@ -254,6 +254,52 @@ async def test_a_steady_canary_costs_no_api_requests_per_cycle(
     assert requests <= cycles * 1.5, reconciler.api.requests
 
 
+async def test_a_canary_at_rest_repeats_no_steps_until_an_object_it_read_changes(
+    ns: str, api: KubeApi, controller: Controller
+) -> None:
+    await api.create(SERVICE, service(ns, "resting"))
+    await api.create(CANARY, canary(ns, "resting", "resting"))
+
+    async def initialized() -> bool:
+        return await phase_of(ns, api, "resting") == "Initialized"
+
+    await eventually(initialized)
+    reconciler = controller.reconciler
+    assert reconciler is not None
+
+    def unchanged() -> float:
+        return (
+            reconciler.metrics.registry.get_sample_value("coalmine_canary_cycles_unchanged_total")
+            or 0.0
+        )
+
+    before = unchanged()
+    await eventually(_async(lambda: unchanged() >= before + 2))
+    # Someone edits the canary copy (kept in the target's shape every cycle) and deletes the
+    # primary: the next cycle sees what it read changed, runs, and puts both back.
+    copy = await api.get(SERVICE, "resting-canary", ns)
+    wanted = copy["spec"]["selector"]
+    copy["spec"]["selector"] = {"app": "tampered"}
+    await api.replace(SERVICE, copy)
+    await api.delete(SERVICE, "resting-primary", ns)
+
+    async def put_back() -> bool:
+        copy = await api.get(SERVICE, "resting-canary", ns)
+        primary = await api.get_or_none(SERVICE, "resting-primary", ns)
+        return copy["spec"]["selector"] == wanted and primary is not None
+
+    await eventually(put_back)
+    # A new revision of the target still starts a run.
+    target = await api.get(SERVICE, "resting", ns)
+    target["spec"]["selector"] = {"app": "resting-green"}
+    await api.replace(SERVICE, target)
+
+    async def progressing() -> bool:
+        return await phase_of(ns, api, "resting") in {"Progressing", "Promoting", "Succeeded"}
+
+    await eventually(progressing)
+
+
 async def test_a_standby_replica_is_ready_before_it_leads(
     ns: str, apiserver: ApiServer, api: KubeApi
 ) -> None:

@@ -26,6 +26,7 @@ from coalmine.api.models import (
 from coalmine.api.validation import ManifestError, parse_alert_provider, parse_metric_template
 from coalmine.controller.metrics import ControllerMetrics
 from coalmine.hooks.webhooks import WebhookClient
+from coalmine.kube import reads
 from coalmine.kube.api import REQUEST_ERRORS, KubeApi, Object
 from coalmine.kube.cache import Caches, uid_of
 from coalmine.kube.events import EventRecorder
@@ -187,6 +188,7 @@ class PrometheusSink:
 
 class SystemClock:
     def now(self) -> datetime:
+        reads.spoil()  # a decision by the time of day is not repeated from cached reads
         return datetime.now(UTC)
 
     def monotonic(self) -> float:

@@ -162,6 +162,12 @@ class ControllerMetrics:
             "Cycles run by the per-canary jobs (all canaries, failed cycles included)",
             registry=self.registry,
         )
+        self.cycles_unchanged = Counter(
+            "coalmine_canary_cycles_unchanged",
+            "Cycles of canaries at rest that found every object the last cycle read unchanged, "
+            "and so did not run its steps again",
+            registry=self.registry,
+        )
         self.cycle_lag = Histogram(
             "coalmine_canary_cycle_lag_seconds",
             "Seconds from the moment a canary's cycle was due (interval tick or trigger) to its start",

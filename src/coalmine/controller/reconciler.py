@@ -54,6 +54,7 @@ from coalmine.kube.kinds import (
     kind_for,
 )
 from coalmine.kube.meshcluster import MeshCluster
+from coalmine.kube.reads import Trace, tracing
 from coalmine.kube.shards import ShardMembership, acting_for
 from coalmine.notify.alerter import Alerter, GlobalNotifierSettings, global_notifier
 from coalmine.routers.verdict import Options as VerdictOptions
@@ -444,8 +445,12 @@ class CanaryReconciler:
 
     def _cycle_for(self, key: str) -> Callable[[], Coroutine[Any, Any, None]]:
         name, _, namespace = key.partition(".")
+        # The last cycle, when it ended at rest: while everything it read is unchanged, the
+        # next one would find nothing to do again (`kube.reads`). Lives as long as the job.
+        rest: Trace | None = None
 
         async def cycle() -> None:
+            nonlocal rest
             # Jobs start as the Canary list arrives; a check must not read a MetricTemplate,
             # AlertProvider or Secret cache that has not listed yet ("not found" would count as a
             # failed check and could roll back a healthy canary after a restart).
@@ -453,21 +458,28 @@ class CanaryReconciler:
             if not self.shard.mine(key):
                 return  # handed over: the job stops at the rebalance; never write meanwhile
             with acting_for(key), (self.ledger or NO_LEDGER).cycle(key):
-                await self._cycle(key, name, namespace)
+                if rest is not None and rest.holds():
+                    self.metrics.cycles_unchanged.inc()
+                    return
+                trace = Trace()
+                with tracing(trace):
+                    rested = await self._cycle(key, name, namespace)
+                rest = trace if rested and not trace.spoiled else None
 
         return cycle
 
-    async def _cycle(self, key: str, name: str, namespace: str) -> None:
+    async def _cycle(self, key: str, name: str, namespace: str) -> bool:
+        """One cycle; True when it ended at rest."""
         obj = self.caches[CANARY].get(name, namespace)
         known = self._known.get(key)
         if obj is None or known is None:
-            return
+            return False
         # Judged again with synced caches: the target Service may not have been listed when
         # the canary event came, or may since have become something the router cannot reach.
         verdict = self._judge(obj)
         canary, refusal = verdict.canary, verdict.refusal
         if canary is None or canary.metadata.deletion_timestamp:
-            return
+            return False
         if refusal is not None:
             self._refused[key] = (
                 canary.spec.target_ref.kind,
@@ -475,9 +487,10 @@ class CanaryReconciler:
                 canary.spec.target_ref.name,
             )
             await self._refuse(obj, key, refusal.reason, refusal.message, stop_job=False)
-            return
-        await self.sources.prefetch(canary)
-        await self.scheduler.advance(canary)
+            return False
+        with tracing(None):  # the analysis's Secrets: not an input of a cycle at rest
+            await self.sources.prefetch(canary)
+        return await self.scheduler.advance(canary)
 
 
 def _refused(obj: Object) -> bool:

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+from coalmine.kube import reads
 from coalmine.kube.api import Gone, KubeApi, KubeApiError, NotFound, Object
 from coalmine.kube.failures import RepeatLimiter
 from coalmine.kube.kinds import Kind
@@ -108,14 +110,25 @@ class Informer:
 
     def get(self, name: str, namespace: str | None = None) -> Object | None:
         """The cached object; callers must not mutate it (copy before building on it)."""
-        return self._objects.get((namespace or "", name))
+        key = (namespace or "", name)
+        found = self._objects.get(key)
+        trace = reads.current()
+        if trace is not None:
+            trace.read(self, key, found)
+        return found
+
+    def peek(self, key: Key) -> Object | None:
+        """The object under `key`, unseen by a cycle's trace (`kube.reads`)."""
+        return self._objects.get(key)
 
     def list(self, namespace: str | None = None) -> list[Object]:
+        reads.spoil()  # a set of objects: a trace keeps single objects only
         if namespace is None:
             return list(self._objects.values())
         return [obj for (ns, _), obj in self._objects.items() if ns == namespace]
 
     def __iter__(self) -> Iterator[Object]:
+        reads.spoil()
         return iter(list(self._objects.values()))
 
     def __len__(self) -> int:
@@ -179,7 +192,10 @@ class Informer:
 
     def start(self) -> asyncio.Task[None]:
         if self._task is None:
-            self._task = asyncio.create_task(self.run(), name=f"informer {self.kind}")
+            # In a context of its own: an informer started by a cycle is not part of that cycle.
+            self._task = asyncio.create_task(
+                self.run(), name=f"informer {self.kind}", context=contextvars.Context()
+            )
         return self._task
 
     async def stop(self) -> None:
@@ -326,6 +342,7 @@ class OnDemandCache(Informer):
         self._current.set()
 
     def get(self, name: str, namespace: str | None = None) -> Object | None:
+        reads.spoil()  # a copy that expires by age is an input a trace cannot compare
         key = (namespace or "", name)
         read_at = self._read_at.get(key)
         if read_at is None or time.monotonic() - read_at > self.ttl:
@@ -333,6 +350,7 @@ class OnDemandCache(Informer):
         return self._objects.get(key)
 
     def last_known(self, name: str, namespace: str | None = None) -> Object | None:
+        reads.spoil()
         return self._objects.get((namespace or "", name))
 
     async def refresh(self, name: str, namespace: str) -> Object | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from coalmine.api import naming
+from coalmine.kube import reads
 from coalmine.kube.api import KubeApi
 from coalmine.kube.cache import Caches
 from coalmine.kube.kinds import Kind
@@ -40,10 +41,16 @@ class ClusterContext:
     #: `--mesh-name`: the App Mesh (v1beta1) mesh of canaries without `service.meshName`.
     mesh_name: str = ""
     owner_references: bool = True
-    now: Callable[[], datetime] = field(default=utc_now)
+    clock: Callable[[], datetime] = field(default=utc_now)
     mesh: MeshCluster | None = None
     #: Objects known to be in their desired shape, for builders that run every cycle.
     in_shape: InShape = field(default_factory=InShape)
+
+    def now(self) -> datetime:
+        """The wall clock, for readiness deadlines: a cycle that reads it cannot be repeated from
+        its cached reads alone (`kube.reads`)."""
+        reads.spoil()
+        return self.clock()
 
     def routing(self, kind: Kind) -> Cluster:
         """The cluster holding objects of `kind` that a router reads or writes."""

@@ -7,6 +7,8 @@ step reads what it needs from the API server through the seams, so a restart any
 
 from __future__ import annotations
 
+import enum
+
 from coalmine.analysis import AvailabilityOutcome
 from coalmine.api import providers
 from coalmine.api.hashing import is_foreign_hash
@@ -37,41 +39,51 @@ from coalmine.targets.base import TargetFingerprint, is_retriable
 from coalmine.targets.service_coverage import COVERAGE_CONDITION, routing_coverage
 
 
-async def advance(run: Run) -> bool:
-    """Steps 2-27; True when the cycle reached the analysis section (for the duration metric)."""
+class Ended(enum.Enum):
+    """Where a cycle ended, for what the controller does with it afterwards."""
+
+    EARLY = "early"
+    """Before the analysis: initialising, waiting, an error, a new run, a step of a release."""
+    AT_REST = "at rest"
+    """Step 13 found nothing to do: the same cycle repeats until something it reads changes."""
+    ANALYSED = "analysed"
+    """Steps 24-27 ran (the cycle's duration is a metric)."""
+
+
+async def advance(run: Run) -> Ended:
+    """Steps 2-27."""
     initializing = run.phase in INITIALIZING_PHASES
     if not await _reconcile(run, initializing):
-        return False
+        return Ended.EARLY
     fingerprint = await run.read_fingerprint()
     if fingerprint is None:
-        return False
+        return Ended.EARLY
     # 12. initialised
     if initializing:
         await initialized(run)
-        return False
+        return Ended.EARLY
     # release verbs: abort acts here; promote and retry mark the run for later steps
     if not await take_action(run):
-        return False
-    # 13.-15. anything to do, a primary that serves, the live routes
-    if (
-        not await _has_work(run, fingerprint)
-        or not await _primary_serves(run)
-        or not await run.read_routes()
-    ):
-        return False
+        return Ended.EARLY
+    # 13. anything to do
+    if not await _has_work(run, fingerprint):
+        return Ended.AT_REST
+    # 14.-15. a primary that serves, the live routes
+    if not await _primary_serves(run) or not await run.read_routes():
+        return Ended.EARLY
     # 16. a new revision starts (or waits for approval)
     run.publish_phase()
     if run.phase not in STARTED_PHASES:
         await _new_run(run)
-        return False
+        return Ended.EARLY
     # 17. a newer revision restarts the run from zero (also one pushed while a decision waits)
     if run.phase in ANALYSING_PHASES and run.revision_changed(fingerprint):
         await _restart(run)
-        return False
+        return Ended.EARLY
     # 18. the canary must serve
     if not await attempt_or_roll_back(run, run.target.is_canary_ready(run.canary)):
-        return False
-    return await _progress(run)
+        return Ended.EARLY
+    return Ended.ANALYSED if await _progress(run) else Ended.EARLY
 
 
 async def _reconcile(run: Run, initializing: bool) -> bool:

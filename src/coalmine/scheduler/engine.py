@@ -40,21 +40,23 @@ class Scheduler:
         self.deps = deps
         self.config = config or SchedulerConfig()
 
-    async def advance(self, canary: Canary) -> None:
-        """Run one cycle for `canary`, freshly read from the API server."""
+    async def advance(self, canary: Canary) -> bool:
+        """Run one cycle for `canary`, freshly read from the API server; True when it found
+        nothing to do (at rest), so that repeating it with the same inputs would do nothing."""
         started = self.deps.clock.monotonic()
         if canary.spec.suspend:
             await record(
                 self.deps, canary, "Normal", "skipping canary run as object is suspended", None
             )
-            return
+            return False
         canary, paused = await pause_or_resume(self.deps, canary)
         if paused:
-            return
+            return False
         run = Run.start(self.deps, self.config, canary)
-        reached_analysis = await cycle.advance(run)
-        if reached_analysis:
+        ended = await cycle.advance(run)
+        if ended is cycle.Ended.ANALYSED:
             self.deps.metrics.observe_duration(run.canary, self.deps.clock.monotonic() - started)
+        return ended is cycle.Ended.AT_REST
 
     async def finalize(self, canary: Canary) -> bool:
         """revertOnDeletion: revert what coalmine changed; True when the finalizer may go.

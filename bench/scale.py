@@ -23,6 +23,8 @@ Figures, each over a window of `--duration` with nothing else changing:
   tick or trigger to the cycle's start), over each window;
 - garbage-collector pauses per canary-cycle and those over 250 ms (`coalmine_gc_pause_seconds`),
   when the controller exports them;
+- cycles not repeated because nothing they read had changed since a cycle at rest
+  (`coalmine_canary_cycles_unchanged_total`), when the controller exports them;
 - controller and devcluster RSS (current and peak) and devcluster CPU for context.
 
 `--compare-ref COMMIT` runs everything twice on fresh devclusters, first with the controller of
@@ -210,6 +212,7 @@ class Scrape:
     lag_buckets: dict[float, float] = field(default_factory=dict)
     gc_pauses: float | None = None
     gc_long_pauses: float = 0.0
+    unchanged: float | None = None
 
     def api_requests(self) -> float:
         return sum(n for key, n in self.requests.items() if not key.startswith("watch "))
@@ -224,11 +227,14 @@ async def scrape(
     requests: dict[str, float] = {}
     lag: dict[float, float] = {}
     gc_pauses: float | None = None
+    unchanged: float | None = None
     long_pauses: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "coalmine_canary_cycles_total":
                 cycles = sample.value
+            elif sample.name == "coalmine_canary_cycles_unchanged_total":
+                unchanged = sample.value
             elif sample.name == "coalmine_kube_requests_total":
                 requests[f"{sample.labels['verb']} {sample.labels['resource']}"] = sample.value
             elif sample.name == "coalmine_canary_cycle_lag_seconds_bucket":
@@ -248,6 +254,7 @@ async def scrape(
         lag,
         gc_pauses,
         long_pauses.get("+Inf", 0.0) - long_pauses.get("0.25", 0.0),
+        unchanged,
     )
 
 
@@ -282,6 +289,7 @@ class Window:
     lag_buckets: dict[float, float] = field(default_factory=dict)
     gc_pauses: float | None = None
     gc_long_pauses: float = 0.0
+    unchanged: float | None = None
 
     @property
     def cpu_ms_per_cycle(self) -> float:
@@ -321,6 +329,11 @@ class Window:
                 f"  ({100 * self.gc_pauses / max(self.controller_cpu, 1e-9):.0f} % of the CPU;"
                 f" {self.gc_long_pauses:.0f} pauses over 250 ms)"
             )
+        if self.unchanged is not None:
+            print(
+                f"  cycles not repeated    {self.unchanged:8.0f}"
+                f"  ({100 * self.unchanged / cycles:.0f} %: at rest, nothing they read had changed)"
+            )
 
 
 def window(name: str, before: Scrape, after: Scrape) -> Window:
@@ -343,6 +356,9 @@ def window(name: str, before: Scrape, after: Scrape) -> Window:
         if after.gc_pauses is None or before.gc_pauses is None
         else after.gc_pauses - before.gc_pauses,
         after.gc_long_pauses - before.gc_long_pauses,
+        None
+        if after.unchanged is None or before.unchanged is None
+        else after.unchanged - before.unchanged,
     )
 
 

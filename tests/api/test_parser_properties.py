@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -102,6 +102,7 @@ def test_arbitrary_json_values_only_give_a_model_none_or_manifest_error(document
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(TOP_LEVEL)
+@example({"apiVersion": "flagger.app/v1beta1", "kind": "\n"})  # a kind that is a line break
 def test_arbitrary_flagger_shaped_objects_only_give_a_model_none_or_manifest_error(
     document: dict[str, Any],
 ) -> None:

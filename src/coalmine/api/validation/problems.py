@@ -43,7 +43,10 @@ class ManifestError(ValueError):
         return [problem for problem in self.problems if problem.severity == "error"]
 
     def __str__(self) -> str:
-        lines = [f"{self.subject} is invalid:"]
+        # A subject built from a user's kind or name may hold a newline: quoted and escaped
+        # (as the problems quote values), so that the message stays one line per problem.
+        subject = self.subject if self.subject.isprintable() else json.dumps(self.subject)
+        lines = [f"{subject} is invalid:"]
         lines.extend(f"  {problem}" for problem in self.problems)
         return "\n".join(lines)
 

@@ -74,6 +74,13 @@ async def phase_of(ns: str, api: KubeApi, name: str) -> str:
     return str((obj.get("status") or {}).get("phase") or "")
 
 
+async def reaches(ns: str, api: KubeApi, name: str, phase: str) -> None:
+    async def there() -> bool:
+        return await phase_of(ns, api, name) == phase
+
+    await eventually(there, what=f"canary {name} {phase}")
+
+
 async def warnings(ns: str, api: KubeApi, name: str) -> list[str]:
     events = (await api.list(EVENT, ns)).items
     return [
@@ -111,10 +118,7 @@ async def test_an_invalid_canary_gets_a_condition_and_a_warning_naming_the_field
     assert "spec.analysis.stepWeights[1]" in found["message"]
     assert any("spec.analysis.stepWeights[1]" in m for m in await warnings(ns, api, "bad"))
 
-    async def good_initialized() -> bool:
-        return await phase_of(ns, api, "good") == "Initialized"
-
-    await eventually(good_initialized)
+    await reaches(ns, api, "good", "Initialized")
 
 
 async def test_fixing_an_invalid_canary_starts_it(
@@ -137,10 +141,7 @@ async def test_fixing_an_invalid_canary_starts_it(
         ns,
     )
 
-    async def initialized() -> bool:
-        return await phase_of(ns, api, "podinfo") == "Initialized"
-
-    await eventually(initialized)
+    await reaches(ns, api, "podinfo", "Initialized")
 
 
 async def test_a_missing_target_keeps_the_canary_initializing_with_an_event(
@@ -155,10 +156,7 @@ async def test_a_missing_target_keeps_the_canary_initializing_with_an_event(
     assert await phase_of(ns, api, "ghost") == "Initializing"
     await api.create(SERVICE, service(ns, "ghost"))
 
-    async def initialized() -> bool:
-        return await phase_of(ns, api, "ghost") == "Initialized"
-
-    await eventually(initialized)
+    await reaches(ns, api, "ghost", "Initialized")
 
 
 async def test_a_second_canary_on_the_same_target_is_refused(
@@ -167,10 +165,7 @@ async def test_a_second_canary_on_the_same_target_is_refused(
     await api.create(SERVICE, service(ns, "shared"))
     await api.create(CANARY, canary(ns, "first", "shared"))
 
-    async def first_initialized() -> bool:
-        return await phase_of(ns, api, "first") == "Initialized"
-
-    await eventually(first_initialized)
+    await reaches(ns, api, "first", "Initialized")
     await api.create(CANARY, canary(ns, "second", "shared"))
 
     async def second_refused() -> bool:
@@ -213,10 +208,7 @@ async def test_metrics_health_and_readiness_endpoints(
     await api.create(SERVICE, service(ns, "podinfo"))
     await api.create(CANARY, canary(ns, "podinfo", "podinfo"))
 
-    async def initialized() -> bool:
-        return await phase_of(ns, api, "podinfo") == "Initialized"
-
-    await eventually(initialized)
+    await reaches(ns, api, "podinfo", "Initialized")
     base = f"http://127.0.0.1:{controller.http_port}"
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{base}/healthz") as response:
@@ -236,10 +228,7 @@ async def test_a_steady_canary_costs_no_api_requests_per_cycle(
     await api.create(SERVICE, service(ns, "steady"))
     await api.create(CANARY, canary(ns, "steady", "steady"))
 
-    async def initialized() -> bool:
-        return await phase_of(ns, api, "steady") == "Initialized"
-
-    await eventually(initialized)
+    await reaches(ns, api, "steady", "Initialized")
     await asyncio.sleep(1.5)
     reconciler = controller.reconciler
     assert reconciler is not None
@@ -260,10 +249,7 @@ async def test_a_canary_at_rest_repeats_no_steps_until_an_object_it_read_changes
     await api.create(SERVICE, service(ns, "resting"))
     await api.create(CANARY, canary(ns, "resting", "resting"))
 
-    async def initialized() -> bool:
-        return await phase_of(ns, api, "resting") == "Initialized"
-
-    await eventually(initialized)
+    await reaches(ns, api, "resting", "Initialized")
     reconciler = controller.reconciler
     assert reconciler is not None
 
@@ -351,10 +337,7 @@ async def test_a_target_that_becomes_unroutable_is_refused_at_the_next_cycle(
     await api.create(SERVICE, service(ns, "split"))
     await api.create(CANARY, canary(ns, "split", "split", provider="linkerd"))
 
-    async def initialized() -> bool:
-        return await phase_of(ns, api, "split") == "Initialized"
-
-    await eventually(initialized)
+    await reaches(ns, api, "split", "Initialized")
     await api.replace(
         SERVICE,
         {
@@ -379,10 +362,7 @@ async def test_a_refused_second_canary_takes_over_when_the_first_is_deleted(
     await api.create(SERVICE, service(ns, "handover"))
     await api.create(CANARY, canary(ns, "old", "handover"))
 
-    async def old_initialized() -> bool:
-        return await phase_of(ns, api, "old") == "Initialized"
-
-    await eventually(old_initialized)
+    await reaches(ns, api, "old", "Initialized")
     await api.create(CANARY, canary(ns, "new", "handover"))
 
     async def new_refused() -> bool:
@@ -391,8 +371,5 @@ async def test_a_refused_second_canary_takes_over_when_the_first_is_deleted(
     await eventually(new_refused)
     await api.delete(CANARY, "old", ns)
 
-    async def new_initialized() -> bool:
-        return await phase_of(ns, api, "new") == "Initialized"
-
-    await eventually(new_initialized)
+    await reaches(ns, api, "new", "Initialized")
     assert condition(await api.get(CANARY, "new", ns), "Valid") is None

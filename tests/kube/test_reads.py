@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
 
 from coalmine.kube import reads
 from coalmine.kube.api import KubeApi
@@ -13,14 +12,7 @@ from coalmine.kube.context import ClusterContext
 from coalmine.kube.kinds import CONFIG_MAP, SECRET
 from coalmine.kube.reads import Trace, tracing
 
-
-def configmap(ns: str, name: str, **data: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": ns},
-        "data": data,
-    }
+from .test_informer import configmap
 
 
 async def test_a_trace_holds_while_every_object_it_read_is_still_the_cached_one(

@@ -144,6 +144,9 @@ async def test_a_renewal_counts_from_when_the_watch_brought_it_not_from_the_next
     apiserver: ApiServer, api: KubeApi, clock: Clock
 ) -> None:
     a, b = await joined(api, apiserver.namespace, clock, ("a", "b"))
+    # a has seen b's latest record: else the watch's first list, if it lands after the clock
+    # moves on, dates that older record at `renewed` and the renewal itself comes later.
+    await a.round()
     watching = asyncio.create_task(a.watch())
     try:
         clock.now += 1.0

@@ -148,7 +148,7 @@ class CanaryJob:
 
     async def _sleep_until(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         """Until `when` or a trigger; a bare future and timer (an Event under a timeout context
-        costs twice as much, and there is one wait per canary-cycle)."""
+        cost 1.3-1.75x as much per wait in an empty job loop, and there is one per cycle)."""
         waiter = self._waiter = loop.create_future()
         timer = loop.call_at(when, _release, waiter)
         try:

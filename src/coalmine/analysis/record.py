@@ -85,7 +85,7 @@ def with_measurements(
             consecutive_errors=errors or None,
             measurements=kept[-keep:],
         )
-    new = status.model_copy(deep=True)
+    new = status.model_copy()  # metrics replaced below; nothing edited in place
     new.metrics = [records[name] for name in order]
     if outcome.score is not None:
         new.judge_score = outcome.score

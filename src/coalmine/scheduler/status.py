@@ -131,7 +131,7 @@ def mark_reverted(status: CanaryStatus | None, now: datetime) -> CanaryStatus:
 def _copy(status: CanaryStatus | None) -> CanaryStatus:
     """A copy whose fields the builders may reassign. Shallow: a status is a value here, and no
     builder edits a condition, a measurement or the tracked configs in place (they build new
-    ones); a deep copy of every condition was the largest part of a status update's cost."""
+    ones); deep copies of the conditions were about 3 % of an analysing cycle's profile."""
     return status.model_copy() if status is not None else CanaryStatus()
 
 

@@ -26,7 +26,7 @@ from coalmine.kube.api import (
     NotFound,
     load_config,
 )
-from coalmine.kube.kinds import CONFIG_MAP, NAMESPACE, TRAFFIC_ROUTE
+from coalmine.kube.kinds import CANARY, CONFIG_MAP, EVENT, NAMESPACE, TRAFFIC_ROUTE
 
 Stream = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
 
@@ -42,6 +42,25 @@ class StubServer:
     requests: list[tuple[str, dict[str, str], str]] = field(default_factory=list)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        assert self.stream is not None
+        await self.stream(request, response)
+        return response
+
+    async def write(self, request: web.Request) -> web.StreamResponse:
+        """A status merge patch or a create: answered with the body it carried, as stored."""
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        written = await request.json()
+        return web.json_response({**written, "metadata": {"name": "a", "resourceVersion": "9"}})
+
+    def _refused(self, request: web.Request) -> web.StreamResponse | None:
         authorization = request.headers.get("Authorization", "")
         self.requests.append((request.path, dict(request.query), authorization))
         if self.accepted_token and authorization != f"Bearer {self.accepted_token}":
@@ -51,12 +70,7 @@ class StubServer:
                 {"kind": "Status", "code": 401, "reason": "Unauthorized", "message": "no"},
                 status=401,
             )
-        response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        assert self.stream is not None
-        await self.stream(request, response)
-        return response
+        return None
 
 
 @pytest.fixture
@@ -64,6 +78,7 @@ async def stub() -> AsyncIterator[StubServer]:
     server = StubServer()
     app = web.Application()
     app.router.add_get("/{tail:.*}", server.handle)
+    app.router.add_route("*", "/{tail:.*}", server.write)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -249,3 +264,53 @@ async def test_a_401_the_auth_flow_cannot_cure_is_a_401_refusal(
         await api.close()
     assert (refused.value.code, str(refused.value)) == (401, "no")
     assert len(stub.requests) == 1
+
+
+# --- the hot writes' own connections, on the same server -------------------------------------
+
+
+async def test_a_401_rereads_the_token_file_and_the_status_write_lands(
+    tmp_path: Path, stub: StubServer
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("expired")
+    stub.token_file, stub.accepted_token = token_file, "rotated"
+    api = KubeApi(load_config(kubeconfig(tmp_path, stub, {"tokenFile": str(token_file)})))
+    try:
+        written = await api.patch(CANARY, "a", {"status": {"iterations": 2}}, "ns", status=True)
+    finally:
+        await api.close()
+    assert written["status"] == {"iterations": 2}
+    assert [authorization for _, _, authorization in stub.requests] == [
+        "Bearer expired",
+        "Bearer rotated",
+    ]
+
+
+async def test_a_401_on_a_write_the_auth_flow_cannot_cure_is_a_401_refusal(
+    tmp_path: Path, stub: StubServer
+) -> None:
+    stub.accepted_token = "the-real-one"
+    api = KubeApi(load_config(kubeconfig(tmp_path, stub, {"token": "wrong"})))
+    try:
+        with pytest.raises(KubeApiError) as refused:
+            await api.create(EVENT, {"metadata": {"name": "e", "namespace": "ns"}})
+    finally:
+        await api.close()
+    assert (refused.value.code, str(refused.value)) == (401, "no")
+    assert len(stub.requests) == 1
+
+
+async def test_the_hot_writes_keep_the_path_the_server_url_carries(
+    tmp_path: Path, stub: StubServer
+) -> None:
+    """An API server behind a path-routing proxy (`server: https://proxy/k8s/clusters/c-1`)."""
+    stub.url += "/k8s/clusters/c-1"
+    api = KubeApi(load_config(kubeconfig(tmp_path, stub)))
+    try:
+        await api.patch(CANARY, "a", {"status": {"iterations": 1}}, "ns", status=True)
+    finally:
+        await api.close()
+    path, query, _ = stub.requests[0]
+    assert path == "/k8s/clusters/c-1/apis/flagger.app/v1beta1/namespaces/ns/canaries/a/status"
+    assert query == {"fieldManager": "coalmine"}

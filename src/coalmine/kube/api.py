@@ -1,5 +1,6 @@
 """The one door to the API server: lightkube's async client, speaking plain dicts; the hot
-writes and every watch take the lean aiohttp path of `kube.hotpath`.
+writes (on their own connections, `kube.http1`) and every watch (aiohttp) take the lean path of
+`kube.hotpath`.
 
 Every request goes through `KubeApi` so that timeouts, request counting (the scale benchmark
 reports API requests per canary cycle) and error translation live in one place.

@@ -1,10 +1,13 @@
-"""The controller's hot traffic as raw JSON over aiohttp: its two writes per cycle (a Canary's
-status, its Events) and every watch.
+"""The controller's hot traffic as raw JSON: its two writes per cycle (a Canary's status, its
+Events) on connections of its own (`kube.http1`; through a proxy, on aiohttp), and every watch
+on aiohttp.
 
 Why: at 1,000 analysing canaries the two writes of every cycle were 60 % of the controller's
 CPU, nearly all of it lightkube → httpx → httpcore → anyio building, sending and decoding two
 small requests. The same requests through aiohttp's connection pool, with the body encoded
-once by msgspec and the answer decoded once, cost about a quarter of the CPU each. Each status
+once by msgspec and the answer decoded once, cost about a quarter of the CPU each; aiohttp's
+own per-request machinery was then the largest share left, so the writes moved to connections
+of their own (`kube.http1`), where a request is one prepared buffer. Each status
 write then comes back as a watch event of the Canary: lightkube's watch (httpx line iteration,
 its event and object decoding) was the next largest cost, so watches stream here too, each line
 decoded once by msgspec into plain dicts. Everything else (reads, lists, other writes) stays on
@@ -21,8 +24,8 @@ once, as httpx's `trust_env` reads them when lightkube's client is made.
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
@@ -33,9 +36,11 @@ from lightkube import SingleConfig
 from lightkube.config.client_adapter import ConnectionParams
 from yarl import URL
 
+from coalmine.kube.http1 import ConnectionPool, Reply
 from coalmine.kube.kinds import Kind
 
 Object = dict[str, Any]
+_Reply = TypeVar("_Reply")
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
@@ -89,12 +94,13 @@ def object_path(kind: Kind, namespace: str | None, name: str | None = None) -> s
 
 
 class JsonClient:
-    """POST and merge-PATCH of plain dicts on one kept-alive aiohttp connection pool, and
-    watches on a second pool of their own.
+    """POST and merge-PATCH of plain dicts on kept-alive connections of their own (through a
+    proxy: an aiohttp pool), and watches on an aiohttp pool of their own.
 
-    The writes' pool is capped at `max_connections` (the controller's in-flight limit); a watch
-    holds its connection for minutes, so it must not take one of those places: watches use a
-    pool without a limit, with no total timeout and a read timeout just above the server's."""
+    The writes' connections are bounded by the controller's in-flight limit (through a proxy,
+    aiohttp's pool is capped at `max_connections`); a watch holds its connection for minutes, so
+    it must not take one of those places: watches use a pool without a limit, with no total
+    timeout and a read timeout just above the server's."""
 
     def __init__(
         self, config: SingleConfig, *, timeout: float, max_connections: int, field_manager: str
@@ -108,6 +114,7 @@ class JsonClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_connections = max_connections
         self._query = f"?fieldManager={quote(field_manager, safe='')}"
+        self._pool = None if self._proxy else ConnectionPool(self._base, self._ssl, timeout=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._watch_session: aiohttp.ClientSession | None = None
         self._urls: dict[str, URL] = {}
@@ -117,6 +124,8 @@ class JsonClient:
         return self._proxy
 
     async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
         for session in (self._session, self._watch_session):
             if session is not None:
                 await session.close()
@@ -193,19 +202,59 @@ class JsonClient:
         return url
 
     async def _send(self, method: str, path: str, body: Any, content_type: str) -> Object:
+        payload = _encode(body)
+        headers = {"Accept": JSON, "Content-Type": content_type}
+        if self._pool is None:
+            status, content = await self._send_via_proxy(method, path, payload, headers)
+        else:
+            status, content = await self._send_direct(self._pool, method, path, payload, headers)
+        if status >= 400:
+            raise ErrorReply(status, content)
+        decoded: Object = _decode_object(content)
+        return decoded
+
+    async def _send_direct(
+        self,
+        pool: ConnectionPool,
+        method: str,
+        path: str,
+        payload: bytes,
+        headers: dict[str, str],
+    ) -> tuple[int, bytes]:
+        target = f"{pool.prefix}{path}{self._query}"
+        tail = f"Content-Length: {len(payload)}\r\n\r\n"
+
+        def send() -> Awaitable[Reply]:
+            # built at each try: a retry after a 401 carries the auth flow's fresh credentials
+            lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+            head = f"{method} {target} HTTP/1.1\r\nHost: {pool.host_header}\r\n{lines}{tail}"
+            return pool.request(head.encode("latin-1"), payload)
+
+        async def refusal(reply: Reply) -> tuple[int, bytes, dict[str, str]] | None:
+            if reply.status != 401:
+                return None
+            decoded = {
+                name.decode("latin-1"): value.decode("latin-1") for name, value in reply.headers
+            }
+            return reply.status, reply.body, decoded
+
+        url = f"{self._base}{path}{self._query}"
+        reply = await self._signed(method, url, headers, send, refusal)
+        return reply.status, reply.body
+
+    async def _send_via_proxy(
+        self, method: str, path: str, payload: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        """Through aiohttp, which speaks to proxies (CONNECT tunnels for TLS)."""
         url = self._write_url(path)
-        headers = {"Accept": JSON}
         # A payload made here skips aiohttp's lookup of a payload type for `bytes`.
-        data = BytesPayload(_encode(body), content_type=content_type)
+        data = BytesPayload(payload, content_type=headers.pop("Content-Type"))
         reply = await self._request(self._session_now(), method, url, data, headers, None)
         try:
             content = await reply.read()
         finally:
             reply.release()
-        if reply.status >= 400:
-            raise ErrorReply(reply.status, content)
-        decoded: Object = _decode_object(content)
-        return decoded
+        return reply.status, content
 
     async def _request(
         self,
@@ -216,32 +265,54 @@ class JsonClient:
         headers: dict[str, str],
         deadlines: aiohttp.ClientTimeout | None,
     ) -> aiohttp.ClientResponse:
-        """The reply (its body unread, unless it is a final 401): lightkube's auth flow signs
-        the request and, on a 401, may have it sent once more with fresh credentials."""
+        """The aiohttp reply (its body unread, unless it is a final 401)."""
         extra: dict[str, Any] = {} if deadlines is None else {"timeout": deadlines}
+
+        def send() -> Awaitable[aiohttp.ClientResponse]:
+            return session.request(
+                method, url, data=data, headers=headers, proxy=self._proxy, **extra
+            )
+
+        async def refusal(
+            reply: aiohttp.ClientResponse,
+        ) -> tuple[int, bytes, dict[str, str]] | None:
+            if reply.status != 401:
+                return None
+            return reply.status, await reply.read(), dict(reply.headers)
+
+        return await self._signed(method, str(url), headers, send, refusal)
+
+    async def _signed(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        send: Callable[[], Awaitable[_Reply]],
+        refusal: Callable[[_Reply], Awaitable[tuple[int, bytes, dict[str, str]] | None]],
+    ) -> _Reply:
+        """`send()`'s reply: lightkube's auth flow signs `headers` and, on a 401 (`refusal`
+        gives its code, body and headers), may have the request sent once more with fresh
+        credentials."""
         flow = await self._authorize(method, url, headers)
         try:
             while True:
-                reply = await session.request(
-                    method, url, data=data, headers=headers, proxy=self._proxy, **extra
-                )
-                if reply.status != 401 or flow is None:
+                reply = await send()
+                if flow is None:
                     return reply
-                content = await reply.read()
-                reply_headers = dict(reply.headers)
-                if not await self._retry(flow, reply.status, content, reply_headers, headers):
+                refused = await refusal(reply)
+                if refused is None or not await self._retry(flow, *refused, headers):
                     return reply
         finally:
             if flow is not None:
                 await flow.aclose()
 
     async def _authorize(
-        self, method: str, url: URL | str, headers: dict[str, str]
+        self, method: str, url: str, headers: dict[str, str]
     ) -> AsyncGenerator[httpx2.Request, httpx2.Response] | None:
         """Start lightkube's auth flow and copy its Authorization header (None without auth)."""
         if self._auth is None:
             return None
-        flow = self._auth.async_auth_flow(httpx2.Request(method, str(url)))
+        flow = self._auth.async_auth_flow(httpx2.Request(method, url))
         request = await anext(flow)
         _copy_authorization(request, headers)
         return flow
@@ -290,4 +361,6 @@ async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
 def _copy_authorization(request: httpx2.Request, headers: dict[str, str]) -> None:
     value = request.headers.get("Authorization")
     if value is not None:
+        if "\r" in value or "\n" in value:  # it would end the header and start another
+            raise ValueError("the credentials' Authorization header carries a line break")
         headers["Authorization"] = value

@@ -9,7 +9,7 @@ import pytest
 
 from coalmine.kube.api import KubeApi
 from coalmine.kube.cache import Caches, Informer, KindUnavailable, lean
-from coalmine.kube.kinds import CONFIG_MAP, Kind
+from coalmine.kube.kinds import CONFIG_MAP, SECRET, Kind
 from polling import eventually
 from tiered import ApiServer
 
@@ -71,6 +71,28 @@ async def test_a_dropped_watch_resumes_without_repeating_or_missing_events(
     await api.patch(CONFIG_MAP, "a", {"data": {"v": "2"}}, ns)
     await eventually(lambda: ("MODIFIED", "a", "2") in seen.events)
     assert seen.events == [("ADDED", "a", "1"), ("MODIFIED", "a", "2")]
+    assert informer.relists == 1
+    await informer.stop()
+
+
+@pytest.mark.devcluster_only("needs devcluster's fault injection and its 1 s bookmarks")
+async def test_a_quiet_watch_resumes_from_a_bookmark_after_the_history_moved_on(
+    ns: str, api: KubeApi, apiserver: ApiServer
+) -> None:
+    """Without bookmarks a kind nobody writes resumes from its list's resourceVersion, which
+    the server has long forgotten when others write a lot (etcd's compaction, a full watch
+    cache): a 410 and a re-list of every object of the kind, which stalls the controller's
+    cycles when the kind is large (30,000 Services at 10,000 canaries)."""
+    informer = Informer(api, CONFIG_MAP, ns)
+    informer.start()
+    await informer.wait_synced()
+    other = await api.create(SECRET, {"metadata": {"name": "elsewhere", "namespace": ns}})
+    written = int(other["metadata"]["resourceVersion"])
+    await eventually(lambda: informer.resource_version >= written)  # a bookmark brought it
+    apiserver.hooks.faults.expire_history()
+    apiserver.hooks.faults.drop_watches()  # the server ends the watch; the informer resumes
+    await api.create(CONFIG_MAP, configmap(ns, "after", v="1"))
+    await eventually(lambda: informer.get("after", ns) is not None)
     assert informer.relists == 1
     await informer.stop()
 

@@ -169,7 +169,7 @@ async def test_lines_are_decoded_wherever_the_chunks_cut_them(
     ]
 
 
-async def test_a_watch_sends_lightkubes_parameters_on_the_collections_path(
+async def test_a_watch_sends_lightkubes_parameters_and_asks_for_bookmarks(
     api: KubeApi, stub: StubServer
 ) -> None:
     stub.stream = pieces()
@@ -179,7 +179,12 @@ async def test_a_watch_sends_lightkubes_parameters_on_the_collections_path(
         assert [item async for item in events] == []
     async with contextlib.aclosing(api.watch(TRAFFIC_ROUTE, None, "7")) as events:
         assert [item async for item in events] == []
-    watch = {"watch": "true", "resourceVersion": "7", "timeoutSeconds": "300"}
+    watch = {
+        "watch": "true",
+        "resourceVersion": "7",
+        "timeoutSeconds": "300",
+        "allowWatchBookmarks": "true",
+    }
     assert [(path, query) for path, query, _ in stub.requests] == [
         ("/api/v1/namespaces/ns/configmaps", watch),
         ("/api/v1/configmaps", watch),

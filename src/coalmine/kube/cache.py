@@ -135,6 +135,11 @@ class Informer:
         return len(self._objects)
 
     @property
+    def resource_version(self) -> int:
+        """The highest resourceVersion seen: of a list, an event, or a bookmark."""
+        return self._highest
+
+    @property
     def synced(self) -> bool:
         return self._synced.is_set()
 

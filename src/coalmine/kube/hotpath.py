@@ -146,9 +146,15 @@ class JsonClient:
     ) -> AsyncGenerator[tuple[str, Object], None]:
         """`(type, object)` of each event until the server ends the stream. A refusal before
         the stream, or an `ERROR` event in it, raises `ErrorReply`; a lost connection raises
-        aiohttp's (or the OS's) error. Parameters as lightkube's watch sends them."""
+        aiohttp's (or the OS's) error. Parameters as lightkube's watch sends them, and bookmarks
+        asked for: a quiet kind's watch then resumes from a recent resourceVersion (`Informer`)."""
         query = urlencode(
-            {"timeoutSeconds": server_timeout, "resourceVersion": resource_version, "watch": "true"}
+            {
+                "allowWatchBookmarks": "true",
+                "timeoutSeconds": server_timeout,
+                "resourceVersion": resource_version,
+                "watch": "true",
+            }
         )
         url = f"{self._base}{object_path(kind, namespace)}?{query}"
         timeout = aiohttp.ClientTimeout(

@@ -239,8 +239,35 @@ async def test_a_connection_lost_mid_line_is_a_transport_error_not_a_refusal(
     assert not isinstance(lost.value, KubeApiError | NotFound | Conflict | Gone)
 
 
-async def test_a_401_rereads_the_token_file_and_the_watch_streams(
-    tmp_path: Path, stub: StubServer
+async def _watch(api: KubeApi) -> object:
+    return await collect(api)
+
+
+async def _status_write(api: KubeApi) -> object:
+    written = await api.patch(CANARY, "a", {"status": {"iterations": 2}}, "ns", status=True)
+    return written["status"]
+
+
+async def _event(api: KubeApi) -> object:
+    body = {"metadata": {"name": "e", "namespace": "ns"}, "reason": "Synced"}
+    return (await api.create(EVENT, body))["reason"]
+
+
+# A watch streams on aiohttp; the hot writes go on connections of their own: one auth flow.
+AUTHORIZED = pytest.mark.parametrize(
+    ("call", "answer"),
+    [
+        (_watch, [("ADDED", "a", "1")]),
+        (_status_write, {"iterations": 2}),
+        (_event, "Synced"),
+    ],
+    ids=["watch", "status write", "event"],
+)
+
+
+@AUTHORIZED
+async def test_a_401_rereads_the_token_file_and_the_request_is_sent_again(
+    tmp_path: Path, stub: StubServer, call: Callable[[KubeApi], Awaitable[object]], answer: object
 ) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("expired")
@@ -248,7 +275,7 @@ async def test_a_401_rereads_the_token_file_and_the_watch_streams(
     stub.stream = pieces(event("ADDED", "a", 8, v="1"))
     api = KubeApi(load_config(kubeconfig(tmp_path, stub, {"tokenFile": str(token_file)})))
     try:
-        assert await collect(api) == [("ADDED", "a", "1")]
+        assert await call(api) == answer
     finally:
         await api.close()
     assert [authorization for _, _, authorization in stub.requests] == [
@@ -257,49 +284,15 @@ async def test_a_401_rereads_the_token_file_and_the_watch_streams(
     ]
 
 
+@AUTHORIZED
 async def test_a_401_the_auth_flow_cannot_cure_is_a_401_refusal(
-    tmp_path: Path, stub: StubServer
+    tmp_path: Path, stub: StubServer, call: Callable[[KubeApi], Awaitable[object]], answer: object
 ) -> None:
     stub.accepted_token = "the-real-one"
     api = KubeApi(load_config(kubeconfig(tmp_path, stub, {"token": "wrong"})))
     try:
         with pytest.raises(KubeApiError) as refused:
-            await collect(api)
-    finally:
-        await api.close()
-    assert (refused.value.code, str(refused.value)) == (401, "no")
-    assert len(stub.requests) == 1
-
-
-# --- the hot writes' own connections, on the same server -------------------------------------
-
-
-async def test_a_401_rereads_the_token_file_and_the_status_write_lands(
-    tmp_path: Path, stub: StubServer
-) -> None:
-    token_file = tmp_path / "token"
-    token_file.write_text("expired")
-    stub.token_file, stub.accepted_token = token_file, "rotated"
-    api = KubeApi(load_config(kubeconfig(tmp_path, stub, {"tokenFile": str(token_file)})))
-    try:
-        written = await api.patch(CANARY, "a", {"status": {"iterations": 2}}, "ns", status=True)
-    finally:
-        await api.close()
-    assert written["status"] == {"iterations": 2}
-    assert [authorization for _, _, authorization in stub.requests] == [
-        "Bearer expired",
-        "Bearer rotated",
-    ]
-
-
-async def test_a_401_on_a_write_the_auth_flow_cannot_cure_is_a_401_refusal(
-    tmp_path: Path, stub: StubServer
-) -> None:
-    stub.accepted_token = "the-real-one"
-    api = KubeApi(load_config(kubeconfig(tmp_path, stub, {"token": "wrong"})))
-    try:
-        with pytest.raises(KubeApiError) as refused:
-            await api.create(EVENT, {"metadata": {"name": "e", "namespace": "ns"}})
+            await call(api)
     finally:
         await api.close()
     assert (refused.value.code, str(refused.value)) == (401, "no")

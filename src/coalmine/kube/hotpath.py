@@ -34,7 +34,6 @@ import msgspec
 from aiohttp.payload import BytesPayload
 from lightkube import SingleConfig
 from lightkube.config.client_adapter import ConnectionParams
-from yarl import URL
 
 from coalmine.kube.http1 import ConnectionPool, Reply
 from coalmine.kube.kinds import Kind
@@ -44,7 +43,6 @@ _Reply = TypeVar("_Reply")
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
-MAX_REMEMBERED_URLS = 16_384
 WATCH_READ_GRACE_SECONDS = 30.0
 """A watch's socket may stay silent this long past the server's `timeoutSeconds` before the
 connection counts as lost (the server ends a quiet watch at its timeout)."""
@@ -117,7 +115,6 @@ class JsonClient:
         self._pool = None if self._proxy else ConnectionPool(self._base, self._ssl, timeout=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._watch_session: aiohttp.ClientSession | None = None
-        self._urls: dict[str, URL] = {}
 
     @property
     def proxy(self) -> str | None:
@@ -196,17 +193,6 @@ class JsonClient:
             )
         return self._watch_session
 
-    def _write_url(self, path: str) -> URL:
-        """The parsed URL of a write to `path`. A canary's status and its namespace's Events are
-        written every cycle: parsing the same URL each time was a fiftieth of the cycle's CPU.
-        The paths are quoted already (`object_path`); the memory is bounded by clearing it."""
-        url = self._urls.get(path)
-        if url is None:
-            if len(self._urls) >= MAX_REMEMBERED_URLS:
-                self._urls.clear()
-            url = self._urls[path] = URL(f"{self._base}{path}{self._query}", encoded=True)
-        return url
-
     async def _send(self, method: str, path: str, body: Any, content_type: str) -> Object:
         payload = _encode(body)
         headers = {"Accept": JSON, "Content-Type": content_type}
@@ -252,7 +238,7 @@ class JsonClient:
         self, method: str, path: str, payload: bytes, headers: dict[str, str]
     ) -> tuple[int, bytes]:
         """Through aiohttp, which speaks to proxies (CONNECT tunnels for TLS)."""
-        url = self._write_url(path)
+        url = f"{self._base}{path}{self._query}"
         # A payload made here skips aiohttp's lookup of a payload type for `bytes`.
         data = BytesPayload(payload, content_type=headers.pop("Content-Type"))
         reply = await self._request(self._session_now(), method, url, data, headers, None)
@@ -266,7 +252,7 @@ class JsonClient:
         self,
         session: aiohttp.ClientSession,
         method: str,
-        url: URL | str,
+        url: str,
         data: BytesPayload | None,
         headers: dict[str, str],
         deadlines: aiohttp.ClientTimeout | None,
@@ -286,7 +272,7 @@ class JsonClient:
                 return None
             return reply.status, await reply.read(), dict(reply.headers)
 
-        return await self._signed(method, str(url), headers, send, refusal)
+        return await self._signed(method, url, headers, send, refusal)
 
     async def _signed(
         self,
